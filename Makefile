@@ -1,0 +1,77 @@
+# cloud58 — every entry point a person or CI uses. `make help` lists them.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+REPO      := $(CURDIR)
+VENV      := $(REPO)/.venv
+PY        := $(VENV)/bin/python
+export PATH := $(VENV)/bin:$(PATH)
+export ANSIBLE_CONFIG := $(REPO)/ansible.cfg
+export CONTAINERS_CONF := $(REPO)/containers/containers.conf
+export PYTHONDONTWRITEBYTECODE := 1
+export PYTHONPATH := $(REPO)/lab$(if $(PYTHONPATH),:$(PYTHONPATH))
+COLLECTION := $(REPO)/collections/ansible_collections/cloud58/platform
+DC ?= lab1
+
+.PHONY: help setup setup-apt setup-venv setup-upstream setup-image lock \
+        test lint unit integration network molecule sanity bench lab lab-down \
+        topology render reconcile mr-check clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+## ---- setup: idempotent, a second run takes seconds -------------------------------
+setup: setup-apt setup-venv setup-upstream setup-image ## install everything the tests and the lab need
+
+setup-apt: ## Debian packages (podman, runc, debootstrap, frr, bird2, haproxy, keepalived, graphviz)
+	@scripts/setup/apt.sh
+
+setup-venv: setup-apt ## the pinned virtualenv (.venv -> cache keyed by requirements.txt)
+	@scripts/setup/venv.sh
+
+setup-upstream: setup-apt ## etcd, kube-*, kubelet, kubectl, kwok built from the Go module proxy (cached by version)
+	@scripts/setup/upstream.sh
+
+setup-image: setup-apt ## the node image localhost/cloud58-node:<recipe hash>
+	@scripts/setup/image.sh
+
+lock: ## re-resolve requirements.in into the fully pinned requirements.txt
+	@scripts/setup/lock.sh
+
+## ---- tests ------------------------------------------------------------------------
+test: setup ## every tier: lint, sanity, unit, integration, network, molecule, benchmarks
+	@$(MAKE) --no-print-directory lint sanity unit integration molecule bench
+
+lint: setup-venv ## ruff and ansible-lint (production profile)
+	ruff check .
+	ruff format --check .
+	ansible-lint --profile production --offline
+
+sanity: setup-venv ## ansible-test sanity, ansible-doc for every module, collection build
+	@scripts/ci/sanity.sh
+
+unit: setup-venv ## planner, renderers and reconcile decisions; no real parts
+	python -m pytest -q -p no:cacheprovider $(COLLECTION)/tests/unit tests/unit
+
+integration: setup-venv setup-upstream ## real etcd + kube-apiserver clusters, real routers in namespaces
+	python -m pytest -q -p no:cacheprovider tests/integration
+
+molecule: setup-venv setup-image ## every molecule scenario: create, converge, idempotence, verify, destroy
+	@scripts/ci/molecule.sh
+
+bench: setup-venv setup-upstream ## benchmarks: print figures and ratios to the baselines
+	@scripts/ci/bench.sh
+
+## ---- the lab --------------------------------------------------------------------------
+lab: setup ## build and run the embedded lab cloud (inventories/lab) and print its status
+	python -m cloud58_lab up
+
+lab-down: ## remove everything the lab started
+	@if [ -x $(PY) ]; then python -m cloud58_lab down; else echo "lab: nothing to remove (no virtualenv)"; fi
+
+topology: setup-venv ## SVG picture of a datacenter: make topology DC=<dc>
+	python -m cloud58_lab topology --dc $(DC)
+
+clean: lab-down ## remove local state (the caches outside the repo stay)
+	rm -rf .cache build
