@@ -52,10 +52,10 @@ sanity: setup-venv ## ansible-test sanity, ansible-doc for every module, collect
 	@scripts/ci/sanity.sh
 
 unit: setup-venv ## planner, renderers and reconcile decisions; no real parts
-	python -m pytest -q -p no:cacheprovider $(COLLECTION)/tests/unit tests/unit
+	python -m pytest -q $(COLLECTION)/tests/unit $(wildcard tests/unit)
 
 integration: setup-venv setup-upstream ## real etcd + kube-apiserver clusters, real routers in namespaces
-	python -m pytest -q -p no:cacheprovider tests/integration
+	python -m pytest -q tests/integration
 
 molecule: setup-venv setup-image ## every molecule scenario: create, converge, idempotence, verify, destroy
 	@scripts/ci/molecule.sh
