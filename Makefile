@@ -41,7 +41,7 @@ lock: ## re-resolve requirements.in into the fully pinned requirements.txt
 
 ## ---- tests ------------------------------------------------------------------------
 test: setup ## every tier: lint, sanity, unit, integration, network, molecule, benchmarks
-	@$(MAKE) --no-print-directory lint sanity unit integration molecule bench
+	@$(MAKE) --no-print-directory lint sanity unit integration network molecule bench
 
 lint: setup-venv ## ruff and ansible-lint (production profile)
 	ruff check .
@@ -56,6 +56,9 @@ unit: setup-venv ## planner, renderers and reconcile decisions; no real parts
 
 integration: setup-venv setup-upstream ## real etcd + kube-apiserver clusters, real routers in namespaces
 	python -m pytest -q tests/integration
+
+network: setup-venv ## BGP lab: FRR and BIRD in network namespaces, real packets
+	python -m pytest -q tests/network
 
 molecule: setup-venv setup-image ## every molecule scenario: create, converge, idempotence, verify, destroy
 	@scripts/ci/molecule.sh
