@@ -1,0 +1,508 @@
+# -*- coding: utf-8 -*-
+# Copyright: cloud58 platform team
+# Apache License 2.0
+"""Reconcile cluster directories against their clusters, several clusters at once.
+
+One cluster, in this order, nothing written before step 4:
+
+1. switch to the cluster's kubeconfig context and prove it points at that cluster
+   (identity object; refuse otherwise);
+2. resolve every kind through discovery and check its scope;
+3. LIST each kind once, limited to this cluster's labels, and decide per object:
+   create, update (changed in Git, or drift: fields changed by hand) or unchanged, and
+   what to prune (behind the guard);
+4. write only what differs, by batches: CRDs (wait until Established) -> Namespaces ->
+   cluster-scoped -> namespaced, server-side apply with field manager ``cloud58``
+   (``dryRun=All`` in check mode);
+5. prune in reverse order, then optionally wait for rollouts.
+
+So a no-op run makes one identity GET, one discovery GET per group-version and one LIST
+per kind, however many objects there are, and still sees every hand edit of a managed
+field. A cluster that fails or cannot be reached fails alone; the others finish.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from .clusterdir import ClusterDir, Manifest
+from .decide import CREATE, UNCHANGED, UPDATE, decide, rollout_done, strip_server_fields, unified_diff
+from .errors import GitOpsError, KubeApiError, KubeUnreachable
+from .identity import check_identity
+from .kube import KubeClient, Resource
+from .model import (
+    CLUSTER_LABEL,
+    MANAGED_BY_LABEL,
+    MANAGED_BY_VALUE,
+    GroupKind,
+    ObjKey,
+    object_key,
+    selector_for,
+    split_api_version,
+    with_hash,
+)
+from .order import PHASE_CRD, batches, phase_of, rank_of
+from .prune import plan_prune
+
+PRUNE = "prune"
+FAILED = "failed"
+PROTECTED = "protected"
+ROLLOUT_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet"})
+
+STATUS_OK = "ok"
+STATUS_FAILED = "failed"
+STATUS_UNREACHABLE = "unreachable"
+
+
+@dataclass
+class RunOptions:
+    """How a run behaves. ``None`` for prune/max_prune/allow_prune_kinds/wait_rollouts means
+    "as the cluster's cluster.yml says"."""
+
+    kubeconfig: str | None = None
+    check_mode: bool = False
+    diff: bool = False
+    prune: bool | None = None
+    max_prune: int | None = None
+    allow_prune_kinds: list[str] | None = None
+    bootstrap_identity: bool = False
+    wait_rollouts: bool | None = None
+    wait_timeout: float = 300.0
+    crd_timeout: float = 60.0
+    parallel: int = 8
+    workers: int = 8
+    request_timeout: float = 30.0
+
+
+@dataclass
+class ObjectResult:
+    key: ObjKey
+    action: str  # create / update / unchanged / prune / protected / failed
+    source: str = ""
+    reason: str = ""
+    fields: list[str] = field(default_factory=list)
+    error: str = ""
+    diff: str = ""
+    before: dict | None = None
+    after: dict | None = None
+
+    def as_dict(self, with_diff: bool) -> dict:
+        out = {
+            "kind": self.key.kind,
+            "group": self.key.group,
+            "namespace": self.key.namespace,
+            "name": self.key.name,
+            "action": self.action,
+        }
+        for attr in ("source", "reason", "error"):
+            if getattr(self, attr):
+                out[attr] = getattr(self, attr)
+        if self.fields:
+            out["fields"] = list(self.fields)
+        if with_diff and self.diff:
+            out["diff"] = self.diff
+        return out
+
+
+@dataclass
+class ClusterResult:
+    cluster: str
+    context: str
+    check_mode: bool
+    status: str = STATUS_OK
+    error: str = ""
+    notes: list[str] = field(default_factory=list)
+    objects: list[ObjectResult] = field(default_factory=list)
+    requests: int = 0
+    seconds: float = 0.0
+
+    def count(self, action: str) -> int:
+        return sum(1 for o in self.objects if o.action == action)
+
+    @property
+    def counts(self) -> dict:
+        return {
+            "created": self.count(CREATE),
+            "updated": self.count(UPDATE),
+            "unchanged": self.count(UNCHANGED),
+            "pruned": self.count(PRUNE),
+            "failed": self.count(FAILED),
+            "prune_protected": self.count(PROTECTED),
+        }
+
+    @property
+    def changed(self) -> bool:
+        return any(o.action in (CREATE, UPDATE, PRUNE) for o in self.objects)
+
+    def as_dict(self, with_diff: bool = False) -> dict:
+        return {
+            "cluster": self.cluster,
+            "context": self.context,
+            "check_mode": self.check_mode,
+            "status": self.status,
+            "error": self.error,
+            "notes": list(self.notes),
+            "changed": self.changed,
+            "counts": self.counts,
+            "requests": self.requests,
+            "seconds": round(self.seconds, 3),
+            "objects": [o.as_dict(with_diff) for o in self.objects if o.action != UNCHANGED],
+        }
+
+
+def reconcile_clusters(
+    clusters: list[ClusterDir], options: RunOptions, client_factory=None
+) -> list[ClusterResult]:
+    """Reconcile every cluster, ``options.parallel`` at a time. Never raises for one cluster's failure."""
+    if not clusters:
+        return []
+    factory = client_factory or _default_factory(options)
+    workers = max(1, min(options.parallel, len(clusters)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cluster") as pool:
+        return list(pool.map(lambda c: reconcile_cluster(c, options, factory), clusters))
+
+
+def reconcile_cluster(cluster: ClusterDir, options: RunOptions, client_factory) -> ClusterResult:
+    result = ClusterResult(cluster=cluster.name, context=cluster.context, check_mode=options.check_mode)
+    started = time.monotonic()
+    client = None
+    try:
+        client = client_factory(cluster.context)
+        _Reconciler(cluster, client, options, result).run()
+    except KubeUnreachable as e:
+        result.status = STATUS_UNREACHABLE
+        result.error = str(e)
+    except GitOpsError as e:
+        result.status = STATUS_FAILED
+        result.error = str(e)
+    except Exception as e:
+        result.status = STATUS_FAILED
+        result.error = f"cluster {cluster.name!r}: unexpected {type(e).__name__}: {e}"
+    finally:
+        if client is not None:
+            result.requests = client.requests
+            client.close()
+        result.seconds = time.monotonic() - started
+    if result.status == STATUS_OK and result.count(FAILED):
+        result.status = STATUS_FAILED
+        result.error = result.error or f"{result.count(FAILED)} object(s) failed"
+    return result
+
+
+def _default_factory(options: RunOptions):
+    def factory(context: str) -> KubeClient:
+        return KubeClient(
+            context,
+            options.kubeconfig,
+            timeout=options.request_timeout,
+            pool_size=max(4, options.workers * 2),
+        )
+
+    return factory
+
+
+@dataclass
+class _Item:
+    manifest: Manifest
+    desired: dict  # with the hash annotation
+    resource: Resource | None = None
+    live: dict | None = None
+    outcome: ObjectResult | None = None
+
+
+class _Reconciler:
+    def __init__(self, cluster: ClusterDir, client: KubeClient, options: RunOptions, result: ClusterResult):
+        self.cluster = cluster
+        self.client = client
+        self.options = options
+        self.result = result
+        self.check = options.check_mode
+        self.prune = cluster.options["prune"] if options.prune is None else options.prune
+        self.max_prune = cluster.options["max_prune"] if options.max_prune is None else options.max_prune
+        allow = (
+            cluster.options["allow_prune_kinds"]
+            if options.allow_prune_kinds is None
+            else options.allow_prune_kinds
+        )
+        self.allow_prune_kinds = frozenset(allow)
+        wait = cluster.options["wait_rollouts"] if options.wait_rollouts is None else options.wait_rollouts
+        self.wait_rollouts = bool(wait) and not self.check
+
+    # -- the steps ---------------------------------------------------------------------
+    def run(self) -> None:
+        items = [_Item(m, with_hash(m.obj)) for m in sorted(self.cluster.manifests, key=lambda m: m.key)]
+        self._prove_identity(items)
+        deferred = self._resolve(items)
+        live = self._list_live(items)
+        for item in items:
+            item.live = live.get(item.manifest.key)
+        decisions = {item.manifest.key: decide(item.manifest.key, item.desired, item.live) for item in items}
+        prune_plan = None
+        if self.prune:
+            prune_plan = plan_prune(
+                self.cluster.name,
+                {item.manifest.key for item in items},
+                live,
+                allow_kinds=self.allow_prune_kinds,
+                max_prune=self.max_prune,
+            )
+        # Nothing has been written so far (except an explicitly bootstrapped identity).
+        self._apply_all(items, decisions, deferred)
+        failed = any(item.outcome.action == FAILED for item in items)
+        if prune_plan is not None:
+            for key in prune_plan.protected:
+                self.result.objects.append(
+                    ObjectResult(
+                        key,
+                        PROTECTED,
+                        reason=f"removed from Git; kept: {key.kind} is pruned only with allow_prune_kinds",
+                    )
+                )
+            if failed:
+                self.result.notes.append("prune skipped: some objects failed to apply")
+            else:
+                self._prune(prune_plan.delete, live)
+        elif not self.prune:
+            self.result.notes.append("prune disabled")
+        if self.wait_rollouts and not failed:
+            self._wait_rollouts(items)
+
+    def _prove_identity(self, items: list[_Item]) -> None:
+        cluster = self.cluster
+        where = f"ConfigMap {cluster.identity_namespace}/{cluster.identity_name}"
+        configmaps = self.client.resource("v1", "ConfigMap")
+        if configmaps is None:
+            raise GitOpsError(f"cluster {cluster.name!r}: context {cluster.context!r} serves no v1 ConfigMap")
+        found = self.client.get(configmaps, cluster.identity_namespace, cluster.identity_name)
+        if found is None and self.options.bootstrap_identity:
+            identity = self._identity_object(items)
+            self.client.create(configmaps, identity, dry_run=self.check)
+            verb = "would create" if self.check else "created"
+            self.result.notes.append(f"identity bootstrapped: {verb} {where}")
+            if self.check:
+                return
+            found = self.client.get(configmaps, cluster.identity_namespace, cluster.identity_name)
+        check_identity(cluster.name, cluster.context, cluster.identity, found, where=where)
+
+    def _identity_object(self, items: list[_Item]) -> dict:
+        cluster = self.cluster
+        for item in items:
+            if item.manifest.key == ObjKey(
+                "", "ConfigMap", cluster.identity_namespace, cluster.identity_name
+            ):
+                return item.desired
+        return with_hash(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {
+                    "name": cluster.identity_name,
+                    "namespace": cluster.identity_namespace,
+                    "labels": {MANAGED_BY_LABEL: MANAGED_BY_VALUE, CLUSTER_LABEL: cluster.name},
+                },
+                "data": dict(cluster.identity),
+            }
+        )
+
+    def _resolve(self, items: list[_Item]) -> set[GroupKind]:
+        """Attach the API resource of every item; returns kinds a CRD of this run will serve."""
+        crd_kinds = {}
+        for item in items:
+            obj = item.manifest.obj
+            if item.manifest.key.kind == "CustomResourceDefinition":
+                spec = obj.get("spec") or {}
+                kind = (spec.get("names") or {}).get("kind")
+                if spec.get("group") and kind:
+                    crd_kinds[GroupKind(spec["group"], kind)] = spec.get("scope") == "Namespaced"
+        deferred = set()
+        for item in items:
+            key = item.manifest.key
+            res = self.client.resource(item.manifest.api_version, key.kind)
+            if res is None:
+                if key.group_kind in crd_kinds:
+                    deferred.add(key.group_kind)
+                    continue
+                raise GitOpsError(
+                    f"{item.manifest.source}: cluster {self.cluster.name!r} serves no {key.kind} in "
+                    f"{item.manifest.api_version} (and no CRD in this directory defines it)"
+                )
+            self._check_scope(item, res)
+            item.resource = res
+        return deferred
+
+    def _check_scope(self, item: _Item, res: Resource) -> None:
+        namespace = item.manifest.key.namespace
+        if res.namespaced and not namespace:
+            raise GitOpsError(
+                f"{item.manifest.source}: {res.kind} is namespaced; field 'metadata.namespace' is missing"
+            )
+        if not res.namespaced and namespace:
+            raise GitOpsError(
+                f"{item.manifest.source}: {res.kind} is cluster-scoped; remove 'metadata.namespace'"
+            )
+
+    def _list_live(self, items: list[_Item]) -> dict[ObjKey, dict]:
+        kinds: dict[GroupKind, Resource] = {}
+        for item in items:
+            if item.resource is not None:
+                kinds.setdefault(item.manifest.key.group_kind, item.resource)
+        if self.prune:
+            for api_version, kind in self.cluster.prune_kinds:
+                group, _version = split_api_version(api_version)
+                if GroupKind(group, kind) in kinds:
+                    continue
+                res = self.client.resource(api_version, kind)
+                if res is not None:
+                    kinds[GroupKind(group, kind)] = res
+        selector = selector_for(self.cluster.name)
+        live: dict[ObjKey, dict] = {}
+        ordered = [kinds[gk] for gk in sorted(kinds)]
+        for objects in self._map(lambda res: self.client.list(res, selector), ordered):
+            for obj in objects:
+                live[object_key(obj)] = obj
+        return live
+
+    # -- writes --------------------------------------------------------------------------
+    def _apply_all(self, items: list[_Item], decisions: dict, deferred: set[GroupKind]) -> None:
+        crds = [
+            i
+            for i in items
+            if i.resource is not None and phase_of(i.resource.group, i.resource.kind, False) == PHASE_CRD
+        ]
+        self._apply_batch(crds, decisions)
+        if deferred:
+            self._after_crds(crds, items, deferred)
+        rest = [i for i in items if i not in crds and i.resource is not None]
+        for batch in batches(
+            rest, lambda i: rank_of(i.resource.group, i.resource.kind, i.resource.namespaced)
+        ):
+            self._apply_batch(batch, decisions)
+        for item in items:
+            if item.outcome is None:  # a kind its CRD will serve, in check mode
+                item.outcome = ObjectResult(
+                    item.manifest.key,
+                    CREATE,
+                    source=item.manifest.source,
+                    reason="not validated: its CustomResourceDefinition is not established yet",
+                )
+                self.result.objects.append(item.outcome)
+
+    def _after_crds(self, crds: list[_Item], items: list[_Item], deferred: set[GroupKind]) -> None:
+        if self.check:
+            return
+        for item in crds:
+            if item.outcome is not None and item.outcome.action == FAILED:
+                continue
+            self.client.wait_established(item.resource, item.manifest.key.name, self.options.crd_timeout)
+        for item in items:
+            if item.resource is None and item.manifest.key.group_kind in deferred:
+                res = self._resolve_after_crd(item)
+                self._check_scope(item, res)
+                item.resource = res
+
+    def _resolve_after_crd(self, item: _Item) -> Resource:
+        deadline = time.monotonic() + self.options.crd_timeout
+        while True:
+            res = self.client.resource(item.manifest.api_version, item.manifest.key.kind, refresh=True)
+            if res is not None:
+                return res
+            if time.monotonic() > deadline:
+                raise GitOpsError(
+                    f"{item.manifest.source}: {item.manifest.key.kind} in {item.manifest.api_version} is "
+                    f"still not served {self.options.crd_timeout:.0f}s after its CRD was established"
+                )
+            time.sleep(0.2)
+
+    def _apply_batch(self, batch: list[_Item], decisions: dict) -> None:
+        todo = []
+        for item in batch:
+            decision = decisions[item.manifest.key]
+            if decision.action == UNCHANGED:
+                item.outcome = ObjectResult(item.manifest.key, UNCHANGED, source=item.manifest.source)
+                self.result.objects.append(item.outcome)
+            else:
+                todo.append((item, decision))
+        for outcome in self._map(lambda pair: self._apply_one(*pair), todo):
+            self.result.objects.append(outcome)
+
+    def _apply_one(self, item: _Item, decision) -> ObjectResult:
+        key = item.manifest.key
+        try:
+            created, after = self.client.apply(item.resource, item.desired, dry_run=self.check)
+        except KubeApiError as e:
+            item.outcome = ObjectResult(
+                key, FAILED, source=item.manifest.source, error=f"{item.manifest.source}: {e}"
+            )
+            return item.outcome
+        action = CREATE if created else UPDATE
+        reason = decision.reason
+        if decision.action == CREATE and not created:
+            reason = "adopted: existed without this cluster's labels"
+        item.outcome = ObjectResult(
+            key, action, source=item.manifest.source, reason=reason, fields=decision.fields
+        )
+        if self.options.diff:
+            item.outcome.diff = unified_diff(key, item.live, after)
+            item.outcome.before = strip_server_fields(item.live)
+            item.outcome.after = strip_server_fields(after)
+        return item.outcome
+
+    def _prune(self, doomed: list[ObjKey], live: dict[ObjKey, dict]) -> None:
+        resources = {}
+        for key in doomed:
+            obj = live[key]
+            res = self.client.resource(obj["apiVersion"], key.kind)
+            resources[key] = res
+        ranked = batches(doomed, lambda k: rank_of(k.group, k.kind, resources[k].namespaced))
+        for batch in reversed(ranked):
+            for outcome in self._map(lambda k: self._prune_one(k, resources[k], live[k]), batch):
+                self.result.objects.append(outcome)
+
+    def _prune_one(self, key: ObjKey, res: Resource, obj: dict) -> ObjectResult:
+        uid = (obj.get("metadata") or {}).get("uid", "")
+        try:
+            self.client.delete(res, key.namespace, key.name, uid=uid, dry_run=self.check)
+        except KubeApiError as e:
+            return ObjectResult(key, FAILED, reason="prune", error=str(e))
+        outcome = ObjectResult(key, PRUNE, reason="removed from Git")
+        if self.options.diff:
+            outcome.diff = unified_diff(key, obj, None)
+            outcome.before = strip_server_fields(obj)
+        return outcome
+
+    def _wait_rollouts(self, items: list[_Item]) -> None:
+        watched = [
+            i for i in items if i.manifest.key.kind in ROLLOUT_KINDS and i.outcome.action in (CREATE, UPDATE)
+        ]
+        deadline = time.monotonic() + self.options.wait_timeout
+        pending = list(watched)
+        while pending:
+            still = []
+            for item in pending:
+                key = item.manifest.key
+                obj = self.client.get(item.resource, key.namespace, key.name)
+                if obj is None or not rollout_done(obj):
+                    still.append(item)
+            pending = still
+            if not pending:
+                break
+            if time.monotonic() > deadline:
+                for item in pending:
+                    item.outcome.action = FAILED
+                    item.outcome.error = (
+                        f"{item.manifest.source}: rollout not complete after {self.options.wait_timeout:.0f}s"
+                    )
+                return
+            time.sleep(1.0)
+        if watched:
+            self.result.notes.append(f"{len(watched)} rollout(s) complete")
+
+    # -- helpers -------------------------------------------------------------------------
+    def _map(self, func, items: list) -> list:
+        """``func`` over ``items`` with up to ``workers`` requests in flight; results in order."""
+        if len(items) <= 1 or self.options.workers <= 1:
+            return [func(item) for item in items]
+        with ThreadPoolExecutor(max_workers=min(self.options.workers, len(items))) as pool:
+            return list(pool.map(func, items))
