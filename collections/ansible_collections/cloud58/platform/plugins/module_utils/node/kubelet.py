@@ -1,0 +1,262 @@
+# -*- coding: utf-8 -*-
+# Copyright: cloud58 platform team
+# Apache License 2.0
+"""The KubeletConfiguration of a node and its labels, from facts and the plan.
+
+``kubelet_configuration(...)`` returns the KubeletConfiguration as a dict (dumped with
+sorted keys by the role); ``node_labels(...)`` the labels the kubelet registers the node
+with. Both raise :class:`NodePlanError` listing every problem of the host.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ansible_collections.cloud58.platform.plugins.module_utils.node.errors import NodePlanError
+
+API_VERSION = "kubelet.config.k8s.io/v1beta1"
+LABEL_PREFIX = "cloud58.io"
+ZONE_LABEL = "topology.kubernetes.io/zone"
+REGION_LABEL = "topology.kubernetes.io/region"
+
+# Labels in the kubernetes.io / k8s.io namespaces that a kubelet may set on its own Node
+# (the NodeRestriction admission plugin refuses the others, e.g. node-role.kubernetes.io/*).
+_SELF_LABEL_ALLOWED = {
+    "kubernetes.io/hostname",
+    "kubernetes.io/arch",
+    "kubernetes.io/os",
+    "beta.kubernetes.io/instance-type",
+    "node.kubernetes.io/instance-type",
+    "failure-domain.beta.kubernetes.io/region",
+    "failure-domain.beta.kubernetes.io/zone",
+    "topology.kubernetes.io/region",
+    "topology.kubernetes.io/zone",
+}
+_SELF_LABEL_PREFIXES_ALLOWED = ("kubelet.kubernetes.io/", "node.kubernetes.io/")
+
+_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")
+_VALUE = re.compile(r"^([A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?)?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+
+
+def label_problems(key, value):
+    """Why ``key=value`` is not a label a kubelet may register with (empty list: fine)."""
+    problems = []
+    key = str(key)
+    prefix, _, name = key.rpartition("/")
+    if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
+        problems.append(f"label key {key!r}: prefix {prefix!r} is not a DNS subdomain")
+    if not _NAME.match(name):
+        problems.append(
+            f"label key {key!r}: name {name!r} must be 1-63 characters of [A-Za-z0-9_.-], "
+            "starting and ending alphanumeric"
+        )
+    if not isinstance(value, str) or not _VALUE.match(value):
+        problems.append(
+            f"label {key!r}: value {value!r} must be a string of at most 63 characters of [A-Za-z0-9_.-], "
+            "starting and ending alphanumeric"
+        )
+    restricted = (
+        prefix == "kubernetes.io"
+        or prefix.endswith(".kubernetes.io")
+        or prefix == "k8s.io"
+        or (prefix.endswith(".k8s.io"))
+    )
+    if restricted and key not in _SELF_LABEL_ALLOWED and not key.startswith(_SELF_LABEL_PREFIXES_ALLOWED):
+        problems.append(
+            f"label {key!r}: a kubelet may not set labels in the kubernetes.io/k8s.io namespaces "
+            "(NodeRestriction); set it from the control plane instead"
+        )
+    return problems
+
+
+def node_labels(host, datacenter, rack, functions, extra=None):
+    """The node labels: function, location, rack, zone (= rack), region (= datacenter), and extras.
+
+    ``functions`` is the list of the host's functions in the plan (e.g. ['minion']);
+    they join with '.' into one label value. ``extra`` labels may not redefine these.
+    """
+    problems = []
+    for field, value in (("datacenter", datacenter), ("rack", rack)):
+        if not isinstance(value, str) or not value:
+            problems.append(f"{field} is {value!r}; the plan must give every Kubernetes node one")
+    if not functions or not all(isinstance(f, str) and f for f in functions):
+        problems.append(f"functions is {functions!r}; the plan must give every Kubernetes node at least one")
+    if problems:
+        raise NodePlanError(host, problems)
+    labels = {
+        f"{LABEL_PREFIX}/function": ".".join(sorted(set(functions))),
+        f"{LABEL_PREFIX}/location": datacenter,
+        f"{LABEL_PREFIX}/rack": rack,
+        ZONE_LABEL: rack,
+        REGION_LABEL: datacenter,
+    }
+    for key, value in sorted((extra or {}).items()):
+        if key in labels and labels[key] != value:
+            problems.append(f"label {key!r} = {value!r} conflicts with the plan's {labels[key]!r}")
+            continue
+        labels[str(key)] = value
+    for key, value in sorted(labels.items()):
+        problems += label_problems(key, value)
+    if problems:
+        raise NodePlanError(host, problems)
+    return dict(sorted(labels.items()))
+
+
+def format_labels(labels) -> str:
+    """The --node-labels text: ``k=v,k=v`` in key order."""
+    return ",".join(f"{k}={labels[k]}" for k in sorted(labels))
+
+
+def _tiers(amount, tiers):
+    """Sum of ``fraction`` times the part of ``amount`` inside each (upper bound, fraction) tier."""
+    total, lower = 0.0, 0
+    for upper, fraction in tiers:
+        if amount <= lower:
+            break
+        total += (min(amount, upper) - lower) * fraction
+        lower = upper
+    return total
+
+
+def kube_reserved(vcpus, memtotal_mb):
+    """CPU (millicores) and memory (MiB) kept back for the kubelet and the runtime.
+
+    CPU: 6% of the first core, 1% of the second, 0.5% of cores 3-4, 0.25% above.
+    Memory: 255 MiB under 1 GiB; else 25% of the first 4 GiB, 20% of the next 4,
+    10% of the next 8, 6% of the next 112 and 2% above 128 GiB.
+    """
+    cpu = _tiers(vcpus * 1000, [(1000, 0.06), (2000, 0.01), (4000, 0.005), (float("inf"), 0.0025)])
+    if memtotal_mb < 1024:
+        memory = 255
+    else:
+        memory = _tiers(
+            memtotal_mb,
+            [(4096, 0.25), (8192, 0.20), (16384, 0.10), (131072, 0.06), (float("inf"), 0.02)],
+        )
+    return round(cpu), round(memory)
+
+
+def system_reserved(vcpus, memtotal_mb):
+    """CPU (millicores) and memory (MiB) for the OS daemons (sshd, journald, consul, ...):
+    100m plus 10m per core above 4; 1% of memory, 256..1024 MiB."""
+    cpu = 100 + 10 * max(0, vcpus - 4)
+    memory = max(256, min(1024, memtotal_mb // 100))
+    return cpu, memory
+
+
+def eviction_memory_mb(memtotal_mb):
+    """Hard eviction threshold for memory.available: 1% of memory, 100..1024 MiB."""
+    return max(100, min(1024, memtotal_mb // 100))
+
+
+def kubelet_configuration(  # noqa: PLR0917 - one argument per field the plan decides
+    host,
+    vcpus,
+    memtotal_mb,
+    max_pods,
+    pod_block_addresses,
+    cluster_dns=(),
+    cluster_domain="cluster.local",
+    cgroup_driver="systemd",
+    static_pod_path="/etc/kubernetes/manifests",
+    container_runtime_endpoint="unix:///run/containerd/containerd.sock",
+    client_ca_file="/etc/kubernetes/pki/ca.crt",
+    container_log_max_size="50Mi",
+    container_log_max_files=5,
+    fail_cgroup_v1=None,
+    fail_swap_on=True,
+    extra=None,
+):
+    """The KubeletConfiguration of one node, as a dict.
+
+    ``max_pods`` must fit in the node's pod block (``pod_block_addresses`` addresses: the
+    CNI hands every pod one address of the block); the reservations must leave the pods
+    something to run on. ``extra`` fields are merged last (the role's escape hatch); they
+    may not change what the plan decides (maxPods, cgroupDriver, staticPodPath).
+    """
+    problems = []
+    for field, value, low in (
+        ("vcpus", vcpus, 1),
+        ("memtotal_mb", memtotal_mb, 256),
+        ("max_pods", max_pods, 1),
+        ("pod_block_addresses", pod_block_addresses, 1),
+    ):
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            problems.append(f"{field} is {value!r}; expected an integer >= {low}")
+    if cgroup_driver not in ("systemd", "cgroupfs"):
+        problems.append(f"cgroup driver {cgroup_driver!r} is not one of systemd, cgroupfs")
+    if problems:
+        raise NodePlanError(host, problems)
+    if max_pods > pod_block_addresses:
+        problems.append(
+            f"maxPods {max_pods} does not fit the node's pod block of {pod_block_addresses} addresses; "
+            "lower max_pods or give the cluster a larger pod block"
+        )
+    kube_cpu, kube_mem = kube_reserved(vcpus, memtotal_mb)
+    sys_cpu, sys_mem = system_reserved(vcpus, memtotal_mb)
+    evict_mem = eviction_memory_mb(memtotal_mb)
+    allocatable_mb = memtotal_mb - kube_mem - sys_mem - evict_mem
+    if allocatable_mb < 256:
+        problems.append(
+            f"memory {memtotal_mb} MiB leaves {allocatable_mb} MiB allocatable after kube-reserved "
+            f"{kube_mem} MiB, system-reserved {sys_mem} MiB and eviction {evict_mem} MiB; "
+            "a node needs more memory"
+        )
+    for key in ("maxPods", "cgroupDriver", "staticPodPath"):
+        if extra and key in extra:
+            problems.append(f"extra field {key!r} would override the plan; change the plan instead")
+    if problems:
+        raise NodePlanError(host, problems)
+
+    config = {
+        "apiVersion": API_VERSION,
+        "kind": "KubeletConfiguration",
+        "authentication": {
+            "anonymous": {"enabled": False},
+            "webhook": {"enabled": True, "cacheTTL": "2m0s"},
+            "x509": {"clientCAFile": client_ca_file},
+        },
+        "authorization": {"mode": "Webhook"},
+        "cgroupDriver": cgroup_driver,
+        "clusterDomain": cluster_domain,
+        "containerLogMaxFiles": int(container_log_max_files),
+        "containerLogMaxSize": container_log_max_size,
+        "containerRuntimeEndpoint": container_runtime_endpoint,
+        "enforceNodeAllocatable": ["pods"],
+        "evictionHard": {
+            "imagefs.available": "15%",
+            "imagefs.inodesFree": "5%",
+            "memory.available": f"{evict_mem}Mi",
+            "nodefs.available": "10%",
+            "nodefs.inodesFree": "5%",
+        },
+        "evictionMaxPodGracePeriod": 60,
+        "evictionSoft": {
+            "imagefs.available": "20%",
+            "memory.available": f"{2 * evict_mem}Mi",
+            "nodefs.available": "15%",
+        },
+        "evictionSoftGracePeriod": {
+            "imagefs.available": "2m0s",
+            "memory.available": "1m30s",
+            "nodefs.available": "2m0s",
+        },
+        "failSwapOn": bool(fail_swap_on),
+        "kubeReserved": {"cpu": f"{kube_cpu}m", "ephemeral-storage": "1Gi", "memory": f"{kube_mem}Mi"},
+        "maxPods": max_pods,
+        # kernel_tuning sets the sysctls this checks (vm.overcommit_memory, kernel.panic, ...).
+        "protectKernelDefaults": True,
+        "readOnlyPort": 0,
+        "rotateCertificates": True,
+        "serializeImagePulls": False,
+        "staticPodPath": static_pod_path,
+        "systemReserved": {"cpu": f"{sys_cpu}m", "ephemeral-storage": "1Gi", "memory": f"{sys_mem}Mi"},
+    }
+    if cluster_dns:
+        config["clusterDNS"] = [str(a) for a in cluster_dns]
+    if fail_cgroup_v1 is not None:
+        config["failCgroupV1"] = bool(fail_cgroup_v1)
+    for key, value in sorted((extra or {}).items()):
+        config[key] = value
+    return dict(sorted(config.items()))

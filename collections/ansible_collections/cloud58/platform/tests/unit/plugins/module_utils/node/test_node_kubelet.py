@@ -1,0 +1,180 @@
+"""KubeletConfiguration and node labels from facts and the plan."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.cloud58.platform.plugins.module_utils.node import kubelet
+from ansible_collections.cloud58.platform.plugins.module_utils.node.errors import NodePlanError
+
+
+@pytest.mark.parametrize(
+    ("vcpus", "memtotal_mb", "expected"),
+    [
+        pytest.param(1, 512, (60, 255), id="tiny"),
+        pytest.param(2, 4096, (70, 1024), id="2-cpus-4g"),
+        pytest.param(2, 24000, (70, 3119), id="2-cpus-24g"),
+        pytest.param(8, 65536, (90, 5612), id="8-cpus-64g"),
+        pytest.param(64, 262144, (230, 12165), id="64-cpus-256g"),
+    ],
+)
+def test_kube_reserved(vcpus, memtotal_mb, expected):
+    assert kubelet.kube_reserved(vcpus, memtotal_mb) == expected
+
+
+@pytest.mark.parametrize(
+    ("vcpus", "memtotal_mb", "expected"),
+    [
+        pytest.param(2, 4096, (100, 256), id="small"),
+        pytest.param(32, 65536, (380, 655), id="medium"),
+        pytest.param(96, 524288, (1020, 1024), id="large-capped"),
+    ],
+)
+def test_system_reserved(vcpus, memtotal_mb, expected):
+    assert kubelet.system_reserved(vcpus, memtotal_mb) == expected
+
+
+def test_node_labels_from_plan():
+    labels = kubelet.node_labels("n1", "lab1", "lab1-r1", ["minion"], {"pool": "general"})
+    assert labels == {
+        "cloud58.io/function": "minion",
+        "cloud58.io/location": "lab1",
+        "cloud58.io/rack": "lab1-r1",
+        "pool": "general",
+        "topology.kubernetes.io/region": "lab1",
+        "topology.kubernetes.io/zone": "lab1-r1",
+    }
+    assert kubelet.format_labels(labels) == (
+        "cloud58.io/function=minion,cloud58.io/location=lab1,cloud58.io/rack=lab1-r1,pool=general,"
+        "topology.kubernetes.io/region=lab1,topology.kubernetes.io/zone=lab1-r1"
+    )
+
+
+def test_several_functions_join_sorted():
+    labels = kubelet.node_labels("n1", "lab1", "r1", ["minion", "master"])
+    assert labels["cloud58.io/function"] == "master.minion"
+
+
+@pytest.mark.parametrize(
+    ("args", "problems"),
+    [
+        pytest.param(
+            ("", "r1", ["minion"], None),
+            ["datacenter is ''; the plan must give every Kubernetes node one"],
+            id="no-datacenter",
+        ),
+        pytest.param(
+            ("lab1", "r1", [], None),
+            ["functions is []; the plan must give every Kubernetes node at least one"],
+            id="no-function",
+        ),
+        pytest.param(
+            ("lab1", "r1", ["minion"], {"topology.kubernetes.io/zone": "r2"}),
+            ["label 'topology.kubernetes.io/zone' = 'r2' conflicts with the plan's 'r1'"],
+            id="zone-conflict",
+        ),
+        pytest.param(
+            ("lab1", "r1", ["minion"], {"node-role.kubernetes.io/worker": ""}),
+            [
+                "label 'node-role.kubernetes.io/worker': a kubelet may not set labels in the "
+                "kubernetes.io/k8s.io namespaces (NodeRestriction); set it from the control plane instead"
+            ],
+            id="node-role-refused",
+        ),
+        pytest.param(
+            ("lab1", "r1", ["minion"], {"team": "a b"}),
+            [
+                "label 'team': value 'a b' must be a string of at most 63 characters of [A-Za-z0-9_.-], "
+                "starting and ending alphanumeric"
+            ],
+            id="bad-value",
+        ),
+        pytest.param(
+            ("lab1", "r1", ["minion"], {"Bad_Prefix/x": "1"}),
+            ["label key 'Bad_Prefix/x': prefix 'Bad_Prefix' is not a DNS subdomain"],
+            id="bad-prefix",
+        ),
+    ],
+)
+def test_node_labels_problems(args, problems):
+    with pytest.raises(NodePlanError) as err:
+        kubelet.node_labels("n1", *args)
+    assert err.value.problems == problems
+
+
+def _config(**kwargs):
+    args = {"host": "n1", "vcpus": 2, "memtotal_mb": 24000, "max_pods": 110, "pod_block_addresses": 256}
+    args.update(kwargs)
+    return kubelet.kubelet_configuration(**args)
+
+
+def test_kubelet_configuration_from_facts_and_plan():
+    config = _config(cluster_dns=["10.96.0.10"], fail_cgroup_v1=False)
+    assert list(config) == sorted(config)
+    expected = {
+        "apiVersion": "kubelet.config.k8s.io/v1beta1",
+        "kind": "KubeletConfiguration",
+        "cgroupDriver": "systemd",
+        "clusterDNS": ["10.96.0.10"],
+        "failCgroupV1": False,
+        "failSwapOn": True,
+        "maxPods": 110,
+        "staticPodPath": "/etc/kubernetes/manifests",
+        "containerRuntimeEndpoint": "unix:///run/containerd/containerd.sock",
+        "kubeReserved": {"cpu": "70m", "ephemeral-storage": "1Gi", "memory": "3119Mi"},
+        "systemReserved": {"cpu": "100m", "ephemeral-storage": "1Gi", "memory": "256Mi"},
+        "protectKernelDefaults": True,
+        "readOnlyPort": 0,
+    }
+    assert expected.items() <= config.items()
+    assert config["evictionHard"]["memory.available"] == "240Mi"
+    assert config["evictionSoft"]["memory.available"] == "480Mi"
+
+
+def test_kubelet_configuration_leaves_out_unset_options():
+    config = _config()
+    assert "clusterDNS" not in config
+    assert "failCgroupV1" not in config
+
+
+def test_extra_fields_are_merged():
+    config = _config(extra={"podPidsLimit": 4096})
+    assert config["podPidsLimit"] == 4096
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "problems"),
+    [
+        pytest.param(
+            {"max_pods": 300},
+            [
+                "maxPods 300 does not fit the node's pod block of 256 addresses; "
+                "lower max_pods or give the cluster a larger pod block"
+            ],
+            id="pods-exceed-block",
+        ),
+        pytest.param(
+            {"extra": {"maxPods": 10}},
+            ["extra field 'maxPods' would override the plan; change the plan instead"],
+            id="extra-overrides-plan",
+        ),
+        pytest.param(
+            {"memtotal_mb": 700},
+            [
+                "memory 700 MiB leaves 89 MiB allocatable after kube-reserved 255 MiB, "
+                "system-reserved 256 MiB and eviction 100 MiB; a node needs more memory"
+            ],
+            id="too-little-memory",
+        ),
+        pytest.param(
+            {"cgroup_driver": "cgroupv2"},
+            ["cgroup driver 'cgroupv2' is not one of systemd, cgroupfs"],
+            id="bad-driver",
+        ),
+        pytest.param({"max_pods": True}, ["max_pods is True; expected an integer >= 1"], id="bool-max-pods"),
+    ],
+)
+def test_kubelet_configuration_problems(kwargs, problems):
+    with pytest.raises(NodePlanError) as err:
+        _config(**kwargs)
+    assert err.value.problems == problems
