@@ -139,6 +139,9 @@ class _ModelReader:
             self.problems.items.extend(inventory.problems)
             return
         own_racks = {}
+        # Hosts whose datacenter or cluster is unknown: member counts (masters, etcd, Consul)
+        # cannot be judged while they exist, so those rules wait for the next run.
+        self.unplaced = []
         dcs = self.read_datacenters(inventory, own_racks)
         clusters = self.read_clusters(inventory, dcs)
         self.read_hosts(inventory, dcs, own_racks, clusters)
@@ -375,6 +378,7 @@ class _ModelReader:
                 )
             self.model.hosts[name] = host
             if host.rack is None:
+                self.unplaced.append(name)
                 continue
             host.rack.hosts.append(host)
             host.dc.hosts.append(host)
@@ -470,6 +474,8 @@ class _ModelReader:
                 )
             else:
                 host.cluster = dc.clusters[0]
+        if needs_cluster and host.cluster is None:
+            self.unplaced.append(host.name)
         if host.cluster is not None:
             if "master" in roles:
                 host.cluster.masters.append(host)
@@ -599,7 +605,7 @@ class _ModelReader:
             return
         self.check_vips(dc)
         consul = [h for h in dc.hosts if "consul_server" in h.roles]
-        if not consul or len(consul) % 2 == 0:
+        if not self.unplaced and (not consul or len(consul) % 2 == 0):
             add(
                 "consul-server-count",
                 dc.where(),
@@ -741,7 +747,7 @@ class _ModelReader:
                 services.text,
                 "Kubernetes accepts a service CIDR from a /12 to a /28",
             )
-        if cluster.dc is None:
+        if cluster.dc is None or self.unplaced:
             return
         overrides = cluster.lab_overrides
         masters = sorted(h.name for h in cluster.masters)
