@@ -70,37 +70,41 @@ def label_problems(key, value):
     return problems
 
 
-def node_labels(host, datacenter, rack, functions, extra=None):
-    """The node labels: function, location, rack, zone (= rack), region (= datacenter), and extras.
+def node_labels(host, datacenter, rack, labels):
+    """The node labels: function, location, rack, zone (= rack), region (= datacenter), extras.
 
-    ``functions`` is the list of the host's functions in the plan (e.g. ['minion']);
-    they join with '.' into one label value. ``extra`` labels may not redefine these.
+    ``labels`` are the plan's labels of the host: ``function`` (required), ``location``
+    (defaults to the datacenter), ``rack`` (must be the host's rack) and any extra label.
+    Keys without a prefix get ``cloud58.io/``; topology.kubernetes.io/zone is the rack and
+    topology.kubernetes.io/region the datacenter, and extras may not redefine them.
     """
     problems = []
     for field, value in (("datacenter", datacenter), ("rack", rack)):
         if not isinstance(value, str) or not value:
             problems.append(f"{field} is {value!r}; the plan must give every Kubernetes node one")
-    if not functions or not all(isinstance(f, str) and f for f in functions):
-        problems.append(f"functions is {functions!r}; the plan must give every Kubernetes node at least one")
+    if not isinstance(labels, dict):
+        problems.append(f"labels must be a mapping, got {labels!r} ({type(labels).__name__})")
+    elif not labels.get("function"):
+        problems.append("labels have no 'function'; the plan gives every Kubernetes node one")
     if problems:
         raise NodePlanError(host, problems)
-    labels = {
-        f"{LABEL_PREFIX}/function": ".".join(sorted(set(functions))),
-        f"{LABEL_PREFIX}/location": datacenter,
-        f"{LABEL_PREFIX}/rack": rack,
-        ZONE_LABEL: rack,
-        REGION_LABEL: datacenter,
-    }
-    for key, value in sorted((extra or {}).items()):
-        if key in labels and labels[key] != value:
-            problems.append(f"label {key!r} = {value!r} conflicts with the plan's {labels[key]!r}")
-            continue
-        labels[str(key)] = value
-    for key, value in sorted(labels.items()):
+    plain = {"location": datacenter, **labels}
+    if str(plain.get("rack", rack)) != rack:
+        problems.append(f"label 'rack' = {plain['rack']!r} is not the host's rack {rack!r}")
+    plain["rack"] = rack
+    result = {}
+    for key, value in plain.items():
+        full = str(key) if "/" in str(key) else f"{LABEL_PREFIX}/{key}"
+        result[full] = value
+    for key, value in ((ZONE_LABEL, rack), (REGION_LABEL, datacenter)):
+        if key in result and result[key] != value:
+            problems.append(f"label {key!r} = {result[key]!r} conflicts with the plan's {value!r}")
+        result[key] = value
+    for key, value in sorted(result.items()):
         problems += label_problems(key, value)
     if problems:
         raise NodePlanError(host, problems)
-    return dict(sorted(labels.items()))
+    return dict(sorted(result.items()))
 
 
 def format_labels(labels) -> str:

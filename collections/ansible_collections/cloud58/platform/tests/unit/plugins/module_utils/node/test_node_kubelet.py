@@ -35,46 +35,67 @@ def test_system_reserved(vcpus, memtotal_mb, expected):
 
 
 def test_node_labels_from_plan():
-    labels = kubelet.node_labels("n1", "lab1", "lab1-r1", ["minion"], {"pool": "general"})
+    labels = kubelet.node_labels(
+        "n1", "lab1", "lab1-r1", {"function": "ingress", "rack": "lab1-r1", "pool": "a"}
+    )
     assert labels == {
-        "cloud58.io/function": "minion",
+        "cloud58.io/function": "ingress",
         "cloud58.io/location": "lab1",
+        "cloud58.io/pool": "a",
         "cloud58.io/rack": "lab1-r1",
-        "pool": "general",
         "topology.kubernetes.io/region": "lab1",
         "topology.kubernetes.io/zone": "lab1-r1",
     }
     assert kubelet.format_labels(labels) == (
-        "cloud58.io/function=minion,cloud58.io/location=lab1,cloud58.io/rack=lab1-r1,pool=general,"
+        "cloud58.io/function=ingress,cloud58.io/location=lab1,cloud58.io/pool=a,cloud58.io/rack=lab1-r1,"
         "topology.kubernetes.io/region=lab1,topology.kubernetes.io/zone=lab1-r1"
     )
 
 
-def test_several_functions_join_sorted():
-    labels = kubelet.node_labels("n1", "lab1", "r1", ["minion", "master"])
-    assert labels["cloud58.io/function"] == "master.minion"
+def test_prefixed_and_location_labels_are_kept():
+    labels = kubelet.node_labels(
+        "n1", "lab1", "r1", {"function": "master", "location": "bj-room3", "example.com/team": "infra"}
+    )
+    assert labels == {
+        "cloud58.io/function": "master",
+        "cloud58.io/location": "bj-room3",
+        "cloud58.io/rack": "r1",
+        "example.com/team": "infra",
+        "topology.kubernetes.io/region": "lab1",
+        "topology.kubernetes.io/zone": "r1",
+    }
 
 
 @pytest.mark.parametrize(
     ("args", "problems"),
     [
         pytest.param(
-            ("", "r1", ["minion"], None),
+            ("", "r1", {"function": "minion"}),
             ["datacenter is ''; the plan must give every Kubernetes node one"],
             id="no-datacenter",
         ),
         pytest.param(
-            ("lab1", "r1", [], None),
-            ["functions is []; the plan must give every Kubernetes node at least one"],
+            ("lab1", "r1", {"pool": "a"}),
+            ["labels have no 'function'; the plan gives every Kubernetes node one"],
             id="no-function",
         ),
         pytest.param(
-            ("lab1", "r1", ["minion"], {"topology.kubernetes.io/zone": "r2"}),
+            ("lab1", "r1", ["function=minion"]),
+            ["labels must be a mapping, got ['function=minion'] (list)"],
+            id="labels-not-a-mapping",
+        ),
+        pytest.param(
+            ("lab1", "r1", {"function": "minion", "rack": "r2"}),
+            ["label 'rack' = 'r2' is not the host's rack 'r1'"],
+            id="rack-conflict",
+        ),
+        pytest.param(
+            ("lab1", "r1", {"function": "minion", "topology.kubernetes.io/zone": "r2"}),
             ["label 'topology.kubernetes.io/zone' = 'r2' conflicts with the plan's 'r1'"],
             id="zone-conflict",
         ),
         pytest.param(
-            ("lab1", "r1", ["minion"], {"node-role.kubernetes.io/worker": ""}),
+            ("lab1", "r1", {"function": "minion", "node-role.kubernetes.io/worker": ""}),
             [
                 "label 'node-role.kubernetes.io/worker': a kubelet may not set labels in the "
                 "kubernetes.io/k8s.io namespaces (NodeRestriction); set it from the control plane instead"
@@ -82,15 +103,15 @@ def test_several_functions_join_sorted():
             id="node-role-refused",
         ),
         pytest.param(
-            ("lab1", "r1", ["minion"], {"team": "a b"}),
+            ("lab1", "r1", {"function": "minion", "team": "a b"}),
             [
-                "label 'team': value 'a b' must be a string of at most 63 characters of [A-Za-z0-9_.-], "
-                "starting and ending alphanumeric"
+                "label 'cloud58.io/team': value 'a b' must be a string of at most 63 characters of "
+                "[A-Za-z0-9_.-], starting and ending alphanumeric"
             ],
             id="bad-value",
         ),
         pytest.param(
-            ("lab1", "r1", ["minion"], {"Bad_Prefix/x": "1"}),
+            ("lab1", "r1", {"function": "minion", "Bad_Prefix/x": "1"}),
             ["label key 'Bad_Prefix/x': prefix 'Bad_Prefix' is not a DNS subdomain"],
             id="bad-prefix",
         ),
