@@ -15,7 +15,7 @@ Everything is immutable and made of str/int/tuples; addresses are text, arithmet
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 class BgpError(ValueError):
@@ -143,6 +143,12 @@ class Fabric:
 
     def pod_pools(self, cluster: str | None = None) -> list:
         return [p for r in self.racks for p in r.pod_pools if cluster is None or p.cluster == cluster]
+
+    def with_nodes(self, names) -> Fabric:
+        """This fabric with only the hosts ``names`` in its racks (the BGP lab runs a subset)."""
+        names = set(names)
+        racks = tuple(replace(r, nodes=tuple(n for n in r.nodes if n.name in names)) for r in self.racks)
+        return replace(self, racks=racks)
 
     # ---- rules ------------------------------------------------------------------------------
     def check(self) -> Fabric:
@@ -298,3 +304,12 @@ def datacenter_of_cluster(plan, cluster: str) -> str:
         return plan["clusters"][cluster]["datacenter"]
     except KeyError as e:
         raise BgpError(f"the plan has no cluster {cluster!r}") from e
+
+
+def datacenter_of_router(plan, router: str) -> str:
+    """The datacenter whose ToRs or cores include ``router``."""
+    for name, dc in sorted(plan["datacenters"].items()):
+        routers = dc.get("routers", {})
+        if router in routers.get("tors", {}) or router in routers.get("cores", {}):
+            return name
+    raise BgpError(f"no datacenter of the plan has a router named {router!r}")

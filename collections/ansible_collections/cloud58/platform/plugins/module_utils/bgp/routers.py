@@ -198,7 +198,7 @@ def core_config(fabric: Fabric, core: Core, options: dict) -> dict:
     )
     group = {
         "name": "TORS",
-        "remote_as": "external",
+        "remote_as": None,  # each ToR neighbor carries its own AS: stricter than "external"
         "description": f"ToR routers of {fabric.datacenter}",
         "listen_range": None,
         "route_reflector_client": False,

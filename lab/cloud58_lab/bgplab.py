@@ -1,0 +1,181 @@
+"""A datacenter's BGP fabric, live in network namespaces, from the plan and the rendered configs.
+
+``FabricLab(fabric, cluster, net)`` builds, on a :class:`~cloud58_lab.netlab.NetLab`:
+
+* one L2 segment per rack (a bridge) holding the rack's two ToRs and its hosts;
+* the ToR-to-core /31 links of the plan;
+* FRR on every ToR and core with the configuration the role ``tor_router`` renders
+  (its own ``frr.conf.j2``, filled by ``router_config``);
+* BIRD on every host with the configuration calico-node derives from the rendered Calico
+  objects (``node_speaker_config``), the block blackholes of the lab's IPAM, and one pod
+  namespace per host wired the Calico way (proxy ARP, /32 route on a ``cali`` interface).
+
+``summary()`` returns sessions and learned routes per router for people (``make lab``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from ansible_collections.cloud58.platform.plugins.module_utils.bgp import (
+    ASN_ANNOTATION,
+    calico_node_annotations,
+    node_speaker_config,
+    router_config,
+)
+from ansible_collections.cloud58.platform.plugins.module_utils.bgp.calico_bird import block_assignment
+from cloud58_lab.netlab import NetLab, wait_until
+
+ROLE_TEMPLATES = (
+    Path(__file__).resolve().parents[2]
+    / "collections/ansible_collections/cloud58/platform/roles/tor_router/templates"
+)
+
+
+def render_frr(config: dict) -> str:
+    """frr.conf text from router_config data, through the role's template (Ansible's Jinja settings)."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(ROLE_TEMPLATES)),
+        trim_blocks=True,
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    return env.get_template("frr.conf.j2").render(tor_router_config=config)
+
+
+@dataclass
+class HostInLab:
+    name: str
+    rack: str
+    address: str
+    blocks: list
+    pod: str
+    pod_address: str
+
+
+class FabricLab:
+    """The routers and hosts of ``fabric`` in ``net``; hosts speak for ``cluster``'s Calico objects."""
+
+    def __init__(
+        self, fabric, plan, cluster: str, objects: list, net: NetLab, *, options=None, node_timers=None
+    ):
+        self.fabric = fabric
+        self.cluster = cluster
+        self.objects = objects
+        self.net = net
+        self.options = dict(options or {})
+        self.node_timers = dict(node_timers or {})
+        self.annotations = calico_node_annotations(plan, cluster)
+        self.configs: dict[str, dict] = {}
+        self.hosts: dict[str, HostInLab] = {}
+        self.bird_configs: dict[str, str] = {}
+
+    # ---- build ------------------------------------------------------------------------------
+    def build(self) -> FabricLab:
+        net = self.net
+        for core in self.fabric.cores:
+            net.add_namespace(core.name)
+            net.exec(core.name, "ip", "address", "add", f"{core.address}/32", "dev", "lo")
+        blocks = block_assignment(self.fabric, self.cluster)
+        for rack in self.fabric.racks:
+            switch = f"{rack.name}-sw"
+            net.add_switch(switch)
+            prefixlen = ipaddress.ip_network(rack.node_subnet).prefixlen
+            members = [(t.name, t.address) for t in rack.tors] + [(n.name, n.address) for n in rack.nodes]
+            for index, (name, address) in enumerate(members):
+                net.add_namespace(name)
+                net.attach(switch, name, "eth0", f"{address}/{prefixlen}", port=f"p{index}")
+            for tor in rack.tors:
+                for index, uplink in enumerate(tor.uplinks):
+                    core_if = f"to-{tor.name}"[-15:]
+                    net.link(
+                        tor.name,
+                        uplink.core,
+                        if_a=f"up{index}",
+                        if_b=core_if,
+                        addr_a=f"{uplink.tor_address}/{uplink.prefixlen}",
+                        addr_b=f"{uplink.core_address}/{uplink.prefixlen}",
+                    )
+            for index, node in enumerate(sorted(rack.nodes, key=lambda n: n.name)):
+                node_blocks = blocks.get(node.name, [])
+                pod = f"{node.name}-pod"
+                pod_address = (
+                    str(ipaddress.ip_network(node_blocks[0]).network_address + 1) if node_blocks else ""
+                )
+                if node_blocks:
+                    net.add_pod(node.name, pod, pod_address, host_if=f"cali{index:02d}pod")
+                self.hosts[node.name] = HostInLab(
+                    node.name, rack.name, node.address, node_blocks, pod, pod_address
+                )
+        for name in [t.name for t in self.fabric.tors()] + [c.name for c in self.fabric.cores]:
+            self.configs[name] = router_config(self.fabric, name, self.options)
+            net.start_frr(name, render_frr(self.configs[name]))
+        for host in self.hosts.values():
+            self.start_host(host.name)
+        return self
+
+    def node_facts(self, name: str) -> dict:
+        node = next(n for n in self.fabric.nodes() if n.name == name)
+        asn = self.annotations.get(name, {}).get(ASN_ANNOTATION)
+        return {
+            "name": name,
+            "address": node.address,
+            "labels": node.label_map,
+            "asn": int(asn) if asn else None,
+        }
+
+    def start_host(self, name: str, extra: str = "", export_extra: str = "") -> str:
+        """(Re)start BIRD on host ``name``; ``extra`` / ``export_extra`` tamper with its config (tests)."""
+        text = node_speaker_config(
+            self.objects, self.node_facts(name), self.hosts[name].blocks, self.node_timers
+        )
+        if export_extra:
+            text = text.replace("  calico_aggr();\n", f"  calico_aggr();\n{export_extra}", 1)
+        text += extra
+        self.bird_configs[name] = text
+        if name in self.net.routers:
+            self.net.stop_router(name)
+        self.net.start_bird(name, text)
+        return text
+
+    # ---- expectations and queries -----------------------------------------------------------------
+    def expected_peers(self, name: str) -> set[str]:
+        """Addresses router or host ``name`` must have a session with."""
+        for tor in self.fabric.tors():
+            if tor.name == name:
+                rack = self.fabric.rack(tor.rack)
+                return {n.address for n in rack.nodes} | {u.core_address for u in tor.uplinks}
+        for core in self.fabric.cores:
+            if core.name == name:
+                return {u.tor_address for t in self.fabric.tors() for u in t.uplinks if u.core == name}
+        host = self.hosts[name]
+        return {t.address for t in self.fabric.rack(host.rack).tors}
+
+    def established(self, name: str) -> bool:
+        sessions = self.net.sessions(name)
+        expected = self.expected_peers(name)
+        return expected <= set(sessions) and all(sessions[p] == "Established" for p in expected)
+
+    def wait_established(self, timeout: float = 60) -> None:
+        names = list(self.configs) + list(self.hosts)
+        wait_until(
+            lambda: all(self.established(n) for n in names), timeout, 0.5, "every BGP session Established"
+        )
+
+    def summary(self) -> list[str]:
+        """One line per router and host: sessions up/expected and the prefixes it learned by BGP."""
+        lines = []
+        for name in list(self.configs) + sorted(self.hosts):
+            sessions = self.net.sessions(name)
+            expected = self.expected_peers(name)
+            up = sorted(p for p in expected if sessions.get(p) == "Established")
+            prefixes = sorted(self.net.bgp_prefixes(name), key=ipaddress.ip_network)
+            lines.append(
+                f"{name}: {len(up)}/{len(expected)} sessions Established; {len(prefixes)} BGP routes: "
+                + (", ".join(prefixes) or "none")
+            )
+        return lines
