@@ -77,6 +77,15 @@ def _option_problems(role: str, entry: str, name: str, spec: dict, defaults: dic
     return problems
 
 
+def _load_yaml(path: Path) -> object:
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ValueError(f"{path.parent.name}/{path.name} is not valid YAML: {e.problem}{where}") from e
+
+
 def argument_spec_problems(role_dir: Path) -> list[str]:
     """Disagreements between a role's defaults/main.yml and its meta/argument_specs.yml."""
     role = role_dir.name
@@ -84,10 +93,13 @@ def argument_spec_problems(role_dir: Path) -> list[str]:
     defaults_file = role_dir / "defaults" / "main.yml"
     if not specs_file.is_file():
         return [f"{role}: has no meta/argument_specs.yml"]
-    entry_points = (yaml.safe_load(specs_file.read_text()) or {}).get("argument_specs") or {}
+    try:
+        entry_points = (_load_yaml(specs_file) or {}).get("argument_specs") or {}
+        defaults = (_load_yaml(defaults_file) or {}) if defaults_file.is_file() else {}
+    except ValueError as e:
+        return [f"{role}: {e}"]
     if "main" not in entry_points:
         return [f"{role}: meta/argument_specs.yml has no 'main' entry point"]
-    defaults = (yaml.safe_load(defaults_file.read_text()) or {}) if defaults_file.is_file() else {}
 
     problems = [
         f"{role}: default {name!r} lacks the role prefix {role + '_'!r}"
@@ -222,3 +234,28 @@ def _make_role(tmp_path: Path, defaults: dict | None, options: dict | None, name
 )
 def test_checker_reports_each_disagreement(tmp_path, defaults, options, expected):
     assert argument_spec_problems(_make_role(tmp_path, defaults, options)) == expected
+
+
+@pytest.mark.parametrize(
+    ("specs_text", "expected"),
+    [
+        pytest.param(
+            "argument_specs:\n  other:\n    options: {}\n",
+            ["demo: meta/argument_specs.yml has no 'main' entry point"],
+            id="no-main-entry-point",
+        ),
+        pytest.param(
+            "argument_specs:\n  main:\n    short_description: a: b\n",
+            [
+                "demo: meta/argument_specs.yml is not valid YAML: "
+                "mapping values are not allowed here (line 3, column 25)"
+            ],
+            id="invalid-yaml",
+        ),
+    ],
+)
+def test_checker_reports_unusable_argument_specs(tmp_path, specs_text, expected):
+    role_dir = _make_role(tmp_path, {"demo_port": 80}, None)
+    (role_dir / "meta").mkdir()
+    (role_dir / "meta" / "argument_specs.yml").write_text(specs_text)
+    assert argument_spec_problems(role_dir) == expected
