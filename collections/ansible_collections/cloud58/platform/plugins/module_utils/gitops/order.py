@@ -27,6 +27,9 @@ PHASE_NAMES = {
 
 # Kinds not in this table rank after every listed one, alphabetically.
 _KIND_RANK = {
+    # phases of their own
+    "CustomResourceDefinition": 0,
+    "Namespace": 0,
     # cluster-scoped
     "PriorityClass": 0,
     "StorageClass": 0,

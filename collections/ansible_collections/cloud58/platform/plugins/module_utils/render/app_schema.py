@@ -1,0 +1,450 @@
+# -*- coding: utf-8 -*-
+# Copyright: cloud58 platform team
+# Apache License 2.0
+"""The app spec: the form a business team fills in, ``apps/<app>.yaml``.
+
+``APP_SCHEMA`` (JSON Schema 2020-12) is the single source of truth: ``load_app_specs``
+fills its defaults and validates with it, ``schemas/app.schema.json`` (for editors) and
+``docs/apps.md`` are generated from it, and a unit test keeps both current.
+
+Rules a schema cannot state (minimum not above maximum, limits covering requests, ...)
+are checked afterwards and reported the same way: the file, the path inside it and the
+rule broken, e.g. ``apps/checkout.yaml: autoscaling.max_replicas: 2 is less than
+autoscaling.min_replicas (3) (rule: min-not-above-max)``.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+
+from ..gitops.compare import parse_quantity
+from .errors import AppSpecError, RenderError
+
+try:
+    import yaml
+
+    _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    HAS_YAML = True
+except ImportError:  # pragma: no cover - reported by the module through missing_required_lib
+    HAS_YAML = False
+
+try:
+    import jsonschema
+
+    HAS_JSONSCHEMA = True
+except ImportError:  # pragma: no cover - reported by the module through missing_required_lib
+    HAS_JSONSCHEMA = False
+
+_DNS_LABEL = "^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$"
+_QUANTITY = r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+|[numkMGTPE]|[KMGTPE]i)?$"
+_IMAGE = r"^[a-z0-9]([a-z0-9._/:-]*[a-z0-9])?(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[a-f0-9]{64})$"
+RESERVED_NAMESPACES = ["default", "kube-system", "kube-public", "kube-node-lease", "cloud58-system"]
+
+
+def _quantity(doc: str, examples: list) -> dict:
+    return {
+        "type": ["string", "number"],
+        "minimum": 0,
+        "pattern": _QUANTITY,
+        "description": doc,
+        "examples": examples,
+    }
+
+
+APP_SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "https://cloud58.example/schemas/app.schema.json",
+    "title": "cloud58 app spec",
+    "description": (
+        "One file per app, `apps/<name>.yaml`. The renderer turns it into a Deployment, a Service, "
+        "a HorizontalPodAutoscaler, a PodDisruptionBudget and (when `config` is set) a ConfigMap "
+        "in every cluster the app is weighted to."
+    ),
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name", "team", "namespace", "image", "resources", "clusters"],
+    "properties": {
+        "name": {
+            "type": "string",
+            "pattern": _DNS_LABEL,
+            "description": "App name: a DNS label of at most 40 characters, the file name without `.yaml`.",
+            "examples": ["checkout"],
+        },
+        "team": {
+            "type": "string",
+            "pattern": _DNS_LABEL,
+            "description": (
+                "Owning team. Its group `cloud58:team:<team>` gets the `edit` role in the namespace; "
+                "every app of a namespace has the same team."
+            ),
+            "examples": ["payments"],
+        },
+        "namespace": {
+            "type": "string",
+            "pattern": _DNS_LABEL,
+            "not": {"enum": RESERVED_NAMESPACES},
+            "description": "Business namespace; created with a quota on every cluster its apps run in.",
+            "examples": ["payments"],
+        },
+        "description": {"type": "string", "default": "", "description": "Free text, shown as an annotation."},
+        "image": {
+            "type": "string",
+            "pattern": _IMAGE,
+            "not": {"pattern": ":latest$"},
+            "description": "Container image, pinned by a tag other than `latest` or by a digest.",
+            "examples": ["registry.example/payments/checkout:1.4.2"],
+        },
+        "command": {
+            "type": "array",
+            "items": {"type": "string"},
+            "default": [],
+            "description": "Entrypoint override; empty keeps the image's.",
+        },
+        "args": {"type": "array", "items": {"type": "string"}, "default": [], "description": "Arguments."},
+        "port": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 65535,
+            "default": 8080,
+            "description": "The container's HTTP port (named `http`); probes and the Service target it.",
+        },
+        "env": {
+            "type": "object",
+            "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+            "additionalProperties": {"type": "string"},
+            "default": {},
+            "description": "Environment variables (string values).",
+        },
+        "config": {
+            "type": "object",
+            "propertyNames": {"pattern": "^[-._a-zA-Z0-9]+$"},
+            "additionalProperties": {"type": "string"},
+            "default": {},
+            "description": (
+                "Configuration files, file name to content. Rendered as ConfigMap `<name>-config`, mounted "
+                "read-only at `config_mount_path`; pods restart when it changes."
+            ),
+        },
+        "config_mount_path": {
+            "type": "string",
+            "pattern": "^/[^\\s]*$",
+            "default": "/etc/app",
+            "description": "Where `config` is mounted in the container.",
+        },
+        "resources": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["requests", "limits"],
+            "description": "Per-pod resources. Quotas of the namespace are derived from them.",
+            "properties": {
+                "requests": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["cpu", "memory"],
+                    "properties": {
+                        "cpu": _quantity("CPU request.", ["500m", 2]),
+                        "memory": _quantity("Memory request.", ["512Mi"]),
+                    },
+                },
+                "limits": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["memory"],
+                    "properties": {
+                        "cpu": _quantity("CPU limit; omit to let the pod burst.", ["2"]),
+                        "memory": _quantity("Memory limit, at least the request.", ["1Gi"]),
+                    },
+                },
+            },
+        },
+        "replicas": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 10000,
+            "default": 2,
+            "description": "Total replicas when autoscaling is off, split by the `clusters` weights.",
+        },
+        "autoscaling": {
+            "type": "object",
+            "additionalProperties": False,
+            "default": {},
+            "description": "HorizontalPodAutoscaler on CPU; bounds are totals, split by the weights.",
+            "properties": {
+                "enabled": {"type": "boolean", "default": True, "description": "Off: fixed `replicas`."},
+                "min_replicas": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 2},
+                "max_replicas": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 6},
+                "cpu_utilization": {
+                    "type": "integer",
+                    "minimum": 10,
+                    "maximum": 100,
+                    "default": 70,
+                    "description": "Target average CPU utilization, percent of the request.",
+                },
+            },
+        },
+        "probes": {
+            "type": "object",
+            "additionalProperties": False,
+            "default": {},
+            "description": "HTTP probes on the `http` port, with a warm-up window (startup probe).",
+            "properties": {
+                "path": {
+                    "type": "string",
+                    "pattern": "^/",
+                    "default": "/healthz",
+                    "description": "Liveness path.",
+                },
+                "readiness_path": {
+                    "type": ["string", "null"],
+                    "pattern": "^/",
+                    "default": None,
+                    "description": "Readiness path; null means `path`.",
+                },
+                "warmup_seconds": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "maximum": 3600,
+                    "default": 30,
+                    "description": (
+                        "How long the app may take to start: the startup probe allows this long before "
+                        "liveness applies. 0: no startup probe."
+                    ),
+                },
+                "period_seconds": {"type": "integer", "minimum": 1, "maximum": 300, "default": 10},
+                "timeout_seconds": {"type": "integer", "minimum": 1, "maximum": 60, "default": 2},
+                "failure_threshold": {"type": "integer", "minimum": 1, "maximum": 30, "default": 3},
+            },
+        },
+        "min_ready_seconds": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": 3600,
+            "default": 10,
+            "description": "A new pod counts as available only after being ready this long (rollout pacing).",
+        },
+        "graceful_shutdown": {
+            "type": "object",
+            "additionalProperties": False,
+            "default": {},
+            "description": "Stop without dropping requests: preStop sleep, then SIGTERM.",
+            "properties": {
+                "pre_stop_sleep_seconds": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "maximum": 300,
+                    "default": 5,
+                    "description": "Sleep before SIGTERM while load balancers drain. 0: no preStop.",
+                },
+                "termination_grace_period_seconds": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": 3600,
+                    "default": 30,
+                    "description": "Total time from the preStop hook to SIGKILL; more than the sleep.",
+                },
+            },
+        },
+        "disruption": {
+            "type": "object",
+            "additionalProperties": False,
+            "default": {},
+            "description": "PodDisruptionBudget: how many pods voluntary evictions may take down at once.",
+            "properties": {
+                "max_unavailable": {
+                    "oneOf": [
+                        {"type": "integer", "minimum": 0},
+                        {"type": "string", "pattern": "^[0-9]{1,3}%$"},
+                    ],
+                    "default": 1,
+                    "description": "A count or a percentage like `25%`.",
+                },
+            },
+        },
+        "service": {
+            "type": "object",
+            "additionalProperties": False,
+            "default": {},
+            "description": "The Service in front of the pods.",
+            "properties": {
+                "enabled": {"type": "boolean", "default": True},
+                "port": {"type": "integer", "minimum": 1, "maximum": 65535, "default": 80},
+                "type": {"enum": ["ClusterIP", "NodePort"], "default": "ClusterIP"},
+            },
+        },
+        "priority": {
+            "enum": ["high", "default", "low"],
+            "default": "default",
+            "description": (
+                "PriorityClass: `high` (cloud58-business-high), `default`, `low` "
+                "(cloud58-business-low, never preempts)."
+            ),
+        },
+        "placement": {
+            "type": "object",
+            "additionalProperties": False,
+            "default": {},
+            "description": "Node affinity by the node labels the planner sets (`function`, `rack`).",
+            "properties": {
+                "function": {
+                    "type": ["string", "null"],
+                    "pattern": "^[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$",
+                    "default": None,
+                    "description": "Only nodes whose `function` label has this value; null: any node.",
+                },
+                "racks": {
+                    "type": "array",
+                    "items": {"type": "string", "pattern": _DNS_LABEL},
+                    "uniqueItems": True,
+                    "default": [],
+                    "description": (
+                        "Only nodes of these racks (each cluster uses those it has); empty: any rack."
+                    ),
+                },
+                "spread_racks": {
+                    "type": "boolean",
+                    "default": True,
+                    "description": "Spread pods evenly across racks (topologySpreadConstraints on `rack`).",
+                },
+            },
+        },
+        "clusters": {
+            "type": "object",
+            "minProperties": 1,
+            "propertyNames": {"pattern": _DNS_LABEL},
+            "additionalProperties": {"type": "integer", "minimum": 1, "maximum": 1000},
+            "description": (
+                "Clusters the app runs in, with weights: `{bj1-prod: 2, sh1-prod: 1}` puts two thirds of the "
+                "replicas (and of the autoscaling bounds) in bj1-prod. Every listed cluster gets at least "
+                "one."
+            ),
+            "examples": [{"bj1-prod": 2, "sh1-prod": 1}],
+        },
+    },
+}
+
+
+def fill_defaults(schema: dict, instance):
+    """A copy of ``instance`` with every missing property that has a ``default`` filled in, recursively."""
+    if not isinstance(instance, dict) or schema.get("type") != "object":
+        return instance
+    out = dict(instance)
+    for name, sub in (schema.get("properties") or {}).items():
+        if name not in out and "default" in sub:
+            out[name] = copy.deepcopy(sub["default"])
+        if name in out:
+            out[name] = fill_defaults(sub, out[name])
+    return out
+
+
+def schema_problems(rel: str, instance) -> list[str]:
+    """Schema violations of one spec, one line each: file, path, message, rule."""
+    if not HAS_JSONSCHEMA:
+        raise RenderError("the Python library jsonschema is required to validate app specs")
+    validator = jsonschema.Draft202012Validator(APP_SCHEMA)
+    problems = []
+    for error in sorted(validator.iter_errors(instance), key=lambda e: (_path(e.absolute_path), e.validator)):
+        problems.append(f"{rel}: {_path(error.absolute_path)}: {_message(error)} (rule: {error.validator})")
+    return problems
+
+
+def _path(parts) -> str:
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _message(error) -> str:
+    if error.validator == "not" and error.schema.get("not", {}).get("pattern") == ":latest$":
+        return f"{error.instance!r} uses the tag latest; pin a version or a digest"
+    if error.validator == "not" and "enum" in error.schema.get("not", {}):
+        return f"{error.instance!r} is reserved for the platform"
+    if error.validator == "pattern" and error.schema.get("pattern") == _QUANTITY:
+        return f"{error.instance!r} is not a Kubernetes quantity (like 500m, 2, 512Mi)"
+    return error.message
+
+
+def semantic_problems(rel: str, stem: str, spec: dict) -> list[str]:
+    """Rules across fields, on a spec that already passed the schema (defaults filled)."""
+    problems = []
+
+    def bad(path, message, rule):
+        problems.append(f"{rel}: {path}: {message} (rule: {rule})")
+
+    if spec["name"] != stem:
+        bad("name", f"{spec['name']!r} differs from the file name {stem!r}", "name-matches-file")
+    scaling = spec["autoscaling"]
+    if scaling["enabled"] and scaling["max_replicas"] < scaling["min_replicas"]:
+        bad(
+            "autoscaling.max_replicas",
+            f"{scaling['max_replicas']} is less than autoscaling.min_replicas ({scaling['min_replicas']})",
+            "min-not-above-max",
+        )
+    floor = scaling["min_replicas"] if scaling["enabled"] else spec["replicas"]
+    field = "autoscaling.min_replicas" if scaling["enabled"] else "replicas"
+    if floor < len(spec["clusters"]):
+        bad(
+            field,
+            f"{floor} cannot give each of the {len(spec['clusters'])} clusters one pod",
+            "replicas-cover-clusters",
+        )
+    requests = spec["resources"]["requests"]
+    limits = spec["resources"]["limits"]
+    for resource in ("cpu", "memory"):
+        if resource in limits and parse_quantity(limits[resource]) < parse_quantity(requests[resource]):
+            bad(
+                f"resources.limits.{resource}",
+                f"{limits[resource]!r} is below the request {requests[resource]!r}",
+                "limits-cover-requests",
+            )
+    shutdown = spec["graceful_shutdown"]
+    if shutdown["termination_grace_period_seconds"] <= shutdown["pre_stop_sleep_seconds"]:
+        bad(
+            "graceful_shutdown.termination_grace_period_seconds",
+            f"{shutdown['termination_grace_period_seconds']} leaves no time after the "
+            f"{shutdown['pre_stop_sleep_seconds']}s preStop sleep",
+            "grace-covers-prestop",
+        )
+    return problems
+
+
+def load_app_specs(apps_dir: str) -> list[tuple[str, dict]]:
+    """Every ``apps_dir/*.yaml`` as (file path relative to the repo, spec with defaults), sorted by name.
+
+    Raises AppSpecError listing every problem of every file.
+    """
+    if not HAS_YAML:
+        raise RenderError("the Python library PyYAML is required to read app specs")
+    if not os.path.isdir(apps_dir):
+        return []
+    specs = []
+    problems: list[str] = []
+    base = os.path.basename(os.path.normpath(apps_dir))
+    for filename in sorted(os.listdir(apps_dir)):
+        if filename.startswith((".", "_")) or not filename.endswith((".yaml", ".yml")):
+            continue
+        rel = f"{base}/{filename}"
+        stem = re.sub(r"\.ya?ml$", "", filename)
+        try:
+            with open(os.path.join(apps_dir, filename), encoding="utf-8") as handle:
+                raw = yaml.load(handle, Loader=_Loader)
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f"line {mark.line + 1} column {mark.column + 1}" if mark is not None else "(top level)"
+            problems.append(
+                f"{rel}: {where}: not valid YAML: {getattr(e, 'problem', None) or e} (rule: yaml)"
+            )
+            continue
+        spec = fill_defaults(APP_SCHEMA, raw)
+        found = schema_problems(rel, spec)
+        if not found:
+            found = semantic_problems(rel, stem, spec)
+        if found:
+            problems.extend(found)
+            continue
+        specs.append((rel, spec))
+    if problems:
+        raise AppSpecError(problems)
+    return specs

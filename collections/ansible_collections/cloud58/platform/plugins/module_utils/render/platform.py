@@ -1,0 +1,190 @@
+# -*- coding: utf-8 -*-
+# Copyright: cloud58 platform team
+# Apache License 2.0
+"""Platform objects every cluster gets, as plain dicts.
+
+* the cluster identity ConfigMap (``kube-system/cloud58-identity``) the engine checks
+  before writing anything;
+* the ``cloud58-system`` namespace, and RBAC for the platform's own components: the
+  reconciler (server-side apply of anything Git holds, dry-runs for merge requests) and
+  a read-only observer for dashboards and audits;
+* the PriorityClasses apps choose from;
+* per business namespace: the Namespace, a ResourceQuota derived from the apps it runs
+  there, and the owning team's ``edit`` RoleBinding.
+
+Later issues (Calico, LVS, Consul) add their objects through ``extra_objects`` of the
+render, the same way.
+"""
+
+from __future__ import annotations
+
+from ..gitops.model import (
+    CLUSTER_LABEL,
+    IDENTITY_NAME,
+    IDENTITY_NAMESPACE,
+    MANAGED_BY_LABEL,
+    MANAGED_BY_VALUE,
+)
+
+SYSTEM_NAMESPACE = "cloud58-system"
+TEAM_LABEL = "cloud58.io/team"
+RECONCILER = "cloud58-reconciler"
+OBSERVER = "cloud58-observer"
+
+# name -> (value, description, preemption policy)
+PRIORITY_CLASSES = {
+    "cloud58-platform-critical": (
+        1000000,
+        "Platform components (network, load balancing, discovery); preempts business pods.",
+        "PreemptLowerPriority",
+    ),
+    "cloud58-business-high": (
+        100000,
+        "Business apps on the critical path (priority: high).",
+        "PreemptLowerPriority",
+    ),
+    "cloud58-business-default": (10000, "Business apps (priority: default).", "PreemptLowerPriority"),
+    "cloud58-business-low": (1000, "Batch and best-effort apps (priority: low); never preempts.", "Never"),
+}
+APP_PRIORITY_CLASS = {
+    "high": "cloud58-business-high",
+    "default": "cloud58-business-default",
+    "low": "cloud58-business-low",
+}
+
+
+def labels_for(cluster: str, extra: dict | None = None) -> dict:
+    """The labels every rendered object carries, plus ``extra``."""
+    out = {MANAGED_BY_LABEL: MANAGED_BY_VALUE, CLUSTER_LABEL: cluster}
+    out.update(extra or {})
+    return out
+
+
+def meta(name: str, cluster: str, namespace: str = "", labels: dict | None = None, annotations=None) -> dict:
+    out = {"name": name, "labels": labels_for(cluster, labels)}
+    if namespace:
+        out["namespace"] = namespace
+    if annotations:
+        out["annotations"] = dict(annotations)
+    return out
+
+
+def identity_configmap(cluster: str, datacenter: str, uid: str) -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": meta(IDENTITY_NAME, cluster, IDENTITY_NAMESPACE),
+        "data": {"cluster": cluster, "datacenter": datacenter, "uid": uid},
+    }
+
+
+def namespace(name: str, cluster: str, labels: dict | None = None) -> dict:
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": meta(name, cluster, labels=labels)}
+
+
+def platform_objects(cluster: str, datacenter: str, uid: str) -> list[dict]:
+    """Objects every cluster gets, whatever apps run on it."""
+    objs = [
+        identity_configmap(cluster, datacenter, uid),
+        namespace(SYSTEM_NAMESPACE, cluster),
+    ]
+    for name, (value, description, preemption) in sorted(PRIORITY_CLASSES.items()):
+        objs.append(
+            {
+                "apiVersion": "scheduling.k8s.io/v1",
+                "kind": "PriorityClass",
+                "metadata": meta(name, cluster),
+                "value": value,
+                "globalDefault": False,
+                "description": description,
+                "preemptionPolicy": preemption,
+            }
+        )
+    objs.extend(_component_rbac(cluster))
+    return objs
+
+
+def _component_rbac(cluster: str) -> list[dict]:
+    reconciler_rules = [
+        {
+            "apiGroups": ["*"],
+            "resources": ["*"],
+            "verbs": ["get", "list", "watch", "create", "patch", "update", "delete"],
+        }
+    ]
+    observer_rules = [
+        {
+            "apiGroups": ["", "apps", "autoscaling", "policy", "batch", "networking.k8s.io"],
+            "resources": [
+                "configmaps",
+                "deployments",
+                "endpoints",
+                "events",
+                "horizontalpodautoscalers",
+                "jobs",
+                "namespaces",
+                "nodes",
+                "poddisruptionbudgets",
+                "pods",
+                "replicasets",
+                "resourcequotas",
+                "services",
+                "statefulsets",
+                "daemonsets",
+                "networkpolicies",
+            ],
+            "verbs": ["get", "list", "watch"],
+        }
+    ]
+    objs = []
+    for component, rules in ((RECONCILER, reconciler_rules), (OBSERVER, observer_rules)):
+        role = component
+        component_labels = {"app.kubernetes.io/component": component}
+        objs.append(
+            {
+                "apiVersion": "v1",
+                "kind": "ServiceAccount",
+                "metadata": meta(component, cluster, SYSTEM_NAMESPACE, component_labels),
+            }
+        )
+        objs.append(
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRole",
+                "metadata": meta(role, cluster, labels=component_labels),
+                "rules": rules,
+            }
+        )
+        objs.append(
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRoleBinding",
+                "metadata": meta(role, cluster, labels=component_labels),
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+                "subjects": [{"kind": "ServiceAccount", "name": component, "namespace": SYSTEM_NAMESPACE}],
+            }
+        )
+    return objs
+
+
+def business_namespace_objects(cluster: str, name: str, team: str, quota: dict) -> list[dict]:
+    """A business namespace: the Namespace, its ResourceQuota and the team's edit RoleBinding."""
+    team_labels = {TEAM_LABEL: team}
+    return [
+        namespace(name, cluster, team_labels),
+        {
+            "apiVersion": "v1",
+            "kind": "ResourceQuota",
+            "metadata": meta("cloud58-quota", cluster, name, team_labels),
+            "spec": {"hard": dict(quota)},
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": meta("cloud58-team-edit", cluster, name, team_labels),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
+            "subjects": [
+                {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": f"cloud58:team:{team}"}
+            ],
+        },
+    ]

@@ -1,0 +1,233 @@
+"""Composing clusters/: platform objects, checks against the plan, file names, YAML, syncing the tree."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ansible_collections.cloud58.platform.plugins.module_utils.gitops.clusterdir import load_cluster_dir
+from ansible_collections.cloud58.platform.plugins.module_utils.render.app_schema import (
+    APP_SCHEMA,
+    fill_defaults,
+)
+from ansible_collections.cloud58.platform.plugins.module_utils.render.docs import apps_markdown, schema_json
+from ansible_collections.cloud58.platform.plugins.module_utils.render.dump import dump_yaml, file_name
+from ansible_collections.cloud58.platform.plugins.module_utils.render.errors import AppSpecError, RenderError
+from ansible_collections.cloud58.platform.plugins.module_utils.render.runner import run_render
+from ansible_collections.cloud58.platform.plugins.module_utils.render.targets import ClusterTarget
+from ansible_collections.cloud58.platform.plugins.module_utils.render.tree import (
+    cluster_files,
+    render_clusters,
+    sync_tree,
+)
+
+REPO = Path(__file__).resolve().parents[9]
+BJ1 = ClusterTarget("bj1-k8s", "bj1", "bj1-k8s", "north", "bj1", ("bj1-r01", "bj1-r02"), ("online",))
+SH1 = ClusterTarget("sh1-k8s", "sh1", "sh1-k8s", "east", "sh1", ("sh1-r01",), ("online",))
+SPEC = {
+    "name": "shop",
+    "team": "retail",
+    "namespace": "retail",
+    "image": "registry.example/retail/shop:1.0.0",
+    "resources": {"requests": {"cpu": "500m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}},
+    "clusters": {"bj1-k8s": 2, "sh1-k8s": 1},
+}
+
+
+def spec(**changes):
+    return ("apps/shop.yaml", fill_defaults(APP_SCHEMA, {**copy.deepcopy(SPEC), **changes}))
+
+
+def kinds_and_names(rendered):
+    return sorted(
+        (obj["kind"], obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+        for _s, obj in rendered.objects
+    )
+
+
+def test_every_cluster_gets_platform_objects_and_its_apps():
+    bj1, sh1 = render_clusters([BJ1, SH1], [spec(clusters={"bj1-k8s": 1})])
+    platform = [
+        ("ClusterRole", "", "cloud58-observer"),
+        ("ClusterRole", "", "cloud58-reconciler"),
+        ("ClusterRoleBinding", "", "cloud58-observer"),
+        ("ClusterRoleBinding", "", "cloud58-reconciler"),
+        ("ConfigMap", "kube-system", "cloud58-identity"),
+        ("Namespace", "", "cloud58-system"),
+        ("PriorityClass", "", "cloud58-business-default"),
+        ("PriorityClass", "", "cloud58-business-high"),
+        ("PriorityClass", "", "cloud58-business-low"),
+        ("PriorityClass", "", "cloud58-platform-critical"),
+        ("ServiceAccount", "cloud58-system", "cloud58-observer"),
+        ("ServiceAccount", "cloud58-system", "cloud58-reconciler"),
+    ]
+    assert kinds_and_names(sh1) == platform
+    app = [
+        ("Deployment", "retail", "shop"),
+        ("HorizontalPodAutoscaler", "retail", "shop"),
+        ("Namespace", "", "retail"),
+        ("PodDisruptionBudget", "retail", "shop"),
+        ("ResourceQuota", "retail", "cloud58-quota"),
+        ("RoleBinding", "retail", "cloud58-team-edit"),
+        ("Service", "retail", "shop"),
+    ]
+    assert kinds_and_names(bj1) == sorted(platform + app)
+    for _source, obj in bj1.objects:
+        assert obj["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "cloud58"
+        assert obj["metadata"]["labels"]["cloud58.io/cluster"] == "bj1-k8s"
+    identity = next(o for _s, o in bj1.objects if o["metadata"]["name"] == "cloud58-identity")
+    assert identity["data"] == {"cluster": "bj1-k8s", "datacenter": "bj1", "uid": BJ1.uid}
+    assert bj1.cluster_file["identity"] == {"uid": BJ1.uid}
+    assert BJ1.uid != SH1.uid
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {"clusters": {"gz1-k8s": 1}},
+            "apps/shop.yaml: clusters.gz1-k8s: unknown cluster; the inventories define bj1-k8s, sh1-k8s "
+            "(rule: known-cluster)",
+        ),
+        (
+            {"placement": {"racks": ["bj1-r09"]}},
+            "apps/shop.yaml: placement.racks: none of bj1-r09 holds nodes of cluster bj1-k8s "
+            "(its racks: bj1-r01, bj1-r02) (rule: known-rack)",
+        ),
+        (
+            {"placement": {"function": "gpu"}},
+            "apps/shop.yaml: placement.function: no node of cluster bj1-k8s has function 'gpu' "
+            "(its functions: online) (rule: known-function)",
+        ),
+    ],
+)
+def test_specs_must_fit_the_plan(changes, message):
+    with pytest.raises(AppSpecError) as info:
+        render_clusters([BJ1, SH1], [spec(**changes)])
+    assert info.value.problems[0] == message
+
+
+def test_one_team_per_namespace():
+    other = (
+        "apps/cart.yaml",
+        fill_defaults(APP_SCHEMA, {**copy.deepcopy(SPEC), "name": "cart", "team": "growth"}),
+    )
+    with pytest.raises(AppSpecError) as info:
+        render_clusters([BJ1, SH1], [spec(), other])
+    assert info.value.problems == [
+        "apps/cart.yaml: team: 'growth' differs from team 'retail' of apps/shop.yaml, which shares namespace "
+        "'retail' (rule: one-team-per-namespace)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("obj", "name"),
+    [
+        ({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a"}}, "10_namespace_a.yaml"),
+        (
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "b", "namespace": "a"}},
+            "32_configmap_a_b.yaml",
+        ),
+        (
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRole",
+                "metadata": {"name": "system:Foo"},
+            },
+            "22_clusterrole_system%3a%46oo.yaml",
+        ),
+        (
+            {
+                "apiVersion": "apiextensions.k8s.io/v1",
+                "kind": "CustomResourceDefinition",
+                "metadata": {"name": "w.x.io"},
+            },
+            "00_customresourcedefinition_w.x.io.yaml",
+        ),
+        (
+            {"apiVersion": "x.io/v1", "kind": "Widget", "metadata": {"name": "w", "namespace": "n"}},
+            "38_widget_n_w.yaml",
+        ),
+    ],
+)
+def test_file_names_sort_in_apply_order_and_never_collide(obj, name):
+    assert file_name(obj) == name
+
+
+def test_yaml_is_deterministic_with_literal_blocks():
+    text = dump_yaml({"b": 1, "a": {"z": "x\ny\n", "c": [2, 1]}}, "first\nsecond")
+    assert text == "# first\n# second\na:\n  c:\n  - 2\n  - 1\n  z: |\n    x\n    y\nb: 1\n"
+    assert dump_yaml({"a": {"z": "x\ny\n", "c": [2, 1]}, "b": 1}, "first\nsecond") == text
+
+
+def test_rendered_directory_loads_in_the_engine(tmp_path):
+    [bj1] = render_clusters([BJ1], [spec(clusters={"bj1-k8s": 1})])
+    sync_tree(str(tmp_path), {"bj1-k8s": cluster_files(bj1)}, check=False, remove_other_clusters=True)
+    cluster = load_cluster_dir(str(tmp_path), "bj1-k8s")
+    assert cluster.context == "bj1-k8s"
+    assert cluster.identity == {"cluster": "bj1-k8s", "datacenter": "bj1", "uid": BJ1.uid}
+    assert len(cluster.manifests) == len(bj1.objects) == 19
+    assert ("v1", "ResourceQuota") in cluster.prune_kinds
+
+
+def test_sync_tree_adds_changes_removes_and_check_writes_nothing(tmp_path):
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "cluster.yml").write_text("cluster: old\n")
+    (tmp_path / "keep").mkdir()
+    (tmp_path / "keep" / "notes.yaml").write_text("not a cluster dir\n")
+    wanted = {"c1": {"cluster.yml": "cluster: c1\n", "10_a.yaml": "a\n"}}
+    first = sync_tree(str(tmp_path), wanted, check=True, remove_other_clusters=True)
+    assert first.as_dict() == {
+        "added": ["c1/10_a.yaml", "c1/cluster.yml"],
+        "changed": [],
+        "removed": ["old/cluster.yml"],
+    }
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep", "old"]
+    sync_tree(str(tmp_path), wanted, check=False, remove_other_clusters=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c1", "keep"]
+    (tmp_path / "c1" / "20_stale.yaml").write_text("x\n")
+    (tmp_path / "c1" / "README.md").write_text("kept\n")
+    again = sync_tree(
+        str(tmp_path), {"c1": {**wanted["c1"], "10_a.yaml": "b\n"}}, check=False, remove_other_clusters=True
+    )
+    assert again.as_dict() == {"added": [], "changed": ["c1/10_a.yaml"], "removed": ["c1/20_stale.yaml"]}
+    assert sorted(p.name for p in (tmp_path / "c1").iterdir()) == ["10_a.yaml", "README.md", "cluster.yml"]
+    assert not sync_tree(
+        str(tmp_path), {"c1": {**wanted["c1"], "10_a.yaml": "b\n"}}, check=True, remove_other_clusters=True
+    ).any
+
+
+def test_render_of_unknown_cluster_selection_fails(tmp_path):
+    params = {
+        "inventories_dir": str(REPO / "inventories"),
+        "apps_dir": str(REPO / "apps"),
+        "clusters_dir": str(tmp_path),
+    }
+    with pytest.raises(RenderError, match=r"^unknown cluster\(s\) nope; the inventories define "):
+        run_render({**params, "clusters": ["nope"]}, check=True)
+
+
+def test_generated_docs_and_schema_are_current():
+    assert (REPO / "docs/apps.md").read_text(encoding="utf-8") == apps_markdown(), (
+        "run scripts/ci/gen_app_docs.py"
+    )
+    assert (REPO / "schemas/app.schema.json").read_text(encoding="utf-8") == schema_json(), (
+        "run scripts/ci/gen_app_docs.py"
+    )
+
+
+def test_clusters_directory_is_current():
+    """clusters/ is generated: re-rendering the inventories and apps/ must change nothing."""
+    params = {
+        "inventories_dir": str(REPO / "inventories"),
+        "apps_dir": str(REPO / "apps"),
+        "clusters_dir": str(REPO / "clusters"),
+    }
+    result = run_render(params, check=True)
+    assert result["files"] == {"added": [], "changed": [], "removed": []}, (
+        "clusters/ is stale: run `make render`"
+    )
+    assert yaml.safe_load((REPO / "clusters/lab1-k8s/cluster.yml").read_text())["context"] == "lab1-k8s"
