@@ -26,7 +26,7 @@ description:
   - A no-op run makes one LIST per kind, not one request per object.
   - One failing or unreachable cluster fails only itself; the others finish. The module
     fails when any cluster failed and names it.
-  - In check mode every write is a server-side dry run (C(dryRun=All)): the API server
+  - In check mode every write is a server-side dry run (C(dryRun=All)); the API server
     validates and defaults the objects, nothing is changed. With C(--diff) the diffs are real.
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
@@ -146,7 +146,7 @@ clusters:
       status: ok
       counts: {created: 0, updated: 1, unchanged: 28, pruned: 0, failed: 0, prune_protected: 0}
       objects: [{kind: Deployment, namespace: payments, name: checkout, action: update, reason: drift,
-                 fields: [spec.template.spec.containers[checkout].image]}]
+                 fields: ["spec.template.spec.containers[checkout].image"]}]
 failed_clusters:
   description: Clusters that failed or could not be reached; the module fails when it is not empty.
   returned: always
