@@ -166,6 +166,24 @@ class FabricLab:
             lambda: all(self.established(n) for n in names), timeout, 0.5, "every BGP session Established"
         )
 
+    def expected_routes(self, name: str) -> set[str]:
+        """Prefixes router or host ``name`` must have learnt by BGP once the fabric converged."""
+        blocks = {b for h in self.hosts.values() for b in h.blocks}
+        if name in self.hosts:
+            return blocks  # the ToRs send the nodes the pod routes (their own block comes back too)
+        return blocks | {r.node_subnet for r in self.fabric.racks}
+
+    def wait_converged(self, timeout: float = 60) -> None:
+        """Every session Established and every expected route learnt, everywhere."""
+        self.wait_established(timeout)
+        names = list(self.configs) + list(self.hosts)
+        wait_until(
+            lambda: all(self.expected_routes(n) <= self.net.bgp_prefixes(n) for n in names),
+            timeout,
+            0.5,
+            "every router and host to learn the fabric's routes",
+        )
+
     def summary(self) -> list[str]:
         """One line per router and host: sessions up/expected and the prefixes it learned by BGP."""
         lines = []

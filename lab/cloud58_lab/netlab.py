@@ -161,6 +161,9 @@ class NetLab:
         self.exec(name, "ip", "link", "set", "lo", "up")
         value = "1" if forwarding else "0"
         self.exec(name, "sysctl", "-qw", f"net.ipv4.ip_forward={value}")
+        # Multipath and asymmetric paths are normal in a fabric: no reverse-path filter.
+        self.exec(name, "sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0")
+        self.exec(name, "sysctl", "-qw", "net.ipv4.conf.default.rp_filter=0")
         # Hash L4 ports on multipath routes so flows spread over both ToRs.
         self.exec(name, "sysctl", "-qw", "net.ipv4.fib_multipath_hash_policy=1")
         return full
@@ -399,6 +402,12 @@ class NetLab:
         self.exec(pod, "ip", "route", "add", "169.254.1.1", "dev", "eth0", "scope", "link")
         self.exec(pod, "ip", "route", "add", "default", "via", "169.254.1.1", "dev", "eth0")
         self.exec(node, "sysctl", "-qw", f"net.ipv4.conf.{host_if}.proxy_arp=1")
+        # Proxy ARP answers only for addresses the node routes elsewhere; lab nodes have no
+        # default route, so the pod learns the gateway's MAC statically (the node side's MAC).
+        mac = self.ip_json(node, "link", "show", host_if)[0]["address"]
+        self.exec(
+            pod, "ip", "neigh", "replace", "169.254.1.1", "lladdr", mac, "dev", "eth0", "nud", "permanent"
+        )
         self.exec(node, "ip", "route", "add", f"{ip}/32", "dev", host_if, "scope", "link")
         return str(ip)
 

@@ -30,6 +30,10 @@ DEFAULTS = {
     "bfd": False,
     "bfd_interval_ms": 300,
     "bfd_multiplier": 3,
+    # BGP graceful restart on the ToRs and cores. Off: with it, the peers of a router that
+    # dies keep its routes for the restart time (120 s) and ECMP keeps sending half of the
+    # flows into the dead router; the second ToR is the redundancy, not GR.
+    "graceful_restart": False,
     # Keep what each node sent before the import filter (for `show ... received-routes`).
     "soft_reconfiguration": False,
     # Calico: advertise the cluster's service CIDR from every node.

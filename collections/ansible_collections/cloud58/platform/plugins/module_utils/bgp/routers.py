@@ -177,6 +177,7 @@ def tor_config(fabric: Fabric, tor: Tor, options: dict) -> dict:
         "timers": _timers(options),
         "maximum_paths": options["maximum_paths"],
         "multipath_relax": True,
+        "graceful_restart": options["graceful_restart"],
         "bfd": _bfd(options),
         "networks": [rack.node_subnet],
         "interfaces": [
@@ -242,6 +243,7 @@ def core_config(fabric: Fabric, core: Core, options: dict) -> dict:
         "timers": _timers(options),
         "maximum_paths": options["maximum_paths"],
         "multipath_relax": True,
+        "graceful_restart": options["graceful_restart"],
         "bfd": _bfd(options),
         "networks": [],
         "loopback": core.address,
