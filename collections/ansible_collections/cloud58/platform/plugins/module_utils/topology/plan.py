@@ -134,6 +134,10 @@ def _align(value, size) -> int:
     return (value + size - 1) // size * size
 
 
+def _count(n, noun) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def _cidr_key(text):
     address, prefix = text.split("/")
     return (int(netaddr.IPAddress(address)), int(prefix))
@@ -246,12 +250,11 @@ class _Deriver:
         for rack_name in sorted(nodes_by_rack):
             nodes = len(nodes_by_rack[rack_name])
             blocks = max(1, -(-nodes * (100 + headroom) // 100))
-            prefix = max(pods.prefix, block - _ceil_log2(blocks))
-            wanted.append((rack_name, nodes, prefix))
+            wanted.append((rack_name, nodes, block - _ceil_log2(blocks)))
         for index, (rack_name, nodes, prefix) in enumerate(wanted):
             size = 2 ** (32 - prefix)
             start = _align(cursor, size)
-            if start + size > end or 2 ** (block - prefix) < nodes:
+            if prefix < pods.prefix or start + size > end:
                 need = sum(2 ** (32 - p) for _, _, p in wanted)
                 self.add(
                     "pool-exhausted",
@@ -458,8 +461,8 @@ class _Deriver:
                 dc.where(),
                 "networks.local_address_pool",
                 pool.text,
-                f"holds {available} addresses; {len(directors)} directors x {count} local addresses "
-                f"(ranges aligned to {size}) need {size * len(directors)}",
+                f"holds {available} addresses; {_count(len(directors), 'director')} x {count} "
+                f"local addresses (ranges aligned to {size}) need {size * len(directors)}",
             )
             return {}
         out = {}
@@ -622,7 +625,8 @@ class _Deriver:
                     "networks.fabric",
                     fabric.text,
                     f"holds {usable} /31 links besides the core router addresses; "
-                    f"{len(pairs) // max(1, len(cores))} ToRs x {len(cores)} cores need {len(pairs)}",
+                    f"{_count(len(pairs) // max(1, len(cores)), 'ToR')} x {_count(len(cores), 'core')} "
+                    f"need {len(pairs)}",
                 )
                 return {}
             out[pair] = (_ip(cursor), _ip(cursor + 1), _cidr(cursor, 31))

@@ -142,9 +142,12 @@ class _ModelReader:
         # Hosts whose datacenter or cluster is unknown: member counts (masters, etcd, Consul)
         # cannot be judged while they exist, so those rules wait for the next run.
         self.unplaced = []
+        self.orphan_clusters = []  # clusters whose datacenter is unknown
+        self.clusterless = {}  # (datacenter, kind) -> hosts that need a cluster and have none
         dcs = self.read_datacenters(inventory, own_racks)
         clusters = self.read_clusters(inventory, dcs)
         self.read_hosts(inventory, dcs, own_racks, clusters)
+        self.report_clusterless()
         for group, suggestion in find_role_group_typos(inventory.groups):
             members = inventory.groups.get(group) or []
             self.add(
@@ -217,6 +220,8 @@ class _ModelReader:
             dc.hosts = []
             dc.clusters = []
             dc.has_inventory_hosts = True
+            if spec["racks"] == {}:
+                self.add("missing-field", dc_where, "racks", {}, "a datacenter needs at least one rack")
             for rack_name in sorted(spec["racks"] or {}):
                 self.read_rack(dc, rack_name, spec["racks"][rack_name], own_racks)
             out[name] = dc
@@ -290,7 +295,9 @@ class _ModelReader:
             spec = self.parser.parse(CLUSTER, body, cluster_where)
             if spec is None:
                 continue
-            if spec["datacenter"] is not None and dc is None:
+            if dc is None:
+                self.orphan_clusters.append(name)
+            if spec["datacenter"] is not None and dc is None and dcs:  # no datacenter at all: reported
                 known = sorted(dcs) or sorted(self.model.datacenters)
                 self.add(
                     "unknown-datacenter",
@@ -330,6 +337,7 @@ class _ModelReader:
             for host in inventory.groups.get(group) or []:
                 roles_of.setdefault(host, []).append(role)
         if not roles_of:
+            self.unplaced.append(None)  # no member count can be judged either
             for dc in dcs.values():
                 dc.has_inventory_hosts = False
             self.add(
@@ -367,7 +375,7 @@ class _ModelReader:
             host.labels = spec["labels"]
             host.cluster_name = spec["cluster"]
             host.cluster = None
-            if spec["rack"] is not None and host.rack is None:
+            if spec["rack"] is not None and host.rack is None and own_racks:
                 known = sorted(own_racks)
                 self.add(
                     "unknown-rack",
@@ -450,30 +458,11 @@ class _ModelReader:
             elif needs_cluster:
                 host.cluster = cluster
         elif needs_cluster:
-            if not dc.clusters:
-                add(
-                    "no-cluster",
-                    host.where(),
-                    "cluster",
-                    None,
-                    "the host is in {} but datacenter '{}' has no cluster in {}".format(
-                        ", ".join(g for g, r in ROLE_GROUPS.items() if r in roles and r in CLUSTER_ROLES),
-                        dc.name,
-                        CLUSTERS_VAR,
-                    ),
-                )
-            elif len(dc.clusters) > 1:
-                add(
-                    "ambiguous-cluster",
-                    host.where(),
-                    "cluster",
-                    None,
-                    "datacenter '{}' has several clusters ({}); set the host's cluster".format(
-                        dc.name, ", ".join(sorted(c.name for c in dc.clusters))
-                    ),
-                )
-            else:
+            if len(dc.clusters) == 1:
                 host.cluster = dc.clusters[0]
+            else:  # reported once per datacenter by report_clusterless
+                kind = "ambiguous-cluster" if dc.clusters else "no-cluster"
+                self.clusterless.setdefault((dc.name, kind), []).append(host.name)
         if needs_cluster and host.cluster is None:
             self.unplaced.append(host.name)
         if host.cluster is not None:
@@ -484,6 +473,29 @@ class _ModelReader:
             if "etcd_events" in roles:
                 host.cluster.events.append(host)
         self.check_labels(host)
+
+    def report_clusterless(self):
+        for (dc_name, kind), hosts in sorted(self.clusterless.items()):
+            dc = self.model.datacenters[dc_name]
+            if kind == "ambiguous-cluster":
+                self.add(
+                    kind,
+                    dc.where(),
+                    "cluster",
+                    sorted(hosts),
+                    "the datacenter has several clusters ({}); these hosts must set their cluster".format(
+                        ", ".join(sorted(c.name for c in dc.clusters))
+                    ),
+                )
+            elif not self.orphan_clusters:  # else the cluster's wrong datacenter is the problem
+                self.add(
+                    kind,
+                    dc.where(),
+                    CLUSTERS_VAR,
+                    sorted(hosts),
+                    "these hosts are in masters, minions or etcd_events but no cluster of "
+                    f"{CLUSTERS_VAR} is in datacenter '{dc.name}'",
+                )
 
     def check_labels(self, host):
         labels = host.labels
@@ -594,7 +606,7 @@ class _ModelReader:
                     "core router '{}' is outside networks.fabric {}".format(core["name"], fabric.text),
                 )
         if not dc.hosts:
-            if dc.has_inventory_hosts:
+            if dc.has_inventory_hosts and dc.racks:
                 add(
                     "no-hosts",
                     dc.where(),
@@ -699,7 +711,7 @@ class _ModelReader:
                 "no-directors",
                 dc.where(),
                 "lvs",
-                [v[0] for v in vips],
+                sorted(v[0] for v in vips),
                 "the datacenter has VIPs but no host of group lvs is in its racks",
             )
         per_vip = dc.lvs.get("directors_per_vip")
@@ -862,7 +874,7 @@ class _ModelReader:
                     )
         for host in self.model.hosts.values():
             if host.address is not None:
-                entries.append((host.address, host.where(), "address", f"host '{host.name}'"))
+                entries.append((host.address, host.where(), "address", None))
         for address, where, field, what in entries:
             if address.value in seen:
                 other_where, other_field, other_what = seen[address.value]
@@ -871,7 +883,8 @@ class _ModelReader:
                     where,
                     field,
                     address.text,
-                    f"{what} has the address of {other_what} ({other_where} {other_field})",
+                    f"already the address of {other_where} {other_field}"
+                    + (f" ({other_what})" if other_what else ""),
                 )
             else:
                 seen[address.value] = (where, field, what)
@@ -967,7 +980,7 @@ class _ModelReader:
                         cluster.where(),
                         f"api.{field}",
                         key[1],
-                        "also the API {} of cluster '{}'".format(field.replace("_", " "), endpoints[key]),
+                        f"also the api.{field} of cluster '{endpoints[key]}'",
                     )
                 else:
                     endpoints[key] = cluster.name
