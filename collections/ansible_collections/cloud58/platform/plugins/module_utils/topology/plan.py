@@ -163,6 +163,15 @@ def _rendezvous(vip_name, directors, count):
 # ---- derivations ------------------------------------------------------------------------
 
 
+def pool_prefix(nodes, headroom_percent, block_size) -> int:
+    """Prefix length of a rack's pod pool: one block per node, plus headroom, rounded up to 2^n.
+
+    ``nodes`` x (100 + headroom) / 100 blocks (at least one), each a /``block_size``.
+    """
+    blocks = max(1, -(-nodes * (100 + headroom_percent) // 100))
+    return block_size - _ceil_log2(blocks)
+
+
 class _Deriver:
     def __init__(self, model, problems):
         self.model = model
@@ -249,8 +258,7 @@ class _Deriver:
         wanted = []
         for rack_name in sorted(nodes_by_rack):
             nodes = len(nodes_by_rack[rack_name])
-            blocks = max(1, -(-nodes * (100 + headroom) // 100))
-            wanted.append((rack_name, nodes, block - _ceil_log2(blocks)))
+            wanted.append((rack_name, nodes, pool_prefix(nodes, headroom, block)))
         for index, (rack_name, nodes, prefix) in enumerate(wanted):
             size = 2 ** (32 - prefix)
             start = _align(cursor, size)
@@ -634,4 +642,4 @@ class _Deriver:
         return out
 
 
-__all__ = ["ROLE_ORDER", "Addr", "Net", "Plan", "build_plan", "canonical_json"]
+__all__ = ["ROLE_ORDER", "Addr", "Net", "Plan", "build_plan", "canonical_json", "pool_prefix"]
