@@ -146,7 +146,6 @@ def calico_objects(plan, cluster: str, options=None) -> list:
                 "ipipEnabled": False,
                 "vxlanEnabled": False,
                 "disableConntrackInvalidCheck": options["felix_disable_conntrack_invalid_check"],
-                "iptablesMarkMask": options["felix_iptables_mark_mask"],
                 "ipForwarding": "Enabled",
                 "usageReportingEnabled": False,
                 "logSeverityScreen": "Info",

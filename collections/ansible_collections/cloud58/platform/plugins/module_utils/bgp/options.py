@@ -50,8 +50,6 @@ DEFAULTS = {
     # Calico Felix: keep established flows whose conntrack entry is gone (table full,
     # Felix restart) instead of dropping them as INVALID; LVS full-NAT flows are long-lived.
     "felix_disable_conntrack_invalid_check": True,
-    # Calico Felix: mark bits Felix may use; the low bits stay free for LVS/keepalived fwmarks.
-    "felix_iptables_mark_mask": 0xFF000000,
     # Calico IPAM: addresses no pod gets automatically (fixed-IP workloads ask for them by
     # the cni.projectcalico.org/ipAddrs annotation). {cluster: {name: [address or CIDR]}}.
     "fixed_ip_reservations": {},
@@ -66,7 +64,6 @@ _RANGES = {
     "bfd_interval_ms": (10, 60000),
     "bfd_multiplier": (2, 255),
     "calico_default_asn": (1, 4294967294),
-    "felix_iptables_mark_mask": (1, 0xFFFFFFFF),
 }
 
 
