@@ -182,6 +182,8 @@ image_id=
 probe=
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/cloud58-node.XXXXXX")
 trap cleanup EXIT
+# Interrupted builds clean up too (the EXIT trap runs on exit).
+trap 'exit 130' INT TERM HUP
 rootfs=$work/rootfs
 started=$SECONDS
 
