@@ -113,9 +113,7 @@ def calico_objects(plan, cluster: str, options=None) -> list:
             }
             if options["calico_max_restart_time"]:
                 spec["maxRestartTime"] = options["calico_max_restart_time"]
-            objects.append(
-                _obj("BGPPeer", f"{rack.name}-{tor.name}", cluster, spec, **{RACK_LABEL: rack.name})
-            )
+            objects.append(_obj("BGPPeer", tor.name, cluster, spec, **{RACK_LABEL: rack.name}))
     for pool in pools:
         objects.append(
             _obj(

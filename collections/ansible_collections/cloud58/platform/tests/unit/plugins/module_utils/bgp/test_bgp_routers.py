@@ -1,0 +1,161 @@
+"""ToR and core FRR configuration data from the lab plan: peers, AS numbers, filters."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ansible_collections.cloud58.platform.plugins.module_utils.bgp import (
+    BgpError,
+    bgp_options,
+    fabric_from_plan,
+    router_config,
+    router_names,
+)
+from ansible_collections.cloud58.platform.plugins.module_utils.topology import build_plan, load_inventory
+
+REPO = Path(__file__).resolve().parents[9]
+
+
+@pytest.fixture(scope="module")
+def plan():
+    return build_plan(load_inventory(str(REPO / "inventories/lab"))).as_dict()
+
+
+def _entries(config, name):
+    pl = next(p for p in config["prefix_lists"] if p["name"] == name)
+    return [(e["action"], e["prefix"], e["ge"], e["le"]) for e in pl["entries"]]
+
+
+def test_router_names_are_tors_then_cores(plan):
+    fabric = fabric_from_plan(plan, "lab1")
+    assert router_names(fabric) == [
+        "lab1-r1-tor1",
+        "lab1-r1-tor2",
+        "lab1-r2-tor1",
+        "lab1-r2-tor2",
+        "lab1-core1",
+    ]
+
+
+def test_ebgp_tor_peers_with_its_rack_and_the_core(plan):
+    config = router_config(fabric_from_plan(plan, "lab1"), "lab1-r1-tor1")
+    assert (config["asn"], config["router_id"], config["networks"]) == (
+        65121,
+        "198.18.0.1",
+        ["198.18.0.0/26"],
+    )
+    nodes, cores = config["peer_groups"]
+    assert {
+        k: nodes[k] for k in ("name", "remote_as", "as_override", "route_reflector_client", "next_hop_self")
+    } == {
+        "name": "NODES",
+        "remote_as": 65111,
+        "as_override": True,
+        "route_reflector_client": False,
+        "next_hop_self": False,
+    }
+    assert (cores["name"], cores["remote_as"]) == ("CORES", 65100)
+    assert [(n["address"], n["group"], n["description"]) for n in config["neighbors"]] == [
+        ("198.18.0.11", "NODES", "lab1-m1"),
+        ("198.18.0.12", "NODES", "lab1-m3"),
+        ("198.18.0.21", "NODES", "lab1-w1"),
+        ("198.18.0.31", "NODES", "lab1-lvs1"),
+        ("198.18.1.0", "CORES", "lab1-core1"),
+    ]
+    assert config["interfaces"] == [{"address": "198.18.1.1/31", "description": "uplink to lab1-core1"}]
+
+
+def test_tor_filters_accept_only_the_rack_pool_and_vips_from_nodes(plan):
+    config = router_config(fabric_from_plan(plan, "lab1"), "lab1-r1-tor1")
+    assert _entries(config, "C58-FROM-NODES") == [
+        ("deny", "0.0.0.0/0", None, None),
+        ("permit", "198.18.16.0/23", 26, 32),
+        ("permit", "198.18.2.0/27", None, 32),
+        ("deny", "0.0.0.0/0", None, 32),
+    ]
+    assert _entries(config, "C58-TO-CORES") == [
+        ("deny", "0.0.0.0/0", None, None),
+        ("permit", "198.18.16.0/23", 26, 32),
+        ("permit", "198.18.0.0/26", None, None),
+        ("permit", "198.18.2.0/27", None, 32),
+        ("deny", "0.0.0.0/0", None, 32),
+    ]
+
+
+def test_service_ranges_are_accepted_where_calico_advertises_them(plan):
+    options = {"advertise_service_cluster_ips": True, "service_loadbalancer_ips": ["198.18.2.16/28"]}
+    config = router_config(fabric_from_plan(plan, "lab1"), "lab1-r2-tor1", options)
+    assert _entries(config, "C58-FROM-NODES")[1:-1] == [
+        ("permit", "198.18.18.0/24", 26, 32),
+        ("permit", "198.18.2.0/27", None, 32),
+        ("permit", "198.18.2.16/28", None, 32),
+        ("permit", "198.18.8.0/24", None, 32),
+    ]
+
+
+def test_route_reflector_tor_reflects_to_its_rack(plan):
+    config = router_config(fabric_from_plan(plan, "lab2"), "lab2-r1-tor1")
+    nodes = config["peer_groups"][0]
+    assert (config["asn"], nodes["remote_as"]) == (65211, 65211)
+    assert (nodes["route_reflector_client"], nodes["next_hop_self"], nodes["as_override"]) == (
+        True,
+        True,
+        False,
+    )
+
+
+def test_core_peers_with_every_tor_by_its_own_as(plan):
+    config = router_config(fabric_from_plan(plan, "lab1"), "lab1-core1", {"bfd": True})
+    assert [(n["address"], n["remote_as"], n["description"]) for n in config["neighbors"]] == [
+        ("198.18.1.1", 65121, "lab1-r1-tor1"),
+        ("198.18.1.3", 65121, "lab1-r1-tor2"),
+        ("198.18.1.5", 65122, "lab1-r2-tor1"),
+        ("198.18.1.7", 65122, "lab1-r2-tor2"),
+    ]
+    assert config["peer_groups"][0]["bfd"] is True
+    assert config["bfd"] == {"interval_ms": 300, "multiplier": 3, "profile": "C58-FABRIC"}
+
+
+@pytest.mark.parametrize(
+    ("options", "complaint"),
+    [
+        ({"hold": 6, "keepalive": 3}, "more than a third of hold"),
+        ({"maximum_paths": 0}, "outside 1..128"),
+        ({"node_neighbors": "all"}, "not one of per_node, listen_range"),
+        ({"bfd": "yes"}, "expected true or false"),
+        ({"service_loadbalancer_ips": ["10.0.0.0/33"]}, "is not a CIDR"),
+        ({"maximum_path": 4}, "unknown BGP option"),
+    ],
+    ids=["keepalive", "paths", "neighbors-mode", "bfd-type", "bad-cidr", "misspelt"],
+)
+def test_bad_options_are_named(options, complaint):
+    with pytest.raises(BgpError, match=complaint):
+        bgp_options(options)
+
+
+def test_listen_range_mode_lists_no_node_neighbors(plan):
+    config = router_config(fabric_from_plan(plan, "lab1"), "lab1-r2-tor2", {"node_neighbors": "listen_range"})
+    assert config["peer_groups"][0]["listen_range"] == "198.18.0.64/26"
+    assert [n["group"] for n in config["neighbors"]] == ["CORES"]
+
+
+@pytest.mark.parametrize("router", ["lab1-r1-tor1", "lab1-core1", "lab2-r2-tor2"])
+@pytest.mark.parametrize(
+    "options", [{}, {"bfd": True, "node_neighbors": "listen_range", "graceful_restart": True}]
+)
+def test_rendered_frr_conf_passes_vtysh_syntax_check(plan, tmp_path, router, options):
+    jinja2 = pytest.importorskip("jinja2")
+    templates = REPO / "collections/ansible_collections/cloud58/platform/roles/tor_router/templates"
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates)), trim_blocks=True)
+    dc = router.split("-")[0]
+    config = router_config(fabric_from_plan(plan, dc), router, options)
+    text = env.get_template("frr.conf.j2").render(tor_router_config=config)
+    conf = tmp_path / "frr.conf"
+    conf.write_text(text)
+    assert f"router bgp {config['asn']}\n" in text
+    assert ("bgp graceful-restart-disable" in text) is not options.get("graceful_restart", False)
+    result = subprocess.run(["vtysh", "-C", "-f", str(conf)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
