@@ -74,7 +74,7 @@ lab-down: ## remove everything the lab started
 	@if [ -x $(PY) ]; then python -m cloud58_lab down; else echo "lab: nothing to remove (no virtualenv)"; fi
 
 topology: setup-venv ## SVG picture of a datacenter: make topology DC=<dc>
-	python -m cloud58_lab topology --dc $(DC)
+	python scripts/topology.py --dc $(DC)
 
 clean: lab-down ## remove local state (the caches outside the repo stay)
 	rm -rf .cache build
