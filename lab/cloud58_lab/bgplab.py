@@ -168,9 +168,11 @@ class FabricLab:
 
     def expected_routes(self, name: str) -> set[str]:
         """Prefixes router or host ``name`` must have learnt by BGP once the fabric converged."""
-        blocks = {b for h in self.hosts.values() for b in h.blocks}
         if name in self.hosts:
-            return blocks  # the ToRs send the nodes the pod routes (their own block comes back too)
+            # the pod routes of every other host (whether a host's own block comes back
+            # depends on the mode: eBGP with as-override yes, a route reflector no)
+            return {b for h in self.hosts.values() if h.name != name for b in h.blocks}
+        blocks = {b for h in self.hosts.values() for b in h.blocks}
         return blocks | {r.node_subnet for r in self.fabric.racks}
 
     def wait_converged(self, timeout: float = 60) -> None:
@@ -197,3 +199,53 @@ class FabricLab:
                 + (", ".join(prefixes) or "none")
             )
         return lines
+
+
+def start_datacenter(
+    net: NetLab, inventory: str, datacenter: str, cluster: str, *, hosts=None, options=None
+) -> FabricLab:
+    """Plan ``inventory``, then bring ``datacenter``'s ToRs, cores and hosts (all, or ``hosts``)
+    up in ``net`` with the rendered configs, and wait until the fabric converged."""
+    from ansible_collections.cloud58.platform.plugins.module_utils.bgp import calico_objects, fabric_from_plan
+    from ansible_collections.cloud58.platform.plugins.module_utils.topology import build_plan, load_inventory
+
+    plan = build_plan(load_inventory(inventory)).as_dict()
+    fabric = fabric_from_plan(plan, datacenter)
+    if hosts is not None:
+        fabric = fabric.with_nodes(hosts)
+    # only Kubernetes nodes of the cluster speak Calico's BGP in the lab
+    fabric = fabric.with_nodes([n.name for n in fabric.nodes(cluster)])
+    lab = FabricLab(
+        fabric,
+        plan,
+        cluster,
+        calico_objects(plan, cluster),
+        net,
+        options={"soft_reconfiguration": True, **(options or {})},
+        node_timers={"connect_retry": 2},
+    )
+    lab.build()
+    try:
+        lab.wait_converged()
+    except TimeoutError as e:
+        raise TimeoutError(f"{e}\n" + "\n".join(lab.summary())) from e
+    return lab
+
+
+def main(argv=None) -> int:
+    """``python -m cloud58_lab.bgplab --dc lab1 --cluster lab1-k8s``: up, summary, down."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--inventory", default="inventories/lab")
+    parser.add_argument("--dc", default="lab1")
+    parser.add_argument("--cluster", default="lab1-k8s")
+    args = parser.parse_args(argv)
+    with NetLab() as net:
+        lab = start_datacenter(net, args.inventory, args.dc, args.cluster)
+        print("\n".join(lab.summary()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
