@@ -20,7 +20,7 @@ description:
   - Every problem of the inventory is reported in one failure, each naming the datacenter,
     rack, host or cluster, the field, the offending value and the other party of a conflict.
   - Reads only its parameters. It contacts no host and changes nothing, so it always
-    returns C(changed=false). Run it on the controller (C(hosts: localhost)).
+    returns C(changed=false). Run it on the controller, in a play on C(localhost).
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -127,13 +127,13 @@ def argspec():
 def main():
     module = AnsibleModule(argument_spec=argspec(), supports_check_mode=True)
     if not HAS_NETADDR:
-        module.fail_json(msg=missing_required_lib("netaddr"))
+        module.fail_json(msg=missing_required_lib("netaddr"), changed=False)
     try:
         result = run_topology_plan(module.params)
     except PlanError as exc:
-        module.fail_json(msg=exc.text(), kinds=exc.kinds())
+        module.fail_json(msg=exc.text(), kinds=exc.kinds(), changed=False)
     except TopologyError as exc:
-        module.fail_json(msg=str(exc))
+        module.fail_json(msg=str(exc), changed=False)
     module.exit_json(**result)
 
 
