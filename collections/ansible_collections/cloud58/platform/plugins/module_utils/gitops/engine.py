@@ -247,6 +247,7 @@ class _Reconciler:
                 live,
                 allow_kinds=self.allow_prune_kinds,
                 max_prune=self.max_prune,
+                never=frozenset({self._identity_key}),
             )
         # Nothing has been written so far (except an explicitly bootstrapped identity).
         self._apply_all(items, decisions, deferred)
@@ -269,6 +270,10 @@ class _Reconciler:
         if self.wait_rollouts and not failed:
             self._wait_rollouts(items)
 
+    @property
+    def _identity_key(self) -> ObjKey:
+        return ObjKey("", "ConfigMap", self.cluster.identity_namespace, self.cluster.identity_name)
+
     def _prove_identity(self, items: list[_Item]) -> None:
         cluster = self.cluster
         where = f"ConfigMap {cluster.identity_namespace}/{cluster.identity_name}"
@@ -289,9 +294,7 @@ class _Reconciler:
     def _identity_object(self, items: list[_Item]) -> dict:
         cluster = self.cluster
         for item in items:
-            if item.manifest.key == ObjKey(
-                "", "ConfigMap", cluster.identity_namespace, cluster.identity_name
-            ):
+            if item.manifest.key == self._identity_key:
                 return item.desired
         return with_hash(
             {

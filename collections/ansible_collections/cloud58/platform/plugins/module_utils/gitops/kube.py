@@ -132,9 +132,9 @@ class KubeClient:
             if e.status == 0:
                 raise KubeUnreachable(f"context {self.context!r}: API server {self.host}: {e.reason}") from e
             raise
-        data = json.loads(raw) if raw else None
+        data = _decode(raw)
         if not 200 <= response.status < 300:
-            message = data.get("message") if isinstance(data, dict) else ""
+            message = data.get("message") if isinstance(data, dict) else (data or "")
             raise KubeApiError(
                 f"{method} {path}: {response.status} {message or response.reason}",
                 status=response.status,
@@ -219,12 +219,15 @@ class KubeClient:
 
     def delete(self, res: Resource, namespace: str, name: str, *, uid: str, dry_run: bool) -> None:
         """Delete the object with this uid only (a re-created namesake is left alone)."""
+        # With a body the API server reads every option from it and ignores the query
+        # string, so dryRun must be in the body too.
         body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
         if uid:
             body["preconditions"] = {"uid": uid}
-        query = [("dryRun", "All")] if dry_run else []
+        if dry_run:
+            body["dryRun"] = ["All"]
         try:
-            self.request("DELETE", res.path(namespace, name), query=query, body=body)
+            self.request("DELETE", res.path(namespace, name), body=body)
         except KubeApiError as e:
             if e.status != 404:
                 raise
@@ -241,6 +244,16 @@ class KubeClient:
             if time.monotonic() > deadline:
                 raise KubeApiError(f"CustomResourceDefinition {name} not Established after {timeout:.0f}s")
             time.sleep(0.2)
+
+
+def _decode(raw: bytes):
+    """JSON bodies as data; anything else (``404 page not found`` for an unknown group) as text."""
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode("utf-8", errors="replace").strip()
 
 
 def _reason(error) -> str:

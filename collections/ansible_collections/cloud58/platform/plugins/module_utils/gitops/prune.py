@@ -32,14 +32,17 @@ def plan_prune(
     *,
     allow_kinds: set[str] | frozenset[str] = frozenset(),
     max_prune: int,
+    never: frozenset[ObjKey] = frozenset(),
 ) -> PrunePlan:
     """Split the live objects Git no longer holds into deletions and protected leftovers.
 
-    Raises PruneGuardError when the deletions exceed ``max_prune``.
+    ``never`` lists objects that are never deleted nor reported (the cluster's identity
+    object: deleting it would lock every later run out). Raises PruneGuardError when the
+    deletions exceed ``max_prune``.
     """
     plan = PrunePlan()
     for key in sorted(live):
-        if key in desired:
+        if key in desired or key in never:
             continue
         labels = (live[key].get("metadata") or {}).get("labels") or {}
         if labels.get(MANAGED_BY_LABEL) != MANAGED_BY_VALUE or labels.get(CLUSTER_LABEL) != cluster:
