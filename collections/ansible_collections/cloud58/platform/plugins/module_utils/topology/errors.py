@@ -100,8 +100,12 @@ def _show(value) -> str:
 
 def did_you_mean(word, candidates) -> str:
     """A ``; did you mean 'x'?`` suffix, or an empty string when nothing is close."""
-    close = difflib.get_close_matches(str(word), sorted(str(c) for c in candidates), n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else ""
+    best = None
+    for candidate in sorted({str(c) for c in candidates}):  # ties go to the first in order
+        ratio = difflib.SequenceMatcher(None, str(word), candidate).ratio()
+        if ratio >= 0.6 and (best is None or ratio > best[0]):
+            best = (ratio, candidate)
+    return f"; did you mean '{best[1]}'?" if best else ""
 
 
 def where_text(datacenter=None, rack=None, host=None, cluster=None, extra=None) -> str:

@@ -166,7 +166,7 @@ def test_validate_playbook_fails_clearly_on_a_broken_inventory(tmp_path):
         "- datacenter 'lab2': networks.nodes = null: required field of a datacenter networks is missing [missing-field]",
         "- datacenter 'lab2': networks.nodez = '198.19.0.0/24': unknown field of a datacenter networks; did you mean "
         "'nodes'? [unknown-field]",
-        "- host 'lab2-m3': rack = 'lab2-r7': no such rack in this inventory; did you mean 'lab2-r2'? [unknown-rack]",
+        "- host 'lab2-m3': rack = 'lab2-r7': no such rack in this inventory; did you mean 'lab2-r1'? [unknown-rack]",
     ):
         assert line in output
     assert "Report what was planned" not in output  # the play stopped at the failure

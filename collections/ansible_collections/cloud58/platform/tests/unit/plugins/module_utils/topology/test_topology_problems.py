@@ -587,14 +587,14 @@ CASES = [
     pytest.param(
         _unknown_rack,
         [
-            "host 'dc1-w1': rack = 'dc1-r3': no such rack in this inventory; did you mean 'dc1-r2'? [unknown-rack]",
+            "host 'dc1-w1': rack = 'dc1-r3': no such rack in this inventory; did you mean 'dc1-r1'? [unknown-rack]",
         ],
         id="unknown-rack",
     ),
     pytest.param(
         _unknown_datacenter,
         [
-            "cluster 'dc1-k8s': datacenter = 'dc3': no such datacenter in this inventory; did you mean 'dc2'? (known: dc1, dc2) [unknown-datacenter]",
+            "cluster 'dc1-k8s': datacenter = 'dc3': no such datacenter in this inventory; did you mean 'dc1'? (known: dc1, dc2) [unknown-datacenter]",
         ],
         id="unknown-datacenter",
     ),
