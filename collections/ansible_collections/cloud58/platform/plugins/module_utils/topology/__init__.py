@@ -19,7 +19,7 @@ Ansible callers go through the module ``cloud58.platform.topology_plan`` or the 
 
 from __future__ import annotations
 
-from .errors import ERROR_KINDS, MissingLibrary, PlanError, Problem, TopologyError
+from .errors import ERROR_KINDS, MissingLibrary, PlanError, Problem, TopologyError, error_kinds_markdown
 from .load import Inventory, host_topology_vars, inventory_from_vars, load_inventory
 from .model import HAS_NETADDR, NETADDR_MISSING, model_markdown
 from .plan import Plan, build_plan, canonical_json
@@ -77,6 +77,7 @@ __all__ = [
     "TopologyError",
     "build_plan",
     "canonical_json",
+    "error_kinds_markdown",
     "host_topology_vars",
     "inventory_from_vars",
     "load_inventory",

@@ -73,6 +73,13 @@ ERROR_KINDS = {
 }
 
 
+def error_kinds_markdown() -> str:
+    """The table of problem kinds in docs/inventory.md (a unit test keeps the two in step)."""
+    lines = ["| kind | what it means |", "|---|---|"]
+    lines += [f"| `{kind}` | {text} |" for kind, text in sorted(ERROR_KINDS.items())]
+    return "\n".join(lines) + "\n"
+
+
 _SHOW_LIMIT = 120
 
 

@@ -250,9 +250,7 @@ DATACENTER = Spec(
         ),
         Field("networks", "object", "Address plan of the datacenter.", required=True, spec=NETWORKS),
         Field("bgp", "object", "AS scheme of the datacenter.", required=True, spec=BGP),
-        Field(
-            "racks", "map", "Racks by name (rack names are unique in an inventory).", required=True, spec=RACK
-        ),
+        Field("racks", "map", "Racks by name (unique in the whole fabric).", required=True, spec=RACK),
         Field("lvs", "object", "LVS directors' settings.", default={}, spec=LVS),
     ],
 )
