@@ -10,7 +10,7 @@ module: topology_plan
 short_description: Validate cloud58 inventories and derive the topology plan
 version_added: 0.1.0
 author:
-  - cloud58 platform team
+  - cloud58 platform team (@cloud58)
 description:
   - Checks the datacenters, racks, ToR and core routers, clusters and hosts of an inventory
     (see C(docs/inventory.md)) and derives the plan every role, renderer and the lab read

@@ -26,7 +26,7 @@ import hashlib
 import json
 from types import MappingProxyType
 
-from .errors import MissingLibrary, Problems, did_you_mean  # noqa: F401 - did_you_mean re-exported
+from .errors import MissingLibrary, Problems
 from .load import Inventory
 from .model import HAS_NETADDR, NETADDR_MISSING, NODE_ROLES, Addr, Net
 from .validate import ROLE_ORDER, api_vip_name, node_labels, read_model
@@ -263,7 +263,7 @@ class _Deriver:
             size = 2 ** (32 - prefix)
             start = _align(cursor, size)
             if prefix < pods.prefix or start + size > end:
-                need = sum(2 ** (32 - p) for _, _, p in wanted)
+                need = sum(2 ** (32 - item[2]) for item in wanted)
                 self.add(
                     "pool-exhausted",
                     cluster.where(),
@@ -558,7 +558,7 @@ class _Deriver:
                         }
                     )
                 host_prefixes = sorted(
-                    {pool["cidr"] for (_, rack_of_pool), pool in pools.items() if rack_of_pool == rack_name}
+                    {pool["cidr"] for key, pool in pools.items() if key[1] == rack_name}
                     | (
                         {dc.networks["vip_pool"].text}
                         if vip_pool and any("lvs" in h.roles for h in rack.hosts)

@@ -1002,7 +1002,7 @@ def _overlapping_pairs(items):
 
 def _valid_label_key(key):
     if "/" in key:
-        prefix, _, name = key.partition("/")
+        prefix, name = key.split("/", 1)
         if not prefix or len(prefix) > 253 or not _LABEL_PREFIX_RE.match(prefix):
             return False
     else:
