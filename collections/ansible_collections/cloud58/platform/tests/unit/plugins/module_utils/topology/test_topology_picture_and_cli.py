@@ -179,3 +179,15 @@ def test_plan_script_reports_problems_without_a_traceback(tmp_path):
         "  - datacenter 'lab1', cluster 'lab1-k8s': pod_block_size = 26: a /26 block holds 64 addresses, "
         "fewer than max_pods 65; use /25 or less [pod-block-too-small]\n"
     )
+
+
+def test_plan_bytes_do_not_depend_on_the_hash_seed():
+    script = os.path.join(REPO, "scripts", "plan.py")
+    outputs = set()
+    for seed in ("1", "2"):
+        env = dict(os.environ, PYTHONHASHSEED=seed)
+        run = subprocess.run(
+            [sys.executable, script, LAB, BJ1], capture_output=True, text=True, env=env, check=True
+        )
+        outputs.add(run.stdout)
+    assert len(outputs) == 1
