@@ -433,7 +433,9 @@ class _Reconciler:
     def _apply_one(self, item: _Item, decision) -> ObjectResult:
         key = item.manifest.key
         try:
-            created, after = self.client.apply(item.resource, item.desired, dry_run=self.check)
+            created, after = self.client.apply(
+                item.resource, item.desired, dry_run=self.check, full=self.options.diff
+            )
         except KubeApiError as e:
             item.outcome = ObjectResult(
                 key, FAILED, source=item.manifest.source, error=f"{item.manifest.source}: {e}"

@@ -36,6 +36,7 @@ except ImportError as e:  # pragma: no cover - reported by the module through mi
     KUBERNETES_IMPORT_ERROR = e
 
 APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
+METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
 
 
 @dataclass(frozen=True)
@@ -98,9 +99,11 @@ class KubeClient:
         self._api.close()
 
     # -- transport -------------------------------------------------------------------
-    def request(self, method: str, path: str, *, query=None, body=None, content_type: str | None = None):
+    def request(
+        self, method: str, path: str, *, query=None, body=None, content_type: str | None = None, accept=None
+    ):
         """(status, parsed JSON body or None). Raises KubeApiError for an error status."""
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": accept or "application/json"}
         if content_type:
             headers["Content-Type"] = content_type
         payload = body
@@ -192,8 +195,12 @@ class KubeClient:
         return items
 
     # -- writes ----------------------------------------------------------------------
-    def apply(self, res: Resource, obj: dict, *, dry_run: bool) -> tuple[bool, dict]:
-        """Server-side apply; (created, the object as the server stored or would store it)."""
+    def apply(self, res: Resource, obj: dict, *, dry_run: bool, full: bool = True) -> tuple[bool, dict]:
+        """Server-side apply; (created, the object as the server stored or would store it).
+
+        With ``full=False`` the server answers with the metadata only (less to encode and
+        to parse when nobody looks at the result, e.g. without diff mode).
+        """
         meta = obj["metadata"]
         query = [("fieldManager", FIELD_MANAGER), ("force", "true")]
         if dry_run:
@@ -204,6 +211,7 @@ class KubeClient:
             query=query,
             body=obj,
             content_type=APPLY_CONTENT_TYPE,
+            accept=None if full else METADATA_ONLY,
         )
         return status == 201, data
 

@@ -107,6 +107,16 @@ def test_prune_deletes_only_what_left_git_and_keeps_protected_kinds():
     ]
 
 
+def test_prune_never_touches_the_identity_object():
+    identity = live_obj("ConfigMap", "cloud58-identity", "kube-system")
+    other = live_obj("ConfigMap", "other", "kube-system")
+    plan = plan_prune(
+        "c1", set(), as_live(identity, other), max_prune=10, never=frozenset({object_key(identity)})
+    )
+    assert plan.delete == [ObjKey("", "ConfigMap", "kube-system", "other")]
+    assert plan.protected == []
+
+
 def test_prune_of_protected_kind_when_explicitly_allowed():
     ns = live_obj("Namespace", "old-ns")
     plan = plan_prune("c1", set(), as_live(ns), allow_kinds={"Namespace"}, max_prune=10)
