@@ -132,7 +132,8 @@ class Workspace:
             objs.append(identity_configmap(cluster, DATACENTER, uid_of(cluster)))
         for obj in objs:
             (directory / file_name(obj)).write_text(dump_yaml(obj))
-        self.touched.add(context or cluster)
+        if (context or cluster) in self.cset:  # a directory may name a context no cluster has
+            self.touched.add(context or cluster)
         return directory
 
     def reconcile(self, clusters=None, *, check: bool = False, diff: bool = False, **params) -> dict:

@@ -67,11 +67,11 @@ def write_json_report(path: str, report: dict) -> None:
         raise
 
 
-def markdown_report(report: dict, *, title: str = "Reconcile dry-run") -> str:
+def markdown_report(report: dict, *, title: str = "Reconcile dry-run", level: int = 1) -> str:
     """The merge-request report (from ``report_dict(..., with_diff=True)``): the summary
     table, then every change with its diff in a collapsible block."""
     clusters = [report["clusters"][name] for name in sorted(report["clusters"])]
-    out = [f"# {title}", ""]
+    out = [f"{'#' * level} {title}", ""]
     out.append("| cluster | status | " + " | ".join(_COLUMNS) + " |")
     out.append("|---|---|" + "---:|" * len(_COLUMNS))
     for c in clusters:
@@ -80,7 +80,7 @@ def markdown_report(report: dict, *, title: str = "Reconcile dry-run") -> str:
         )
     out.append("")
     for c in clusters:
-        out.append(f"## {c['cluster']}")
+        out.append(f"{'#' * (level + 1)} {c['cluster']}")
         out.append("")
         if c["status"] != STATUS_OK:
             out.append(f"**{c['status']}**: {c['error']}")
