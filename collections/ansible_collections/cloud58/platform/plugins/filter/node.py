@@ -10,6 +10,8 @@ its first task, before anything on the host has changed.
 
 from __future__ import annotations
 
+import os
+
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.cloud58.platform.plugins.module_utils.node import kernel, kubelet, queues
@@ -89,19 +91,34 @@ def node_kernel_profile(
         raise AnsibleFilterError(str(e)) from e
 
 
+def _queue_entries(value):
+    """{nic: [queue names]} from such a mapping or from ansible.builtin.find results looped over NICs."""
+    if isinstance(value, dict):
+        return {str(nic): [os.path.basename(str(n)) for n in names] for nic, names in value.items()}
+    if isinstance(value, list) and all(isinstance(r, dict) and "item" in r and "files" in r for r in value):
+        return {str(r["item"]): [os.path.basename(str(f["path"])) for f in r["files"]] for r in value}
+    raise AnsibleFilterError(
+        "node_queue_settings expects {nic: [queue names]} or the results of ansible.builtin.find "
+        f"looped over the NICs, got {value!r} ({type(value).__name__})"
+    )
+
+
 def node_queue_settings(queue_entries, vcpus, host, interrupts=None):
     """[{path, value}] for the NICs' queues.
 
-    ``queue_entries``: {nic: [entries of /sys/class/net/<nic>/queues]}; ``interrupts``:
-    the text of /proc/interrupts, or None to leave IRQ affinity alone (containers).
+    ``queue_entries``: {nic: [entries of /sys/class/net/<nic>/queues]} or the results of
+    ``ansible.builtin.find`` looped over the NICs; ``interrupts``: the text of
+    /proc/interrupts, or None to leave IRQ affinity alone (containers).
     """
-    _mapping(queue_entries, "queue_entries")
+    entries = _queue_entries(queue_entries)
     try:
-        counts = {nic: queues.count_queues(names, nic) for nic, names in queue_entries.items()}
+        counts = {nic: queues.count_queues(names, nic) for nic, names in entries.items()}
         irqs = None if interrupts is None else queues.parse_interrupts(interrupts, sorted(counts))
         settings = queues.queue_settings(vcpus, counts, irqs=irqs, host=str(host))
-    except (ValueError, NodePlanError) as e:
-        raise AnsibleFilterError(f"host {host!r}: {e}" if not isinstance(e, NodePlanError) else str(e)) from e
+    except NodePlanError as e:
+        raise AnsibleFilterError(str(e)) from e
+    except ValueError as e:
+        raise AnsibleFilterError(f"host {host!r}: {e}") from e
     return [{"path": path, "value": value} for path, value in settings]
 
 

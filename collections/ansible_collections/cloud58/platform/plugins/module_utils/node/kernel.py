@@ -524,7 +524,8 @@ def kernel_profile(facts, role, overrides=(), nofile=DEFAULT_NOFILE):
 
     apply_keys, written_only, reasons = [], [], {}
     for key in sorted(sysctl):
-        if key.startswith("net.bridge.") and not facts.bridge_nf_available:
+        if key.startswith("net.bridge.") and facts.in_container and not facts.bridge_nf_available:
+            # On a real host the role loads br_netfilter before it applies sysctls.
             written_only.append(key)
             reasons[key] = "br_netfilter is not loaded, so /proc/sys/net/bridge does not exist"
         elif facts.in_container and not applies_in_container(key, facts.kernel):

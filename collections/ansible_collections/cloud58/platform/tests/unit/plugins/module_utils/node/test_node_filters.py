@@ -88,6 +88,26 @@ def test_queue_settings_from_queue_entries():
     ]
 
 
+def test_queue_settings_from_find_results():
+    results = [
+        {"item": "eth0", "files": [{"path": "/sys/class/net/eth0/queues/rx-0"}, {"path": "/sys/x/tx-0"}]}
+    ]
+    assert node.node_queue_settings(results, 1, "h") == [
+        {"path": "/sys/class/net/eth0/queues/rx-0/rps_cpus", "value": "0"},
+        {"path": "/sys/class/net/eth0/queues/rx-0/rps_flow_cnt", "value": "0"},
+        {"path": "/sys/class/net/eth0/queues/tx-0/xps_cpus", "value": "0"},
+    ]
+
+
+def test_queue_settings_reject_other_input():
+    with pytest.raises(AnsibleFilterError) as err:
+        node.node_queue_settings(["eth0"], 2, "h")
+    assert err.value.message == (
+        "node_queue_settings expects {nic: [queue names]} or the results of ansible.builtin.find "
+        "looped over the NICs, got ['eth0'] (list)"
+    )
+
+
 def test_queue_settings_with_interrupts_manage_irqs():
     text = " 40:  1  0  PCI-MSIX  0-edge  ens1-TxRx-0\n 41:  0  1  PCI-MSIX  1-edge  ens1-TxRx-1\n"
     settings = node.node_queue_settings({"ens1": ["rx-0", "rx-1", "tx-0", "tx-1"]}, 2, "h", interrupts=text)

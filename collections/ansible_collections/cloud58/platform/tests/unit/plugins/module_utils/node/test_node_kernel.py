@@ -357,3 +357,10 @@ def test_node_facts_without_hardware_facts_names_the_fix():
         "fact memtotal_mb is None; gather the hardware facts (gather_subset: hardware)",
         "fact kernel is 'x'; gather the kernel facts",
     ]
+
+
+def test_bridge_keys_apply_on_real_host_before_br_netfilter_is_loaded():
+    facts = kernel.NodeFacts("n1", 4, 8000, (6, 1), False, (), bridge_nf_available=False)
+    profile = kernel.kernel_profile(facts, MINION)
+    assert "net.bridge.bridge-nf-call-iptables" in profile["apply"]
+    assert profile["written_only"] == []
