@@ -10,7 +10,7 @@ module: gitops_reconcile
 short_description: Make Kubernetes clusters match their clusters/<cluster>/ directories
 version_added: 0.1.0
 author:
-  - cloud58 platform team
+  - cloud58 platform team (@cloud58)
 description:
   - Reads every selected C(clusters/<cluster>/) directory (C(cluster.yml) and one object per
     file) and fails with the file and the field when one is invalid, before any cluster is

@@ -10,7 +10,7 @@ module: gitops_render
 short_description: Render clusters/<cluster>/ from the inventories and the app specs
 version_added: 0.1.0
 author:
-  - cloud58 platform team
+  - cloud58 platform team (@cloud58)
 description:
   - Plans every inventory directory (the topology planner validates it), validates every
     app spec C(apps/<app>.yaml) against its JSON Schema and the plan, and writes one

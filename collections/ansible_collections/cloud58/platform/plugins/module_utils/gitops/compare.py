@@ -79,7 +79,7 @@ def parse_quantity(value) -> Fraction:
             return _number(text[: -len(suffix)], value) * factor
     lowered = text.lower()
     if "e" in lowered and not text.endswith("E"):
-        mantissa, _, exponent = lowered.partition("e")
+        mantissa, _sep, exponent = lowered.partition("e")
         try:
             return _number(mantissa, value) * Fraction(10) ** int(exponent)
         except ValueError as e:

@@ -11,6 +11,7 @@ result = render_and_reconcile("/work/main", kubeconfig, ["lab1-k8s", "lab2-k8s"]
 from __future__ import annotations
 
 import os
+import sys
 
 from ..render.runner import run_render
 from .runner import run_reconcile
@@ -26,17 +27,19 @@ def render_and_reconcile(
     wait_rollouts: bool = False,
     wait_timeout: int = 300,
     report_path: str | None = None,
-    out=print,
+    out=None,
 ) -> dict:
     """Render the directories of ``clusters`` from the repo's inventories and apps, reconcile
     those clusters through ``kubeconfig`` (contexts named as in cluster.yml), print the summary.
 
+    ``out`` receives each line to show (default: standard output).
     ``bootstrap_identity`` creates the identity object of a cluster that has none (the lab
     provisions fresh clusters); an existing different identity still refuses. Returns the
     reconcile result (``failed_clusters`` empty when every cluster is in sync). Raises
     GitOpsError (RenderError, AppSpecError, ClusterDirError) for bad input, before any
     cluster is touched.
     """
+    out = out or _stdout
     target = clusters_dir or os.path.join(repo, "clusters")
     rendered = run_render(
         {
@@ -67,3 +70,7 @@ def render_and_reconcile(
     for line in result["summary"]:
         out(line)
     return result
+
+
+def _stdout(line: str) -> None:
+    sys.stdout.write(line + "\n")
