@@ -376,6 +376,28 @@ def test_crd_is_established_before_objects_of_its_kind(workspace):
     assert workspace.reconcile(["c1"])["clusters"]["c1"]["counts"] == counts(unchanged=4)
 
 
+def test_unknown_field_fails_its_object_names_the_file_and_skips_prune(workspace):
+    ns = namespace("t-strict", "c1")
+    workspace.write("c1", [ns, configmap("old", "t-strict", "c1")])
+    workspace.reconcile(["c1"])
+    typo = configmap("typo", "t-strict", "c1")
+    typo["dta"] = typo.pop("data")
+    workspace.write("c1", [ns, typo, configmap("good", "t-strict", "c1")])
+    result = workspace.reconcile(["c1"])
+    c1 = result["clusters"]["c1"]
+    assert result["failed_clusters"] == ["c1"]
+    assert (c1["status"], c1["error"]) == ("failed", "1 object(s) failed")
+    assert c1["counts"] == counts(created=1, failed=1, unchanged=2)
+    failed = next(o for o in c1["objects"] if o["action"] == "failed")
+    assert failed["error"].startswith(
+        "c1/32_configmap_t-strict_typo.yaml: PATCH /api/v1/namespaces/t-strict/configmaps/typo"
+    )
+    assert failed["error"].endswith(".dta: field not declared in schema")
+    assert c1["notes"] == ["prune skipped: some objects failed to apply"]
+    assert workspace.get("c1", cm_path("t-strict", "old")) is not None
+    assert workspace.get("c1", cm_path("t-strict", "typo")) is None
+
+
 def test_bad_directory_fails_before_any_cluster_is_touched(workspace):
     workspace.write("c1", [namespace("t-bad", "c1")])
     bad_dir = workspace.write("c2", [namespace("t-bad", "c2")])

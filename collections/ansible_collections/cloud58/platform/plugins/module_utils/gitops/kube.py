@@ -202,7 +202,9 @@ class KubeClient:
         to parse when nobody looks at the result, e.g. without diff mode).
         """
         meta = obj["metadata"]
-        query = [("fieldManager", FIELD_MANAGER), ("force", "true")]
+        # Strict: a field the API does not know (a typo in Git) fails the apply instead of
+        # being dropped with a warning nobody reads.
+        query = [("fieldManager", FIELD_MANAGER), ("force", "true"), ("fieldValidation", "Strict")]
         if dry_run:
             query.append(("dryRun", "All"))
         status, data = self.request(
