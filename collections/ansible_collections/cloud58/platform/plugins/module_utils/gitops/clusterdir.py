@@ -34,7 +34,27 @@ from .model import (
 try:
     import yaml
 
-    _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    class UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # pylint: disable=too-many-ancestors
+        """Safe YAML that refuses a mapping holding a key twice (PyYAML keeps the last one silently)."""
+
+        def construct_mapping(self, node, deep=False):
+            seen = set()
+            for key_node, _value_node in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                if isinstance(key, (str, int, float, bool)) or key is None:
+                    if key in seen:
+                        raise yaml.constructor.ConstructorError(
+                            "while constructing a mapping",
+                            node.start_mark,
+                            f"found duplicate key {key!r}",
+                            key_node.start_mark,
+                        )
+                    seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    _Loader = UniqueKeyLoader
     HAS_YAML = True
 except ImportError:  # pragma: no cover - reported by the module through missing_required_lib
     HAS_YAML = False

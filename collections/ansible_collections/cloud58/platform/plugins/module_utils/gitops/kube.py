@@ -202,9 +202,11 @@ class KubeClient:
         to parse when nobody looks at the result, e.g. without diff mode).
         """
         meta = obj["metadata"]
-        # Strict: a field the API does not know (a typo in Git) fails the apply instead of
-        # being dropped with a warning nobody reads.
-        query = [("fieldManager", FIELD_MANAGER), ("force", "true"), ("fieldValidation", "Strict")]
+        # fieldValidation=Ignore spares the API server a second, strict YAML decode of every
+        # apply, which only looks for duplicate keys: a body serialised from a dict has
+        # none (duplicates in Git files are refused when loading). Unknown fields still
+        # fail, in the typed conversion of server-side apply ("field not declared in schema").
+        query = [("fieldManager", FIELD_MANAGER), ("force", "true"), ("fieldValidation", "Ignore")]
         if dry_run:
             query.append(("dryRun", "All"))
         status, data = self.request(

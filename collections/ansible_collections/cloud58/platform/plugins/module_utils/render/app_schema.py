@@ -25,7 +25,8 @@ from .errors import AppSpecError, RenderError
 try:
     import yaml
 
-    _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    from ..gitops.clusterdir import UniqueKeyLoader as _Loader
+
     HAS_YAML = True
 except ImportError:  # pragma: no cover - reported by the module through missing_required_lib
     HAS_YAML = False

@@ -337,6 +337,15 @@ def test_every_problem_of_every_file_is_reported(tmp_path):
     assert str(info.value).startswith("2 problems in app specs:\n  apps/a.yaml: port:")
 
 
+def test_duplicate_keys_are_refused(tmp_path):
+    apps = write_apps(tmp_path, **{"shop.yaml": "name: shop\nteam: a\nteam: b\n"})
+    with pytest.raises(AppSpecError) as info:
+        load_app_specs(apps)
+    assert info.value.problems == [
+        "apps/shop.yaml: line 3 column 1: not valid YAML: found duplicate key 'team' (rule: yaml)"
+    ]
+
+
 def test_files_starting_with_underscore_or_dot_are_not_specs(tmp_path):
     apps = write_apps(tmp_path, **{"_draft.yaml": "not: [valid", ".hidden.yaml": "x", "README.md": "# apps"})
     assert load_app_specs(apps) == []
