@@ -168,8 +168,11 @@ def kubelet_configuration(  # noqa: PLR0917 - one argument per field the plan de
     client_ca_file="/etc/kubernetes/pki/ca.crt",
     container_log_max_size="50Mi",
     container_log_max_files=5,
-    fail_cgroup_v1=None,
+    fail_cgroup_v1=True,
     fail_swap_on=True,
+    cgroup_v1=False,
+    container=False,
+    standalone=False,
     extra=None,
 ):
     """The KubeletConfiguration of one node, as a dict.
@@ -178,6 +181,14 @@ def kubelet_configuration(  # noqa: PLR0917 - one argument per field the plan de
     CNI hands every pod one address of the block); the reservations must leave the pods
     something to run on. ``extra`` fields are merged last (the role's escape hatch); they
     may not change what the plan decides (maxPods, cgroupDriver, staticPodPath).
+
+    ``cgroup_v1``: the host mounts cgroup v1; kubelets since 1.35 refuse it unless
+    failCgroupV1 is false, so ``fail_cgroup_v1=True`` there is an error here, before the
+    kubelet would crash-loop. ``container``: the node is a container (molecule, the lab):
+    the kernel is the host's, untuned, and cgroups are the container's, so
+    protectKernelDefaults, per-QoS cgroups and node-allocatable enforcement are off and
+    cgroup v1 is accepted. ``standalone``: no API server (static pods only), so no webhook
+    authentication or authorization and no client CA; anonymous requests stay refused.
     """
     problems = []
     for field, value, low in (
@@ -206,6 +217,12 @@ def kubelet_configuration(  # noqa: PLR0917 - one argument per field the plan de
             f"memory {memtotal_mb} MiB leaves {allocatable_mb} MiB allocatable after kube-reserved "
             f"{kube_mem} MiB, system-reserved {sys_mem} MiB and eviction {evict_mem} MiB; "
             "a node needs more memory"
+        )
+    if cgroup_v1 and fail_cgroup_v1 and not container:
+        problems.append(
+            "the host uses cgroup v1, which the kubelet refuses since 1.35 while failCgroupV1 is true; "
+            "boot the host with cgroup v2 (systemd.unified_cgroup_hierarchy=1) or set "
+            "kubelet_fail_cgroup_v1: false"
         )
     for key in ("maxPods", "cgroupDriver", "staticPodPath"):
         if extra and key in extra:
@@ -259,8 +276,14 @@ def kubelet_configuration(  # noqa: PLR0917 - one argument per field the plan de
     }
     if cluster_dns:
         config["clusterDNS"] = [str(a) for a in cluster_dns]
-    if fail_cgroup_v1 is not None:
-        config["failCgroupV1"] = bool(fail_cgroup_v1)
+    config["failCgroupV1"] = bool(fail_cgroup_v1) and not container
+    if container:
+        config["protectKernelDefaults"] = False
+        config["cgroupsPerQOS"] = False
+        config["enforceNodeAllocatable"] = []
+    if standalone:
+        config["authentication"] = {"anonymous": {"enabled": False}, "webhook": {"enabled": False}}
+        config["authorization"] = {"mode": "AlwaysAllow"}
     for key, value in sorted((extra or {}).items()):
         config[key] = value
     return dict(sorted(config.items()))

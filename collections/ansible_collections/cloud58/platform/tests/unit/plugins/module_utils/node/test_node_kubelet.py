@@ -130,7 +130,7 @@ def _config(**kwargs):
 
 
 def test_kubelet_configuration_from_facts_and_plan():
-    config = _config(cluster_dns=["10.96.0.10"], fail_cgroup_v1=False)
+    config = _config(cluster_dns=["10.96.0.10"], fail_cgroup_v1=False, cgroup_v1=True)
     assert list(config) == sorted(config)
     expected = {
         "apiVersion": "kubelet.config.k8s.io/v1beta1",
@@ -155,7 +155,27 @@ def test_kubelet_configuration_from_facts_and_plan():
 def test_kubelet_configuration_leaves_out_unset_options():
     config = _config()
     assert "clusterDNS" not in config
-    assert "failCgroupV1" not in config
+    assert config["failCgroupV1"] is True
+    assert "cgroupsPerQOS" not in config
+    assert config["authorization"] == {"mode": "Webhook"}
+    assert config["authentication"]["x509"] == {"clientCAFile": "/etc/kubernetes/pki/ca.crt"}
+
+
+def test_container_node_relaxes_what_a_container_cannot_give():
+    config = _config(container=True, cgroup_v1=True)
+    expected = {
+        "failCgroupV1": False,
+        "protectKernelDefaults": False,
+        "cgroupsPerQOS": False,
+        "enforceNodeAllocatable": [],
+    }
+    assert expected.items() <= config.items()
+
+
+def test_standalone_kubelet_has_no_webhook_and_refuses_anonymous():
+    config = _config(standalone=True)
+    assert config["authentication"] == {"anonymous": {"enabled": False}, "webhook": {"enabled": False}}
+    assert config["authorization"] == {"mode": "AlwaysAllow"}
 
 
 def test_extra_fields_are_merged():
@@ -193,6 +213,15 @@ def test_extra_fields_are_merged():
             id="bad-driver",
         ),
         pytest.param({"max_pods": True}, ["max_pods is True; expected an integer >= 1"], id="bool-max-pods"),
+        pytest.param(
+            {"cgroup_v1": True},
+            [
+                "the host uses cgroup v1, which the kubelet refuses since 1.35 while failCgroupV1 is true; "
+                "boot the host with cgroup v2 (systemd.unified_cgroup_hierarchy=1) or set "
+                "kubelet_fail_cgroup_v1: false"
+            ],
+            id="cgroup-v1-refused",
+        ),
     ],
 )
 def test_kubelet_configuration_problems(kwargs, problems):
