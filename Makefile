@@ -15,7 +15,7 @@ COLLECTION := $(REPO)/collections/ansible_collections/cloud58/platform
 DC ?= lab1
 
 .PHONY: help setup setup-apt setup-venv setup-upstream setup-image lock \
-        test lint unit integration network molecule sanity bench lab lab-down \
+        test lint unit integration network molecule sanity bench lab lab-status lab-down \
         topology render reconcile mr-check clean
 
 help: ## list the targets
@@ -69,6 +69,9 @@ bench: setup-venv setup-upstream ## benchmarks: print figures and ratios to the 
 ## ---- the lab --------------------------------------------------------------------------
 lab: setup ## build and run the embedded lab cloud (inventories/lab) and print its status
 	python -m cloud58_lab up
+
+lab-status: setup-venv ## the lab's clusters and BGP fabric
+	python -m cloud58_lab status
 
 lab-down: ## remove everything the lab started
 	@if [ -x $(PY) ]; then python -m cloud58_lab down; else echo "lab: nothing to remove (no virtualenv)"; fi
