@@ -16,7 +16,8 @@ GET_PIP_ONLY_FLAGS = {"--no-setuptools", "--no-wheel"}
 
 def main() -> int:
     args = [arg for arg in sys.argv[1:] if arg not in GET_PIP_ONLY_FLAGS]
-    subprocess.run([sys.executable, "-m", "ensurepip", "--default-pip"], check=True, stdout=subprocess.DEVNULL)
+    ensurepip = [sys.executable, "-m", "ensurepip", "--default-pip"]
+    subprocess.run(ensurepip, check=True, stdout=subprocess.DEVNULL)
     return subprocess.run([sys.executable, "-m", "pip", "install", *args], check=False).returncode
 
 
