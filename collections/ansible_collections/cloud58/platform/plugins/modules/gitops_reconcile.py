@@ -96,6 +96,12 @@ options:
     description:
       - Write the per-cluster report as JSON to this file.
     type: path
+  cache_dir:
+    description:
+      - Where parsed manifests are kept between runs, addressed by the hash of their content
+        (never stale; a cache that cannot be written is not used).
+      - Omitted, C($XDG_CACHE_HOME/cloud58/gitops) or C(~/.cache/cloud58/gitops).
+    type: path
 requirements:
   - PyYAML
 seealso:

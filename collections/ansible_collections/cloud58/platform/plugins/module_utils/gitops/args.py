@@ -27,4 +27,5 @@ RECONCILE_ARG_SPEC = {
     "parallel": {"type": "int", "default": 8},
     "workers": {"type": "int", "default": 8},
     "report_path": {"type": "path"},
+    "cache_dir": {"type": "path"},
 }

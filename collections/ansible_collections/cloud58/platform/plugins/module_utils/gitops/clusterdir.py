@@ -14,7 +14,10 @@ Layout::
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import tempfile
 from dataclasses import dataclass, field
 
 from .errors import ClusterDirError
@@ -171,8 +174,11 @@ def select_clusters(root: str, names: list[str] | None) -> list[str]:
     return seen
 
 
-def load_cluster_dir(root: str, name: str) -> ClusterDir:
-    """Read and validate ``root/name``. Raises ClusterDirError naming the file and field."""
+def load_cluster_dir(root: str, name: str, cache_dir: str | None = None) -> ClusterDir:
+    """Read and validate ``root/name``. Raises ClusterDirError naming the file and field.
+
+    ``cache_dir`` keeps parsed manifests between runs (see ManifestCache).
+    """
     if not HAS_YAML:
         raise ClusterDirError("the Python library PyYAML is required to read cluster directories")
     path = os.path.join(root, name)
@@ -182,7 +188,7 @@ def load_cluster_dir(root: str, name: str) -> ClusterDir:
         raise ClusterDirError(f"{rel}: missing; every cluster directory starts with its cluster.yml")
     spec = _load_single(cluster_file, rel)
     cluster = _parse_cluster_file(spec, rel, name, path)
-    cluster.manifests = _load_manifests(path, name)
+    cluster.manifests = _load_manifests(path, name, ManifestCache(cache_dir) if cache_dir else None)
     _check_manifests(cluster)
     return cluster
 
@@ -287,6 +293,45 @@ class _MergeKey(Exception):
     """A ``<<`` merge key: left to PyYAML's full constructor."""
 
 
+def default_cache_dir() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "cloud58", "gitops")
+
+
+class ManifestCache:
+    """Parsed manifests by the SHA-256 of their bytes, one JSON file per cluster directory.
+
+    Parsing YAML is most of a no-op run's own work; reading and hashing the files is a
+    fraction of it. Entries are addressed by content, so they are never stale; a cache
+    that cannot be read or written is simply not used. Validation runs on every load.
+    """
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+
+    def _path(self, cluster_path: str) -> str:
+        digest = hashlib.sha256(os.path.abspath(cluster_path).encode("utf-8")).hexdigest()[:24]
+        return os.path.join(self.directory, f"{digest}.json")
+
+    def load(self, cluster_path: str) -> dict:
+        try:
+            with open(self._path(cluster_path), encoding="utf-8") as handle:
+                data = json.load(handle)
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def save(self, cluster_path: str, entries: dict) -> None:
+        try:
+            os.makedirs(self.directory, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".manifests-", suffix=".json")
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(entries, handle, separators=(",", ":"))
+            os.replace(tmp, self._path(cluster_path))
+        except OSError:
+            pass
+
+
 def load_yaml_documents(path: str) -> list:
     """Every document of a YAML file, refusing duplicate keys.
 
@@ -296,18 +341,22 @@ def load_yaml_documents(path: str) -> list:
     Kubernetes API reads them. Files with merge keys take the full constructor.
     """
     with open(path, "rb") as handle:
-        loader = _Loader(handle)
-        try:
-            docs = []
-            while loader.check_node():
-                docs.append(_convert(loader, loader.get_node()))
-            return [doc for doc in docs if doc is not None]
-        except _MergeKey:
-            pass
-        finally:
-            loader.dispose()
-    with open(path, "rb") as handle:
-        return [doc for doc in yaml.load_all(handle, Loader=_Loader) if doc is not None]
+        return parse_yaml_documents(handle.read())
+
+
+def parse_yaml_documents(data: bytes) -> list:
+    """``load_yaml_documents`` on the bytes of a file."""
+    loader = _Loader(data)
+    try:
+        docs = []
+        while loader.check_node():
+            docs.append(_convert(loader, loader.get_node()))
+        return [doc for doc in docs if doc is not None]
+    except _MergeKey:
+        pass
+    finally:
+        loader.dispose()
+    return [doc for doc in yaml.load_all(data, Loader=_Loader) if doc is not None]
 
 
 def _convert(loader, node):
@@ -331,9 +380,9 @@ def _convert(loader, node):
     return out
 
 
-def _load_docs(path: str, rel: str) -> list:
+def _load_docs(path: str, rel: str, data: bytes | None = None) -> list:
     try:
-        docs = load_yaml_documents(path)
+        docs = load_yaml_documents(path) if data is None else parse_yaml_documents(data)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
@@ -358,17 +407,33 @@ def _manifest_files(path: str) -> list[str]:
     return found
 
 
-def _load_manifests(path: str, name: str) -> list[Manifest]:
+def _load_manifests(path: str, name: str, cache: ManifestCache | None) -> list[Manifest]:
     root = os.path.dirname(path)
+    prefix = len(root.rstrip(os.sep)) + 1
+    known = cache.load(path) if cache is not None else {}
+    seen = {}
     manifests = []
     for full in _manifest_files(path):
-        rel = os.path.relpath(full, root)
-        docs = _load_docs(full, rel)
+        rel = full[prefix:]
+        try:
+            with open(full, "rb") as handle:
+                data = handle.read()
+        except OSError as e:
+            raise ClusterDirError(f"{rel}: cannot be read: {e}") from e
+        digest = hashlib.sha256(data).hexdigest()
+        docs = known.get(digest)
+        if docs is None:
+            docs = _load_docs(full, rel, data)
+            if json.loads(json.dumps(docs)) != docs:  # keys or values JSON cannot hold: do not cache
+                cache = None
+        seen[digest] = docs
         if len(docs) != 1:
             raise ClusterDirError(
                 f"{rel}: holds {len(docs)} objects; clusters/ keeps exactly one Kubernetes object per file"
             )
         manifests.append(_validate_object(docs[0], rel, name))
+    if cache is not None and seen.keys() != known.keys():
+        cache.save(path, seen)
     return manifests
 
 

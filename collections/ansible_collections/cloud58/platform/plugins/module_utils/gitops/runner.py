@@ -9,7 +9,7 @@ call ``run_reconcile``; none of them needs Ansible to be importable here.
 
 from __future__ import annotations
 
-from .clusterdir import check_run_options, load_cluster_dir, select_clusters
+from .clusterdir import check_run_options, default_cache_dir, load_cluster_dir, select_clusters
 from .engine import RunOptions, reconcile_clusters
 from .errors import GitOpsError
 from .report import report_dict, summary_lines, write_json_report
@@ -34,7 +34,8 @@ def run_reconcile(params: dict, *, check_mode: bool = False, diff: bool = False,
         value = params.get(key)
         if value is not None and (not isinstance(value, int) or value < 1):
             raise GitOpsError(f"run options: {key} must be an integer >= 1, found {value!r}")
-    clusters = [load_cluster_dir(root, name) for name in select_clusters(root, names)]
+    cache_dir = params.get("cache_dir") or default_cache_dir()
+    clusters = [load_cluster_dir(root, name, cache_dir) for name in select_clusters(root, names)]
     options = RunOptions(
         kubeconfig=params.get("kubeconfig"),
         check_mode=check_mode,

@@ -310,3 +310,22 @@ def test_yaml_loading(tmp_path, text, docs):
     path = tmp_path / "f.yaml"
     path.write_text(text)
     assert load_yaml_documents(str(path)) == docs
+
+
+def test_manifest_cache_is_addressed_by_content(root, tmp_path):
+    cache = tmp_path / "cache"
+    first = load_cluster_dir(str(root), "c1", str(cache))
+    [entry] = list(cache.iterdir())
+    assert [m.obj for m in first.manifests] == [configmap()]
+    # a file changed under the same name is parsed again, never served from the cache
+    write(root, "c1/10-configmap-ns-cm.yaml", configmap(data={"k": "new"}))
+    second = load_cluster_dir(str(root), "c1", str(cache))
+    assert second.manifests[0].obj["data"] == {"k": "new"}
+    # an invalid file is refused with a cache as without
+    write(root, "c1/10-configmap-ns-cm.yaml", configmap(labels={}))
+    with pytest.raises(ClusterDirError, match=re.escape("must carry app.kubernetes.io/managed-by")):
+        load_cluster_dir(str(root), "c1", str(cache))
+    # an unreadable cache is ignored
+    entry.write_text("{not json")
+    write(root, "c1/10-configmap-ns-cm.yaml", configmap())
+    assert load_cluster_dir(str(root), "c1", str(cache)).manifests[0].obj == configmap()
