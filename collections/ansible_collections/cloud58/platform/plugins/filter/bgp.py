@@ -1,47 +1,17 @@
 # -*- coding: utf-8 -*-
 # Copyright: cloud58 platform team
 # Apache License 2.0
-"""Filters over module_utils/bgp: FRR config data for a router, Calico objects for a cluster."""
+"""Filters over module_utils/bgp: FRR config data for a router, Calico objects for a cluster.
+
+Each filter is documented in its own file next to this one (tor_router_config.yml,
+calico_objects.yml, calico_node_annotations.yml), as ansible-doc reads them.
+"""
 
 from __future__ import annotations
 
-DOCUMENTATION = r"""
-name: tor_router_config
-short_description: FRR configuration data of a ToR or core router, from the inventory plan
-description:
-  - Returns the data the role C(cloud58.platform.tor_router) renders into C(frr.conf):
-    AS, router id, peer groups, neighbors, prefix lists, ECMP and BFD settings.
-  - Related filters in this file are C(calico_objects) and C(calico_node_annotations).
-options:
-  _input:
-    description: The plan of C(cloud58.platform.topology_plan) (its C(plan) result).
-    type: dict
-    required: true
-  name:
-    description: Router name (a ToR or core router of any datacenter in the plan).
-    type: str
-    required: true
-  options:
-    description: BGP options over the defaults of module_utils/bgp/options.py.
-    type: dict
-    default: {}
-"""
+from ansible.errors import AnsibleFilterError
 
-EXAMPLES = r"""
-- name: Compute the FRR configuration data of this router
-  ansible.builtin.set_fact:
-    frr: "{{ cloud58_plan | cloud58.platform.tor_router_config(inventory_hostname) }}"
-"""
-
-RETURN = r"""
-_value:
-  description: The router's configuration data.
-  type: dict
-"""
-
-from ansible.errors import AnsibleFilterError  # noqa: E402 - after the docs, as Ansible plugins are
-
-from ansible_collections.cloud58.platform.plugins.module_utils.bgp import (  # noqa: E402
+from ansible_collections.cloud58.platform.plugins.module_utils.bgp import (
     BgpError,
     calico_node_annotations,
     calico_objects,
