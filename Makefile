@@ -16,7 +16,7 @@ DC ?= lab1
 
 .PHONY: help setup setup-apt setup-venv setup-upstream setup-image lock \
         test lint unit integration network molecule sanity bench lab lab-status lab-down \
-        topology render reconcile mr-check clean
+        topology render reconcile mr-check validate clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -78,6 +78,19 @@ lab-down: ## remove everything the lab started
 
 topology: setup-venv ## SVG picture of a datacenter: make topology DC=<dc>
 	python scripts/topology.py --dc $(DC)
+
+## ---- GitOps ----------------------------------------------------------------------------
+render: setup-venv ## regenerate clusters/ from inventories/ and apps/ (contacts no cluster)
+	ansible-playbook playbooks/render.yml
+
+reconcile: setup-venv ## make clusters match clusters/: CLUSTERS=a,b; CHECK=1 for a dry run with diffs; honours KUBECONFIG
+	ansible-playbook playbooks/reconcile.yml $(if $(CLUSTERS),-e clusters=$(CLUSTERS)) $(if $(CHECK),--check --diff)
+
+mr-check: setup-venv ## merge-request job: render current, schemas, server-side dry run of reachable clusters -> build/mr-report.md
+	scripts/ci/mr-check.sh
+
+validate: setup-venv ## preflight an inventory without touching a host: make validate DC=<dc>
+	ansible-playbook -i inventories/$(DC) playbooks/validate.yml
 
 clean: lab-down ## remove local state (the caches outside the repo stay)
 	rm -rf .cache build

@@ -116,8 +116,8 @@ def _ansible_playbook(inventory, playbook=PLAYBOOK, callback=None):
 
 
 def _json_report(stdout):
-    # other callbacks (profile_tasks) may print lines around the JSON document
-    start = stdout.index("\n{\n") + 1
+    # other callbacks (profile_tasks, if a user enables it) may print lines around the JSON document
+    start = ("\n" + stdout).index("\n{\n")
     report, _ = json.JSONDecoder().raw_decode(stdout[start:])
     return report
 
