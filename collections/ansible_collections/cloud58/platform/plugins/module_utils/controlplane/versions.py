@@ -94,6 +94,12 @@ def skew_problems(target: str, running=None, kubelets=None, etcd: str = "") -> l
     kubelets = kubelets or {}
 
     # An upgrade: one minor at a time, never a minor downgrade.
+    etcd_target = None
+    if etcd:
+        try:
+            etcd_target = parse_version(etcd)
+        except ValueError:
+            etcd_target = None  # reported below
     for host in sorted(running):
         for component in sorted(running[host]):
             text = running[host][component]
@@ -104,16 +110,20 @@ def skew_problems(target: str, running=None, kubelets=None, etcd: str = "") -> l
             except ValueError as e:
                 problems.append(str(e))
                 continue
-            distance = _minor_distance(want, have)
+            # etcd moves along its own versions, by the same one-minor rule.
+            goal, goal_text = (etcd_target, f"v{etcd}") if component.startswith("etcd") else (want, target)
+            if goal is None:
+                continue
+            distance = _minor_distance(goal, have)
             if distance > 1:
                 problems.append(
-                    f"host {host!r}: {component} runs {text}; {target} skips a minor version "
+                    f"host {host!r}: {component} runs {text}; {goal_text} skips a minor version "
                     f"(upgrade one minor at a time: {minor_text(have)} -> "
-                    f"{have[0]}.{have[1] + 1} -> ... -> {minor_text(want)})"
+                    f"{have[0]}.{have[1] + 1} -> ... -> {minor_text(goal)})"
                 )
             elif distance < 0:
                 problems.append(
-                    f"host {host!r}: {component} runs {text}; {target} would downgrade it by a minor "
+                    f"host {host!r}: {component} runs {text}; {goal_text} would downgrade it by a minor "
                     "version, which the skew policy does not support"
                 )
 

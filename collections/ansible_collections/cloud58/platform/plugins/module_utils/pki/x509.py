@@ -31,7 +31,7 @@ class PkiError(Exception):
 
 
 def utcnow():
-    return datetime.datetime.now(datetime.UTC)
+    return datetime.datetime.now(datetime.timezone.utc)  # noqa: UP017 - modules may run on Python < 3.11
 
 
 def generate_key(key_type: str):

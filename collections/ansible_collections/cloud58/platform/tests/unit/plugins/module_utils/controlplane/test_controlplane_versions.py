@@ -42,6 +42,27 @@ def test_etcd_version_follows_the_kubernetes_minor_or_the_pin():
 CASES = [
     ("new cluster", "v1.36.3", {}, {}, "3.6.8", []),
     (
+        "a rerun: etcd is compared with the etcd version",
+        "v1.36.3",
+        {"m1": {"etcd": "v3.6.8", "etcd-events": "v3.6.8", "kube-apiserver": "v1.36.3"}},
+        {},
+        "3.6.8",
+        [],
+    ),
+    (
+        "etcd skipping a minor",
+        "v1.36.3",
+        {"m1": {"etcd": "v3.4.30", "kube-apiserver": "v1.36.3"}, "m2": {"etcd-events": "v3.7.0"}},
+        {},
+        "3.6.8",
+        [
+            "host 'm1': etcd runs v3.4.30; v3.6.8 skips a minor version "
+            "(upgrade one minor at a time: 3.4 -> 3.5 -> ... -> 3.6)",
+            "host 'm2': etcd-events runs v3.7.0; v3.6.8 would downgrade it by a minor version, "
+            "which the skew policy does not support",
+        ],
+    ),
+    (
         "patch and minor upgrade",
         "v1.36.3",
         {"m1": {"kube-apiserver": "v1.35.9", "etcd": ""}, "m2": {"kube-apiserver": "v1.36.1"}},
