@@ -1,0 +1,262 @@
+#!/usr/bin/env python3
+# -*- coding: utf-8 -*-
+# Copyright: cloud58 platform team
+# Apache License 2.0
+"""Benchmark a rerun of the node roles (playbooks/nodes.yml) over 20 lab containers.
+
+Starts 20 podman systemd containers from the node image (1 master, 17 minions, 2 LVS
+directors of a two-rack datacenter planned by the real planner), converges them once
+with playbooks/nodes.yml, then times two reruns that must both report changed=0:
+
+* with the repository's ansible.cfg (forks 50, smart gathering with a fact cache, only
+  the fact subsets the roles read, ...);
+* with Ansible's defaults (an empty ansible.cfg: forks 5, implicit full fact gathering),
+  the baseline a user would otherwise get.
+
+Prints:
+
+    BENCH node_roles_converge_20_hosts_s <s>   the first run (installs containerd, copies kubelets)
+    BENCH node_roles_rerun_20_hosts_s <s>      the rerun with the repository's ansible.cfg
+    BENCH node_roles_rerun_20_hosts_defaults_s <s>   the same rerun with Ansible's defaults
+    BENCH ansible_cfg_speedup <x>              defaults time / tuned time
+
+Every container it started is removed at the end, also on failure or interruption (and
+leftovers of an interrupted earlier run, found by their label, at the start).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LABEL = "cloud58.bench=node_roles"
+PREFIX = "bench-node"
+RUN_TIMEOUT_S = 1800
+
+
+class BenchError(Exception):
+    """The benchmark cannot run or its result is not valid (not a slow figure: that is fine)."""
+
+
+def _env():
+    env = dict(os.environ)
+    env.setdefault("CONTAINERS_CONF", os.path.join(REPO, "containers", "containers.conf"))
+    env["ANSIBLE_COLLECTIONS_PATH"] = os.pathsep.join(
+        [os.path.join(REPO, "collections"), os.path.expanduser("~/.ansible/collections")]
+    )
+    env["ANSIBLE_FORCE_COLOR"] = "0"
+    env["ANSIBLE_NOCOLOR"] = "1"
+    env["PATH"] = os.path.join(REPO, ".venv", "bin") + os.pathsep + env.get("PATH", "")
+    return env
+
+
+def _run(cmd, env, timeout=120):
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, check=False)
+    if result.returncode != 0:
+        raise BenchError(f"{' '.join(cmd)} failed ({result.returncode}): {result.stderr.strip()[-2000:]}")
+    return result.stdout.strip()
+
+
+def _remove_labelled(env):
+    ids = _run(["podman", "ps", "-a", "-q", "--filter", f"label={LABEL}"], env).split()
+    if ids:
+        subprocess.run(["podman", "rm", "-f", "-t", "0", *ids], capture_output=True, env=env, check=False)
+    return len(ids)
+
+
+def _layout(count):
+    """(name, groups, rack, address, labels) of each container: 1 master, 2 LVS, the rest minions."""
+    hosts = []
+    for i in range(1, count + 1):
+        rack = "bench-r1" if i % 2 else "bench-r2"
+        base = 0 if rack == "bench-r1" else 64
+        address = f"198.18.120.{base + 10 + i}"
+        if i == 1:
+            groups, labels = ["masters", "etcd_events", "consul_servers"], {}
+        elif i > count - 2:
+            groups, labels = ["lvs"], {}
+        else:
+            groups, labels = ["minions"], {"function": "online"}
+        hosts.append((f"{PREFIX}-{i:02d}", groups, rack, address, labels))
+    return hosts
+
+
+def _inventory(hosts, bin_dir):
+    """A topology inventory (docs/inventory.md) whose hosts are the containers."""
+    lines = ["all:", "  vars:", "    ansible_connection: containers.podman.podman", "  children:"]
+    for group in ("masters", "etcd_events", "consul_servers", "minions", "lvs"):
+        members = [h for h in hosts if group in h[1]]
+        lines += [f"    {group}:", "      hosts:"]
+        for name, _, rack, address, labels in members:
+            extra = f", labels: {{function: {labels['function']}}}" if labels else ""
+            lines.append(f"        {name}: {{rack: {rack}, address: {address}{extra}}}")
+    group_vars = textwrap.dedent(
+        f"""\
+        cloud58_datacenters:
+          bench:
+            region: lab
+            networks:
+              nodes: 198.18.120.0/24
+              fabric: 198.18.121.0/27
+              vip_pool: 198.18.122.0/27
+              local_address_pool: 198.18.122.32/27
+            bgp:
+              core_asn: 65400
+              core_routers:
+                - {{name: bench-core1, address: 198.18.121.30}}
+            racks:
+              bench-r1:
+                node_subnet: 198.18.120.0/26
+                node_asn: 65411
+                tors:
+                  - {{name: bench-r1-tor1, address: 198.18.120.1, asn: 65421}}
+                  - {{name: bench-r1-tor2, address: 198.18.120.2, asn: 65421}}
+              bench-r2:
+                node_subnet: 198.18.120.64/26
+                node_asn: 65412
+                tors:
+                  - {{name: bench-r2-tor1, address: 198.18.120.65, asn: 65422}}
+                  - {{name: bench-r2-tor2, address: 198.18.120.66, asn: 65422}}
+        cloud58_clusters:
+          bench-k8s:
+            datacenter: bench
+            context: bench-k8s
+            api: {{vip: 198.18.122.1, dns_name: api.bench-k8s.lab.cloud58.test}}
+            pod_cidr: 198.18.128.0/20
+            service_cidr: 198.18.124.0/24
+            pod_block_size: 26
+            max_pods: 32
+            lab_overrides: {{allow_fewer_than_3_masters: true, events_etcd_on_masters: true}}
+        # Containers: steer the veth, run the kubelet standalone, binary from the build cache.
+        kernel_tuning_nics: [eth0]
+        kubelet_kubeconfig: ""
+        kubelet_local_binary: {bin_dir}/kubelet
+        """
+    )
+    return "\n".join(lines) + "\n", group_vars
+
+
+def _recap(output):
+    """{host: {ok, changed, unreachable, failed, ...}} from the PLAY RECAP of a run."""
+    recap = {}
+    for line in output.split("PLAY RECAP")[-1].splitlines():
+        match = re.match(r"^(\S+)\s+:\s+(ok=.*)$", line)
+        if match:
+            recap[match.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(2))}
+    return recap
+
+
+def _playbook(inventory_dir, env, cfg, label, expect_no_change, *, log_dir=None):
+    run_env = dict(env, ANSIBLE_CONFIG=cfg)
+    started = time.monotonic()
+    result = subprocess.run(
+        ["ansible-playbook", "-i", inventory_dir, os.path.join(REPO, "playbooks", "nodes.yml")],
+        capture_output=True,
+        text=True,
+        env=run_env,
+        timeout=RUN_TIMEOUT_S,
+        check=False,
+        cwd=REPO,
+    )
+    elapsed = time.monotonic() - started
+    if log_dir:
+        name = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
+        with open(os.path.join(log_dir, f"{name}.log"), "w", encoding="utf-8") as f:
+            f.write(result.stdout + result.stderr)
+    recap = _recap(result.stdout)
+    bad = {h: r for h, r in recap.items() if r.get("failed") or r.get("unreachable")}
+    if result.returncode != 0 or bad or not recap:
+        tail = "\n".join((result.stdout + result.stderr).splitlines()[-40:])
+        raise BenchError(f"{label} failed (rc {result.returncode}, {bad}):\n{tail}")
+    if expect_no_change:
+        changed = {h: r["changed"] for h, r in recap.items() if r.get("changed")}
+        if changed:
+            raise BenchError(f"{label} is not a no-op: changed tasks per host {changed}")
+    return elapsed, recap
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--hosts", type=int, default=20, help="containers to start (at least 4)")
+    parser.add_argument("--log-dir", help="keep the output of each ansible-playbook run in this directory")
+    args = parser.parse_args(argv)
+    if args.hosts < 4:
+        parser.error("--hosts must be at least 4 (a master, a minion, two LVS directors)")
+    env = _env()
+    for tool in ("podman", "ansible-playbook"):
+        if not shutil.which(tool, path=env["PATH"]):
+            raise BenchError(f"{tool} is not installed; run make setup")
+    image = _run([os.path.join(REPO, "scripts", "setup", "image.sh"), "--print-ref"], env)
+    if subprocess.run(["podman", "image", "exists", image], env=env, check=False).returncode != 0:
+        raise BenchError(f"the node image {image} is missing; run scripts/setup/image.sh (make setup-image)")
+    bin_dir = _run([os.path.join(REPO, "scripts", "setup", "upstream-bin-dir")], env)
+
+    # SIGTERM (a CI timeout) must still reach the clean-up below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    leftovers = _remove_labelled(env)
+    if leftovers:
+        print(f"# removed {leftovers} containers left by an interrupted earlier run")
+    hosts = _layout(args.hosts)
+    work = tempfile.mkdtemp(prefix="cloud58-bench-nodes.")
+    try:
+        for name, *_ in hosts:
+            _run(
+                ["podman", "run", "-d", "--name", name, "--hostname", name, "--label", LABEL,
+                 "--privileged", "--systemd=always", image, "/sbin/init"],
+                env,
+            )  # fmt: skip
+        for name, *_ in hosts:
+            _run(["podman", "exec", name, "systemctl", "is-system-running", "--wait"], env, timeout=120)
+        inventory_dir = os.path.join(work, "inventory")
+        os.makedirs(os.path.join(inventory_dir, "group_vars", "all"))
+        hosts_yml, group_vars = _inventory(hosts, bin_dir)
+        with open(os.path.join(inventory_dir, "hosts.yml"), "w", encoding="utf-8") as f:
+            f.write(hosts_yml)
+        with open(os.path.join(inventory_dir, "group_vars", "all", "bench.yml"), "w", encoding="utf-8") as f:
+            f.write(group_vars)
+        defaults_cfg = os.path.join(work, "defaults.cfg")
+        with open(defaults_cfg, "w", encoding="utf-8") as f:
+            f.write("# Ansible's defaults: nothing set.\n")
+        # The repository's tuning, with its fact cache kept out of the repository's .cache.
+        env["ANSIBLE_CACHE_PLUGIN_CONNECTION"] = os.path.join(work, "facts")
+        tuned_cfg = os.path.join(REPO, "ansible.cfg")
+
+        if args.log_dir:
+            os.makedirs(args.log_dir, exist_ok=True)
+        runs = [
+            (tuned_cfg, "the first run", False),
+            (tuned_cfg, "the rerun (repository ansible.cfg)", True),
+            (defaults_cfg, "the rerun (Ansible defaults)", True),
+        ]
+        (converge_s, _), (rerun_s, recap), (baseline_s, _) = (
+            _playbook(inventory_dir, env, cfg, label, no_change, args.log_dir)
+            for cfg, label, no_change in runs
+        )
+        n = args.hosts
+        print(f"# {n} containers of {image}; rerun recap changed=0 on {len(recap) - 1} hosts and localhost")
+        print(f"BENCH node_roles_converge_{n}_hosts_s {converge_s:.1f}")
+        print(f"BENCH node_roles_rerun_{n}_hosts_s {rerun_s:.1f}")
+        print(f"BENCH node_roles_rerun_{n}_hosts_defaults_s {baseline_s:.1f}")
+        print(f"BENCH ansible_cfg_speedup {baseline_s / rerun_s:.2f}")
+    finally:
+        removed = _remove_labelled(env)
+        shutil.rmtree(work, ignore_errors=True)
+        print(f"# removed {removed} benchmark containers")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except BenchError as e:
+        print(f"bench_node_roles: {e}", file=sys.stderr)
+        sys.exit(1)
