@@ -10,7 +10,7 @@ module: sysctl_profile
 short_description: Write sysctl.d files and set chosen keys live, in one step
 version_added: 0.1.0
 author:
-  - cloud58 platform team
+  - cloud58 platform team (@cloud58)
 description:
   - Writes each sysctl.d file of I(files) whole (a comment header, then C(key = value) in
     key order), so keys that left the profile leave the file too.

@@ -43,7 +43,7 @@ def label_problems(key, value):
     """Why ``key=value`` is not a label a kubelet may register with (empty list: fine)."""
     problems = []
     key = str(key)
-    prefix, _, name = key.rpartition("/")
+    prefix, _sep, name = key.rpartition("/")
     if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
         problems.append(f"label key {key!r}: prefix {prefix!r} is not a DNS subdomain")
     if not _NAME.match(name):

@@ -53,7 +53,7 @@ def cpumask(cpus, ncpu) -> str:
         remaining -= width
     top_value, top_width = groups[-1]
     text = [f"{top_value:0{(top_width + 3) // 4}x}"]
-    text += [f"{value:08x}" for value, _ in reversed(groups[:-1])]
+    text += [f"{value:08x}" for value, _width in reversed(groups[:-1])]
     return ",".join(text)
 
 
