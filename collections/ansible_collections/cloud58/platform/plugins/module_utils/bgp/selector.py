@@ -139,7 +139,7 @@ class _Parser:
             if word == "all":
                 self.take("op", ")")
                 return ("all",)
-            _, key = self.take("word")
+            key = self.take("word")[1]
             self.take("op", ")")
             return ("has", _check_key(key))
         key = _check_key(word)

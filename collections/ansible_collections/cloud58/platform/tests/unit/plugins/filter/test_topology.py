@@ -136,7 +136,7 @@ def test_an_inventory_problem_is_a_filter_error_listing_all_problems(lab):
 def _json_report(stdout):
     # other callbacks (profile_tasks, if a user enables it) may print lines around the JSON document
     start = ("\n" + stdout).index("\n{\n")
-    report, _ = json.JSONDecoder().raw_decode(stdout[start:])
+    report = json.JSONDecoder().raw_decode(stdout[start:])[0]
     return report
 
 

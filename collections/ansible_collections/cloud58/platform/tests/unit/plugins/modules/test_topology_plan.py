@@ -118,7 +118,7 @@ def _ansible_playbook(inventory, playbook=PLAYBOOK, callback=None):
 def _json_report(stdout):
     # other callbacks (profile_tasks, if a user enables it) may print lines around the JSON document
     start = ("\n" + stdout).index("\n{\n")
-    report, _ = json.JSONDecoder().raw_decode(stdout[start:])
+    report = json.JSONDecoder().raw_decode(stdout[start:])[0]
     return report
 
 
