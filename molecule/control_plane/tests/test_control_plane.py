@@ -179,7 +179,7 @@ def test_apiserver_manifest(host, name):
     )
     assert flags["endpoint-reconciler-type"] == "lease"
     digest = pod["metadata"]["annotations"]["cloud58.io/pki-digest"]
-    assert len(digest) == 64
+    assert len(digest) == 32
 
 
 def test_controller_manager_carries_the_inventorys_eviction_tuning(host):

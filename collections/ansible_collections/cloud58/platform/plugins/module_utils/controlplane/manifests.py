@@ -324,6 +324,12 @@ def controller_manager_pod(cluster, host, settings, pki_digest=""):
 def scheduler_pod(cluster, host, settings, pki_digest=""):
     _master_address(cluster, host)
     conf = f"{settings['config_dir']}/scheduler.conf"
+    pki = f"{settings['config_dir']}/pki"
+    files = [
+        ("ca-cert", f"{pki}/ca.crt"),
+        ("client-cert", f"{pki}/scheduler.crt"),
+        ("client-key", f"{pki}/scheduler.key"),
+    ]
     flags = {
         "authentication-kubeconfig": conf,
         "authorization-kubeconfig": conf,
@@ -339,10 +345,11 @@ def scheduler_pod(cluster, host, settings, pki_digest=""):
         "imagePullPolicy": "IfNotPresent",
         "command": ["kube-scheduler", *_flags(flags, settings["scheduler_extra_args"])],
         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}},
-        "volumeMounts": [_mount("kubeconfig", conf, True)],
+        # The kubeconfig names its certificate files: only those are mounted, not pki/.
+        "volumeMounts": [_mount("kubeconfig", conf, True)] + [_mount(n, p, True) for n, p in files],
         **_probes("127.0.0.1", SCHEDULER_PORT, "HTTPS", live="/livez", ready="/readyz", startup="/livez"),
     }
-    volumes = [_host_path("kubeconfig", conf, "File")]
+    volumes = [_host_path("kubeconfig", conf, "File")] + [_host_path(n, p, "File") for n, p in files]
     return _pod(
         "kube-scheduler",
         cluster,

@@ -37,7 +37,10 @@ _IMAGE_LINE = re.compile(r'^\s*(?:-\s+)?image:\s*"?([^"\s]+)"?\s*$', re.MULTILIN
 
 
 def pki_digest(pki_dir: str, files) -> str:
-    """sha256 over the named files (path and content); a missing file counts as missing."""
+    """sha256 over the named files (path and content); a missing file counts as missing.
+
+    Cut to 32 hex digits (128 bits, plenty to notice a change): podman's ``kube play``
+    refuses annotation values longer than 63 characters."""
     h = hashlib.sha256()
     for rel in sorted(files):
         h.update(rel.encode() + b"\0")
@@ -47,7 +50,7 @@ def pki_digest(pki_dir: str, files) -> str:
         except FileNotFoundError:
             h.update(b"missing")
         h.update(b"\0")
-    return h.hexdigest()
+    return h.hexdigest()[:32]
 
 
 def running_versions(config_dir: str) -> dict:

@@ -325,11 +325,34 @@ def test_component_pki_files_cover_every_pki_path_its_manifest_names(lab_plan):
             for value in arg.split("=", 1)[1].split(",")
             if value.startswith(PKI + "/")
         }
-        if component == "kube-scheduler":
-            named |= {"ca.crt", "scheduler.crt", "scheduler.key"}  # through scheduler.conf
+        named |= {
+            v["hostPath"]["path"][len(PKI) + 1 :]
+            for v in pod["spec"]["volumes"]
+            if v["hostPath"]["path"].startswith(PKI + "/") and v["hostPath"]["type"] == "File"
+        }
         if component == "kube-controller-manager":
             named |= {"controller-manager.crt", "controller-manager.key"}  # through controller-manager.conf
         assert named == set(component_pki_files(component)), component
+
+
+def test_every_file_a_kubeconfig_names_is_mounted(lab_plan):
+    cluster = lab_plan["clusters"]["lab1-k8s"]
+    configs = host_kubeconfigs(cluster, "lab1-m1", SETTINGS)
+    pods = host_manifests(cluster, "lab1-m1", SETTINGS)
+    for manifest, conf in (
+        ("kube-scheduler.yaml", "scheduler.conf"),
+        ("kube-controller-manager.yaml", "controller-manager.conf"),
+    ):
+        kubeconfig = configs[conf]
+        named = {
+            kubeconfig["clusters"][0]["cluster"]["certificate-authority"],
+            kubeconfig["users"][0]["user"]["client-certificate"],
+            kubeconfig["users"][0]["user"]["client-key"],
+            f"/etc/kubernetes/{conf}",
+        }
+        mounts = [m["mountPath"] for m in pods[manifest]["spec"]["containers"][0]["volumeMounts"]]
+        unmounted = {path for path in named if not any(path == m or path.startswith(m + "/") for m in mounts)}
+        assert unmounted == set(), manifest
 
 
 def test_kubeconfigs_reach_the_local_apiserver_and_admin_the_endpoint(lab_plan):
