@@ -1,0 +1,569 @@
+"""A lab datacenter's control plane, run for real from the manifests the roles write.
+
+Why not the kubelet: the pinned kubelet (v1.36) refuses this machine's cgroup v1 hierarchy
+("kubelet is configured to not run on a host using cgroup v1"), and the containerd Debian 12
+ships (1.6) is older than what that kubelet supports. So the lab does what a kubelet on each
+master would do, with podman:
+
+* every master of the datacenter is a podman container from the node image (systemd) on a
+  podman network that is the datacenter's node network, at the master's address from the
+  plan (198.18.0.0/15 only);
+* ``playbooks/control-plane.yml`` converges those containers (connection
+  ``containers.podman.podman``) exactly as it converges real masters: PKI, manifests,
+  kubeconfigs, audit policy, HAProxy from Debian;
+* :meth:`StaticPodLab.play` reads each master's ``/etc/kubernetes/manifests/*.yaml`` and
+  runs it with ``podman kube play`` inside the master's network (and UTS) namespace, which
+  is the meaning of ``hostNetwork: true`` on that master. Only what a kubelet derives is
+  changed: the pod is named ``<name>-<node>`` (as a mirror pod is), its host name is the
+  node's (as a host-network pod's is), and every ``hostPath`` is resolved inside the
+  master's root file system. Images, commands, flags, probes' targets and mounts are the
+  manifest's;
+* the images ``localhost/cloud58/<component>:<version>`` are built from the same pinned
+  binaries (``FROM scratch`` plus the static binary), tagged with the version the binary
+  reports, so a manifest at another version finds no image.
+
+podman does not run the probes here (its health checks need systemd timers on the host,
+which this machine lacks); the lab test calls every probe's URL itself from inside the
+master. Everything this module creates is named ``<prefix>-...`` and removed by exact name
+in :meth:`StaticPodLab.close`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import ipaddress
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+LAB_NETWORK = ipaddress.ip_network("198.18.0.0/15")
+REPO = Path(__file__).resolve().parents[2]
+REGISTRY = "localhost/cloud58"
+IMAGE_BINARIES = {
+    "etcd": ("etcd", "etcdctl"),
+    "kube-apiserver": ("kube-apiserver",),
+    "kube-controller-manager": ("kube-controller-manager",),
+    "kube-scheduler": ("kube-scheduler",),
+}
+_VERSION_ARG = {"etcd": "--version"}
+_PODMAN_TIMEOUT = 300
+
+
+class StaticPodLabError(RuntimeError):
+    """The lab could not be built, converged, played or queried."""
+
+
+def _run(argv, *, check=True, timeout=_PODMAN_TIMEOUT, env=None, input_text=None, cwd=None):
+    try:
+        result = subprocess.run(
+            [str(a) for a in argv],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=timeout,
+            env=env,
+            input=input_text,
+            cwd=cwd,
+        )
+    except subprocess.TimeoutExpired as e:
+        raise StaticPodLabError(f"{' '.join(map(str, argv))}: no answer after {timeout}s") from e
+    if check and result.returncode != 0:
+        raise StaticPodLabError(
+            f"{' '.join(map(str, argv))} exited {result.returncode}:\n{result.stderr.strip()[-3000:]}"
+        )
+    return result
+
+
+def lab_containers_conf(workdir: Path) -> Path:
+    """The repository's containers.conf with equal soft and hard nofile limits: podman 4.3's
+    kube play swaps the two, and a soft limit above the hard one fails every container."""
+    source = (REPO / "containers/containers.conf").read_text()
+    text = source.replace('"nofile=1024:4096"', '"nofile=16384:16384"')
+    if text == source:
+        raise StaticPodLabError(
+            "containers/containers.conf changed: its nofile ulimit is not the expected one"
+        )
+    path = workdir / "containers.conf"
+    path.write_text(text)
+    return path
+
+
+def binary_version(path: Path) -> str:
+    """``v1.36.3`` / ``v3.6.8`` as the binary itself reports it."""
+    out = _run([path, "--version"], timeout=30).stdout
+    for line in out.splitlines():
+        words = line.replace(":", " ").split()
+        for word in words:
+            if word[:1] in "v0123456789" and word.count(".") == 2:
+                return word if word.startswith("v") else f"v{word}"
+    raise StaticPodLabError(f"{path} --version printed no version: {out!r}")
+
+
+def build_images(bin_dir: Path, workdir: Path, env: dict, registry: str = REGISTRY) -> dict:
+    """``{component: image}`` built from the pinned binaries; an image whose label holds the
+    binary's digest is reused."""
+    images = {}
+    for component, binaries in IMAGE_BINARIES.items():
+        main = bin_dir / binaries[0]
+        version = binary_version(main)
+        image = f"{registry}/{component}:{version}"
+        digest = hashlib.sha256(b"".join((bin_dir / b).read_bytes() for b in binaries)).hexdigest()
+        label = _run(
+            ["podman", "image", "inspect", "--format", '{{index .Labels "cloud58.binary-sha256"}}', image],
+            check=False,
+            env=env,
+        )
+        if label.returncode == 0 and label.stdout.strip() == digest:
+            images[component] = image
+            continue
+        context = workdir / f"image-{component}"
+        (context / "tmp").mkdir(parents=True, exist_ok=True)
+        for b in binaries:
+            shutil.copy2(bin_dir / b, context / b)
+        lines = ["FROM scratch", *[f"COPY {b} /usr/local/bin/{b}" for b in binaries], "COPY tmp /tmp"]
+        lines += ["ENV PATH=/usr/local/bin", f'LABEL cloud58.binary-sha256="{digest}"']
+        (context / "Containerfile").write_text("\n".join(lines) + "\n")
+        _run(["podman", "build", "--quiet", "--tag", image, str(context)], env=env)
+        shutil.rmtree(context)
+        images[component] = image
+    return images
+
+
+@dataclass
+class Master:
+    name: str
+    address: str
+    container: str
+    pods: list = field(default_factory=list)
+    haproxy: bool = False
+
+    def pid(self, env) -> int:
+        out = _run(["podman", "inspect", "--format", "{{.State.Pid}}", self.container], env=env).stdout
+        pid = int(out.strip())
+        if pid <= 0:
+            raise StaticPodLabError(f"{self.container} is not running")
+        return pid
+
+
+class StaticPodLab:
+    """One lab datacenter's masters and their static pods (see the module docstring)."""
+
+    def __init__(
+        self,
+        datacenter: str,
+        plan: dict,
+        workdir: Path | str,
+        bin_dir: Path | str,
+        node_image: str,
+        *,
+        prefix: str = "c58cp",
+    ) -> None:
+        self.dc = datacenter
+        self.plan = plan
+        self.workdir = Path(workdir)
+        self.bin_dir = Path(bin_dir)
+        self.node_image = node_image
+        self.prefix = prefix
+        clusters = [c for c in plan["clusters"].values() if c["datacenter"] == datacenter]
+        if len(clusters) != 1:
+            raise StaticPodLabError(
+                f"datacenter {datacenter!r}: the lab runs exactly one cluster, found {len(clusters)}"
+            )
+        self.cluster = clusters[0]
+        self.nodes = ipaddress.ip_network(plan["datacenters"][datacenter]["networks"]["nodes"])
+        if not self.nodes.subnet_of(LAB_NETWORK):
+            raise StaticPodLabError(f"{datacenter}: node network {self.nodes} is outside {LAB_NETWORK}")
+        self.network = f"{prefix}-{datacenter}"
+        self.masters = {
+            e["name"]: Master(e["name"], e["address"], f"{prefix}-{e['name']}")
+            for e in self.cluster["api"]["endpoints"]
+        }
+        others = {m["name"] for m in self.cluster["etcd_events"]["members"]} - set(self.masters)
+        if others:
+            raise StaticPodLabError(
+                f"{datacenter}: events etcd hosts {sorted(others)} are not masters; the lab has only masters"
+            )
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.pki_dir = self.workdir / "pki"
+        self.env = dict(os.environ, CONTAINERS_CONF=str(lab_containers_conf(self.workdir)))
+        self.images: dict = {}
+        self._network_created = False
+
+    # -- building -------------------------------------------------------------------------
+
+    def start(self, timeout: float = 120) -> None:
+        """Images, the datacenter network and booted master containers."""
+        self.images = build_images(self.bin_dir, self.workdir, self.env)
+        gateway = self.nodes.broadcast_address - 1
+        taken = {m.address for m in self.masters.values()}
+        if str(gateway) in taken:
+            raise StaticPodLabError(f"{self.dc}: the gateway {gateway} of {self.nodes} is a master's address")
+        _run(
+            [
+                "podman",
+                "network",
+                "create",
+                "--subnet",
+                str(self.nodes),
+                "--gateway",
+                str(gateway),
+                "--label",
+                "cloud58.io/lab=staticpods",
+                self.network,
+            ],
+            env=self.env,
+        )
+        self._network_created = True
+        for m in self.masters.values():
+            _run(
+                [
+                    "podman",
+                    "run",
+                    "--detach",
+                    "--name",
+                    m.container,
+                    "--hostname",
+                    m.name,
+                    "--network",
+                    self.network,
+                    "--ip",
+                    m.address,
+                    "--privileged",
+                    "--systemd",
+                    "always",
+                    "--label",
+                    "cloud58.io/lab=staticpods",
+                    self.node_image,
+                    "/sbin/init",
+                ],
+                env=self.env,
+            )
+        deadline = time.monotonic() + timeout
+        for m in self.masters.values():
+            while True:
+                state = self.exec(m.name, ["systemctl", "is-system-running"], check=False).stdout.strip()
+                if state in ("running", "degraded"):
+                    break
+                if time.monotonic() > deadline:
+                    raise StaticPodLabError(f"{m.container}: systemd is {state!r} after {timeout:.0f}s")
+                time.sleep(0.5)
+            # A real host has package lists (HAProxy comes from Debian).
+            self.exec(m.name, ["apt-get", "update", "-qq"], timeout=300)
+
+    # -- Ansible --------------------------------------------------------------------------
+
+    def inventory_overlay(self) -> Path:
+        """Connection variables for the masters, layered over inventories/lab."""
+        hosts = {
+            m.name: {
+                "ansible_connection": "containers.podman.podman",
+                "ansible_host": m.container,
+                "ansible_python_interpreter": "/usr/bin/python3",
+            }
+            for m in self.masters.values()
+        }
+        path = self.workdir / "connection.yml"
+        path.write_text(yaml.safe_dump({"all": {"hosts": hosts}}, sort_keys=True))
+        return path
+
+    def ansible_playbook(self, playbook: str, extra_vars: dict, *args: str, timeout: float = 900):
+        """Run a playbook of the repository against this datacenter's masters (and localhost)."""
+        variables = {
+            "control_plane_image_registry": REGISTRY,
+            "control_plane_pki_dir": str(self.pki_dir),
+            # podman caps open files at 4096 in the masters; HAProxy needs about 2 per connection.
+            "api_endpoint_maxconn": 1000,
+        }
+        variables.update(extra_vars)
+        vars_file = self.workdir / f"vars-{len(list(self.workdir.glob('vars-*.json')))}.json"
+        vars_file.write_text(json.dumps(variables))
+        env = dict(
+            self.env,
+            ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
+            ANSIBLE_CACHE_PLUGIN_CONNECTION=str(self.workdir / "facts"),
+            ANSIBLE_NOCOLOR="1",
+            ANSIBLE_FORCE_COLOR="0",
+            PY_COLORS="0",
+        )
+        env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
+        argv = [
+            "ansible-playbook",
+            "-i",
+            str(REPO / "inventories/lab"),
+            "-i",
+            str(self.inventory_overlay()),
+            "--limit",
+            ",".join(["localhost", *self.masters]),
+            "-e",
+            f"@{vars_file}",
+            *args,
+            str(REPO / "playbooks" / playbook),
+        ]
+        result = _run(argv, check=False, timeout=timeout, env=env, cwd=REPO)
+        log = vars_file.with_suffix(".log")
+        log.write_text(f"$ {' '.join(argv)}\n{result.stdout}\n{result.stderr}")
+        return result
+
+    # -- the kubelet's part ---------------------------------------------------------------
+
+    def rootfs(self, host: str) -> Path:
+        return Path(_run(["podman", "mount", self.masters[host].container], env=self.env).stdout.strip())
+
+    def manifests(self, host: str) -> dict:
+        directory = self.rootfs(host) / "etc/kubernetes/manifests"
+        return {p.name: yaml.safe_load(p.read_text()) for p in sorted(directory.glob("*.yaml"))}
+
+    def _localize(self, host: str, pod: dict, root: Path) -> dict:
+        """What the kubelet of ``host`` would run: mirror-pod name, host paths in its root."""
+        pod = json.loads(json.dumps(pod))
+        pod["metadata"]["name"] = f"{pod['metadata']['name']}-{host}"
+        # A hostNetwork pod sees the node's host name (leader election identities carry it);
+        # podman would give it the pod's name.
+        pod["spec"]["hostname"] = host
+        for volume in pod["spec"].get("volumes", []):
+            hp = volume.get("hostPath")
+            if not hp:
+                continue
+            inside = root / hp["path"].lstrip("/")
+            kind = hp.get("type", "")
+            if kind == "DirectoryOrCreate":
+                inside.mkdir(parents=True, exist_ok=True)
+            elif kind == "Directory" and not inside.is_dir():
+                raise StaticPodLabError(f"{host}: hostPath {hp['path']} is not a directory")
+            elif kind == "File" and not inside.is_file():
+                raise StaticPodLabError(f"{host}: hostPath {hp['path']} is not a file")
+            hp["path"] = str(inside)
+        return pod
+
+    def play(self, hosts: Iterable[str] | None = None) -> None:
+        """Start every manifest of the masters (replacing pods that run an older copy)."""
+        for host in hosts or self.masters:
+            m = self.masters[host]
+            root = self.rootfs(host)
+            pid = m.pid(self.env)
+            directory = self.workdir / "played" / host
+            directory.mkdir(parents=True, exist_ok=True)
+            for file, pod in self.manifests(host).items():
+                local = self._localize(host, pod, root)
+                path = directory / file
+                path.write_text(yaml.safe_dump(local, sort_keys=True))
+                _run(
+                    [
+                        "nsenter",
+                        f"--net=/proc/{pid}/ns/net",
+                        f"--uts=/proc/{pid}/ns/uts",
+                        "podman",
+                        "kube",
+                        "play",
+                        "--build=false",
+                        "--replace",
+                        str(path),
+                    ],
+                    env=self.env,
+                    cwd=self.workdir,
+                )
+                if local["metadata"]["name"] not in m.pods:
+                    m.pods.append(local["metadata"]["name"])
+
+    def pod_states(self) -> dict:
+        out = _run(["podman", "pod", "ps", "--format", "json"], env=self.env).stdout
+        ours = {p for m in self.masters.values() for p in m.pods}
+        return {p["Name"]: p["Status"] for p in json.loads(out or "[]") if p["Name"] in ours}
+
+    def stop_master(self, host: str) -> None:
+        """A master goes down: its static pods, HAProxy and the host itself."""
+        m = self.masters[host]
+        for pod in m.pods:
+            _run(["podman", "pod", "stop", "--time", "10", pod], env=self.env)
+        _run(["podman", "stop", "--time", "10", m.container], env=self.env)
+
+    # -- queries --------------------------------------------------------------------------
+
+    def exec(self, host: str, argv, *, check=True, timeout=120, input_text=None):
+        return _run(
+            ["podman", "exec", "-i", self.masters[host].container, *argv],
+            check=check,
+            timeout=timeout,
+            env=self.env,
+            input_text=input_text,
+        )
+
+    def http_get_in(self, host: str, url: str, ca: str | None = None) -> tuple[int, str]:
+        """GET ``url`` from inside the master (its loopback is the static pods' loopback)."""
+        code = (
+            "import ssl,sys,urllib.request,urllib.error\n"
+            # Without a CA, like the kubelet's HTTPS probes: no certificate check.
+            "ca=sys.argv[2]\n"
+            "ctx=ssl.create_default_context(cafile=ca) if ca else ssl._create_unverified_context()\n"
+            "try:\n"
+            "    r=urllib.request.urlopen(sys.argv[1],context=ctx,timeout=5)\n"
+            "    print(r.status); print(r.read().decode()[:200])\n"
+            "except urllib.error.HTTPError as e:\n"
+            "    print(e.code)\n"
+            "except OSError as e:\n"
+            "    print(0); print(e)\n"
+        )
+        out = self.exec(host, ["python3", "-c", code, url, ca or ""], check=False).stdout.splitlines()
+        return (int(out[0]) if out else 0), "\n".join(out[1:])
+
+    def etcdctl(self, kind: str, *args: str, endpoints: list | None = None, check=True):
+        """The pinned etcdctl against the main (``etcd``) or events (``etcd_events``) etcd."""
+        members = self.cluster[kind]["members"]
+        urls = endpoints or [m["client_url"] for m in members]
+        argv = [
+            self.bin_dir / "etcdctl",
+            f"--endpoints={','.join(urls)}",
+            f"--cacert={self.pki_dir / self.cluster['name'] / 'etcd/ca.crt'}",
+            f"--cert={self.pki_dir / self.cluster['name'] / 'apiserver-etcd-client.crt'}",
+            f"--key={self.pki_dir / self.cluster['name'] / 'apiserver-etcd-client.key'}",
+            "--command-timeout=10s",
+            *args,
+        ]
+        return _run(argv, check=check, timeout=60)
+
+    def kubeconfig_via(self, host: str, port: int) -> Path:
+        """The controller's admin kubeconfig with the datacenter context pointed at ``host``'s
+        API endpoint; the certificate is still checked against the API's DNS name."""
+        source = yaml.safe_load((self.pki_dir / self.cluster["name"] / "admin.kubeconfig").read_text())
+        cluster = source["clusters"][0]["cluster"]
+        cluster["tls-server-name"] = self.cluster["api"]["dns_name"]
+        cluster["server"] = f"https://{self.masters[host].address}:{port}"
+        path = self.workdir / f"kubeconfig-{host}-{port}"
+        path.touch(mode=0o600)
+        path.write_text(yaml.safe_dump(source, sort_keys=True))
+        return path
+
+    def kubectl(self, kubeconfig: Path, *args: str, check=True, input_text=None, timeout=60):
+        argv = [
+            self.bin_dir / "kubectl",
+            "--kubeconfig",
+            kubeconfig,
+            "--context",
+            self.cluster["context"],
+            *args,
+        ]
+        return _run(argv, check=check, timeout=timeout, input_text=input_text)
+
+    # -- cleanup --------------------------------------------------------------------------
+
+    def close(self) -> list:
+        """Remove every pod, master container and the network, by exact name; returns
+        what could not be removed (empty when all went)."""
+        problems = []
+        pods = [pod for m in self.masters.values() for pod in m.pods]
+        if pods:
+            r = _run(
+                ["podman", "pod", "rm", "--force", "--ignore", "--time", "5", *pods],
+                check=False,
+                env=self.env,
+            )
+            if r.returncode != 0:
+                problems.append(f"pods {', '.join(pods)}: {r.stderr.strip()}")
+        for m in self.masters.values():
+            with contextlib.suppress(StaticPodLabError):
+                _run(["podman", "umount", m.container], check=False, env=self.env)
+        containers = [m.container for m in self.masters.values()]
+        r = _run(
+            ["podman", "rm", "--force", "--ignore", "--time", "5", *containers], check=False, env=self.env
+        )
+        if r.returncode != 0:
+            problems.append(f"containers {', '.join(containers)}: {r.stderr.strip()}")
+        if self._network_created:
+            r = _run(["podman", "network", "rm", "--force", self.network], check=False, env=self.env)
+            if r.returncode != 0:
+                problems.append(f"network {self.network}: {r.stderr.strip()}")
+        return problems
+
+
+# ---- command line (make lab) ----------------------------------------------------------
+
+_COMPONENTS = ("etcd", "etcd-events", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
+
+
+def lab_plan() -> dict:
+    """The plan of inventories/lab, through the collection's planner."""
+    sys.path.insert(0, str(REPO / "collections"))
+    from ansible_collections.cloud58.platform.plugins.module_utils.topology import build_plan, load_inventory
+
+    return build_plan(load_inventory(str(REPO / "inventories/lab"))).as_dict()
+
+
+def up(datacenter: str, workdir: Path, bin_dir: Path, node_image: str, timeout: float = 300) -> StaticPodLab:
+    """Build, converge and run one datacenter's control plane; the API answers when it returns."""
+    lab = StaticPodLab(datacenter, lab_plan(), workdir, bin_dir, node_image)
+    try:
+        lab.start()
+        for label, wait in (("converge", False), ("health and identity", True)):
+            if label == "health and identity":
+                lab.play()
+            result = lab.ansible_playbook("control-plane.yml", {"control_plane_wait_healthy": wait})
+            if result.returncode != 0:
+                raise StaticPodLabError(
+                    f"{datacenter}: playbooks/control-plane.yml ({label}) failed:\n{result.stdout[-4000:]}"
+                )
+        # The pods' names, for `down` from another process.
+        for m in lab.masters.values():
+            m.pods = [f"{c}-{m.name}" for c in _COMPONENTS]
+    except BaseException:
+        lab.close()
+        raise
+    return lab
+
+
+def down(datacenter: str, workdir: Path) -> list:
+    """Remove a datacenter's pods, masters and network, by the names ``up`` gives them."""
+    lab = StaticPodLab.__new__(StaticPodLab)
+    lab.dc, lab.plan, lab.workdir = datacenter, lab_plan(), Path(workdir)
+    clusters = [c for c in lab.plan["clusters"].values() if c["datacenter"] == datacenter]
+    lab.cluster = clusters[0]
+    lab.network = f"c58cp-{datacenter}"
+    lab.masters = {
+        e["name"]: Master(
+            e["name"], e["address"], f"c58cp-{e['name']}", [f"{c}-{e['name']}" for c in _COMPONENTS]
+        )
+        for e in lab.cluster["api"]["endpoints"]
+    }
+    lab.workdir.mkdir(parents=True, exist_ok=True)
+    lab.env = dict(os.environ, CONTAINERS_CONF=str(lab_containers_conf(lab.workdir)))
+    exists = _run(["podman", "network", "exists", lab.network], check=False, env=lab.env).returncode == 0
+    lab._network_created = exists
+    return lab.close()
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m cloud58_lab.staticpods", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("action", choices=("up", "down"))
+    parser.add_argument("datacenters", nargs="*", default=["lab1", "lab2"])
+    parser.add_argument("--workdir", default=str(REPO / ".cache/lab/staticpods"))
+    args = parser.parse_args(argv)
+    workdir = Path(args.workdir)
+    if args.action == "down":
+        problems = [p for dc in args.datacenters for p in down(dc, workdir / dc)]
+        for p in problems:
+            print(f"staticpods: {p}", file=sys.stderr)
+        return 1 if problems else 0
+    bin_dir = Path(_run([REPO / "scripts/setup/upstream-bin-dir"]).stdout.strip())
+    node_image = _run([REPO / "scripts/setup/image.sh", "--print-ref"]).stdout.strip()
+    for dc in args.datacenters:
+        lab = up(dc, workdir / dc, bin_dir, node_image)
+        kubeconfig = lab.kubeconfig_via(sorted(lab.masters)[0], 8443)
+        print(f"{dc}: control plane of {lab.cluster['name']} is up;")
+        print(f"  kubectl --kubeconfig {kubeconfig} get --raw /readyz")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

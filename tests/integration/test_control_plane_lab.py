@@ -1,0 +1,343 @@
+"""The control plane of a lab datacenter, run for real from what playbooks/control-plane.yml
+writes (see lab/cloud58_lab/staticpods.py for how the manifests run without a kubelet).
+
+Per datacenter (lab1, lab2; CLOUD58_LAB_DCS=lab1 runs one), one module-scoped lab:
+
+* three master containers at the plan's addresses are converged by the real playbook;
+  the run's output holds no key material;
+* their manifests run: a 3-member etcd and a 3-member events etcd (etcdctl), 3 ready
+  apiservers (the `kubernetes` Endpoints list all three, through the lease reconciler),
+  a leader-elected controller-manager and scheduler, every probe URL answers;
+* a second run waits for health, creates the identity object and changes nothing else;
+* kubectl through the datacenter's context (HAProxy on a master, the certificate checked
+  against the API's DNS name) works; Events land in the events etcd, not the main one;
+  Secrets are encrypted at rest; the audit log records requests;
+* bad input (a version skipping a minor, a SAN of another cluster) fails before any host
+  changes;
+* with one master stopped, the API keeps serving and the leases move.
+
+Needs podman (with CONTAINERS_CONF), the node image and the pinned binaries; every wait
+is bounded; everything is removed by exact name at the end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ansible_collections.cloud58.platform.plugins.module_utils.topology import build_plan, load_inventory
+from cloud58_lab.staticpods import StaticPodLab
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+DATACENTERS = os.environ.get("CLOUD58_LAB_DCS", "lab1 lab2").split()
+ENDPOINT_PORT = 8443
+WAIT = 240.0
+
+
+def _plan():
+    return build_plan(load_inventory(str(REPO / "inventories/lab"))).as_dict()
+
+
+def _node_image() -> str:
+    env = dict(os.environ, CONTAINERS_CONF=str(REPO / "containers/containers.conf"))
+    ref = subprocess.run(
+        [REPO / "scripts/setup/image.sh", "--print-ref"], capture_output=True, text=True, check=False, env=env
+    )
+    if ref.returncode != 0:
+        pytest.fail(f"no node image reference: {ref.stderr.strip()}", pytrace=False)
+    image = ref.stdout.strip()
+    if subprocess.run(["podman", "image", "exists", image], env=env, check=False).returncode != 0:
+        pytest.fail(f"the node image {image} is missing; run `make setup-image`", pytrace=False)
+    return image
+
+
+def _wait(what: str, probe, timeout: float = WAIT, interval: float = 1.0):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = probe()
+        except Exception as e:  # the probe's failure is the report when time is up
+            last = e
+        else:
+            if last:
+                return last
+        time.sleep(interval)
+    pytest.fail(f"{what}: not true after {timeout:.0f}s (last: {last!r})", pytrace=False)
+
+
+def _recap(output: str) -> dict:
+    return {
+        m.group(1): {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
+        for m in re.finditer(r"^(\S+)\s+: (ok=.*)$", output, re.MULTILINE)
+    }
+
+
+def _digest_of_manifests(lab) -> dict:
+    return {
+        host: hashlib.sha256(json.dumps(lab.manifests(host), sort_keys=True).encode()).hexdigest()
+        for host in lab.masters
+    }
+
+
+@pytest.fixture(scope="module", params=DATACENTERS)
+def lab(request, upstream_bin_dir, tmp_path_factory):
+    dc = request.param
+    lab = StaticPodLab(
+        dc, _plan(), tmp_path_factory.mktemp(f"staticpods-{dc}"), upstream_bin_dir, _node_image()
+    )
+    timings = {}
+    try:
+        started = time.monotonic()
+        lab.start()
+        timings["masters"] = time.monotonic() - started
+        started = time.monotonic()
+        lab.first_run = lab.ansible_playbook(
+            "control-plane.yml", {"control_plane_wait_healthy": False}, "--diff"
+        )
+        timings["converge"] = time.monotonic() - started
+        assert lab.first_run.returncode == 0, lab.first_run.stdout[-6000:]
+        started = time.monotonic()
+        lab.play()
+        lab.endpoint = lab.kubeconfig_via(sorted(lab.masters)[1], ENDPOINT_PORT)
+        _wait(
+            "the API through HAProxy",
+            lambda: lab.kubectl(lab.endpoint, "get", "--raw", "/readyz", check=False).stdout == "ok",
+        )
+        timings["pods ready"] = time.monotonic() - started
+        started = time.monotonic()
+        lab.second_run = lab.ansible_playbook("control-plane.yml", {})
+        timings["second run"] = time.monotonic() - started
+        lab.timings = timings
+        yield lab
+    finally:
+        started = time.monotonic()
+        leftovers = lab.close()
+        timings["cleanup"] = time.monotonic() - started
+        print(f"\n{dc} timings: " + ", ".join(f"{k} {v:.0f}s" for k, v in timings.items()))
+        assert leftovers == [], leftovers
+
+
+def test_first_run_converges_and_logs_no_key(lab):
+    out = lab.first_run.stdout
+    recap = _recap(out)
+    assert sorted(recap) == sorted(["localhost", *lab.masters])
+    assert all(r["failed"] == 0 and r["unreachable"] == 0 for r in recap.values())
+    assert all(recap[h]["changed"] > 0 for h in lab.masters)
+    assert "PRIVATE KEY" not in out
+    pki = lab.pki_dir / lab.cluster["name"]
+    secrets = [p.read_text() for p in pki.rglob("*.key")]
+    bodies = ["".join(s.splitlines()[1:-1])[:48] for s in secrets]
+    encryption = yaml.safe_load((pki / "encryption-config.yaml").read_text())
+    bodies.append(encryption["resources"][0]["providers"][0]["secretbox"]["keys"][0]["secret"])
+    assert [b for b in bodies if b in out] == []
+    assert "censored" in out  # the key copies were hidden, not skipped
+
+
+def test_second_run_changes_nothing_but_creates_the_identity(lab):
+    assert lab.second_run.returncode == 0, lab.second_run.stdout[-6000:]
+    recap = _recap(lab.second_run.stdout)
+    # The identity object is created once, through the first master that gets there.
+    assert sorted(r["changed"] for h, r in recap.items() if h in lab.masters) == [0, 0, 1]
+    assert recap["localhost"]["changed"] == 0
+    identity = json.loads(
+        lab.kubectl(
+            lab.endpoint, "get", "configmap", "-n", "kube-system", "cloud58-identity", "-o", "json"
+        ).stdout
+    )
+    rendered = yaml.safe_load(
+        (REPO / f"clusters/{lab.cluster['name']}/32_configmap_kube-system_cloud58-identity.yaml").read_text()
+    )
+    assert identity["data"] == rendered["data"]
+
+
+def test_every_static_pod_is_running(lab):
+    states = lab.pod_states()
+    expected = {
+        f"{c}-{h}"
+        for h in lab.masters
+        for c in ("etcd", "etcd-events", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
+    }
+    assert set(states) == expected
+    assert {s for s in states.values()} == {"Running"}
+
+
+def test_every_probe_answers(lab):
+    failing = []
+    for host in lab.masters:
+        for file, pod in lab.manifests(host).items():
+            container = pod["spec"]["containers"][0]
+            for kind in ("startupProbe", "livenessProbe", "readinessProbe"):
+                get = container[kind]["httpGet"]
+                url = f"{get['scheme'].lower()}://{get['host']}:{get['port']}{get['path']}"
+                status, body = lab.http_get_in(host, url)
+                if status != 200:
+                    failing.append(f"{host} {file} {kind} {url}: {status} {body[:80]}")
+    assert failing == []
+
+
+@pytest.mark.parametrize("kind", ["etcd", "etcd_events"])
+def test_three_member_etcds_are_healthy(lab, kind):
+    members = json.loads(lab.etcdctl(kind, "member", "list", "-w", "json").stdout)["members"]
+    assert sorted(m["name"] for m in members) == sorted(lab.masters)
+    assert sorted(u for m in members for u in m["clientURLs"]) == sorted(
+        m["client_url"] for m in lab.cluster[kind]["members"]
+    )
+    health = json.loads(lab.etcdctl(kind, "endpoint", "health", "-w", "json").stdout)
+    assert [h["health"] for h in health] == [True, True, True]
+
+
+def test_three_apiservers_behind_the_kubernetes_service(lab):
+    def addresses():
+        ep = json.loads(lab.kubectl(lab.endpoint, "get", "endpoints", "kubernetes", "-o", "json").stdout)
+        return sorted(a["ip"] for s in ep.get("subsets", []) for a in s.get("addresses", []))
+
+    want = sorted(m.address for m in lab.masters.values())
+    _wait("three addresses in Endpoints kubernetes", lambda: addresses() == want, timeout=60)
+    for m in lab.masters.values():
+        status, body = lab.http_get_in(
+            m.name, f"https://{m.address}:6443/readyz", "/etc/kubernetes/pki/ca.crt"
+        )
+        assert (status, body) == (200, "ok")
+
+
+@pytest.mark.parametrize("lease", ["kube-controller-manager", "kube-scheduler"])
+def test_controllers_elect_one_leader_among_the_masters(lab, lease):
+    def holder():
+        obj = json.loads(
+            lab.kubectl(lab.endpoint, "get", "lease", "-n", "kube-system", lease, "-o", "json").stdout
+        )
+        return obj["spec"].get("holderIdentity", "")
+
+    identity = _wait(f"a {lease} leader", holder, timeout=90)
+    assert identity.split("_", 1)[0] in lab.masters
+
+
+def test_events_are_stored_in_the_events_etcd(lab):
+    event = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": "cloud58-lab-probe", "namespace": "default"},
+        "involvedObject": {"kind": "Namespace", "name": "default", "apiVersion": "v1"},
+        "reason": "Cloud58LabProbe",
+        "message": "stored where?",
+        "type": "Normal",
+    }
+    lab.kubectl(lab.endpoint, "create", "-f", "-", input_text=json.dumps(event))
+    key = "/registry/events/default/cloud58-lab-probe"
+    in_events = lab.etcdctl(
+        "etcd_events", "get", "--prefix", "--keys-only", "/registry/events/default/"
+    ).stdout
+    in_main = lab.etcdctl("etcd", "get", "--prefix", "--keys-only", "/registry/events/").stdout
+    assert key in in_events.split()
+    assert in_main.strip() == ""
+
+
+def test_secrets_are_encrypted_at_rest_and_audited(lab):
+    lab.kubectl(
+        lab.endpoint, "create", "secret", "generic", "cloud58-lab-secret", "--from-literal=token=plain-value"
+    )
+    raw = subprocess.run(
+        [
+            lab.bin_dir / "etcdctl",
+            f"--endpoints={lab.cluster['etcd']['members'][0]['client_url']}",
+            f"--cacert={lab.pki_dir / lab.cluster['name'] / 'etcd/ca.crt'}",
+            f"--cert={lab.pki_dir / lab.cluster['name'] / 'apiserver-etcd-client.crt'}",
+            f"--key={lab.pki_dir / lab.cluster['name'] / 'apiserver-etcd-client.key'}",
+            "get",
+            "--print-value-only",
+            "/registry/secrets/default/cloud58-lab-secret",
+        ],
+        capture_output=True,
+        check=True,
+        timeout=30,
+    ).stdout
+    assert raw.startswith(b"k8s:enc:secretbox:v1:key1:")
+    assert b"plain-value" not in raw
+
+    def audited():
+        lines = []
+        for host in lab.masters:
+            log = lab.rootfs(host) / "var/log/kubernetes/audit/audit.log"
+            if log.exists():
+                lines += [json.loads(line) for line in log.read_text().splitlines()]
+        return [
+            e
+            for e in lines
+            if e.get("objectRef", {}).get("name") == "cloud58-lab-secret" and e["verb"] == "create"
+        ]
+
+    entries = _wait("an audit entry for the Secret", audited, timeout=30)
+    assert entries[0]["level"] == "Metadata"
+    assert "requestObject" not in entries[0]
+
+
+def test_bad_input_fails_before_any_host_changes(lab):
+    before = _digest_of_manifests(lab)
+    other = next(c for c in lab.plan["clusters"].values() if c["name"] != lab.cluster["name"])
+    result = lab.ansible_playbook(
+        "control-plane.yml",
+        {
+            "control_plane_version": "v1.38.0",
+            "control_plane_etcd_version": "3.6.8",
+            "control_plane_extra_sans": [other["api"]["vip"]],
+        },
+    )
+    assert result.returncode != 0
+    out = result.stdout
+    assert "v1.38.0 skips a minor version" in out
+    assert (
+        f"an extra SAN '{other['api']['vip']}' collides with the API VIP of cluster '{other['name']}'" in out
+    )
+    assert "Write the static pod manifests" not in out
+    assert _digest_of_manifests(lab) == before
+
+
+def test_the_api_keeps_serving_with_one_master_stopped(lab):
+    hosts = sorted(lab.masters)
+    down, via = hosts[0], hosts[1]
+    lab.stop_master(down)
+    endpoint = lab.kubeconfig_via(via, ENDPOINT_PORT)
+
+    def write():
+        r = lab.kubectl(
+            endpoint, "create", "configmap", "cloud58-lab-after-stop", "--from-literal=k=v", check=False
+        )
+        return r.returncode == 0 or "AlreadyExists" in r.stderr
+
+    _wait("a write through the endpoint", write, timeout=60)
+    got = json.loads(lab.kubectl(endpoint, "get", "configmap", "cloud58-lab-after-stop", "-o", "json").stdout)
+    assert got["data"] == {"k": "v"}
+    live = [m["client_url"] for m in lab.cluster["etcd"]["members"] if m["name"] != down]
+    health = json.loads(lab.etcdctl("etcd", "endpoint", "health", "-w", "json", endpoints=live).stdout)
+    assert [h["health"] for h in health] == [True, True]
+
+    def endpoints_without_the_stopped_master():
+        ep = json.loads(lab.kubectl(endpoint, "get", "endpoints", "kubernetes", "-o", "json").stdout)
+        ips = sorted(a["ip"] for s in ep.get("subsets", []) for a in s.get("addresses", []))
+        return ips == sorted(lab.masters[h].address for h in hosts[1:])
+
+    _wait(
+        "the stopped apiserver leaves Endpoints kubernetes", endpoints_without_the_stopped_master, timeout=90
+    )
+
+    for lease in ("kube-controller-manager", "kube-scheduler"):
+
+        def holder(lease=lease):
+            obj = json.loads(
+                lab.kubectl(endpoint, "get", "lease", "-n", "kube-system", lease, "-o", "json").stdout
+            )
+            name = obj["spec"].get("holderIdentity", "").split("_", 1)[0]
+            return name if name in hosts[1:] else ""
+
+        assert _wait(f"{lease} led by a live master", holder, timeout=90) in hosts[1:]
