@@ -10,7 +10,7 @@ module: cluster_pki
 short_description: Issue and renew the certificates and keys of a cloud58 cluster
 version_added: 0.1.0
 author:
-  - cloud58 platform team
+  - cloud58 platform team (@cloud58)
 description:
   - Keeps the PKI directory of one cluster on the controller in line with the plan
     (Kubernetes, etcd and front-proxy CAs; apiserver serving certificate with the API VIP,

@@ -10,7 +10,7 @@ module: control_plane_preflight
 short_description: Check a cluster's control plane settings, etcd, SANs and version skew
 version_added: 0.1.0
 author:
-  - cloud58 platform team
+  - cloud58 platform team (@cloud58)
 description:
   - Runs on the controller before any host of a cluster is changed, and fails with every
     problem at once, each naming the cluster or host and the values.

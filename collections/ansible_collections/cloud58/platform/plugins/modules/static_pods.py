@@ -10,7 +10,7 @@ module: static_pods
 short_description: Write the control plane's static pod manifests and kubeconfigs on a host
 version_added: 0.1.0
 author:
-  - cloud58 platform team
+  - cloud58 platform team (@cloud58)
 description:
   - Computes the static pod manifests of a host from the topology plan and the settings
     (etcd and events etcd on their members; kube-apiserver, kube-controller-manager and

@@ -86,13 +86,13 @@ def apiserver_sans(cluster, settings):
         f"kubernetes.default.svc.{domain}",
         cluster["api"]["dns_name"],
         "localhost",
-        *[name for name, _ in masters],
+        *[master[0] for master in masters],
         *extra_dns,
     ]
     ips = [
         cluster["kubernetes_service_ip"],
         cluster["api"]["vip"],
-        *[address for _, address in masters],
+        *[master[1] for master in masters],
         "127.0.0.1",
         *extra_ips,
     ]

@@ -246,7 +246,7 @@ _UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 def duration_seconds(text: str) -> float:
     """Seconds of a Go duration (``1m30s``)."""
-    return sum(float(n) * _UNITS[u] for n, _, u in re.findall(r"(\d+(\.\d+)?)(ns|us|ms|s|m|h)", text))
+    return sum(float(m[0]) * _UNITS[m[2]] for m in re.findall(r"(\d+(\.\d+)?)(ns|us|ms|s|m|h)", text))
 
 
 def image_for(settings: dict, component: str) -> str:

@@ -214,7 +214,7 @@ def test_controller_manager_eviction_and_leader_election_from_settings(lab_plan)
     pod = host_manifests(lab_plan["clusters"]["lab1-k8s"], "lab1-m1", settings)[
         "kube-controller-manager.yaml"
     ]
-    _, flags = _flags(pod)
+    flags = _flags(pod)[1]
     tuned = {
         k: flags[k]
         for k in (

@@ -27,7 +27,8 @@ SERVER = "https://api.lab1-k8s.lab.cloud58.test:6443"
 NOW = datetime.datetime(2030, 1, 1, tzinfo=datetime.UTC)
 
 
-def _ensure(directory, plan=PLAN, **kwargs):
+def _ensure(directory, plan=None, **kwargs):
+    plan = PLAN if plan is None else plan
     kwargs.setdefault("now", NOW)
     return ensure_pki(str(directory), plan, context="lab1-k8s", server=SERVER, **kwargs)
 
@@ -54,7 +55,7 @@ def issued(tmp_path_factory):
 
 
 def test_first_run_issues_everything(issued):
-    _, result = issued
+    result = issued[1]
     assert result["changed"] is True
     assert _actions(result) == {
         "issued": ["ca", "etcd/ca", "front-proxy-ca"]
@@ -66,7 +67,7 @@ def test_first_run_issues_everything(issued):
 
 
 def test_files_and_modes(issued):
-    directory, _ = issued
+    directory = issued[0]
     modes = {
         str(p.relative_to(directory)): stat.S_IMODE(p.stat().st_mode) for p in sorted(directory.rglob("*"))
     }
@@ -84,7 +85,7 @@ def test_files_and_modes(issued):
 
 
 def test_apiserver_certificate_is_signed_and_carries_the_plan(issued):
-    directory, _ = issued
+    directory = issued[0]
     cert, ca = _cert(directory, "apiserver"), _cert(directory, "ca")
     assert signed_by(cert, ca)
     assert not signed_by(cert, _cert(directory, "etcd/ca"))
@@ -99,7 +100,7 @@ def test_apiserver_certificate_is_signed_and_carries_the_plan(issued):
 
 
 def test_encryption_config_sa_and_kubeconfig(issued):
-    directory, _ = issued
+    directory = issued[0]
     config = yaml.safe_load((directory / "encryption-config.yaml").read_text())
     secret = config["resources"][0]["providers"][0]["secretbox"]["keys"][0]["secret"]
     assert len(__import__("base64").b64decode(secret)) == 32
