@@ -148,6 +148,9 @@ def test_broken_manifest_is_rejected(kube_clusters, mutation, message):
 
 def test_identity_object_is_a_valid_configmap(kube_clusters):
     obj = yaml.safe_load(dump(identity_object("lab1-k8s", "lab1")))
+    # the session clusters are shared: another test may have made the real identity object,
+    # so the dry-run create validates the same object under a name of this test's own
+    obj["metadata"]["name"] = "cloud58-identity-shape-check"
     created = kube_clusters[CONTEXT].api("POST", f"/api/v1/namespaces/kube-system/configmaps?{DRY_RUN}", obj)
     assert created["data"] == obj["data"]
     assert json.loads(json.dumps(created["metadata"]["labels"])) == obj["metadata"]["labels"]
