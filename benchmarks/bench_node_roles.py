@@ -22,6 +22,12 @@ Prints:
 
 Every container it started is removed at the end, also on failure or interruption (and
 leftovers of an interrupted earlier run, found by their label, at the start).
+
+Twenty systemd containers with containerd and a kubelet each need a few hundred inotify
+instances of the host's root user; Debian's default of 128 leaves the last containers
+unable to boot. When the host's fs.inotify.max_user_instances is lower, the benchmark
+raises it to 8192 (the value kernel_tuning gives nodes) for its run and puts the old
+value back afterwards, unless someone changed it meanwhile.
 """
 
 from __future__ import annotations
@@ -41,6 +47,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LABEL = "cloud58.bench=node_roles"
 PREFIX = "bench-node"
 RUN_TIMEOUT_S = 1800
+INOTIFY_INSTANCES = "/proc/sys/fs/inotify/max_user_instances"
+INOTIFY_NEEDED = 8192
 
 
 class BenchError(Exception):
@@ -71,6 +79,29 @@ def _remove_labelled(env):
     if ids:
         subprocess.run(["podman", "rm", "-f", "-t", "0", *ids], capture_output=True, env=env, check=False)
     return len(ids)
+
+
+def _raise_inotify_instances():
+    """Raise the host's inotify instance limit for the run; the old value, or None if untouched."""
+    with open(INOTIFY_INSTANCES, encoding="utf-8") as f:
+        current = int(f.read())
+    if current >= INOTIFY_NEEDED:
+        return None
+    with open(INOTIFY_INSTANCES, "w", encoding="utf-8") as f:
+        f.write(f"{INOTIFY_NEEDED}\n")
+    print(f"# fs.inotify.max_user_instances raised from {current} to {INOTIFY_NEEDED} for this run")
+    return current
+
+
+def _restore_inotify_instances(old):
+    if old is None:
+        return
+    with open(INOTIFY_INSTANCES, encoding="utf-8") as f:
+        if int(f.read()) != INOTIFY_NEEDED:
+            return  # changed by someone else meanwhile: leave it
+    with open(INOTIFY_INSTANCES, "w", encoding="utf-8") as f:
+        f.write(f"{old}\n")
+    print(f"# fs.inotify.max_user_instances back to {old}")
 
 
 def _layout(count):
@@ -207,6 +238,7 @@ def main(argv=None) -> int:
         print(f"# removed {leftovers} containers left by an interrupted earlier run")
     hosts = _layout(args.hosts)
     work = tempfile.mkdtemp(prefix="cloud58-bench-nodes.")
+    old_inotify = _raise_inotify_instances()
     try:
         for name, *_ in hosts:
             _run(
@@ -215,7 +247,13 @@ def main(argv=None) -> int:
                 env,
             )  # fmt: skip
         for name, *_ in hosts:
-            _run(["podman", "exec", name, "systemctl", "is-system-running", "--wait"], env, timeout=120)
+            # "degraded" counts as booted, as in the molecule scenarios.
+            state = subprocess.run(
+                ["podman", "exec", name, "systemctl", "is-system-running", "--wait"],
+                capture_output=True, text=True, env=env, timeout=120, check=False,
+            ).stdout.strip()  # fmt: skip
+            if state not in ("running", "degraded"):
+                raise BenchError(f"{name}: systemd did not finish booting (state {state!r})")
         inventory_dir = os.path.join(work, "inventory")
         os.makedirs(os.path.join(inventory_dir, "group_vars", "all"))
         hosts_yml, group_vars = _inventory(hosts, bin_dir)
@@ -238,7 +276,7 @@ def main(argv=None) -> int:
             (defaults_cfg, "the rerun (Ansible defaults)", True),
         ]
         (converge_s, _), (rerun_s, recap), (baseline_s, _) = (
-            _playbook(inventory_dir, env, cfg, label, no_change, args.log_dir)
+            _playbook(inventory_dir, env, cfg, label, no_change, log_dir=args.log_dir)
             for cfg, label, no_change in runs
         )
         n = args.hosts
@@ -250,6 +288,7 @@ def main(argv=None) -> int:
     finally:
         removed = _remove_labelled(env)
         shutil.rmtree(work, ignore_errors=True)
+        _restore_inotify_instances(old_inotify)
         print(f"# removed {removed} benchmark containers")
     return 0
 
@@ -257,6 +296,6 @@ def main(argv=None) -> int:
 if __name__ == "__main__":
     try:
         sys.exit(main())
-    except BenchError as e:
+    except (BenchError, subprocess.TimeoutExpired) as e:
         print(f"bench_node_roles: {e}", file=sys.stderr)
         sys.exit(1)
