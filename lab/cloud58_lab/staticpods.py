@@ -38,6 +38,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -144,7 +145,9 @@ class Master:
     address: str
     container: str
     pods: list = field(default_factory=list)
-    haproxy: bool = False
+    stopped: bool = False
+    # file name -> digest of the manifest last played, as a kubelet remembers it
+    played: dict = field(default_factory=dict)
 
     def pid(self, env) -> int:
         out = _run(["podman", "inspect", "--format", "{{.State.Pid}}", self.container], env=env).stdout
@@ -344,18 +347,29 @@ class StaticPodLab:
             hp["path"] = str(inside)
         return pod
 
-    def play(self, hosts: Iterable[str] | None = None) -> None:
-        """Start every manifest of the masters (replacing pods that run an older copy)."""
+    def play(self, hosts: Iterable[str] | None = None) -> list:
+        """Start every manifest of the masters that is new or changed since it was last
+        played (replacing the pod, as a kubelet does); returns the pods (re)started."""
+        started = []
         for host in hosts or self.masters:
             m = self.masters[host]
+            if m.stopped:
+                continue
             root = self.rootfs(host)
             pid = m.pid(self.env)
             directory = self.workdir / "played" / host
             directory.mkdir(parents=True, exist_ok=True)
             for file, pod in self.manifests(host).items():
+                digest = hashlib.sha256(json.dumps(pod, sort_keys=True).encode()).hexdigest()
+                if m.played.get(file) == digest:
+                    continue
                 local = self._localize(host, pod, root)
                 path = directory / file
                 path.write_text(yaml.safe_dump(local, sort_keys=True))
+                name = local["metadata"]["name"]
+                if name not in m.pods:
+                    m.pods.append(name)
+                m.played[file] = digest
                 _run(
                     [
                         "nsenter",
@@ -371,8 +385,30 @@ class StaticPodLab:
                     env=self.env,
                     cwd=self.workdir,
                 )
-                if local["metadata"]["name"] not in m.pods:
-                    m.pods.append(local["metadata"]["name"])
+                started.append(name)
+        return started
+
+    def start_sync(self, interval: float = 2.0) -> None:
+        """Watch the masters' manifest directories like a kubelet: a changed manifest is
+        played again within ``interval`` seconds. Failures are kept in ``sync_errors``."""
+        self.sync_errors: list = []
+        self._sync_stop = threading.Event()
+
+        def loop():
+            while not self._sync_stop.wait(interval):
+                try:
+                    self.play()
+                except StaticPodLabError as e:
+                    self.sync_errors.append(str(e))
+
+        self._sync_thread = threading.Thread(target=loop, name=f"staticpods-{self.dc}", daemon=True)
+        self._sync_thread.start()
+
+    def stop_sync(self) -> None:
+        if getattr(self, "_sync_thread", None) is not None:
+            self._sync_stop.set()
+            self._sync_thread.join(timeout=_PODMAN_TIMEOUT)
+            self._sync_thread = None
 
     def pod_states(self) -> dict:
         out = _run(["podman", "pod", "ps", "--format", "json"], env=self.env).stdout
@@ -382,6 +418,7 @@ class StaticPodLab:
     def stop_master(self, host: str) -> None:
         """A master goes down: its static pods, HAProxy and the host itself."""
         m = self.masters[host]
+        m.stopped = True
         for pod in m.pods:
             _run(["podman", "pod", "stop", "--time", "10", pod], env=self.env)
         _run(["podman", "stop", "--time", "10", m.container], env=self.env)
@@ -459,6 +496,7 @@ class StaticPodLab:
         """Remove every pod, master container and the network, by exact name; returns
         what could not be removed (empty when all went)."""
         problems = []
+        self.stop_sync()
         pods = [pod for m in self.masters.values() for pod in m.pods]
         if pods:
             r = _run(

@@ -26,12 +26,15 @@ import hashlib
 import json
 import os
 import re
+import socket
+import ssl
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 import yaml
+from cryptography import x509
 
 from ansible_collections.cloud58.platform.plugins.module_utils.topology import build_plan, load_inventory
 from cloud58_lab.staticpods import StaticPodLab
@@ -109,6 +112,7 @@ def lab(request, upstream_bin_dir, tmp_path_factory):
         assert lab.first_run.returncode == 0, lab.first_run.stdout[-6000:]
         started = time.monotonic()
         lab.play()
+        lab.start_sync()  # from now on, changed manifests are played again, like a kubelet does
         lab.endpoint = lab.kubeconfig_via(sorted(lab.masters)[1], ENDPOINT_PORT)
         _wait(
             "the API through HAProxy",
@@ -280,6 +284,93 @@ def test_secrets_are_encrypted_at_rest_and_audited(lab):
     entries = _wait("an audit entry for the Secret", audited, timeout=30)
     assert entries[0]["level"] == "Metadata"
     assert "requestObject" not in entries[0]
+
+
+def _serving_serial(lab, address: str, port: int, etcd: bool = False) -> int:
+    """Serial number of the certificate a listener presents right now."""
+    pki = lab.pki_dir / lab.cluster["name"]
+    ctx = ssl.create_default_context(cafile=str(pki / ("etcd/ca.crt" if etcd else "ca.crt")))
+    ctx.check_hostname = False
+    if etcd:
+        ctx.load_cert_chain(pki / "apiserver-etcd-client.crt", pki / "apiserver-etcd-client.key")
+    with socket.create_connection((address, port), timeout=5) as sock, ctx.wrap_socket(sock) as tls:
+        return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True)).serial_number
+
+
+def _file_serial(lab, name: str) -> int:
+    pem = (lab.pki_dir / lab.cluster["name"] / f"{name}.crt").read_bytes()
+    return x509.load_pem_x509_certificate(pem).serial_number
+
+
+def _first_dc_only(lab):
+    if lab.dc != DATACENTERS[0]:
+        pytest.skip("upgrade and renewal run in the first lab datacenter only; the others differ in BGP only")
+
+
+def test_renewal_restarts_every_pod_with_renewed_certificates(lab):
+    _first_dc_only(lab)
+    before = {h: _serving_serial(lab, m.address, 6443) for h, m in lab.masters.items()}
+    assert set(before.values()) == {_file_serial(lab, "apiserver")}
+    # Everything expires "within 399 days" when new certificates last 400.
+    result = lab.ansible_playbook(
+        "renew-certificates.yml",
+        {"control_plane_pki_renew_before_days": 399, "control_plane_pki_cert_days": 400},
+    )
+    assert result.returncode == 0, result.stdout[-6000:]
+    recap = _recap(result.stdout)
+    assert all(recap[h]["changed"] > 0 for h in lab.masters)
+    renewed = _file_serial(lab, "apiserver")
+    assert renewed not in before.values()
+
+    def serving_renewed():
+        return all(
+            _serving_serial(lab, m.address, 6443) == renewed
+            and _serving_serial(lab, m.address, 2379, etcd=True) == _file_serial(lab, f"etcd/{h}-server")
+            and _serving_serial(lab, m.address, 2383, etcd=True)
+            == _file_serial(lab, f"etcd/{h}-events-server")
+            for h, m in lab.masters.items()
+        )
+
+    _wait("every master serving its renewed certificates", serving_renewed, timeout=120)
+    assert lab.sync_errors == []
+    assert lab.kubectl(lab.endpoint, "get", "--raw", "/readyz").stdout == "ok"
+
+
+def test_upgrade_to_the_running_version_changes_nothing(lab):
+    _first_dc_only(lab)
+    result = lab.ansible_playbook("upgrade-control-plane.yml", {})
+    assert result.returncode == 0, result.stdout[-6000:]
+    recap = _recap(result.stdout)
+    assert {h: recap[h]["changed"] for h in lab.masters} == dict.fromkeys(lab.masters, 0)
+    # One master at a time: each waited for its apiserver before the next began.
+    assert result.stdout.count("Wait until this master's kube-apiserver is ready") == len(lab.masters)
+
+
+def test_upgrade_stops_at_the_first_master_that_does_not_come_back(lab):
+    _first_dc_only(lab)
+    first, *rest = lab.cluster["masters"]
+    before = _digest_of_manifests(lab)
+    # v1.36.4 has no image in the lab: the first master's new pods cannot start.
+    result = lab.ansible_playbook(
+        "upgrade-control-plane.yml", {"control_plane_version": "v1.36.4", "control_plane_wait_timeout": 20}
+    )
+    assert result.returncode != 0
+    after = _digest_of_manifests(lab)
+    assert after[first] != before[first]
+    assert {h: after[h] for h in rest} == {h: before[h] for h in rest}
+    images = {f: p["spec"]["containers"][0]["image"] for f, p in lab.manifests(first).items()}
+    assert images["kube-apiserver.yaml"] == "localhost/cloud58/kube-apiserver:v1.36.4"
+    assert re.search(rf"fatal: \[{first}\]", result.stdout)
+    masters_play = result.stdout.split("PLAY [Upgrade the masters")[1].split("PLAY RECAP")[0]
+    assert [h for h in rest if f"[{h}]" in masters_play] == []  # the run stopped at the first master
+    # The other two apiservers keep the API up.
+    assert lab.kubectl(lab.endpoint, "get", "--raw", "/readyz").stdout == "ok"
+    # Back to the running version: the first master is healthy again.
+    restore = lab.ansible_playbook("upgrade-control-plane.yml", {})
+    assert restore.returncode == 0, restore.stdout[-6000:]
+    assert _digest_of_manifests(lab) == before
+    status, body = lab.http_get_in(first, f"https://{lab.masters[first].address}:6443/readyz")
+    assert (status, body) == (200, "ok")
 
 
 def test_bad_input_fails_before_any_host_changes(lab):

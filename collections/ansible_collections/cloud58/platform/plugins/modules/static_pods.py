@@ -81,6 +81,21 @@ files:
   type: list
   elements: dict
   sample: [{path: /etc/kubernetes/manifests/etcd.yaml, changed: true}]
+restart:
+  description:
+    - Components whose manifest this run changed (in check mode, would change); the kubelet
+      replaces their pods.
+  returned: always
+  type: list
+  elements: str
+  sample: [kube-apiserver]
+written_at:
+  description:
+    - The host's clock (seconds since the epoch) after writing; a restarted component's
+      process starts after it.
+  returned: always
+  type: float
+  sample: 1796000000.5
 running:
   description: Image tag per component of the manifests present before this run.
   returned: always

@@ -17,6 +17,7 @@ import hashlib
 import os
 import re
 import tempfile
+import time
 
 from .configs import audit_policy
 from .errors import ControlPlaneError
@@ -116,7 +117,7 @@ def run_static_pods(params: dict, check_mode: bool = False, diff_mode: bool = Fa
     cfg = settings["config_dir"]
     running = running_versions(cfg)
     if params.get("state", "present") == "query":
-        return {"changed": False, "running": running, "files": []}
+        return {"changed": False, "running": running, "files": [], "restart": [], "written_at": time.time()}
     if not selected_components(cluster, host):
         raise ControlPlaneError(
             f"host {host!r}", [f"runs no control plane component of cluster {cluster['name']!r}"]
@@ -132,7 +133,19 @@ def run_static_pods(params: dict, check_mode: bool = False, diff_mode: bool = Fa
         changed = changed or file_changed
         if diff_mode and before != text:
             diffs.append({"before": before or "", "after": text, "before_header": path, "after_header": path})
-    result = {"changed": changed, "files": files, "running": running}
+    restart = sorted(
+        component
+        for component, name in MANIFEST_FILES.items()
+        if any(f["changed"] and f["path"] == f"{cfg}/manifests/{name}" for f in files)
+    )
+    # The kubelet restarts these pods; a health check must see processes younger than this.
+    result = {
+        "changed": changed,
+        "files": files,
+        "running": running,
+        "restart": restart,
+        "written_at": time.time(),
+    }
     if diff_mode:
         result["diff"] = diffs
     return result

@@ -55,8 +55,16 @@ def test_first_run_writes_everything_second_run_nothing(params):
     for f in first["files"]:
         assert stat.S_IMODE(os.stat(f["path"]).st_mode) == 0o600
     assert first["running"] == {}
+    assert first["restart"] == [
+        "etcd",
+        "etcd-events",
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+    ]
     second = run_static_pods(params)
     assert second["changed"] is False
+    assert second["restart"] == []
     assert _names(second, cfg) == []
     assert second["running"] == {
         "etcd": "v3.6.8",
@@ -96,6 +104,7 @@ def test_a_new_version_changes_only_the_manifests(params):
         "manifests/kube-scheduler.yaml",
     ]
     assert result["running"]["kube-apiserver"] == "v1.36.3"
+    assert result["restart"] == ["kube-apiserver", "kube-controller-manager", "kube-scheduler"]
     assert "kube-apiserver:v1.36.4" in result["diff"][0]["after"]
     assert run_static_pods(params)["running"]["kube-apiserver"] == "v1.36.4"
 
@@ -132,7 +141,13 @@ def test_components_restrict_the_files(params):
 
 def test_query_reads_versions_and_writes_nothing(params):
     cfg = params["settings"]["config_dir"]
-    assert run_static_pods({**params, "state": "query"}) == {"changed": False, "running": {}, "files": []}
+    query = run_static_pods({**params, "state": "query"})
+    assert {k: query[k] for k in ("changed", "running", "files", "restart")} == {
+        "changed": False,
+        "running": {},
+        "files": [],
+        "restart": [],
+    }
     os.makedirs(os.path.join(cfg, "manifests"))
     with open(os.path.join(cfg, "manifests/kube-apiserver.yaml"), "w") as f:
         f.write(
