@@ -207,8 +207,10 @@ class _Deriver:
         node_label_map = {}
         for key, value in labels.items():
             node_label_map[key if "/" in key else LABEL_PREFIX + key] = value
-        node_label_map["topology.kubernetes.io/region"] = dc.region or dc.name
-        node_label_map["topology.kubernetes.io/zone"] = dc.name
+        # The well-known topology labels (as the kubelet role sets them): a rack is a failure
+        # zone (its two ToRs, its power feed), a datacenter is a region.
+        node_label_map["topology.kubernetes.io/region"] = dc.name
+        node_label_map["topology.kubernetes.io/zone"] = rack.name
         pool = None
         if host.cluster is not None and set(host.roles) & set(NODE_ROLES):
             pool = pools.get((host.cluster.name, rack.name))
