@@ -4,7 +4,7 @@
 """Filters over the topology planner (``module_utils/topology``); no planning happens here.
 
 * ``topology_host_vars(hostvars, hosts)``: the topology variables of each host, to pass on;
-* ``topology_plan(datacenters, clusters, hosts, groups)``: the whole plan as a dict;
+* ``topology_plan(datacenters, clusters, hosts, groups, bgp_options)``: the whole plan as a dict;
 * ``topology_host(plan, host)``: one host's entry of a plan.
 
 Every inventory problem of a run ends in one AnsibleFilterError that lists them all.
@@ -48,8 +48,9 @@ def topology_host_vars(hostvars, hosts):
     return out
 
 
-def topology_plan(datacenters, clusters, hosts, groups):
-    """The plan (a dict) of ``cloud58_datacenters`` + ``cloud58_clusters`` + host vars + groups."""
+def topology_plan(datacenters, clusters, hosts, groups, bgp_options=None):
+    """The plan (a dict) of ``cloud58_datacenters`` + ``cloud58_clusters`` + host vars + groups
+    (+ ``cloud58_bgp_options``)."""
     if not isinstance(hosts, Mapping):
         raise AnsibleFilterError(
             f"topology_plan: hosts must map host names to variables, got {hosts!r} ({_type(hosts)})"
@@ -59,7 +60,7 @@ def topology_plan(datacenters, clusters, hosts, groups):
             f"topology_plan: groups must be Ansible's groups, got {groups!r} ({_type(groups)})"
         )
     try:
-        return plan_from_vars(datacenters, clusters, dict(hosts), dict(groups)).as_dict()
+        return plan_from_vars(datacenters, clusters, dict(hosts), dict(groups), bgp_options).as_dict()
     except TopologyError as exc:
         raise AnsibleFilterError(str(exc)) from None
 

@@ -54,6 +54,14 @@ options:
         C(minions), C(lvs) and C(consul_servers).
     type: dict
     required: true
+  bgp_options:
+    description:
+      - The inventory's C(cloud58_bgp_options) (group_vars/all), BGP option to value, over the
+        defaults of C(module_utils/bgp/options.py); shared by the router configs and the
+        Calico objects. The plan carries the checked options per datacenter (C(bgp_options)).
+      - A bad key or value is a planner problem naming C(cloud58_bgp_options.<key>).
+    type: raw
+    default: {}
 requirements:
   - netaddr (on the controller)
 seealso:
@@ -69,6 +77,7 @@ EXAMPLES = r"""
     clusters: "{{ cloud58_clusters | default({}) }}"
     hosts: "{{ hostvars | cloud58.platform.topology_host_vars(groups['all']) }}"
     groups: "{{ groups }}"
+    bgp_options: "{{ cloud58_bgp_options | default({}) }}"
   register: cloud58_topology
 
 - name: Show the BGP peers of one node
@@ -121,6 +130,7 @@ def argspec():
         "clusters": {"type": "raw", "default": {}},
         "hosts": {"type": "dict", "required": True},
         "groups": {"type": "dict", "required": True},
+        "bgp_options": {"type": "raw", "default": {}},
     }
 
 

@@ -10,13 +10,20 @@ Python callers::
 
     fabric = fabric_from_plan(plan, "lab1")
     router_config(fabric, "lab1-r1-tor1")          # data for roles/tor_router frr.conf.j2
-    calico_objects(plan, "lab1-k8s")                # dicts for clusters/lab1-k8s/
+    calico_objects(plan, "lab1-k8s")                # dicts for clusters/lab1-k8s/ (the plan's options)
     node_speaker_config(objects, node, blocks)      # the BIRD config calico-node derives
 """
 
 from __future__ import annotations
 
-from .calico import ASN_ANNOTATION, calico_node_annotations, calico_objects, rack_selector
+from .calico import (
+    ASN_ANNOTATION,
+    CALICO_KINDS,
+    calico_node_annotations,
+    calico_objects,
+    cluster_bgp_options,
+    rack_selector,
+)
 from .calico_bird import node_speaker_config
 from .fabric import (
     RACK_LABEL,
@@ -26,22 +33,26 @@ from .fabric import (
     datacenter_of_router,
     fabric_from_plan,
 )
-from .options import DEFAULTS, bgp_options
+from .options import DEFAULTS, BgpOptionError, bgp_options, option_problems
 from .routers import router_config, router_names
 
 __all__ = [
     "ASN_ANNOTATION",
+    "CALICO_KINDS",
     "DEFAULTS",
     "RACK_LABEL",
     "BgpError",
+    "BgpOptionError",
     "Fabric",
     "bgp_options",
     "calico_node_annotations",
     "calico_objects",
+    "cluster_bgp_options",
     "datacenter_of_cluster",
     "datacenter_of_router",
     "fabric_from_plan",
     "node_speaker_config",
+    "option_problems",
     "rack_selector",
     "router_config",
     "router_names",

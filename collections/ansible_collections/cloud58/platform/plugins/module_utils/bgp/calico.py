@@ -23,17 +23,20 @@ from __future__ import annotations
 
 import ipaddress
 
+from ..gitops.model import labels_for
 from . import selector
 from .fabric import RACK_LABEL, BgpError, datacenter_of_cluster, fabric_from_plan
 from .options import bgp_options
 
 API_VERSION = "crd.projectcalico.org/v1"
 ASN_ANNOTATION = "projectcalico.org/ASNumber"
-MANAGED_BY = {"app.kubernetes.io/managed-by": "cloud58"}
+# Every kind calico_objects() emits (listed for pruning in cluster.yml).
+CALICO_KINDS = ("BGPConfiguration", "BGPPeer", "FelixConfiguration", "IPPool", "IPReservation")
 
 
 def _meta(name: str, cluster: str, **labels) -> dict:
-    return {"name": name, "labels": {**MANAGED_BY, "cloud58.io/cluster": cluster, **labels}}
+    # the ownership labels of every rendered object: the engine prunes only what carries them
+    return {"name": name, "labels": labels_for(cluster, labels)}
 
 
 def _obj(kind: str, name: str, cluster: str, spec: dict, **labels) -> dict:
@@ -80,9 +83,20 @@ def _addr_key(text: str):
     return ipaddress.ip_network(text)
 
 
+def cluster_bgp_options(plan, cluster: str) -> dict:
+    """The BGP options the plan carries for ``cluster``'s datacenter (the inventory's
+    ``cloud58_bgp_options`` over the defaults; the defaults for a plan without them)."""
+    dc = plan["datacenters"][datacenter_of_cluster(plan, cluster)]
+    return bgp_options(dc.get("bgp_options"))
+
+
 def calico_objects(plan, cluster: str, options=None) -> list:
-    """Every Calico object of ``cluster``, from the plan; sorted by (kind, name)."""
-    options = bgp_options(options)
+    """Every Calico object of ``cluster``, from the plan; sorted by (kind, name).
+
+    ``options``: BGP options over the defaults; None takes the options the plan carries
+    for the cluster's datacenter (what ``clusters/`` is rendered with).
+    """
+    options = cluster_bgp_options(plan, cluster) if options is None else bgp_options(options)
     fabric = fabric_from_plan(plan, datacenter_of_cluster(plan, cluster))
     net = fabric.cluster(cluster)
     objects = []

@@ -6,12 +6,15 @@
 One set of options feeds both sides on purpose: what Calico advertises (service ranges,
 LoadBalancer ranges) is exactly what the ToR prefix filters accept, so the two can never
 disagree. :func:`bgp_options` fills defaults and rejects unknown or ill-typed keys with a
-message that names the key.
+message that names the key; :func:`option_problems` lists every bad key (the planner
+reports them as problems of ``cloud58_bgp_options``).
 """
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
+from collections.abc import Mapping
 
 from .fabric import BgpError
 
@@ -67,48 +70,99 @@ _RANGES = {
 }
 
 
+class BgpOptionError(BgpError):
+    """One bad option: its ``key``, the bad ``value``, what is wrong (``reason``) and the
+    planner's problem ``kind`` for it (unknown-field, wrong-type, out-of-range,
+    invalid-choice, malformed-cidr), so that the planner reports it like any other field."""
+
+    def __init__(self, key: str, value, kind: str, reason: str) -> None:
+        self.key = key
+        self.value = value
+        self.kind = kind
+        self.reason = reason
+        super().__init__(f"option {key} = {value!r}: {reason}")
+
+
+def _plain(value):
+    """Plain dicts and lists from a frozen plan's mappings and tuples (or from plain data)."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
 def _cidrs(key, value):
-    if not isinstance(value, list):
-        raise BgpError(f"option {key}: expected a list of CIDRs, got {value!r}")
+    if not isinstance(value, (list, tuple)):
+        raise BgpOptionError(key, value, "wrong-type", "expected a list of CIDRs")
     out = []
-    for item in value:
+    for index, item in enumerate(value):
         try:
             out.append(str(ipaddress.ip_network(str(item))))
         except ValueError as e:
-            raise BgpError(f"option {key}: {item!r} is not a CIDR: {e}") from e
+            detail = "" if "does not appear" in str(e) else f": {e}"  # ipaddress repeats the value
+            raise BgpOptionError(f"{key}[{index}]", item, "malformed-cidr", f"not a CIDR{detail}") from e
     return out
 
 
-def bgp_options(options=None) -> dict:
-    """``options`` over :data:`DEFAULTS`; raises :class:`BgpError` naming a bad key."""
-    options = dict(options or {})
-    unknown = sorted(set(options) - set(DEFAULTS))
-    if unknown:
-        raise BgpError(
-            "unknown BGP option(s) {}; known: {}".format(", ".join(unknown), ", ".join(sorted(DEFAULTS)))
-        )
+def _check(key, value):
+    """``value`` of option ``key``, normalised; raises :class:`BgpOptionError`."""
+    if key not in DEFAULTS:
+        close = difflib.get_close_matches(str(key), list(DEFAULTS), n=1, cutoff=0.6)
+        hint = f"did you mean '{close[0]}'?" if close else "known: " + ", ".join(sorted(DEFAULTS))
+        raise BgpOptionError(key, value, "unknown-field", f"unknown BGP option; {hint}")
+    default = DEFAULTS[key]
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise BgpOptionError(key, value, "wrong-type", "expected true or false")
+    elif isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise BgpOptionError(key, value, "wrong-type", "expected an integer")
+        low, high = _RANGES[key]
+        if not low <= value <= high:
+            raise BgpOptionError(key, value, "out-of-range", f"outside {low}..{high}")
+    elif isinstance(default, list):
+        return _cidrs(key, value)
+    elif isinstance(default, dict):
+        if not isinstance(value, Mapping):
+            raise BgpOptionError(key, value, "wrong-type", "expected a mapping")
+        return _plain(value)
+    elif not isinstance(value, str):
+        raise BgpOptionError(key, value, "wrong-type", "expected a string")
+    if key in _CHOICES and value not in _CHOICES[key]:
+        raise BgpOptionError(key, value, "invalid-choice", "not one of " + ", ".join(_CHOICES[key]))
+    return value
+
+
+def option_problems(options) -> tuple[dict, list]:
+    """(``options`` over :data:`DEFAULTS`, every :class:`BgpOptionError` of them).
+
+    Each key is judged on its own, so one run reports every bad key; the keepalive/hold
+    rule is judged only when both are valid. The planner reports the problems with the
+    rest of the inventory's; :func:`bgp_options` raises the first.
+    """
     out = dict(DEFAULTS)
-    for key, value in options.items():
-        default = DEFAULTS[key]
-        if isinstance(default, bool):
-            if not isinstance(value, bool):
-                raise BgpError(f"option {key}: expected true or false, got {value!r}")
-        elif isinstance(default, int):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise BgpError(f"option {key}: expected an integer, got {value!r}")
-            low, high = _RANGES[key]
-            if not low <= value <= high:
-                raise BgpError(f"option {key}: {value} is outside {low}..{high}")
-        elif isinstance(default, list):
-            value = _cidrs(key, value)  # noqa: PLW2901 - normalised CIDR text
-        elif isinstance(default, dict):
-            if not isinstance(value, dict):
-                raise BgpError(f"option {key}: expected a mapping, got {value!r}")
-        elif not isinstance(value, str):
-            raise BgpError(f"option {key}: expected a string, got {value!r}")
-        if key in _CHOICES and value not in _CHOICES[key]:
-            raise BgpError("option {}: {!r} is not one of {}".format(key, value, ", ".join(_CHOICES[key])))
-        out[key] = value
-    if out["keepalive"] * 3 > out["hold"]:
-        raise BgpError(f"option keepalive: {out['keepalive']} is more than a third of hold {out['hold']}")
+    problems = []
+    for key in sorted(options or {}, key=str):
+        try:
+            out[key] = _check(key, options[key])
+        except BgpOptionError as e:
+            problems.append(e)
+    bad = {e.key for e in problems}
+    if not {"keepalive", "hold"} & bad and out["keepalive"] * 3 > out["hold"]:
+        problems.append(
+            BgpOptionError(
+                "keepalive", out["keepalive"], "out-of-range", f"more than a third of hold {out['hold']}"
+            )
+        )
+    return out, problems
+
+
+def bgp_options(options=None) -> dict:
+    """``options`` over :data:`DEFAULTS`; raises :class:`BgpOptionError` naming a bad key."""
+    if options is not None and not isinstance(options, Mapping):
+        raise BgpError(f"BGP options must be a mapping of option to value, got {options!r}")
+    out, problems = option_problems(options)
+    if problems:
+        raise problems[0]
     return out

@@ -62,6 +62,14 @@ def object_key(obj: dict) -> ObjKey:
     return ObjKey(group, obj["kind"], meta.get("namespace") or "", meta["name"])
 
 
+def labels_for(cluster: str, extra: dict | None = None) -> dict:
+    """The labels every rendered object carries, plus ``extra``: the engine LISTs and prunes
+    only objects labelled for its cluster (see :func:`selector_for`)."""
+    out = {MANAGED_BY_LABEL: MANAGED_BY_VALUE, CLUSTER_LABEL: cluster}
+    out.update(extra or {})
+    return out
+
+
 def selector_for(cluster: str) -> str:
     """The label selector every LIST and every prune decision of the engine is limited to."""
     return f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE},{CLUSTER_LABEL}={cluster}"

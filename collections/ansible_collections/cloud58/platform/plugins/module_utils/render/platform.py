@@ -12,19 +12,14 @@
 * per business namespace: the Namespace, a ResourceQuota derived from the apps it runs
   there, and the owning team's ``edit`` RoleBinding.
 
-Later issues (Calico, LVS, Consul) add their objects through ``extra_objects`` of the
-render, the same way.
+The Calico objects come from ``module_utils/bgp`` (see ``render/tree.py``); later issues
+(LVS, Consul) add theirs the same way. ``labels_for`` (from ``gitops/model.py``) gives every
+producer the same ownership labels.
 """
 
 from __future__ import annotations
 
-from ..gitops.model import (
-    CLUSTER_LABEL,
-    IDENTITY_NAME,
-    IDENTITY_NAMESPACE,
-    MANAGED_BY_LABEL,
-    MANAGED_BY_VALUE,
-)
+from ..gitops.model import IDENTITY_NAME, IDENTITY_NAMESPACE, labels_for
 
 SYSTEM_NAMESPACE = "cloud58-system"
 TEAM_LABEL = "cloud58.io/team"
@@ -51,13 +46,6 @@ APP_PRIORITY_CLASS = {
     "default": "cloud58-business-default",
     "low": "cloud58-business-low",
 }
-
-
-def labels_for(cluster: str, extra: dict | None = None) -> dict:
-    """The labels every rendered object carries, plus ``extra``."""
-    out = {MANAGED_BY_LABEL: MANAGED_BY_VALUE, CLUSTER_LABEL: cluster}
-    out.update(extra or {})
-    return out
 
 
 def meta(name: str, cluster: str, namespace: str = "", labels: dict | None = None, annotations=None) -> dict:

@@ -30,9 +30,11 @@ def plan_paths(paths) -> Plan:
     return build_plan([load_inventory(path) for path in paths])
 
 
-def plan_from_vars(datacenters, clusters, hosts, groups) -> Plan:
+def plan_from_vars(datacenters, clusters, hosts, groups, bgp_options=None) -> Plan:
     """Plan from what Ansible knows: group_vars/all values, host variables, ``groups``."""
-    return build_plan(inventory_from_vars(datacenters, clusters, hosts, groups, source="ansible"))
+    return build_plan(
+        inventory_from_vars(datacenters, clusters, hosts, groups, source="ansible", bgp_options=bgp_options)
+    )
 
 
 def plan_summary(plan) -> list:
@@ -61,6 +63,7 @@ def run_topology_plan(params) -> dict:
         params.get("clusters"),
         params.get("hosts") or {},
         params.get("groups") or {},
+        params.get("bgp_options"),
     )
     return {"changed": False, "plan": plan.as_dict(), "summary": plan_summary(plan)}
 

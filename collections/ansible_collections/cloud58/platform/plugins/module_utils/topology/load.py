@@ -38,6 +38,8 @@ _VARS_EXTENSIONS = ("", ".yml", ".yaml", ".json")
 _GROUP_KEYS = ("hosts", "vars", "children")
 # Host variables closer than this to a topology field are reported as misspellings of it.
 _TYPO_CUTOFF = 0.8
+# group_vars/all variable of the BGP options (module_utils/bgp/options.py), optional.
+BGP_OPTIONS_VAR = "cloud58_bgp_options"
 
 
 class Inventory:
@@ -45,16 +47,21 @@ class Inventory:
 
     * ``datacenters``: the raw ``cloud58_datacenters`` value (None when undefined);
     * ``clusters``: the raw ``cloud58_clusters`` value (None when undefined);
+    * ``bgp_options``: the raw ``cloud58_bgp_options`` value (None when undefined): the BGP
+      options of module_utils/bgp/options.py, shared by the router configs and Calico;
     * ``hosts``: host name -> that host's topology variables (see ``host_topology_vars``);
     * ``groups``: group name -> host names;
     * ``source``: a label for messages (the directory, or ``ansible``); not part of the plan.
     """
 
-    __slots__ = ("clusters", "datacenters", "groups", "hosts", "problems", "source")
+    __slots__ = ("bgp_options", "clusters", "datacenters", "groups", "hosts", "problems", "source")
 
-    def __init__(self, datacenters, clusters, hosts, groups, *, source="inventory", problems=()):
+    def __init__(
+        self, datacenters, clusters, hosts, groups, *, bgp_options=None, source="inventory", problems=()
+    ):
         self.datacenters = datacenters
         self.clusters = clusters
+        self.bgp_options = bgp_options
         self.hosts = hosts
         self.groups = groups
         self.source = source
@@ -90,15 +97,19 @@ def host_topology_vars(variables) -> dict:
     return out
 
 
-def inventory_from_vars(datacenters, clusters, hosts, groups, source="ansible") -> Inventory:
+def inventory_from_vars(
+    datacenters, clusters, hosts, groups, *, source="ansible", bgp_options=None
+) -> Inventory:
     """An Inventory from what Ansible already knows (the module and filter path).
 
     ``hosts`` maps host names to their variables (all of them, or only the topology ones);
-    ``groups`` is Ansible's ``groups`` magic variable.
+    ``groups`` is Ansible's ``groups`` magic variable; ``bgp_options`` the inventory's
+    ``cloud58_bgp_options`` (None when undefined).
     """
     return Inventory(
         datacenters=datacenters,
         clusters=clusters,
+        bgp_options=bgp_options,
         hosts={str(h): host_topology_vars(v or {}) for h, v in (hosts or {}).items()},
         groups={str(g): [str(h) for h in (members or [])] for g, members in (groups or {}).items()},
         source=source,
@@ -409,6 +420,7 @@ class _Reader:
         return Inventory(
             datacenters=all_vars.get(DATACENTERS_VAR),
             clusters=all_vars.get(CLUSTERS_VAR),
+            bgp_options=all_vars.get(BGP_OPTIONS_VAR),
             hosts=hosts,
             groups=groups,
             source=self.path,
@@ -428,6 +440,7 @@ def find_role_group_typos(groups):
 
 
 __all__ = [
+    "BGP_OPTIONS_VAR",
     "Inventory",
     "expand_host_pattern",
     "find_role_group_typos",

@@ -392,6 +392,8 @@ class _Deriver:
             "region": dc.region,
             "networks": {k: (v.text if isinstance(v, Net) else None) for k, v in sorted(nets.items())},
             "bgp": {"mode": dc.bgp.get("mode"), "core_asn": dc.bgp.get("core_asn")},
+            # the inventory's cloud58_bgp_options over the defaults (router configs and Calico)
+            "bgp_options": dc.bgp_options,
             "racks": racks,
             "routers": self.routers(dc, pools),
             "lvs": self.lvs(dc),

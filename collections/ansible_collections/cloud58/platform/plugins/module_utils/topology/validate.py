@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import re
 
+from ..bgp.options import option_problems
 from .errors import did_you_mean, show, where_text
-from .load import find_role_group_typos
+from .load import BGP_OPTIONS_VAR, find_role_group_typos
 from .model import (
     CLUSTER,
     CLUSTER_ROLES,
@@ -29,6 +30,7 @@ from .model import (
     RACK,
     ROLE_GROUPS,
     Parser,
+    is_templated,
     name_problem,
     type_name,
 )
@@ -48,6 +50,7 @@ _DEFAULT_FUNCTION = {
 class Datacenter:
     __slots__ = (
         "bgp",
+        "bgp_options",
         "clusters",
         "consul_datacenter",
         "has_inventory_hosts",
@@ -146,6 +149,9 @@ class _ModelReader:
         self.clusterless = {}  # (datacenter, kind) -> hosts that need a cluster and have none
         dcs = self.read_datacenters(inventory, own_racks)
         clusters = self.read_clusters(inventory, dcs)
+        options = self.read_bgp_options(inventory, clusters)
+        for dc in dcs.values():
+            dc.bgp_options = options
         self.read_hosts(inventory, dcs, own_racks, clusters)
         self.report_clusterless()
         for group, suggestion in find_role_group_typos(inventory.groups):
@@ -228,6 +234,40 @@ class _ModelReader:
             self.model.datacenters[name] = dc
         return out
 
+    def read_bgp_options(self, inventory, clusters):
+        """The inventory's BGP options over the defaults; every bad key is a problem of its own."""
+        where = self.inventory_where(inventory)
+        raw = self.mapping_var(where, BGP_OPTIONS_VAR, inventory.bgp_options, "BGP option to value") or {}
+        literal = {}
+        for key, value in raw.items():
+            if is_templated(value):
+                self.add(
+                    "templated-value",
+                    where,
+                    f"{BGP_OPTIONS_VAR}.{key}",
+                    value,
+                    "the planner needs a literal value, not a Jinja expression",
+                )
+            else:
+                literal[key] = value
+        options, problems = option_problems(literal)
+        for problem in problems:
+            self.add(problem.kind, where, f"{BGP_OPTIONS_VAR}.{problem.key}", problem.value, problem.reason)
+        reservations = options["fixed_ip_reservations"]
+        for name in sorted(reservations, key=str):
+            if name not in clusters:
+                known = sorted(clusters)
+                self.add(
+                    "unknown-cluster",
+                    where,
+                    f"{BGP_OPTIONS_VAR}.fixed_ip_reservations key",
+                    name,
+                    "no such cluster in this inventory{} (known: {})".format(
+                        did_you_mean(name, known), ", ".join(known) or "none"
+                    ),
+                )
+        return options
+
     def read_rack(self, dc, name, raw, own_racks):
         why = name_problem(name)
         if why:
@@ -257,20 +297,22 @@ class _ModelReader:
         own_racks[name] = rack
         self.model.racks[name] = rack
 
-    def read_clusters(self, inventory, dcs):
-        where = self.inventory_where(inventory)
-        raw = inventory.clusters
-        out = {}
+    def mapping_var(self, where, variable, raw, what):
+        """An optional group_vars/all mapping: {} when undefined, None (reported) when not a mapping."""
         if raw is None:
-            raw = {}
+            return {}
         if not isinstance(raw, dict):
             self.add(
-                "wrong-type",
-                where,
-                CLUSTERS_VAR,
-                raw,
-                f"expected a mapping of cluster name to cluster, got {type_name(raw)}",
+                "wrong-type", where, variable, raw, f"expected a mapping of {what}, got {type_name(raw)}"
             )
+            return None
+        return raw
+
+    def read_clusters(self, inventory, dcs):
+        where = self.inventory_where(inventory)
+        raw = self.mapping_var(where, CLUSTERS_VAR, inventory.clusters, "cluster name to cluster")
+        out = {}
+        if raw is None:
             return out
         for key in sorted(raw, key=str):
             name = str(key)

@@ -34,7 +34,7 @@ def lab():
 
 @pytest.fixture(scope="module")
 def lab_plan(lab):
-    return topology_plan(lab.datacenters, lab.clusters, lab.hosts, lab.groups)
+    return topology_plan(lab.datacenters, lab.clusters, lab.hosts, lab.groups, lab.bgp_options)
 
 
 def test_filters_are_registered():

@@ -31,6 +31,7 @@ def _params(path):
         "clusters": inventory.clusters,
         "hosts": inventory.hosts,
         "groups": inventory.groups,
+        "bgp_options": inventory.bgp_options,
     }
 
 
@@ -46,6 +47,7 @@ def test_argspec():
         "clusters": {"type": "raw", "default": {}},
         "hosts": {"type": "dict", "required": True},
         "groups": {"type": "dict", "required": True},
+        "bgp_options": {"type": "raw", "default": {}},
     }
 
 
@@ -79,6 +81,18 @@ def test_fails_with_every_problem(capsys):
         "outside the rack's node subnet 198.18.0.64/26 [host-outside-rack]",
         "  - datacenter 'lab2': bgp.mode = 'ibgp': must be one of ebgp, route_reflector; did you mean 'ebgp'? "
         "[invalid-choice]",
+    ]
+
+
+def test_bad_bgp_option_fails_naming_the_field_and_value(capsys):
+    args = _params(os.path.join(REPO, "inventories", "lab"))
+    args["bgp_options"] = {"maximum_paths": 200}
+    code, result = _run_module(args, capsys)
+    assert code == 1
+    assert result["kinds"] == ["out-of-range"]
+    assert result["msg"].splitlines() == [
+        "the inventory has 1 problem:",
+        "  - inventory: cloud58_bgp_options.maximum_paths = 200: outside 1..128 [out-of-range]",
     ]
 
 

@@ -9,16 +9,17 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.cloud58.platform.plugins.module_utils.bgp import (
+    CALICO_KINDS,
     BgpError,
     calico_node_annotations,
     calico_objects,
     node_speaker_config,
 )
 from ansible_collections.cloud58.platform.plugins.module_utils.bgp.calico_bird import selected_peers
+from ansible_collections.cloud58.platform.plugins.module_utils.gitops.model import labels_for
 from ansible_collections.cloud58.platform.plugins.module_utils.topology import build_plan, load_inventory
 
 REPO = Path(__file__).resolve().parents[9]
-LABELS = {"app.kubernetes.io/managed-by": "cloud58", "cloud58.io/cluster": "lab1-k8s"}
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +42,36 @@ def test_objects_of_a_cluster_sorted_by_kind_and_name(plan):
         ("FelixConfiguration", "default"),
         ("IPPool", "lab1-k8s-lab1-r1"),
         ("IPPool", "lab1-k8s-lab1-r2"),
+        ("IPReservation", "fixed-lab-demo-fixed"),  # inventories/lab/group_vars/all/bgp.yml
     ]
     assert all(o["apiVersion"] == "crd.projectcalico.org/v1" for o in objects)
-    assert all(LABELS.items() <= o["metadata"]["labels"].items() for o in objects)
+    assert {o["kind"] for o in objects} == set(CALICO_KINDS)
+
+
+def test_objects_carry_the_labels_the_engine_lists_and_prunes_by(plan):
+    for obj in calico_objects(plan, "lab1-k8s"):
+        rack = obj["spec"].get("nodeSelector", "").split("'")[1:2]
+        extra = {"cloud58.io/rack": rack[0]} if rack else {}
+        assert obj["metadata"]["labels"] == labels_for("lab1-k8s", extra), obj["metadata"]["name"]
+
+
+@pytest.mark.parametrize(
+    ("options", "reserved"),
+    [
+        (None, [["198.18.16.200", "198.18.16.240/30"]]),
+        ({}, []),
+        ({"fixed_ip_reservations": {"lab1-k8s": {"x": ["198.18.18.7"]}}}, [["198.18.18.7"]]),
+    ],
+    ids=["plan-options", "explicit-defaults", "explicit-options"],
+)
+def test_options_default_to_what_the_plan_carries(plan, options, reserved):
+    objects = calico_objects(plan, "lab1-k8s", options)
+    assert [o["spec"]["reservedCIDRs"] for o in objects if o["kind"] == "IPReservation"] == reserved
+
+
+def test_a_frozen_plan_renders_like_its_dict(plan):
+    frozen = build_plan(load_inventory(str(REPO / "inventories/lab")))
+    assert calico_objects(frozen, "lab1-k8s") == calico_objects(plan, "lab1-k8s")
 
 
 def test_bgp_configuration_turns_the_mesh_off(plan):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from types import MappingProxyType
 
 import pytest
 
@@ -120,20 +121,51 @@ def test_core_peers_with_every_tor_by_its_own_as(plan):
 
 
 @pytest.mark.parametrize(
-    ("options", "complaint"),
+    ("options", "message"),
     [
-        ({"hold": 6, "keepalive": 3}, "more than a third of hold"),
-        ({"maximum_paths": 0}, "outside 1..128"),
-        ({"node_neighbors": "all"}, "not one of per_node, listen_range"),
-        ({"bfd": "yes"}, "expected true or false"),
-        ({"service_loadbalancer_ips": ["10.0.0.0/33"]}, "is not a CIDR"),
-        ({"maximum_path": 4}, "unknown BGP option"),
+        ({"hold": 6, "keepalive": 3}, "option keepalive = 3: more than a third of hold 6"),
+        ({"maximum_paths": 0}, "option maximum_paths = 0: outside 1..128"),
+        ({"node_neighbors": "all"}, "option node_neighbors = 'all': not one of per_node, listen_range"),
+        ({"bfd": "yes"}, "option bfd = 'yes': expected true or false"),
+        (
+            {"service_loadbalancer_ips": ["10.0.0.0/28", "10.0.0.0/33"]},
+            "option service_loadbalancer_ips[1] = '10.0.0.0/33': not a CIDR",
+        ),
+        (
+            {"service_external_ips": ["10.0.0.1/28"]},
+            "option service_external_ips[0] = '10.0.0.1/28': not a CIDR: 10.0.0.1/28 has host bits set",
+        ),
+        ({"maximum_path": 4}, "option maximum_path = 4: unknown BGP option; did you mean 'maximum_paths'?"),
+        ({"fixed_ip_reservations": []}, "option fixed_ip_reservations = []: expected a mapping"),
     ],
-    ids=["keepalive", "paths", "neighbors-mode", "bfd-type", "bad-cidr", "misspelt"],
+    ids=[
+        "keepalive",
+        "paths",
+        "neighbors-mode",
+        "bfd-type",
+        "bad-cidr",
+        "host-bits",
+        "misspelt",
+        "not-mapping",
+    ],
 )
-def test_bad_options_are_named(options, complaint):
-    with pytest.raises(BgpError, match=complaint):
+def test_bad_options_are_named(options, message):
+    with pytest.raises(BgpError) as info:
         bgp_options(options)
+    assert str(info.value) == message
+
+
+def test_options_from_a_frozen_plan_come_back_as_plain_data():
+    frozen = MappingProxyType(
+        {
+            "service_loadbalancer_ips": ("10.0.0.0/28",),
+            "fixed_ip_reservations": MappingProxyType({"c": {"a": ("10.0.0.1",)}}),
+        }
+    )
+    options = bgp_options(frozen)
+    assert options["service_loadbalancer_ips"] == ["10.0.0.0/28"]
+    assert options["fixed_ip_reservations"] == {"c": {"a": ["10.0.0.1"]}}
+    assert type(options["fixed_ip_reservations"]) is dict
 
 
 def test_listen_range_mode_lists_no_node_neighbors(plan):

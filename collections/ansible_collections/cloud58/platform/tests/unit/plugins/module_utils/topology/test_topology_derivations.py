@@ -9,8 +9,9 @@ import json
 import random
 
 import pytest
-from topology_factory import add_to_group, base, inventory, plan, remove_host
+from topology_factory import add_to_group, base, inventory, plan, remove_host, split
 
+from ansible_collections.cloud58.platform.plugins.module_utils.bgp import DEFAULTS
 from ansible_collections.cloud58.platform.plugins.module_utils.topology import Plan, build_plan
 from ansible_collections.cloud58.platform.plugins.module_utils.topology.plan import pool_prefix
 
@@ -32,6 +33,7 @@ def test_plan_top_level_shape(base_plan):
     assert base_plan["version"] == 1
     assert sorted(base_plan["datacenters"]["dc1"]) == [
         "bgp",
+        "bgp_options",
         "clusters",
         "consul",
         "hosts",
@@ -565,6 +567,45 @@ def _shuffled(data, seed):
         rng.shuffle(shuffled)
         out["groups"][group] = shuffled
     return out
+
+
+# ---- BGP options -------------------------------------------------------------------------
+
+
+def test_without_bgp_options_every_datacenter_carries_the_defaults(base_plan):
+    for name in ("dc1", "dc2"):
+        assert base_plan.as_dict()["datacenters"][name]["bgp_options"] == DEFAULTS
+
+
+def test_the_inventory_bgp_options_are_carried_checked_and_normalised():
+    data = base()
+    data["bgp_options"] = {
+        "hold": 30,
+        "service_loadbalancer_ips": ["198.18.2.16/28"],
+        "fixed_ip_reservations": {"dc1-k8s": {"legacy": ["198.18.16.5"]}},
+    }
+    options = plan(data).as_dict()["datacenters"]["dc1"]["bgp_options"]
+    assert options == {
+        **DEFAULTS,
+        "hold": 30,
+        "service_loadbalancer_ips": ["198.18.2.16/28"],
+        "fixed_ip_reservations": {"dc1-k8s": {"legacy": ["198.18.16.5"]}},
+    }
+
+
+def test_inventories_planned_together_keep_their_own_bgp_options():
+    first, second = split(base())
+    first["bgp_options"] = {"maximum_paths": 4}
+    second["bgp_options"] = {"maximum_paths": 16, "bfd": True}
+    datacenters = plan([first, second]).as_dict()["datacenters"]
+    assert (datacenters["dc1"]["bgp_options"]["maximum_paths"], datacenters["dc1"]["bgp_options"]["bfd"]) == (
+        4,
+        False,
+    )
+    assert (datacenters["dc2"]["bgp_options"]["maximum_paths"], datacenters["dc2"]["bgp_options"]["bfd"]) == (
+        16,
+        True,
+    )
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

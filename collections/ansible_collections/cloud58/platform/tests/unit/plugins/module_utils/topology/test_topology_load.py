@@ -43,6 +43,9 @@ def test_the_lab_inventory_loads_both_datacenters():
     inventory = load_inventory(LAB)
     assert sorted(inventory.datacenters) == ["lab1", "lab2"]
     assert sorted(inventory.clusters) == ["lab1-k8s", "lab2-k8s"]
+    assert inventory.bgp_options == {
+        "fixed_ip_reservations": {"lab1-k8s": {"lab-demo-fixed": ["198.18.16.200", "198.18.16.240/30"]}}
+    }
     assert inventory.problems == []
     assert inventory.groups["masters"] == ["lab1-m1", "lab1-m2", "lab1-m3", "lab2-m1", "lab2-m2", "lab2-m3"]
     assert inventory.groups["etcd_events"] == inventory.groups["masters"]
@@ -266,7 +269,8 @@ def test_unreadable_inventories_are_reported_with_the_other_inventories_problems
     _write(str(lab_copy / "group_vars/all/clusters.yml"), "cloud58_clusters: {}\n")
     with pytest.raises(PlanError) as info:
         plan_paths([broken, lab_copy])
-    assert info.value.kinds() == ["no-cluster", "unreadable-inventory"]
+    # no-cluster, and the lab's fixed-IP reservation now names a cluster the copy does not define
+    assert info.value.kinds() == ["no-cluster", "unknown-cluster", "unreadable-inventory"]
 
 
 @pytest.mark.parametrize("name", ["lab", "bj1", "sh1"])

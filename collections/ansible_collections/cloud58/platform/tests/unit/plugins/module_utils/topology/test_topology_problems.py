@@ -426,6 +426,17 @@ def _vip_outside_pool_api(d):
     cl(d)["api"]["vip"] = "198.18.3.1"
 
 
+def _bgp_options(**options):
+    def mutate(d):
+        d["bgp_options"] = options
+
+    return mutate
+
+
+def _bgp_options_not_a_mapping(d):
+    d["bgp_options"] = ["hold: 9"]
+
+
 CASES = [
     pytest.param(
         _missing_field_rack_subnet,
@@ -1091,6 +1102,73 @@ CASES = [
             "outside networks.vip_pool 198.18.2.0/27 [vip-outside-pool]",
         ],
         id="vip-outside-pool-api",
+    ),
+    # cloud58_bgp_options: each bad key a problem of its own, of the kind any other field gets
+    pytest.param(
+        _bgp_options(maximum_path=4, hold=9),
+        [
+            "inventory: cloud58_bgp_options.maximum_path = 4: unknown BGP option; did you mean "
+            "'maximum_paths'? [unknown-field]",
+        ],
+        id="unknown-field-bgp-option",
+    ),
+    pytest.param(
+        _bgp_options(hold="9", bfd="yes"),
+        [
+            "inventory: cloud58_bgp_options.bfd = 'yes': expected true or false [wrong-type]",
+            "inventory: cloud58_bgp_options.hold = '9': expected an integer [wrong-type]",
+        ],
+        id="wrong-type-bgp-option",
+    ),
+    pytest.param(
+        _bgp_options_not_a_mapping,
+        [
+            "inventory: cloud58_bgp_options = ['hold: 9']: expected a mapping of BGP option to value, "
+            "got a list [wrong-type]",
+        ],
+        id="wrong-type-bgp-options",
+    ),
+    pytest.param(
+        _bgp_options(keepalive=4),
+        ["inventory: cloud58_bgp_options.keepalive = 4: more than a third of hold 9 [out-of-range]"],
+        id="out-of-range-bgp-keepalive",
+    ),
+    pytest.param(
+        _bgp_options(maximum_paths=0),
+        ["inventory: cloud58_bgp_options.maximum_paths = 0: outside 1..128 [out-of-range]"],
+        id="out-of-range-bgp-option",
+    ),
+    pytest.param(
+        _bgp_options(node_neighbors="all"),
+        [
+            "inventory: cloud58_bgp_options.node_neighbors = 'all': not one of per_node, listen_range "
+            "[invalid-choice]",
+        ],
+        id="invalid-choice-bgp-option",
+    ),
+    pytest.param(
+        _bgp_options(service_loadbalancer_ips=["198.18.2.16/28", "198.18.2.0/33"]),
+        [
+            "inventory: cloud58_bgp_options.service_loadbalancer_ips[1] = '198.18.2.0/33': not a CIDR "
+            "[malformed-cidr]",
+        ],
+        id="malformed-cidr-bgp-option",
+    ),
+    pytest.param(
+        _bgp_options(fixed_ip_reservations={"dc1-k8z": {"legacy": ["198.18.16.5"]}}),
+        [
+            "inventory: cloud58_bgp_options.fixed_ip_reservations key = 'dc1-k8z': no such cluster in "
+            "this inventory; did you mean 'dc1-k8s'? (known: dc1-k8s, dc2-k8s) [unknown-cluster]",
+        ],
+        id="unknown-cluster-bgp-reservation",
+    ),
+    pytest.param(
+        _bgp_options(calico_max_restart_time="{{ restart }}"),
+        [
+            "inventory: cloud58_bgp_options.calico_max_restart_time = '{{ restart }}': the planner needs a "
+            "literal value, not a Jinja expression [templated-value]",
+        ],
+        id="templated-value-bgp-option",
     ),
 ]
 

@@ -123,7 +123,12 @@ def split(data):
 
 def inventory(data, source="test"):
     return inventory_from_vars(
-        data["datacenters"], data["clusters"], data["hosts"], data["groups"], source=source
+        data["datacenters"],
+        data["clusters"],
+        data["hosts"],
+        data["groups"],
+        source=source,
+        bgp_options=data.get("bgp_options"),
     )
 
 
