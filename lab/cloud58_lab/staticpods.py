@@ -46,6 +46,8 @@ from pathlib import Path
 
 import yaml
 
+from cloud58_lab.controlplane import _proc_start_time
+
 LAB_NETWORK = ipaddress.ip_network("198.18.0.0/15")
 REPO = Path(__file__).resolve().parents[2]
 REGISTRY = "localhost/cloud58"
@@ -57,6 +59,8 @@ IMAGE_BINARIES = {
 }
 _VERSION_ARG = {"etcd": "--version"}
 _PODMAN_TIMEOUT = 300
+# On the lab network: "<pid>:<start time>" of the process that created it.
+OWNER_LABEL = "cloud58.io/owner"
 
 
 class StaticPodLabError(RuntimeError):
@@ -221,6 +225,8 @@ class StaticPodLab:
                 str(gateway),
                 "--label",
                 "cloud58.io/lab=staticpods",
+                "--label",
+                f"{OWNER_LABEL}={os.getpid()}:{_proc_start_time(os.getpid())}",
                 self.network,
             ],
             env=self.env,
@@ -555,6 +561,25 @@ def up(datacenter: str, workdir: Path, bin_dir: Path, node_image: str, timeout: 
         lab.close()
         raise
     return lab
+
+
+def live_owner(datacenter: str, env: dict | None = None) -> int | None:
+    """PID of the live process that created this datacenter's lab network, if any.
+
+    The names are fixed (``c58cp-<dc>``), so a lab left by a killed run and the lab of a
+    run going on right now look alike; the owner label on the network tells them apart.
+    """
+    label = f'{{{{index .Labels "{OWNER_LABEL}"}}}}'
+    out = _run(
+        ["podman", "network", "inspect", f"c58cp-{datacenter}", "--format", label],
+        check=False,
+        env=env,
+    )
+    pid, _, started = out.stdout.strip().partition(":")
+    if out.returncode != 0 or not pid.isdigit():
+        return None
+    alive = str(_proc_start_time(int(pid))) == started
+    return int(pid) if alive else None
 
 
 def down(datacenter: str, workdir: Path) -> list:
