@@ -36,6 +36,7 @@ except ImportError as e:  # pragma: no cover - reported by the module through mi
     KUBERNETES_IMPORT_ERROR = e
 
 APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
+_STATUS_RETRIES = 5  # answers that carry Retry-After (the server's own "try again in 1s")
 METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
 
 
@@ -85,8 +86,18 @@ class KubeClient:
             ) from e
         configuration.connection_pool_maxsize = pool_size
         # Fail fast on a dead endpoint: one retry for connection errors, none for reads.
+        # An answer with Retry-After (429/503: a CRD whose watch cache is still starting
+        # answers "storage is (re)initializing" for a second) is waited for and retried a
+        # few times, for idempotent methods only (urllib3 never retries PATCH or POST).
         configuration.retries = urllib3.Retry(
-            total=2, connect=1, read=0, status=0, redirect=0, backoff_factor=0.2
+            total=1 + _STATUS_RETRIES,
+            connect=1,
+            read=0,
+            status=_STATUS_RETRIES,
+            other=1,
+            redirect=0,
+            backoff_factor=0.2,
+            raise_on_status=False,
         )
         self.host = configuration.host
         self._api = k8s_client.ApiClient(configuration=configuration)
