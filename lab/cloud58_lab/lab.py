@@ -2,7 +2,8 @@
 
 ``up`` plans the lab inventory (a bad inventory stops here, before anything starts), then
 per lab datacenter starts a real control plane (etcd, kube-apiserver, controller-manager,
-scheduler, kwok nodes), renders and reconciles the lab clusters, brings up the BGP fabric
+scheduler, kwok nodes), installs the Calico CRDs (crds/calico/: in production they come
+with the Calico release), renders and reconciles the lab clusters, brings up the BGP fabric
 (FRR ToRs and cores, BIRD node speakers) in network namespaces, and prints a status table.
 Everything started is recorded in ``.cache/lab/state.json``; ``down`` ends each process by
 the PID recorded there (only while its start time still matches) and deletes each
@@ -21,6 +22,7 @@ import time
 from pathlib import Path
 
 from cloud58_lab import controlplane
+from cloud58_lab.calico import install_calico_crds
 from cloud58_lab.netlab import NetLab
 
 REPO = Path(__file__).resolve().parents[2]
@@ -176,6 +178,10 @@ def up(
         state["controlplanes"] = str(cset.workdir)
         state["kubeconfig"] = str(cset.kubeconfig)
         _write_state(state_dir, state)
+
+        out("lab: installing the Calico CRDs (crds/calico/) the rendered Calico objects need")
+        for name in clusters:
+            install_calico_crds(cset[name])
 
         _collections_on_path()
         from ansible_collections.cloud58.platform.plugins.module_utils.gitops.pipeline import (

@@ -1,8 +1,9 @@
 """Every rendered Calico object is validated server-side by a real kube-apiserver.
 
 The CRDs are the project's own (crds/calico/*.yaml, written from the documented field
-names). Objects are applied with strict field validation, so an unknown or misspelt field
-is an error, not a silently pruned value. The negative cases prove the schemas have teeth.
+names), installed by the lab's ``install_calico_crds``. Objects are applied with strict
+field validation, so an unknown or misspelt field is an error, not a silently pruned value.
+The negative cases prove the schemas have teeth.
 Everything the test creates is deleted again (the apiservers are shared by the session).
 """
 
@@ -17,11 +18,11 @@ import yaml
 
 from ansible_collections.cloud58.platform.plugins.module_utils.bgp import calico_objects
 from ansible_collections.cloud58.platform.plugins.module_utils.topology import build_plan, load_inventory
+from cloud58_lab.calico import install_calico_crds
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
-CRD_DIR = REPO / "crds/calico"
 CONTEXT = "c3"
 KINDS = {
     "BGPConfiguration": "bgpconfigurations",
@@ -50,12 +51,8 @@ def _plan():
 @pytest.fixture(scope="module")
 def calico_api(kube_clusters):
     cluster = kube_clusters[CONTEXT]
-    files = sorted(CRD_DIR.glob("*.yaml"))
-    assert [f.stem for f in files] == sorted(KINDS.values())
-    for crd in files:
-        cluster.kubectl("apply", "--server-side", "--field-manager=cloud58-test", "-f", str(crd))
-    names = [f"{plural}.crd.projectcalico.org" for plural in KINDS.values()]
-    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", *[f"crd/{n}" for n in names])
+    names = install_calico_crds(cluster)
+    assert sorted(names) == sorted(f"{plural}.crd.projectcalico.org" for plural in KINDS.values())
     yield cluster
     cluster.kubectl("delete", "--wait=true", "--ignore-not-found", *[f"crd/{n}" for n in names])
 
