@@ -1,4 +1,8 @@
-"""The lab path: render the lab clusters from inventories/lab and apps/, reconcile them, roll out."""
+"""The lab path: render the lab clusters from inventories/lab and apps/, reconcile them, roll out.
+
+The clusters get the Calico CRDs first (crds/calico/), as `make lab` does: the rendered
+directories hold Calico objects, and a bare apiserver serves no Calico kinds.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.cloud58.platform.plugins.module_utils.gitops.pipeline import render_and_reconcile
+from cloud58_lab.calico import install_calico_crds
 
 pytestmark = pytest.mark.slow
 
@@ -16,6 +21,8 @@ LAB = ["lab1-k8s", "lab2-k8s"]
 
 def test_rendered_lab_clusters_are_accepted_by_real_api_servers_and_roll_out(kube_cluster_factory, tmp_path):
     cset = kube_cluster_factory(LAB, controllers=True, kwok_nodes=2)
+    for name in LAB:
+        install_calico_crds(cset[name])
     printed: list[str] = []
     result = render_and_reconcile(
         str(REPO),
@@ -27,10 +34,12 @@ def test_rendered_lab_clusters_are_accepted_by_real_api_servers_and_roll_out(kub
         out=printed.append,
     )
     assert result["failed_clusters"] == [], "\n".join(result["summary"])
+    manifests = {name: len(list((tmp_path / "clusters" / name).glob("*.yaml"))) for name in LAB}
+    assert manifests == {"lab1-k8s": 28, "lab2-k8s": 27}  # lab1 has a fixed-IP reservation
     for name in LAB:
         cluster = result["clusters"][name]
         # every rendered object but the identity (bootstrapped just before) was created
-        assert cluster["counts"]["created"] == len(list((tmp_path / "clusters" / name).glob("*.yaml"))) - 1
+        assert cluster["counts"]["created"] == manifests[name] - 1
         assert cluster["counts"]["failed"] == 0
         assert cluster["notes"] == [
             "identity bootstrapped: created ConfigMap kube-system/cloud58-identity",
@@ -38,7 +47,10 @@ def test_rendered_lab_clusters_are_accepted_by_real_api_servers_and_roll_out(kub
         ]
         echo = cset[name].api("GET", "/apis/apps/v1/namespaces/lab-demo/deployments/echo")
         assert echo["status"]["availableReplicas"] >= 1
-    assert printed[0].startswith("render: lab1-k8s 19 objects, lab2-k8s 19 objects")
+        pools = cset[name].api("GET", "/apis/crd.projectcalico.org/v1/ippools")["items"]
+        dc = name.removesuffix("-k8s")
+        assert sorted(p["metadata"]["name"] for p in pools) == [f"{name}-{dc}-r1", f"{name}-{dc}-r2"]
+    assert printed[0].startswith("render: lab1-k8s 28 objects, lab2-k8s 27 objects")
     assert printed[1].split() == [
         "cluster",
         "status",
@@ -55,5 +67,5 @@ def test_rendered_lab_clusters_are_accepted_by_real_api_servers_and_roll_out(kub
         str(REPO), str(cset.kubeconfig), LAB, clusters_dir=str(tmp_path / "clusters"), out=printed.append
     )
     for name in LAB:
-        assert again["clusters"][name]["counts"]["unchanged"] == 19
+        assert again["clusters"][name]["counts"]["unchanged"] == manifests[name]
         assert again["clusters"][name]["changed"] is False

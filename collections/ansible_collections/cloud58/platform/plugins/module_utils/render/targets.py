@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .errors import RenderError
 
@@ -31,6 +31,9 @@ class ClusterTarget:
     inventory: str  # the inventory directory's name, for messages and cluster.yml
     racks: tuple[str, ...]  # racks holding nodes of this cluster
     functions: tuple[str, ...]  # values of the function label on its nodes
+    # The plan of the cluster's inventory (Calico objects, node annotations); None for a
+    # target made by hand, which then gets no plan-derived objects.
+    plan: object = field(default=None, compare=False, repr=False)
 
     @property
     def uid(self) -> str:
@@ -66,6 +69,7 @@ def targets_from_plan(plan, inventory: str) -> list[ClusterTarget]:
                 inventory=inventory,
                 racks=tuple(sorted(cluster["pod_pools"])),
                 functions=tuple(functions),
+                plan=plan,
             )
         )
     return out

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from ..bgp import BgpError, calico_objects
 from ..gitops.clusterdir import CLUSTER_FILE
 from ..gitops.model import object_key
 from .apps import app_objects, namespace_quota, racks_in, replica_plan
@@ -26,6 +27,11 @@ from .targets import ClusterTarget
 PRUNE_KINDS = [
     "apps/v1/Deployment",
     "autoscaling/v2/HorizontalPodAutoscaler",
+    "crd.projectcalico.org/v1/BGPConfiguration",
+    "crd.projectcalico.org/v1/BGPPeer",
+    "crd.projectcalico.org/v1/FelixConfiguration",
+    "crd.projectcalico.org/v1/IPPool",
+    "crd.projectcalico.org/v1/IPReservation",
     "policy/v1/PodDisruptionBudget",
     "rbac.authorization.k8s.io/v1/ClusterRole",
     "rbac.authorization.k8s.io/v1/ClusterRoleBinding",
@@ -68,6 +74,7 @@ def render_clusters(
         rendered.objects.extend(
             (source, obj) for obj in platform_objects(target.name, target.datacenter, target.uid)
         )
+        rendered.objects.extend((source, obj) for obj in network_objects(target))
         namespaces: dict[str, list] = {}
         for rel, spec in specs:
             if target.name not in spec["clusters"]:
@@ -87,6 +94,21 @@ def render_clusters(
             rendered.objects.extend(extra(target))
         out.append(rendered)
     return out
+
+
+def network_objects(target: ClusterTarget) -> list[dict]:
+    """The Calico objects of the cluster, with the options its inventory's plan carries.
+
+    The Calico CRDs are not rendered: they come with the Calico release of the cluster.
+    """
+    if target.plan is None:
+        return []
+    try:
+        return calico_objects(target.plan, target.name)
+    except BgpError as e:
+        raise RenderError(
+            f"inventories/{target.inventory}: cluster {target.name}: Calico objects: {e}"
+        ) from e
 
 
 def cluster_file(target: ClusterTarget) -> dict:

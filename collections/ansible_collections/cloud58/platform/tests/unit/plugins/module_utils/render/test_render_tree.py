@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ansible_collections.cloud58.platform.plugins.module_utils.bgp import calico_objects
 from ansible_collections.cloud58.platform.plugins.module_utils.gitops.clusterdir import load_cluster_dir
 from ansible_collections.cloud58.platform.plugins.module_utils.render.app_schema import (
     APP_SCHEMA,
@@ -17,12 +18,19 @@ from ansible_collections.cloud58.platform.plugins.module_utils.render.docs impor
 from ansible_collections.cloud58.platform.plugins.module_utils.render.dump import dump_yaml, file_name
 from ansible_collections.cloud58.platform.plugins.module_utils.render.errors import AppSpecError, RenderError
 from ansible_collections.cloud58.platform.plugins.module_utils.render.runner import run_render
-from ansible_collections.cloud58.platform.plugins.module_utils.render.targets import ClusterTarget
+from ansible_collections.cloud58.platform.plugins.module_utils.render.targets import (
+    ClusterTarget,
+    cluster_targets,
+    inventory_dirs,
+    targets_from_plan,
+)
 from ansible_collections.cloud58.platform.plugins.module_utils.render.tree import (
+    PRUNE_KINDS,
     cluster_files,
     render_clusters,
     sync_tree,
 )
+from ansible_collections.cloud58.platform.plugins.module_utils.topology import plan_paths
 
 REPO = Path(__file__).resolve().parents[9]
 BJ1 = ClusterTarget("bj1-k8s", "bj1", "bj1-k8s", "north", "bj1", ("bj1-r01", "bj1-r02"), ("online",))
@@ -155,6 +163,56 @@ def test_one_team_per_namespace():
 )
 def test_file_names_sort_in_apply_order_and_never_collide(obj, name):
     assert file_name(obj) == name
+
+
+def test_calico_objects_of_every_cluster_come_from_its_inventory_plan():
+    plan = plan_paths([str(REPO / "inventories/lab")])
+    targets = {t.name: t for t in targets_from_plan(plan, "lab")}
+    rendered = render_clusters([targets["lab1-k8s"], targets["lab2-k8s"]], [])
+    for cluster in rendered:
+        calico = [obj for _s, obj in cluster.objects if obj["apiVersion"] == "crd.projectcalico.org/v1"]
+        # with the options of the inventory's plan (the lab reserves fixed IPs in lab1 only)
+        assert calico == calico_objects(plan, cluster.target.name)
+        assert [o["kind"] for o in calico].count("IPReservation") == (cluster.target.name == "lab1-k8s")
+    lab1 = rendered[0]
+    files = sorted(cluster_files(lab1))
+    # cluster-scoped custom resources: after CRDs (0x), namespaces (1x) and the core
+    # cluster-scoped kinds (20-23), before every namespaced object (3x)
+    assert [f for f in files if "bgp" in f or "ip" in f or "felix" in f] == [
+        "28_bgpconfiguration_default.yaml",
+        "28_bgppeer_lab1-r1-tor1.yaml",
+        "28_bgppeer_lab1-r1-tor2.yaml",
+        "28_bgppeer_lab1-r2-tor1.yaml",
+        "28_bgppeer_lab1-r2-tor2.yaml",
+        "28_felixconfiguration_default.yaml",
+        "28_ippool_lab1-k8s-lab1-r1.yaml",
+        "28_ippool_lab1-k8s-lab1-r2.yaml",
+        "28_ipreservation_fixed-lab-demo-fixed.yaml",
+    ]
+    first = files.index("28_bgpconfiguration_default.yaml")
+    assert (files[first - 1], files[first + 9]) == (
+        "23_clusterrolebinding_cloud58-reconciler.yaml",
+        "31_serviceaccount_cloud58-system_cloud58-observer.yaml",
+    )
+
+
+def test_every_kind_rendered_for_the_repository_is_listed_for_pruning():
+    rendered = render_clusters(cluster_targets(inventory_dirs(str(REPO / "inventories"))), [])
+    kinds = {f"{obj['apiVersion']}/{obj['kind']}" for r in rendered for _s, obj in r.objects}
+    assert {"crd.projectcalico.org/v1/IPPool", "crd.projectcalico.org/v1/IPReservation"} <= kinds
+    assert kinds - set(PRUNE_KINDS) == set()
+
+
+def test_a_calico_object_that_cannot_be_rendered_names_inventory_and_cluster():
+    plan = plan_paths([str(REPO / "inventories/lab")]).as_dict()
+    plan["datacenters"]["lab1"]["bgp_options"]["fixed_ip_reservations"] = {"lab1-k8s": {"old": ["10.9.9.9"]}}
+    target = next(t for t in targets_from_plan(plan, "lab") if t.name == "lab1-k8s")
+    with pytest.raises(RenderError) as info:
+        render_clusters([target], [])
+    assert str(info.value) == (
+        "inventories/lab: cluster lab1-k8s: Calico objects: fixed_ip_reservations[lab1-k8s][old]: "
+        "10.9.9.9/32 is in no pod pool of the cluster (198.18.16.0/23, 198.18.18.0/24)"
+    )
 
 
 def test_yaml_is_deterministic_with_literal_blocks():
