@@ -113,6 +113,7 @@ class Workspace:
         options: dict | None = None,
         identity: dict | None = None,
         with_identity_object: bool = True,
+        node_annotations: dict | None = None,
     ) -> Path:
         """Replace ``root/cluster`` with cluster.yml, the identity ConfigMap and ``objects``."""
         directory = self.root / cluster
@@ -126,6 +127,8 @@ class Workspace:
             "options": options or {},
             "prune_kinds": PRUNE_KINDS,
         }
+        if node_annotations is not None:
+            spec["node_annotations"] = node_annotations
         (directory / "cluster.yml").write_text(yaml.safe_dump(spec))
         objs = list(objects)
         if with_identity_object:

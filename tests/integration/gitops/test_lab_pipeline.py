@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from ansible_collections.cloud58.platform.plugins.module_utils.gitops.pipeline import render_and_reconcile
 from cloud58_lab.calico import install_calico_crds
@@ -45,6 +46,9 @@ def test_rendered_lab_clusters_are_accepted_by_real_api_servers_and_roll_out(kub
             "identity bootstrapped: created ConfigMap kube-system/cloud58-identity",
             "1 rollout(s) complete",
         ]
+        # the kwok nodes are not the plan's nodes: every node of cluster.yml waits to register
+        node_annotations = yaml.safe_load((tmp_path / "clusters" / name / "cluster.yml").read_text())
+        assert cluster["pending_nodes"] == sorted(node_annotations["node_annotations"])
         echo = cset[name].api("GET", "/apis/apps/v1/namespaces/lab-demo/deployments/echo")
         assert echo["status"]["availableReplicas"] >= 1
         pools = cset[name].api("GET", "/apis/crd.projectcalico.org/v1/ippools")["items"]

@@ -23,7 +23,11 @@ description:
     until Established), Namespaces, cluster-scoped, namespaced objects.
   - Prunes objects labelled for the cluster that left Git, behind a guard (C(max_prune));
     Namespaces, CRDs and PersistentVolumes only when C(allow_prune_kinds) names them.
-  - A no-op run makes one LIST per kind, not one request per object.
+  - Keeps the annotations C(cluster.yml) lists under C(node_annotations) (calico-node's
+    per-node AS number) on the Nodes that exist, by a JSON merge patch of only the differing
+    annotations with field manager C(cloud58-node-annotations); a Node is never created, a
+    node not registered yet is reported as pending.
+  - A no-op run makes one LIST per kind (and one of the nodes), not one request per object.
   - One failing or unreachable cluster fails only itself; the others finish. The module
     fails when any cluster failed and names it.
   - In check mode every write is a server-side dry run (C(dryRun=All)); the API server
@@ -135,24 +139,29 @@ EXAMPLES = r"""
 RETURN = r"""
 summary:
   description:
-    - The per-cluster table (created / updated / unchanged / pruned / failed), then one line per failure.
+    - The per-cluster table (created / updated / unchanged / pruned / failed), then one line per
+      failure, note and per cluster what happened to its node annotations.
   returned: always
   type: list
   elements: str
   sample:
     - "cluster   status        created   updated unchanged    pruned    failed requests  seconds"
     - "bj1-k8s   ok                  0         1        28         0         0       16     0.21"
+    - "bj1-k8s: node annotations: 2 annotated, 38 unchanged, 0 pending"
 clusters:
   description:
-    - Per cluster the status (ok, failed, unreachable), error, counts, request count and the changed objects.
+    - Per cluster the status (ok, failed, unreachable), error, counts, request count, the changed
+      objects (annotated Nodes have action C(annotate)) and the nodes not registered yet.
   returned: always
   type: dict
   sample:
     bj1-k8s:
       status: ok
-      counts: {created: 0, updated: 1, unchanged: 28, pruned: 0, failed: 0, prune_protected: 0}
+      counts: {created: 0, updated: 1, unchanged: 28, pruned: 0, failed: 0, prune_protected: 0,
+               nodes_annotated: 0, nodes_unchanged: 40, nodes_pending: 0}
       objects: [{kind: Deployment, namespace: payments, name: checkout, action: update, reason: drift,
                  fields: ["spec.template.spec.containers[checkout].image"]}]
+      pending_nodes: []
 failed_clusters:
   description: Clusters that failed or could not be reached; the module fails when it is not empty.
   returned: always

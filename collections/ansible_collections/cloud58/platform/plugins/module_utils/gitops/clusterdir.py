@@ -8,7 +8,8 @@ fails with one message naming the file and the field, never a traceback.
 
 Layout::
 
-    clusters/<cluster>/cluster.yml     context, datacenter, identity, options
+    clusters/<cluster>/cluster.yml     context, datacenter, identity, options, prune_kinds,
+                                       node_annotations
     clusters/<cluster>/**/*.yaml       one Kubernetes object per file
 """
 
@@ -135,6 +136,8 @@ class ClusterDir:
     options: dict
     prune_kinds: list[tuple[str, str]]  # (apiVersion, kind) listed for pruning even when Git holds none
     manifests: list[Manifest] = field(default_factory=list)
+    # node -> annotation -> value, kept on the Nodes that exist (see annotate.py)
+    node_annotations: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def identity_manifest(self) -> Manifest | None:
@@ -244,7 +247,34 @@ def _parse_cluster_file(spec, rel: str, name: str, path: str) -> ClusterDir:
         identity_name=str(identity.get("name") or IDENTITY_NAME),
         options=options,
         prune_kinds=prune_kinds,
+        node_annotations=_node_annotations(spec.get("node_annotations"), rel),
     )
+
+
+def _node_annotations(raw, rel: str) -> dict[str, dict[str, str]]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ClusterDirError(
+            f"{rel}: field 'node_annotations' must map node names to annotations, found {raw!r}"
+        )
+    out = {}
+    for node, values in raw.items():
+        if not isinstance(node, str) or not node:
+            raise ClusterDirError(f"{rel}: field 'node_annotations' has key {node!r}; expected a node name")
+        if not isinstance(values, dict) or not values:
+            raise ClusterDirError(
+                f"{rel}: field 'node_annotations.{node}' must be a non-empty mapping of annotation "
+                f"to value, found {values!r}"
+            )
+        for key, value in values.items():
+            if not isinstance(key, str) or not key or not isinstance(value, str):
+                raise ClusterDirError(
+                    f"{rel}: field 'node_annotations.{node}.{key}' must be a string (annotation "
+                    f"values are strings; quote numbers), found {value!r}"
+                )
+        out[node] = dict(values)
+    return out
 
 
 def check_run_options(options: dict, where: str) -> None:

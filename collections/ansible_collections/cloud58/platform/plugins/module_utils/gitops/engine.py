@@ -14,11 +14,14 @@ One cluster, in this order, nothing written before step 4:
 4. write only what differs, by batches: CRDs (wait until Established) -> Namespaces ->
    cluster-scoped -> namespaced, server-side apply with field manager ``cloud58``
    (``dryRun=All`` in check mode);
-5. prune in reverse order, then optionally wait for rollouts.
+5. prune in reverse order;
+6. keep cluster.yml's ``node_annotations`` on the Nodes that exist (one LIST of the nodes,
+   a merge patch of the differing annotations per node; see annotate.py), then optionally
+   wait for rollouts.
 
 So a no-op run makes one identity GET, one discovery GET per group-version and one LIST
-per kind, however many objects there are, and still sees every hand edit of a managed
-field. A cluster that fails or cannot be reached fails alone; the others finish.
+per kind (and one of the nodes), however many objects there are, and still sees every hand
+edit of a managed field. A cluster that fails or cannot be reached fails alone; the others finish.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from .annotate import FIELD_MANAGER as NODE_FIELD_MANAGER
+from .annotate import NodeChange, node_key, plan_node_annotations
 from .clusterdir import ClusterDir, Manifest
 from .decide import CREATE, UNCHANGED, UPDATE, decide, rollout_done, strip_server_fields, unified_diff
 from .errors import GitOpsError, KubeApiError, KubeUnreachable
@@ -49,6 +54,7 @@ from .prune import plan_prune
 PRUNE = "prune"
 FAILED = "failed"
 PROTECTED = "protected"
+ANNOTATE = "annotate"  # a Node's annotations were (or, in check mode, would be) patched
 ROLLOUT_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet"})
 
 STATUS_OK = "ok"
@@ -117,6 +123,8 @@ class ClusterResult:
     objects: list[ObjectResult] = field(default_factory=list)
     requests: int = 0
     seconds: float = 0.0
+    nodes_unchanged: int = 0  # nodes whose annotations are already as cluster.yml wants
+    pending_nodes: list[str] = field(default_factory=list)  # nodes cluster.yml names, not registered
 
     def count(self, action: str) -> int:
         return sum(1 for o in self.objects if o.action == action)
@@ -130,11 +138,14 @@ class ClusterResult:
             "pruned": self.count(PRUNE),
             "failed": self.count(FAILED),
             "prune_protected": self.count(PROTECTED),
+            "nodes_annotated": self.count(ANNOTATE),
+            "nodes_unchanged": self.nodes_unchanged,
+            "nodes_pending": len(self.pending_nodes),
         }
 
     @property
     def changed(self) -> bool:
-        return any(o.action in (CREATE, UPDATE, PRUNE) for o in self.objects)
+        return any(o.action in (CREATE, UPDATE, PRUNE, ANNOTATE) for o in self.objects)
 
     def as_dict(self, with_diff: bool = False) -> dict:
         return {
@@ -149,6 +160,7 @@ class ClusterResult:
             "requests": self.requests,
             "seconds": round(self.seconds, 3),
             "objects": [o.as_dict(with_diff) for o in self.objects if o.action != UNCHANGED],
+            "pending_nodes": list(self.pending_nodes),
         }
 
 
@@ -267,6 +279,7 @@ class _Reconciler:
                 self._prune(prune_plan.delete, live)
         elif not self.prune:
             self.result.notes.append("prune disabled")
+        self._annotate_nodes()
         if self.wait_rollouts and not failed:
             self._wait_rollouts(items)
 
@@ -475,6 +488,52 @@ class _Reconciler:
         if self.options.diff:
             outcome.diff = unified_diff(key, obj, None)
             outcome.before = strip_server_fields(obj)
+        return outcome
+
+    def _annotate_nodes(self) -> None:
+        """cluster.yml's node annotations onto the Nodes that exist; never creates a Node."""
+        wanted = self.cluster.node_annotations
+        if not wanted:
+            return
+        nodes = self.client.resource("v1", "Node")
+        if nodes is None:
+            raise GitOpsError(
+                f"cluster {self.cluster.name!r}: context {self.cluster.context!r} serves no v1 Node"
+            )
+        plan = plan_node_annotations(wanted, self.client.list(nodes, metadata_only=True))
+        self.result.nodes_unchanged = len(plan.unchanged)
+        pending = list(plan.pending)
+        for change, outcome in zip(
+            plan.changes, self._map(lambda c: self._annotate_one(nodes, c), plan.changes), strict=True
+        ):
+            if outcome is None:  # deleted since the LIST
+                pending.append(change.name)
+            else:
+                self.result.objects.append(outcome)
+        self.result.pending_nodes = sorted(pending)
+
+    def _annotate_one(self, nodes: Resource, change: NodeChange) -> ObjectResult | None:
+        key = node_key(change.name)
+        source = f"{self.cluster.name}/cluster.yml node_annotations"
+        try:
+            self.client.merge_patch(
+                nodes, "", change.name, change.patch, dry_run=self.check, field_manager=NODE_FIELD_MANAGER
+            )
+        except KubeApiError as e:
+            if e.status == 404:
+                return None
+            return ObjectResult(key, FAILED, source=source, error=f"{source}: {e}")
+        outcome = ObjectResult(
+            key,
+            ANNOTATE,
+            source=source,
+            reason="annotations differ",
+            fields=[f"metadata.annotations.{k}" for k in change.changed],
+        )
+        if self.options.diff:
+            outcome.before = change.as_object(change.before)
+            outcome.after = change.as_object(change.after)
+            outcome.diff = unified_diff(key, outcome.before, outcome.after)
         return outcome
 
     def _wait_rollouts(self, items: list[_Item]) -> None:

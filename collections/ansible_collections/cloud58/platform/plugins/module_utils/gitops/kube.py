@@ -37,7 +37,9 @@ except ImportError as e:  # pragma: no cover - reported by the module through mi
 
 APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
 _STATUS_RETRIES = 5  # answers that carry Retry-After (the server's own "try again in 1s")
+MERGE_PATCH_CONTENT_TYPE = "application/merge-patch+json"
 METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
+METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,7 @@ class KubeClient:
             # Sent as text: the REST layer passes strings through and would re-encode a
             # dict through its model serialiser, which costs time on big runs.
             payload = json.dumps(body, separators=(",", ":"))
-        elif body is not None:
+        elif body is not None and not content_type:
             headers["Content-Type"] = "application/json"
         method, url, headers, payload, _post = self._api.param_serialize(
             method,
@@ -196,9 +198,13 @@ class KubeClient:
             raise
         return data
 
-    def list(self, res: Resource, label_selector: str) -> list[dict]:
-        """Every object of a kind carrying the labels, across namespaces: one request."""
-        _status, data = self.request("GET", res.path(), query=[("labelSelector", label_selector)])
+    def list(self, res: Resource, label_selector: str = "", *, metadata_only: bool = False) -> list[dict]:
+        """Every object of a kind carrying the labels (all of them without a selector), across
+        namespaces: one request. ``metadata_only``: the server sends metadata only."""
+        query = [("labelSelector", label_selector)] if label_selector else []
+        _status, data = self.request(
+            "GET", res.path(), query=query, accept=METADATA_LIST if metadata_only else None
+        )
         items = data.get("items") or []
         for item in items:
             item.setdefault("apiVersion", res.api_version)
@@ -229,6 +235,18 @@ class KubeClient:
             accept=None if full else METADATA_ONLY,
         )
         return status == 201, data
+
+    def merge_patch(
+        self, res: Resource, namespace: str, name: str, patch: dict, *, dry_run: bool, field_manager: str
+    ) -> dict:
+        """JSON merge patch of an existing object: a missing one is a 404, never created."""
+        query = [("fieldManager", field_manager)]
+        if dry_run:
+            query.append(("dryRun", "All"))
+        _status, data = self.request(
+            "PATCH", res.path(namespace, name), query=query, body=patch, content_type=MERGE_PATCH_CONTENT_TYPE
+        )
+        return data
 
     def create(self, res: Resource, obj: dict, *, dry_run: bool) -> dict:
         """Create only; an existing object makes this fail with 409 and is never overwritten."""

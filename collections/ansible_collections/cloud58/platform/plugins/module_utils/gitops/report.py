@@ -12,10 +12,22 @@ import tempfile
 from .engine import STATUS_OK, ClusterResult
 
 _COLUMNS = ("created", "updated", "unchanged", "pruned", "failed")
+_PENDING_SHOWN = 5
+
+
+def nodes_line(counts: dict, pending: list[str]) -> str:
+    """What happened to the node annotations of cluster.yml ("" when it names no node)."""
+    if not counts["nodes_annotated"] + counts["nodes_unchanged"] + counts["nodes_pending"]:
+        return ""
+    shown = ", ".join(pending[:_PENDING_SHOWN]) + (", ..." if len(pending) > _PENDING_SHOWN else "")
+    return (
+        f"node annotations: {counts['nodes_annotated']} annotated, {counts['nodes_unchanged']} unchanged, "
+        f"{counts['nodes_pending']} pending" + (f" (not registered yet: {shown})" if pending else "")
+    )
 
 
 def summary_lines(results: list[ClusterResult]) -> list[str]:
-    """A fixed-width table, one line per cluster, then one line per failure or note."""
+    """A fixed-width table, one line per cluster, then one line per failure, note and node summary."""
     width = max([len("cluster")] + [len(r.cluster) for r in results])
     mode = " (check mode: nothing written)" if results and results[0].check_mode else ""
     lines = [
@@ -36,6 +48,9 @@ def summary_lines(results: list[ClusterResult]) -> list[str]:
             elif o.action == "protected":
                 lines.append(f"{r.cluster}: kept {o.key}: {o.reason}")
         lines.extend(f"{r.cluster}: {note}" for note in r.notes)
+        nodes = nodes_line(r.counts, r.pending_nodes)
+        if nodes:
+            lines.append(f"{r.cluster}: {nodes}")
     if mode:
         lines[0] += mode
     return lines
@@ -105,5 +120,8 @@ def markdown_report(report: dict, *, title: str = "Reconcile dry-run", level: in
                 out.append("  </details>")
                 out.append("")
         out.extend(f"* note: {note}" for note in c["notes"])
+        nodes = nodes_line(c["counts"], c["pending_nodes"])
+        if nodes:
+            out.append(f"* {nodes}")
         out.append("")
     return "\n".join(out).rstrip("\n") + "\n"

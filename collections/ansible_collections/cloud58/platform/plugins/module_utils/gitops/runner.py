@@ -10,7 +10,8 @@ call ``run_reconcile``; none of them needs Ansible to be importable here.
 from __future__ import annotations
 
 from .clusterdir import check_run_options, default_cache_dir, load_cluster_dir, select_clusters
-from .engine import RunOptions, reconcile_clusters
+from .decide import CREATE, UPDATE
+from .engine import ANNOTATE, PRUNE, RunOptions, reconcile_clusters
 from .errors import GitOpsError
 from .report import report_dict, summary_lines, write_json_report
 
@@ -71,7 +72,7 @@ def run_reconcile(params: dict, *, check_mode: bool = False, diff: bool = False,
             }
             for r in results
             for o in r.objects
-            if o.action in ("create", "update", "prune")
+            if o.action in (CREATE, UPDATE, PRUNE, ANNOTATE)
         ]
     return out
 

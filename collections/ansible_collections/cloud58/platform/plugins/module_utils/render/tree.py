@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from ..bgp import BgpError, calico_objects
+from ..bgp import BgpError, calico_node_annotations, calico_objects
 from ..gitops.clusterdir import CLUSTER_FILE
 from ..gitops.model import object_key
 from .apps import app_objects, namespace_quota, racks_in, replica_plan
@@ -96,19 +96,22 @@ def render_clusters(
     return out
 
 
+def _from_plan(target: ClusterTarget, what: str, produce, empty):
+    """``produce(plan, cluster)`` for a target that carries its plan; RenderError naming it."""
+    if target.plan is None:
+        return empty
+    try:
+        return produce(target.plan, target.name)
+    except BgpError as e:
+        raise RenderError(f"inventories/{target.inventory}: cluster {target.name}: {what}: {e}") from e
+
+
 def network_objects(target: ClusterTarget) -> list[dict]:
     """The Calico objects of the cluster, with the options its inventory's plan carries.
 
     The Calico CRDs are not rendered: they come with the Calico release of the cluster.
     """
-    if target.plan is None:
-        return []
-    try:
-        return calico_objects(target.plan, target.name)
-    except BgpError as e:
-        raise RenderError(
-            f"inventories/{target.inventory}: cluster {target.name}: Calico objects: {e}"
-        ) from e
+    return _from_plan(target, "Calico objects", calico_objects, [])
 
 
 def cluster_file(target: ClusterTarget) -> dict:
@@ -117,6 +120,9 @@ def cluster_file(target: ClusterTarget) -> dict:
         "context": target.context,
         "datacenter": target.datacenter,
         "identity": {"uid": target.uid},
+        # calico-node reads each node's AS from its Node, which the kubelet owns: the
+        # engine annotates the nodes that exist instead of rendering them
+        "node_annotations": _from_plan(target, "node annotations", calico_node_annotations, {}),
         "options": dict(DEFAULT_OPTIONS),
         "prune_kinds": list(PRUNE_KINDS),
     }
@@ -163,7 +169,8 @@ def cluster_files(rendered: RenderedCluster) -> dict[str, str]:
         CLUSTER_FILE: dump_yaml(
             rendered.cluster_file,
             HEADER.format(source=f"inventories/{rendered.target.inventory}")
-            + "\nThe engine reads: context, identity (proved before any write), options, prune_kinds.",
+            + "\nThe engine reads: context, identity (proved before any write), options, prune_kinds,"
+            + "\nnode_annotations (kept on the Nodes that exist; never creates a Node).",
         )
     }
     seen: dict = {}

@@ -88,6 +88,13 @@ def test_options_and_prune_kinds_are_read(root):
     assert cluster.options["max_prune"] == 3
     assert cluster.options["allow_prune_kinds"] == ["Namespace"]
     assert cluster.prune_kinds == [("v1", "ConfigMap"), ("apps/v1", "Deployment")]
+    assert cluster.node_annotations == {}
+
+
+def test_node_annotations_are_read(root):
+    annotations = {"n1": {"projectcalico.org/ASNumber": "65111"}, "n2": {"a": "b", "c": ""}}
+    write(root, "c1/cluster.yml", {**CLUSTER_YML, "node_annotations": annotations})
+    assert load_cluster_dir(str(root), "c1").node_annotations == annotations
 
 
 BAD = [
@@ -138,6 +145,26 @@ BAD = [
         {**CLUSTER_YML, "prune_kinds": ["ConfigMap"]},
         "c1/cluster.yml: field 'prune_kinds[0]' is 'ConfigMap'",
         id="prune-kind-without-version",
+    ),
+    pytest.param(
+        "c1/cluster.yml",
+        {**CLUSTER_YML, "node_annotations": ["n1"]},
+        "c1/cluster.yml: field 'node_annotations' must map node names to annotations, found ['n1']",
+        id="node-annotations-not-a-mapping",
+    ),
+    pytest.param(
+        "c1/cluster.yml",
+        {**CLUSTER_YML, "node_annotations": {"n1": {}}},
+        "c1/cluster.yml: field 'node_annotations.n1' must be a non-empty mapping of annotation to value, "
+        "found {}",
+        id="node-without-annotations",
+    ),
+    pytest.param(
+        "c1/cluster.yml",
+        {**CLUSTER_YML, "node_annotations": {"n1": {"projectcalico.org/ASNumber": 65111}}},
+        "c1/cluster.yml: field 'node_annotations.n1.projectcalico.org/ASNumber' must be a string "
+        "(annotation values are strings; quote numbers), found 65111",
+        id="annotation-value-not-a-string",
     ),
     pytest.param(
         "c1/x.yaml",

@@ -18,6 +18,7 @@ from ansible_collections.cloud58.platform.plugins.module_utils.gitops.report imp
 
 CM = ObjKey("", "ConfigMap", "ns", "cm")
 NS = ObjKey("", "Namespace", "", "old")
+NODE = ObjKey("", "Node", "", "bj1-node-001")
 
 
 def results():
@@ -33,7 +34,16 @@ def results():
         ),
         ObjectResult(ObjKey("", "ConfigMap", "ns", "same"), "unchanged"),
         ObjectResult(NS, "protected", reason="kept"),
+        ObjectResult(
+            NODE,
+            "annotate",
+            source="bj1-k8s/cluster.yml node_annotations",
+            reason="annotations differ",
+            fields=["metadata.annotations.projectcalico.org/ASNumber"],
+        ),
     ]
+    ok.nodes_unchanged = 1
+    ok.pending_nodes = ["bj1-node-009"]
     down = ClusterResult(
         "sh1-k8s", "sh1-k8s", check_mode=False, status="unreachable", error="API server down", requests=1
     )
@@ -46,6 +56,7 @@ def test_summary_table_and_problem_lines():
         "bj1-k8s  ok                  0         1         1         0         0        9     0.50",
         "sh1-k8s  unreachable         0         0         0         0         0        1     0.00",
         "bj1-k8s: kept Namespace/old: kept",
+        "bj1-k8s: node annotations: 1 annotated, 1 unchanged, 1 pending (not registered yet: bj1-node-009)",
         "sh1-k8s: UNREACHABLE: API server down",
     ]
 
@@ -61,8 +72,13 @@ def test_report_lists_changes_not_unchanged_objects(tmp_path):
         "pruned": 0,
         "failed": 0,
         "prune_protected": 1,
+        "nodes_annotated": 1,
+        "nodes_unchanged": 1,
+        "nodes_pending": 1,
     }
-    assert [o["name"] for o in report["clusters"]["bj1-k8s"]["objects"]] == ["cm", "old"]
+    assert report["clusters"]["sh1-k8s"]["counts"]["nodes_pending"] == 0
+    assert report["clusters"]["bj1-k8s"]["pending_nodes"] == ["bj1-node-009"]
+    assert [o["name"] for o in report["clusters"]["bj1-k8s"]["objects"]] == ["cm", "old", "bj1-node-001"]
     assert "diff" not in report["clusters"]["bj1-k8s"]["objects"][0]
     path = tmp_path / "deep" / "report.json"
     write_json_report(str(path), report)
@@ -78,4 +94,9 @@ def test_markdown_report_shows_table_changes_and_diffs():
     assert "| bj1-k8s | ok | 0 | 1 | 1 | 0 | 0 |" in text
     assert "* **update** `ConfigMap/ns/cm` (drift) — fields: data.k" in text
     assert "  ```diff\n  -a\n  +b\n  ```" in text
-    assert "### sh1-k8s\n\n**unreachable**: API server down" in text
+    assert (
+        "* **annotate** `Node/bj1-node-001` (annotations differ) — fields: "
+        "metadata.annotations.projectcalico.org/ASNumber\n"
+        "* node annotations: 1 annotated, 1 unchanged, 1 pending (not registered yet: bj1-node-009)\n"
+    ) in text
+    assert text.endswith("### sh1-k8s\n\n**unreachable**: API server down\n")  # and no node line

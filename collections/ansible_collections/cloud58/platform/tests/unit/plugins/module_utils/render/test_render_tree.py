@@ -8,7 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ansible_collections.cloud58.platform.plugins.module_utils.bgp import calico_objects
+from ansible_collections.cloud58.platform.plugins.module_utils.bgp import (
+    calico_node_annotations,
+    calico_objects,
+)
 from ansible_collections.cloud58.platform.plugins.module_utils.gitops.clusterdir import load_cluster_dir
 from ansible_collections.cloud58.platform.plugins.module_utils.render.app_schema import (
     APP_SCHEMA,
@@ -174,7 +177,10 @@ def test_calico_objects_of_every_cluster_come_from_its_inventory_plan():
         # with the options of the inventory's plan (the lab reserves fixed IPs in lab1 only)
         assert calico == calico_objects(plan, cluster.target.name)
         assert [o["kind"] for o in calico].count("IPReservation") == (cluster.target.name == "lab1-k8s")
+        # the per-node AS numbers go to cluster.yml: the Node objects belong to the kubelet
+        assert cluster.cluster_file["node_annotations"] == calico_node_annotations(plan, cluster.target.name)
     lab1 = rendered[0]
+    assert lab1.cluster_file["node_annotations"]["lab1-w2"] == {"projectcalico.org/ASNumber": "65112"}
     files = sorted(cluster_files(lab1))
     # cluster-scoped custom resources: after CRDs (0x), namespaces (1x) and the core
     # cluster-scoped kinds (20-23), before every namespaced object (3x)
@@ -229,6 +235,21 @@ def test_rendered_directory_loads_in_the_engine(tmp_path):
     assert cluster.identity == {"cluster": "bj1-k8s", "datacenter": "bj1", "uid": BJ1.uid}
     assert len(cluster.manifests) == len(bj1.objects) == 19
     assert ("v1", "ResourceQuota") in cluster.prune_kinds
+    assert cluster.node_annotations == {}  # a target made by hand carries no plan
+
+
+def test_rendered_node_annotations_load_in_the_engine(tmp_path):
+    plan = plan_paths([str(REPO / "inventories/lab")])
+    [lab2] = render_clusters([t for t in targets_from_plan(plan, "lab") if t.name == "lab2-k8s"], [])
+    sync_tree(str(tmp_path), {"lab2-k8s": cluster_files(lab2)}, check=False, remove_other_clusters=True)
+    cluster = load_cluster_dir(str(tmp_path), "lab2-k8s")
+    assert cluster.node_annotations == {
+        "lab2-m1": {"projectcalico.org/ASNumber": "65211"},
+        "lab2-m2": {"projectcalico.org/ASNumber": "65212"},
+        "lab2-m3": {"projectcalico.org/ASNumber": "65211"},
+        "lab2-w1": {"projectcalico.org/ASNumber": "65211"},
+        "lab2-w2": {"projectcalico.org/ASNumber": "65212"},
+    }
 
 
 def test_sync_tree_adds_changes_removes_and_check_writes_nothing(tmp_path):
