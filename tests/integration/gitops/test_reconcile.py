@@ -29,6 +29,10 @@ def counts(*, created=0, updated=0, unchanged=0, pruned=0, failed=0, prune_prote
         "pruned": pruned,
         "failed": failed,
         "prune_protected": prune_protected,
+        # these directories name no node annotations
+        "nodes_annotated": 0,
+        "nodes_unchanged": 0,
+        "nodes_pending": 0,
     }
 
 
