@@ -41,7 +41,7 @@ lock: ## re-resolve requirements.in into the fully pinned requirements.txt
 
 ## ---- tests ------------------------------------------------------------------------
 test: setup ## every tier: lint, sanity, unit, integration, network, molecule, benchmarks
-	@$(MAKE) --no-print-directory lint sanity unit integration network molecule bench
+	@scripts/ci/tiers.sh lint sanity unit integration network molecule bench
 
 lint: setup-venv ## ruff and ansible-lint (production profile)
 	ruff check .
