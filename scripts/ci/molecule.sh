@@ -3,6 +3,10 @@
 #
 #   scripts/ci/molecule.sh              every scenario: each molecule/<name>/ with a molecule.yml
 #   scripts/ci/molecule.sh NAME...      only those scenarios
+#   MOLECULE_JOBS=1 scripts/ci/molecule.sh
+#                                       one scenario at a time (default: 2 at a time; each
+#                                       scenario's log is printed whole when it ends, and
+#                                       kept in build/molecule/<name>.log)
 #   eval "$(scripts/ci/molecule.sh --env)"
 #                                       the environment, for running molecule steps by hand
 #
@@ -53,22 +57,58 @@ else
 fi
 
 cd "$repo"
-failed=()
-summary=()
+jobs=${MOLECULE_JOBS:-2}
+[[ $jobs =~ ^[1-9][0-9]*$ ]] || die "MOLECULE_JOBS must be a positive number, not '$jobs'"
+logs=$repo/build/molecule
+mkdir -p "$logs"
+rm -f "$logs"/*.log "$logs"/*.result
+
+# The longest scenarios first, so that the short ones fill the other slots.
+order=(control_plane kernel_tuning node_stack)
+queue=()
+for name in "${order[@]}"; do
+  [[ " ${scenarios[*]} " == *" $name "* ]] && queue+=("$name")
+done
 for name in "${scenarios[@]}"; do
-  echo "== molecule test -s $name"
-  started=$SECONDS
+  [[ " ${queue[*]} " == *" $name "* ]] || queue+=("$name")
+done
+
+run_one() {
+  local name=$1 started=$SECONDS result
   # `molecule test` destroys at its end only when every step before passed.
-  if molecule test -s "$name" --destroy=always; then
+  if molecule test -s "$name" --destroy=always >"$logs/$name.log" 2>&1; then
     result=passed
   else
     result=FAILED
-    failed+=("$name")
   fi
-  summary+=("$(printf '%-24s %-7s %4d s' "$name" "$result" $((SECONDS - started)))")
+  printf '%s %d\n' "$result" $((SECONDS - started)) >"$logs/$name.result"
+  # One whole log at a time, even when two scenarios end together.
+  {
+    flock 9
+    echo "== molecule test -s $name: $result after $((SECONDS - started)) s"
+    cat "$logs/$name.log"
+    echo "== end of molecule test -s $name"
+  } 9>"$logs/.print.lock"
+}
+
+for name in "${queue[@]}"; do
+  while (($(jobs -rp | wc -l) >= jobs)); do
+    wait -n || true
+  done
+  echo "== molecule test -s $name started"
+  run_one "$name" &
+done
+wait
+
+failed=()
+summary=()
+for name in "${queue[@]}"; do
+  read -r result seconds <"$logs/$name.result" || { result=FAILED seconds=0; }
+  [[ $result == passed ]] || failed+=("$name")
+  summary+=("$(printf '%-24s %-7s %4d s' "$name" "$result" "$seconds")")
 done
 
-echo "== molecule summary"
+echo "== molecule summary ($jobs at a time)"
 printf '  %s\n' "${summary[@]}"
 if ((${#failed[@]} > 0)); then
   die "failed scenarios: ${failed[*]}"
