@@ -123,7 +123,7 @@ def _layout(count):
 
 def _inventory(hosts, bin_dir):
     """A topology inventory (docs/inventory.md) whose hosts are the containers."""
-    lines = ["all:", "  vars:", "    ansible_connection: containers.podman.podman", "  children:"]
+    lines = ["all:", "  vars:", "    ansible_connection: cloud58.platform.podman_nsenter", "  children:"]
     for group in ("masters", "etcd_events", "consul_servers", "minions", "lvs"):
         members = [h for h in hosts if group in h[1]]
         lines += [f"    {group}:", "      hosts:"]

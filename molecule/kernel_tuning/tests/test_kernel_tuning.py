@@ -205,7 +205,7 @@ def test_bad_overrides_stop_the_role_before_any_change():
             "-i",
             "mol-kt-node1,",
             "-e",
-            "ansible_connection=containers.podman.podman",
+            "ansible_connection=cloud58.platform.podman_nsenter",
             str(playbook),
         ],
         capture_output=True,
