@@ -23,11 +23,9 @@ Prints:
 Every container it started is removed at the end, also on failure or interruption (and
 leftovers of an interrupted earlier run, found by their label, at the start).
 
-Twenty systemd containers with containerd and a kubelet each need a few hundred inotify
-instances of the host's root user; Debian's default of 128 leaves the last containers
-unable to boot. When the host's fs.inotify.max_user_instances is lower, the benchmark
-raises it to 8192 (the value kernel_tuning gives nodes) for its run and puts the old
-value back afterwards, unless someone changed it meanwhile.
+Twenty systemd containers need more inotify instances than Debian's default of 128: the
+benchmark raises fs.inotify.max_user_instances for its run and puts the old value back
+afterwards (lab/cloud58_lab/nodes.py, which also starts the containers for `make lab`).
 """
 
 from __future__ import annotations
@@ -44,11 +42,13 @@ import textwrap
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "lab"))
+
+from cloud58_lab import nodes  # noqa: E402
+
 LABEL = "cloud58.bench=node_roles"
 PREFIX = "bench-node"
 RUN_TIMEOUT_S = 1800
-INOTIFY_INSTANCES = "/proc/sys/fs/inotify/max_user_instances"
-INOTIFY_NEEDED = 8192
 
 
 class BenchError(Exception):
@@ -79,29 +79,6 @@ def _remove_labelled(env):
     if ids:
         subprocess.run(["podman", "rm", "-f", "-t", "0", *ids], capture_output=True, env=env, check=False)
     return len(ids)
-
-
-def _raise_inotify_instances():
-    """Raise the host's inotify instance limit for the run; the old value, or None if untouched."""
-    with open(INOTIFY_INSTANCES, encoding="utf-8") as f:
-        current = int(f.read())
-    if current >= INOTIFY_NEEDED:
-        return None
-    with open(INOTIFY_INSTANCES, "w", encoding="utf-8") as f:
-        f.write(f"{INOTIFY_NEEDED}\n")
-    print(f"# fs.inotify.max_user_instances raised from {current} to {INOTIFY_NEEDED} for this run")
-    return current
-
-
-def _restore_inotify_instances(old):
-    if old is None:
-        return
-    with open(INOTIFY_INSTANCES, encoding="utf-8") as f:
-        if int(f.read()) != INOTIFY_NEEDED:
-            return  # changed by someone else meanwhile: leave it
-    with open(INOTIFY_INSTANCES, "w", encoding="utf-8") as f:
-        f.write(f"{old}\n")
-    print(f"# fs.inotify.max_user_instances back to {old}")
 
 
 def _layout(count):
@@ -176,16 +153,6 @@ def _inventory(hosts, bin_dir):
     return "\n".join(lines) + "\n", group_vars
 
 
-def _recap(output):
-    """{host: {ok, changed, unreachable, failed, ...}} from the PLAY RECAP of a run."""
-    recap = {}
-    for line in output.split("PLAY RECAP")[-1].splitlines():
-        match = re.match(r"^(\S+)\s+:\s+(ok=.*)$", line)
-        if match:
-            recap[match.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(2))}
-    return recap
-
-
 def _playbook(inventory_dir, env, cfg, label, expect_no_change, *, log_dir=None):
     run_env = dict(env, ANSIBLE_CONFIG=cfg)
     started = time.monotonic()
@@ -203,7 +170,7 @@ def _playbook(inventory_dir, env, cfg, label, expect_no_change, *, log_dir=None)
         name = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
         with open(os.path.join(log_dir, f"{name}.log"), "w", encoding="utf-8") as f:
             f.write(result.stdout + result.stderr)
-    recap = _recap(result.stdout)
+    recap = nodes.recap(result.stdout)
     bad = {h: r for h, r in recap.items() if r.get("failed") or r.get("unreachable")}
     if result.returncode != 0 or bad or not recap:
         tail = "\n".join((result.stdout + result.stderr).splitlines()[-40:])
@@ -238,22 +205,12 @@ def main(argv=None) -> int:
         print(f"# removed {leftovers} containers left by an interrupted earlier run")
     hosts = _layout(args.hosts)
     work = tempfile.mkdtemp(prefix="cloud58-bench-nodes.")
-    old_inotify = _raise_inotify_instances()
+    old_inotify = nodes.raise_inotify_instances(out=lambda m: print(f"# {m}"))
     try:
-        for name, *_ in hosts:
-            _run(
-                ["podman", "run", "-d", "--name", name, "--hostname", name, "--label", LABEL,
-                 "--privileged", "--systemd=always", image, "/sbin/init"],
-                env,
-            )  # fmt: skip
-        for name, *_ in hosts:
-            # "degraded" counts as booted, as in the molecule scenarios.
-            state = subprocess.run(
-                ["podman", "exec", name, "systemctl", "is-system-running", "--wait"],
-                capture_output=True, text=True, env=env, timeout=120, check=False,
-            ).stdout.strip()  # fmt: skip
-            if state not in ("running", "degraded"):
-                raise BenchError(f"{name}: systemd did not finish booting (state {state!r})")
+        try:
+            nodes.start_containers({name: name for name, *_ in hosts}, image, LABEL, env, boot_timeout=120)
+        except nodes.NodesError as e:
+            raise BenchError(str(e)) from e
         inventory_dir = os.path.join(work, "inventory")
         os.makedirs(os.path.join(inventory_dir, "group_vars", "all"))
         hosts_yml, group_vars = _inventory(hosts, bin_dir)
@@ -288,7 +245,7 @@ def main(argv=None) -> int:
     finally:
         removed = _remove_labelled(env)
         shutil.rmtree(work, ignore_errors=True)
-        _restore_inotify_instances(old_inotify)
+        nodes.restore_inotify_instances(old_inotify, out=lambda m: print(f"# {m}"))
         print(f"# removed {removed} benchmark containers")
     return 0
 

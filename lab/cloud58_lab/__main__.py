@@ -11,9 +11,16 @@ from cloud58_lab import lab
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cloud58_lab", description=__doc__)
     parser.add_argument("command", choices=("up", "down", "status"))
+    parser.add_argument(
+        "--without-nodes",
+        action="store_true",
+        help="up: skip the node containers and the node roles (the slowest step, a few minutes)",
+    )
     args = parser.parse_args(argv)
     try:
-        return {"up": lab.up, "down": lab.down, "status": lab.status}[args.command]()
+        if args.command == "up":
+            return lab.up(with_nodes=not args.without_nodes)
+        return {"down": lab.down, "status": lab.status}[args.command]()
     except lab.LabError as e:
         print(f"lab: {e}", file=sys.stderr)
         return 1

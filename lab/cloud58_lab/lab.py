@@ -4,7 +4,9 @@
 per lab datacenter starts a real control plane (etcd, kube-apiserver, controller-manager,
 scheduler, kwok nodes), installs the Calico CRDs (crds/calico/: in production they come
 with the Calico release), renders and reconciles the lab clusters, brings up the BGP fabric
-(FRR ToRs and cores, BIRD node speakers) in network namespaces, and prints a status table.
+(FRR ToRs and cores, BIRD node speakers) in network namespaces, gives the lab's hosts the
+node roles (each a podman systemd container converged by playbooks/nodes.yml, see
+nodes.py), and prints a status table.
 Everything started is recorded in ``.cache/lab/state.json``; ``down`` ends each process by
 the PID recorded there (only while its start time still matches) and deletes each
 namespace by its exact name.
@@ -21,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from cloud58_lab import controlplane
+from cloud58_lab import controlplane, nodes
 from cloud58_lab.calico import install_calico_crds
 from cloud58_lab.netlab import NetLab
 
@@ -148,11 +150,13 @@ def _stop_pids(procs: list[dict]) -> list[str]:
 # ---- up / down / status -------------------------------------------------------------------
 
 
-def up(
+def up(  # noqa: PLR0917 - every argument has a default; tests pass their own dirs and prefixes
     inventory: Path = REPO / "inventories/lab",
     state_dir: Path = STATE_DIR,
     out=print,
     net_prefix: str = NET_PREFIX,
+    node_prefix: str = nodes.PREFIX,
+    with_nodes: bool = True,
 ) -> int:
     plan = lab_plan(inventory)
     if _read_state(state_dir):
@@ -214,14 +218,38 @@ def up(
             summaries[dc] = fabric.summary()
         state["bgp_summary"] = summaries
         _write_state(state_dir, state)
+
+        if with_nodes:
+            _up_nodes(plan, inventory, state_dir, state, prefix=node_prefix, out=out)
     except Exception as e:
         out(f"lab: start failed, removing what was started: {e}")
         down(state_dir, out=out)
-        if isinstance(e, LabError | controlplane.ControlPlaneError | TimeoutError):
+        if isinstance(e, LabError | controlplane.ControlPlaneError | nodes.NodesError | TimeoutError):
             raise LabError(str(e)) from e
         raise
     status(state_dir, out=out)
     return 0
+
+
+def _up_nodes(plan: dict, inventory: Path, state_dir: Path, state: dict, *, prefix: str, out) -> None:
+    hosts = nodes.node_hosts(plan)
+    image = subprocess.run(
+        [str(REPO / "scripts/setup/image.sh"), "--print-ref"], capture_output=True, text=True, check=False
+    )
+    if image.returncode != 0:
+        raise LabError(f"no node image reference: {image.stderr.strip()}")
+    env = nodes.podman_env()
+    state["nodes"] = {"containers": [prefix + h for h in hosts], "inotify_restore": None}
+    state["nodes"]["inotify_restore"] = nodes.raise_inotify_instances(out=lambda m: out(f"lab: {m}"))
+    _write_state(state_dir, state)
+    out(f"lab: starting {len(hosts)} node containers ({prefix}<host>) from {image.stdout.strip()}")
+    nodes.start_containers({prefix + h: h for h in hosts}, image.stdout.strip(), nodes.LABEL, env)
+    out("lab: giving them the node roles (playbooks/nodes.yml: kernel_tuning, container_runtime, kubelet)")
+    started = time.monotonic()
+    recap = nodes.converge(inventory, hosts, state_dir, bin_dir(), env, prefix=prefix)
+    state["nodes"]["recap"] = recap
+    state["nodes"]["converge_s"] = round(time.monotonic() - started)
+    _write_state(state_dir, state)
 
 
 def down(state_dir: Path = STATE_DIR, out=print) -> int:
@@ -237,6 +265,9 @@ def down(state_dir: Path = STATE_DIR, out=print) -> int:
         for ns in reversed(net["namespaces"]):
             if ns.startswith(net["prefix"]):
                 subprocess.run(["ip", "netns", "delete", ns], capture_output=True, check=False)
+    if state.get("nodes"):
+        problems += nodes.remove_containers(state["nodes"]["containers"], nodes.podman_env())
+        nodes.restore_inotify_instances(state["nodes"].get("inotify_restore"), out=lambda m: out(f"lab: {m}"))
     if state.get("controlplanes") and Path(state["controlplanes"], "state.json").exists():
         try:
             controlplane.ClusterSet.load(state["controlplanes"]).close()
@@ -274,5 +305,12 @@ def status(state_dir: Path = STATE_DIR, out=print) -> int:
         out(f"BGP fabric {dc}:")
         for line in lines:
             out(f"  {line}")
+    recap = state.get("nodes", {}).get("recap")
+    if recap:
+        changed = sum(r["changed"] for r in recap.values())
+        out(
+            f"nodes: {len(recap)} containers given the node roles in {state['nodes']['converge_s']} s "
+            f"({changed} changes, 0 failed); podman exec -it {state['nodes']['containers'][0]} bash"
+        )
     out(f"export KUBECONFIG={state['kubeconfig']}")
     return 0

@@ -1,7 +1,10 @@
-"""`make lab` end to end, in a state directory and namespace prefix of the test's own."""
+"""`make lab` end to end, in a state directory, namespace prefix and container prefix of the
+test's own: control planes, reconciled clusters, the BGP fabric, and the lab hosts as
+containers that got the node roles (labels from the plan in each kubelet's flags)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -11,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from cloud58_lab import controlplane, lab
+from cloud58_lab import controlplane, lab, nodes
 
 
 @pytest.fixture
@@ -24,6 +27,9 @@ def lab_run(upstream_bin_dir, monkeypatch):
     prefix = f"c58lt{os.getpid() % 100000}-"
     lines: list[str] = []
     yield state_dir, prefix, lines
+    # lab.down removes the containers by the names in its state; these are the fallback.
+    names = [f"{prefix}{h}" for h in nodes.node_hosts(lab.lab_plan(lab.REPO / "inventories/lab"))]
+    nodes.remove_containers(names, nodes.podman_env())
     lab.down(state_dir, out=lines.append)
     shutil.rmtree(top, ignore_errors=True)
 
@@ -35,7 +41,7 @@ def _namespaces(prefix: str) -> list[str]:
 
 def test_lab_up_serves_every_lab_cluster_and_down_removes_everything(lab_run):
     state_dir, prefix, lines = lab_run
-    assert lab.up(state_dir=state_dir, out=lines.append, net_prefix=prefix) == 0
+    assert lab.up(state_dir=state_dir, out=lines.append, net_prefix=prefix, node_prefix=prefix) == 0
 
     cset = controlplane.ClusterSet.load(state_dir / "controlplanes")
     assert sorted(cset) == ["lab1-k8s", "lab2-k8s"]
@@ -53,10 +59,36 @@ def test_lab_up_serves_every_lab_cluster_and_down_removes_everything(lab_run):
     namespaces = _namespaces(prefix)
     assert len(namespaces) > 10
 
+    plan = lab.lab_plan(lab.REPO / "inventories/lab")
+    hosts = nodes.node_hosts(plan)
+    assert len(hosts) == 14
+    recap = json.loads((state_dir / "state.json").read_text())["nodes"]["recap"]
+    assert sorted(recap) == hosts
+    assert [h for h, r in recap.items() if r["failed"] or r["unreachable"] or not r["changed"]] == []
+    assert any(line.startswith("nodes: 14 containers given the node roles") for line in lines)
+    env = nodes.podman_env()
+    for host in ("lab1-w2", "lab2-m1"):  # LVS directors run no kubelet
+        flags = subprocess.run(
+            ["podman", "exec", prefix + host, "cat", "/etc/kubernetes/kubelet.env"],
+            capture_output=True, text=True, env=env, check=True,
+        ).stdout  # fmt: skip
+        labels = dict(
+            kv.split("=", 1)
+            for kv in re.search(r"^KUBELET_NODE_LABELS=(\S+)$", flags, re.M).group(1).split(",")
+        )
+        # The kubelet role and the planner agree label for label (zone = rack, region = dc).
+        assert labels == plan["hosts"][host]["node_labels"]
+        assert labels["topology.kubernetes.io/zone"] == plan["hosts"][host]["rack"]
+
     assert lab.down(state_dir, out=lines.append) == 0
     assert not state_dir.exists()
     assert _namespaces(prefix) == []
     assert [pid for pid in pids if _running(pid)] == []
+    left = subprocess.run(
+        ["podman", "ps", "-a", "--format", "{{.Names}}", "--filter", f"name=^{prefix}"],
+        capture_output=True, text=True, env=env, check=True,
+    ).stdout.split()  # fmt: skip
+    assert left == []
 
 
 def _running(pid: int) -> bool:
