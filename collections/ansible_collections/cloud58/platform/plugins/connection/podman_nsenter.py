@@ -5,15 +5,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-
-from ansible.errors import AnsibleConnectionFailure, AnsibleError, AnsibleFileNotFound
-from ansible.module_utils.common.text.converters import to_bytes, to_native, to_text
-from ansible.plugins.connection import ConnectionBase
-from ansible.utils.display import Display
-
 DOCUMENTATION = r"""
 name: podman_nsenter
 short_description: Run tasks in a local podman container through nsenter
@@ -30,7 +21,8 @@ description:
   - The container's first process is looked up once per task with C(podman inspect).
     Files are streamed through the same C(nsenter), so paths resolve inside the container.
 version_added: 0.1.0
-author: cloud58 platform team
+author:
+  - cloud58 platform team (@cloud58)
 extends_documentation_fragment:
   - ansible.builtin.connection_pipelining
 options:
@@ -66,6 +58,15 @@ notes:
   - Supports pipelining; the repository's ansible.cfg turns it on, molecule scenarios set
     C(ansible_pipelining).
 """
+
+import os
+import shutil
+import subprocess
+
+from ansible.errors import AnsibleConnectionFailure, AnsibleError, AnsibleFileNotFound
+from ansible.module_utils.common.text.converters import to_bytes, to_native, to_text
+from ansible.plugins.connection import ConnectionBase
+from ansible.utils.display import Display
 
 display = Display()
 
@@ -104,7 +105,7 @@ class Connection(ConnectionBase):
             capture_output=True,
             check=False,
         )
-        running, _, pid = to_text(result.stdout).strip().partition(" ")
+        running, _sep, pid = to_text(result.stdout).strip().partition(" ")
         if result.returncode != 0 or running != "true" or not pid.isdigit() or pid == "0":
             reason = to_text(result.stderr).strip() or f"state running={running or '?'} pid={pid or '?'}"
             raise AnsibleConnectionFailure(

@@ -165,7 +165,7 @@ def test_options_from_a_frozen_plan_come_back_as_plain_data():
     options = bgp_options(frozen)
     assert options["service_loadbalancer_ips"] == ["10.0.0.0/28"]
     assert options["fixed_ip_reservations"] == {"c": {"a": ["10.0.0.1"]}}
-    assert type(options["fixed_ip_reservations"]) is dict
+    assert isinstance(options["fixed_ip_reservations"], dict)
 
 
 def test_listen_range_mode_lists_no_node_neighbors(plan):

@@ -42,7 +42,7 @@ class FakeApi:
     def resource(self, api_version, kind, refresh=False):
         for name, plural, namespaced in SERVED.get(api_version, []):
             if name == kind:
-                group, _, version = api_version.rpartition("/")
+                group, _sep, version = api_version.rpartition("/")
                 return Resource(group, version, kind, plural, namespaced)
         return None
 
