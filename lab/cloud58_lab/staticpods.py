@@ -355,8 +355,12 @@ class StaticPodLab:
 
     def play(self, hosts: Iterable[str] | None = None) -> list:
         """Start every manifest of the masters that is new or changed since it was last
-        played (replacing the pod, as a kubelet does); returns the pods (re)started."""
+        played (replacing the pod, as a kubelet does); returns the pods (re)started.
+
+        Each pod on its own, as a kubelet: one that fails to start does not hold up the
+        others; every failure is raised together at the end, and tried again next time."""
         started = []
+        failures = []
         for host in hosts or self.masters:
             m = self.masters[host]
             if m.stopped:
@@ -375,23 +379,34 @@ class StaticPodLab:
                 name = local["metadata"]["name"]
                 if name not in m.pods:
                     m.pods.append(name)
+                try:
+                    _run(
+                        [
+                            "nsenter",
+                            f"--net=/proc/{pid}/ns/net",
+                            f"--uts=/proc/{pid}/ns/uts",
+                            "podman",
+                            "kube",
+                            "play",
+                            "--build=false",
+                            "--replace",
+                            str(path),
+                        ],
+                        env=self.env,
+                        cwd=self.workdir,
+                    )
+                except StaticPodLabError as e:
+                    # --replace has removed the pod that ran: whatever the manifest says next
+                    # (this version again, or the previous one back) is played next pass.
+                    m.played.pop(file, None)
+                    failures.append(f"{host} {file}: {e}")
+                    continue
+                # Only once it runs: a pod that failed to start is tried again at the next
+                # pass (a transient podman failure must not leave it down for good).
                 m.played[file] = digest
-                _run(
-                    [
-                        "nsenter",
-                        f"--net=/proc/{pid}/ns/net",
-                        f"--uts=/proc/{pid}/ns/uts",
-                        "podman",
-                        "kube",
-                        "play",
-                        "--build=false",
-                        "--replace",
-                        str(path),
-                    ],
-                    env=self.env,
-                    cwd=self.workdir,
-                )
                 started.append(name)
+        if failures:
+            raise StaticPodLabError("\n".join(failures))
         return started
 
     def start_sync(self, interval: float = 2.0) -> None:
