@@ -139,13 +139,13 @@ class ClusterNetwork:
 # ---- processes ------------------------------------------------------------------------
 
 
-def _proc_start_time(pid: int) -> int | None:
-    """Start time of a PID in clock ticks since boot (guards against PID reuse)."""
+def proc_start_time(pid: int) -> int | None:
+    """Start time of a PID in clock ticks since boot (guards against PID reuse); None when
+    the process is gone or a zombie."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
         return None
-    fields = stat.rsplit(")", 1)[1].split()
     if fields[0] == "Z":  # a zombie has finished; only its parent's wait() remains
         return None
     return int(fields[19])
@@ -189,14 +189,14 @@ class _Process:
                 preexec_fn=_die_with_parent if die_with_parent else None,  # noqa: PLW1509
             )
         self.pid = self._popen.pid
-        self.start_time = _proc_start_time(self.pid)
+        self.start_time = proc_start_time(self.pid)
 
     def alive(self) -> bool:
         if self.pid is None:
             return False
         if self._popen is not None:
             return self._popen.poll() is None
-        return self.start_time is not None and _proc_start_time(self.pid) == self.start_time
+        return self.start_time is not None and proc_start_time(self.pid) == self.start_time
 
     def signal(self, sig: int) -> None:
         if self.alive():

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from cloud58_lab import controlplane, nodes
 from cloud58_lab.calico import install_calico_crds
+from cloud58_lab.controlplane import proc_start_time
 from cloud58_lab.netlab import NetLab
 
 REPO = Path(__file__).resolve().parents[2]
@@ -88,16 +89,6 @@ def cluster_networks(plan: dict) -> dict[str, controlplane.ClusterNetwork]:
 # ---- state -------------------------------------------------------------------------------
 
 
-def _proc_start_time(pid: int) -> int | None:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    if fields[0] == "Z":  # exited, waiting to be reaped: nothing left to stop
-        return None
-    return int(fields[19])
-
-
 def _read_state(state_dir: Path) -> dict:
     try:
         return json.loads((state_dir / "state.json").read_text())
@@ -118,7 +109,7 @@ def _net_state(net: NetLab) -> dict:
                     "router": router.name,
                     "daemon": name,
                     "pid": proc.pid,
-                    "start_time": _proc_start_time(proc.pid),
+                    "start_time": proc_start_time(proc.pid),
                 }
             )
     return {
@@ -132,16 +123,16 @@ def _net_state(net: NetLab) -> dict:
 def _stop_pids(procs: list[dict]) -> list[str]:
     """SIGTERM, then SIGKILL, each recorded PID whose start time still matches."""
     ours = [
-        p for p in procs if p.get("start_time") is not None and _proc_start_time(p["pid"]) == p["start_time"]
+        p for p in procs if p.get("start_time") is not None and proc_start_time(p["pid"]) == p["start_time"]
     ]
     for p in ours:
         os.kill(p["pid"], signal.SIGTERM)
     deadline = time.monotonic() + _STOP_GRACE
-    while time.monotonic() < deadline and any(_proc_start_time(p["pid"]) == p["start_time"] for p in ours):
+    while time.monotonic() < deadline and any(proc_start_time(p["pid"]) == p["start_time"] for p in ours):
         time.sleep(0.2)
     problems = []
     for p in ours:
-        if _proc_start_time(p["pid"]) == p["start_time"]:
+        if proc_start_time(p["pid"]) == p["start_time"]:
             os.kill(p["pid"], signal.SIGKILL)
             problems.append(f"{p.get('router', '?')} {p.get('daemon', '?')} pid {p['pid']} needed SIGKILL")
     return problems

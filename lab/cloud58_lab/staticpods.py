@@ -46,7 +46,7 @@ from pathlib import Path
 
 import yaml
 
-from cloud58_lab.controlplane import _proc_start_time
+from cloud58_lab.controlplane import proc_start_time
 
 LAB_NETWORK = ipaddress.ip_network("198.18.0.0/15")
 REPO = Path(__file__).resolve().parents[2]
@@ -226,7 +226,7 @@ class StaticPodLab:
                 "--label",
                 "cloud58.io/lab=staticpods",
                 "--label",
-                f"{OWNER_LABEL}={os.getpid()}:{_proc_start_time(os.getpid())}",
+                f"{OWNER_LABEL}={os.getpid()}:{proc_start_time(os.getpid())}",
                 self.network,
             ],
             env=self.env,
@@ -593,7 +593,7 @@ def live_owner(datacenter: str, env: dict | None = None) -> int | None:
     pid, _, started = out.stdout.strip().partition(":")
     if out.returncode != 0 or not pid.isdigit():
         return None
-    alive = str(_proc_start_time(int(pid))) == started
+    alive = str(proc_start_time(int(pid))) == started
     return int(pid) if alive else None
 
 
