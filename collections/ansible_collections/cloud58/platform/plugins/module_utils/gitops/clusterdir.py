@@ -356,7 +356,8 @@ class ManifestCache:
             os.makedirs(self.directory, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".manifests-", suffix=".json")
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(entries, handle, separators=(",", ":"))
+                # dumps, not dump: json.dump streams through the pure-Python encoder.
+                handle.write(json.dumps(entries, separators=(",", ":")))
             os.replace(tmp, self._path(cluster_path))
         except OSError:
             pass

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-import urllib3.util.retry
 import yaml
 
-from ansible_collections.cloud58.platform.plugins.module_utils.gitops.errors import KubeApiError
+from ansible_collections.cloud58.platform.plugins.module_utils.gitops import kube
+from ansible_collections.cloud58.platform.plugins.module_utils.gitops.errors import (
+    KubeApiError,
+    KubeUnreachable,
+)
 from ansible_collections.cloud58.platform.plugins.module_utils.gitops.kube import KubeClient, Resource
 
 IPPOOLS = Resource("crd.projectcalico.org", "v1", "IPPool", "ippools", False)
@@ -23,17 +27,36 @@ INITIALIZING = {
 }
 
 
+def write_kubeconfig(directory, server: str):
+    """A kubeconfig with one context ``t``: ``server``, bearer token ``x``."""
+    kubeconfig = directory / "kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "t", "cluster": {"server": server}}],
+                "users": [{"name": "t", "user": {"token": "x"}}],
+                "contexts": [{"name": "t", "context": {"cluster": "t", "user": "t"}}],
+                "current-context": "t",
+            }
+        )
+    )
+    return kubeconfig
+
+
 @pytest.fixture
 def api(tmp_path, monkeypatch):
     """``api(answers)``: a KubeClient whose server answers GET/PATCH with ``answers`` in turn
-    (the last one repeats); ``api.seen`` lists the requests, ``api.slept`` urllib3's waits."""
-    state = {"answers": [], "seen": []}
+    (the last one repeats); ``api.seen`` lists the requests, ``api.slept`` the client's waits."""
+    state = {"answers": [], "seen": [], "auth": []}
     slept: list[float] = []
-    monkeypatch.setattr(urllib3.util.retry.time, "sleep", slept.append)
+    monkeypatch.setattr(kube, "_sleep", slept.append)
 
     class Handler(BaseHTTPRequestHandler):
         def _answer(self):
             state["seen"].append(f"{self.command} {self.path}")
+            state["auth"].append(self.headers.get("Authorization"))
             length = int(self.headers.get("Content-Length") or 0)
             self.rfile.read(length)
             answers = state["answers"]
@@ -55,25 +78,14 @@ def api(tmp_path, monkeypatch):
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "t", "cluster": {"server": f"http://127.0.0.1:{server.server_port}"}}],
-                "users": [{"name": "t", "user": {"token": "x"}}],
-                "contexts": [{"name": "t", "context": {"cluster": "t", "user": "t"}}],
-                "current-context": "t",
-            }
-        )
-    )
+    kubeconfig = write_kubeconfig(tmp_path, f"http://127.0.0.1:{server.server_port}")
     clients = []
 
     def make(answers):
         state["answers"] = list(answers)
         client = KubeClient("t", str(kubeconfig))
         client.seen = state["seen"]
+        client.auth = state["auth"]
         client.slept = slept
         clients.append(client)
         return client
@@ -91,6 +103,7 @@ def test_a_list_the_server_asks_to_retry_is_retried_after_its_retry_after(api):
     assert client.seen == ["GET /apis/crd.projectcalico.org/v1/ippools?labelSelector=a%3Db"] * 3
     assert client.slept == [1.0, 1.0]
     assert client.requests == 1
+    assert client.auth == ["Bearer x"] * 3
 
 
 def test_a_server_that_keeps_asking_to_retry_is_an_api_error_not_unreachable(api):
@@ -114,3 +127,19 @@ def test_an_apply_is_never_repeated_by_the_transport(api):
         "PATCH /apis/crd.projectcalico.org/v1/ippools/p"
         "?fieldManager=cloud58&force=true&fieldValidation=Ignore"
     ]
+
+
+def test_an_api_server_nobody_answers_on_is_unreachable_after_one_more_connect(tmp_path, monkeypatch):
+    slept: list[float] = []
+    monkeypatch.setattr(kube, "_sleep", slept.append)
+    sock = socket.create_server(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    kubeconfig = write_kubeconfig(tmp_path, f"http://127.0.0.1:{port}")
+    client = KubeClient("t", str(kubeconfig))
+    with pytest.raises(KubeUnreachable) as info:
+        client.list(IPPOOLS, "a=b")
+    assert str(info.value) == (
+        f"context 't': API server http://127.0.0.1:{port} unreachable: [Errno 111] Connection refused"
+    )
+    assert (slept, client.requests) == ([0.2], 1)
