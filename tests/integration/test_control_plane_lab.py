@@ -39,6 +39,7 @@ import yaml
 from cryptography import x509
 
 from ansible_collections.cloud58.platform.plugins.module_utils.topology import build_plan, load_inventory
+from cloud58_lab.nodes import recap as play_recap
 from cloud58_lab.staticpods import StaticPodLab
 
 pytestmark = pytest.mark.slow
@@ -79,13 +80,6 @@ def _wait(what: str, probe, timeout: float = WAIT, interval: float = 1.0):
                 return last
         time.sleep(interval)
     pytest.fail(f"{what}: not true after {timeout:.0f}s (last: {last!r})", pytrace=False)
-
-
-def _recap(output: str) -> dict:
-    return {
-        m.group(1): {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
-        for m in re.finditer(r"^(\S+)\s+: (ok=.*)$", output, re.MULTILINE)
-    }
 
 
 def _digest_of_manifests(lab) -> dict:
@@ -136,7 +130,7 @@ def lab(request, upstream_bin_dir, tmp_path_factory):
 
 def test_first_run_converges_and_logs_no_key(lab):
     out = lab.first_run.stdout
-    recap = _recap(out)
+    recap = play_recap(out)
     assert sorted(recap) == sorted(["localhost", *lab.masters])
     assert all(r["failed"] == 0 and r["unreachable"] == 0 for r in recap.values())
     assert all(recap[h]["changed"] > 0 for h in lab.masters)
@@ -152,7 +146,7 @@ def test_first_run_converges_and_logs_no_key(lab):
 
 def test_second_run_changes_nothing_but_creates_the_identity(lab):
     assert lab.second_run.returncode == 0, lab.second_run.stdout[-6000:]
-    recap = _recap(lab.second_run.stdout)
+    recap = play_recap(lab.second_run.stdout)
     # The identity object is created once, through the first master that gets there.
     assert sorted(r["changed"] for h, r in recap.items() if h in lab.masters) == [0, 0, 1]
     assert recap["localhost"]["changed"] == 0
@@ -319,7 +313,7 @@ def test_renewal_restarts_every_pod_with_renewed_certificates(lab):
         {"control_plane_pki_renew_before_days": 399, "control_plane_pki_cert_days": 400},
     )
     assert result.returncode == 0, result.stdout[-6000:]
-    recap = _recap(result.stdout)
+    recap = play_recap(result.stdout)
     assert all(recap[h]["changed"] > 0 for h in lab.masters)
     renewed = _file_serial(lab, "apiserver")
     assert renewed not in before.values()
@@ -342,7 +336,7 @@ def test_upgrade_to_the_running_version_changes_nothing(lab):
     _first_dc_only(lab)
     result = lab.ansible_playbook("upgrade-control-plane.yml", {})
     assert result.returncode == 0, result.stdout[-6000:]
-    recap = _recap(result.stdout)
+    recap = play_recap(result.stdout)
     assert {h: recap[h]["changed"] for h in lab.masters} == dict.fromkeys(lab.masters, 0)
     # One master at a time: each waited for its apiserver before the next began.
     assert result.stdout.count("Wait until this master's kube-apiserver is ready") == len(lab.masters)

@@ -21,5 +21,5 @@ options:
     type: float
     default: 30.0
 requirements:
-  - kubernetes (the Python client, on the controller)
+  - kubernetes (the Python client, on the controller; it reads the kubeconfig contexts)
 """

@@ -108,7 +108,6 @@ options:
     type: path
 requirements:
   - PyYAML
-  - kubernetes (the Python client; it reads the kubeconfig contexts)
 seealso:
   - name: GitOps guide
     description: Cluster directories, the safety rules, check mode and the merge-request job (docs/gitops.md).
