@@ -59,11 +59,12 @@ def kube_cluster_factory(
     upstream_bin_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Callable[..., ClusterSet]]:
     """``factory(names, *, controllers=False, kwok_nodes=0)`` starts a fresh ClusterSet
+    (``kwok_nodes``: a count, or node names by cluster; see start_clusters)
     (e.g. with kube-controller-manager, kube-scheduler and kwok nodes); every set is
     closed when the test ends."""
     started: list[ClusterSet] = []
 
-    def factory(names, *, controllers: bool = False, kwok_nodes: int = 0) -> ClusterSet:
+    def factory(names, *, controllers: bool = False, kwok_nodes=0) -> ClusterSet:
         cset = start_clusters(
             names,
             tmp_path_factory.mktemp("kube-clusters"),

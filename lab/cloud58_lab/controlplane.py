@@ -38,7 +38,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -602,13 +602,12 @@ class Cluster:
             ],
         )
 
-    def create_kwok_nodes(self, count: int) -> None:
-        if count > self.network.max_nodes:
+    def create_kwok_nodes(self, names: Sequence[str]) -> None:
+        if len(names) > self.network.max_nodes:
             raise ControlPlaneError(
-                f"cluster {self.name!r}: {count} kwok nodes do not fit pod CIDR {self.network.pod_cidr}"
+                f"cluster {self.name!r}: {len(names)} kwok nodes do not fit pod CIDR {self.network.pod_cidr}"
             )
-        for i in range(count):
-            name = f"{self.name}-kwok-{i}"
+        for i, name in enumerate(names):
             cidr = str(self.network.node_pod_cidr(i))
             self.api(
                 "POST",
@@ -935,7 +934,7 @@ def start_clusters(
     bin_dir: Path | str,
     *,
     controllers: bool = False,
-    kwok_nodes: int = 0,
+    kwok_nodes: int | Mapping[str, Sequence[str]] = 0,
     networks: Mapping[str, ClusterNetwork] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     die_with_parent: bool = True,
@@ -943,11 +942,13 @@ def start_clusters(
     """Start one control plane per name, side by side, and wait until all are ready.
 
     ``workdir`` must be absent or empty. ``controllers`` adds kube-controller-manager and
-    kube-scheduler; ``kwok_nodes`` > 0 adds kwok and that many fake nodes per cluster
-    (Deployments get Running pods when both are on). ``networks`` overrides the default
-    address plan (``ClusterNetwork.for_index``) per cluster. ``timeout`` bounds each
-    phase. With ``die_with_parent`` the programs get SIGTERM when the calling thread
-    ends (tests); the lab passes False so they outlive ``cloud58_lab up``.
+    kube-scheduler; ``kwok_nodes`` adds kwok and fake nodes: a count per cluster (named
+    ``<cluster>-kwok-<i>``) or, by cluster, the names to give them (the plan's hosts, so
+    what cluster.yml says of a node finds it). Deployments get Running pods when both are on.
+    ``networks`` overrides the default address plan (``ClusterNetwork.for_index``) per
+    cluster. ``timeout`` bounds each phase. With ``die_with_parent`` the programs get
+    SIGTERM when the calling thread ends (tests); the lab passes False so they outlive
+    ``cloud58_lab up``.
     On failure every started process is ended and the error shows the log tails;
     the workdir stays for inspection.
     """
@@ -987,7 +988,16 @@ def start_clusters(
     return cset
 
 
-def _start(cset: ClusterSet, *, controllers: bool, kwok_nodes: int, timeout: float) -> None:
+def kwok_node_names(cluster: str, kwok_nodes: int | Mapping[str, Sequence[str]]) -> list[str]:
+    """The fake nodes of ``cluster``: the names given for it, or ``<cluster>-kwok-<i>``."""
+    if isinstance(kwok_nodes, Mapping):
+        return list(kwok_nodes.get(cluster, ()))
+    return [f"{cluster}-kwok-{i}" for i in range(kwok_nodes)]
+
+
+def _start(
+    cset: ClusterSet, *, controllers: bool, kwok_nodes: int | Mapping[str, Sequence[str]], timeout: float
+) -> None:
     taken: set[int] = set()
     clusters = list(cset.values())
 
@@ -1030,7 +1040,7 @@ def _start(cset: ClusterSet, *, controllers: bool, kwok_nodes: int, timeout: flo
     if kwok_nodes:
         version = clusters[0].api("GET", "/version")["gitVersion"]
         for c in clusters:
-            c.create_kwok_nodes(kwok_nodes)
+            c.create_kwok_nodes(kwok_node_names(c.name, kwok_nodes))
         phase("kwok", lambda c, _taken: c.kwok(version), lambda c: c.kwok_nodes_ready)
     cset.write_state()
 

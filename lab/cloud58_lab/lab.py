@@ -166,7 +166,8 @@ def up(  # noqa: PLR0917 - every argument has a default; tests pass their own di
             state_dir / "controlplanes",
             bin_dir(),
             controllers=True,
-            kwok_nodes=3,
+            # Named after the plan's hosts, so cluster.yml's node annotations find them.
+            kwok_nodes={name: plan["clusters"][name]["nodes"] for name in clusters},
             networks=cluster_networks(plan),
             die_with_parent=False,
         )

@@ -1,7 +1,9 @@
 """The lab path: render the lab clusters from inventories/lab and apps/, reconcile them, roll out.
 
 The clusters get the Calico CRDs first (crds/calico/), as `make lab` does: the rendered
-directories hold Calico objects, and a bare apiserver serves no Calico kinds.
+directories hold Calico objects, and a bare apiserver serves no Calico kinds. Their fake
+(kwok) nodes carry the plan's host names, as `make lab`'s do, so cluster.yml's node
+annotations are applied, and kept on the second run.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import yaml
 
 from ansible_collections.cloud58.platform.plugins.module_utils.gitops.pipeline import render_and_reconcile
 from cloud58_lab.calico import install_calico_crds
+from cloud58_lab.lab import lab_plan
 
 pytestmark = pytest.mark.slow
 
@@ -21,7 +24,11 @@ LAB = ["lab1-k8s", "lab2-k8s"]
 
 
 def test_rendered_lab_clusters_are_accepted_by_real_api_servers_and_roll_out(kube_cluster_factory, tmp_path):
-    cset = kube_cluster_factory(LAB, controllers=True, kwok_nodes=2)
+    plan = lab_plan(REPO / "inventories/lab")
+    # The fake nodes carry the plan's host names, as the kubelets of the lab hosts would.
+    cset = kube_cluster_factory(
+        LAB, controllers=True, kwok_nodes={n: plan["clusters"][n]["nodes"] for n in LAB}
+    )
     for name in LAB:
         install_calico_crds(cset[name])
     printed: list[str] = []
@@ -46,9 +53,18 @@ def test_rendered_lab_clusters_are_accepted_by_real_api_servers_and_roll_out(kub
             "identity bootstrapped: created ConfigMap kube-system/cloud58-identity",
             "1 rollout(s) complete",
         ]
-        # the kwok nodes are not the plan's nodes: every node of cluster.yml waits to register
-        node_annotations = yaml.safe_load((tmp_path / "clusters" / name / "cluster.yml").read_text())
-        assert cluster["pending_nodes"] == sorted(node_annotations["node_annotations"])
+        # every node cluster.yml names is registered and gets its AS number annotation
+        wanted = yaml.safe_load((tmp_path / "clusters" / name / "cluster.yml").read_text())[
+            "node_annotations"
+        ]
+        assert sorted(wanted) == plan["clusters"][name]["nodes"]
+        assert (cluster["pending_nodes"], cluster["counts"]["nodes_annotated"]) == ([], len(wanted))
+        nodes = cset[name].api("GET", "/api/v1/nodes")["items"]
+        got = {
+            n["metadata"]["name"]: {k: n["metadata"]["annotations"][k] for k in wanted[n["metadata"]["name"]]}
+            for n in nodes
+        }
+        assert got == wanted
         echo = cset[name].api("GET", "/apis/apps/v1/namespaces/lab-demo/deployments/echo")
         assert echo["status"]["availableReplicas"] >= 1
         pools = cset[name].api("GET", "/apis/crd.projectcalico.org/v1/ippools")["items"]
@@ -72,4 +88,5 @@ def test_rendered_lab_clusters_are_accepted_by_real_api_servers_and_roll_out(kub
     )
     for name in LAB:
         assert again["clusters"][name]["counts"]["unchanged"] == manifests[name]
+        assert again["clusters"][name]["counts"]["nodes_unchanged"] == len(plan["clusters"][name]["nodes"])
         assert again["clusters"][name]["changed"] is False
