@@ -221,7 +221,12 @@ def start_datacenter(
         cluster,
         calico_objects(plan, cluster),
         net,
-        options={"soft_reconfiguration": True, **(options or {})},
+        # the datacenter's cloud58_bgp_options, as the tor_router role gets them, then the lab's
+        options={
+            **(plan["datacenters"][datacenter].get("bgp_options") or {}),
+            "soft_reconfiguration": True,
+            **(options or {}),
+        },
         node_timers={"connect_retry": 2},
     )
     lab.build()
