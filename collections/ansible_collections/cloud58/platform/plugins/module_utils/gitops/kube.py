@@ -80,7 +80,6 @@ class KubeClient:
         if not HAS_KUBERNETES:
             raise GitOpsError(f"the Python library kubernetes is required: {KUBERNETES_IMPORT_ERROR}")
         self.context = context
-        self.timeout = timeout
         configuration = k8s_client.Configuration()
         try:
             k8s_config.load_kube_config(

@@ -58,7 +58,6 @@ class Response:
 class Endpoint:
     """Where and how to connect, from a server URL and TLS settings."""
 
-    scheme: str
     host: str
     port: int
     netloc: str  # for the Host header
@@ -93,7 +92,6 @@ class Endpoint:
         if https and ssl_context is None:
             ssl_context = ssl.create_default_context()
         return cls(
-            scheme=parts.scheme,
             host=parts.hostname,
             port=parts.port or (443 if https else 80),
             netloc=parts.netloc.rpartition("@")[2],
@@ -316,7 +314,7 @@ class Transport:
         except ConnectError:
             raise
         except OSError as e:
-            raise ConnectError(f"{type(e).__name__}: {e}" if not str(e) else str(e)) from e
+            raise ConnectError(str(e) or type(e).__name__) from e
 
     def _checkin(self, connection: _Connection) -> None:
         with self._lock:
