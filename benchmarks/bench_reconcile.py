@@ -58,7 +58,7 @@ from ansible_collections.cloud58.platform.plugins.module_utils.render.platform i
     identity_configmap,
     labels_for,
 )
-from cloud58_lab.controlplane import ClusterNetwork, start_clusters  # noqa: E402
+from cloud58_lab.controlplane import ClusterNetwork, proc_cpu_seconds, start_clusters  # noqa: E402
 
 CLUSTERS = ("bench1", "bench2", "bench3")
 NAMESPACE = "bench"
@@ -137,12 +137,7 @@ class CpuMeter:
         me = resource.getrusage(resource.RUSAGE_SELF)
         kids = resource.getrusage(resource.RUSAGE_CHILDREN)
         client = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
-        tick = os.sysconf("SC_CLK_TCK")
-        servers = 0.0
-        for pids in self.cset.pids().values():
-            for pid in pids.values():
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-                servers += (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+        servers = sum(proc_cpu_seconds(pid) for pids in self.cset.pids().values() for pid in pids.values())
         return client, servers
 
     def __enter__(self) -> CpuMeter:

@@ -139,16 +139,27 @@ class ClusterNetwork:
 # ---- processes ------------------------------------------------------------------------
 
 
-def proc_start_time(pid: int) -> int | None:
-    """Start time of a PID in clock ticks since boot (guards against PID reuse); None when
-    the process is gone or a zombie."""
+def _proc_stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (state first); None when the
+    process is gone or a zombie (finished; only its parent's wait() remains)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return None
-    if fields[0] == "Z":  # a zombie has finished; only its parent's wait() remains
-        return None
-    return int(fields[19])
+    return None if fields[0] == "Z" else fields
+
+
+def proc_start_time(pid: int) -> int | None:
+    """Start time of a PID in clock ticks since boot (guards against PID reuse); None when
+    the process is gone or a zombie."""
+    fields = _proc_stat(pid)
+    return None if fields is None else int(fields[19])
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds a running process has used so far (0.0 when it is gone)."""
+    fields = _proc_stat(pid)
+    return 0.0 if fields is None else (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # Looked up here, in the parent: the child between fork and exec only makes the call.

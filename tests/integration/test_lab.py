@@ -83,17 +83,9 @@ def test_lab_up_serves_every_lab_cluster_and_down_removes_everything(lab_run):
     assert lab.down(state_dir, out=lines.append) == 0
     assert not state_dir.exists()
     assert _namespaces(prefix) == []
-    assert [pid for pid in pids if _running(pid)] == []
+    assert [pid for pid in pids if controlplane.proc_start_time(pid) is not None] == []
     left = subprocess.run(
         ["podman", "ps", "-a", "--format", "{{.Names}}", "--filter", f"name=^{prefix}"],
         capture_output=True, text=True, env=env, check=True,
     ).stdout.split()  # fmt: skip
     assert left == []
-
-
-def _running(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
