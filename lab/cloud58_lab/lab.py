@@ -231,8 +231,10 @@ def _up_nodes(plan: dict, inventory: Path, state_dir: Path, state: dict, *, pref
     if image.returncode != 0:
         raise LabError(f"no node image reference: {image.stderr.strip()}")
     env = nodes.podman_env()
-    state["nodes"] = {"containers": [prefix + h for h in hosts], "inotify_restore": None}
-    state["nodes"]["inotify_restore"] = nodes.raise_inotify_instances(out=lambda m: out(f"lab: {m}"))
+    state["nodes"] = {
+        "containers": [prefix + h for h in hosts],
+        "inotify_restore": nodes.raise_inotify_instances(out=lambda m: out(f"lab: {m}")),
+    }
     _write_state(state_dir, state)
     out(f"lab: starting {len(hosts)} node containers ({prefix}<host>) from {image.stdout.strip()}")
     nodes.start_containers({prefix + h: h for h in hosts}, image.stdout.strip(), nodes.LABEL, env)
