@@ -59,9 +59,9 @@ def kube_cluster_factory(
     upstream_bin_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Callable[..., ClusterSet]]:
     """``factory(names, *, controllers=False, kwok_nodes=0)`` starts a fresh ClusterSet
-    (``kwok_nodes``: a count, or node names by cluster; see start_clusters)
-    (e.g. with kube-controller-manager, kube-scheduler and kwok nodes); every set is
-    closed when the test ends."""
+    (e.g. with kube-controller-manager, kube-scheduler and kwok nodes; ``kwok_nodes`` is a
+    count, or node names by cluster, as start_clusters takes it); every set is closed when
+    the test ends."""
     started: list[ClusterSet] = []
 
     def factory(names, *, controllers: bool = False, kwok_nodes=0) -> ClusterSet:
