@@ -24,7 +24,7 @@ from ansible_collections.cloud58.platform.plugins.module_utils.topology import (
     build_plan,
     load_inventory,
 )
-from ansible_collections.cloud58.platform.plugins.module_utils.topology.svg import render_dot  # noqa: E402
+from ansible_collections.cloud58.platform.plugins.module_utils.topology.dot import render_dot  # noqa: E402
 
 
 def find_inventory(dc, root):

@@ -20,9 +20,9 @@ Ansible callers go through the module ``cloud58.platform.topology_plan`` or the 
 from __future__ import annotations
 
 from .errors import ERROR_KINDS, MissingLibrary, PlanError, Problem, TopologyError, error_kinds_markdown
-from .load import Inventory, host_topology_vars, inventory_from_vars, load_inventory
-from .model import HAS_NETADDR, NETADDR_MISSING, model_markdown
+from .inventory import Inventory, host_topology_vars, inventory_from_vars, load_inventory
 from .plan import Plan, build_plan, canonical_json
+from .schema import HAS_NETADDR, NETADDR_MISSING, model_markdown
 
 
 def plan_paths(paths) -> Plan:

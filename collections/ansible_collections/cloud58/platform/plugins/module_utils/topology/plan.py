@@ -26,10 +26,11 @@ import hashlib
 import json
 from types import MappingProxyType
 
+from .checks import read_model
 from .errors import MissingLibrary, Problems
-from .load import Inventory
-from .model import HAS_NETADDR, NETADDR_MISSING, NODE_ROLES, Addr, Net
-from .validate import ROLE_ORDER, api_vip_name, node_labels, read_model
+from .inventory import Inventory
+from .objects import ROLE_ORDER, api_vip_name, node_labels
+from .schema import HAS_NETADDR, NETADDR_MISSING, NODE_ROLES, Addr, Net
 
 try:
     import netaddr

@@ -15,7 +15,7 @@ from ansible_collections.cloud58.platform.plugins.module_utils.topology import (
     error_kinds_markdown,
     model_markdown,
 )
-from ansible_collections.cloud58.platform.plugins.module_utils.topology.model import ALL_SPECS
+from ansible_collections.cloud58.platform.plugins.module_utils.topology.schema import ALL_SPECS
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), *([".."] * 9)))
 

@@ -20,7 +20,7 @@ from ansible_collections.cloud58.platform.plugins.module_utils.topology import (
     load_inventory,
     plan_paths,
 )
-from ansible_collections.cloud58.platform.plugins.module_utils.topology.load import expand_host_pattern
+from ansible_collections.cloud58.platform.plugins.module_utils.topology.inventory import expand_host_pattern
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), *([".."] * 9)))
 LAB = os.path.join(REPO, "inventories", "lab")

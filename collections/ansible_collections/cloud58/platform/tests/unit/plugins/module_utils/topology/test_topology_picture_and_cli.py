@@ -15,7 +15,7 @@ import sys
 import pytest
 
 from ansible_collections.cloud58.platform.plugins.module_utils.topology import plan_paths
-from ansible_collections.cloud58.platform.plugins.module_utils.topology.svg import render_dot
+from ansible_collections.cloud58.platform.plugins.module_utils.topology.dot import render_dot
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), *([".."] * 9)))
 LAB = os.path.join(REPO, "inventories", "lab")

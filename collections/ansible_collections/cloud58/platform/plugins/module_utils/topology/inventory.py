@@ -23,7 +23,7 @@ import os
 import string
 
 from .errors import MissingLibrary, Problems, did_you_mean, where_text
-from .model import CLUSTERS_VAR, DATACENTERS_VAR, HOST, ROLE_GROUPS
+from .schema import CLUSTERS_VAR, DATACENTERS_VAR, HOST, ROLE_GROUPS
 
 try:
     import yaml

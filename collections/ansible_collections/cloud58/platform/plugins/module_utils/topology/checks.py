@@ -3,13 +3,13 @@
 # Apache License 2.0
 """Read inventories into a checked model: every rule that needs no derivation.
 
-``read_model`` parses each inventory against the specs of ``model.py`` and checks the
-rules between objects: references (rack, datacenter, cluster), duplicates (names,
-addresses, AS numbers, contexts), containment (host in rack subnet, VIP in pool), overlaps
-of every network of the interconnected fabric, the AS scheme, etcd and Consul member
-counts, role conflicts and labels. Problems are collected, never raised here; objects with
-broken fields are kept with ``None`` in those fields and later rules skip what they cannot
-judge, so one mistake is reported once.
+``read_model`` parses each inventory against the specs of ``schema.py`` into the objects
+of ``objects.py`` and checks the rules between objects: references (rack, datacenter,
+cluster), duplicates (names, addresses, AS numbers, contexts), containment (host in rack
+subnet, VIP in pool), overlaps of every network of the interconnected fabric, the AS
+scheme, etcd and Consul member counts, role conflicts and labels. Problems are collected,
+never raised here; objects with broken fields are kept with ``None`` in those fields and
+later rules skip what they cannot judge, so one mistake is reported once.
 """
 
 from __future__ import annotations
@@ -17,16 +17,16 @@ from __future__ import annotations
 import re
 
 from ..bgp.options import option_problems
-from .errors import did_you_mean, show, where_text
-from .load import BGP_OPTIONS_VAR, find_role_group_typos
-from .model import (
+from .errors import did_you_mean, where_text
+from .inventory import BGP_OPTIONS_VAR, find_role_group_typos
+from .objects import ROLE_ORDER, Cluster, Datacenter, Host, Model, Rack, api_vip_name
+from .schema import (
     CLUSTER,
     CLUSTER_ROLES,
     CLUSTERS_VAR,
     DATACENTER,
     DATACENTERS_VAR,
     HOST,
-    NODE_ROLES,
     RACK,
     ROLE_GROUPS,
     Parser,
@@ -37,83 +37,6 @@ from .model import (
 
 _LABEL_NAME_RE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)$")
 _LABEL_PREFIX_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-ROLE_ORDER = tuple(ROLE_GROUPS.values())
-_DEFAULT_FUNCTION = {
-    "master": "master",
-    "etcd_events": "etcd-events",
-    "minion": "minion",
-    "lvs": "lvs",
-    "consul_server": "consul-server",
-}
-
-
-class Datacenter:
-    __slots__ = (
-        "bgp",
-        "bgp_options",
-        "clusters",
-        "consul_datacenter",
-        "has_inventory_hosts",
-        "hosts",
-        "lvs",
-        "name",
-        "networks",
-        "racks",
-        "region",
-        "source",
-    )
-
-    def where(self):
-        return where_text(datacenter=self.name)
-
-
-class Rack:
-    __slots__ = ("dc", "hosts", "name", "node_asn", "node_subnet", "tors")
-
-    def where(self):
-        return where_text(datacenter=self.dc.name, rack=self.name)
-
-
-class Cluster:
-    __slots__ = (
-        "api",
-        "context",
-        "dc",
-        "dc_name",
-        "events",
-        "lab_overrides",
-        "masters",
-        "max_pods",
-        "minions",
-        "name",
-        "pod_block_size",
-        "pod_cidr",
-        "pool_headroom_percent",
-        "service_cidr",
-        "source",
-    )
-
-    def where(self):
-        return where_text(datacenter=self.dc_name if self.dc else None, cluster=self.name)
-
-
-class Host:
-    __slots__ = ("address", "cluster", "cluster_name", "dc", "labels", "name", "rack", "roles", "source")
-
-    def where(self):
-        if self.rack is not None:
-            return where_text(datacenter=self.dc.name, rack=self.rack.name, host=self.name)
-        return where_text(host=self.name)
-
-
-class Model:
-    """The parsed, cross-checked inventories; input of the derivations in plan.py."""
-
-    def __init__(self):
-        self.datacenters = {}
-        self.clusters = {}
-        self.hosts = {}
-        self.racks = {}
 
 
 def read_model(inventories, problems):
@@ -1052,18 +975,4 @@ def _valid_label_key(key):
     return 0 < len(name) <= 63 and bool(_LABEL_NAME_RE.match(name))
 
 
-def api_vip_name(cluster_name):
-    """The name of a cluster's API VIP among the datacenter's VIPs."""
-    return f"{cluster_name}-api"
-
-
-def node_labels(host):
-    """Plain labels (function, location, rack + extras) of a host, defaults filled in."""
-    labels = {"function": _DEFAULT_FUNCTION[host.roles[0]], "location": host.dc.name}
-    for key, value in (host.labels or {}).items():
-        labels[str(key)] = str(value)
-    labels["rack"] = host.rack.name
-    return labels
-
-
-__all__ = ["NODE_ROLES", "Model", "node_labels", "read_model", "show"]
+__all__ = ["read_model"]
