@@ -7,7 +7,7 @@
   kubeconfigs and the audit policy its components need, each only when its content
   differs, and reports exactly which files changed (with before/after for diff mode).
   ``state=query`` reports the versions the existing manifests run.
-* ``run_cluster_pki`` runs on the controller: the PKI plan, then ``pki.store.ensure_pki``.
+* ``run_cluster_pki`` runs on the controller: the PKI plan, then ``pki_store.ensure_pki``.
 * ``run_preflight`` runs on the controller: preflight.preflight.
 """
 
@@ -152,7 +152,7 @@ def run_static_pods(params: dict, check_mode: bool = False, diff_mode: bool = Fa
 
 
 def run_cluster_pki(params: dict, check_mode: bool = False) -> dict:
-    from ..pki.store import ensure_pki
+    from .pki_store import ensure_pki
 
     cluster = params["cluster"]
     settings = settings_from(params.get("settings"), f"cluster {cluster['name']!r}")

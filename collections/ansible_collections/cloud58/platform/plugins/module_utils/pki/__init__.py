@@ -1,11 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: cloud58 platform team
 # Apache License 2.0
-"""Certificates and keys of a cluster, issued and renewed with the ``cryptography`` package.
+"""X.509 keys and certificates with the ``cryptography`` package (x509.py); nothing else.
 
-``ensure_pki(directory, plan, ...)`` (store.py) brings a PKI directory in line with a PKI
-plan (controlplane/pki_plan.py): it reads what exists and issues only what is missing,
-re-issues (same key, same CA) what expires within the renewal window or no longer matches
-the plan, and refuses what it cannot repair without losing a key. It never logs, returns
-or prints key material.
+This package imports nothing of the collection. The control plane's certificate store, which
+brings a cluster's PKI directory in line with its PKI plan, is controlplane/pki_store.py.
 """

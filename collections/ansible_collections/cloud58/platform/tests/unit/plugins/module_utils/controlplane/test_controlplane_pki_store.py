@@ -15,8 +15,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from ansible_collections.cloud58.platform.plugins.module_utils.controlplane.pki_plan import pki_plan
+from ansible_collections.cloud58.platform.plugins.module_utils.controlplane.pki_store import ensure_pki
 from ansible_collections.cloud58.platform.plugins.module_utils.controlplane.settings import settings_from
-from ansible_collections.cloud58.platform.plugins.module_utils.pki.store import ensure_pki
 from ansible_collections.cloud58.platform.plugins.module_utils.pki.x509 import PkiError, signed_by
 from ansible_collections.cloud58.platform.plugins.module_utils.topology import build_plan, load_inventory
 

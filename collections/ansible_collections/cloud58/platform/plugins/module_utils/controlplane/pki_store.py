@@ -27,10 +27,10 @@ import os
 import secrets
 import tempfile
 
-from ..controlplane.configs import ENCRYPTION_KEY_BYTES, embedded_kubeconfig, encryption_config
-from ..controlplane.pki_plan import ENCRYPTION_CONFIG
-from ..controlplane.yamlout import dump
-from . import x509 as px
+from ..pki import x509 as px
+from .configs import ENCRYPTION_KEY_BYTES, embedded_kubeconfig, encryption_config
+from .pki_plan import ENCRYPTION_CONFIG
+from .yamlout import dump
 
 ADMIN_KUBECONFIG = "admin.kubeconfig"
 
