@@ -27,14 +27,8 @@ description:
   - Keys are written with mode 0600 in 0700 directories. The result names files and reasons,
     never key material. Run it on the controller, delegated to C(localhost).
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+  - cloud58.platform.attributes
+  - cloud58.platform.attributes.no_diff
 options:
   cluster:
     description:

@@ -22,14 +22,8 @@ description:
     scheduler not newer and at most 1 minor older, a supported etcd).
   - Contacts no host and changes nothing; C(changed) is always false.
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+  - cloud58.platform.attributes
+  - cloud58.platform.attributes.no_diff
 options:
   plan:
     description: The whole topology plan (the C(topology_plan) module's C(plan)).

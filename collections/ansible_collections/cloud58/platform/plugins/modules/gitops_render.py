@@ -26,14 +26,8 @@ description:
     nothing is written.
   - Runs on the controller and contacts no cluster.
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+  - cloud58.platform.attributes
+  - cloud58.platform.attributes.no_diff
 options:
   inventories_dir:
     description:

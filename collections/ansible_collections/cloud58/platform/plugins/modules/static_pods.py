@@ -23,14 +23,8 @@ description:
     certificate changes the manifest and the kubelet restarts that pod.
   - With O(state=query) it only reports the versions of the manifests present.
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  platform:
-    platforms: posix
+  - cloud58.platform.attributes
+  - cloud58.platform.attributes.diff
 options:
   cluster:
     description: The cluster's entry of the topology plan (C(plan.clusters[<name>])).

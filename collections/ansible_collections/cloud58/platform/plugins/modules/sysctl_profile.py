@@ -22,14 +22,8 @@ description:
   - Diff mode shows each file and the live values that change.
   - The profile itself is computed by the C(cloud58.platform.node_kernel_profile) filter.
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  platform:
-    platforms: posix
+  - cloud58.platform.attributes
+  - cloud58.platform.attributes.diff
 options:
   files:
     description: The sysctl.d files to own, each written whole with mode 0644, owned by root.

@@ -22,14 +22,8 @@ description:
   - Reads only its parameters. It contacts no host and changes nothing, so it always
     returns C(changed=false). Run it on the controller, in a play on C(localhost).
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  platform:
-    platforms: posix
+  - cloud58.platform.attributes
+  - cloud58.platform.attributes.no_diff
 options:
   datacenters:
     description:
