@@ -5,5 +5,6 @@
 
 Pure functions over facts and the plan: the sysctl profile, validation of overrides,
 IRQ/RPS/XPS masks and the KubeletConfiguration. Filters in ``plugins/filter/node.py``
-are thin adapters over them; nothing here touches a host.
+are thin adapters over them. Only runner.py touches a host: the runner of the module
+``cloud58.platform.sysctl_profile``.
 """

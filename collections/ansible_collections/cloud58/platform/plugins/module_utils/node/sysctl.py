@@ -3,7 +3,7 @@
 # Apache License 2.0
 """Decisions of the sysctl_profile module: file text, /proc/sys paths, what has to change.
 
-Pure: the module reads the files and /proc/sys, passes what it read here, and writes what
+Pure: runner.py reads the files and /proc/sys, passes what it read here, and writes what
 :func:`plan_changes` says. Values compare the way the kernel prints them: whitespace
 (the tab of ``ip_local_port_range``) counts as one space.
 """
