@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from cloud58_lab import controlplane, nodes
+from cloud58_lab import controlplane, nodes, programs
 from cloud58_lab.calico import install_calico_crds
 from cloud58_lab.controlplane import proc_start_time
 from cloud58_lab.netlab import NetLab
@@ -258,7 +258,7 @@ def down(state_dir: Path = STATE_DIR, out=print) -> int:
         problems += _stop_pids(net["processes"])
         for ns in reversed(net["namespaces"]):
             if ns.startswith(net["prefix"]):
-                subprocess.run(["ip", "netns", "delete", ns], capture_output=True, check=False)
+                subprocess.run(programs.argv("ip", "netns", "delete", ns), capture_output=True, check=False)
     if state.get("nodes"):
         problems += nodes.remove_containers(state["nodes"]["containers"], nodes.podman_env())
         nodes.restore_inotify_instances(state["nodes"].get("inotify_restore"), out=lambda m: out(f"lab: {m}"))

@@ -39,8 +39,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cloud58_lab import programs
+
 LAB_NETWORK = ipaddress.ip_network("198.18.0.0/15")
-FRR_DIR = Path("/usr/lib/frr")
 FRR_USER = "frr"
 _IFNAME_MAX = 15
 
@@ -63,7 +64,9 @@ def check_lab_address(value: str) -> ipaddress.IPv4Interface:
 
 
 def _run(args: list[str], *, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess:
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
+    proc = subprocess.run(
+        programs.resolve(args), capture_output=True, text=True, timeout=timeout, check=False
+    )
     if check and proc.returncode != 0:
         raise NetLabError(f"{' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}")
     return proc
@@ -172,7 +175,9 @@ class NetLab:
         self, name: str, *args: str, check: bool = True, timeout: float = 30
     ) -> subprocess.CompletedProcess:
         """Run a command in member ``name``'s namespace."""
-        return _run(["ip", "netns", "exec", self.ns(name), *args], check=check, timeout=timeout)
+        return _run(
+            ["ip", "netns", "exec", self.ns(name), *programs.resolve(args)], check=check, timeout=timeout
+        )
 
     def add_switch(self, name: str) -> str:
         """An L2 segment: a namespace with one bridge ``br0`` that members join."""
@@ -277,7 +282,7 @@ class NetLab:
                 "netns",
                 "exec",
                 self.ns(name),
-                str(FRR_DIR / daemon),
+                programs.path(daemon),
                 "-f",
                 str(empty),
                 "-i",
@@ -325,7 +330,7 @@ class NetLab:
             "netns",
             "exec",
             self.ns(name),
-            "bird",
+            programs.path("bird"),
             "-f",
             "-c",
             str(conf),
@@ -423,7 +428,7 @@ class NetLab:
             "    c,_=s.accept(); c.sendall(sys.argv[1].encode()); c.close()\n"
         )
         proc = subprocess.Popen(
-            ["ip", "netns", "exec", self.ns(name), "python3", "-c", code, name],
+            programs.argv("ip", "netns", "exec", self.ns(name), programs.path("python3"), "-c", code, name),
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
@@ -444,7 +449,9 @@ class NetLab:
             "sys.stdout.write(c.recv(200).decode())\n"
         )
         proc = _run(
-            ["ip", "netns", "exec", self.ns(name), "python3", "-c", code], check=False, timeout=timeout + 10
+            ["ip", "netns", "exec", self.ns(name), programs.path("python3"), "-c", code],
+            check=False,
+            timeout=timeout + 10,
         )
         return proc.stdout if proc.returncode == 0 else None
 
@@ -462,7 +469,11 @@ def _check_ifname(ifname: str) -> None:
 def _spawn(args: list[str], log: Path) -> subprocess.Popen:
     with open(log, "ab") as out:
         return subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            programs.resolve(args),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
 

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import yaml
 
+from cloud58_lab import programs
+
 REPO = Path(__file__).resolve().parents[2]
 PREFIX = "c58node-"
 LABEL = "cloud58.io/lab=nodes"
@@ -47,7 +49,7 @@ def podman_env() -> dict:
 
 def _podman(args: list, env: dict, timeout: float = 120) -> str:
     proc = subprocess.run(
-        ["podman", *args], capture_output=True, text=True, env=env, timeout=timeout, check=False
+        programs.argv("podman", *args), capture_output=True, text=True, env=env, timeout=timeout, check=False
     )
     if proc.returncode != 0:
         raise NodesError(f"podman {' '.join(args)} exited {proc.returncode}: {proc.stderr.strip()[-2000:]}")
@@ -69,7 +71,7 @@ def start_containers(
         deadline = time.monotonic() + boot_timeout
         while True:
             state = subprocess.run(
-                ["podman", "exec", container, "systemctl", "is-system-running"],
+                programs.argv("podman", "exec", container, "systemctl", "is-system-running"),
                 capture_output=True, text=True, env=env, timeout=60, check=False,
             ).stdout.strip()  # fmt: skip
             if state in ("running", "degraded"):
@@ -84,7 +86,7 @@ def remove_containers(names: list[str], env: dict) -> list[str]:
     if not names:
         return []
     proc = subprocess.run(
-        ["podman", "rm", "--force", "--ignore", "--time", "0", *names],
+        programs.argv("podman", "rm", "--force", "--ignore", "--time", "0", *names),
         capture_output=True, text=True, env=env, check=False,
     )  # fmt: skip
     return [f"podman rm: {proc.stderr.strip()}"] if proc.returncode != 0 else []
@@ -159,7 +161,7 @@ def converge(
         [str(REPO / "collections"), os.path.expanduser("~/.ansible/collections")]
     )
     proc = subprocess.run(
-        ["ansible-playbook", "-i", str(inventory), "-i", str(path), str(REPO / "playbooks/nodes.yml")],
+        programs.argv("ansible-playbook", "-i", inventory, "-i", path, REPO / "playbooks/nodes.yml"),
         capture_output=True, text=True, env=run_env, timeout=CONVERGE_TIMEOUT_S, check=False, cwd=REPO,
     )  # fmt: skip
     log = workdir / "nodes-converge.log"

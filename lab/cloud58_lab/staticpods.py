@@ -46,6 +46,7 @@ from pathlib import Path
 
 import yaml
 
+from cloud58_lab import programs
 from cloud58_lab.controlplane import proc_start_time
 
 LAB_NETWORK = ipaddress.ip_network("198.18.0.0/15")
@@ -70,7 +71,7 @@ class StaticPodLabError(RuntimeError):
 def _run(argv, *, check=True, timeout=_PODMAN_TIMEOUT, env=None, input_text=None, cwd=None):
     try:
         result = subprocess.run(
-            [str(a) for a in argv],
+            programs.resolve(argv),
             capture_output=True,
             text=True,
             check=False,
@@ -558,6 +559,8 @@ def lab_plan() -> dict:
 
 def up(datacenter: str, workdir: Path, bin_dir: Path, node_image: str, timeout: float = 300) -> StaticPodLab:
     """Build, converge and run one datacenter's control plane; the API answers when it returns."""
+    # podman kube play runs these itself; name a missing one before the first container starts.
+    programs.require("podman", "conmon", "runc", "catatonit", "nsenter")
     lab = StaticPodLab(datacenter, lab_plan(), workdir, bin_dir, node_image)
     try:
         lab.start()
