@@ -77,13 +77,15 @@ def platform_objects(cluster: str, datacenter: str, uid: str) -> list[dict]:
         namespace(SYSTEM_NAMESPACE, cluster),
     ]
     for name, (value, description, preemption) in sorted(PRIORITY_CLASSES.items()):
+        # No globalDefault: false is its default, which the API server does not store, and a
+        # field sent but never stored stays owned by cloud58's field manager: anyone else's
+        # `kubectl apply --server-side` of the same object would then conflict on it.
         objs.append(
             {
                 "apiVersion": "scheduling.k8s.io/v1",
                 "kind": "PriorityClass",
                 "metadata": meta(name, cluster),
                 "value": value,
-                "globalDefault": False,
                 "description": description,
                 "preemptionPolicy": preemption,
             }

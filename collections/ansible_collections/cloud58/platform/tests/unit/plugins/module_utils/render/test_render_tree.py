@@ -95,6 +95,21 @@ def test_every_cluster_gets_platform_objects_and_its_apps():
     assert BJ1.uid != SH1.uid
 
 
+def test_priority_classes_render_no_field_the_api_server_drops():
+    # globalDefault: false is not stored by the server (omitempty); sent, it would stay
+    # owned by cloud58 and make anyone else's server-side apply of the object conflict.
+    [sh1] = render_clusters([SH1], [])
+    classes = {o["metadata"]["name"]: o for _s, o in sh1.objects if o["kind"] == "PriorityClass"}
+    assert sorted(classes) == [
+        "cloud58-business-default",
+        "cloud58-business-high",
+        "cloud58-business-low",
+        "cloud58-platform-critical",
+    ]
+    for obj in classes.values():
+        assert sorted(obj) == ["apiVersion", "description", "kind", "metadata", "preemptionPolicy", "value"]
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
