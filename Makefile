@@ -43,9 +43,10 @@ lock: ## re-resolve requirements.in into the fully pinned requirements.txt
 test: setup ## every tier: lint, sanity, unit, integration, network, molecule, benchmarks
 	@scripts/ci/tiers.sh lint sanity unit integration network molecule bench
 
-lint: setup-venv ## ruff and ansible-lint (production profile)
+lint: setup-venv ## ruff, import contracts (.importlinter, docs/architecture.md) and ansible-lint (production profile)
 	ruff check .
 	ruff format --check .
+	PYTHONPATH=$(REPO)/collections lint-imports --no-cache --no-logo
 	ansible-lint --profile production --offline
 
 sanity: setup-venv ## ansible-test sanity, ansible-doc for every module, collection build
