@@ -17,6 +17,7 @@ import pytest
 import yaml
 from ansible.module_utils.testing import patch_module_args
 
+from ansible_collections.cloud58.platform.plugins.doc_fragments import attributes
 from ansible_collections.cloud58.platform.plugins.module_utils.topology import build_plan, load_inventory
 from ansible_collections.cloud58.platform.plugins.modules import topology_plan
 
@@ -111,7 +112,16 @@ def test_documentation_is_valid_yaml_with_the_argspec_options():
     doc = yaml.safe_load(topology_plan.DOCUMENTATION)
     assert doc["module"] == "topology_plan"
     assert set(doc["options"]) == set(topology_plan.argspec())
-    assert doc["attributes"]["check_mode"]["support"] == "full"
+    # check_mode (full) and diff_mode (none) come from the shared fragment
+    assert doc["extends_documentation_fragment"] == [
+        "cloud58.platform.attributes",
+        "cloud58.platform.attributes.no_diff",
+    ]
+    assert "attributes" not in doc
+    assert (
+        yaml.safe_load(attributes.ModuleDocFragment.DOCUMENTATION)["attributes"]["check_mode"]["support"]
+        == "full"
+    )
     assert isinstance(yaml.safe_load(topology_plan.EXAMPLES), list)
     assert set(yaml.safe_load(topology_plan.RETURN)) == {"plan", "summary", "kinds"}
 
@@ -184,6 +194,52 @@ def test_validate_playbook_fails_clearly_on_a_broken_inventory(tmp_path):
     ):
         assert line in output
     assert "Report what was planned" not in output  # the play stopped at the failure
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("path", "old", "new", "expected"),
+    [
+        pytest.param(
+            "hosts.yml",
+            "lab1-w2: {rack: lab1-r2, address: 198.18.0.85",
+            "lab1-w2: {rack: lab1-r2, rack: lab1-r1, address: 198.18.0.85",
+            [
+                "YAML parsing failed: Found duplicate mapping key 'rack'.",
+                "[ERROR]: Completely failed to parse inventory source {inventory}/hosts.yml",
+            ],
+            id="duplicate-key-in-hosts",
+        ),
+        pytest.param(
+            "hosts.yml",
+            "    minions:\n",
+            "    minions:\n  - broken\n",
+            ["[ERROR]: Completely failed to parse inventory source {inventory}/hosts.yml"],
+            id="hosts-file-that-does-not-parse",
+        ),
+        pytest.param(
+            "group_vars/all/datacenters.yml",
+            "      nodes: 198.19.0.0/24",
+            "      nodes: 198.19.0.0/24\n      nodes: 198.19.1.0/24",
+            ["Found duplicate mapping key 'nodes'.", "{inventory}/group_vars/all/datacenters.yml"],
+            id="duplicate-key-in-group-vars",
+        ),
+    ],
+)
+def test_validate_refuses_an_inventory_ansible_would_read_silently_wrong(tmp_path, path, old, new, expected):
+    """Ansible's defaults warn on a duplicate key (the last one wins) and on an inventory file
+    that does not parse (the run goes on without its hosts); ansible.cfg makes both errors."""
+    broken = tmp_path / "broken"
+    shutil.copytree(os.path.join(REPO, "inventories", "lab"), broken)
+    text = (broken / path).read_text()
+    assert text.count(old) == 1
+    (broken / path).write_text(text.replace(old, new))
+    run = _ansible_playbook(broken)
+    output = run.stdout + run.stderr
+    assert run.returncode != 0
+    assert "Traceback" not in output
+    assert [line for line in expected if line.format(inventory=broken) not in output] == []
+    assert "Report what was planned" not in output
 
 
 def test_site_playbook_runs_the_preflight_before_any_host_play():
