@@ -24,10 +24,9 @@ import jinja2
 from ansible_collections.cloud58.platform.plugins.module_utils.bgp import (
     ASN_ANNOTATION,
     calico_node_annotations,
-    node_speaker_config,
     router_config,
 )
-from ansible_collections.cloud58.platform.plugins.module_utils.bgp.calico_bird import block_assignment
+from cloud58_lab.calico_bird import block_assignment, node_speaker_config
 from cloud58_lab.netlab import NetLab, wait_until
 
 ROLE_TEMPLATES = (

@@ -11,7 +11,6 @@ Python callers::
     fabric = fabric_from_plan(plan, "lab1")
     router_config(fabric, "lab1-r1-tor1")          # data for roles/tor_router frr.conf.j2
     calico_objects(plan, "lab1-k8s")                # dicts for clusters/lab1-k8s/ (the plan's options)
-    node_speaker_config(objects, node, blocks)      # the BIRD config calico-node derives
 """
 
 from __future__ import annotations
@@ -24,7 +23,6 @@ from .calico import (
     cluster_bgp_options,
     rack_selector,
 )
-from .calico_bird import node_speaker_config
 from .fabric import (
     RACK_LABEL,
     BgpError,
@@ -51,7 +49,6 @@ __all__ = [
     "datacenter_of_cluster",
     "datacenter_of_router",
     "fabric_from_plan",
-    "node_speaker_config",
     "option_problems",
     "rack_selector",
     "router_config",

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import ipaddress
 
-from . import selector
-from .fabric import BgpError
+from ansible_collections.cloud58.platform.plugins.module_utils.bgp import selector
+from ansible_collections.cloud58.platform.plugins.module_utils.bgp.fabric import BgpError
 
 # Calico's template timers (bird.cfg.template: connect delay 2, connect retry 5, error wait 5,30).
 CALICO_TIMERS = {"connect_delay": 2, "connect_retry": 5, "error_wait": (5, 30)}
