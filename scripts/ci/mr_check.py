@@ -10,9 +10,20 @@
    (cluster.yml, one valid object per file, labels).
 3. Server-side dry run (``dryRun=All``) of every cluster whose context the kubeconfig
    holds and whose API server answers: identity proved, every write validated and
-   defaulted by the real API server, nothing changed. Clusters without a context or out
-   of reach are listed as skipped, not failed.
-4. Writes a Markdown report (summary table, then every change with its diff).
+   defaulted by the real API server, nothing changed.
+4. Every other cluster (no context, or its API server out of reach: a CI runner) is
+   dry-run against an ephemeral etcd + kube-apiserver of the pinned version on loopback,
+   started once for the job (cloud58_lab.ephemeral) and stopped by PID at the end, even
+   on error. It holds the project's Calico CRDs (crds/calico/) and, for the time of each
+   cluster's run, the CRDs of that cluster's directory; the namespaces the directory's
+   objects live in are created (bare) first, since a dry run cannot create an object in a
+   namespace that does not exist. The identity is bootstrapped in check mode (the engine
+   sends it as a dry-run create), so nothing of one cluster's run stays for the next but
+   those bare namespaces. Clusters are checked one after another. A server rejection
+   (unknown kind, unknown field, bad value or name) fails the job; no cluster is skipped:
+   without the pinned programs the job fails.
+5. Writes a Markdown report: verdict, problems, how each cluster was checked, then every
+   change with its diff (real clusters) and what the ephemeral apiserver accepted or rejected.
 
 Exit status 0 when everything holds, 1 otherwise.
 """
@@ -21,11 +32,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "collections"))
+sys.path.insert(0, str(REPO / "lab"))
 
 from ansible_collections.cloud58.platform.plugins.module_utils.gitops.clusterdir import (  # noqa: E402
     load_cluster_dir,
@@ -75,63 +91,234 @@ def kubeconfig_contexts(kubeconfig: str | None) -> set[str]:
     return {c["name"] for c in contexts or []}
 
 
-def dry_run(
-    clusters_dir: Path, kubeconfig: str | None, names: list[str]
-) -> tuple[dict | None, list[str], list[str]]:
-    """(report of the clusters dry-run, skipped lines, problems). Raises nothing for one cluster."""
+@dataclass
+class Ephemeral:
+    """What was checked against the ephemeral apiserver."""
+
+    version: str = ""
+    why: dict[str, str] = field(default_factory=dict)  # cluster -> why not its own cluster
+    created: set[str] = field(default_factory=set)  # namespaces created for the dry runs
+    namespaces: dict[str, list[str]] = field(default_factory=dict)  # cluster -> those its objects use
+    crds: dict[str, list[str]] = field(default_factory=dict)  # cluster -> CRDs of its directory
+    clusters: dict[str, dict] = field(default_factory=dict)  # cluster -> engine report
+    seconds: float = 0.0  # start, CRDs, every cluster's run, stop
+
+
+@dataclass
+class DryRun:
+    report: dict | None = None  # the engine's result for the clusters reached through their contexts
+    ephemeral: Ephemeral | None = None
+    problems: list[str] = field(default_factory=list)
+
+    def checked(self) -> list[tuple[str, str, str]]:
+        """(cluster, checked against, result), sorted by cluster."""
+        rows = []
+        for name, cluster in (self.report or {"clusters": {}})["clusters"].items():
+            rows.append((name, f"its context `{cluster['context']}`", cluster["status"]))
+        eph = self.ephemeral
+        for name in eph.why if eph is not None else ():
+            against = f"{EPHEMERAL} {eph.version}".rstrip() + f" ({eph.why[name]})"
+            cluster = eph.clusters.get(name)
+            rows.append((name, against, _ephemeral_result(cluster) if cluster else "not checked"))
+        return sorted(rows)
+
+
+EPHEMERAL = "ephemeral apiserver"
+
+
+def dry_run(clusters_dir: Path, kubeconfig: str | None, names: list[str], out=print) -> DryRun:
+    """Dry-run every selected cluster: through its context when it answers, else against the
+    ephemeral apiserver. Raises nothing for one cluster."""
     try:
         selected = select_clusters(str(clusters_dir), names)
         clusters = [load_cluster_dir(str(clusters_dir), name) for name in selected]
     except GitOpsError as e:
-        return None, [], [str(e)]
+        return DryRun(problems=[str(e)])
     contexts = kubeconfig_contexts(kubeconfig)
     reachable = [c.name for c in clusters if c.context in contexts]
-    skipped = [
-        f"{c.name}: skipped, the kubeconfig has no context {c.context!r}"
-        for c in clusters
-        if c.name not in reachable
-    ]
-    if not reachable:
-        return None, skipped, []
+    why = {
+        c.name: f"the kubeconfig has no context {c.context!r}" for c in clusters if c.name not in reachable
+    }
+    outcome = DryRun()
+    if reachable:
+        params = {
+            "clusters_dir": str(clusters_dir),
+            "clusters": reachable,
+            "kubeconfig": kubeconfig,
+            "request_timeout": 15,
+        }
+        result = run_reconcile(params, check_mode=True, diff=True)
+        for name in reachable:
+            cluster = result["clusters"][name]
+            if cluster["status"] == "unreachable":
+                why[name] = cluster["error"]
+            elif cluster["status"] != "ok":
+                outcome.problems.extend(_cluster_problems(name, cluster))
+        outcome.report = {
+            **result,
+            "clusters": {n: c for n, c in result["clusters"].items() if c["status"] != "unreachable"},
+        }
+    if why:
+        by_name = {c.name: c for c in clusters}
+        outcome.ephemeral = Ephemeral(why={name: why[name] for name in sorted(why)})
+        outcome.problems.extend(
+            ephemeral_dry_run(clusters_dir, [by_name[n] for n in sorted(why)], outcome.ephemeral, out)
+        )
+    return outcome
+
+
+def ephemeral_dry_run(clusters_dir: Path, clusters: list, eph: Ephemeral, out=print) -> list[str]:
+    """Dry-run ``clusters`` (ClusterDir) one after another against one ephemeral apiserver
+    started here and stopped by PID before returning, even on error; fills ``eph``, returns
+    the problems."""
+    from cloud58_lab.controlplane import ControlPlaneError  # only this path needs the lab
+    from cloud58_lab.ephemeral import start_ephemeral
+    from cloud58_lab.lab import LabError, bin_dir
+
+    started = time.monotonic()
+    names = ", ".join(c.name for c in clusters)
+    workdir = Path(tempfile.mkdtemp(prefix="cloud58-mr-check-"))
+    problems = []
+    try:
+        try:
+            apiserver = start_ephemeral(workdir / "controlplane", bin_dir())
+        except (LabError, ControlPlaneError) as e:
+            return [f"{names}: no reachable context, and no {EPHEMERAL} to check against: {e}"]
+        with apiserver:
+            eph.version = apiserver.version
+            pids = apiserver.pids()
+            out(
+                f"mr-check: {EPHEMERAL} {eph.version} on {apiserver.server} for {names} "
+                f"(etcd pid {pids['etcd']}, kube-apiserver pid {pids['kube-apiserver']})"
+            )
+            try:
+                apiserver.install_calico_crds()
+            except ControlPlaneError as e:
+                return [
+                    f"{names}: {EPHEMERAL} {eph.version}: the Calico CRDs of crds/calico/ do not install: {e}"
+                ]
+            kubeconfig = apiserver.write_kubeconfig(workdir / "kubeconfig", [c.context for c in clusters])
+            for cluster in clusters:
+                problems.extend(_ephemeral_cluster(clusters_dir, cluster, apiserver, kubeconfig, eph))
+        out(f"mr-check: {EPHEMERAL} stopped (pids {pids['etcd']}, {pids['kube-apiserver']})")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+        eph.seconds = time.monotonic() - started
+    return problems
+
+
+def _ephemeral_cluster(clusters_dir: Path, cluster, apiserver, kubeconfig: Path, eph: Ephemeral) -> list[str]:
+    from cloud58_lab.calico import calico_crd_names
+    from cloud58_lab.controlplane import ControlPlaneError
+
+    where = f"{cluster.name} ({EPHEMERAL} {eph.version})"
+    crds = [m for m in cluster.manifests if m.key.kind == "CustomResourceDefinition"]
+    namespaces = {m.key.namespace for m in cluster.manifests if m.key.namespace}
+    try:
+        eph.crds[cluster.name] = apiserver.install_crds([clusters_dir / m.source for m in crds])
+        eph.created.update(apiserver.create_namespaces(namespaces))
+        eph.namespaces[cluster.name] = sorted(namespaces & eph.created)
+    except ControlPlaneError as e:
+        return [f"{where}: {e}"]
     params = {
         "clusters_dir": str(clusters_dir),
-        "clusters": reachable,
-        "kubeconfig": kubeconfig,
+        "clusters": [cluster.name],
+        "kubeconfig": str(kubeconfig),
         "request_timeout": 15,
+        # Check mode: the engine sends the identity as a dry-run create and goes on, as on
+        # a new cluster's first run; nothing of it stays for the next cluster.
+        "bootstrap_identity": True,
     }
-    result = run_reconcile(params, check_mode=True, diff=True)
-    problems = []
-    for name in reachable:
-        cluster = result["clusters"][name]
-        if cluster["status"] == "unreachable":
-            skipped.append(f"{name}: skipped, {cluster['error']}")
-        elif cluster["status"] != "ok":
-            problems.append(f"{name}: {cluster['error']}")
-            problems.extend(
-                f"{name}: {o['kind']}/{o['name']}: {o['error']}"
-                for o in cluster["objects"]
-                if o["action"] == "failed"
+    result = run_reconcile(params, check_mode=True, diff=False)["clusters"][cluster.name]
+    eph.clusters[cluster.name] = result
+    problems = [] if result["status"] == "ok" else _cluster_problems(where, result)
+    try:
+        # The next cluster must not find kinds that only this directory defines; a Calico
+        # CRD this directory replaced is put back.
+        apiserver.remove_crds(eph.crds[cluster.name])
+        if set(eph.crds[cluster.name]) & set(calico_crd_names()):
+            apiserver.install_calico_crds()
+    except ControlPlaneError as e:
+        problems.append(f"{where}: removing the CRDs of its directory: {e}")
+    return problems
+
+
+def _cluster_problems(where: str, cluster: dict) -> list[str]:
+    return [f"{where}: {cluster['error']}"] + [
+        f"{where}: {o['kind']}/{o['name']}: {o['error']}"
+        for o in cluster["objects"]
+        if o["action"] == "failed"
+    ]
+
+
+def _accepted(cluster: dict) -> int:
+    counts = cluster["counts"]
+    return counts["created"] + counts["updated"] + counts["unchanged"]
+
+
+def _ephemeral_result(cluster: dict) -> str:
+    count = _accepted(cluster)
+    accepted = f"{count} object{'' if count == 1 else 's'} accepted"
+    if cluster["status"] == "ok":
+        return f"ok, {accepted}"
+    rejected = cluster["counts"]["failed"]
+    return f"{cluster['status']}, {rejected} rejected, {accepted}" if rejected else cluster["status"]
+
+
+def ephemeral_markdown(eph: Ephemeral, level: int = 2) -> str:
+    """What the ephemeral apiserver accepted and rejected, cluster by cluster."""
+    out = [
+        f"{'#' * level} Server-side dry run against an {EPHEMERAL} {eph.version} (nothing was changed)",
+        "",
+        f"These clusters were not reached through the kubeconfig, so each directory was sent to a fresh "
+        f"etcd + kube-apiserver {eph.version} on loopback holding the project's Calico CRDs "
+        "(crds/calico/) and the CRDs of the directory: every object a server-side apply with "
+        "dryRun=All, validated and defaulted by the server. Nothing is compared with what runs in "
+        "the cluster: no diffs, no drift, no prune.",
+        "",
+    ]
+    for name in eph.why:
+        out += [f"{'#' * (level + 1)} {name}", "", f"* why not its own cluster: {eph.why[name]}"]
+        cluster = eph.clusters.get(name)
+        if eph.crds.get(name):
+            out.append(f"* CRDs of the directory installed first: {', '.join(eph.crds[name])}")
+        if eph.namespaces.get(name):
+            out.append(
+                "* namespaces created (bare) before the dry run, which cannot create an object in a "
+                f"namespace that does not exist: {', '.join(eph.namespaces[name])}"
             )
-    report = {
-        **result,
-        "clusters": {n: c for n, c in result["clusters"].items() if c["status"] != "unreachable"},
-    }
-    return report, skipped, problems
+        if cluster is None:
+            out += ["* **not checked** (see Problems)", ""]
+            continue
+        out.append(f"* {_ephemeral_result(cluster)}")
+        if cluster["status"] != "ok" and not cluster["counts"]["failed"]:
+            out.append(f"* **{cluster['status']}**: {cluster['error']}")
+        for o in cluster["objects"]:
+            if o["action"] == "failed":
+                where = f"{o['namespace']}/" if o["namespace"] else ""
+                out.append(f"* **rejected** `{o['kind']}/{where}{o['name']}`: {o['error']}")
+        out.append("")
+    return "\n".join(out).rstrip("\n") + "\n"
 
 
-def write_report(
-    path: Path, render: list[str], report: dict | None, skipped: list[str], problems: list[str]
-) -> str:
+def write_report(path: Path, render: list[str], outcome: DryRun) -> str:
     lines = ["# Merge-request check", ""]
-    verdict = "passed" if not render and not problems else "FAILED"
+    problems = render + outcome.problems
+    verdict = "passed" if not problems else "FAILED"
     lines += [f"**{verdict}**", ""]
-    if render or problems:
-        lines += ["## Problems", ""] + [f"* {p}" for p in render + problems] + [""]
-    if skipped:
-        lines += ["## Clusters not checked against an API server", ""] + [f"* {s}" for s in skipped] + [""]
+    if problems:
+        lines += ["## Problems", ""] + [f"* {p}" for p in problems] + [""]
+    rows = outcome.checked()
+    if rows:
+        lines += ["## Clusters", "", "| cluster | checked against | result |", "|---|---|---|"]
+        lines += [f"| {name} | {against} | {result} |" for name, against, result in rows] + [""]
     text = "\n".join(lines)
-    if report is not None:
-        text += "\n" + markdown_report(report, title="Server-side dry run (nothing was changed)", level=2)
+    if outcome.report is not None and outcome.report["clusters"]:
+        text += "\n" + markdown_report(
+            outcome.report, title="Server-side dry run (nothing was changed)", level=2
+        )
+    if outcome.ephemeral is not None and outcome.ephemeral.clusters:
+        text += "\n" + ephemeral_markdown(outcome.ephemeral)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
     return text
@@ -150,18 +337,21 @@ def main(argv: list[str] | None = None) -> int:
     render = [] if args.skip_render else render_problems(repo)
     clusters_dir = Path(args.clusters_dir) if args.clusters_dir else repo / "clusters"
     names = [n for n in args.clusters.split(",") if n]
-    report, skipped, problems = dry_run(clusters_dir, args.kubeconfig, names)
+    outcome = dry_run(clusters_dir, args.kubeconfig, names)
     path = Path(args.report) if args.report else repo / "build/mr-report.md"
-    write_report(path, render, report, skipped, problems)
-    for line in render + problems:
+    write_report(path, render, outcome)
+    for line in render + outcome.problems:
         print(f"mr-check: {line}", file=sys.stderr)
-    for line in skipped:
-        print(f"mr-check: {line}")
-    if report is not None:
-        for line in report["summary"]:
+    if outcome.report is not None and outcome.report["clusters"]:
+        for line in outcome.report["summary"]:
             print(line)
+    for name, against, result in outcome.checked():
+        print(f"mr-check: {name}: checked against {against}: {result}")
+    if outcome.ephemeral is not None:
+        eph = outcome.ephemeral
+        print(f"mr-check: {EPHEMERAL}: {len(eph.clusters)} cluster(s) checked in {eph.seconds:.1f}s")
     print(f"mr-check: report written to {path}")
-    return 1 if render or problems else 0
+    return 1 if render or outcome.problems else 0
 
 
 if __name__ == "__main__":
