@@ -74,6 +74,24 @@ def test_mr_check_dry_runs_reachable_clusters_reports_diffs_and_checks_the_rest_
     assert (proc_start_time(etcd), proc_start_time(apiserver)) == (None, None)
 
 
+def test_mr_check_checks_a_cluster_whose_api_server_is_down_against_the_ephemeral_apiserver(
+    workspace, gitops_clusters, tmp_path, pinned_version
+):
+    workspace.write("c2", [namespace("t-mr-down", "c2"), configmap("cm", "t-mr-down", "c2")])
+    report = tmp_path / "mr.md"
+    argv = ["--skip-render", "--clusters-dir", str(workspace.root), "--kubeconfig", workspace.kubeconfig]
+    gitops_clusters["c2"].stop()
+    try:
+        status = mr_check.main([*argv, "--report", str(report)])
+    finally:
+        gitops_clusters["c2"].start()
+    assert status == 0
+    [row] = [line for line in report.read_text().splitlines() if line.startswith("| c2 |")]
+    why = f"context 'c2': API server {gitops_clusters['c2'].server} unreachable: "
+    assert row.startswith(f"| c2 | ephemeral apiserver {pinned_version} ({why}")
+    assert row.endswith(") | ok, 3 objects accepted |")  # Namespace, ConfigMap, identity ConfigMap
+
+
 def test_mr_check_fails_on_a_cluster_that_refuses(workspace, tmp_path):
     workspace.write("c3", [namespace("t-mr-bad", "c3")], context="c2")
     report = tmp_path / "mr.md"
