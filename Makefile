@@ -40,8 +40,8 @@ lock: ## re-resolve requirements.in into the fully pinned requirements.txt
 	@scripts/setup/lock.sh
 
 ## ---- tests ------------------------------------------------------------------------
-test: setup ## every tier: lint, sanity, unit, integration, network, molecule, benchmarks
-	@scripts/ci/tiers.sh lint sanity unit integration network molecule bench
+test: setup ## every tier: lint, sanity, unit, integration, network, molecule, benchmarks (CI size)
+	@CLOUD58_BENCH_SIZE=ci scripts/ci/tiers.sh lint sanity unit integration network molecule bench
 
 lint: setup-venv ## ruff, import contracts (.importlinter, docs/architecture.md) and ansible-lint (production profile)
 	ruff check .
@@ -64,7 +64,7 @@ network: setup-venv ## BGP lab: FRR and BIRD in network namespaces, real packets
 molecule: setup-venv setup-image ## every molecule scenario: create, converge, idempotence, verify, destroy
 	@scripts/ci/molecule.sh
 
-bench: setup-venv setup-upstream ## benchmarks: print figures and ratios to the baselines
+bench: setup-venv setup-upstream ## benchmarks: print figures and ratios to the baselines (CLOUD58_BENCH_SIZE=ci: smaller)
 	@scripts/ci/bench.sh
 
 ## ---- the lab --------------------------------------------------------------------------

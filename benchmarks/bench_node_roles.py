@@ -20,6 +20,10 @@ Prints:
     BENCH node_roles_rerun_20_hosts_defaults_s <s>   the same rerun with Ansible's defaults
     BENCH ansible_cfg_speedup <x>              defaults time / tuned time
 
+Each figure is one run, and says so: a median of three would triple the benchmark's
+time (about 14 minutes at 20 hosts on the 2-core build machine), more than the CI budget
+allows. ``CLOUD58_BENCH_SIZE=ci`` (``make test``) starts 10 containers instead of 20.
+
 Every container it started is removed at the end, also on failure or interruption (and
 leftovers of an interrupted earlier run, found by their label, at the start).
 
@@ -42,13 +46,16 @@ import textwrap
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(REPO, "lab"))
+sys.path[:0] = [os.path.join(REPO, "lab"), os.path.join(REPO, "benchmarks")]
+
+from benchstats import bench_size, figure  # noqa: E402
 
 from cloud58_lab import nodes  # noqa: E402
 
 LABEL = "cloud58.bench=node_roles"
 PREFIX = "bench-node"
 RUN_TIMEOUT_S = 1800
+HOSTS = {"full": 20, "ci": 10}  # containers, by CLOUD58_BENCH_SIZE
 
 
 class BenchError(Exception):
@@ -183,8 +190,14 @@ def _playbook(inventory_dir, env, cfg, label, expect_no_change, *, log_dir=None)
 
 
 def main(argv=None) -> int:
+    size = bench_size()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--hosts", type=int, default=20, help="containers to start (at least 4)")
+    parser.add_argument(
+        "--hosts",
+        type=int,
+        default=HOSTS[size],
+        help=f"containers to start (at least 4; default {HOSTS[size]})",
+    )
     parser.add_argument("--log-dir", help="keep the output of each ansible-playbook run in this directory")
     args = parser.parse_args(argv)
     if args.hosts < 4:
@@ -237,11 +250,12 @@ def main(argv=None) -> int:
             for cfg, label, no_change in runs
         )
         n = args.hosts
-        print(f"# {n} containers of {image}; rerun recap changed=0 on {len(recap) - 1} hosts and localhost")
-        print(f"BENCH node_roles_converge_{n}_hosts_s {converge_s:.1f}")
-        print(f"BENCH node_roles_rerun_{n}_hosts_s {rerun_s:.1f}")
-        print(f"BENCH node_roles_rerun_{n}_hosts_defaults_s {baseline_s:.1f}")
-        print(f"BENCH ansible_cfg_speedup {baseline_s / rerun_s:.2f}")
+        print(f"# size {size}: {n} containers of {image}; one run of each figure (no median)")
+        print(f"# rerun recap changed=0 on {len(recap) - 1} hosts and localhost")
+        print(figure(f"node_roles_converge_{n}_hosts_s", [converge_s], digits=1))
+        print(figure(f"node_roles_rerun_{n}_hosts_s", [rerun_s], digits=1))
+        print(figure(f"node_roles_rerun_{n}_hosts_defaults_s", [baseline_s], digits=1))
+        print(figure("ansible_cfg_speedup", [baseline_s / rerun_s]))
     finally:
         removed = _remove_labelled(env)
         shutil.rmtree(work, ignore_errors=True)

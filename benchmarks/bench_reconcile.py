@@ -2,34 +2,37 @@
 # -*- coding: utf-8 -*-
 # Copyright: cloud58 platform team
 # Apache License 2.0
-"""Benchmark the GitOps reconcile on 3 real clusters x 1,000 objects each.
+"""Benchmark the GitOps reconcile as users run it, on 3 real clusters.
 
 Starts three control planes (etcd + kube-apiserver, the pinned upstream programs), writes
-one cluster directory per cluster (a Namespace, then ConfigMaps, Deployments and Services:
-1,000 objects), and compares in the same run:
+one directory per cluster (a Namespace, then ConfigMaps, Deployments and Services: 1,000
+objects per cluster at size ``full``, 500 at size ``ci``; ``CLOUD58_BENCH_SIZE``), and
+times three contenders doing the same work, each on its own copy of the manifests (its
+own namespace and owner label, so they never fight over fields):
 
-* the baseline a user would otherwise run: ``kubectl apply --server-side -f clusters/<c>/
-  --context <c>``, cluster after cluster (on a copy of the same manifests labelled for a
-  different owner, so the two never fight over fields);
-* ``reconcile`` (the engine behind ``playbooks/reconcile.yml``): clusters in parallel,
-  one LIST per kind, writes only for what differs.
+* ``playbook``: ``ansible-playbook playbooks/reconcile.yml`` as ``make reconcile`` runs it,
+  a new process each time (start-up included), with the benchmark's kubeconfig and
+  clusters directory as extra variables;
+* ``sequential``: ``kubectl apply --server-side -f <dir> --context <c>``, one cluster
+  directory after another, as a user's script would (kubectl's discovery cache warm);
+* ``parallel``: the same kubectl, one process per cluster, all started at once.
 
-Both run twice: the initial apply into empty clusters, then a no-op run. Prints:
+Each repetition (3 by default) first deletes the three namespaces and everything in them,
+so that its initial runs start from empty clusters, then times the initial apply and a
+no-op run of each contender, a no-op playbook run with a cold parse cache (a fresh CI
+runner), and the merge-request job's ``--check --diff`` run after one hand edit. Every
+figure is the median of the repetitions, printed with every run and the spread (min-max);
+a ratio is the median of the repetitions' ratios (kubectl's time / the playbook's):
 
-    BENCH reconcile_initial_baseline_s <s>    kubectl, 3 clusters one after another
-    BENCH reconcile_initial_s <s>             reconcile, 3 clusters
-    BENCH reconcile_initial_speedup <x>       target >= 2
-    BENCH reconcile_noop_baseline_s <s>
-    BENCH reconcile_noop_s <s>
-    BENCH reconcile_noop_speedup <x>          target >= 10
-    BENCH reconcile_noop_cold_cache_s <s>     the same without the parse cache (a fresh CI runner)
-    BENCH reconcile_noop_cold_cache_speedup <x>
-    BENCH reconcile_noop_requests <n>         API requests of the no-op run, per cluster
-    BENCH reconcile_drift_check_s <s>         check mode finding one hand edit among 3,000 objects
-    BENCH reconcile_initial_{baseline_,}{client,servers}_cpu_s <s>
-                                              CPU seconds of the initial runs: the client
-                                              (kubectl / this process) and the 3 API servers
-                                              with their etcds, which share the machine
+    BENCH reconcile_{initial,noop}_{playbook,sequential,parallel}_s <s>
+    BENCH reconcile_{initial,noop}_speedup_vs_{sequential,parallel} <x>
+    BENCH reconcile_noop_playbook_cold_cache_s <s>
+    BENCH reconcile_noop_cold_cache_speedup_vs_sequential <x>
+    BENCH reconcile_noop_requests_per_cluster <n>
+    BENCH reconcile_drift_check_playbook_s <s>
+    BENCH reconcile_initial_{playbook,sequential,parallel}_{client,servers}_cpu_s <s>
+        CPU seconds of the initial runs: the client (ansible-playbook with its module, or
+        kubectl) and the 3 API servers with their etcds, which share the machine
 
 Benchmarks measure and print; they never fail on time.
 """
@@ -38,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import json
 import os
 import resource
 import shutil
@@ -45,23 +49,26 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "collections"), str(REPO / "lab")]
 
 import yaml  # noqa: E402
+from benchstats import bench_size, figure  # noqa: E402
 
-from ansible_collections.cloud58.platform.plugins.module_utils.gitops.runner import run_reconcile  # noqa: E402
 from ansible_collections.cloud58.platform.plugins.module_utils.render.dump import dump_yaml, file_name  # noqa: E402
 from ansible_collections.cloud58.platform.plugins.module_utils.render.platform import (  # noqa: E402
     identity_configmap,
     labels_for,
 )
-from cloud58_lab.controlplane import ClusterNetwork, proc_cpu_seconds, start_clusters  # noqa: E402
+from cloud58_lab.controlplane import ClusterNetwork, ControlPlaneError, proc_cpu_seconds, start_clusters  # noqa: E402
 
 CLUSTERS = ("bench1", "bench2", "bench3")
 NAMESPACE = "bench"
+OBJECTS = {"full": 1000, "ci": 500}  # per cluster, by CLOUD58_BENCH_SIZE
+RUNS = 3
 
 
 def objects(cluster: str, count: int, owner_label: str) -> list[dict]:
@@ -126,8 +133,9 @@ def write_dir(directory: Path, objs: list[dict], cluster_file: dict | None = Non
 
 
 class CpuMeter:
-    """CPU seconds spent between start() and stop() by the client (this process and its
-    children, i.e. kubectl) and by the clusters' processes (from /proc, by PID)."""
+    """CPU seconds spent inside the ``with`` block by the client (this process and its
+    children: kubectl, or ansible-playbook and its module) and by the clusters' processes
+    (from /proc, by PID)."""
 
     def __init__(self, cset) -> None:
         self.cset = cset
@@ -149,44 +157,127 @@ class CpuMeter:
         self.client, self.servers = client - self._start[0], servers - self._start[1]
 
 
-def kubectl_apply_all(
-    kubectl: Path, kubeconfig: Path, baseline_root: Path, env: dict, *extra: str, files: str = ""
+def kubectl_argv(kubectl: Path, kubeconfig: Path, directory: Path, cluster: str, *extra: str) -> list[str]:
+    return [
+        str(kubectl),
+        "apply",
+        "--server-side",
+        *extra,
+        "-f",
+        str(directory),
+        "--context",
+        cluster,
+        "--kubeconfig",
+        str(kubeconfig),
+    ]
+
+
+def kubectl_apply(
+    kubectl: Path, kubeconfig: Path, root: Path, env: dict, logs: Path, *, parallel: bool
 ) -> float:
-    """``kubectl apply --server-side -f <dir or one file of it>``, cluster after cluster."""
+    """``kubectl apply --server-side -f <root>/<cluster>/`` for every cluster: one after
+    another, or all at once (one kubectl per cluster), as a user's script would."""
+    logs.mkdir(parents=True, exist_ok=True)
+    procs = []
     start = time.monotonic()
     for cluster in CLUSTERS:
-        run = subprocess.run(
-            [
-                str(kubectl),
-                "apply",
-                "--server-side",
-                *extra,
-                "-f",
-                str(baseline_root / cluster / files),
-                "--context",
-                cluster,
-                "--kubeconfig",
-                str(kubeconfig),
-            ],
-            check=False,
-            capture_output=True,
-            text=True,
-            env=env,
-        )
-        if run.returncode != 0:
-            raise SystemExit(f"kubectl apply on {cluster} failed: {run.stderr[-2000:]}")
-    return time.monotonic() - start
-
-
-def reconcile(root: Path, kubeconfig: Path, *, check_mode: bool = False, **params) -> tuple[float, dict]:
-    start = time.monotonic()
-    result = run_reconcile(
-        {"clusters_dir": str(root), "kubeconfig": str(kubeconfig), **params}, check_mode=check_mode
-    )
+        with open(logs / f"{cluster}.out", "w") as out, open(logs / f"{cluster}.err", "w") as err:
+            proc = subprocess.Popen(
+                kubectl_argv(kubectl, kubeconfig, root / cluster, cluster), stdout=out, stderr=err, env=env
+            )
+        if not parallel:
+            proc.wait()
+        procs.append((cluster, proc))
+    for _, proc in procs:
+        proc.wait()
     seconds = time.monotonic() - start
-    if result["failed_clusters"]:
-        raise SystemExit("reconcile failed:\n" + "\n".join(result["summary"]))
-    return seconds, result
+    for cluster, proc in procs:
+        if proc.returncode != 0:
+            raise SystemExit(
+                f"kubectl apply on {cluster} failed: {(logs / f'{cluster}.err').read_text()[-2000:]}"
+            )
+    return seconds
+
+
+class Playbook:
+    """``ansible-playbook playbooks/reconcile.yml`` as ``make reconcile`` runs it: a new
+    process each time (start-up included), the Makefile's environment, the benchmark's
+    kubeconfig and clusters directory as extra variables. The JSON report goes to the work
+    directory instead of build/; the parse cache (``$XDG_CACHE_HOME/cloud58/gitops``) to a
+    directory the caller names, so that cold and warm caches are chosen, not inherited."""
+
+    def __init__(self, root: Path, kubeconfig: Path, work: Path) -> None:
+        self.root, self.kubeconfig, self.report = root, kubeconfig, work / "reconcile-report.json"
+        self.playbook = REPO / "playbooks" / "reconcile.yml"
+
+    def __call__(self, cache_home: Path, *args: str, **extra_vars) -> tuple[float, dict]:
+        self.report.unlink(missing_ok=True)
+        extra = {
+            "clusters_dir": str(self.root),
+            "kubeconfig": str(self.kubeconfig),
+            "report_path": str(self.report),
+            **extra_vars,
+        }
+        env = {
+            **os.environ,
+            "PATH": f"{REPO / '.venv' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+            "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "XDG_CACHE_HOME": str(cache_home),
+        }
+        argv = ["ansible-playbook", str(self.playbook), "-e", json.dumps(extra), *args]
+        start = time.monotonic()
+        run = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, check=False)
+        seconds = time.monotonic() - start
+        if run.returncode != 0 or not self.report.exists():
+            raise SystemExit(
+                f"{' '.join(argv[:2])} failed ({run.returncode}):\n{run.stdout[-3000:]}{run.stderr[-2000:]}"
+            )
+        return seconds, json.loads(self.report.read_text())
+
+
+def empty_namespaces(cset, namespaces: list[str]) -> None:
+    """Delete the namespaces and everything in them, on every cluster at once, and wait
+    until they are gone. The benchmark's clusters run no controllers: the objects are
+    deleted by collection, then the namespace's finalizer is cleared as the namespace
+    controller would after emptying it."""
+
+    def missing(cluster, path: str) -> bool:
+        try:
+            cluster.api("GET", path)
+        except ControlPlaneError as e:
+            if "HTTP 404" in str(e):
+                return True
+            raise
+        return False
+
+    def one(cluster) -> None:
+        for ns in namespaces:
+            path = f"/api/v1/namespaces/{ns}"
+            if missing(cluster, path):
+                continue
+            cluster.api("DELETE", f"{path}/configmaps", timeout=300)
+            cluster.api("DELETE", f"/apis/apps/v1/namespaces/{ns}/deployments", timeout=300)
+            # Services have no delete-collection: one DELETE each.
+            for item in cluster.api("GET", f"{path}/services", timeout=60).get("items", []):
+                cluster.api("DELETE", f"{path}/services/{item['metadata']['name']}")
+            cluster.api("DELETE", path)
+            if not missing(cluster, path):
+                body = cluster.api("GET", path)
+                body["spec"]["finalizers"] = []
+                cluster.api("PUT", f"{path}/finalize", body)
+                if not missing(cluster, path):
+                    cluster.api("DELETE", path)
+            deadline = time.monotonic() + 120
+            while not missing(cluster, path):
+                if time.monotonic() > deadline:
+                    raise SystemExit(
+                        f"{cluster.name}: namespace {ns} is still there 120 s after its deletion"
+                    )
+                time.sleep(0.2)
+
+    with ThreadPoolExecutor(len(CLUSTERS)) as pool:
+        list(pool.map(one, (cset[c] for c in CLUSTERS)))
 
 
 def bin_dir() -> Path:
@@ -199,16 +290,22 @@ def bin_dir() -> Path:
 
 
 def main() -> int:
+    size = bench_size()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--objects", type=int, default=1000, help="objects per cluster (default 1000)")
+    parser.add_argument(
+        "--objects", type=int, default=OBJECTS[size], help=f"objects per cluster (default {OBJECTS[size]})"
+    )
+    parser.add_argument(
+        "--runs", type=int, default=RUNS, help=f"repetitions of every figure (default {RUNS})"
+    )
     args = parser.parse_args()
     programs = bin_dir()
     work = Path(tempfile.mkdtemp(prefix="cloud58-bench-reconcile-"))
     try:
-        # Room for the Services of both runs (the default plan gives each cluster a /24).
+        # Room for the Services of the three contenders (the default plan gives each cluster a /24).
         networks = {
             name: ClusterNetwork(
-                service_cidr=ipaddress.IPv4Network(f"198.19.{16 + 4 * i}.0/22"),
+                service_cidr=ipaddress.IPv4Network(f"198.19.{16 + 8 * i}.0/21"),
                 pod_cidr=ClusterNetwork.for_index(i).pod_cidr,
                 node_cidr=ClusterNetwork.for_index(i).node_cidr,
             )
@@ -216,68 +313,132 @@ def main() -> int:
         }
         cset = start_clusters(CLUSTERS, work / "clusters-runtime", programs, networks=networks)
         try:
-            return run(cset, work, programs / "kubectl", args.objects)
+            return run(cset, work, programs / "kubectl", size=size, count=args.objects, runs=args.runs)
         finally:
             cset.close()
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def run(cset, work: Path, kubectl: Path, count: int) -> int:
+def run(cset, work: Path, kubectl: Path, *, size: str, count: int, runs: int) -> int:
     root = work / "clusters"
-    baseline = work / "baseline"
+    sequential_root, parallel_root = work / "kubectl-sequential", work / "kubectl-parallel"
     for cluster in CLUSTERS:
         identity = {"uid": f"bench-{cluster}"}
         cluster_file = {"cluster": cluster, "context": cluster, "datacenter": "bench", "identity": identity}
         write_dir(root / cluster, [identity_configmap(cluster, "bench", identity["uid"])], cluster_file)
-        write_dir(baseline / cluster, objects(cluster, count, "kubectl"))
+        write_dir(sequential_root / cluster, objects(cluster, count, "kubectl-seq"))
+        write_dir(parallel_root / cluster, objects(cluster, count, "kubectl-par"))
+    playbook = Playbook(root, cset.kubeconfig, work)
     # The identity exists on a provisioned cluster: create it outside the timings.
-    reconcile(root, cset.kubeconfig, bootstrap_identity=True)
+    playbook(work / "cache-bootstrap", bootstrap_identity=True)
     for cluster in CLUSTERS:
         write_dir(root / cluster, objects(cluster, count, "cloud58"))
+    namespaces = [f"{NAMESPACE}-{owner}" for owner in ("cloud58", "kubectl-seq", "kubectl-par")]
 
     env = {**os.environ, "KUBECACHEDIR": str(work / "kube-cache")}
     # kubectl as a user runs it day to day: discovery and OpenAPI already in its cache.
-    namespace_file = file_name(objects(CLUSTERS[0], 1, "kubectl")[0])
-    kubectl_apply_all(kubectl, cset.kubeconfig, baseline, env, "--dry-run=server", files=namespace_file)
-    with CpuMeter(cset) as baseline_cpu:
-        initial_baseline = kubectl_apply_all(kubectl, cset.kubeconfig, baseline, env)
-    cache = str(work / "parse-cache")
-    with CpuMeter(cset) as reconcile_cpu:
-        initial, first = reconcile(root, cset.kubeconfig, cache_dir=cache)
-    created = sum(c["counts"]["created"] for c in first["clusters"].values())
-    noop_baseline = kubectl_apply_all(kubectl, cset.kubeconfig, baseline, env)
-    noop, second = reconcile(root, cset.kubeconfig, cache_dir=cache)
-    changed = sum(c["counts"]["created"] + c["counts"]["updated"] for c in second["clusters"].values())
-    requests = max(c["requests"] for c in second["clusters"].values())
-    # A fresh CI runner has no parse cache: the same no-op run, parsing every file again.
-    noop_cold, _ = reconcile(root, cset.kubeconfig, cache_dir=str(work / "cold-cache"))
-
-    cset["bench2"].kubectl("-n", f"{NAMESPACE}-cloud58", "scale", "deployment/app-0100", "--replicas=7")
-    drift_check, third = reconcile(root, cset.kubeconfig, check_mode=True, cache_dir=cache)
-    drifted = [(name, o["name"]) for name, c in third["clusters"].items() for o in c["objects"]]
-
-    print(f"# {len(CLUSTERS)} clusters x {count} objects; created {created}, no-op run changed {changed}")
-    print(f"# drift check found {drifted}")
-    print(f"BENCH reconcile_initial_baseline_s {initial_baseline:.2f}")
-    print(f"BENCH reconcile_initial_s {initial:.2f}")
-    print(f"BENCH reconcile_initial_speedup {initial_baseline / initial:.1f}")
-    print(f"BENCH reconcile_noop_baseline_s {noop_baseline:.2f}")
-    print(f"BENCH reconcile_noop_s {noop:.2f}")
-    print(f"BENCH reconcile_noop_speedup {noop_baseline / noop:.1f}")
-    print(f"BENCH reconcile_noop_cold_cache_s {noop_cold:.2f}")
-    print(f"BENCH reconcile_noop_cold_cache_speedup {noop_baseline / noop_cold:.1f}")
-    print(f"BENCH reconcile_noop_requests {requests}")
-    print(f"BENCH reconcile_drift_check_s {drift_check:.2f}")
-    print(f"BENCH reconcile_initial_baseline_client_cpu_s {baseline_cpu.client:.2f}")
-    print(f"BENCH reconcile_initial_client_cpu_s {reconcile_cpu.client:.2f}")
-    print(f"BENCH reconcile_initial_baseline_servers_cpu_s {baseline_cpu.servers:.2f}")
-    print(f"BENCH reconcile_initial_servers_cpu_s {reconcile_cpu.servers:.2f}")
-    if created != len(CLUSTERS) * count or changed or drifted != [("bench2", "app-0100")]:
-        print(
-            "bench_reconcile: unexpected counts; the figures above do not measure what they claim",
-            file=sys.stderr,
+    namespace_file = sequential_root / CLUSTERS[0] / file_name(objects(CLUSTERS[0], 1, "kubectl-seq")[0])
+    for cluster in CLUSTERS:
+        subprocess.run(
+            kubectl_argv(kubectl, cset.kubeconfig, namespace_file, cluster, "--dry-run=server"),
+            check=True,
+            capture_output=True,
+            env=env,
         )
+
+    t: dict[str, list[float]] = {}
+    cpu: dict[str, list[float]] = {}
+    requests: list[float] = []
+    problems: list[str] = []
+    drifted_name = f"app-{(count - 1) // 6:04d}"
+
+    def timed(name: str, func) -> object:
+        with CpuMeter(cset) as meter:
+            start = time.monotonic()
+            result = func()
+            t.setdefault(name, []).append(time.monotonic() - start)
+        cpu.setdefault(f"{name}_client", []).append(meter.client)
+        cpu.setdefault(f"{name}_servers", []).append(meter.servers)
+        return result
+
+    for rep in range(runs):
+        # Every repetition starts from empty clusters: the three contenders' namespaces
+        # (and all in them) are deleted; only the identity ConfigMaps stay.
+        empty_namespaces(cset, namespaces)
+        warm = work / f"cache-{rep}"
+        contenders = [
+            ("playbook", lambda warm=warm: playbook(warm)[1]),
+            (
+                "sequential",
+                lambda: kubectl_apply(
+                    kubectl, cset.kubeconfig, sequential_root, env, work / "logs", parallel=False
+                ),
+            ),
+            (
+                "parallel",
+                lambda: kubectl_apply(
+                    kubectl, cset.kubeconfig, parallel_root, env, work / "logs", parallel=True
+                ),
+            ),
+        ]
+        # The order turns from one repetition to the next, so no contender always runs first.
+        order = contenders[rep % 3 :] + contenders[: rep % 3]
+        for name, func in order:
+            result = timed(f"initial_{name}", func)
+            if name == "playbook":
+                created = sum(c["counts"]["created"] for c in result["clusters"].values())
+                if created != len(CLUSTERS) * count:
+                    problems.append(f"run {rep + 1}: the initial reconcile created {created} objects")
+        for name, func in order:
+            result = timed(f"noop_{name}", func)
+            if name == "playbook":
+                changed = sum(
+                    c["counts"]["created"] + c["counts"]["updated"] for c in result["clusters"].values()
+                )
+                if changed:
+                    problems.append(f"run {rep + 1}: the no-op reconcile changed {changed} objects")
+                requests.append(max(c["requests"] for c in result["clusters"].values()))
+        # A fresh CI runner has no parse cache: the same no-op run, parsing every file again.
+        timed("noop_playbook_cold_cache", lambda rep=rep: playbook(work / f"cache-cold-{rep}"))
+        # The merge-request job: check mode with diffs finds one hand edit.
+        cset["bench2"].kubectl(
+            "-n", f"{NAMESPACE}-cloud58", "scale", f"deployment/{drifted_name}", "--replicas=7"
+        )
+        _, report = timed("drift_check_playbook", lambda warm=warm: playbook(warm, "--check", "--diff"))
+        drifted = [(name, o["name"]) for name, c in report["clusters"].items() for o in c["objects"]]
+        if drifted != [("bench2", drifted_name)]:
+            problems.append(f"run {rep + 1}: the drift check found {drifted}")
+
+    total = len(CLUSTERS) * count
+    print(f"# size {size}: {len(CLUSTERS)} clusters x {count} objects ({total}), {runs} runs of every figure")
+    print(
+        "# playbook: ansible-playbook playbooks/reconcile.yml as `make reconcile` runs it (start-up included)"
+    )
+    print(
+        "# sequential / parallel: kubectl apply --server-side -f <dir>, cluster after cluster / all at once"
+    )
+    print("# initial runs start from empty clusters (the namespaces of the last run deleted)")
+    for phase in ("initial", "noop"):
+        for name in ("playbook", "sequential", "parallel"):
+            print(figure(f"reconcile_{phase}_{name}_s", t[f"{phase}_{name}"]))
+        for name in ("sequential", "parallel"):
+            ratios = [b / p for b, p in zip(t[f"{phase}_{name}"], t[f"{phase}_playbook"], strict=True)]
+            print(figure(f"reconcile_{phase}_speedup_vs_{name}", ratios, digits=1))
+    print(figure("reconcile_noop_playbook_cold_cache_s", t["noop_playbook_cold_cache"]))
+    cold = [b / p for b, p in zip(t["noop_sequential"], t["noop_playbook_cold_cache"], strict=True)]
+    print(figure("reconcile_noop_cold_cache_speedup_vs_sequential", cold, digits=1))
+    print(figure("reconcile_noop_requests_per_cluster", requests, digits=0))
+    print(figure("reconcile_drift_check_playbook_s", t["drift_check_playbook"]))
+    print("# CPU seconds of the initial runs: the client (ansible-playbook and its module / kubectl)")
+    print("# and the 3 API servers with their etcds, which share the machine")
+    for name in ("playbook", "sequential", "parallel"):
+        for side in ("client", "servers"):
+            print(figure(f"reconcile_initial_{name}_{side}_cpu_s", cpu[f"initial_{name}_{side}"]))
+    if problems:
+        print("bench_reconcile: the figures above do not measure what they claim:", file=sys.stderr)
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
         return 1
     return 0
 
