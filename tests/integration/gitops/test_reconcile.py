@@ -21,7 +21,17 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[3]
 
 
-def counts(*, created=0, updated=0, unchanged=0, pruned=0, failed=0, prune_protected=0):
+def counts(
+    *,
+    created=0,
+    updated=0,
+    unchanged=0,
+    pruned=0,
+    failed=0,
+    prune_protected=0,
+    already_gone=0,
+    maybe_written=0,
+):
     return {
         "created": created,
         "updated": updated,
@@ -29,6 +39,8 @@ def counts(*, created=0, updated=0, unchanged=0, pruned=0, failed=0, prune_prote
         "pruned": pruned,
         "failed": failed,
         "prune_protected": prune_protected,
+        "already_gone": already_gone,
+        "maybe_written": maybe_written,
         # these directories name no node annotations
         "nodes_annotated": 0,
         "nodes_unchanged": 0,
@@ -84,7 +96,8 @@ def test_second_run_reports_no_changes_with_one_request_per_kind(workspace):
     assert result["changed"] is False
     # identity GET + discovery of v1, apps/v1, apiextensions.k8s.io/v1 + one LIST per kind
     # (ConfigMap, Namespace, Service, Deployment, and CustomResourceDefinition from prune_kinds)
-    assert c1["requests"] == 1 + 3 + 5
+    # + the lock: read, take and release the Lease
+    assert c1["requests"] == 1 + 3 + 5 + 3
 
 
 def test_noop_requests_grow_with_kinds_not_objects(workspace):

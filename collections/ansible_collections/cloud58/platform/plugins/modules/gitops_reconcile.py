@@ -28,8 +28,17 @@ description:
     annotations with field manager C(cloud58-node-annotations); a Node is never created, a
     node not registered yet is reported as pending.
   - A no-op run makes one LIST per kind (and one of the nodes), not one request per object.
+  - One reconcile per cluster at a time. A run that writes holds the Lease
+    C(kube-system/cloud58-reconcile) (in the identity's namespace) from before its LIST to its
+    end, renewing it while it runs; another run of the same cluster waits up to
+    C(lock_timeout) seconds, then fails that cluster naming the holder (host, pid, run). A lease
+    whose holder stopped renewing it (a crashed run) is taken over. Check mode takes no lock.
   - One failing or unreachable cluster fails only itself; the others finish. The module
     fails when any cluster failed and names it.
+  - The report and C(changed) say what was written, whatever fails part-way; once a cluster
+    stops answering nothing more is sent to it, the objects written so far are counted, a write
+    whose answer was lost is reported with C(maybe_written) (and makes the run changed), and
+    the error says how many objects were not attempted.
   - In check mode every write is a server-side dry run (C(dryRun=All)); the API server
     validates and defaults the objects, nothing is changed. With C(--diff) the diffs are real.
 extends_documentation_fragment:
@@ -86,6 +95,12 @@ options:
       - Seconds to wait for rollouts before reporting them as failed.
     type: int
     default: 300
+  lock_timeout:
+    description:
+      - Seconds to wait for another reconcile of the same cluster to release its lock before
+        failing that cluster (nothing written to it).
+    type: int
+    default: 120
   parallel:
     description:
       - Clusters reconciled at the same time.
@@ -140,7 +155,8 @@ RETURN = r"""
 summary:
   description:
     - The per-cluster table (created / updated / unchanged / pruned / failed), then one line per
-      failure, note and per cluster what happened to its node annotations.
+      failure, kept or already-deleted prune candidate, note, and per cluster what happened to
+      its node annotations.
   returned: always
   type: list
   elements: str
@@ -151,14 +167,17 @@ summary:
 clusters:
   description:
     - Per cluster the status (ok, failed, unreachable), error, counts, request count, the changed
-      objects (annotated Nodes have action C(annotate)) and the nodes not registered yet.
+      objects (annotated Nodes have action C(annotate); a prune candidate someone else deleted
+      first has action C(gone) and is counted in C(already_gone), not C(pruned); a failed write
+      whose answer was lost has C(maybe_written)) and the nodes not registered yet.
   returned: always
   type: dict
   sample:
     bj1-k8s:
       status: ok
       counts: {created: 0, updated: 1, unchanged: 28, pruned: 0, failed: 0, prune_protected: 0,
-               nodes_annotated: 0, nodes_unchanged: 40, nodes_pending: 0}
+               already_gone: 0, maybe_written: 0, nodes_annotated: 0, nodes_unchanged: 40,
+               nodes_pending: 0}
       objects: [{kind: Deployment, namespace: payments, name: checkout, action: update, reason: drift,
                  fields: ["spec.template.spec.containers[checkout].image"]}]
       pending_nodes: []

@@ -24,6 +24,7 @@ RECONCILE_ARG_SPEC = {
     "bootstrap_identity": {"type": "bool", "default": False},
     "wait_rollouts": {"type": "bool"},
     "wait_timeout": {"type": "int", "default": 300},
+    "lock_timeout": {"type": "int", "default": 120},
     "parallel": {"type": "int", "default": 8},
     "workers": {"type": "int", "default": 8},
     "report_path": {"type": "path"},

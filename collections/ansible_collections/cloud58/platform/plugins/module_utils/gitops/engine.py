@@ -11,6 +11,8 @@ One cluster, in this order, nothing written before step 4:
 3. LIST each kind once, limited to this cluster's labels, and decide per object:
    create, update (changed in Git, or drift: fields changed by hand) or unchanged, and
    what to prune (behind the guard);
+   (before this LIST, a run that writes takes the cluster's lock, Lease
+   ``kube-system/cloud58-reconcile``, see lease.py; check mode takes none);
 4. write only what differs, by batches: CRDs (wait until Established) -> Namespaces ->
    cluster-scoped -> namespaced, server-side apply with field manager ``cloud58``
    (``dryRun=All`` in check mode);
@@ -22,10 +24,19 @@ One cluster, in this order, nothing written before step 4:
 So a no-op run makes one identity GET, one discovery GET per group-version and one LIST
 per kind (and one of the nodes), however many objects there are, and still sees every hand
 edit of a managed field. A cluster that fails or cannot be reached fails alone; the others finish.
+
+The report says what was written, whatever fails: each outcome is recorded the moment its
+answer arrives (not when its batch ends), an error inside one write (the server became
+unreachable, a request timed out) is that object's failure, and once the server stops
+answering, or the lock is lost, nothing more is sent: the objects not attempted are counted
+in the cluster's error. A write whose answer was lost is reported as failed with
+``maybe_written`` (it may have been applied) and makes the run ``changed``.
 """
 
 from __future__ import annotations
 
+import itertools
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -34,9 +45,12 @@ from .annotate import FIELD_MANAGER as NODE_FIELD_MANAGER
 from .annotate import NodeChange, node_key, plan_node_annotations
 from .clusterdir import ClusterDir, Manifest
 from .decide import CREATE, UNCHANGED, UPDATE, decide, rollout_done, strip_server_fields, unified_diff
-from .errors import GitOpsError, KubeApiError, KubeUnreachable
+from .errors import GitOpsError, KubeUnreachable, LockError
 from .identity import check_identity
 from .kube import KubeClient, Resource
+from .lease import DEFAULT_DURATION as LOCK_DURATION
+from .lease import DEFAULT_TIMEOUT as LOCK_TIMEOUT
+from .lease import ClusterLock
 from .model import (
     CLUSTER_LABEL,
     MANAGED_BY_LABEL,
@@ -52,9 +66,11 @@ from .order import PHASE_CRD, batches, phase_of, rank_of
 from .prune import plan_prune
 
 PRUNE = "prune"
+GONE = "gone"  # a prune candidate someone else deleted first (404 on delete): not pruned by this run
 FAILED = "failed"
 PROTECTED = "protected"
 ANNOTATE = "annotate"  # a Node's annotations were (or, in check mode, would be) patched
+WRITES = frozenset({CREATE, UPDATE, PRUNE, ANNOTATE})
 ROLLOUT_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet"})
 
 STATUS_OK = "ok"
@@ -80,12 +96,14 @@ class RunOptions:
     parallel: int = 8
     workers: int = 8
     request_timeout: float = 30.0
+    lock_timeout: float = LOCK_TIMEOUT
+    lock_duration: int = LOCK_DURATION
 
 
 @dataclass
 class ObjectResult:
     key: ObjKey
-    action: str  # create / update / unchanged / prune / protected / failed
+    action: str  # create / update / unchanged / prune / gone / protected / failed / annotate
     source: str = ""
     reason: str = ""
     fields: list[str] = field(default_factory=list)
@@ -93,6 +111,15 @@ class ObjectResult:
     diff: str = ""
     before: dict | None = None
     after: dict | None = None
+    applied: str = ""  # failed after its write was applied (a rollout that did not finish): that write
+    maybe_written: bool = False  # failed with the answer lost: the write may have been applied
+
+    @property
+    def write(self) -> str:
+        """The write this outcome stands for (create/update/prune/annotate), or ""."""
+        if self.action in WRITES:
+            return self.action
+        return self.applied
 
     def as_dict(self, with_diff: bool) -> dict:
         out = {
@@ -102,9 +129,11 @@ class ObjectResult:
             "name": self.key.name,
             "action": self.action,
         }
-        for attr in ("source", "reason", "error"):
+        for attr in ("source", "reason", "error", "applied"):
             if getattr(self, attr):
                 out[attr] = getattr(self, attr)
+        if self.maybe_written:
+            out["maybe_written"] = True
         if self.fields:
             out["fields"] = list(self.fields)
         if with_diff and self.diff:
@@ -125,8 +154,13 @@ class ClusterResult:
     seconds: float = 0.0
     nodes_unchanged: int = 0  # nodes whose annotations are already as cluster.yml wants
     pending_nodes: list[str] = field(default_factory=list)  # nodes cluster.yml names, not registered
+    identity_created: bool = False  # bootstrap_identity created the identity object
 
     def count(self, action: str) -> int:
+        """Objects with this outcome; for a write (create, update, prune, annotate), also the
+        objects that failed after that write was applied (a rollout that did not finish)."""
+        if action in WRITES:
+            return sum(1 for o in self.objects if o.write == action)
         return sum(1 for o in self.objects if o.action == action)
 
     @property
@@ -138,6 +172,8 @@ class ClusterResult:
             "pruned": self.count(PRUNE),
             "failed": self.count(FAILED),
             "prune_protected": self.count(PROTECTED),
+            "already_gone": self.count(GONE),
+            "maybe_written": sum(1 for o in self.objects if o.maybe_written),
             "nodes_annotated": self.count(ANNOTATE),
             "nodes_unchanged": self.nodes_unchanged,
             "nodes_pending": len(self.pending_nodes),
@@ -145,7 +181,8 @@ class ClusterResult:
 
     @property
     def changed(self) -> bool:
-        return any(o.action in (CREATE, UPDATE, PRUNE, ANNOTATE) for o in self.objects)
+        """Something was written (in check mode: would be), or may have been (an answer lost)."""
+        return self.identity_created or any(o.write or o.maybe_written for o in self.objects)
 
     def as_dict(self, with_diff: bool = False) -> dict:
         return {
@@ -179,10 +216,11 @@ def reconcile_clusters(
 def reconcile_cluster(cluster: ClusterDir, options: RunOptions, client_factory) -> ClusterResult:
     result = ClusterResult(cluster=cluster.name, context=cluster.context, check_mode=options.check_mode)
     started = time.monotonic()
-    client = None
+    client = reconciler = None
     try:
         client = client_factory(cluster.context)
-        _Reconciler(cluster, client, options, result).run()
+        reconciler = _Reconciler(cluster, client, options, result)
+        reconciler.run()
     except KubeUnreachable as e:
         result.status = STATUS_UNREACHABLE
         result.error = str(e)
@@ -193,6 +231,10 @@ def reconcile_cluster(cluster: ClusterDir, options: RunOptions, client_factory) 
         result.status = STATUS_FAILED
         result.error = f"cluster {cluster.name!r}: unexpected {type(e).__name__}: {e}"
     finally:
+        if reconciler is not None:
+            # Every outcome recorded so far, whatever stopped the run: the report and
+            # ``changed`` say what was written.
+            result.objects = reconciler.outcomes()
         if client is not None:
             result.requests = client.requests
             client.close()
@@ -241,12 +283,38 @@ class _Reconciler:
         self.allow_prune_kinds = frozenset(allow)
         wait = cluster.options["wait_rollouts"] if options.wait_rollouts is None else options.wait_rollouts
         self.wait_rollouts = bool(wait) and not self.check
+        self.items: list[_Item] = []
+        self.lock: ClusterLock | None = None
+        self._versions: dict[GroupKind, str] = {}  # resourceVersion of each kind's LIST
+        self._outcomes: dict[int, ObjectResult] = {}  # by the position of the object in the report
+        self._seq = itertools.count()
+        self._recorded = threading.Lock()
+        self._halt: GitOpsError | None = None  # set when nothing more may be sent
+
+    def outcomes(self) -> list[ObjectResult]:
+        """Every outcome recorded so far, in report order (apply order, then prunes, then nodes)."""
+        with self._recorded:
+            return [self._outcomes[seq] for seq in sorted(self._outcomes)]
+
+    def _record(self, seq: int, outcome: ObjectResult) -> ObjectResult:
+        with self._recorded:
+            self._outcomes[seq] = outcome
+        return outcome
 
     # -- the steps ---------------------------------------------------------------------
     def run(self) -> None:
-        items = [_Item(m, with_hash(m.obj)) for m in sorted(self.cluster.manifests, key=lambda m: m.key)]
+        try:
+            self._run()
+        finally:
+            self._unlock()
+
+    def _run(self) -> None:
+        items = self.items = [
+            _Item(m, with_hash(m.obj)) for m in sorted(self.cluster.manifests, key=lambda m: m.key)
+        ]
         self._prove_identity(items)
         deferred = self._resolve(items)
+        self._lock_cluster()  # before the LIST: what this run decides, no other run changes
         live = self._list_live(items)
         for item in items:
             item.live = live.get(item.manifest.key)
@@ -261,17 +329,18 @@ class _Reconciler:
                 max_prune=self.max_prune,
                 never=frozenset({self._identity_key}),
             )
-        # Nothing has been written so far (except an explicitly bootstrapped identity).
+        # Nothing has been written so far (except the lock and an explicitly bootstrapped identity).
         self._apply_all(items, decisions, deferred)
         failed = any(item.outcome.action == FAILED for item in items)
         if prune_plan is not None:
             for key in prune_plan.protected:
-                self.result.objects.append(
+                self._record(
+                    next(self._seq),
                     ObjectResult(
                         key,
                         PROTECTED,
                         reason=f"removed from Git; kept: {key.kind} is pruned only with allow_prune_kinds",
-                    )
+                    ),
                 )
             if failed:
                 self.result.notes.append("prune skipped: some objects failed to apply")
@@ -282,6 +351,67 @@ class _Reconciler:
         self._annotate_nodes()
         if self.wait_rollouts and not failed:
             self._wait_rollouts(items)
+
+    # -- the lock ------------------------------------------------------------------------
+    def _lock_cluster(self) -> None:
+        """Take the cluster's lock (not in check mode: a dry run writes nothing)."""
+        if self.check or self.lock is not None:
+            return
+        lock = ClusterLock(
+            self.client,
+            self.cluster.name,
+            self.cluster.identity_namespace,
+            timeout=self.options.lock_timeout,
+            duration=self.options.lock_duration,
+        )
+        lock.acquire()
+        self.lock = lock
+        if lock.took_over:
+            waited = f" (after watching it for {lock.waited:.0f}s)" if lock.waited >= 1 else ""
+            self.result.notes.append(
+                f"lock: took over {lock.where} from {lock.took_over!r}, which had stopped renewing it{waited}"
+            )
+        if lock.waited_for and lock.waited_for != lock.took_over:
+            self.result.notes.append(
+                f"lock: waited {lock.waited:.1f}s for another reconcile ({lock.waited_for!r}) to finish"
+            )
+
+    def _unlock(self) -> None:
+        if self.lock is None:
+            return
+        problem = self.lock.release(reachable=not isinstance(self._halt, KubeUnreachable))
+        if problem:
+            self.result.notes.append(f"lock: {problem}")
+
+    def _may_write(self) -> bool:
+        """False once nothing more may be sent (the server stopped answering, the lock was lost)."""
+        if self._halt is None and self.lock is not None and self.lock.lost:
+            self._stop(LockError(f"cluster {self.cluster.name!r}: lost the lock: {self.lock.lost_reason}"))
+        return self._halt is None
+
+    def _stop(self, error: GitOpsError) -> None:
+        with self._recorded:
+            if self._halt is None:
+                self._halt = error
+
+    def _raise_if_halted(self) -> None:
+        """After a batch: end the run when it had to stop, saying how far it got."""
+        if self._halt is None:
+            return
+        outcomes = self.outcomes()
+        written = sum(1 for o in outcomes if o.write)
+        maybe = sum(1 for o in outcomes if o.maybe_written)
+        pending = sum(1 for i in self.items if i.resource is not None and i.outcome is None)
+        progress = f"stopped writing after {written} write(s)"
+        if maybe:
+            progress += f" and {maybe} whose answer was lost"
+        if pending:
+            progress += f"; {pending} object(s) not attempted"
+        error = self._halt
+        message = f"{error}; {progress}"
+        if isinstance(error, KubeUnreachable):
+            raise KubeUnreachable(message, sent=error.sent)
+        raise LockError(message)
 
     @property
     def _identity_key(self) -> ObjKey:
@@ -296,11 +426,13 @@ class _Reconciler:
         found = self.client.get(configmaps, cluster.identity_namespace, cluster.identity_name)
         if found is None and self.options.bootstrap_identity:
             identity = self._identity_object(items)
+            self._lock_cluster()  # the first write of this run
             self.client.create(configmaps, identity, dry_run=self.check)
             verb = "would create" if self.check else "created"
             self.result.notes.append(f"identity bootstrapped: {verb} {where}")
             if self.check:
                 return
+            self.result.identity_created = True
             found = self.client.get(configmaps, cluster.identity_namespace, cluster.identity_name)
         check_identity(cluster.name, cluster.context, cluster.identity, found, where=where)
 
@@ -375,7 +507,10 @@ class _Reconciler:
         selector = selector_for(self.cluster.name)
         live: dict[ObjKey, dict] = {}
         ordered = [kinds[gk] for gk in sorted(kinds)]
-        for objects in self._map(lambda res: self.client.list(res, selector), ordered):
+        for res, (objects, version) in zip(
+            ordered, self._map(lambda res: self.client.snapshot(res, selector), ordered), strict=True
+        ):
+            self._versions[GroupKind(res.group, res.kind)] = version
             for obj in objects:
                 live[object_key(obj)] = obj
         return live
@@ -397,13 +532,15 @@ class _Reconciler:
             self._apply_batch(batch, decisions)
         for item in items:
             if item.outcome is None:  # a kind its CRD will serve, in check mode
-                item.outcome = ObjectResult(
-                    item.manifest.key,
-                    CREATE,
-                    source=item.manifest.source,
-                    reason="not validated: its CustomResourceDefinition is not established yet",
+                item.outcome = self._record(
+                    next(self._seq),
+                    ObjectResult(
+                        item.manifest.key,
+                        CREATE,
+                        source=item.manifest.source,
+                        reason="not validated: its CustomResourceDefinition is not established yet",
+                    ),
                 )
-                self.result.objects.append(item.outcome)
 
     def _after_crds(self, crds: list[_Item], items: list[_Item], deferred: set[GroupKind]) -> None:
         if self.check:
@@ -436,36 +573,72 @@ class _Reconciler:
         for item in batch:
             decision = decisions[item.manifest.key]
             if decision.action == UNCHANGED:
-                item.outcome = ObjectResult(item.manifest.key, UNCHANGED, source=item.manifest.source)
-                self.result.objects.append(item.outcome)
+                item.outcome = self._record(
+                    next(self._seq), ObjectResult(item.manifest.key, UNCHANGED, source=item.manifest.source)
+                )
             else:
-                todo.append((item, decision))
-        for outcome in self._map(lambda pair: self._apply_one(*pair), todo):
-            self.result.objects.append(outcome)
+                todo.append((next(self._seq), item, decision))
+        self._map(lambda job: self._apply_one(*job), todo)
+        self._raise_if_halted()
 
-    def _apply_one(self, item: _Item, decision) -> ObjectResult:
-        key = item.manifest.key
+    def _apply_one(self, seq: int, item: _Item, decision) -> None:
+        """One server-side apply; its outcome is recorded as soon as it is known. Never raises:
+        every error is that object's failure; one that means the server stopped answering
+        also stops the run's writes."""
+        if not self._may_write():
+            return  # not attempted
+        key, source = item.manifest.key, item.manifest.source
         try:
             created, after = self.client.apply(
                 item.resource, item.desired, dry_run=self.check, full=self.options.diff
             )
-        except KubeApiError as e:
-            item.outcome = ObjectResult(
-                key, FAILED, source=item.manifest.source, error=f"{item.manifest.source}: {e}"
-            )
-            return item.outcome
+        except Exception as e:
+            item.outcome = self._record(seq, self._failure(key, source, e))
+            return
         action = CREATE if created else UPDATE
         reason = decision.reason
         if decision.action == CREATE and not created:
-            reason = "adopted: existed without this cluster's labels"
-        item.outcome = ObjectResult(
-            key, action, source=item.manifest.source, reason=reason, fields=decision.fields
-        )
+            reason = self._why_it_existed(item)
+        outcome = ObjectResult(key, action, source=source, reason=reason, fields=decision.fields)
         if self.options.diff:
-            item.outcome.diff = unified_diff(key, item.live, after)
-            item.outcome.before = strip_server_fields(item.live)
-            item.outcome.after = strip_server_fields(after)
-        return item.outcome
+            outcome.diff = unified_diff(key, item.live, after)
+            outcome.before = strip_server_fields(item.live)
+            outcome.after = strip_server_fields(after)
+        item.outcome = self._record(seq, outcome)
+
+    def _failure(self, key: ObjKey, source: str, error: Exception, reason: str = "") -> ObjectResult:
+        """The outcome of a write that raised ``error``; stops the run's writes when the server
+        stopped answering."""
+        where = f"{source}: " if source else ""
+        if isinstance(error, KubeUnreachable):
+            self._stop(error)
+            maybe = error.sent and not self.check
+            text = f"{where}{error}"
+            if maybe:
+                text += " (the request was sent and its answer lost: it may have been applied)"
+            return ObjectResult(key, FAILED, source=source, reason=reason, error=text, maybe_written=maybe)
+        if isinstance(error, GitOpsError):
+            return ObjectResult(key, FAILED, source=source, reason=reason, error=f"{where}{error}")
+        text = f"{where}unexpected {type(error).__name__}: {error}"
+        return ObjectResult(key, FAILED, source=source, reason=reason, error=text)
+
+    def _why_it_existed(self, item: _Item) -> str:
+        """An object this run decided to create answered "existed": was it there at this run's
+        LIST without this cluster's labels (adopted), or created since by another writer?"""
+        key = item.manifest.key
+        version = self._versions.get(key.group_kind, "")
+        try:
+            existed = self.client.existed_at(item.resource, key.namespace, key.name, version)
+        except GitOpsError:
+            existed = None
+        if existed:
+            return "adopted: existed without this cluster's labels"
+        if existed is False:
+            return "created by another writer after this run listed the cluster; applied over it"
+        return (
+            "existed although this run's LIST did not show it "
+            "(without this cluster's labels, or created since)"
+        )
 
     def _prune(self, doomed: list[ObjKey], live: dict[ObjKey, dict]) -> None:
         resources = {}
@@ -475,20 +648,28 @@ class _Reconciler:
             resources[key] = res
         ranked = batches(doomed, lambda k: rank_of(k.group, k.kind, resources[k].namespaced))
         for batch in reversed(ranked):
-            for outcome in self._map(lambda k: self._prune_one(k, resources[k], live[k]), batch):
-                self.result.objects.append(outcome)
+            jobs = [(next(self._seq), k) for k in batch]
+            self._map(lambda job: self._prune_one(job[0], job[1], resources[job[1]], live[job[1]]), jobs)
+            self._raise_if_halted()
 
-    def _prune_one(self, key: ObjKey, res: Resource, obj: dict) -> ObjectResult:
+    def _prune_one(self, seq: int, key: ObjKey, res: Resource, obj: dict) -> None:
+        if not self._may_write():
+            return
         uid = (obj.get("metadata") or {}).get("uid", "")
         try:
-            self.client.delete(res, key.namespace, key.name, uid=uid, dry_run=self.check)
-        except KubeApiError as e:
-            return ObjectResult(key, FAILED, reason="prune", error=str(e))
+            deleted = self.client.delete(res, key.namespace, key.name, uid=uid, dry_run=self.check)
+        except Exception as e:
+            self._record(seq, self._failure(key, "", e, reason="prune"))
+            return
+        if not deleted:
+            gone = ObjectResult(key, GONE, reason="removed from Git; already deleted by someone else")
+            self._record(seq, gone)
+            return
         outcome = ObjectResult(key, PRUNE, reason="removed from Git")
         if self.options.diff:
             outcome.diff = unified_diff(key, obj, None)
             outcome.before = strip_server_fields(obj)
-        return outcome
+        self._record(seq, outcome)
 
     def _annotate_nodes(self) -> None:
         """cluster.yml's node annotations onto the Nodes that exist; never creates a Node."""
@@ -502,27 +683,27 @@ class _Reconciler:
             )
         plan = plan_node_annotations(wanted, self.client.list(nodes, metadata_only=True))
         self.result.nodes_unchanged = len(plan.unchanged)
-        pending = list(plan.pending)
-        for change, outcome in zip(
-            plan.changes, self._map(lambda c: self._annotate_one(nodes, c), plan.changes), strict=True
-        ):
-            if outcome is None:  # deleted since the LIST
-                pending.append(change.name)
-            else:
-                self.result.objects.append(outcome)
-        self.result.pending_nodes = sorted(pending)
+        self.result.pending_nodes = sorted(plan.pending)
+        jobs = [(next(self._seq), c) for c in plan.changes]
+        gone = [name for name in self._map(lambda job: self._annotate_one(nodes, *job), jobs) if name]
+        self.result.pending_nodes = sorted([*plan.pending, *gone])  # deleted since the LIST: pending
+        self._raise_if_halted()
 
-    def _annotate_one(self, nodes: Resource, change: NodeChange) -> ObjectResult | None:
+    def _annotate_one(self, nodes: Resource, seq: int, change: NodeChange) -> str:
+        """Patch one node's annotations; returns its name when it was deleted since the LIST."""
+        if not self._may_write():
+            return ""
         key = node_key(change.name)
         source = f"{self.cluster.name}/cluster.yml node_annotations"
         try:
             self.client.merge_patch(
                 nodes, "", change.name, change.patch, dry_run=self.check, field_manager=NODE_FIELD_MANAGER
             )
-        except KubeApiError as e:
-            if e.status == 404:
-                return None
-            return ObjectResult(key, FAILED, source=source, error=f"{source}: {e}")
+        except Exception as e:
+            if getattr(e, "status", 0) == 404:
+                return change.name
+            self._record(seq, self._failure(key, source, e))
+            return ""
         outcome = ObjectResult(
             key,
             ANNOTATE,
@@ -534,7 +715,8 @@ class _Reconciler:
             outcome.before = change.as_object(change.before)
             outcome.after = change.as_object(change.after)
             outcome.diff = unified_diff(key, outcome.before, outcome.after)
-        return outcome
+        self._record(seq, outcome)
+        return ""
 
     def _wait_rollouts(self, items: list[_Item]) -> None:
         watched = [
@@ -554,6 +736,7 @@ class _Reconciler:
                 break
             if time.monotonic() > deadline:
                 for item in pending:
+                    item.outcome.applied = item.outcome.action  # written all the same
                     item.outcome.action = FAILED
                     item.outcome.error = (
                         f"{item.manifest.source}: rollout not complete after {self.options.wait_timeout:.0f}s"
@@ -565,8 +748,21 @@ class _Reconciler:
 
     # -- helpers -------------------------------------------------------------------------
     def _map(self, func, items: list) -> list:
-        """``func`` over ``items`` with up to ``workers`` requests in flight; results in order."""
+        """``func`` over ``items`` with up to ``workers`` requests in flight; results in order.
+
+        Every call runs to its end even when another raises (its outcome is then recorded);
+        the first exception is raised once all have finished."""
         if len(items) <= 1 or self.options.workers <= 1:
             return [func(item) for item in items]
         with ThreadPoolExecutor(max_workers=min(self.options.workers, len(items))) as pool:
-            return list(pool.map(func, items))
+            futures = [pool.submit(func, item) for item in items]
+        results, error = [], None
+        for future in futures:
+            try:
+                results.append(future.result())
+            except Exception as e:
+                error = error or e
+                results.append(None)
+        if error is not None:
+            raise error
+        return results

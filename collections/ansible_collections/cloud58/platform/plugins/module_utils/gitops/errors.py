@@ -36,4 +36,17 @@ class KubeApiError(GitOpsError):
 
 
 class KubeUnreachable(GitOpsError):
-    """The API server behind a context could not be reached at all."""
+    """The API server behind a context could not be reached, or stopped answering.
+
+    ``sent`` is False when no connection could be opened (nothing of the request left this
+    host), True when the request was sent and its answer was lost: a write may then have
+    been applied or not.
+    """
+
+    def __init__(self, message: str, sent: bool = False) -> None:
+        super().__init__(message)
+        self.sent = sent
+
+
+class LockError(GitOpsError):
+    """Another reconcile holds the cluster's lock (or this run lost it)."""

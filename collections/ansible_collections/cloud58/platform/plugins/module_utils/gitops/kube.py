@@ -16,7 +16,9 @@ Every call counts itself in ``requests`` so the engine can report how many a run
 
 from __future__ import annotations
 
+import datetime
 import json
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -37,6 +39,13 @@ except ImportError as e:  # pragma: no cover - reported by the module through mi
     HAS_KUBERNETES = False
     KUBERNETES_IMPORT_ERROR = e
 
+try:
+    from cryptography import x509 as _x509
+
+    HAS_CRYPTOGRAPHY = True
+except ImportError:  # pragma: no cover - the expiry check is then left to the API server (401)
+    HAS_CRYPTOGRAPHY = False
+
 APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
 _STATUS_RETRIES = 5  # answers that carry Retry-After (the server's own "try again in 1s")
 _RETRY_AFTER_STATUSES = frozenset({429, 503})
@@ -47,6 +56,44 @@ _sleep = time.sleep  # tests replace it
 MERGE_PATCH_CONTENT_TYPE = "application/merge-patch+json"
 METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
 METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+DEFAULT_KUBECONFIG = "~/.kube/config"
+
+
+def kubeconfig_source(kubeconfig: str | None, environ=None) -> tuple[str, str]:
+    """(the kubeconfig path(s) to read, how to name them in a message).
+
+    As kubectl: the explicit file, else ``$KUBECONFIG`` (one or more paths), else
+    ``~/.kube/config``. Resolved at each call, so the file named in an error is the one read.
+    """
+    environ = os.environ if environ is None else environ
+    if kubeconfig:
+        return kubeconfig, kubeconfig
+    from_env = environ.get("KUBECONFIG", "")
+    if from_env:
+        return from_env, f"{from_env} (from $KUBECONFIG)"
+    return os.path.expanduser(DEFAULT_KUBECONFIG), DEFAULT_KUBECONFIG
+
+
+def client_certificate_problem(pem: bytes, now: datetime.datetime | None = None) -> str:
+    """Why a client certificate (PEM) would be refused by date, or "" (also when unreadable:
+    loading it for TLS then says what is wrong)."""
+    if not HAS_CRYPTOGRAPHY:
+        return ""
+    try:
+        cert = _x509.load_pem_x509_certificate(pem)
+    except ValueError:
+        return ""
+    now = now or datetime.datetime.now(datetime.timezone.utc)  # noqa: UP017 - modules may run on Python < 3.11
+    subject = cert.subject.rfc4514_string() or "(empty subject)"
+    if cert.not_valid_after_utc < now:
+        return f"the client certificate ({subject}) expired at {_stamp(cert.not_valid_after_utc)}"
+    if cert.not_valid_before_utc > now:
+        return f"the client certificate ({subject}) is not valid before {_stamp(cert.not_valid_before_utc)}"
+    return ""
+
+
+def _stamp(moment: datetime.datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
@@ -81,18 +128,28 @@ class KubeClient:
             raise GitOpsError(f"the Python library kubernetes is required: {KUBERNETES_IMPORT_ERROR}")
         self.context = context
         configuration = k8s_client.Configuration()
+        config_file, where = kubeconfig_source(kubeconfig)
         try:
             k8s_config.load_kube_config(
-                config_file=kubeconfig,
+                config_file=config_file,
                 context=context,
                 client_configuration=configuration,
                 persist_config=False,
             )
         except (ConfigException, OSError, ValueError) as e:
-            raise GitOpsError(
-                f"context {context!r}: cannot load it from kubeconfig {kubeconfig or '~/.kube/config'}: {e}"
-            ) from e
+            raise GitOpsError(f"context {context!r}: cannot load it from kubeconfig {where}: {e}") from e
         self.host = configuration.host
+        if configuration.cert_file:
+            try:
+                with open(configuration.cert_file, "rb") as handle:
+                    problem = client_certificate_problem(handle.read())
+            except OSError:
+                problem = ""  # loading it for TLS below names the file
+            if problem:
+                raise GitOpsError(
+                    f"context {context!r} of kubeconfig {where}: {problem}; the API server would refuse "
+                    f"it, so nothing was sent. Renew the certificate (or the kubeconfig) and run again"
+                )
         try:
             endpoint = Endpoint.from_url(
                 configuration.host,
@@ -144,6 +201,13 @@ class KubeClient:
                 break
             _sleep(_retry_after_seconds(wait))
         data = _decode(response.body)
+        if response.status == 401:
+            raise KubeApiError(
+                f"context {self.context!r}: the API server {self.host} refused this context's credentials "
+                f"({method} {path}: 401 Unauthorized): check its client certificate or token",
+                status=401,
+                reason="Unauthorized",
+            )
         if not 200 <= response.status < 300:
             message = data.get("message") if isinstance(data, dict) else (data or "")
             raise KubeApiError(
@@ -155,7 +219,9 @@ class KubeClient:
 
     def _send(self, method: str, target: str, headers: dict, payload: bytes | None):
         """One answer, or KubeUnreachable. A connection that could not be opened is tried once
-        more; a request that was sent is not (a read that timed out is an error)."""
+        more; a request that was sent is not (a read that timed out is an error, and the
+        KubeUnreachable says ``sent``: a write may or may not have been applied)."""
+        sent = False
         for attempt in (1, 2):
             try:
                 return self._transport.request(method, target, headers, payload)
@@ -164,10 +230,10 @@ class KubeClient:
                 if attempt == 1:
                     _sleep(_CONNECT_RETRY_PAUSE)
             except OSError as e:
-                error = e
+                error, sent = e, True
                 break
         raise KubeUnreachable(
-            f"context {self.context!r}: API server {self.host} unreachable: {_reason(error)}"
+            f"context {self.context!r}: API server {self.host} unreachable: {_reason(error)}", sent=sent
         )
 
     # -- discovery -------------------------------------------------------------------
@@ -213,6 +279,12 @@ class KubeClient:
     def list(self, res: Resource, label_selector: str = "", *, metadata_only: bool = False) -> list[dict]:
         """Every object of a kind carrying the labels (all of them without a selector), across
         namespaces: one request. ``metadata_only``: the server sends metadata only."""
+        return self.snapshot(res, label_selector, metadata_only=metadata_only)[0]
+
+    def snapshot(
+        self, res: Resource, label_selector: str = "", *, metadata_only: bool = False
+    ) -> tuple[list[dict], str]:
+        """``list`` and the resourceVersion the answer is a snapshot of ("" if not given)."""
         query = [("labelSelector", label_selector)] if label_selector else []
         _status, data = self.request(
             "GET", res.path(), query=query, accept=METADATA_LIST if metadata_only else None
@@ -221,7 +293,23 @@ class KubeClient:
         for item in items:
             item.setdefault("apiVersion", res.api_version)
             item.setdefault("kind", res.kind)
-        return items
+        return items, str((data.get("metadata") or {}).get("resourceVersion") or "")
+
+    def existed_at(self, res: Resource, namespace: str, name: str, resource_version: str) -> bool | None:
+        """Whether the object existed (with any labels) at ``resource_version`` (from ``snapshot``),
+        read from the server's history; None when that history is gone (compacted) or unreadable."""
+        if not resource_version:
+            return None
+        query = [
+            ("fieldSelector", f"metadata.name={name}"),
+            ("resourceVersion", resource_version),
+            ("resourceVersionMatch", "Exact"),
+        ]
+        try:
+            _status, data = self.request("GET", res.path(namespace), query=query, accept=METADATA_LIST)
+        except KubeApiError:
+            return None
+        return bool((data or {}).get("items"))
 
     # -- writes ----------------------------------------------------------------------
     def apply(self, res: Resource, obj: dict, *, dry_run: bool, full: bool = True) -> tuple[bool, dict]:
@@ -270,8 +358,21 @@ class KubeClient:
         )
         return data
 
-    def delete(self, res: Resource, namespace: str, name: str, *, uid: str, dry_run: bool) -> None:
-        """Delete the object with this uid only (a re-created namesake is left alone)."""
+    def replace(self, res: Resource, obj: dict) -> dict:
+        """PUT: replace an object at its ``metadata.resourceVersion`` (409 when it changed since)."""
+        meta = obj["metadata"]
+        _status, data = self.request(
+            "PUT",
+            res.path(meta.get("namespace", ""), meta["name"]),
+            query=[("fieldManager", FIELD_MANAGER)],
+            body=obj,
+        )
+        return data
+
+    def delete(self, res: Resource, namespace: str, name: str, *, uid: str, dry_run: bool) -> bool:
+        """Delete the object with this uid only (a re-created namesake is left alone).
+
+        True when the server deleted it (or would, in a dry run), False when it was already gone (404)."""
         # With a body the API server reads every option from it and ignores the query
         # string, so dryRun must be in the body too.
         body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
@@ -284,6 +385,8 @@ class KubeClient:
         except KubeApiError as e:
             if e.status != 404:
                 raise
+            return False
+        return True
 
     # -- waits -----------------------------------------------------------------------
     def wait_established(self, res: Resource, name: str, timeout: float) -> None:

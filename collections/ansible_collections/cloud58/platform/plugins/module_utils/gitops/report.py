@@ -47,6 +47,8 @@ def summary_lines(results: list[ClusterResult]) -> list[str]:
                 lines.append(f"{r.cluster}: failed {o.key}: {o.error}")
             elif o.action == "protected":
                 lines.append(f"{r.cluster}: kept {o.key}: {o.reason}")
+            elif o.action == "gone":
+                lines.append(f"{r.cluster}: not pruned {o.key}: already deleted by someone else")
         lines.extend(f"{r.cluster}: {note}" for note in r.notes)
         nodes = nodes_line(r.counts, r.pending_nodes)
         if nodes:

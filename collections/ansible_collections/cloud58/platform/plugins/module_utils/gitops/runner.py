@@ -13,6 +13,7 @@ from .clusterdir import check_run_options, default_cache_dir, load_cluster_dir, 
 from .decide import CREATE, UPDATE
 from .engine import ANNOTATE, PRUNE, RunOptions, reconcile_clusters
 from .errors import GitOpsError
+from .lease import DEFAULT_TIMEOUT as LOCK_TIMEOUT
 from .report import report_dict, summary_lines, write_json_report
 
 
@@ -31,7 +32,7 @@ def run_reconcile(params: dict, *, check_mode: bool = False, diff: bool = False,
         key: params[key] for key in ("prune", "max_prune", "allow_prune_kinds") if params.get(key) is not None
     }
     check_run_options(overrides, "run options")
-    for key in ("parallel", "workers", "wait_timeout"):
+    for key in ("parallel", "workers", "wait_timeout", "lock_timeout"):
         value = params.get(key)
         if value is not None and (not isinstance(value, int) or value < 1):
             raise GitOpsError(f"run options: {key} must be an integer >= 1, found {value!r}")
@@ -50,6 +51,7 @@ def run_reconcile(params: dict, *, check_mode: bool = False, diff: bool = False,
         parallel=int(params.get("parallel") or 8),
         workers=int(params.get("workers") or 8),
         request_timeout=float(params.get("request_timeout") or 30.0),
+        lock_timeout=float(params.get("lock_timeout") or LOCK_TIMEOUT),
     )
     results = reconcile_clusters(clusters, options, client_factory)
     report = report_dict(results, with_diff=diff)

@@ -43,7 +43,18 @@ class _NoAnswer(TransportError):
     """The connection ended before the status line: mostly a kept-alive connection that the
     server closed while it was idle. The request is then sent again on another connection;
     every request the engine makes may be repeated (applies with force are idempotent, a
-    delete carries the object's uid, a create of the identity answers 409 if it exists)."""
+    delete carries the object's uid, a create of the identity answers 409 if it exists).
+    ``sent``: the request had been handed to the connection (the server may have acted on
+    it, if it died rather than idled)."""
+
+    def __init__(self, message: str, sent: bool) -> None:
+        super().__init__(message)
+        self.sent = sent
+
+
+class SentNoAnswer(TransportError):
+    """A request was sent on a connection that ended without an answer, and sending it again
+    failed: the server may have acted on it (a write may have been applied)."""
 
 
 @dataclass(frozen=True)
@@ -151,13 +162,17 @@ class _Connection:
 
     def exchange(self, request: bytes, method: str) -> tuple[Response, bool]:
         """Send one request; (the response, whether the connection may be used again)."""
+        closed = (ConnectionResetError, ConnectionAbortedError, BrokenPipeError, ssl.SSLEOFError)
         try:
             self.sock.sendall(request)
+        except closed as e:
+            raise _NoAnswer(f"the connection was closed: {e}", sent=False) from e
+        try:
             line = self.rfile.readline(_MAX_LINE + 1)
-        except (ConnectionResetError, ConnectionAbortedError, BrokenPipeError, ssl.SSLEOFError) as e:
-            raise _NoAnswer(f"the connection was closed: {e}") from e
+        except closed as e:
+            raise _NoAnswer(f"the connection was closed: {e}", sent=True) from e
         if not line:
-            raise _NoAnswer("the server closed the connection")
+            raise _NoAnswer("the server closed the connection", sent=True)
         while True:
             version, status, reason = _status_line(line)
             headers = _headers(self.rfile)
@@ -274,19 +289,29 @@ class Transport:
 
     def request(self, method: str, target: str, headers: dict, body: bytes | None = None) -> Response:
         """``target``: path and query, without the endpoint's prefix. Raises OSError
-        (TransportError, ssl.SSLError, socket errors) when no answer could be had."""
+        (TransportError, ssl.SSLError, socket errors) when no answer could be had: ConnectError
+        when nothing was sent, SentNoAnswer when the request was sent on a kept-alive connection
+        that ended without an answer and no new connection could be opened to send it again."""
         head = [f"{method} {self.endpoint.prefix}{target} HTTP/1.1", f"Host: {self.endpoint.netloc}"]
         head.extend(f"{name}: {value}" for name, value in headers.items())
         if body is not None or method in ("POST", "PUT", "PATCH"):
             head.append(f"Content-Length: {len(body or b'')}")
         request = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + (body or b"")
+        unanswered = None  # a _NoAnswer after the request was sent on a reused connection
         while True:
-            connection, reused = self._checkout()
+            try:
+                connection, reused = self._checkout()
+            except ConnectError as e:
+                if unanswered is not None:
+                    raise SentNoAnswer(f"{unanswered}, then: {e}") from e
+                raise
             try:
                 response, keep = connection.exchange(request, method)
-            except _NoAnswer:
+            except _NoAnswer as e:
                 connection.close()
                 if reused:
+                    if e.sent:
+                        unanswered = e
                     continue  # closed by the server while idle: try a fresh or another idle one
                 raise
             except BaseException:

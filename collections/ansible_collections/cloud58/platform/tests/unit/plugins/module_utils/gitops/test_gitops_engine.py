@@ -1,43 +1,102 @@
-"""The engine against a fake API server: kinds the server does not serve, node annotations."""
+"""The engine against a fake API server: kinds the server does not serve, node annotations, and
+what the report says when writes fail part-way."""
 
 from __future__ import annotations
+
+import datetime
+import threading
 
 import pytest
 
 from ansible_collections.cloud58.platform.plugins.module_utils.gitops.annotate import plan_node_annotations
 from ansible_collections.cloud58.platform.plugins.module_utils.gitops.clusterdir import ClusterDir, Manifest
 from ansible_collections.cloud58.platform.plugins.module_utils.gitops.engine import (
+    ClusterResult,
+    ObjectResult,
     RunOptions,
     reconcile_cluster,
 )
-from ansible_collections.cloud58.platform.plugins.module_utils.gitops.errors import KubeApiError
+from ansible_collections.cloud58.platform.plugins.module_utils.gitops.errors import (
+    KubeApiError,
+    KubeUnreachable,
+)
 from ansible_collections.cloud58.platform.plugins.module_utils.gitops.kube import Resource
-from ansible_collections.cloud58.platform.plugins.module_utils.gitops.model import labels_for, object_key
+from ansible_collections.cloud58.platform.plugins.module_utils.gitops.lease import format_time
+from ansible_collections.cloud58.platform.plugins.module_utils.gitops.model import (
+    ObjKey,
+    labels_for,
+    object_key,
+)
 
 ASN = "projectcalico.org/ASNumber"
 IDENTITY = {"cluster": "c1", "datacenter": "dc1", "uid": "u1"}
 SERVED = {
-    "v1": [("ConfigMap", "configmaps", True), ("Node", "nodes", False)],
+    "v1": [("ConfigMap", "configmaps", True), ("Namespace", "namespaces", False), ("Node", "nodes", False)],
 }
+UNREACHABLE = "context 'c1': API server https://fake unreachable"
 
 
 class FakeApi:
-    """Just enough of KubeClient: discovery from SERVED, objects in a dict, every call recorded."""
+    """Just enough of KubeClient: discovery from SERVED, objects in a dict, every call recorded.
 
-    def __init__(self, nodes=(), patch_errors=None):
+    The store keeps a version counter, so LIST snapshots and ``existed_at`` behave as the
+    API server's do. Faults: ``fail_after`` N applied writes every apply is unreachable
+    (nothing sent); ``lost_answers`` names objects whose apply lands but whose answer is
+    lost; ``apply_errors`` maps a name to the exception its apply raises; ``gone`` names
+    objects someone else deletes just before this run's delete (404); ``before_apply(api,
+    name)`` runs before each apply (another writer)."""
+
+    def __init__(
+        self,
+        nodes=(),
+        patch_errors=None,
+        *,
+        objects=(),
+        fail_after=None,
+        lost_answers=(),
+        apply_errors=None,
+        gone=(),
+        before_apply=None,
+    ):
         self.calls: list[tuple] = []
         self.requests = 0
         self.patch_errors = dict(patch_errors or {})
+        self.fail_after = fail_after
+        self.lost_answers = set(lost_answers)
+        self.apply_errors = dict(apply_errors or {})
+        self.gone = set(gone)
+        self.before_apply = before_apply
+        self.writes = 0  # writes the server applied (not dry runs)
+        self.version = 1
+        self.created_at: dict[tuple, int] = {}
+        self._mutex = threading.Lock()
         identity = {
             "apiVersion": "v1",
             "kind": "ConfigMap",
             "metadata": {"name": "cloud58-identity", "namespace": "kube-system", "labels": labels_for("c1")},
             "data": dict(IDENTITY),
         }
-        self.store = {("ConfigMap", "kube-system", "cloud58-identity"): identity}
+        self.store = {}
+        self.put(identity)
         for name, values in nodes:
             meta = {"name": name, "uid": f"uid-{name}", "annotations": dict(values)}
-            self.store[("Node", "", name)] = {"apiVersion": "v1", "kind": "Node", "metadata": meta}
+            self.put({"apiVersion": "v1", "kind": "Node", "metadata": meta})
+        for obj in objects:
+            self.put(obj)
+
+    def put(self, obj):
+        """Store ``obj`` as the server would (a new version; its creation version kept)."""
+        meta = obj["metadata"]
+        key = (obj["kind"], meta.get("namespace", ""), meta["name"])
+        self.version += 1
+        self.created_at.setdefault(key, self.version)
+        stored = {**obj, "metadata": {"uid": f"uid-{meta['name']}", **meta}}
+        stored["metadata"]["resourceVersion"] = str(self.version)
+        self.store[key] = stored
+        return stored
+
+    def named(self, kind):
+        return sorted(name for (k, _ns, name) in self.store if k == kind)
 
     def resource(self, api_version, kind, refresh=False):
         for name, plural, namespaced in SERVED.get(api_version, []):
@@ -51,12 +110,42 @@ class FakeApi:
         return self.store.get((res.kind, namespace, name))
 
     def list(self, res, label_selector="", *, metadata_only=False):
+        return self.snapshot(res, label_selector, metadata_only=metadata_only)[0]
+
+    def snapshot(self, res, label_selector="", *, metadata_only=False):
         self.calls.append(("list", res.kind, label_selector, metadata_only))
-        return [obj for (kind, _ns, _n), obj in sorted(self.store.items()) if kind == res.kind]
+        wanted = dict(pair.split("=", 1) for pair in label_selector.split(",") if pair)
+        with self._mutex:
+            items = [
+                obj
+                for (kind, _ns, _n), obj in sorted(self.store.items())
+                if kind == res.kind and wanted.items() <= ((obj["metadata"].get("labels") or {}).items())
+            ]
+            return items, str(self.version)
+
+    def existed_at(self, res, namespace, name, resource_version):
+        self.calls.append(("existed_at", res.kind, name, resource_version))
+        created = self.created_at.get((res.kind, namespace, name))
+        return created is not None and created <= int(resource_version)
 
     def apply(self, res, obj, *, dry_run, full=True):
-        self.calls.append(("apply", res.kind, obj["metadata"]["name"], dry_run))
-        return True, obj
+        name = obj["metadata"]["name"]
+        self.calls.append(("apply", res.kind, name, dry_run))
+        if self.before_apply is not None:
+            self.before_apply(self, name)
+        if name in self.apply_errors:
+            raise self.apply_errors[name]
+        with self._mutex:
+            if self.fail_after is not None and self.writes >= self.fail_after:
+                raise KubeUnreachable(f"{UNREACHABLE}: [Errno 111] Connection refused", sent=False)
+            key = (res.kind, obj["metadata"].get("namespace", ""), name)
+            created = key not in self.store
+            if not dry_run:
+                self.put(obj)
+                self.writes += 1
+        if name in self.lost_answers:
+            raise KubeUnreachable(f"{UNREACHABLE}: Connection reset by peer", sent=True)
+        return created, obj
 
     def merge_patch(self, res, namespace, name, patch, *, dry_run, field_manager):
         self.calls.append(("merge_patch", res.kind, name, patch, dry_run, field_manager))
@@ -66,10 +155,31 @@ class FakeApi:
         return {**node, "metadata": {**node["metadata"], **patch["metadata"]}}
 
     def create(self, res, obj, *, dry_run):
-        raise AssertionError("the engine must not create anything here")
+        self.calls.append(("create", res.kind, obj["metadata"]["name"], dry_run))
+        if res.kind != "Lease":
+            raise AssertionError("the engine creates nothing but its lock here")
+        with self._mutex:
+            key = (res.kind, obj["metadata"]["namespace"], obj["metadata"]["name"])
+            if key in self.store:
+                raise KubeApiError("POST: 409 already exists", status=409)
+            return self.put(obj)
+
+    def replace(self, res, obj):
+        meta = obj["metadata"]
+        self.calls.append(("replace", res.kind, meta["name"], obj["spec"].get("holderIdentity", "")))
+        with self._mutex:
+            key = (res.kind, meta.get("namespace", ""), meta["name"])
+            if self.store[key]["metadata"]["resourceVersion"] != meta.get("resourceVersion"):
+                raise KubeApiError("PUT: 409 the object has been modified", status=409)
+            return self.put(obj)
 
     def delete(self, res, namespace, name, *, uid, dry_run):
         self.calls.append(("delete", res.kind, name))
+        if name in self.gone:
+            return False
+        if not dry_run:
+            del self.store[(res.kind, namespace, name)]
+        return True
 
     def close(self):
         pass
@@ -95,7 +205,7 @@ def cluster_dir(manifests=(), node_annotations=None) -> ClusterDir:
 
 
 def run(api, cluster, **options):
-    return reconcile_cluster(cluster, RunOptions(workers=1, **options), lambda _context: api)
+    return reconcile_cluster(cluster, RunOptions(**{"workers": 1, **options}), lambda _context: api)
 
 
 IPPOOL = {
@@ -191,3 +301,189 @@ def test_a_node_gone_since_the_list_is_pending_another_error_fails_the_cluster()
     assert [(o.action, o.error) for o in result.objects] == [
         ("failed", "c1/cluster.yml node_annotations: PATCH /api/v1/nodes/n1: 403 forbidden")
     ]
+
+
+# -- the report under faults ---------------------------------------------------------------
+NS = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "t", "labels": labels_for("c1")}}
+
+
+def cm(name: str, labels=None) -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": name,
+            "namespace": "t",
+            "labels": labels_for("c1") if labels is None else labels,
+        },
+        "data": {"k": "v"},
+    }
+
+
+def configmaps(count: int) -> list[tuple[str, dict]]:
+    return [(f"32_configmap_t_cm-{i:03d}", cm(f"cm-{i:03d}")) for i in range(count)]
+
+
+def writes(result):
+    """(created, the names the report lists as created)."""
+    return result.counts["created"], sorted(o.key.name for o in result.objects if o.action == "create")
+
+
+@pytest.mark.parametrize("workers", [1, 4], ids=["sequential", "threads"])
+def test_a_server_gone_after_n_writes_leaves_a_report_of_exactly_those_writes(workers):
+    api = FakeApi(fail_after=37)
+    result = run(api, cluster_dir([("10_namespace_t", NS), *configmaps(100)]), workers=workers)
+    created = [n for n in api.named("ConfigMap") if n.startswith("cm-")]
+    assert len(created) == 36  # the namespace was the first write
+    assert writes(result) == (37, sorted(["t", *created]))
+    assert result.changed is True
+    assert result.status == "unreachable"
+    failed = [o for o in result.objects if o.action == "failed"]
+    # the writes in flight when the server went away, and nothing after them
+    assert 1 <= len(failed) <= workers
+    assert all(o.error.endswith("unreachable: [Errno 111] Connection refused") for o in failed)
+    assert all(not o.maybe_written for o in failed)
+    attempted = len([c for c in api.calls if c[0] == "apply"])
+    assert attempted == 37 + len(failed)
+    assert result.error == (
+        f"{UNREACHABLE}: [Errno 111] Connection refused; stopped writing after 37 write(s); "
+        f"{100 - 36 - len(failed)} object(s) not attempted"
+    )
+
+
+def test_a_server_gone_in_the_first_batch_writes_nothing_more_and_prunes_nothing():
+    leftover = cm("leftover")
+    api = FakeApi(objects=[leftover], fail_after=0)
+    result = run(api, cluster_dir([("10_namespace_t", NS), *configmaps(3)]))
+    assert result.status == "unreachable"
+    assert [(o.key.name, o.action) for o in result.objects] == [("t", "failed")]
+    assert [c[2] for c in api.calls if c[0] == "apply"] == ["t"]
+    assert [c for c in api.calls if c[0] == "delete"] == []
+    assert "leftover" in api.named("ConfigMap")
+    assert result.error.endswith("stopped writing after 0 write(s); 3 object(s) not attempted")
+    assert result.changed is False
+
+
+def test_a_write_whose_answer_was_lost_may_have_been_applied_and_makes_the_run_changed():
+    api = FakeApi(lost_answers={"cm-000"})
+    result = run(api, cluster_dir(configmaps(3)))
+    assert "cm-000" in api.named("ConfigMap")  # it landed
+    [lost] = [o for o in result.objects if o.action == "failed"]
+    assert (lost.key.name, lost.maybe_written) == ("cm-000", True)
+    assert lost.error == (
+        f"c1/32_configmap_t_cm-000.yaml: {UNREACHABLE}: Connection reset by peer "
+        "(the request was sent and its answer lost: it may have been applied)"
+    )
+    assert lost.as_dict(False)["maybe_written"] is True
+    assert (result.counts["created"], result.counts["maybe_written"], result.counts["failed"]) == (0, 1, 1)
+    assert result.changed is True
+    assert result.status == "unreachable"
+    assert result.error.endswith(
+        "stopped writing after 0 write(s) and 1 whose answer was lost; 2 object(s) not attempted"
+    )
+
+
+def test_an_unexpected_error_in_one_write_fails_that_object_and_the_others_are_reported():
+    api = FakeApi(apply_errors={"cm-001": RuntimeError("boom")})
+    result = run(api, cluster_dir(configmaps(3)), workers=4)
+    assert [(o.key.name, o.action) for o in result.objects if o.key.name.startswith("cm-")] == [
+        ("cm-000", "create"),
+        ("cm-001", "failed"),
+        ("cm-002", "create"),
+    ]
+    failed = next(o for o in result.objects if o.action == "failed")
+    assert failed.error == "c1/32_configmap_t_cm-001.yaml: unexpected RuntimeError: boom"
+    assert (result.status, result.error, result.changed) == ("failed", "1 object(s) failed", True)
+    assert result.notes == ["prune skipped: some objects failed to apply"]
+
+
+def test_a_rollout_that_fails_after_its_write_still_counts_the_write():
+    result = ClusterResult("c1", "c1", check_mode=False)
+    result.objects = [ObjectResult(ObjKey("apps", "Deployment", "t", "web"), "failed", applied="create")]
+    assert (result.counts["created"], result.counts["failed"], result.changed) == (1, 1, True)
+    assert result.as_dict()["objects"][0]["applied"] == "create"
+
+
+def test_an_object_already_deleted_by_someone_else_is_reported_gone_not_pruned():
+    api = FakeApi(objects=[cm("old"), cm("older")], gone={"older"})
+    result = run(api, cluster_dir(configmaps(1)))
+    assert [(o.key.name, o.action, o.reason) for o in result.objects if o.action in ("prune", "gone")] == [
+        ("old", "prune", "removed from Git"),
+        ("older", "gone", "removed from Git; already deleted by someone else"),
+    ]
+    assert (result.counts["pruned"], result.counts["already_gone"]) == (1, 1)
+    assert result.status == "ok"
+
+
+@pytest.mark.parametrize(
+    ("setup", "reason"),
+    [
+        pytest.param(
+            {"objects": [cm("cm-000", labels={"app": "by-hand"})]},
+            "adopted: existed without this cluster's labels",
+            id="there-unlabelled-before-the-list",
+        ),
+        pytest.param(
+            {"before_apply": lambda api, name: api.put(cm(name))},
+            "created by another writer after this run listed the cluster; applied over it",
+            id="created-by-another-writer-after-the-list",
+        ),
+    ],
+)
+def test_adopted_only_when_the_object_existed_without_our_labels_at_the_list(setup, reason):
+    api = FakeApi(**setup)
+    result = run(api, cluster_dir(configmaps(1)))
+    [outcome] = [o for o in result.objects if o.key.name == "cm-000"]
+    assert (outcome.action, outcome.reason) == ("update", reason)
+    [(_, _, _, version)] = [c for c in api.calls if c[0] == "existed_at"]
+    assert version.isdigit()  # the resourceVersion of this run's LIST of ConfigMaps
+
+
+# -- the lock -----------------------------------------------------------------------------
+def lock_calls(api):
+    return [(c[0], c[3]) if c[0] == "replace" else c[0] for c in api.calls if c[1] == "Lease"]
+
+
+def test_a_run_that_writes_holds_the_lock_from_before_its_list_to_its_end():
+    api = FakeApi()
+    result = run(api, cluster_dir(configmaps(1)))
+    assert result.status == "ok"
+    kinds = [c[0] if c[1] != "Lease" else f"lease-{c[0]}" for c in api.calls]
+    # identity first, then the lock, then the LISTs and writes, then the release
+    assert kinds.index("lease-create") < kinds.index("list") < kinds.index("apply")
+    assert kinds[-1] == "lease-replace"
+    lease = api.store[("Lease", "kube-system", "cloud58-reconcile")]
+    assert "holderIdentity" not in lease["spec"]  # released
+    assert lease["spec"]["leaseDurationSeconds"] == 30
+
+
+def test_check_mode_takes_no_lock():
+    api = FakeApi()
+    result = run(api, cluster_dir(configmaps(1)), check_mode=True)
+    assert result.status == "ok"
+    assert lock_calls(api) == []
+
+
+def test_a_lock_held_by_another_run_refuses_naming_it_and_writes_nothing():
+    api = FakeApi()
+    api.put(
+        {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": "cloud58-reconcile", "namespace": "kube-system"},
+            "spec": {
+                "holderIdentity": "ci-runner-7 pid 4242 run 0badcafe",
+                "leaseDurationSeconds": 3600,
+                "renewTime": format_time(datetime.datetime.now(datetime.UTC)),
+            },
+        }
+    )
+    result = run(api, cluster_dir(configmaps(2)), lock_timeout=0.2)
+    assert result.status == "failed"
+    assert result.error.startswith(
+        "cluster 'c1': another reconcile holds the lock (Lease kube-system/cloud58-reconcile): "
+        "holder 'ci-runner-7 pid 4242 run 0badcafe', renewed 0s ago; waited 0s (lock_timeout); "
+        "refusing to write, nothing was written."
+    )
+    assert [c for c in api.calls if c[0] in ("apply", "delete", "list", "replace")] == []
+    assert result.objects == []

@@ -35,6 +35,9 @@ def results():
         ObjectResult(ObjKey("", "ConfigMap", "ns", "same"), "unchanged"),
         ObjectResult(NS, "protected", reason="kept"),
         ObjectResult(
+            ObjKey("", "ConfigMap", "ns", "old"), "gone", reason="removed from Git; already deleted"
+        ),
+        ObjectResult(
             NODE,
             "annotate",
             source="bj1-k8s/cluster.yml node_annotations",
@@ -56,6 +59,7 @@ def test_summary_table_and_problem_lines():
         "bj1-k8s  ok                  0         1         1         0         0        9     0.50",
         "sh1-k8s  unreachable         0         0         0         0         0        1     0.00",
         "bj1-k8s: kept Namespace/old: kept",
+        "bj1-k8s: not pruned ConfigMap/ns/old: already deleted by someone else",
         "bj1-k8s: node annotations: 1 annotated, 1 unchanged, 1 pending (not registered yet: bj1-node-009)",
         "sh1-k8s: UNREACHABLE: API server down",
     ]
@@ -72,13 +76,20 @@ def test_report_lists_changes_not_unchanged_objects(tmp_path):
         "pruned": 0,
         "failed": 0,
         "prune_protected": 1,
+        "already_gone": 1,
+        "maybe_written": 0,
         "nodes_annotated": 1,
         "nodes_unchanged": 1,
         "nodes_pending": 1,
     }
     assert report["clusters"]["sh1-k8s"]["counts"]["nodes_pending"] == 0
     assert report["clusters"]["bj1-k8s"]["pending_nodes"] == ["bj1-node-009"]
-    assert [o["name"] for o in report["clusters"]["bj1-k8s"]["objects"]] == ["cm", "old", "bj1-node-001"]
+    assert [o["name"] for o in report["clusters"]["bj1-k8s"]["objects"]] == [
+        "cm",
+        "old",
+        "old",
+        "bj1-node-001",
+    ]
     assert "diff" not in report["clusters"]["bj1-k8s"]["objects"][0]
     path = tmp_path / "deep" / "report.json"
     write_json_report(str(path), report)

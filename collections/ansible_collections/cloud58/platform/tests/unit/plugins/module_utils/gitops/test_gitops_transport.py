@@ -14,6 +14,7 @@ import pytest
 from ansible_collections.cloud58.platform.plugins.module_utils.gitops.transport import (
     ConnectError,
     Endpoint,
+    SentNoAnswer,
     Transport,
     TransportError,
     tls_context,
@@ -172,6 +173,24 @@ def test_a_kept_alive_connection_the_server_closed_is_replaced_and_the_request_s
     assert [(number, head.split("\r\n")[0]) for number, head, _body in srv.requests] == [
         (1, "GET /prefix/1 HTTP/1.1"),
         (2, "GET /prefix/2 HTTP/1.1"),
+    ]
+
+
+def test_a_request_sent_on_a_connection_that_died_unanswered_is_reported_as_sent(server):
+    # The server reads the request and dies, its listener with it: the request cannot be sent
+    # again, and the error is not a ConnectError: the server may have acted on it.
+    srv = server([(ok(b"1"), False), (b"", True)])
+    transport = transport_for(srv)
+    assert transport.request("GET", "/1", {}).body == b"1"
+    srv.sock.shutdown(socket.SHUT_RDWR)  # wakes its accept(): nothing listens from here on
+    srv.close()
+    with pytest.raises(SentNoAnswer) as info:
+        transport.request("PATCH", "/2", {}, b"{}")
+    assert not isinstance(info.value, ConnectError)
+    assert str(info.value).startswith("the server closed the connection, then: ")
+    assert [head.split("\r\n")[0] for _n, head, _body in srv.requests] == [
+        "GET /prefix/1 HTTP/1.1",
+        "PATCH /prefix/2 HTTP/1.1",
     ]
 
 
