@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ansible_collections.cloud58.platform.plugins.module_utils.gitops.kube import KubeClient
 from ansible_collections.cloud58.platform.plugins.module_utils.gitops.pipeline import render_and_reconcile
 from cloud58_lab.calico import install_calico_crds
 from cloud58_lab.lab import lab_plan
@@ -90,3 +91,73 @@ def test_rendered_lab_clusters_are_accepted_by_real_api_servers_and_roll_out(kub
         assert again["clusters"][name]["counts"]["unchanged"] == manifests[name]
         assert again["clusters"][name]["counts"]["nodes_unchanged"] == len(plan["clusters"][name]["nodes"])
         assert again["clusters"][name]["changed"] is False
+
+
+def dropped_fields(desired, live, path: str = "") -> list[str]:
+    """Paths of ``desired`` that the server did not store in ``live`` (values may be
+    normalised, e.g. 0.5 CPU stored as 500m: only presence counts). Lists of named items
+    match by name, other lists by position."""
+    if isinstance(desired, dict):
+        if not isinstance(live, dict):
+            return [path]
+        out = []
+        for key, value in desired.items():
+            where = f"{path}.{key}" if path else key
+            out += dropped_fields(value, live[key], where) if key in live else [where]
+        return out
+    if isinstance(desired, list):
+        if not isinstance(live, list):
+            return [path]
+        if all(isinstance(item, dict) and "name" in item for item in desired):
+            named = {item.get("name"): item for item in live if isinstance(item, dict)}
+            pairs = [(f"{path}[{item['name']}]", item, named.get(item["name"])) for item in desired]
+        else:
+            pairs = [
+                (f"{path}[{i}]", item, live[i] if i < len(live) else None) for i, item in enumerate(desired)
+            ]
+        out = []
+        for where, item, found in pairs:
+            out += [where] if found is None else dropped_fields(item, found, where)
+        return out
+    return []
+
+
+def test_every_rendered_field_is_stored_so_anyone_may_apply_the_objects_server_side(
+    kube_cluster_factory, tmp_path
+):
+    """A field the server drops (a zero value it does not store) stays owned by cloud58's
+    field manager although the object lacks it: anyone else's `kubectl apply --server-side`
+    of the same manifest then conflicts. So every rendered field must come back from the
+    server (PriorityClass globalDefault: false did not)."""
+    cset = kube_cluster_factory(["lab1-k8s"])
+    cluster = cset["lab1-k8s"]
+    install_calico_crds(cluster)
+    clusters_dir = tmp_path / "clusters"
+    result = render_and_reconcile(
+        str(REPO), str(cset.kubeconfig), ["lab1-k8s"], clusters_dir=str(clusters_dir), out=lambda _line: None
+    )
+    assert result["failed_clusters"] == [], "\n".join(result["summary"])
+    files = sorted((clusters_dir / "lab1-k8s").glob("*.yaml"))
+    client = KubeClient("lab1-k8s", str(cset.kubeconfig))
+    kinds, dropped = set(), {}
+    for path in files:
+        desired = yaml.safe_load(path.read_text())
+        kinds.add(desired["kind"])
+        meta = desired["metadata"]
+        res = client.resource(desired["apiVersion"], desired["kind"])
+        missing = dropped_fields(desired, client.get(res, meta.get("namespace", ""), meta["name"]))
+        if missing:
+            dropped[path.name] = missing
+    client.close()
+    assert dropped == {}
+    assert len(files) == 28  # as test_rendered_lab_clusters_... renders them
+    assert {"PriorityClass", "Deployment", "ClusterRole", "IPPool"} <= kinds
+    applied = cluster.kubectl(
+        "apply",
+        "--server-side",
+        "--field-manager=another-team",
+        *[a for p in files for a in ("-f", str(p))],
+        check=False,
+    )
+    assert applied.returncode == 0, applied.stderr
+    assert "conflict" not in applied.stderr.lower()
