@@ -22,6 +22,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from detect_secrets.core.secrets_collection import SecretsCollection
 from detect_secrets.settings import transient_settings
 
@@ -108,10 +110,45 @@ def _known(text: str, name: str, known: Iterable[str]) -> list[Finding]:
 
 
 def key_bodies(pem_texts: Iterable[str]) -> list[str]:
-    """The base64 lines of PEM blocks, each long enough to be searched on its own."""
-    return [
-        line
-        for text in pem_texts
-        for line in text.splitlines()
-        if len(line) >= _KNOWN_MIN and "-----" not in line
-    ]
+    """What of each PEM private key is secret, as it stands in the PEM's lines.
+
+    A key's PEM also carries public parts (an EC key ends with its public point, an RSA key
+    starts with its modulus), which certificates print legitimately. Only the characters that
+    encode the private value alone (EC and RSA ``d``, an Ed25519 seed) are kept, cut at the
+    PEM's line breaks, each piece long enough to be searched on its own.
+    """
+    pieces = []
+    for text in pem_texts:
+        for block in _PEM_BLOCK.findall(text):
+            lines = [line for line in block.splitlines() if line and "-----" not in line]
+            der = base64.b64decode("".join(lines))
+            key = serialization.load_der_private_key(der, password=None)
+            secret = _private_value(key)
+            offset = der.find(secret)
+            if offset < 0:
+                raise ValueError(f"the private value of a {type(key).__name__} is not in its DER form")
+            # Base64 characters that depend on no byte outside the private value.
+            first, last = -(-offset // 3) * 4, (offset + len(secret)) // 3 * 4
+            position = 0
+            for line in lines:
+                start, end = max(first, position), min(last, position + len(line))
+                if end - start >= _KNOWN_MIN:
+                    pieces.append(line[start - position : end - position])
+                position += len(line)
+    return pieces
+
+
+_PEM_BLOCK = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S)
+
+
+def _private_value(key) -> bytes:
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return key.private_numbers().private_value.to_bytes((key.curve.key_size + 7) // 8, "big")
+    if isinstance(key, rsa.RSAPrivateKey):
+        d = key.private_numbers().d
+        return d.to_bytes((d.bit_length() + 7) // 8, "big")
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return key.private_bytes(
+            serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+        )
+    raise ValueError(f"no private value known for a {type(key).__name__}")

@@ -9,7 +9,7 @@ import datetime
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import NameOID
 
 from cloud58_lab.secretscan import Finding, key_bodies, scan_paths, scan_text
@@ -90,6 +90,31 @@ def test_secrets_are_found_where_they_stand(text, expected):
 )
 def test_legitimate_output_is_not_reported(text):
     assert scan_text(text, "out", known=[ENCRYPTION_KEY, *key_bodies([KEY_PEM])]) == []
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        pytest.param(ec.generate_private_key(ec.SECP256R1()), id="ecdsa-p256"),
+        pytest.param(rsa.generate_private_key(public_exponent=65537, key_size=2048), id="rsa-2048"),
+        pytest.param(ed25519.Ed25519PrivateKey.generate(), id="ed25519"),
+    ],
+)
+def test_key_bodies_hold_the_private_value_and_nothing_public(key):
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    pieces = key_bodies([pem])
+    assert pieces
+    assert all(piece in pem for piece in pieces)
+    assert [p for p in pieces if p in public.replace("\n", "")] == []
+    assert scan_text(public, "pub", known=pieces) == []
+    assert scan_text(pem.replace("-----", ""), "leak", known=pieces) != []
 
 
 def test_known_key_bodies_are_found_even_without_their_pem_header():
