@@ -290,6 +290,8 @@ class _Reconciler:
         self._seq = itertools.count()
         self._recorded = threading.Lock()
         self._halt: GitOpsError | None = None  # set when nothing more may be sent
+        self._prunes_planned = 0
+        self._prunes_answered = 0
 
     def outcomes(self) -> list[ObjectResult]:
         """Every outcome recorded so far, in report order (apply order, then prunes, then nodes)."""
@@ -305,6 +307,9 @@ class _Reconciler:
     def run(self) -> None:
         try:
             self._run()
+        except KubeUnreachable as e:
+            self._stop(e)  # then the lock is not released: nothing more is sent
+            raise
         finally:
             self._unlock()
 
@@ -402,11 +407,14 @@ class _Reconciler:
         written = sum(1 for o in outcomes if o.write)
         maybe = sum(1 for o in outcomes if o.maybe_written)
         pending = sum(1 for i in self.items if i.resource is not None and i.outcome is None)
+        prunes = self._prunes_planned - self._prunes_answered
         progress = f"stopped writing after {written} write(s)"
         if maybe:
             progress += f" and {maybe} whose answer was lost"
         if pending:
             progress += f"; {pending} object(s) not attempted"
+        if prunes:
+            progress += f"; {prunes} prune(s) not attempted"
         error = self._halt
         message = f"{error}; {progress}"
         if isinstance(error, KubeUnreachable):
@@ -647,6 +655,7 @@ class _Reconciler:
             res = self.client.resource(obj["apiVersion"], key.kind)
             resources[key] = res
         ranked = batches(doomed, lambda k: rank_of(k.group, k.kind, resources[k].namespaced))
+        self._prunes_planned = len(doomed)
         for batch in reversed(ranked):
             jobs = [(next(self._seq), k) for k in batch]
             self._map(lambda job: self._prune_one(job[0], job[1], resources[job[1]], live[job[1]]), jobs)
@@ -661,6 +670,9 @@ class _Reconciler:
         except Exception as e:
             self._record(seq, self._failure(key, "", e, reason="prune"))
             return
+        finally:
+            with self._recorded:
+                self._prunes_answered += 1
         if not deleted:
             gone = ObjectResult(key, GONE, reason="removed from Git; already deleted by someone else")
             self._record(seq, gone)
@@ -683,7 +695,7 @@ class _Reconciler:
             )
         plan = plan_node_annotations(wanted, self.client.list(nodes, metadata_only=True))
         self.result.nodes_unchanged = len(plan.unchanged)
-        self.result.pending_nodes = sorted(plan.pending)
+        self.result.pending_nodes = sorted(plan.pending)  # reported even if the patches do not finish
         jobs = [(next(self._seq), c) for c in plan.changes]
         gone = [name for name in self._map(lambda job: self._annotate_one(nodes, *job), jobs) if name]
         self.result.pending_nodes = sorted([*plan.pending, *gone])  # deleted since the LIST: pending

@@ -43,8 +43,9 @@ class FakeApi:
     API server's do. Faults: ``fail_after`` N applied writes every apply is unreachable
     (nothing sent); ``lost_answers`` names objects whose apply lands but whose answer is
     lost; ``apply_errors`` maps a name to the exception its apply raises; ``gone`` names
-    objects someone else deletes just before this run's delete (404); ``before_apply(api,
-    name)`` runs before each apply (another writer)."""
+    objects someone else deletes just before this run's delete (404); ``delete_errors`` and
+    ``list_error`` are raised by those calls; ``before_apply(api, name)`` runs before each
+    apply (another writer)."""
 
     def __init__(
         self,
@@ -57,6 +58,8 @@ class FakeApi:
         apply_errors=None,
         gone=(),
         before_apply=None,
+        delete_errors=None,
+        list_error=None,
     ):
         self.calls: list[tuple] = []
         self.requests = 0
@@ -66,6 +69,8 @@ class FakeApi:
         self.apply_errors = dict(apply_errors or {})
         self.gone = set(gone)
         self.before_apply = before_apply
+        self.delete_errors = dict(delete_errors or {})
+        self.list_error = list_error
         self.writes = 0  # writes the server applied (not dry runs)
         self.version = 1
         self.created_at: dict[tuple, int] = {}
@@ -114,6 +119,8 @@ class FakeApi:
 
     def snapshot(self, res, label_selector="", *, metadata_only=False):
         self.calls.append(("list", res.kind, label_selector, metadata_only))
+        if self.list_error is not None:
+            raise self.list_error
         wanted = dict(pair.split("=", 1) for pair in label_selector.split(",") if pair)
         with self._mutex:
             items = [
@@ -175,6 +182,8 @@ class FakeApi:
 
     def delete(self, res, namespace, name, *, uid, dry_run):
         self.calls.append(("delete", res.kind, name))
+        if name in self.delete_errors:
+            raise self.delete_errors[name]
         if name in self.gone:
             return False
         if not dry_run:
@@ -487,3 +496,29 @@ def test_a_lock_held_by_another_run_refuses_naming_it_and_writes_nothing():
     )
     assert [c for c in api.calls if c[0] in ("apply", "delete", "list", "replace")] == []
     assert result.objects == []
+
+
+def test_a_server_gone_during_prune_stops_the_prunes_and_says_how_many_were_left():
+    down = KubeUnreachable(f"{UNREACHABLE}: [Errno 111] Connection refused", sent=False)
+    api = FakeApi(objects=[cm("old-a"), cm("old-b"), cm("old-c")], delete_errors={"old-a": down})
+    result = run(api, cluster_dir(configmaps(1)))
+    assert result.status == "unreachable"
+    assert [(o.key.name, o.action) for o in result.objects] == [("cm-000", "create"), ("old-a", "failed")]
+    assert [c[2] for c in api.calls if c[0] == "delete"] == ["old-a"]
+    assert result.error == (
+        f"{UNREACHABLE}: [Errno 111] Connection refused; stopped writing after 1 write(s); "
+        "2 prune(s) not attempted"
+    )
+    assert result.changed is True
+
+
+def test_a_server_gone_after_the_lock_was_taken_leaves_it_to_expire():
+    api = FakeApi(list_error=KubeUnreachable(f"{UNREACHABLE}: timed out", sent=True))
+    result = run(api, cluster_dir(configmaps(1)))
+    assert (result.status, result.error) == ("unreachable", f"{UNREACHABLE}: timed out")
+    assert result.notes == [
+        "lock: Lease kube-system/cloud58-reconcile not released (the API server is unreachable); "
+        "it expires by itself"
+    ]
+    assert api.store[("Lease", "kube-system", "cloud58-reconcile")]["spec"]["holderIdentity"]
+    assert [c[0] for c in api.calls if c[1] == "Lease"] == ["get", "create"]
