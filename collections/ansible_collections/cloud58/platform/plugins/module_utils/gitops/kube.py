@@ -85,11 +85,20 @@ def client_certificate_problem(pem: bytes, now: datetime.datetime | None = None)
         return ""
     now = now or datetime.datetime.now(datetime.timezone.utc)  # noqa: UP017 - modules may run on Python < 3.11
     subject = cert.subject.rfc4514_string() or "(empty subject)"
-    if cert.not_valid_after_utc < now:
-        return f"the client certificate ({subject}) expired at {_stamp(cert.not_valid_after_utc)}"
-    if cert.not_valid_before_utc > now:
-        return f"the client certificate ({subject}) is not valid before {_stamp(cert.not_valid_before_utc)}"
+    not_before, not_after = _validity(cert)
+    if not_after < now:
+        return f"the client certificate ({subject}) expired at {_stamp(not_after)}"
+    if not_before > now:
+        return f"the client certificate ({subject}) is not valid before {_stamp(not_before)}"
     return ""
+
+
+def _validity(cert) -> tuple[datetime.datetime, datetime.datetime]:
+    """notBefore and notAfter as aware datetimes (cryptography < 42 has only naive UTC ones)."""
+    if hasattr(cert, "not_valid_after_utc"):
+        return cert.not_valid_before_utc, cert.not_valid_after_utc
+    utc = datetime.timezone.utc  # noqa: UP017
+    return cert.not_valid_before.replace(tzinfo=utc), cert.not_valid_after.replace(tzinfo=utc)
 
 
 def _stamp(moment: datetime.datetime) -> str:
