@@ -87,7 +87,7 @@ render: setup-venv ## regenerate clusters/ from inventories/ and apps/ (contacts
 reconcile: setup-venv ## make clusters match clusters/: CLUSTERS=a,b; CHECK=1 for a dry run with diffs; honours KUBECONFIG
 	ansible-playbook playbooks/reconcile.yml $(if $(CLUSTERS),-e clusters=$(CLUSTERS)) $(if $(CHECK),--check --diff)
 
-mr-check: setup-venv ## merge-request job: render current, schemas, server-side dry run of each cluster (its context, else an ephemeral apiserver) -> build/mr-report.md
+mr-check: setup-venv setup-upstream ## merge-request job: render current, schemas, server-side dry run of each cluster (its context, else an ephemeral apiserver) -> build/mr-report.md
 	scripts/ci/mr-check.sh
 
 validate: setup-venv ## preflight an inventory without touching a host: make validate DC=<dc>
