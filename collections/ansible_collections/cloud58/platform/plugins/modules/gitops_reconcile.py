@@ -42,15 +42,9 @@ description:
   - In check mode every write is a server-side dry run (C(dryRun=All)); the API server
     validates and defaults the objects, nothing is changed. With C(--diff) the diffs are real.
 extends_documentation_fragment:
-  - ansible.builtin.action_common_attributes
+  - cloud58.platform.attributes
+  - cloud58.platform.attributes.diff
   - cloud58.platform.kubeconfig
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  platform:
-    platforms: posix
 options:
   clusters_dir:
     description:

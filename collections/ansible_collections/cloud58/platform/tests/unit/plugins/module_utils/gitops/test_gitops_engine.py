@@ -444,7 +444,7 @@ def test_adopted_only_when_the_object_existed_without_our_labels_at_the_list(set
     result = run(api, cluster_dir(configmaps(1)))
     [outcome] = [o for o in result.objects if o.key.name == "cm-000"]
     assert (outcome.action, outcome.reason) == ("update", reason)
-    [(_, _, _, version)] = [c for c in api.calls if c[0] == "existed_at"]
+    [(_call, _kind, _name, version)] = [c for c in api.calls if c[0] == "existed_at"]
     assert version.isdigit()  # the resourceVersion of this run's LIST of ConfigMaps
 
 

@@ -188,7 +188,7 @@ def test_a_request_sent_whose_answer_is_lost_is_unreachable_and_sent(tmp_path, m
     port = server.getsockname()[1]
 
     def swallow():  # read the request, then close without an answer
-        for _ in range(2):
+        for _attempt in range(2):
             conn, _addr = server.accept()
             conn.recv(65536)
             conn.close()
