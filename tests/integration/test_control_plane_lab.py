@@ -40,6 +40,7 @@ from cryptography import x509
 
 from ansible_collections.cloud58.platform.plugins.module_utils.topology import build_plan, load_inventory
 from cloud58_lab.nodes import recap as play_recap
+from cloud58_lab.secretscan import key_bodies, scan_paths, scan_text
 from cloud58_lab.staticpods import StaticPodLab
 
 pytestmark = pytest.mark.slow
@@ -280,6 +281,91 @@ def test_secrets_are_encrypted_at_rest_and_audited(lab):
     entries = _wait("an audit entry for the Secret", audited, timeout=30)
     assert entries[0]["level"] == "Metadata"
     assert "requestObject" not in entries[0]
+
+
+def _run_secrets(lab) -> list[str]:
+    """What this run holds secret: key bodies, the encryption key, the admin kubeconfig's key."""
+    pki = lab.pki_dir / lab.cluster["name"]
+    known = key_bodies(p.read_text() for p in pki.rglob("*.key"))
+    encryption = yaml.safe_load((pki / "encryption-config.yaml").read_text())
+    known.append(encryption["resources"][0]["providers"][0]["secretbox"]["keys"][0]["secret"])
+    return known
+
+
+def test_check_mode_runs_logs_and_rendered_files_hold_no_secret(lab):
+    """Every playbook that reaches these masters, in check and diff mode at -vvv, and the
+    preflight and render playbooks, print no key; nor do the earlier runs, the lab's logs,
+    clusters/ or build/."""
+    outputs = {"first run": lab.first_run.stdout, "second run": lab.second_run.stdout}
+    for playbook in ("control-plane.yml", "validate.yml", "render.yml"):
+        run = lab.ansible_playbook(playbook, {}, "--check", "--diff", "-vvv")
+        assert run.returncode == 0, run.stdout[-4000:]
+        outputs[f"{playbook} --check --diff -vvv"] = run.stdout + run.stderr
+    known = _run_secrets(lab)
+    findings = [f for name, text in outputs.items() for f in scan_text(text, name, known)]
+    # The lab's own credentials (the PKI directory, kubeconfigs through a master's balancer)
+    # are files for secrets, readable by root only; everything else it wrote is output.
+    credentials = [lab.pki_dir, *lab.workdir.glob("kubeconfig-*")]
+    assert {oct(p.stat().st_mode & 0o777) for p in credentials[1:]} == {"0o600"}
+    logs = [p for p in lab.workdir.iterdir() if p not in credentials]
+    repo_outputs = [REPO / "clusters", *[REPO / "build"] * (REPO / "build").exists()]
+    findings += scan_paths([*logs, *repo_outputs], known, REPO)
+    assert [str(f) for f in findings] == []
+    # The scan sees what it looks for: the PKI directory itself is full of findings.
+    assert {f.kind for f in scan_paths([lab.pki_dir], known)} >= {"Private Key", "a secret of this run"}
+
+
+def test_keys_kubeconfigs_and_encryption_config_are_readable_by_root_only(lab):
+    def secret(path: Path) -> bool:
+        text = path.read_text(errors="replace")
+        return any(marker in text for marker in ("PRIVATE KEY", "client-key-data", "secretbox"))
+
+    def modes(root: Path) -> dict:
+        files = (p for p in root.rglob("*") if p.is_file())
+        return {str(p.relative_to(root)): oct(p.stat().st_mode & 0o777) for p in files}
+
+    controller = lab.pki_dir / lab.cluster["name"]
+    on_controller = {k: v for k, v in modes(controller).items() if secret(controller / k)}
+    assert {"admin.kubeconfig", "encryption-config.yaml", "ca.key"} <= set(on_controller)
+    assert set(on_controller.values()) == {"0o600"}
+    for host in lab.masters:
+        etc = lab.rootfs(host) / "etc/kubernetes"
+        on_host = {k: v for k, v in modes(etc).items() if secret(etc / k)}
+        assert {"pki/apiserver.key", "pki/etcd/server.key", "pki/encryption-config.yaml"} <= set(on_host)
+        assert {k: v for k, v in on_host.items() if v != "0o600"} == {}
+
+
+@pytest.mark.parametrize("kind", ["etcd", "etcd_events"])
+@pytest.mark.parametrize("url", ["client_url", "peer_url"])
+def test_etcd_accepts_only_clients_with_a_certificate(lab, kind, url):
+    """Mutual TLS on etcd's client and peer ports: the handshake without a client certificate
+    yields no answer; with the apiserver's etcd client certificate /health answers."""
+    pki = lab.pki_dir / lab.cluster["name"]
+    member = lab.cluster[kind]["members"][0]
+    address, port = member[url].removeprefix("https://").rsplit(":", 1)
+
+    def get_health(with_certificate: bool) -> str:
+        """The first bytes of the answer; "" when the server ends the connection (TLS 1.3 alerts
+        a missing certificate after the client's handshake, on the first read)."""
+        ctx = ssl.create_default_context(cafile=str(pki / "etcd/ca.crt"))
+        ctx.check_hostname = False
+        if with_certificate:
+            ctx.load_cert_chain(pki / "apiserver-etcd-client.crt", pki / "apiserver-etcd-client.key")
+        request = f"GET /health HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n".encode()
+        try:
+            with (
+                socket.create_connection((address, int(port)), timeout=5) as sock,
+                ctx.wrap_socket(sock) as tls,
+            ):
+                tls.sendall(request)
+                return tls.recv(4096).decode(errors="replace")
+        except (ssl.SSLError, ConnectionResetError, BrokenPipeError):
+            return ""
+
+    assert get_health(False) == ""
+    answer = get_health(True)
+    # The client port serves /health; the peer port answers HTTP too (404 for that path).
+    assert answer.startswith("HTTP/1.1 200" if url == "client_url" else "HTTP/1.1 ")
 
 
 def _serving_serial(lab, address: str, port: int, etcd: bool = False) -> int:
