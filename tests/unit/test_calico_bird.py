@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import pytest
 
 from ansible_collections.cloud58.platform.plugins.module_utils.bgp import BgpError, calico_objects
 from ansible_collections.cloud58.platform.plugins.module_utils.topology import build_plan, load_inventory
+from cloud58_lab import programs
 from cloud58_lab.calico_bird import node_speaker_config, selected_peers
 
 REPO = Path(__file__).resolve().parents[2]
@@ -44,7 +44,6 @@ def test_node_speaker_config_maps_the_objects(plan):
     )
 
 
-@pytest.mark.skipif(shutil.which("bird") is None, reason="bird2 is not installed (make setup-apt)")
 def test_node_speaker_config_parses_in_bird(plan, tmp_path):
     options = {"advertise_service_cluster_ips": True, "calico_max_restart_time": "2m"}
     conf = tmp_path / "bird.conf"
@@ -52,7 +51,9 @@ def test_node_speaker_config_parses_in_bird(plan, tmp_path):
         node_speaker_config(calico_objects(plan, "lab1-k8s", options), NODE, ["198.18.16.128/26"])
     )
     assert "graceful restart time 120;" in conf.read_text()
-    result = subprocess.run(["bird", "-p", "-c", str(conf)], capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        programs.argv("bird", "-p", "-c", conf), capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0, result.stderr
 
 
