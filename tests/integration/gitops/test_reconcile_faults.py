@@ -181,13 +181,48 @@ def test_an_object_made_by_hand_is_adopted_one_made_after_the_list_is_not(worksp
 
 
 # -- one reconcile per cluster at a time -----------------------------------------------------
+def _client(workspace, *, gate=None, lease_read=None):
+    """A client factory for run_reconcile: applies wait for ``gate``; a read of the Lease sets
+    ``lease_read``. The tests order the two runs with these, not with timing: a fast machine
+    finishes a first run before a second one has started."""
+
+    class Client(KubeClient):
+        def apply(self, res, obj, *, dry_run, full=True):
+            if gate is not None:
+                assert gate.wait(300), "the test never opened the gate"
+            return super().apply(res, obj, dry_run=dry_run, full=full)
+
+        def get(self, res, *args, **kwargs):
+            if lease_read is not None and res.kind == "Lease":
+                lease_read.set()
+            return super().get(res, *args, **kwargs)
+
+    return lambda context: Client(context, workspace.kubeconfig)
+
+
+def _reconcile_c1(workspace, **params):
+    params = {
+        "clusters_dir": str(workspace.root),
+        "clusters": ["c1"],
+        "kubeconfig": workspace.kubeconfig,
+        **params,
+    }
+    client_factory = params.pop("client_factory")
+    return run_reconcile(params, client_factory=client_factory)
+
+
 def test_two_reconciles_of_one_cluster_never_interleave_the_second_waits(workspace, gitops_clusters):
     c1 = gitops_clusters["c1"]
     workspace.write("c1", many("c1", "t-twice", 500))
-    first = in_thread(workspace.reconcile, ["c1"])
+    gate, lease_read = threading.Event(), threading.Event()
+    first = in_thread(_reconcile_c1, workspace, client_factory=_client(workspace, gate=gate))
     wait_until(lambda: holder(c1).startswith(ME), what="the first run holds the lock")
     first_holder = holder(c1)
-    second = in_thread(workspace.reconcile, ["c1"], lock_timeout=300)
+    second = in_thread(
+        _reconcile_c1, workspace, lock_timeout=300, client_factory=_client(workspace, lease_read=lease_read)
+    )
+    wait_until(lease_read.is_set, what="the second run found the lock held")
+    gate.set()
     one, two = first()["clusters"]["c1"], second()["clusters"]["c1"]
 
     assert (one["status"], one["counts"]["created"], one["counts"]["unchanged"]) == ("ok", 501, 1)
@@ -206,10 +241,14 @@ def test_two_reconciles_of_one_cluster_never_interleave_the_second_waits(workspa
 def test_a_second_reconcile_refuses_after_lock_timeout_naming_the_holder(workspace, gitops_clusters):
     c1 = gitops_clusters["c1"]
     workspace.write("c1", many("c1", "t-refuse", 500))
-    first = in_thread(workspace.reconcile, ["c1"])
+    gate = threading.Event()
+    first = in_thread(_reconcile_c1, workspace, client_factory=_client(workspace, gate=gate))
     wait_until(lambda: holder(c1).startswith(ME), what="the first run holds the lock")
     first_holder = holder(c1)
-    second = workspace.reconcile(["c1"], lock_timeout=1)
+    try:
+        second = workspace.reconcile(["c1"], lock_timeout=1)
+    finally:
+        gate.set()
     refused = second["clusters"]["c1"]
     done = first()["clusters"]["c1"]
 
