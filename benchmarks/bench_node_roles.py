@@ -66,7 +66,11 @@ def _env():
     env = dict(os.environ)
     env.setdefault("CONTAINERS_CONF", os.path.join(REPO, "containers", "containers.conf"))
     env["ANSIBLE_COLLECTIONS_PATH"] = os.pathsep.join(
-        [os.path.join(REPO, "collections"), os.path.expanduser("~/.ansible/collections")]
+        [
+            os.path.join(REPO, "collections"),
+            os.path.join(REPO, "lab", "collections"),
+            os.path.expanduser("~/.ansible/collections"),
+        ]
     )
     env["ANSIBLE_FORCE_COLOR"] = "0"
     env["ANSIBLE_NOCOLOR"] = "1"
@@ -107,7 +111,7 @@ def _layout(count):
 
 def _inventory(hosts, bin_dir):
     """A topology inventory (docs/inventory.md) whose hosts are the containers."""
-    lines = ["all:", "  vars:", "    ansible_connection: cloud58.platform.podman_nsenter", "  children:"]
+    lines = ["all:", "  vars:", "    ansible_connection: cloud58.lab.podman_nsenter", "  children:"]
     for group in ("masters", "etcd_events", "consul_servers", "minions", "lvs"):
         members = [h for h in hosts if group in h[1]]
         lines += [f"    {group}:", "      hosts:"]

@@ -180,9 +180,7 @@ def up(  # noqa: PLR0917 - every argument has a default; tests pass their own di
             install_calico_crds(cset[name])
 
         _collections_on_path()
-        from ansible_collections.cloud58.platform.plugins.module_utils.gitops.pipeline import (
-            render_and_reconcile,
-        )
+        from cloud58_lab.pipeline import render_and_reconcile
 
         out("lab: rendering and reconciling the lab clusters")
         result = render_and_reconcile(

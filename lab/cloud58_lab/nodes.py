@@ -3,7 +3,7 @@
 ``make lab`` (``lab.up``) starts one container per lab host the node roles apply to (the
 masters, minions and LVS directors of ``inventories/lab``), named ``c58node-<host>``, from
 the node image, and converges them with the real playbook through an inventory overlay
-(connection ``cloud58.platform.podman_nsenter``; the kubelet binary from the build cache;
+(connection ``cloud58.lab.podman_nsenter``; the kubelet binary from the build cache;
 the containers' veth as the NIC to steer). The containers are on podman's default network:
 nothing sends them traffic, their package manager reaches the Debian mirror.
 
@@ -129,7 +129,7 @@ def overlay(hosts: list[str], bin_dir: Path, prefix: str = PREFIX) -> dict:
     return {
         "all": {
             "hosts": {
-                h: {"ansible_connection": "cloud58.platform.podman_nsenter", "ansible_host": prefix + h}
+                h: {"ansible_connection": "cloud58.lab.podman_nsenter", "ansible_host": prefix + h}
                 for h in hosts
             },
             "vars": {
@@ -158,7 +158,11 @@ def converge(
         ANSIBLE_FORCE_COLOR="0",
     )
     run_env["ANSIBLE_COLLECTIONS_PATH"] = os.pathsep.join(
-        [str(REPO / "collections"), os.path.expanduser("~/.ansible/collections")]
+        [
+            str(REPO / "collections"),
+            str(REPO / "lab/collections"),
+            os.path.expanduser("~/.ansible/collections"),
+        ]
     )
     proc = subprocess.run(
         programs.argv("ansible-playbook", "-i", inventory, "-i", path, REPO / "playbooks/nodes.yml"),

@@ -9,7 +9,7 @@ master would do, with podman:
   podman network that is the datacenter's node network, at the master's address from the
   plan (198.18.0.0/15 only);
 * ``playbooks/control-plane.yml`` converges those containers (connection
-  ``cloud58.platform.podman_nsenter``) exactly as it converges real masters: PKI, manifests,
+  ``cloud58.lab.podman_nsenter``) exactly as it converges real masters: PKI, manifests,
   kubeconfigs, audit policy, HAProxy from Debian;
 * :meth:`StaticPodLab.play` reads each master's ``/etc/kubernetes/manifests/*.yaml`` and
   runs it with ``podman kube play`` inside the master's network (and UTS) namespace, which
@@ -275,7 +275,7 @@ class StaticPodLab:
         """Connection variables for the masters, layered over inventories/lab."""
         hosts = {
             m.name: {
-                "ansible_connection": "cloud58.platform.podman_nsenter",
+                "ansible_connection": "cloud58.lab.podman_nsenter",
                 "ansible_host": m.container,
                 "ansible_python_interpreter": "/usr/bin/python3",
             }

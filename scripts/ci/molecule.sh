@@ -17,9 +17,10 @@ repo=$(cd "$(dirname "$0")/../.." && pwd)
 
 export PATH="$repo/.venv/bin:$PATH"
 export CONTAINERS_CONF=${CONTAINERS_CONF:-$repo/containers/containers.conf}
-# The collection under test from the repository; the bundled ones (containers.podman,
-# ansible.posix, ...) are found in the `ansible` package's site-packages.
-export ANSIBLE_COLLECTIONS_PATH="$repo/collections:$HOME/.ansible/collections"
+# The collection under test from the repository, and the lab-only one (cloud58.lab: the
+# podman_nsenter connection); the bundled ones (containers.podman, ansible.posix, ...) are
+# found in the `ansible` package's site-packages.
+export ANSIBLE_COLLECTIONS_PATH="$repo/collections:$repo/lab/collections:$HOME/.ansible/collections"
 if [[ ! -t 1 ]]; then
   # Plain logs in CI and in files.
   export NO_COLOR=1 ANSIBLE_NOCOLOR=1 PY_COLORS=0

@@ -1,4 +1,4 @@
-"""The connection plugin cloud58.platform.podman_nsenter against a real podman container.
+"""The connection plugin cloud58.lab.podman_nsenter against a real podman container.
 
 One container from the node image (no systemd needed: it sleeps), reached by the real
 ansible-playbook with pipelining on and off: commands run inside the container (its
@@ -65,7 +65,7 @@ def _playbook(tmp_path: Path, tasks: list, *, host: str = CONTAINER, pipelining:
             "-i",
             f"{host},",
             "-c",
-            "cloud58.platform.podman_nsenter",
+            "cloud58.lab.podman_nsenter",
             "-e",
             "ansible_python_interpreter=/usr/bin/python3",
             str(path),

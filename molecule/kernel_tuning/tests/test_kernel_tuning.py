@@ -222,7 +222,7 @@ def test_bad_overrides_stop_the_role_before_any_change():
             "-i",
             "mol-kt-node1,",
             "-e",
-            "ansible_connection=cloud58.platform.podman_nsenter",
+            "ansible_connection=cloud58.lab.podman_nsenter",
             str(playbook),
         ],
         capture_output=True,

@@ -14,9 +14,9 @@ import pytest
 import yaml
 
 from ansible_collections.cloud58.platform.plugins.module_utils.gitops.kube import KubeClient
-from ansible_collections.cloud58.platform.plugins.module_utils.gitops.pipeline import render_and_reconcile
 from cloud58_lab.calico import install_calico_crds
 from cloud58_lab.lab import lab_plan
+from cloud58_lab.pipeline import render_and_reconcile
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[7]
 PLUGINS = REPO / "collections/ansible_collections/cloud58/platform/plugins"
 CONFIG = REPO / ".importlinter"
 
-ON_TOP = "modules, filters and the connection plugin sit on module_utils and never import each other"
+ON_TOP = "modules and filters sit on module_utils and never import each other"
 LAYERS = "module_utils packages import only the layers below them"
 PKI = "pki (x509) imports nothing of the collection"
 TOPOLOGY = "topology imports nothing of the collection but the BGP option rules (bgp.options)"

@@ -3,7 +3,7 @@
 # Apache License 2.0
 """Render then reconcile, in one call: what ``make lab`` runs for the lab clusters.
 
-from ansible_collections.cloud58.platform.plugins.module_utils.gitops.pipeline import render_and_reconcile
+from cloud58_lab.pipeline import render_and_reconcile
 result = render_and_reconcile("/work/main", kubeconfig, ["lab1-k8s", "lab2-k8s"])
 # prints the render counts and the per-cluster summary; result["failed_clusters"] == [] when all went well
 """
@@ -13,8 +13,8 @@ from __future__ import annotations
 import os
 import sys
 
-from ..render.runner import run_render
-from .runner import run_reconcile
+from ansible_collections.cloud58.platform.plugins.module_utils.gitops.runner import run_reconcile
+from ansible_collections.cloud58.platform.plugins.module_utils.render.runner import run_render
 
 
 def render_and_reconcile(

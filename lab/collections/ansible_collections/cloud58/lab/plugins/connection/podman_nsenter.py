@@ -76,7 +76,7 @@ NAMESPACES = ("--mount", "--uts", "--ipc", "--net", "--pid", "--cgroup")
 class Connection(ConnectionBase):
     """Commands and files go through nsenter into the container's namespaces."""
 
-    transport = "cloud58.platform.podman_nsenter"
+    transport = "cloud58.lab.podman_nsenter"
     has_pipelining = True
     default_user = "root"
 
