@@ -335,6 +335,9 @@ class _ModelReader:
             if isinstance(rack_name, str) and rack_name in own_racks:
                 host.rack = own_racks[rack_name]
                 host.dc = host.rack.dc
+            why = name_problem(name)
+            if why:  # the host name becomes the node name, an etcd member and a certificate SAN
+                self.add("invalid-name", host.where(), "name", name, why)
             spec = self.parser.parse(HOST, raw, host.where())
             host.address = spec["address"]
             host.labels = spec["labels"]

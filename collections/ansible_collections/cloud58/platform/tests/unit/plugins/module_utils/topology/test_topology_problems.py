@@ -126,6 +126,12 @@ def _invalid_name_dns(d):
     cl(d)["api"]["dns_name"] = "API.dc1.test"
 
 
+def _invalid_name_host(d):
+    # the host name becomes the node name, an etcd member and a certificate SAN
+    d["hosts"]["dc1_w3"] = {"rack": "dc1-r1", "address": "198.18.0.23"}
+    d["groups"]["minions"].append("dc1_w3")
+
+
 def _out_of_range_block(d):
     cl(d)["pod_block_size"] = 19
 
@@ -582,6 +588,14 @@ CASES = [
             "name [invalid-name]",
         ],
         id="invalid-name-dns",
+    ),
+    pytest.param(
+        _invalid_name_host,
+        [
+            "datacenter 'dc1', rack 'dc1-r1', host 'dc1_w3': name = 'dc1_w3': names are lowercase DNS "
+            "labels: a-z, 0-9 and '-', at most 63 characters [invalid-name]",
+        ],
+        id="invalid-name-host",
     ),
     pytest.param(
         _out_of_range_block,
