@@ -22,7 +22,6 @@ Layout of ``workdir``::
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import ctypes
 import ipaddress
@@ -44,6 +43,7 @@ from pathlib import Path
 
 import yaml
 
+from ansible_collections.cloud58.platform.plugins.module_utils.controlplane.configs import embedded_kubeconfig
 from cloud58_lab.pki import CertificateAuthority, signing_key_pair
 
 PROGRAMS = (
@@ -279,27 +279,18 @@ def _address_in_use(proc: _Process | _Live) -> bool:
 
 
 def _kubeconfig(entries: Iterable[tuple[str, str, bytes, bytes, bytes]]) -> dict:
-    """A kubeconfig with one context per (name, server, ca, cert, key); data embedded."""
+    """A kubeconfig with one context per (name, server, ca, cert, key); data embedded.
 
-    def b64(data: bytes) -> str:
-        return base64.b64encode(data).decode()
-
-    entries = list(entries)
-    return {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "preferences": {},
-        "current-context": entries[0][0],
-        "clusters": [
-            {"name": name, "cluster": {"server": server, "certificate-authority-data": b64(ca)}}
-            for name, server, ca, _, _ in entries
-        ],
-        "users": [
-            {"name": name, "user": {"client-certificate-data": b64(cert), "client-key-data": b64(key)}}
-            for name, _, _, cert, key in entries
-        ],
-        "contexts": [{"name": name, "context": {"cluster": name, "user": name}} for name, *_ in entries],
-    }
+    Each context is the collection's embedded_kubeconfig (what cluster_pki writes for a
+    cluster's admin), user named like the context; the first is the current context."""
+    configs = [
+        embedded_kubeconfig(name, server, ca_pem=ca, cert_pem=cert, key_pem=key, user=name)
+        for name, server, ca, cert, key in entries
+    ]
+    merged = dict(configs[0])
+    for section in ("clusters", "users", "contexts"):
+        merged[section] = [item for config in configs for item in config[section]]
+    return merged
 
 
 def _write_private(path: Path, data: bytes | str) -> None:
