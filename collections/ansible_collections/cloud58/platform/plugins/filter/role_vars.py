@@ -1,0 +1,104 @@
+# -*- coding: utf-8 -*-
+# Copyright: cloud58 platform team
+# Apache License 2.0
+"""``role_host_vars(hostvars, hosts, roles)``: each host's role variables, each with the file
+and line that set it, for the module ``cloud58.platform.role_vars_check``.
+
+Only a filter sees where a value comes from (Ansible tags every value it reads from YAML
+with its origin); a module gets plain JSON. The checking happens in the module, over
+``module_utils/topology/role_vars.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ansible.errors import AnsibleError, AnsibleFilterError
+from jinja2 import Undefined
+
+try:  # ansible-core 2.19 tags what it reads with its origin; older versions do not
+    from ansible._internal._datatag._tags import Origin
+except ImportError:  # pragma: no cover
+    Origin = None
+
+
+def _origin_text(origin):
+    if origin is None:
+        return None
+    if origin.path and origin.line_num:
+        return f"{origin.path}:{origin.line_num}"
+    return origin.path or origin.description or None
+
+
+def _origin_of(value):
+    return _origin_text(Origin.get_tag(value)) if Origin is not None else None
+
+
+def _located(exc):
+    """The message of an Ansible error, led by the file and line found in its causes."""
+    seen = exc
+    while seen is not None:
+        obj = getattr(seen, "obj", None)
+        origin = obj if Origin is not None and isinstance(obj, Origin) else None
+        if origin is None and obj is not None:
+            origin = Origin.get_tag(obj) if Origin is not None else None
+        if origin is not None and origin.path:
+            return f"{_origin_text(origin)}: {exc.message if isinstance(exc, AnsibleError) else exc}"
+        seen = seen.__cause__ or seen.__context__
+    return str(exc)
+
+
+def _has_undefined(value):
+    """ansible-core 2.19 hands an undefined variable on as a marker, not as an exception."""
+    if isinstance(value, Undefined):
+        return True
+    if isinstance(value, Mapping):
+        return any(_has_undefined(item) for item in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_has_undefined(item) for item in value)
+    return False
+
+
+def role_host_vars(hostvars, hosts, roles):
+    """``{host: {variable: {value, origin, unresolved}}}`` for the variables of ``hosts`` whose
+    name starts with one of ``roles`` and ``_``.
+
+    ``value`` is templated as the host would see it; when that fails on the controller (the
+    value needs facts or variables only the host has) it is the raw text and ``unresolved`` is
+    true. ``origin`` is ``<file>:<line>`` where Ansible can tell, else the host's inventory
+    directory.
+    """
+    if not isinstance(hostvars, Mapping):
+        raise AnsibleFilterError(
+            f"role_host_vars expects hostvars (a mapping), got {type(hostvars).__name__}"
+        )
+    if isinstance(roles, (str, bytes)) or isinstance(hosts, (str, bytes)):
+        raise AnsibleFilterError("role_host_vars expects lists of host names and role names, got a string")
+    prefixes = tuple(f"{role}_" for role in roles)
+    out = {}
+    for host in hosts:
+        try:
+            raw = hostvars.raw_get(host) if hasattr(hostvars, "raw_get") else hostvars[host]
+        except AnsibleError as exc:  # a host_vars or group_vars file Ansible reads on demand
+            raise AnsibleFilterError(f"variables of host {host!r}: {_located(exc)}") from None
+        inventory = raw.get("inventory_dir")
+        found = {}
+        for name in sorted(raw):
+            if not name.startswith(prefixes):
+                continue
+            origin = _origin_of(raw[name]) or (f"inventory {inventory}" if inventory else None)
+            try:
+                value = hostvars[host][name]
+                unresolved = _has_undefined(value)
+            except Exception:  # undefined here (facts, host-only variables): the role judges it
+                unresolved = True
+            if unresolved:
+                value = str(raw[name])
+            found[str(name)] = {"value": value, "origin": origin, "unresolved": unresolved}
+        out[str(host)] = found
+    return out
+
+
+class FilterModule:
+    def filters(self):
+        return {"role_host_vars": role_host_vars}
