@@ -1,6 +1,7 @@
 """`make lab` end to end, in a state directory, namespace prefix and container prefix of the
 test's own: control planes, reconciled clusters, the BGP fabric, and the lab hosts as
-containers that got the node roles (labels from the plan in each kubelet's flags)."""
+containers that got the node roles: a running, healthy kubelet on every master and minion
+with the plan's labels on its command line, none on the LVS directors."""
 
 from __future__ import annotations
 
@@ -32,6 +33,65 @@ def lab_run(upstream_bin_dir, monkeypatch):
     nodes.remove_containers(names, nodes.podman_env())
     lab.down(state_dir, out=lines.append)
     shutil.rmtree(top, ignore_errors=True)
+
+
+# What inventories/lab/hosts.yml says of the hosts with a kubelet (masters and minions),
+# written out: function = the host's label (masters: master), location and region = the
+# datacenter, rack and zone = the host's rack.
+KUBELET_HOSTS = {
+    "lab1-m1": ("master", "lab1", "lab1-r1"),
+    "lab1-m2": ("master", "lab1", "lab1-r2"),
+    "lab1-m3": ("master", "lab1", "lab1-r1"),
+    "lab1-w1": ("ingress", "lab1", "lab1-r1"),
+    "lab1-w2": ("online", "lab1", "lab1-r2"),
+    "lab2-m1": ("master", "lab2", "lab2-r1"),
+    "lab2-m2": ("master", "lab2", "lab2-r2"),
+    "lab2-m3": ("master", "lab2", "lab2-r1"),
+    "lab2-w1": ("ingress", "lab2", "lab2-r1"),
+    "lab2-w2": ("online", "lab2", "lab2-r2"),
+}
+KUBELET_LABELS = {
+    host: {
+        "cloud58.io/function": function,
+        "cloud58.io/location": dc,
+        "cloud58.io/rack": rack,
+        "topology.kubernetes.io/region": dc,
+        "topology.kubernetes.io/zone": rack,
+    }
+    for host, (function, dc, rack) in KUBELET_HOSTS.items()
+}
+# LVS directors get the node roles but run no kubelet.
+LVS_DIRECTORS = ("lab1-lvs1", "lab1-lvs2", "lab2-lvs1", "lab2-lvs2")
+# The node image has python3, not curl.
+HEALTHZ = (
+    "import urllib.request as u; "
+    "print(u.urlopen('http://127.0.0.1:10248/healthz', timeout=10).read().decode())"
+)
+
+
+def _in_node(container: str, env: dict, *argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["podman", "exec", container, *argv], capture_output=True, text=True, env=env, check=False
+    )
+
+
+def _kubelet(container: str, env: dict) -> dict:
+    """The kubelet service of a lab node container: its state, what its healthz endpoint
+    answers, and the command line of the running process (its labels from --node-labels=)."""
+    active = _in_node(container, env, "systemctl", "is-active", "kubelet.service").stdout.strip()
+    healthz = _in_node(container, env, "python3", "-c", HEALTHZ)
+    # One exec: the PID and its command line from the same moment.
+    cmdline = _in_node(
+        container, env, "sh", "-c", "cat /proc/$(systemctl show -p MainPID --value kubelet.service)/cmdline"
+    )
+    argv = cmdline.stdout.split("\0")[:-1]
+    flags = [a.removeprefix("--node-labels=") for a in argv if a.startswith("--node-labels=")]
+    return {
+        "active": active,
+        "healthz": healthz.stdout.strip() or healthz.stderr.strip()[-300:],
+        "argv": argv or [f"(no command line: {cmdline.stderr.strip()})"],
+        "labels": dict(kv.split("=", 1) for flag in flags for kv in flag.split(",")),
+    }
 
 
 def _namespaces(prefix: str) -> list[str]:
@@ -71,33 +131,19 @@ def test_lab_up_serves_every_lab_cluster_and_down_removes_everything(lab_run):
     assert [h for h, r in recap.items() if r["failed"] or r["unreachable"] or not r["changed"]] == []
     assert any(line.startswith("nodes: 14 containers given the node roles") for line in lines)
     env = nodes.podman_env()
-    # What inventories/lab/hosts.yml says of these hosts, written out: zone = rack, region = dc.
-    expected_labels = {
-        "lab1-w2": {
-            "cloud58.io/function": "online",
-            "cloud58.io/location": "lab1",
-            "cloud58.io/rack": "lab1-r2",
-            "topology.kubernetes.io/region": "lab1",
-            "topology.kubernetes.io/zone": "lab1-r2",
-        },
-        "lab2-m1": {
-            "cloud58.io/function": "master",
-            "cloud58.io/location": "lab2",
-            "cloud58.io/rack": "lab2-r1",
-            "topology.kubernetes.io/region": "lab2",
-            "topology.kubernetes.io/zone": "lab2-r1",
-        },
-    }
-    for host, expected in expected_labels.items():  # LVS directors run no kubelet
-        flags = subprocess.run(
-            ["podman", "exec", prefix + host, "cat", "/etc/kubernetes/kubelet.env"],
-            capture_output=True, text=True, env=env, check=True,
-        ).stdout  # fmt: skip
-        labels = dict(
-            kv.split("=", 1)
-            for kv in re.search(r"^KUBELET_NODE_LABELS=(\S+)$", flags, re.M).group(1).split(",")
+    assert sorted([*KUBELET_LABELS, *LVS_DIRECTORS]) == hosts
+    for host, labels in KUBELET_LABELS.items():
+        kubelet = _kubelet(prefix + host, env)
+        assert kubelet["active"] == "active", f"{host}: kubelet.service is {kubelet['active']}"
+        assert kubelet["healthz"] == "ok", f"{host}: kubelet healthz answered {kubelet['healthz']!r}"
+        assert kubelet["argv"][0] == "/usr/local/bin/kubelet"
+        assert kubelet["labels"] == labels, host
+    for host in LVS_DIRECTORS:
+        unit = _in_node(
+            prefix + host, env, "systemctl", "show", "-p", "LoadState,ActiveState", "kubelet.service"
         )
-        assert labels == expected
+        state = dict(line.split("=", 1) for line in unit.stdout.split())
+        assert state == {"LoadState": "not-found", "ActiveState": "inactive"}, host
 
     assert lab.down(state_dir, out=lines.append) == 0
     assert not state_dir.exists()
