@@ -58,19 +58,20 @@ def kube_clusters(upstream_bin_dir: Path, tmp_path_factory: pytest.TempPathFacto
 def kube_cluster_factory(
     upstream_bin_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Callable[..., ClusterSet]]:
-    """``factory(names, *, controllers=False, kwok_nodes=0)`` starts a fresh ClusterSet
-    (e.g. with kube-controller-manager, kube-scheduler and kwok nodes; ``kwok_nodes`` is a
-    count, or node names by cluster, as start_clusters takes it); every set is closed when
-    the test ends."""
+    """``factory(names, *, controllers=False, kwok_nodes=0, etcd_members=1)`` starts a fresh
+    ClusterSet (e.g. with kube-controller-manager, kube-scheduler and kwok nodes; ``kwok_nodes``
+    is a count, or node names by cluster, as start_clusters takes it; ``etcd_members=3`` gives
+    each cluster three etcd members); every set is closed when the test ends."""
     started: list[ClusterSet] = []
 
-    def factory(names, *, controllers: bool = False, kwok_nodes=0) -> ClusterSet:
+    def factory(names, *, controllers: bool = False, kwok_nodes=0, etcd_members: int = 1) -> ClusterSet:
         cset = start_clusters(
             names,
             tmp_path_factory.mktemp("kube-clusters"),
             upstream_bin_dir,
             controllers=controllers,
             kwok_nodes=kwok_nodes,
+            etcd_members=etcd_members,
         )
         started.append(cset)
         return cset

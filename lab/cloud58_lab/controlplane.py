@@ -1,7 +1,8 @@
 """Independent Kubernetes control planes on loopback, from the pinned upstream programs.
 
-``start_clusters(["c1", "c2"], workdir, bin_dir)`` starts, per cluster, one etcd and one
-kube-apiserver (TLS, client certificates, Node,RBAC authorization) and, on request, a
+``start_clusters(["c1", "c2"], workdir, bin_dir)`` starts, per cluster, one etcd (or, with
+``etcd_members=3``, three members on loopback) and one kube-apiserver (TLS, client
+certificates, Node,RBAC authorization) and, on request, a
 kube-controller-manager, a kube-scheduler and kwok with fake nodes whose pods become
 Running with addresses from the cluster's pod CIDR. Clusters start side by side; every
 wait is bounded and a failure names the component and shows the end of its log.
@@ -15,7 +16,7 @@ Layout of ``workdir``::
     kubeconfig              one context per cluster, named like the cluster
     state.json              PIDs and ports, for ClusterSet.load() from another process
     <cluster>/pki/          CA, serving and client certificates, service-account keys
-    <cluster>/etcd/         etcd's data
+    <cluster>/etcd/         etcd's data (more members: etcd-2/, etcd-3/, ...)
     <cluster>/*.kubeconfig  one per component
     <cluster>/<component>.log
 """
@@ -312,6 +313,7 @@ class Cluster:
         bin_dir: Path,
         set_kubeconfig: Path,
         die_with_parent: bool,
+        etcd_members: int = 1,
     ) -> None:
         self.name = name
         self.index = index
@@ -320,6 +322,7 @@ class Cluster:
         self.bin_dir = bin_dir
         self.set_kubeconfig = set_kubeconfig
         self.die_with_parent = die_with_parent
+        self.etcd_members = etcd_members
         self.pki = directory / "pki"
         self.ports: dict[str, int] = {}
         self.processes: dict[str, _Process] = {}
@@ -336,6 +339,40 @@ class Cluster:
     @property
     def etcd_endpoint(self) -> str:
         return f"http://127.0.0.1:{self.ports['etcd-client']}"
+
+    @property
+    def etcd_components(self) -> list[str]:
+        """The etcd members' components (process and port names): etcd, etcd-2, etcd-3, ..."""
+        return ["etcd"] + [f"etcd-{i}" for i in range(2, self.etcd_members + 1)]
+
+    def etcd_client_url(self, component: str) -> str:
+        return f"http://127.0.0.1:{self.ports[component + '-client']}"
+
+    def etcd_leader(self) -> str | None:
+        """The component of the etcd member that every running member names as the leader;
+        None while they disagree or have none (an election)."""
+        ids, leaders = {}, set()
+        for component in self.etcd_components:
+            if not self.processes[component].alive():
+                continue
+            status = self._etcd_status(component)
+            if status is None or not status.get("leader"):
+                return None
+            ids[status["header"]["member_id"]] = component
+            leaders.add(status["leader"])
+        if len(leaders) != 1:
+            return None
+        return ids.get(leaders.pop())
+
+    def _etcd_status(self, component: str) -> dict | None:
+        req = urllib.request.Request(
+            self.etcd_client_url(component) + "/v3/maintenance/status", data=b"{}", method="POST"
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=5) as resp:
+                return json.loads(resp.read())
+        except (OSError, ValueError):
+            return None
 
     @property
     def kubeconfig(self) -> Path:
@@ -415,8 +452,12 @@ class Cluster:
             return None
 
     def etcd_ready(self) -> bool:
-        body = self._get(self.etcd_endpoint + "/health")
-        return body is not None and json.loads(body).get("health") == "true"
+        """Every member answers healthy (with more than one, that needs a leader)."""
+        for component in self.etcd_components:
+            body = self._get(self.etcd_client_url(component) + "/health")
+            if body is None or json.loads(body).get("health") != "true":
+                return False
+        return True
 
     def apiserver_ready(self) -> bool:
         return self._get(self.server + "/readyz", self._ssl()) == b"ok"
@@ -499,28 +540,48 @@ class Cluster:
         return proc
 
     def etcd(self, taken: set[int]) -> _Process:
-        self.ports["etcd-client"], self.ports["etcd-peer"] = _free_port(taken), _free_port(taken)
-        shutil.rmtree(self.dir / "etcd", ignore_errors=True)  # a retry starts a fresh member
-        peer = f"http://127.0.0.1:{self.ports['etcd-peer']}"
-        return self._add(
-            "etcd",
-            [
-                str(self.bin_dir / "etcd"),
-                f"--name={self.name}",
-                f"--data-dir={self.dir / 'etcd'}",
-                f"--listen-client-urls={self.etcd_endpoint}",
-                f"--advertise-client-urls={self.etcd_endpoint}",
-                f"--listen-peer-urls={peer}",
-                f"--initial-advertise-peer-urls={peer}",
-                f"--initial-cluster={self.name}={peer}",
-                "--initial-cluster-state=new",
-                f"--initial-cluster-token=cloud58-lab-{self.name}",
-                # A throwaway store on loopback: durability across power loss is not
-                # needed, and fsync dominates etcd's latency on shared disks.
-                "--unsafe-no-fsync",
-                "--log-level=warn",
-            ],
-        )
+        """The etcd members, on new ports and with fresh data (a retry starts them anew).
+        Returns the first member for the caller to spawn; the others are spawned here, so
+        that they reach a quorum together."""
+        components = self.etcd_components
+        for component in components[1:]:  # a retry: the other members of the last try
+            if component in self.processes:
+                self.processes[component].stop()
+        for component in components:
+            self.ports[f"{component}-client"] = _free_port(taken)
+            self.ports[f"{component}-peer"] = _free_port(taken)
+            shutil.rmtree(self.dir / component, ignore_errors=True)
+        # One member keeps the cluster's name; more are <cluster>-2, <cluster>-3, ...
+        names = {
+            c: self.name if c == "etcd" else f"{self.name}-{c.removeprefix('etcd-')}" for c in components
+        }
+        peers = {c: f"http://127.0.0.1:{self.ports[c + '-peer']}" for c in components}
+        initial = ",".join(f"{names[c]}={peers[c]}" for c in components)
+        members = [
+            self._add(
+                component,
+                [
+                    str(self.bin_dir / "etcd"),
+                    f"--name={names[component]}",
+                    f"--data-dir={self.dir / component}",
+                    f"--listen-client-urls={self.etcd_client_url(component)}",
+                    f"--advertise-client-urls={self.etcd_client_url(component)}",
+                    f"--listen-peer-urls={peers[component]}",
+                    f"--initial-advertise-peer-urls={peers[component]}",
+                    f"--initial-cluster={initial}",
+                    "--initial-cluster-state=new",
+                    f"--initial-cluster-token=cloud58-lab-{self.name}",
+                    # A throwaway store on loopback: durability across power loss is not
+                    # needed, and fsync dominates etcd's latency on shared disks.
+                    "--unsafe-no-fsync",
+                    "--log-level=warn",
+                ],
+            )
+            for component in components
+        ]
+        for member in members[1:]:
+            member.spawn(self.die_with_parent)
+        return members[0]
 
     def apiserver(self, taken: set[int]) -> _Process:
         self.ports["apiserver"] = _free_port(taken)
@@ -532,7 +593,7 @@ class Cluster:
                 "--bind-address=127.0.0.1",
                 "--advertise-address=127.0.0.1",
                 f"--secure-port={self.ports['apiserver']}",
-                f"--etcd-servers={self.etcd_endpoint}",
+                f"--etcd-servers={','.join(self.etcd_client_url(c) for c in self.etcd_components)}",
                 f"--tls-cert-file={pki / 'apiserver.crt'}",
                 f"--tls-private-key-file={pki / 'apiserver.key'}",
                 f"--client-ca-file={pki / 'ca.crt'}",
@@ -659,6 +720,7 @@ class Cluster:
             "network": self.network.as_dict(),
             "ports": self.ports,
             "kwok_nodes": self.kwok_nodes,
+            "etcd_members": self.etcd_members,
             "processes": {c: p.state() for c, p in self.processes.items()},
         }
 
@@ -908,6 +970,7 @@ class ClusterSet(Mapping[str, Cluster]):
                 bin_dir=bin_dir,
                 set_kubeconfig=workdir / "kubeconfig",
                 die_with_parent=False,
+                etcd_members=cs.get("etcd_members", 1),
             )
             c.ports = {k: int(v) for k, v in cs["ports"].items()}
             c.kwok_nodes = list(cs["kwok_nodes"])
@@ -940,6 +1003,7 @@ def start_clusters(
     networks: Mapping[str, ClusterNetwork] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     die_with_parent: bool = True,
+    etcd_members: int = 1,
 ) -> ClusterSet:
     """Start one control plane per name, side by side, and wait until all are ready.
 
@@ -948,7 +1012,9 @@ def start_clusters(
     ``<cluster>-kwok-<i>``) or, by cluster, the names to give them (the plan's hosts, so
     what cluster.yml says of a node finds it). Deployments get Running pods when both are on.
     ``networks`` overrides the default address plan (``ClusterNetwork.for_index``) per
-    cluster. ``timeout`` bounds each phase. With ``die_with_parent`` the programs get
+    cluster. ``etcd_members`` etcd members per cluster (1, or 3 to lose one and keep a
+    quorum), all on loopback, each the kube-apiserver's etcd server. ``timeout`` bounds
+    each phase. With ``die_with_parent`` the programs get
     SIGTERM when the calling thread ends (tests); the lab passes False so they outlive
     ``cloud58_lab up``.
     On failure every started process is ended and the error shows the log tails;
@@ -960,6 +1026,10 @@ def start_clusters(
     for name in names:
         if not _NAME.fullmatch(name):
             raise ControlPlaneError(f"cluster name {name!r}: use lowercase letters, digits and '-' (max 40)")
+    if etcd_members not in (1, 3, 5):
+        raise ControlPlaneError(
+            f"etcd_members {etcd_members!r}: use 1, 3 or 5 (an odd number keeps a quorum)"
+        )
     nets = {}
     for index, name in enumerate(names):
         nets[name] = (networks or {}).get(name) or ClusterNetwork.for_index(index)
@@ -980,6 +1050,7 @@ def start_clusters(
             bin_dir=bin_dir,
             set_kubeconfig=workdir / "kubeconfig",
             die_with_parent=die_with_parent,
+            etcd_members=etcd_members,
         )
     cset = ClusterSet(workdir, bin_dir, clusters)
     try:

@@ -2,16 +2,15 @@
 
 The report says what was written whatever fails; two reconciles of one cluster never
 interleave (the Lease ``kube-system/cloud58-reconcile``); a dead, cut-off or refused cluster
-fails alone and clearly.
-
-Not tested here: an etcd member killed mid-run. The clusters of tests/conftest.py run a
-single etcd member each, so there is no member to lose while the others keep a quorum.
+fails alone and clearly; a cluster that loses one of its three etcd members mid-run keeps
+its quorum: the run goes on, and only writes etcd lost in flight fail, each by name.
 """
 
 from __future__ import annotations
 
 import datetime
 import os
+import re
 import signal
 import socket
 import threading
@@ -27,7 +26,7 @@ from ansible_collections.cloud58.platform.plugins.module_utils.gitops.model impo
 from ansible_collections.cloud58.platform.plugins.module_utils.gitops.runner import run_reconcile
 from ansible_collections.cloud58.platform.plugins.module_utils.pki import x509
 
-from .helpers import configmap, namespace
+from .helpers import Workspace, configmap, namespace
 
 pytestmark = pytest.mark.slow
 
@@ -419,3 +418,130 @@ def test_a_cluster_cut_off_mid_run_fails_alone_by_its_request_timeout(workspace,
     assert created <= live
     assert live - created <= maybe
     drop_lease(c2)
+
+
+# -- an etcd member lost mid-run --------------------------------------------------------------
+def _killing_client(kubeconfig: str, after: int, kill):
+    """A client factory whose ``after``-th apply first calls ``kill()`` (from the worker that
+    makes it, while the others go on): the kill lands mid-run whatever the machine's speed."""
+    applies, mutex = [0], threading.Lock()
+
+    class Client(KubeClient):
+        def apply(self, res, obj, *, dry_run, full=True):
+            with mutex:
+                applies[0] += 1
+                now = applies[0] == after
+            if now:
+                kill()
+            return super().apply(res, obj, dry_run=dry_run, full=full)
+
+    return lambda context: Client(context, kubeconfig)
+
+
+def _reconcile_killing_an_etcd_member(kube_cluster_factory, tmp_path, member: str, workers: int):
+    """Start cluster e1 on three etcd members, then reconcile a namespace and 300 ConfigMaps
+    into it with ``workers`` writes in flight; before the 100th apply, SIGKILL the etcd
+    ``member`` ("leader" or a "follower") by its PID, wait for its end and for the two left
+    to agree on a leader. The cluster, its workspace and the run's result."""
+    cset = kube_cluster_factory(["e1"], etcd_members=3)
+    e1 = cset["e1"]
+    servers = next(a for a in e1.processes["kube-apiserver"].argv if a.startswith("--etcd-servers="))
+    assert servers.count(",") == 2  # the API server talks to all three members
+    ws = Workspace(tmp_path / "clusters", cset)
+    ws.write("e1", [])
+    assert ws.reconcile(bootstrap_identity=True)["failed_clusters"] == []
+    leader = wait_until(e1.etcd_leader, what="the etcd members agree on a leader")
+    victim = e1.processes[
+        leader if member == "leader" else next(c for c in e1.etcd_components if c != leader)
+    ]
+    killed = []
+
+    def kill():
+        killed.append(victim.pid)
+        os.kill(victim.pid, signal.SIGKILL)
+        assert victim.wait(15), f"etcd member {victim.component} (pid {victim.pid}) outlived SIGKILL"
+        # a killed leader: the two left elect another (a killed follower: the leader stays)
+        after = wait_until(e1.etcd_leader, what="the two members left agree on a leader")
+        assert (after == leader) is (member == "follower")
+
+    ws.write("e1", many("e1", "t-etcd", 300))
+    result = run_reconcile(
+        {"clusters_dir": str(ws.root), "clusters": ["e1"], "kubeconfig": ws.kubeconfig, "workers": workers},
+        client_factory=_killing_client(ws.kubeconfig, 100, kill),
+    )
+    assert killed == [victim.pid]  # once, mid-run
+    assert not victim.alive()
+    return e1, ws, result
+
+
+def _failures(report: dict) -> list[tuple[str, str]]:
+    return [(o["name"], o.get("error")) for o in report["objects"] if o["action"] == "failed"]
+
+
+@pytest.mark.parametrize("member", ["follower", "leader"])
+def test_an_etcd_member_killed_between_writes_the_run_writes_everything(
+    member, kube_cluster_factory, tmp_path
+):
+    """One write at a time, and the kill lands between two: the API server goes on with the
+    two members left (after a new election, when the leader died) and the run completes."""
+    e1, _ws, result = _reconcile_killing_an_etcd_member(kube_cluster_factory, tmp_path, member, workers=1)
+    report = result["clusters"]["e1"]
+
+    assert (result["failed_clusters"], result["changed"]) == ([], True), _failures(report) or report["error"]
+    assert (report["status"], report["error"], report["notes"]) == ("ok", "", [])
+    assert report["counts"] == {
+        "created": 301,  # the namespace and its 300 ConfigMaps
+        "updated": 0,
+        "unchanged": 1,  # the identity
+        "pruned": 0,
+        "failed": 0,
+        "prune_protected": 0,
+        "already_gone": 0,
+        "maybe_written": 0,
+        "nodes_annotated": 0,
+        "nodes_unchanged": 0,
+        "nodes_pending": 0,
+    }
+    assert len(listed_configmaps(e1, "t-etcd")) == 300
+
+
+# What kube-apiserver answers for a write etcd lost: sent to the member that died (its
+# connection ends under it; etcd's client does not resend a write), or proposed while the
+# members left had no leader.
+ETCD_LOST_WRITE = re.compile(
+    r"^e1/32_configmap_t-etcd_(cm-\d{4})\.yaml: PATCH /api/v1/namespaces/t-etcd/configmaps/\1: 500 "
+    r"(rpc error: code = Unavailable desc = error reading from server: EOF"
+    r"|etcdserver: request timed out, possibly due to previous leader failure)$"
+)
+
+
+@pytest.mark.parametrize("member", ["follower", "leader"])
+def test_an_etcd_member_killed_under_writes_in_flight_fails_only_those_the_next_run_completes(
+    member, kube_cluster_factory, tmp_path
+):
+    """Eight writes in flight (the default): those the API server had sent through the dying
+    member, or proposed during the election, come back as HTTP 500 and are reported failed by
+    name; the run goes on with every other object, and the next run writes the rest."""
+    e1, ws, result = _reconcile_killing_an_etcd_member(kube_cluster_factory, tmp_path, member, workers=8)
+    report = result["clusters"]["e1"]
+    failures = _failures(report)
+    created = {o["name"] for o in report["objects"] if o["kind"] == "ConfigMap" and o["action"] == "create"}
+    live = listed_configmaps(e1, "t-etcd")
+
+    assert result["changed"] is True
+    assert report["counts"]["created"] == len(created) + 1  # and the namespace
+    assert report["counts"]["failed"] == len(failures) <= 8
+    assert len(created) + len(failures) == 300  # every object was attempted: nothing skipped
+    for name, error in failures:
+        assert ETCD_LOST_WRITE.match(error).group(1) == name, error
+    # what was created is there; a write etcd timed out may still have been committed
+    assert created <= live <= created | {name for name, _ in failures}
+    if failures:
+        assert (result["failed_clusters"], report["error"]) == (["e1"], f"{len(failures)} object(s) failed")
+    else:
+        assert (result["failed_clusters"], report["error"]) == ([], "")
+
+    again = ws.reconcile(["e1"])["clusters"]["e1"]
+    assert (again["status"], again["counts"]["failed"]) == ("ok", 0)
+    assert again["counts"]["created"] == 300 - len(live)
+    assert len(listed_configmaps(e1, "t-etcd")) == 300
