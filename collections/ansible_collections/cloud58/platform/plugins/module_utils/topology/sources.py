@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from .errors import Problem, show
+from .errors import Problem
 from .inventory import _INVENTORY_EXTENSIONS, _read_yaml, expand_host_pattern
 
 
@@ -58,7 +58,7 @@ def duplicate_host_problems(sources) -> list:
         Problem(
             where=f"host '{host}'",
             field="inventory files",
-            value=show(files),
+            value=", ".join(f"'{path}'" for path in files),  # paths in full, never cut
             message=f"the host is defined in {len(files)} files; Ansible merges its groups and variables "
             "without a word: define it in one",
             kind="duplicate-host",
