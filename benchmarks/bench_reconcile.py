@@ -58,11 +58,10 @@ sys.path[:0] = [str(REPO / "collections"), str(REPO / "lab")]
 import yaml  # noqa: E402
 from benchstats import bench_size, figure  # noqa: E402
 
-from ansible_collections.cloud58.platform.plugins.module_utils.render.dump import dump_yaml, file_name  # noqa: E402
-from ansible_collections.cloud58.platform.plugins.module_utils.render.platform import (  # noqa: E402
-    identity_configmap,
-    labels_for,
-)
+from ansible_collections.cloud58.platform.plugins.module_utils.kube.clusters_format import dump_yaml  # noqa: E402
+from ansible_collections.cloud58.platform.plugins.module_utils.kube.objects import labels_for  # noqa: E402
+from ansible_collections.cloud58.platform.plugins.module_utils.render.file_names import file_name  # noqa: E402
+from ansible_collections.cloud58.platform.plugins.module_utils.render.platform import identity_configmap  # noqa: E402
 from cloud58_lab.controlplane import ClusterNetwork, ControlPlaneError, proc_cpu_seconds, start_clusters  # noqa: E402
 
 CLUSTERS = ("bench1", "bench2", "bench3")

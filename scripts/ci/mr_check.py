@@ -47,9 +47,9 @@ from ansible_collections.cloud58.platform.plugins.module_utils.gitops.clusterdir
     load_cluster_dir,
     select_clusters,
 )
-from ansible_collections.cloud58.platform.plugins.module_utils.gitops.errors import GitOpsError  # noqa: E402
 from ansible_collections.cloud58.platform.plugins.module_utils.gitops.report import markdown_report  # noqa: E402
 from ansible_collections.cloud58.platform.plugins.module_utils.gitops.runner import run_reconcile  # noqa: E402
+from ansible_collections.cloud58.platform.plugins.module_utils.kube.errors import GitOpsError  # noqa: E402
 from ansible_collections.cloud58.platform.plugins.module_utils.render.docs import (  # noqa: E402
     apps_markdown,
     schema_json,

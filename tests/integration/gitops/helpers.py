@@ -15,13 +15,11 @@ from pathlib import Path
 
 import yaml
 
-from ansible_collections.cloud58.platform.plugins.module_utils.gitops.model import selector_for
 from ansible_collections.cloud58.platform.plugins.module_utils.gitops.runner import run_reconcile
-from ansible_collections.cloud58.platform.plugins.module_utils.render.dump import dump_yaml, file_name
-from ansible_collections.cloud58.platform.plugins.module_utils.render.platform import (
-    identity_configmap,
-    labels_for,
-)
+from ansible_collections.cloud58.platform.plugins.module_utils.kube.clusters_format import dump_yaml
+from ansible_collections.cloud58.platform.plugins.module_utils.kube.objects import labels_for, selector_for
+from ansible_collections.cloud58.platform.plugins.module_utils.render.file_names import file_name
+from ansible_collections.cloud58.platform.plugins.module_utils.render.platform import identity_configmap
 
 DATACENTER = "dc-test"
 PRUNE_KINDS = [

@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.cloud58.platform.plugins.module_utils.gitops.errors import ClusterDirError
-from ansible_collections.cloud58.platform.plugins.module_utils.gitops.model import desired_hash
 from ansible_collections.cloud58.platform.plugins.module_utils.gitops.runner import failure_message
-from ansible_collections.cloud58.platform.plugins.module_utils.render.platform import labels_for
+from ansible_collections.cloud58.platform.plugins.module_utils.kube.objects import desired_hash, labels_for
 
 from .helpers import configmap, deployment, namespace, service
 

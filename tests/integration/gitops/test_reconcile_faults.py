@@ -22,8 +22,8 @@ import yaml
 from ansible_collections.cloud58.platform.plugins.module_utils.gitops import kube
 from ansible_collections.cloud58.platform.plugins.module_utils.gitops.kube import KubeClient
 from ansible_collections.cloud58.platform.plugins.module_utils.gitops.lease import format_time
-from ansible_collections.cloud58.platform.plugins.module_utils.gitops.model import selector_for
 from ansible_collections.cloud58.platform.plugins.module_utils.gitops.runner import run_reconcile
+from ansible_collections.cloud58.platform.plugins.module_utils.kube.objects import selector_for
 from ansible_collections.cloud58.platform.plugins.module_utils.pki import x509
 
 from .helpers import Workspace, configmap, namespace

@@ -193,8 +193,6 @@ from ansible_collections.cloud58.platform.plugins.module_utils.gitops.args impor
     KUBECONFIG_ARG_SPEC,
     RECONCILE_ARG_SPEC,
 )
-from ansible_collections.cloud58.platform.plugins.module_utils.gitops.clusterdir import HAS_YAML  # noqa: E402
-from ansible_collections.cloud58.platform.plugins.module_utils.gitops.errors import GitOpsError  # noqa: E402
 from ansible_collections.cloud58.platform.plugins.module_utils.gitops.kube import (  # noqa: E402
     HAS_KUBERNETES,
     KUBERNETES_IMPORT_ERROR,
@@ -203,6 +201,8 @@ from ansible_collections.cloud58.platform.plugins.module_utils.gitops.runner imp
     failure_message,
     run_reconcile,
 )
+from ansible_collections.cloud58.platform.plugins.module_utils.kube.clusters_format import HAS_YAML  # noqa: E402
+from ansible_collections.cloud58.platform.plugins.module_utils.kube.errors import GitOpsError  # noqa: E402
 
 
 def argspec():

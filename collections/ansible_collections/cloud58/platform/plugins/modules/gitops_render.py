@@ -105,7 +105,7 @@ files:
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 
-from ansible_collections.cloud58.platform.plugins.module_utils.gitops.errors import GitOpsError  # noqa: E402
+from ansible_collections.cloud58.platform.plugins.module_utils.kube.errors import GitOpsError  # noqa: E402
 from ansible_collections.cloud58.platform.plugins.module_utils.render.runner import (  # noqa: E402
     RENDER_ARG_SPEC,
     run_render,

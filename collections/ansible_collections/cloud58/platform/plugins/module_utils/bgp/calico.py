@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from ..gitops.model import labels_for
+from ..kube.objects import labels_for
 from . import selector
 from .fabric import RACK_LABEL, BgpError, datacenter_of_cluster, fabric_from_plan
 from .options import bgp_options

@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import uuid
 
-from ..gitops.model import (
+from ..kube.objects import (
     CLUSTER_LABEL,
     IDENTITY_NAME,
     IDENTITY_NAMESPACE,

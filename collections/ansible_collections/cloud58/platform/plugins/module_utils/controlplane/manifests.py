@@ -21,7 +21,7 @@ Paths on the host (``config_dir`` defaults to /etc/kubernetes)::
 
 from __future__ import annotations
 
-from ..gitops.model import CLUSTER_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE
+from ..kube.objects import CLUSTER_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE
 from .configs import kubeconfig
 from .settings import image_for
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .model import ObjKey
+from ..kube.objects import ObjKey
 
 FIELD_MANAGER = "cloud58-node-annotations"
 

@@ -4,13 +4,8 @@
 """Loading and validating ``clusters/<cluster>/``.
 
 Everything here is read and checked before any cluster is contacted: a bad directory
-fails with one message naming the file and the field, never a traceback.
-
-Layout::
-
-    clusters/<cluster>/cluster.yml     context, datacenter, identity, options, prune_kinds,
-                                       node_annotations
-    clusters/<cluster>/**/*.yaml       one Kubernetes object per file
+fails with one message naming the file and the field, never a traceback. The layout, the
+file names and the YAML reader are those of ``kube/clusters_format.py``.
 """
 
 from __future__ import annotations
@@ -21,94 +16,33 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 
-from .errors import ClusterDirError
-from .model import (
+from ..kube.clusters_format import (
+    CLUSTER_FILE,
+    HAS_YAML,
+    MANIFEST_SUFFIXES,
+    load_yaml_documents,
+    parse_yaml_documents,
+)
+from ..kube.objects import (
     CLUSTER_LABEL,
+    CLUSTER_SCOPED_KINDS,
     IDENTITY_NAME,
     IDENTITY_NAMESPACE,
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
+    NAMESPACED_KINDS,
     PROTECTED_KINDS,
     GroupKind,
     ObjKey,
     object_key,
     split_api_version,
 )
+from .errors import ClusterDirError
 
 try:
     import yaml
-
-    class UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # pylint: disable=too-many-ancestors
-        """Safe YAML that refuses a mapping holding a key twice (PyYAML keeps the last one silently)."""
-
-        def construct_mapping(self, node, deep=False):
-            seen = set()
-            for key_node, _value_node in node.value:
-                if key_node.tag == "tag:yaml.org,2002:merge":
-                    continue
-                key = self.construct_object(key_node, deep=True)
-                if isinstance(key, (str, int, float, bool)) or key is None:
-                    if key in seen:
-                        raise yaml.constructor.ConstructorError(
-                            "while constructing a mapping",
-                            node.start_mark,
-                            f"found duplicate key {key!r}",
-                            key_node.start_mark,
-                        )
-                    seen.add(key)
-            return super().construct_mapping(node, deep=deep)
-
-    _Loader = UniqueKeyLoader
-    HAS_YAML = True
-except ImportError:  # pragma: no cover - reported by the module through missing_required_lib
-    HAS_YAML = False
-
-CLUSTER_FILE = "cluster.yml"
-MANIFEST_SUFFIXES = (".yaml", ".yml")
-
-# Scope of the built-in kinds, so that a missing or stray metadata.namespace is caught
-# while loading. Other kinds are checked against the API server's discovery.
-NAMESPACED_KINDS = frozenset(
-    {
-        "ConfigMap",
-        "Secret",
-        "Service",
-        "ServiceAccount",
-        "Deployment",
-        "StatefulSet",
-        "DaemonSet",
-        "ReplicaSet",
-        "Job",
-        "CronJob",
-        "HorizontalPodAutoscaler",
-        "PodDisruptionBudget",
-        "Role",
-        "RoleBinding",
-        "ResourceQuota",
-        "LimitRange",
-        "PersistentVolumeClaim",
-        "Ingress",
-        "NetworkPolicy",
-        "Endpoints",
-        "Lease",
-    }
-)
-CLUSTER_SCOPED_KINDS = frozenset(
-    {
-        "Namespace",
-        "ClusterRole",
-        "ClusterRoleBinding",
-        "PriorityClass",
-        "StorageClass",
-        "PersistentVolume",
-        "CustomResourceDefinition",
-        "IngressClass",
-        "ValidatingWebhookConfiguration",
-        "MutatingWebhookConfiguration",
-        "APIService",
-        "Node",
-    }
-)
+except ImportError:  # pragma: no cover - load_cluster_dir checks HAS_YAML first
+    yaml = None
 
 _OPTION_DEFAULTS = {"prune": True, "max_prune": 20, "allow_prune_kinds": [], "wait_rollouts": False}
 
@@ -315,14 +249,6 @@ def _load_single(path: str, rel: str):
     return docs[0]
 
 
-_STR_TAGS = frozenset({"tag:yaml.org,2002:str", "tag:yaml.org,2002:timestamp"})
-_MERGE_TAG = "tag:yaml.org,2002:merge"
-
-
-class _MergeKey(Exception):
-    """A ``<<`` merge key: left to PyYAML's full constructor."""
-
-
 def default_cache_dir() -> str:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "cloud58", "gitops")
@@ -361,54 +287,6 @@ class ManifestCache:
             os.replace(tmp, self._path(cluster_path))
         except OSError:
             pass
-
-
-def load_yaml_documents(path: str) -> list:
-    """Every document of a YAML file, refusing duplicate keys.
-
-    Twice as fast as PyYAML's constructor on manifests (which matters for a no-op run over
-    thousands of files): libyaml composes the nodes, plain strings are taken as they are,
-    only other scalars go through the safe constructor. Timestamps stay strings, as the
-    Kubernetes API reads them. Files with merge keys take the full constructor.
-    """
-    with open(path, "rb") as handle:
-        return parse_yaml_documents(handle.read())
-
-
-def parse_yaml_documents(data: bytes) -> list:
-    """``load_yaml_documents`` on the bytes of a file."""
-    loader = _Loader(data)
-    try:
-        docs = []
-        while loader.check_node():
-            docs.append(_convert(loader, loader.get_node()))
-        return [doc for doc in docs if doc is not None]
-    except _MergeKey:
-        pass
-    finally:
-        loader.dispose()
-    return [doc for doc in yaml.load_all(data, Loader=_Loader) if doc is not None]
-
-
-def _convert(loader, node):
-    if isinstance(node, yaml.ScalarNode):
-        return node.value if node.tag in _STR_TAGS else loader.construct_object(node, deep=True)
-    if isinstance(node, yaml.SequenceNode):
-        return [_convert(loader, item) for item in node.value]
-    out = {}
-    for key_node, value_node in node.value:
-        if key_node.tag == _MERGE_TAG:
-            raise _MergeKey()
-        key = _convert(loader, key_node)
-        if key in out:
-            raise yaml.constructor.ConstructorError(
-                "while constructing a mapping",
-                node.start_mark,
-                f"found duplicate key {key!r}",
-                key_node.start_mark,
-            )
-        out[key] = _convert(loader, value_node)
-    return out
 
 
 def _load_docs(path: str, rel: str, data: bytes | None = None) -> list:

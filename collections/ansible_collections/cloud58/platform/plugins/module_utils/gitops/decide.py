@@ -8,15 +8,9 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 
+from ..kube.clusters_format import dump_yaml
+from ..kube.objects import HASH_ANNOTATION, ObjKey
 from .compare import object_differences
-from .model import HASH_ANNOTATION, ObjKey
-
-try:
-    import yaml
-
-    _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-except ImportError:  # pragma: no cover - reported by the module through missing_required_lib
-    yaml = None
 
 CREATE = "create"
 UPDATE = "update"
@@ -65,7 +59,7 @@ def strip_server_fields(obj: dict | None) -> dict | None:
 def to_yaml(obj: dict | None) -> str:
     if obj is None:
         return ""
-    return yaml.dump(obj, Dumper=_Dumper, sort_keys=True, default_flow_style=False, allow_unicode=True)
+    return dump_yaml(obj)
 
 
 def unified_diff(key: ObjKey, before: dict | None, after: dict | None) -> str:

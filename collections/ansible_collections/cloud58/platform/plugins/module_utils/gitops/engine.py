@@ -41,17 +41,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from .annotate import FIELD_MANAGER as NODE_FIELD_MANAGER
-from .annotate import NodeChange, node_key, plan_node_annotations
-from .clusterdir import ClusterDir, Manifest
-from .decide import CREATE, UNCHANGED, UPDATE, decide, rollout_done, strip_server_fields, unified_diff
-from .errors import GitOpsError, KubeUnreachable, LockError
-from .identity import check_identity
-from .kube import KubeClient, Resource
-from .lease import DEFAULT_DURATION as LOCK_DURATION
-from .lease import DEFAULT_TIMEOUT as LOCK_TIMEOUT
-from .lease import ClusterLock
-from .model import (
+from ..kube.errors import GitOpsError
+from ..kube.objects import (
     CLUSTER_LABEL,
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
@@ -62,7 +53,17 @@ from .model import (
     split_api_version,
     with_hash,
 )
-from .order import PHASE_CRD, batches, phase_of, rank_of
+from ..kube.order import PHASE_CRD, batches, phase_of, rank_of
+from .annotate import FIELD_MANAGER as NODE_FIELD_MANAGER
+from .annotate import NodeChange, node_key, plan_node_annotations
+from .clusterdir import ClusterDir, Manifest
+from .decide import CREATE, UNCHANGED, UPDATE, decide, rollout_done, strip_server_fields, unified_diff
+from .errors import KubeUnreachable, LockError
+from .identity import check_identity
+from .kube import KubeClient, Resource
+from .lease import DEFAULT_DURATION as LOCK_DURATION
+from .lease import DEFAULT_TIMEOUT as LOCK_TIMEOUT
+from .lease import ClusterLock
 from .prune import plan_prune
 
 PRUNE = "prune"

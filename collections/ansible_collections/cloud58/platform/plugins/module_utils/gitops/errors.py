@@ -9,9 +9,7 @@ rule was broken, so that a person can act on it without reading a traceback.
 
 from __future__ import annotations
 
-
-class GitOpsError(Exception):
-    """Base of every error the engine raises on purpose."""
+from ..kube.errors import GitOpsError
 
 
 class ClusterDirError(GitOpsError):

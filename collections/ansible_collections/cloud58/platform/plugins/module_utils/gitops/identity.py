@@ -11,8 +11,8 @@ two agree; an absent identity refuses too, unless the run bootstraps it explicit
 
 from __future__ import annotations
 
+from ..kube.objects import IDENTITY_KEYS
 from .errors import IdentityError
-from .model import IDENTITY_KEYS
 
 
 def check_identity(cluster: str, context: str, expected: dict, found: dict | None, *, where: str) -> None:

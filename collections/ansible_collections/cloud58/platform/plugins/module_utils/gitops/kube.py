@@ -24,8 +24,9 @@ import time
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode
 
-from .errors import GitOpsError, KubeApiError, KubeUnreachable
-from .model import FIELD_MANAGER, split_api_version
+from ..kube.errors import GitOpsError
+from ..kube.objects import FIELD_MANAGER, split_api_version
+from .errors import KubeApiError, KubeUnreachable
 from .transport import ConnectError, Endpoint, Transport, tls_context
 
 try:

@@ -25,9 +25,9 @@ import threading
 import time
 from dataclasses import dataclass
 
+from ..kube.objects import MANAGED_BY_LABEL, MANAGED_BY_VALUE
 from .errors import KubeApiError, KubeUnreachable, LockError
 from .kube import Resource
-from .model import MANAGED_BY_LABEL, MANAGED_BY_VALUE
 
 LEASE_NAME = "cloud58-reconcile"
 LEASES = Resource("coordination.k8s.io", "v1", "Lease", "leases", True)

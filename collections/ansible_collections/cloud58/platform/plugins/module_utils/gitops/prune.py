@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..kube.objects import CLUSTER_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, PROTECTED_KINDS, ObjKey
 from .errors import PruneGuardError
-from .model import CLUSTER_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, PROTECTED_KINDS, ObjKey
 
 
 @dataclass

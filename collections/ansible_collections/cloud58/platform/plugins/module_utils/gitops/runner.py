@@ -9,10 +9,10 @@ call ``run_reconcile``; none of them needs Ansible to be importable here.
 
 from __future__ import annotations
 
+from ..kube.errors import GitOpsError
 from .clusterdir import check_run_options, default_cache_dir, load_cluster_dir, select_clusters
 from .decide import CREATE, UPDATE
 from .engine import ANNOTATE, PRUNE, RunOptions, reconcile_clusters
-from .errors import GitOpsError
 from .lease import DEFAULT_TIMEOUT as LOCK_TIMEOUT
 from .report import report_dict, summary_lines, write_json_report
 

@@ -19,13 +19,13 @@ import copy
 import os
 import re
 
-from ..gitops.compare import parse_quantity
+from ..kube.quantity import parse_quantity
 from .errors import AppSpecError, RenderError
 
 try:
     import yaml
 
-    from ..gitops.clusterdir import UniqueKeyLoader as _Loader
+    from ..kube.clusters_format import UniqueKeyLoader as _Loader
 
     HAS_YAML = True
 except ImportError:  # pragma: no cover - reported by the module through missing_required_lib

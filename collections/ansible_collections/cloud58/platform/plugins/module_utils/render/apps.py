@@ -15,7 +15,7 @@ import json
 import math
 from fractions import Fraction
 
-from ..gitops.compare import parse_quantity
+from ..kube.quantity import parse_quantity
 from .platform import APP_PRIORITY_CLASS, TEAM_LABEL, meta
 from .targets import NODE_LABEL_FUNCTION, NODE_LABEL_RACK, ClusterTarget
 

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from ..gitops.errors import GitOpsError
+from ..kube.errors import GitOpsError
 
 
 class RenderError(GitOpsError):

@@ -13,13 +13,13 @@
   there, and the owning team's ``edit`` RoleBinding.
 
 The Calico objects come from ``module_utils/bgp`` (see ``render/tree.py``); later issues
-(LVS, Consul) add theirs the same way. ``labels_for`` (from ``gitops/model.py``) gives every
+(LVS, Consul) add theirs the same way. ``labels_for`` (from ``kube/objects.py``) gives every
 producer the same ownership labels.
 """
 
 from __future__ import annotations
 
-from ..gitops.model import IDENTITY_NAME, IDENTITY_NAMESPACE, labels_for
+from ..kube.objects import IDENTITY_NAME, IDENTITY_NAMESPACE, labels_for
 
 SYSTEM_NAMESPACE = "cloud58-system"
 TEAM_LABEL = "cloud58.io/team"

@@ -14,11 +14,11 @@ import os
 from dataclasses import dataclass, field
 
 from ..bgp import BgpError, calico_node_annotations, calico_objects
-from ..gitops.clusterdir import CLUSTER_FILE
-from ..gitops.model import object_key
+from ..kube.clusters_format import CLUSTER_FILE, dump_yaml
+from ..kube.objects import object_key
 from .apps import app_objects, namespace_quota, racks_in, replica_plan
-from .dump import dump_yaml, file_name
 from .errors import AppSpecError, RenderError
+from .file_names import file_name
 from .platform import business_namespace_objects, platform_objects
 from .targets import ClusterTarget
 

@@ -17,10 +17,12 @@ CONFIG = REPO / ".importlinter"
 ON_TOP = "modules and filters sit on module_utils and never import each other"
 LAYERS = "module_utils packages import only the layers below them"
 PKI = "pki (x509) imports nothing of the collection"
+KUBE = "kube (the Kubernetes vocabulary) imports nothing of the collection"
+RENDER = "render imports nothing of the reconcile engine (gitops); they share kube only"
 TOPOLOGY = "topology imports nothing of the collection but the BGP option rules (bgp.options)"
 ENGINE = "the reconcile engine (gitops) imports no planner, renderer or host configuration"
 LAB = "nothing in the collection imports the lab (cloud58_lab)"
-ALL = {ON_TOP, LAYERS, PKI, TOPOLOGY, ENGINE, LAB}
+ALL = {ON_TOP, LAYERS, PKI, KUBE, RENDER, TOPOLOGY, ENGINE, LAB}
 
 
 def _lint(tmp_path, edit=None):
@@ -81,11 +83,18 @@ def test_contracts_hold_for_the_collection(tmp_path):
             "module_utils/pki/x509.py", "from ..node import errors", {LAYERS, PKI}, id="pki-imports-node"
         ),
         pytest.param(
-            "module_utils/topology/plan.py", "from ..gitops import model", {TOPOLOGY}, id="topology-gitops"
+            "module_utils/kube/objects.py", "from ..pki import x509", {LAYERS, KUBE}, id="kube-imports-pki"
         ),
         pytest.param(
-            "module_utils/gitops/model.py", "from ..bgp import fabric", {LAYERS, ENGINE}, id="gitops-bgp"
+            "module_utils/topology/plan.py", "from ..kube import objects", {TOPOLOGY}, id="topology-kube"
         ),
+        pytest.param(
+            "module_utils/render/tree.py", "from ..gitops import engine", {LAYERS, RENDER}, id="render-gitops"
+        ),
+        pytest.param(
+            "module_utils/gitops/runner.py", "from ..render import tree", {LAYERS, ENGINE}, id="gitops-render"
+        ),
+        pytest.param("module_utils/gitops/engine.py", "from ..bgp import fabric", {ENGINE}, id="gitops-bgp"),
         pytest.param("module_utils/render/tree.py", "import cloud58_lab", {LAB}, id="render-imports-the-lab"),
     ],
 )

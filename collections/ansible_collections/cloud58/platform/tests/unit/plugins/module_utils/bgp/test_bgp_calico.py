@@ -15,7 +15,7 @@ from ansible_collections.cloud58.platform.plugins.module_utils.bgp import (
     calico_node_annotations,
     calico_objects,
 )
-from ansible_collections.cloud58.platform.plugins.module_utils.gitops.model import labels_for
+from ansible_collections.cloud58.platform.plugins.module_utils.kube.objects import labels_for
 from ansible_collections.cloud58.platform.plugins.module_utils.topology import build_plan, load_inventory
 
 REPO = Path(__file__).resolve().parents[9]

@@ -10,11 +10,10 @@ import yaml
 from ansible_collections.cloud58.platform.plugins.module_utils.gitops.clusterdir import (
     list_clusters,
     load_cluster_dir,
-    load_yaml_documents,
     select_clusters,
 )
 from ansible_collections.cloud58.platform.plugins.module_utils.gitops.errors import ClusterDirError
-from ansible_collections.cloud58.platform.plugins.module_utils.gitops.model import ObjKey
+from ansible_collections.cloud58.platform.plugins.module_utils.kube.objects import ObjKey
 
 LABELS = {"app.kubernetes.io/managed-by": "cloud58", "cloud58.io/cluster": "c1"}
 CLUSTER_YML = {"cluster": "c1", "context": "ctx-c1", "datacenter": "dc1", "identity": {"uid": "u1"}}
@@ -313,30 +312,6 @@ def test_listing_and_selecting_clusters(root):
 def test_empty_root_has_no_clusters(tmp_path):
     with pytest.raises(ClusterDirError, match="holds no cluster directory"):
         select_clusters(str(tmp_path), [])
-
-
-@pytest.mark.parametrize(
-    ("text", "docs"),
-    [
-        (
-            "a: 1\nb: [x, 2.5, true, null]\nc: {d: '3'}\n",
-            [{"a": 1, "b": ["x", 2.5, True, None], "c": {"d": "3"}}],
-        ),
-        ("when: 2024-01-02\n", [{"when": "2024-01-02"}]),  # timestamps stay strings, as the API reads them
-        (
-            "base: &b {x: 1, y: 2}\nuse:\n  <<: *b\n  y: 3\n",
-            [{"base": {"x": 1, "y": 2}, "use": {"x": 1, "y": 3}}],
-        ),
-        ("a: &v [1]\nb: *v\n", [{"a": [1], "b": [1]}]),
-        ("---\na: 1\n---\n---\nb: 2\n", [{"a": 1}, {"b": 2}]),
-        ("", []),
-    ],
-    ids=["scalars", "timestamp", "merge-key", "alias", "documents", "empty"],
-)
-def test_yaml_loading(tmp_path, text, docs):
-    path = tmp_path / "f.yaml"
-    path.write_text(text)
-    assert load_yaml_documents(str(path)) == docs
 
 
 def test_manifest_cache_is_addressed_by_content(root, tmp_path):

@@ -1,8 +1,6 @@
-"""Pure decisions: order of writes, prune guard, identity proof, per-object action, rollout state, hashing."""
+"""Pure decisions: prune guard, identity proof, per-object action, rollout state."""
 
 from __future__ import annotations
-
-import re
 
 import pytest
 
@@ -20,64 +18,15 @@ from ansible_collections.cloud58.platform.plugins.module_utils.gitops.errors imp
     PruneGuardError,
 )
 from ansible_collections.cloud58.platform.plugins.module_utils.gitops.identity import check_identity
-from ansible_collections.cloud58.platform.plugins.module_utils.gitops.model import (
+from ansible_collections.cloud58.platform.plugins.module_utils.gitops.prune import plan_prune
+from ansible_collections.cloud58.platform.plugins.module_utils.kube.objects import (
     HASH_ANNOTATION,
     ObjKey,
-    desired_hash,
     object_key,
     with_hash,
 )
-from ansible_collections.cloud58.platform.plugins.module_utils.gitops.order import batches, phase_of, rank_of
-from ansible_collections.cloud58.platform.plugins.module_utils.gitops.prune import plan_prune
 
 OURS = {"app.kubernetes.io/managed-by": "cloud58", "cloud58.io/cluster": "c1"}
-
-
-# -- order ------------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    ("group", "kind", "namespaced", "phase"),
-    [
-        ("apiextensions.k8s.io", "CustomResourceDefinition", False, 0),
-        ("", "Namespace", False, 1),
-        ("rbac.authorization.k8s.io", "ClusterRole", False, 2),
-        ("example.com", "Widget", False, 2),
-        ("", "ConfigMap", True, 3),
-        ("example.com", "Widget", True, 3),
-    ],
-)
-def test_phase_of(group, kind, namespaced, phase):
-    assert phase_of(group, kind, namespaced) == phase
-
-
-def test_batches_follow_phases_then_dependencies():
-    objs = [
-        ("apps", "Deployment", True),
-        ("example.com", "Widget", True),
-        ("", "ConfigMap", True),
-        ("", "Namespace", False),
-        ("", "ServiceAccount", True),
-        ("apiextensions.k8s.io", "CustomResourceDefinition", False),
-        ("scheduling.k8s.io", "PriorityClass", False),
-        ("rbac.authorization.k8s.io", "ClusterRoleBinding", False),
-        ("rbac.authorization.k8s.io", "ClusterRole", False),
-        ("", "ResourceQuota", True),
-        ("autoscaling", "HorizontalPodAutoscaler", True),
-        ("", "Secret", True),
-    ]
-    got = [[kind for _g, kind, _n in batch] for batch in batches(objs, lambda o: rank_of(*o))]
-    assert got == [
-        ["CustomResourceDefinition"],
-        ["Namespace"],
-        ["PriorityClass"],
-        ["ClusterRole"],
-        ["ClusterRoleBinding"],
-        ["ResourceQuota"],
-        ["ServiceAccount"],
-        ["ConfigMap", "Secret"],
-        ["Deployment"],
-        ["HorizontalPodAutoscaler"],
-        ["Widget"],
-    ]
 
 
 # -- prune guard ------------------------------------------------------------------------
@@ -205,15 +154,6 @@ def test_field_removed_from_git_is_noticed_through_the_hash():
     assert (decision.action, decision.reason, decision.fields) == (UPDATE, "changed in Git", [])
 
 
-def test_hash_ignores_its_own_annotation_and_key_order():
-    plain = {"b": 1, "a": {"y": 2, "x": 1}, "metadata": {"name": "n"}}
-    reordered = {"metadata": {"name": "n"}, "a": {"x": 1, "y": 2}, "b": 1}
-    assert desired_hash(plain) == desired_hash(reordered) == desired_hash(with_hash(plain))
-    assert with_hash(plain)["metadata"]["annotations"] == {HASH_ANNOTATION: desired_hash(plain)}
-    assert "annotations" not in plain["metadata"]
-    assert desired_hash({**plain, "b": 2}) != desired_hash(plain)
-
-
 def test_diff_shows_only_the_changed_line_without_server_fields():
     before = live_of(DESIRED)
     after = live_of(DESIRED, k="v2")
@@ -310,12 +250,3 @@ def deployment(wanted, generation=2, **status):
 )
 def test_rollout_done(obj, done):
     assert rollout_done(obj) is done
-
-
-def test_object_key_and_str():
-    key = object_key(
-        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d", "namespace": "n"}}
-    )
-    assert key == ObjKey("apps", "Deployment", "n", "d")
-    assert str(key) == "Deployment/n/d"
-    assert re.fullmatch(r"Namespace/x", str(ObjKey("", "Namespace", "", "x")))

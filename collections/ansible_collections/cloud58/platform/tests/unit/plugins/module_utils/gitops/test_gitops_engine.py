@@ -22,7 +22,7 @@ from ansible_collections.cloud58.platform.plugins.module_utils.gitops.errors imp
 )
 from ansible_collections.cloud58.platform.plugins.module_utils.gitops.kube import Resource
 from ansible_collections.cloud58.platform.plugins.module_utils.gitops.lease import format_time
-from ansible_collections.cloud58.platform.plugins.module_utils.gitops.model import (
+from ansible_collections.cloud58.platform.plugins.module_utils.kube.objects import (
     ObjKey,
     labels_for,
     object_key,

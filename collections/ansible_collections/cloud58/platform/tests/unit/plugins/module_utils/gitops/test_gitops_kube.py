@@ -13,11 +13,11 @@ import yaml
 
 from ansible_collections.cloud58.platform.plugins.module_utils.gitops import kube
 from ansible_collections.cloud58.platform.plugins.module_utils.gitops.errors import (
-    GitOpsError,
     KubeApiError,
     KubeUnreachable,
 )
 from ansible_collections.cloud58.platform.plugins.module_utils.gitops.kube import KubeClient, Resource
+from ansible_collections.cloud58.platform.plugins.module_utils.kube.errors import GitOpsError
 
 IPPOOLS = Resource("crd.projectcalico.org", "v1", "IPPool", "ippools", False)
 EMPTY_LIST = {"apiVersion": "crd.projectcalico.org/v1", "kind": "IPPoolList", "items": []}

@@ -8,13 +8,13 @@ from ansible_collections.cloud58.platform.plugins.module_utils.gitops.engine imp
     ClusterResult,
     ObjectResult,
 )
-from ansible_collections.cloud58.platform.plugins.module_utils.gitops.model import ObjKey
 from ansible_collections.cloud58.platform.plugins.module_utils.gitops.report import (
     markdown_report,
     report_dict,
     summary_lines,
     write_json_report,
 )
+from ansible_collections.cloud58.platform.plugins.module_utils.kube.objects import ObjKey
 
 CM = ObjKey("", "ConfigMap", "ns", "cm")
 NS = ObjKey("", "Namespace", "", "old")

@@ -1,4 +1,4 @@
-"""Composing clusters/: platform objects, checks against the plan, file names, YAML, syncing the tree."""
+"""Composing clusters/: platform objects, checks against the plan, file names, syncing the tree."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from ansible_collections.cloud58.platform.plugins.module_utils.render.app_schema
     fill_defaults,
 )
 from ansible_collections.cloud58.platform.plugins.module_utils.render.docs import apps_markdown, schema_json
-from ansible_collections.cloud58.platform.plugins.module_utils.render.dump import dump_yaml, file_name
 from ansible_collections.cloud58.platform.plugins.module_utils.render.errors import AppSpecError, RenderError
+from ansible_collections.cloud58.platform.plugins.module_utils.render.file_names import file_name
 from ansible_collections.cloud58.platform.plugins.module_utils.render.runner import run_render
 from ansible_collections.cloud58.platform.plugins.module_utils.render.targets import (
     ClusterTarget,
@@ -234,12 +234,6 @@ def test_a_calico_object_that_cannot_be_rendered_names_inventory_and_cluster():
         "inventories/lab: cluster lab1-k8s: Calico objects: fixed_ip_reservations[lab1-k8s][old]: "
         "10.9.9.9/32 is in no pod pool of the cluster (198.18.16.0/23, 198.18.18.0/24)"
     )
-
-
-def test_yaml_is_deterministic_with_literal_blocks():
-    text = dump_yaml({"b": 1, "a": {"z": "x\ny\n", "c": [2, 1]}}, "first\nsecond")
-    assert text == "# first\n# second\na:\n  c:\n  - 2\n  - 1\n  z: |\n    x\n    y\nb: 1\n"
-    assert dump_yaml({"a": {"z": "x\ny\n", "c": [2, 1]}, "b": 1}, "first\nsecond") == text
 
 
 def test_rendered_directory_loads_in_the_engine(tmp_path):

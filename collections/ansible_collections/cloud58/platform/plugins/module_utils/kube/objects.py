@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: cloud58 platform team
 # Apache License 2.0
-"""Names shared by the renderer and the engine, and small helpers over manifests."""
+"""API versions, kinds and object identity: the names render and reconcile share, and
+small helpers over manifests (labels, the desired-state hash)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,51 @@ HASH_ANNOTATION = "cloud58.io/desired-hash"
 IDENTITY_NAMESPACE = "kube-system"
 IDENTITY_NAME = "cloud58-identity"
 IDENTITY_KEYS = ("cluster", "datacenter", "uid")
+
+# Scope of the built-in kinds: loading clusters/ catches a missing or stray
+# metadata.namespace with it, render names files by it. Other kinds are checked against the
+# API server's discovery.
+NAMESPACED_KINDS = frozenset(
+    {
+        "ConfigMap",
+        "Secret",
+        "Service",
+        "ServiceAccount",
+        "Deployment",
+        "StatefulSet",
+        "DaemonSet",
+        "ReplicaSet",
+        "Job",
+        "CronJob",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+        "Role",
+        "RoleBinding",
+        "ResourceQuota",
+        "LimitRange",
+        "PersistentVolumeClaim",
+        "Ingress",
+        "NetworkPolicy",
+        "Endpoints",
+        "Lease",
+    }
+)
+CLUSTER_SCOPED_KINDS = frozenset(
+    {
+        "Namespace",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "PriorityClass",
+        "StorageClass",
+        "PersistentVolume",
+        "CustomResourceDefinition",
+        "IngressClass",
+        "ValidatingWebhookConfiguration",
+        "MutatingWebhookConfiguration",
+        "APIService",
+        "Node",
+    }
+)
 
 # Kinds whose deletion loses data or other people's objects: pruned only when the run
 # explicitly allows that kind.
