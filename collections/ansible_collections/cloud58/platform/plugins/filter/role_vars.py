@@ -16,36 +16,10 @@ from collections.abc import Mapping
 from ansible.errors import AnsibleError, AnsibleFilterError
 from jinja2 import Undefined
 
-try:  # ansible-core 2.19 tags what it reads with its origin; older versions do not
-    from ansible._internal._datatag._tags import Origin
-except ImportError:  # pragma: no cover
-    Origin = None
-
-
-def _origin_text(origin):
-    if origin is None:
-        return None
-    if origin.path and origin.line_num:
-        return f"{origin.path}:{origin.line_num}"
-    return origin.path or origin.description or None
-
-
-def _origin_of(value):
-    return _origin_text(Origin.get_tag(value)) if Origin is not None else None
-
-
-def _located(exc):
-    """The message of an Ansible error, led by the file and line found in its causes."""
-    seen = exc
-    while seen is not None:
-        obj = getattr(seen, "obj", None)
-        origin = obj if Origin is not None and isinstance(obj, Origin) else None
-        if origin is None and obj is not None:
-            origin = Origin.get_tag(obj) if Origin is not None else None
-        if origin is not None and origin.path:
-            return f"{_origin_text(origin)}: {exc.message if isinstance(exc, AnsibleError) else exc}"
-        seen = seen.__cause__ or seen.__context__
-    return str(exc)
+from ansible_collections.cloud58.platform.plugins.module_utils.topology.origin import (
+    located_message,
+    origin_of,
+)
 
 
 def _has_undefined(value):
@@ -80,13 +54,13 @@ def role_host_vars(hostvars, hosts, roles):
         try:
             raw = hostvars.raw_get(host) if hasattr(hostvars, "raw_get") else hostvars[host]
         except AnsibleError as exc:  # a host_vars or group_vars file Ansible reads on demand
-            raise AnsibleFilterError(f"variables of host {host!r}: {_located(exc)}") from None
+            raise AnsibleFilterError(f"variables of host {host!r}: {located_message(exc)}") from None
         inventory = raw.get("inventory_dir")
         found = {}
         for name in sorted(raw):
             if not name.startswith(prefixes):
                 continue
-            origin = _origin_of(raw[name]) or (f"inventory {inventory}" if inventory else None)
+            origin = origin_of(raw[name]) or (f"inventory {inventory}" if inventory else None)
             try:
                 value = hostvars[host][name]
                 unresolved = _has_undefined(value)

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: cloud58 platform team
 # Apache License 2.0
-# The expected messages are whole lines, as a person reads them: not wrapped.
+# Expected messages are exact; the longest are split into adjacent literals (ansible-test pep8: 160 columns).
 # ruff: noqa: E501
 """The preflight's corpus of operator mistakes (issue 11): each one is a copy of the lab
 inventory with one mistake, and the exact message the preflight gives for it.
@@ -66,7 +66,8 @@ PLANNER_MISTAKES = [
             )
         ],
         [
-            "datacenter 'lab1', rack 'lab1-r2', host 'lab1-w2': address = '198.18.0.5': outside the rack's node subnet 198.18.0.64/26 [host-outside-rack]"
+            "datacenter 'lab1', rack 'lab1-r2', host 'lab1-w2': address = '198.18.0.5': outside the rack's "
+            "node subnet 198.18.0.64/26 [host-outside-rack]"
         ],
         id="host-outside-rack",
     ),
@@ -86,7 +87,8 @@ PLANNER_MISTAKES = [
             )
         ],
         [
-            "datacenter 'lab1', rack 'lab1-r1', host 'lab1-m3': address = '198.18.0.11': already the address of datacenter 'lab1', rack 'lab1-r1', host 'lab1-m1' address [duplicate-address]"
+            "datacenter 'lab1', rack 'lab1-r1', host 'lab1-m3': address = '198.18.0.11': already the "
+            "address of datacenter 'lab1', rack 'lab1-r1', host 'lab1-m1' address [duplicate-address]"
         ],
         id="duplicate-address",
     ),
@@ -99,7 +101,8 @@ PLANNER_MISTAKES = [
             )
         ],
         [
-            "datacenter 'lab1', rack 'lab1-r1', host 'lab1_w3': name = 'lab1_w3': names are lowercase DNS labels: a-z, 0-9 and '-', at most 63 characters [invalid-name]"
+            "datacenter 'lab1', rack 'lab1-r1', host 'lab1_w3': name = 'lab1_w3': names are lowercase DNS "
+            "labels: a-z, 0-9 and '-', at most 63 characters [invalid-name]"
         ],
         id="invalid-name-host",
     ),
@@ -112,7 +115,8 @@ PLANNER_MISTAKES = [
             )
         ],
         [
-            "datacenter 'lab1', rack 'lab1-r1', host 'lab1-lvs1': groups = ['lvs', 'minions']: an LVS director runs no Kubernetes or etcd workload; remove it from minions [role-conflict]"
+            "datacenter 'lab1', rack 'lab1-r1', host 'lab1-lvs1': groups = ['lvs', 'minions']: an LVS "
+            "director runs no Kubernetes or etcd workload; remove it from minions [role-conflict]"
         ],
         id="role-conflict",
     ),
@@ -125,7 +129,8 @@ PLANNER_MISTAKES = [
             )
         ],
         [
-            "datacenter 'lab1', rack 'lab1-r1', host 'lab1-w1': labels.function = 'in gress': not a valid label value: up to 63 of A-Z a-z 0-9 - _ . starting and ending alphanumeric [invalid-label]"
+            "datacenter 'lab1', rack 'lab1-r1', host 'lab1-w1': labels.function = 'in gress': not a valid "
+            "label value: up to 63 of A-Z a-z 0-9 - _ . starting and ending alphanumeric [invalid-label]"
         ],
         id="invalid-label",
     ),
@@ -138,7 +143,8 @@ PLANNER_MISTAKES = [
             )
         ],
         [
-            "datacenter 'lab1', rack 'lab1-r1', host 'lab1-w1': labels.rack = 'lab1-r2': disagrees with the host's rack 'lab1-r1' (the planner sets this label; drop it) [label-conflict]"
+            "datacenter 'lab1', rack 'lab1-r1', host 'lab1-w1': labels.rack = 'lab1-r2': disagrees with the "
+            "host's rack 'lab1-r1' (the planner sets this label; drop it) [label-conflict]"
         ],
         id="label-conflict",
     ),
@@ -152,14 +158,16 @@ PLANNER_MISTAKES = [
         ],
         [
             "datacenter 'lab1', rack 'lab1-r1', host 'lab1-w1': address = null: required field of a host is missing [missing-field]",
-            "datacenter 'lab1', rack 'lab1-r1', host 'lab1-w1': adress = '198.18.0.21': unknown field of a host; did you mean 'address'? [unknown-field]",
+            "datacenter 'lab1', rack 'lab1-r1', host 'lab1-w1': adress = '198.18.0.21': unknown field of a "
+            "host; did you mean 'address'? [unknown-field]",
         ],
         id="unknown-field-host",
     ),
     pytest.param(
         [(H, "    lvs:\n", "    minons:\n      hosts:\n        lab1-w1:\n    lvs:\n")],
         [
-            "inventory: group minons = ['lab1-w1']: not a role group; did you mean 'minions'? (role groups: masters, etcd_events, minions, lvs, consul_servers) [unknown-group]"
+            "inventory: group minons = ['lab1-w1']: not a role group; did you mean 'minions'? (role groups: "
+            "masters, etcd_events, minions, lvs, consul_servers) [unknown-group]"
         ],
         id="unknown-group",
     ),
@@ -185,7 +193,8 @@ PLANNER_MISTAKES = [
             )
         ],
         [
-            "datacenter 'lab1', rack 'lab1-r1', host 'lab1-w1': address = '198.18.0.63': is the broadcast address of the rack's node subnet 198.18.0.0/26 [reserved-address]"
+            "datacenter 'lab1', rack 'lab1-r1', host 'lab1-w1': address = '198.18.0.63': is the broadcast "
+            "address of the rack's node subnet 198.18.0.0/26 [reserved-address]"
         ],
         id="reserved-address",
     ),
@@ -198,7 +207,8 @@ PLANNER_MISTAKES = [
             )
         ],
         [
-            "datacenter 'lab1', rack 'lab1-r1', host 'lab1-w1': address = '{{ w1_address }}': the planner needs a literal value, not a Jinja expression [templated-value]"
+            "datacenter 'lab1', rack 'lab1-r1', host 'lab1-w1': address = '{{ w1_address }}': the planner "
+            "needs a literal value, not a Jinja expression [templated-value]"
         ],
         id="templated-value",
     ),
@@ -211,7 +221,8 @@ PLANNER_MISTAKES = [
             )
         ],
         [
-            "datacenter 'lab1', rack 'lab1-r1', host 'lab1-w1': cluster = 'lab1-k9s': no such cluster in datacenter 'lab1'; did you mean 'lab1-k8s'? (known: lab1-k8s) [unknown-cluster]"
+            "datacenter 'lab1', rack 'lab1-r1', host 'lab1-w1': cluster = 'lab1-k9s': no such cluster in "
+            "datacenter 'lab1'; did you mean 'lab1-k8s'? (known: lab1-k8s) [unknown-cluster]"
         ],
         id="unknown-cluster",
     ),
@@ -224,7 +235,8 @@ PLANNER_MISTAKES = [
             )
         ],
         [
-            "datacenter 'lab1', cluster 'lab1-k8s': etcd_events = ['lab1-m1', 'lab1-m2']: the events etcd needs an odd number of members, found 2 [even-etcd-members]"
+            "datacenter 'lab1', cluster 'lab1-k8s': etcd_events = ['lab1-m1', 'lab1-m2']: the events etcd "
+            "needs an odd number of members, found 2 [even-etcd-members]"
         ],
         id="even-etcd-members",
     ),
@@ -237,7 +249,8 @@ PLANNER_MISTAKES = [
             )
         ],
         [
-            "datacenter 'lab1': consul_servers = ['lab1-m1', 'lab1-m2']: Consul needs an odd number of servers (1, 3 or 5) in each datacenter, found 2 [consul-server-count]"
+            "datacenter 'lab1': consul_servers = ['lab1-m1', 'lab1-m2']: Consul needs an odd number of "
+            "servers (1, 3 or 5) in each datacenter, found 2 [consul-server-count]"
         ],
         id="consul-server-count",
     ),
@@ -251,7 +264,8 @@ PLANNER_MISTAKES = [
     pytest.param(
         [(D, "{name: lab1-core1, address: 198.18.1.30}", "{name: lab1-core1, address: 198.18.1.40}")],
         [
-            "datacenter 'lab1': bgp.core_routers[0].address = '198.18.1.40': core router 'lab1-core1' is outside networks.fabric 198.18.1.0/27 [router-outside-network]"
+            "datacenter 'lab1': bgp.core_routers[0].address = '198.18.1.40': core router 'lab1-core1' is "
+            "outside networks.fabric 198.18.1.0/27 [router-outside-network]"
         ],
         id="router-outside-network",
     ),
@@ -265,7 +279,8 @@ PLANNER_MISTAKES = [
     pytest.param(
         [(D, "node_asn: 65112", "node_asn: 65111")],
         [
-            "datacenter 'lab1', rack 'lab1-r2': node_asn = 65111: AS 65111 is already used by datacenter 'lab1', rack 'lab1-r1' node_asn [duplicate-asn]"
+            "datacenter 'lab1', rack 'lab1-r2': node_asn = 65111: AS 65111 is already used by datacenter "
+            "'lab1', rack 'lab1-r1' node_asn [duplicate-asn]"
         ],
         id="duplicate-asn",
     ),
@@ -279,8 +294,12 @@ PLANNER_MISTAKES = [
     pytest.param(
         [(D, "node_asn: 65111", "node_asn: 65121")],
         [
-            "datacenter 'lab1', rack 'lab1-r1': tors[0].asn = 65121: ToR 'lab1-r1-tor1' has the rack's node_asn; in bgp.mode ebgp ToRs need an AS of their own (or use bgp.mode route_reflector) [asn-scheme]",
-            "datacenter 'lab1', rack 'lab1-r1': tors[1].asn = 65121: ToR 'lab1-r1-tor2' has the rack's node_asn; in bgp.mode ebgp ToRs need an AS of their own (or use bgp.mode route_reflector) [asn-scheme]",
+            "datacenter 'lab1', rack 'lab1-r1': tors[0].asn = 65121: ToR 'lab1-r1-tor1' has the rack's "
+            "node_asn; in bgp.mode ebgp ToRs need an AS of their own (or use bgp.mode route_reflector) "
+            "[asn-scheme]",
+            "datacenter 'lab1', rack 'lab1-r1': tors[1].asn = 65121: ToR 'lab1-r1-tor2' has the rack's "
+            "node_asn; in bgp.mode ebgp ToRs need an AS of their own (or use bgp.mode route_reflector) "
+            "[asn-scheme]",
         ],
         id="asn-scheme",
     ),
@@ -301,7 +320,8 @@ PLANNER_MISTAKES = [
     pytest.param(
         [(D, "local_address_pool: 198.18.2.32/27", "local_address_pool: 198.18.2.0/27")],
         [
-            "datacenter 'lab1': networks.vip_pool = '198.18.2.0/27': overlaps datacenter 'lab1' networks.local_address_pool 198.18.2.0/27 [subnet-overlap]"
+            "datacenter 'lab1': networks.vip_pool = '198.18.2.0/27': overlaps datacenter 'lab1' "
+            "networks.local_address_pool 198.18.2.0/27 [subnet-overlap]"
         ],
         id="subnet-overlap",
     ),
@@ -323,7 +343,8 @@ PLANNER_MISTAKES = [
     pytest.param(
         [(D, "{name: lab1-r2-tor2, address: 198.18.0.66", "{name: lab1-r2-tor1, address: 198.18.0.66")],
         [
-            "datacenter 'lab1', rack 'lab1-r2': tors[1].name = 'lab1-r2-tor1': router name also used by datacenter 'lab1', rack 'lab1-r2' tors[0].name [duplicate-router]"
+            "datacenter 'lab1', rack 'lab1-r2': tors[1].name = 'lab1-r2-tor1': router name also used by "
+            "datacenter 'lab1', rack 'lab1-r2' tors[0].name [duplicate-router]"
         ],
         id="duplicate-router",
     ),
@@ -332,11 +353,13 @@ PLANNER_MISTAKES = [
             (
                 D,
                 "        - {name: lab1-ingress, address: 198.18.2.10, ports: [80, 443]}\n",
-                "        - {name: lab1-ingress, address: 198.18.2.10, ports: [80, 443]}\n        - {name: lab1-api, address: 198.18.2.10, ports: [6443]}\n",
+                "        - {name: lab1-ingress, address: 198.18.2.10, ports: [80, 443]}\n        - {name: "
+                "lab1-api, address: 198.18.2.10, ports: [6443]}\n",
             )
         ],
         [
-            "datacenter 'lab1': lvs.vips[1].address = '198.18.2.10': VIP 'lab1-api' has the address of VIP 'lab1-ingress' (datacenter 'lab1' lvs.vips[0].address) [duplicate-vip]"
+            "datacenter 'lab1': lvs.vips[1].address = '198.18.2.10': VIP 'lab1-api' has the address of VIP "
+            "'lab1-ingress' (datacenter 'lab1' lvs.vips[0].address) [duplicate-vip]"
         ],
         id="duplicate-vip",
     ),
@@ -354,35 +377,40 @@ PLANNER_MISTAKES = [
             )
         ],
         [
-            "datacenter 'lab1', cluster 'lab1-k8s': pod_block_size = 26: a /26 block holds 64 addresses, fewer than max_pods 100; use /25 or less [pod-block-too-small]"
+            "datacenter 'lab1', cluster 'lab1-k8s': pod_block_size = 26: a /26 block holds 64 addresses, "
+            "fewer than max_pods 100; use /25 or less [pod-block-too-small]"
         ],
         id="pod-block-too-small",
     ),
     pytest.param(
         [(K, "service_cidr: 198.18.8.0/24", "service_cidr: 198.18.8.0/29")],
         [
-            "datacenter 'lab1', cluster 'lab1-k8s': service_cidr = '198.18.8.0/29': Kubernetes accepts a service CIDR from a /12 to a /28 [service-cidr-size]"
+            "datacenter 'lab1', cluster 'lab1-k8s': service_cidr = '198.18.8.0/29': Kubernetes accepts a "
+            "service CIDR from a /12 to a /28 [service-cidr-size]"
         ],
         id="service-cidr-size",
     ),
     pytest.param(
         [(K, "    datacenter: lab2\n", "    datacenter: lab3\n")],
         [
-            "cluster 'lab2-k8s': datacenter = 'lab3': no such datacenter in this inventory; did you mean 'lab1'? (known: lab1, lab2) [unknown-datacenter]"
+            "cluster 'lab2-k8s': datacenter = 'lab3': no such datacenter in this inventory; did you mean "
+            "'lab1'? (known: lab1, lab2) [unknown-datacenter]"
         ],
         id="unknown-datacenter",
     ),
     pytest.param(
         [(K, "context: lab2-k8s", "context: lab1-k8s")],
         [
-            "datacenter 'lab2', cluster 'lab2-k8s': context = 'lab1-k8s': also the context of cluster 'lab1-k8s'; reconcile would write one cluster's objects into the other [duplicate-context]"
+            "datacenter 'lab2', cluster 'lab2-k8s': context = 'lab1-k8s': also the context of cluster "
+            "'lab1-k8s'; reconcile would write one cluster's objects into the other [duplicate-context]"
         ],
         id="duplicate-context",
     ),
     pytest.param(
         [(K, "dns_name: api.lab2-k8s.lab.cloud58.test", "dns_name: api.lab1-k8s.lab.cloud58.test")],
         [
-            "datacenter 'lab2', cluster 'lab2-k8s': api.dns_name = 'api.lab1-k8s.lab.cloud58.test': also the api.dns_name of cluster 'lab1-k8s' [duplicate-api-endpoint]"
+            "datacenter 'lab2', cluster 'lab2-k8s': api.dns_name = 'api.lab1-k8s.lab.cloud58.test': also "
+            "the api.dns_name of cluster 'lab1-k8s' [duplicate-api-endpoint]"
         ],
         id="duplicate-api-endpoint",
     ),
@@ -396,7 +424,9 @@ PLANNER_MISTAKES = [
     pytest.param(
         [(K, "pod_cidr: 198.18.16.0/21", "pod_cidr: 198.18.16.0/26")],
         [
-            "datacenter 'lab1', cluster 'lab1-k8s': pod_cidr = '198.18.16.0/26': no room for rack 'lab1-r1' (3 nodes need a /23 with 50% headroom); the 2 racks need 768 addresses, pod_cidr holds 64: widen pod_cidr or lower pool_headroom_percent [pool-exhausted]"
+            "datacenter 'lab1', cluster 'lab1-k8s': pod_cidr = '198.18.16.0/26': no room for rack 'lab1-r1' "
+            "(3 nodes need a /23 with 50% headroom); the 2 racks need 768 addresses, pod_cidr holds 64: "
+            "widen pod_cidr or lower pool_headroom_percent [pool-exhausted]"
         ],
         id="pool-exhausted",
     ),
@@ -439,7 +469,8 @@ PLAYBOOK_MISTAKES = [
         [],
         [
             "the inventory's files and role variables have 1 problem:",
-            "  - {inventory}/host_vars/lab1-w1.yml:2, host 'lab1-w1': base_journald_rate_limit_burst = 'lots': expected int (role 'base'): \"'lots'\" cannot be converted to an int [wrong-type]",
+            "  - {inventory}/host_vars/lab1-w1.yml:2, host 'lab1-w1': base_journald_rate_limit_burst = "
+            "'lots': expected int (role 'base'): \"'lots'\" cannot be converted to an int [wrong-type]",
         ],
         id="role-variable-wrong-type",
     ),
@@ -448,7 +479,9 @@ PLAYBOOK_MISTAKES = [
         [],
         [
             "the inventory's files and role variables have 1 problem:",
-            "  - {inventory}/group_vars/masters.yml:2, hosts 'lab1-m1', 'lab1-m2', 'lab1-m3' and 3 more: api_endpoint_install_package = 'maybe': expected bool (role 'api_endpoint'): The value 'maybe' is not a valid boolean [wrong-type]",
+            "  - {inventory}/group_vars/masters.yml:2, hosts 'lab1-m1', 'lab1-m2', 'lab1-m3' and 3 more: "
+            "api_endpoint_install_package = 'maybe': expected bool (role 'api_endpoint'): The value 'maybe' "
+            "is not a valid boolean [wrong-type]",
         ],
         id="role-variable-not-a-bool",
     ),
@@ -457,7 +490,9 @@ PLAYBOOK_MISTAKES = [
         [],
         [
             "the inventory's files and role variables have 1 problem:",
-            "  - {inventory}/group_vars/minions/runtime.yml:2, hosts 'lab1-w1', 'lab1-w2', 'lab2-w1' and 1 more: container_runtime_cgroup_driver = 'sysd': expected one of systemd, cgroupfs (role 'container_runtime'); did you mean 'systemd'? [invalid-choice]",
+            "  - {inventory}/group_vars/minions/runtime.yml:2, hosts 'lab1-w1', 'lab1-w2', 'lab2-w1' and 1 "
+            "more: container_runtime_cgroup_driver = 'sysd': expected one of systemd, cgroupfs (role "
+            "'container_runtime'); did you mean 'systemd'? [invalid-choice]",
         ],
         id="role-variable-not-a-choice",
     ),
@@ -466,7 +501,8 @@ PLAYBOOK_MISTAKES = [
         [],
         [
             "the inventory's files and role variables have 1 problem:",
-            "  - {inventory}/host_vars/lab1-w1.yml:2, host 'lab1-w1': kubelet_max_pod = 50: role 'kubelet' declares no such variable; did you mean 'kubelet_max_pods'? [unknown-variable]",
+            "  - {inventory}/host_vars/lab1-w1.yml:2, host 'lab1-w1': kubelet_max_pod = 50: role 'kubelet' "
+            "declares no such variable; did you mean 'kubelet_max_pods'? [unknown-variable]",
         ],
         id="role-variable-unknown-with-did-you-mean",
     ),
@@ -475,7 +511,9 @@ PLAYBOOK_MISTAKES = [
         [],
         [
             "the inventory's files and role variables have 1 problem:",
-            "  - {inventory}/group_vars/all/kubelet.yml:2, hosts 'lab1-m1', 'lab1-m2', 'lab1-m3' and 7 more: kubelet_max_pods = 64: the playbook sets it for role 'kubelet' from the plan, so this value would never be used [set-by-playbook]",
+            "  - {inventory}/group_vars/all/kubelet.yml:2, hosts 'lab1-m1', 'lab1-m2', 'lab1-m3' and 7 "
+            "more: kubelet_max_pods = 64: the playbook sets it for role 'kubelet' from the plan, so this "
+            "value would never be used [set-by-playbook]",
         ],
         id="role-variable-the-playbook-sets-from-the-plan",
     ),
@@ -484,7 +522,9 @@ PLAYBOOK_MISTAKES = [
         [],
         [
             "the inventory's files and role variables have 1 problem:",
-            "  - {inventory}/group_vars/all/routers.yml:2, host 'localhost': tor_router_optionz = {maximum_paths: 8}: role 'tor_router' declares no such variable; did you mean 'tor_router_options'? [unknown-variable]",
+            "  - {inventory}/group_vars/all/routers.yml:2, host 'localhost': tor_router_optionz = "
+            "{maximum_paths: 8}: role 'tor_router' declares no such variable; did you mean "
+            "'tor_router_options'? [unknown-variable]",
         ],
         id="role-variable-of-the-controller-play",
     ),
@@ -499,7 +539,9 @@ PLAYBOOK_MISTAKES = [
         [],
         [
             "the inventory's files and role variables have 1 problem:",
-            "  - host 'lab1-w1': inventory files = '{inventory}/hosts.yml', '{inventory}/more.yml': the host is defined in 2 files; Ansible merges its groups and variables without a word: define it in one [duplicate-host]",
+            "  - host 'lab1-w1': inventory files = '{inventory}/hosts.yml', '{inventory}/more.yml': the "
+            "host is defined in 2 files; Ansible merges its groups and variables without a word: define it "
+            "in one [duplicate-host]",
         ],
         id="host-in-two-inventory-files",
     ),
@@ -515,9 +557,11 @@ PLAYBOOK_MISTAKES = [
         [],
         [
             "the inventory's files and role variables have 1 problem:",
-            "  - {inventory}/host_vars/lab1-w1.yml:2, host 'lab1-w1': kubelet_cgroup_driver = 'sysd': expected one of systemd, cgroupfs (role 'kubelet'); did you mean 'systemd'? [invalid-choice]",
+            "  - {inventory}/host_vars/lab1-w1.yml:2, host 'lab1-w1': kubelet_cgroup_driver = 'sysd': "
+            "expected one of systemd, cgroupfs (role 'kubelet'); did you mean 'systemd'? [invalid-choice]",
             "the inventory has 1 problem:",
-            "  - datacenter 'lab1', rack 'lab1-r2', host 'lab1-w2': address = '198.18.0.5': outside the rack's node subnet 198.18.0.64/26 [host-outside-rack]",
+            "  - datacenter 'lab1', rack 'lab1-r2', host 'lab1-w2': address = '198.18.0.5': outside the "
+            "rack's node subnet 198.18.0.64/26 [host-outside-rack]",
         ],
         id="topology-and-role-variables-at-once",
     ),
@@ -525,8 +569,12 @@ PLAYBOOK_MISTAKES = [
         [(H, W1, "lab1-w1: {rack: lab1-r1, rack: lab1-r2, address: 198.18.0.21}")],
         [],
         [
-            "[WARNING]: Failed to parse inventory with 'ansible_collections.ansible.builtin.plugins.inventory.yaml' plugin: YAML parsing failed: Found duplicate mapping key 'rack'.",
-            "[WARNING]: Failed to parse inventory with 'ansible_collections.ansible.builtin.plugins.inventory.ini' plugin: Failed to parse inventory: Invalid host pattern '---' supplied, '---' is normally a sign this is a YAML file.",
+            "[WARNING]: Failed to parse inventory with "
+            "'ansible_collections.ansible.builtin.plugins.inventory.yaml' plugin: YAML parsing failed: "
+            "Found duplicate mapping key 'rack'.",
+            "[WARNING]: Failed to parse inventory with "
+            "'ansible_collections.ansible.builtin.plugins.inventory.ini' plugin: Failed to parse inventory: "
+            "Invalid host pattern '---' supplied, '---' is normally a sign this is a YAML file.",
             "[ERROR]: Completely failed to parse inventory source {inventory}/hosts.yml",
         ],
         id="yaml-duplicate-key-in-hosts",
@@ -535,9 +583,17 @@ PLAYBOOK_MISTAKES = [
         [(D, "      nodes: 198.18.0.0/24", "      nodes: 198.18.0.0/24\n      nodes: 198.18.1.0/24")],
         [],
         [
-            "[ERROR]: YAML parsing failed: Found duplicate mapping key 'nodes'.",
+            "[ERROR]: {inventory}/group_vars/all/datacenters.yml:10: YAML parsing failed: Found duplicate mapping key 'nodes'.",
         ],
         id="yaml-duplicate-key-in-group-vars-all",
+    ),
+    pytest.param(
+        [("group_vars/all/kubelet.yml", NEW, "---\nkubelet_extra_args: [--v=2\nkubelet_max_pods: 64\n")],
+        [],
+        [
+            "[ERROR]: {inventory}/group_vars/all/kubelet.yml:3: YAML parsing failed: While parsing a flow sequence did not find expected ',' or ']'.",
+        ],
+        id="yaml-syntax-error-in-group-vars-all",
     ),
     pytest.param(
         [
@@ -549,7 +605,10 @@ PLAYBOOK_MISTAKES = [
         ],
         [],
         [
-            "Task failed: Finalization of task args for 'cloud58.platform.role_vars_check' failed: Error while resolving value for 'hosts': The filter plugin 'cloud58.platform.role_host_vars' failed: variables of host 'lab1-w1': {inventory}/group_vars/minions/runtime.yml:3: YAML parsing failed: Found duplicate mapping key 'container_runtime_log_level'.",
+            "Task failed: Finalization of task args for 'cloud58.platform.role_vars_check' failed: Error "
+            "while resolving value for 'hosts': The filter plugin 'cloud58.platform.role_host_vars' failed: "
+            "variables of host 'lab1-w1': {inventory}/group_vars/minions/runtime.yml:3: YAML parsing "
+            "failed: Found duplicate mapping key 'container_runtime_log_level'.",
         ],
         id="yaml-duplicate-key-in-group-vars-of-a-group",
     ),
@@ -557,7 +616,10 @@ PLAYBOOK_MISTAKES = [
         [("host_vars/lab1-w1.yml", NEW, "---\nbase_timezone: UTC\nbase_timezone: Asia/Shanghai\n")],
         [],
         [
-            "Task failed: Finalization of task args for 'cloud58.platform.role_vars_check' failed: Error while resolving value for 'hosts': The filter plugin 'cloud58.platform.role_host_vars' failed: variables of host 'lab1-w1': {inventory}/host_vars/lab1-w1.yml:3: YAML parsing failed: Found duplicate mapping key 'base_timezone'.",
+            "Task failed: Finalization of task args for 'cloud58.platform.role_vars_check' failed: Error "
+            "while resolving value for 'hosts': The filter plugin 'cloud58.platform.role_host_vars' failed: "
+            "variables of host 'lab1-w1': {inventory}/host_vars/lab1-w1.yml:3: YAML parsing failed: Found "
+            "duplicate mapping key 'base_timezone'.",
         ],
         id="yaml-duplicate-key-in-host-vars",
     ),
@@ -565,7 +627,10 @@ PLAYBOOK_MISTAKES = [
         [("host_vars/lab1-w1.yml", NEW, "---\nbase_motd_extra_lines: [hello\nbase_timezone: UTC\n")],
         [],
         [
-            "Task failed: Finalization of task args for 'cloud58.platform.role_vars_check' failed: Error while resolving value for 'hosts': The filter plugin 'cloud58.platform.role_host_vars' failed: variables of host 'lab1-w1': {inventory}/host_vars/lab1-w1.yml:3: YAML parsing failed: While parsing a flow sequence did not find expected ',' or ']'.",
+            "Task failed: Finalization of task args for 'cloud58.platform.role_vars_check' failed: Error "
+            "while resolving value for 'hosts': The filter plugin 'cloud58.platform.role_host_vars' failed: "
+            "variables of host 'lab1-w1': {inventory}/host_vars/lab1-w1.yml:3: YAML parsing failed: While "
+            "parsing a flow sequence did not find expected ',' or ']'.",
         ],
         id="yaml-syntax-error-in-host-vars",
     ),
@@ -573,8 +638,12 @@ PLAYBOOK_MISTAKES = [
         [(H, "    lvs:\n      hosts:\n", "    lvs:\n      hosts: [\n")],
         [],
         [
-            "[WARNING]: Failed to parse inventory with 'ansible_collections.ansible.builtin.plugins.inventory.yaml' plugin: YAML parsing failed: Colons in unquoted values must be followed by a non-space character.",
-            "[WARNING]: Failed to parse inventory with 'ansible_collections.ansible.builtin.plugins.inventory.ini' plugin: Failed to parse inventory: Invalid host pattern '---' supplied, '---' is normally a sign this is a YAML file.",
+            "[WARNING]: Failed to parse inventory with "
+            "'ansible_collections.ansible.builtin.plugins.inventory.yaml' plugin: YAML parsing failed: "
+            "Colons in unquoted values must be followed by a non-space character.",
+            "[WARNING]: Failed to parse inventory with "
+            "'ansible_collections.ansible.builtin.plugins.inventory.ini' plugin: Failed to parse inventory: "
+            "Invalid host pattern '---' supplied, '---' is normally a sign this is a YAML file.",
             "[ERROR]: Completely failed to parse inventory source {inventory}/hosts.yml",
         ],
         id="yaml-syntax-error-in-hosts",

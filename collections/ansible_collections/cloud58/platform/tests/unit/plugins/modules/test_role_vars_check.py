@@ -1,8 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: cloud58 platform team
 # Apache License 2.0
-# The expected messages are whole lines, as a person reads them: not wrapped.
-# ruff: noqa: E501
 """The module cloud58.platform.role_vars_check, called directly; playbooks/validate.yml runs it
 (test_preflight_corpus.py runs the playbook on broken inventories)."""
 
@@ -78,13 +76,21 @@ def test_every_problem_at_once_with_file_host_value_and_expectation(capsys):
     assert result["kinds"] == ["invalid-choice", "set-by-playbook", "unknown-variable", "wrong-type"]
     assert result["msg"].splitlines() == [
         "the inventory's files and role variables have 7 problems:",
-        "  - inv/group_vars/all/x.yml:2, host 'localhost': tor_router_optionz = {}: role 'tor_router' declares no such variable; did you mean 'tor_router_options'? [unknown-variable]",
-        "  - inv/group_vars/minions.yml:2, hosts 'w1', 'w2', 'w3' and 2 more: base_journald_rate_limit_burst = 'lots': expected int (role 'base'): \"'lots'\" cannot be converted to an int [wrong-type]",
-        "  - inv/host_vars/m1.yml:2, host 'm1': kubelet_max_pod = 50: role 'kubelet' declares no such variable; did you mean 'kubelet_max_pods'? [unknown-variable]",
-        "  - inv/host_vars/m1.yml:3, host 'm1': kubelet_cgroup_driver = 'sysd': expected one of systemd, cgroupfs (role 'kubelet'); did you mean 'systemd'? [invalid-choice]",
-        "  - inv/host_vars/m1.yml:4, host 'm1': kubelet_max_pods = 20: the playbook sets it for role 'kubelet' from the plan, so this value would never be used [set-by-playbook]",
-        "  - inv/host_vars/m1.yml:5, host 'm1': kubelet_fail_cgroup_v1 = 'maybe': expected bool (role 'kubelet'): The value 'maybe' is not a valid boolean [wrong-type]",
-        "  - inv/host_vars/m1.yml:6, host 'm1': kubelet_whatever = 1: role 'kubelet' declares no such variable (see the role's meta/argument_specs.yml) [unknown-variable]",
+        "  - inv/group_vars/all/x.yml:2, host 'localhost': tor_router_optionz = {}: role 'tor_router' "
+        "declares no such variable; did you mean 'tor_router_options'? [unknown-variable]",
+        "  - inv/group_vars/minions.yml:2, hosts 'w1', 'w2', 'w3' and 2 more: "
+        "base_journald_rate_limit_burst = 'lots': expected int (role 'base'): \"'lots'\" cannot be "
+        "converted to an int [wrong-type]",
+        "  - inv/host_vars/m1.yml:2, host 'm1': kubelet_max_pod = 50: role 'kubelet' declares no such "
+        "variable; did you mean 'kubelet_max_pods'? [unknown-variable]",
+        "  - inv/host_vars/m1.yml:3, host 'm1': kubelet_cgroup_driver = 'sysd': expected one of "
+        "systemd, cgroupfs (role 'kubelet'); did you mean 'systemd'? [invalid-choice]",
+        "  - inv/host_vars/m1.yml:4, host 'm1': kubelet_max_pods = 20: the playbook sets it for role "
+        "'kubelet' from the plan, so this value would never be used [set-by-playbook]",
+        "  - inv/host_vars/m1.yml:5, host 'm1': kubelet_fail_cgroup_v1 = 'maybe': expected bool (role "
+        "'kubelet'): The value 'maybe' is not a valid boolean [wrong-type]",
+        "  - inv/host_vars/m1.yml:6, host 'm1': kubelet_whatever = 1: role 'kubelet' declares no such "
+        "variable (see the role's meta/argument_specs.yml) [unknown-variable]",
     ]
 
 
@@ -99,7 +105,10 @@ def test_a_host_without_the_role_is_not_judged_by_it(capsys):
 def test_a_role_without_argument_specs_fails_naming_the_file(capsys, tmp_path):
     code, result = _run(_args({}, roles_dir=str(tmp_path)), capsys)
     assert code == 1
-    assert result["msg"] == f"role 'base': cannot read {tmp_path}/base/meta/argument_specs.yml: No such file or directory"
+    assert (
+        result["msg"]
+        == f"role 'base': cannot read {tmp_path}/base/meta/argument_specs.yml: No such file or directory"
+    )
 
 
 def test_documentation_matches_the_argspec():
