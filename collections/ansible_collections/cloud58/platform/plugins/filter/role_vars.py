@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from ansible.errors import AnsibleError, AnsibleFilterError
 from jinja2 import Undefined
 
-from ansible_collections.cloud58.platform.plugins.module_utils.topology.origin import (
+from ansible_collections.cloud58.platform.plugins.plugin_utils.origin import (
     located_message,
     origin_of,
 )

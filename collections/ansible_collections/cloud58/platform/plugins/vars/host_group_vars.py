@@ -42,7 +42,7 @@ extends_documentation_fragment:
 from ansible.errors import AnsibleError, AnsibleParserError  # noqa: E402
 from ansible.plugins.vars.host_group_vars import VarsModule as _HostGroupVars  # noqa: E402
 
-from ansible_collections.cloud58.platform.plugins.module_utils.topology.origin import located_message  # noqa: E402
+from ansible_collections.cloud58.platform.plugins.plugin_utils.origin import located_message  # noqa: E402
 
 
 class _NotDeclared:
