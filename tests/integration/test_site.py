@@ -3,13 +3,20 @@ every ToR and core router's configuration, checked by FRR itself."""
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import http.server
+import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
+import yaml
 
 from cloud58_lab import programs
 from cloud58_lab.nodes import recap
@@ -23,18 +30,18 @@ NODES = "Tune the kernel, install containerd and the kubelet on the Kubernetes n
 LVS_KERNEL = "Tune the kernel of the LVS directors"
 STATIC_PODS = "Run etcd, events etcd, kube-apiserver, controller-manager and scheduler as static pods"
 ENDPOINT = "Balance each cluster's apiservers on its masters"
+CALICO = "Fetch the Calico release from the mirror, verify it and set it up per cluster"
 ROUTERS = "Write the router configurations of each datacenter for the network team"
+ROUTER_HOSTS = "Configure FRR on the routers that are hosts of the inventory"
 RECONCILE = "Reconcile clusters with clusters/"
 ARGUMENT_CHECK = ": Validating arguments against arg spec "
 ROUTER_NAMES = ["core1", "r1-tor1", "r1-tor2", "r2-tor1", "r2-tor2"]
 
 
-def _site(*args: str) -> subprocess.CompletedProcess:
+def _site(*args: str, inventory: Path = REPO / "inventories/lab") -> subprocess.CompletedProcess:
     env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    argv = programs.argv(
-        "ansible-playbook", "-i", REPO / "inventories/lab", REPO / "playbooks/site.yml", *args
-    )
+    argv = programs.argv("ansible-playbook", "-i", inventory, REPO / "playbooks/site.yml", *args)
     return subprocess.run(argv, capture_output=True, text=True, env=env, cwd=REPO, timeout=900, check=False)
 
 
@@ -58,7 +65,10 @@ def _plays_with_tasks(listing: str) -> list[str]:
     [
         pytest.param(
             [],
-            [PREFLIGHT, BASE, PREFLIGHT, NODES, LVS_KERNEL, PREFLIGHT, STATIC_PODS, ENDPOINT, ROUTERS],
+            [
+                *(PREFLIGHT, BASE, PREFLIGHT, NODES, LVS_KERNEL, PREFLIGHT, STATIC_PODS, ENDPOINT),
+                *(CALICO, ROUTERS, ROUTER_HOSTS),
+            ],
             id="all-but-gitops",
         ),
         pytest.param(["--tags", "base"], [PREFLIGHT, BASE], id="base"),
@@ -66,7 +76,9 @@ def _plays_with_tasks(listing: str) -> list[str]:
         pytest.param(
             ["--tags", "control_plane"], [PREFLIGHT, PREFLIGHT, STATIC_PODS, ENDPOINT], id="control-plane"
         ),
-        pytest.param(["--tags", "routers"], [PREFLIGHT, ROUTERS], id="routers"),
+        pytest.param(["--tags", "network"], [PREFLIGHT, CALICO, ROUTERS, ROUTER_HOSTS], id="network"),
+        pytest.param(["--tags", "calico"], [PREFLIGHT, CALICO], id="calico"),
+        pytest.param(["--tags", "routers"], [PREFLIGHT, ROUTERS, ROUTER_HOSTS], id="routers"),
         pytest.param(["--tags", "gitops"], [PREFLIGHT, RECONCILE], id="gitops-only-when-asked"),
     ],
 )
@@ -109,3 +121,153 @@ def test_routers_stage_writes_every_router_config_that_frr_accepts(tmp_path):
         ).returncode
         != 0
     )
+
+
+def test_routers_stage_configures_a_router_that_is_an_inventory_host_and_writes_the_others(tmp_path):
+    """A ToR that is a host of the inventory gets FRR from the tor_router role (here the
+    controller itself stands in for the router: connection local, no package, no service);
+    every other router's files go to the build directory, as before."""
+    inventory = tmp_path / "inventory"
+    shutil.copytree(REPO / "inventories/lab", inventory)
+    etc_frr = tmp_path / "etc-frr"
+    etc_frr.mkdir()
+    (inventory / "routers.yml").write_text(
+        "routers:\n"
+        "  hosts:\n"
+        "    lab1-r1-tor1:\n"
+        "      ansible_connection: local\n"
+        f"      ansible_python_interpreter: {sys.executable}\n"
+        "      tor_router_install_package: false\n"
+        "      tor_router_manage_service: false\n"
+        f"      tor_router_config_dir: {etc_frr}\n"
+    )
+    build = tmp_path / "build"
+    first = _site("--tags", "routers", "-e", f"site_routers_dir={build}", inventory=inventory)
+    assert first.returncode == 0, first.stdout[-4000:] + first.stderr
+    assert sorted(p.name for p in etc_frr.iterdir()) == ["daemons", "frr.conf"]
+    # the AS of lab1-r1's ToRs in inventories/lab/group_vars/all/datacenters.yml
+    assert "\nrouter bgp 65121\n" in (etc_frr / "frr.conf").read_text()
+    written = sorted(str(p.relative_to(build)) for p in build.rglob("*") if p.is_file())
+    assert written == sorted(
+        f"{dc}/{dc}-{router}/{name}"
+        for dc in ("lab1", "lab2")
+        for router in ROUTER_NAMES
+        for name in ("daemons", "frr.conf")
+        if f"{dc}-{router}" != "lab1-r1-tor1"
+    )
+    changed = {h: r["changed"] for h, r in recap(first.stdout).items() if r["changed"]}
+    assert changed == {"localhost": 11, "lab1-r1-tor1": 2}
+    second = _site("--tags", "routers", "-e", f"site_routers_dir={build}", inventory=inventory)
+    assert second.returncode == 0, second.stdout[-4000:]
+    assert {h: r["changed"] for h, r in recap(second.stdout).items() if r["changed"]} == {}
+
+
+@pytest.fixture
+def calico_mirror(tmp_path):
+    """An HTTP mirror on loopback serving the test's stand-in release; yields its URL and the
+    sha256 of the file, as an operator would compute it with sha256sum."""
+    root = tmp_path / "mirror"
+    root.mkdir()
+    shutil.copy(REPO / "tests/fixtures/calico-release.yaml", root / "calico.yaml")
+    handler = functools.partial(_QuietHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield (
+        f"http://127.0.0.1:{server.server_port}/calico.yaml",
+        hashlib.sha256((root / "calico.yaml").read_bytes()).hexdigest(),
+    )
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def _calico(tmp_path, url, sha256, *args):
+    extra = {
+        "calico_install": True,
+        "calico_manifest_url": url,
+        "calico_manifest_sha256": sha256,
+        "calico_cache_dir": str(tmp_path / "release"),
+        "calico_render_dir": str(tmp_path / "build"),
+    }
+    return _site("--tags", "calico", "-e", json.dumps(extra), *args)
+
+
+def _written(top: Path) -> list[str]:
+    """The files the calico stage wrote: the release cache and the installs (not the mirror)."""
+    return sorted(
+        str(p.relative_to(top)) for d in ("release", "build") for p in (top / d).rglob("*") if p.is_file()
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "sha256", "message"),
+    [
+        pytest.param(
+            "http://mirror.invalid/calico.yaml",
+            "",
+            "calico_manifest_sha256 is not set (inventory {inventory}): set calico_manifest_url to "
+            "Calico v3.28.2's manifests/calico.yaml on your mirror and calico_manifest_sha256 to its "
+            "sha256",
+            id="no-digest",
+        ),
+        pytest.param(
+            "http://mirror.invalid/calico.yaml",
+            "d41d8cd98f00b204e9800998ecf8427e",
+            "calico_manifest_sha256 is 'd41d8cd98f00b204e9800998ecf8427e', not 64 hex digits "
+            "(inventory {inventory})",
+            id="md5-not-sha256",
+        ),
+        pytest.param(
+            "",
+            "0" * 64,
+            "calico_manifest_url is not set (inventory {inventory})",
+            id="no-url",
+        ),
+    ],
+)
+def test_calico_stage_refuses_without_a_verifiable_release_and_writes_nothing(tmp_path, url, sha256, message):
+    run = _calico(tmp_path, url, sha256)
+    assert run.returncode == 2
+    assert message.format(inventory=REPO / "inventories/lab") in " ".join(run.stdout.split())
+    assert _written(tmp_path) == []
+
+
+def test_calico_stage_refuses_a_release_whose_digest_differs_and_keeps_nothing(tmp_path, calico_mirror):
+    url, sha256 = calico_mirror
+    wrong = ("0" if sha256[0] != "0" else "1") + sha256[1:]
+    run = _calico(tmp_path, url, wrong)
+    assert run.returncode == 2
+    assert "The checksum for" in run.stdout
+    assert "did not match" in run.stdout
+    assert _written(tmp_path) == []
+
+
+def test_calico_stage_writes_each_clusters_install_from_the_verified_release(tmp_path, calico_mirror):
+    url, sha256 = calico_mirror
+    check = _calico(tmp_path, url, sha256, "--check")
+    assert check.returncode == 0, check.stdout[-4000:]
+    assert _written(tmp_path) == []
+    first = _calico(tmp_path, url, sha256)
+    assert first.returncode == 0, first.stdout[-4000:]
+    assert _written(tmp_path) == [
+        "build/lab1-k8s/calico.yaml",
+        "build/lab2-k8s/calico.yaml",
+        "release/v3.28.2/calico.yaml",
+    ]
+    # the recap counts tasks, not loop items: cache directory, fetch, cluster directories, installs
+    assert {h: r["changed"] for h, r in recap(first.stdout).items() if r["changed"]} == {"localhost": 4}
+    docs = list(yaml.safe_load_all((tmp_path / "build/lab2-k8s/calico.yaml").read_text()))
+    env = {e["name"]: e["value"] for e in docs[1]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    # lab2's node subnets and pod CIDR in inventories/lab/group_vars/all
+    assert env["IP_AUTODETECTION_METHOD"] == "cidr=198.19.0.0/26,198.19.0.64/26"
+    assert env["CALICO_IPV4POOL_CIDR"] == "198.19.16.0/21"
+    assert (env["NO_DEFAULT_POOLS"], env["CALICO_NETWORKING_BACKEND"]) == ("true", "bird")
+    second = _calico(tmp_path, url, sha256)
+    assert second.returncode == 0, second.stdout[-4000:]
+    assert {h: r["changed"] for h, r in recap(second.stdout).items() if r["changed"]} == {}

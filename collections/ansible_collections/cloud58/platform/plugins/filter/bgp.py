@@ -1,10 +1,12 @@
 # -*- coding: utf-8 -*-
 # Copyright: cloud58 platform team
 # Apache License 2.0
-"""Filters over module_utils/bgp: FRR config data for a router, Calico objects for a cluster.
+"""Filters over module_utils/bgp: the routers of a datacenter and their FRR config data, Calico
+objects for a cluster.
 
-Each filter is documented in its own file next to this one (tor_router_config.yml,
-calico_objects.yml, calico_node_annotations.yml), as ansible-doc reads them.
+Each filter is documented in its own file next to this one (tor_router_names.yml,
+tor_router_config.yml, calico_objects.yml, calico_node_annotations.yml, calico_install.yml), as
+ansible-doc reads them.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from ansible_collections.cloud58.platform.plugins.module_utils.bgp import (
     datacenter_of_router,
     fabric_from_plan,
     router_config,
+    router_names,
 )
+from ansible_collections.cloud58.platform.plugins.module_utils.bgp.calico_install import calico_install
 
 
 def _plan(value, filter_name):
@@ -40,6 +44,15 @@ def tor_router_config(plan, name, options=None):
         raise AnsibleFilterError(f"tor_router_config({name}): {e}") from e
 
 
+def tor_router_names(plan, datacenter=None):
+    plan = _plan(plan, "tor_router_names")
+    names = sorted(plan["datacenters"]) if datacenter is None else [datacenter]
+    try:
+        return [router for dc in names for router in router_names(fabric_from_plan(plan, dc))]
+    except BgpError as e:
+        raise AnsibleFilterError(f"tor_router_names({datacenter}): {e}") from e
+
+
 def calico_objects_filter(plan, cluster, options=None):
     plan = _plan(plan, "calico_objects")
     try:
@@ -56,10 +69,22 @@ def calico_node_annotations_filter(plan, cluster):
         raise AnsibleFilterError(f"calico_node_annotations({cluster}): {e}") from e
 
 
+def calico_install_filter(manifest, plan, cluster, source="the manifest"):
+    plan = _plan(plan, "calico_install")
+    if not isinstance(manifest, str):
+        raise AnsibleFilterError(f"calico_install: the manifest must be text, got {type(manifest).__name__}")
+    try:
+        return calico_install(manifest, plan, cluster, source)
+    except BgpError as e:
+        raise AnsibleFilterError(f"calico_install({cluster}): {e}") from e
+
+
 class FilterModule:
     def filters(self):
         return {
+            "tor_router_names": tor_router_names,
             "tor_router_config": tor_router_config,
             "calico_objects": calico_objects_filter,
             "calico_node_annotations": calico_node_annotations_filter,
+            "calico_install": calico_install_filter,
         }
