@@ -36,6 +36,7 @@ in the cluster's error. A write whose answer was lost is reported as failed with
 from __future__ import annotations
 
 import itertools
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -58,13 +59,25 @@ from .annotate import FIELD_MANAGER as NODE_FIELD_MANAGER
 from .annotate import NodeChange, node_key, plan_node_annotations
 from .clusterdir import ClusterDir, Manifest
 from .decide import CREATE, UNCHANGED, UPDATE, decide, rollout_done, strip_server_fields, unified_diff
-from .errors import KubeUnreachable, LockError
+from .errors import KubeApiError, KubeUnreachable, LockError
 from .identity import check_identity
 from .kube import KubeClient, Resource
 from .lease import DEFAULT_DURATION as LOCK_DURATION
 from .lease import DEFAULT_TIMEOUT as LOCK_TIMEOUT
 from .lease import ClusterLock
 from .prune import plan_prune
+
+# kube-apiserver's answer (HTTP 500) for a write that etcd lost while a member failed or a
+# leader was elected: sent to the member that died, or proposed around the election. It may
+# or may not have been committed; a server-side apply is idempotent, so it is sent again,
+# after a pause, up to _ETCD_RETRIES times. Any other error is that object's failure at once.
+_ETCD_TRANSIENT = re.compile(
+    r": 500 (etcdserver: (request timed out|leader changed|too many requests)"
+    r"|rpc error: code = Unavailable)"
+)
+_ETCD_RETRIES = 4
+_ETCD_RETRY_PAUSE = 0.5  # seconds, times the attempt's number
+_pause = time.sleep  # tests replace it
 
 PRUNE = "prune"
 GONE = "gone"  # a prune candidate someone else deleted first (404 on delete): not pruned by this run
@@ -597,16 +610,26 @@ class _Reconciler:
         if not self._may_write():
             return  # not attempted
         key, source = item.manifest.key, item.manifest.source
-        try:
-            created, after = self.client.apply(
-                item.resource, item.desired, dry_run=self.check, full=self.options.diff
-            )
-        except Exception as e:
-            item.outcome = self._record(seq, self._failure(key, source, e))
-            return
-        action = CREATE if created else UPDATE
+        resent = 0
+        while True:
+            try:
+                created, after = self.client.apply(
+                    item.resource, item.desired, dry_run=self.check, full=self.options.diff
+                )
+                break
+            except KubeApiError as e:
+                if resent == _ETCD_RETRIES or not _ETCD_TRANSIENT.search(str(e)) or not self._may_write():
+                    item.outcome = self._record(seq, self._failure(key, source, e))
+                    return
+                resent += 1
+                _pause(_ETCD_RETRY_PAUSE * resent)
+            except Exception as e:
+                item.outcome = self._record(seq, self._failure(key, source, e))
+                return
+        # Sent again after a lost write: "existed" may be this run's own first attempt.
+        action = CREATE if created or (resent and decision.action == CREATE) else UPDATE
         reason = decision.reason
-        if decision.action == CREATE and not created:
+        if decision.action == CREATE and not created and not resent:
             reason = self._why_it_existed(item)
         outcome = ObjectResult(key, action, source=source, reason=reason, fields=decision.fields)
         if self.options.diff:

@@ -8,6 +8,7 @@ import threading
 
 import pytest
 
+from ansible_collections.cloud58.platform.plugins.module_utils.gitops import engine
 from ansible_collections.cloud58.platform.plugins.module_utils.gitops.annotate import plan_node_annotations
 from ansible_collections.cloud58.platform.plugins.module_utils.gitops.clusterdir import ClusterDir, Manifest
 from ansible_collections.cloud58.platform.plugins.module_utils.gitops.engine import (
@@ -42,7 +43,9 @@ class FakeApi:
     The store keeps a version counter, so LIST snapshots and ``existed_at`` behave as the
     API server's do. Faults: ``fail_after`` N applied writes every apply is unreachable
     (nothing sent); ``lost_answers`` names objects whose apply lands but whose answer is
-    lost; ``apply_errors`` maps a name to the exception its apply raises; ``gone`` names
+    lost; ``apply_errors`` maps a name to the exception its apply raises; ``flaky`` maps a
+    name to (exception, whether the write lands first) pairs, one per attempt, and the
+    attempt after them succeeds; ``gone`` names
     objects someone else deletes just before this run's delete (404); ``delete_errors`` and
     ``list_error`` are raised by those calls; ``before_apply(api, name)`` runs before each
     apply (another writer)."""
@@ -56,6 +59,7 @@ class FakeApi:
         fail_after=None,
         lost_answers=(),
         apply_errors=None,
+        flaky=None,
         gone=(),
         before_apply=None,
         delete_errors=None,
@@ -67,6 +71,7 @@ class FakeApi:
         self.fail_after = fail_after
         self.lost_answers = set(lost_answers)
         self.apply_errors = dict(apply_errors or {})
+        self.flaky = {name: list(attempts) for name, attempts in (flaky or {}).items()}
         self.gone = set(gone)
         self.before_apply = before_apply
         self.delete_errors = dict(delete_errors or {})
@@ -147,9 +152,12 @@ class FakeApi:
                 raise KubeUnreachable(f"{UNREACHABLE}: [Errno 111] Connection refused", sent=False)
             key = (res.kind, obj["metadata"].get("namespace", ""), name)
             created = key not in self.store
-            if not dry_run:
+            error, lands = self.flaky[name].pop(0) if self.flaky.get(name) else (None, True)
+            if not dry_run and lands:
                 self.put(obj)
                 self.writes += 1
+            if error is not None:
+                raise error
         if name in self.lost_answers:
             raise KubeUnreachable(f"{UNREACHABLE}: Connection reset by peer", sent=True)
         return created, obj
@@ -404,6 +412,82 @@ def test_an_unexpected_error_in_one_write_fails_that_object_and_the_others_are_r
     assert failed.error == "c1/32_configmap_t_cm-001.yaml: unexpected RuntimeError: boom"
     assert (result.status, result.error, result.changed) == ("failed", "1 object(s) failed", True)
     assert result.notes == ["prune skipped: some objects failed to apply"]
+
+
+def _etcd_lost(name, message="etcdserver: request timed out"):
+    return KubeApiError(f"PATCH /api/v1/namespaces/t/configmaps/{name}: 500 {message}", status=500)
+
+
+@pytest.mark.parametrize(
+    "attempts",
+    [
+        pytest.param([(_etcd_lost("cm-001"), False)], id="lost-before-commit"),
+        pytest.param([(_etcd_lost("cm-001"), True)], id="committed-answer-lost"),
+        pytest.param(
+            [
+                (_etcd_lost("cm-001", "etcdserver: leader changed"), False),
+                (
+                    _etcd_lost(
+                        "cm-001", "rpc error: code = Unavailable desc = error reading from server: EOF"
+                    ),
+                    True,
+                ),
+                (
+                    _etcd_lost(
+                        "cm-001", "etcdserver: request timed out, possibly due to previous leader failure"
+                    ),
+                    True,
+                ),
+                (_etcd_lost("cm-001", "etcdserver: too many requests"), True),
+            ],
+            id="four-times",
+        ),
+    ],
+)
+def test_a_write_etcd_lost_is_sent_again_and_reported_created(attempts, monkeypatch):
+    pauses = []
+    monkeypatch.setattr(engine, "_pause", pauses.append)
+    api = FakeApi(flaky={"cm-001": attempts})
+    result = run(api, cluster_dir(configmaps(3)))
+    assert [c[2] for c in api.calls if c[0] == "apply"].count("cm-001") == len(attempts) + 1
+    assert pauses == [0.5 * n for n in range(1, len(attempts) + 1)]
+    assert writes(result) == (3, ["cm-000", "cm-001", "cm-002"])
+    created = next(o for o in result.objects if o.key.name == "cm-001")
+    assert (created.action, created.reason, created.error) == ("create", "", "")
+    assert (result.status, result.error, result.changed) == ("ok", "", True)
+    assert "cm-001" in api.named("ConfigMap")
+
+
+@pytest.mark.parametrize(
+    ("error", "attempts"),
+    [
+        pytest.param(_etcd_lost("cm-001"), 5, id="etcd-lost-five-times"),
+        pytest.param(
+            KubeApiError(
+                "PATCH /api/v1/namespaces/t/configmaps/cm-001: 500 Internal error occurred: "
+                "failed calling webhook",
+                status=500,
+            ),
+            1,
+            id="other-500-not-sent-again",
+        ),
+        pytest.param(
+            KubeApiError(
+                "PATCH /api/v1/namespaces/t/configmaps/cm-001: 422 etcdserver: request timed out", status=422
+            ),
+            1,
+            id="not-a-500",
+        ),
+    ],
+)
+def test_a_write_is_sent_again_only_for_etcd_losses_and_at_most_four_times(error, attempts, monkeypatch):
+    monkeypatch.setattr(engine, "_pause", lambda seconds: None)
+    api = FakeApi(flaky={"cm-001": [(error, False)] * 6})
+    result = run(api, cluster_dir(configmaps(3)))
+    assert [c[2] for c in api.calls if c[0] == "apply"].count("cm-001") == attempts
+    failed = next(o for o in result.objects if o.key.name == "cm-001")
+    assert (failed.action, failed.error) == ("failed", f"c1/32_configmap_t_cm-001.yaml: {error}")
+    assert (result.status, result.error) == ("failed", "1 object(s) failed")
 
 
 def test_a_rollout_that_fails_after_its_write_still_counts_the_write():
