@@ -570,8 +570,8 @@ PLAYBOOK_MISTAKES = [
         [],
         [
             "[WARNING]: Failed to parse inventory with "
-            "'ansible_collections.ansible.builtin.plugins.inventory.yaml' plugin: YAML parsing failed: "
-            "Found duplicate mapping key 'rack'.",
+            "'ansible_collections.cloud58.platform.plugins.inventory.yaml' plugin: "
+            "{inventory}/hosts.yml:27: YAML parsing failed: Found duplicate mapping key 'rack'.",
             "[WARNING]: Failed to parse inventory with "
             "'ansible_collections.ansible.builtin.plugins.inventory.ini' plugin: Failed to parse inventory: "
             "Invalid host pattern '---' supplied, '---' is normally a sign this is a YAML file.",
@@ -639,8 +639,9 @@ PLAYBOOK_MISTAKES = [
         [],
         [
             "[WARNING]: Failed to parse inventory with "
-            "'ansible_collections.ansible.builtin.plugins.inventory.yaml' plugin: YAML parsing failed: "
-            "Colons in unquoted values must be followed by a non-space character.",
+            "'ansible_collections.cloud58.platform.plugins.inventory.yaml' plugin: "
+            "{inventory}/hosts.yml:34: YAML parsing failed: Colons in unquoted values must be followed by a "
+            "non-space character.",
             "[WARNING]: Failed to parse inventory with "
             "'ansible_collections.ansible.builtin.plugins.inventory.ini' plugin: Failed to parse inventory: "
             "Invalid host pattern '---' supplied, '---' is normally a sign this is a YAML file.",
