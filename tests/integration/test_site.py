@@ -160,6 +160,13 @@ def test_routers_stage_configures_a_router_that_is_an_inventory_host_and_writes_
     second = _site("--tags", "routers", "-e", f"site_routers_dir={build}", inventory=inventory)
     assert second.returncode == 0, second.stdout[-4000:]
     assert {h: r["changed"] for h, r in recap(second.stdout).items() if r["changed"]} == {}
+    # --limit to the router: the preflight still plans (once, on the controller), the router
+    # gets its files back, and nothing else is touched
+    (etc_frr / "frr.conf").unlink()
+    limited = _site("--tags", "routers", "--limit", "lab1-r1-tor1", inventory=inventory)
+    assert limited.returncode == 0, limited.stdout[-4000:]
+    assert {h: r["changed"] for h, r in recap(limited.stdout).items() if r["changed"]} == {"lab1-r1-tor1": 1}
+    assert sorted(p.name for p in etc_frr.iterdir()) == ["daemons", "frr.conf"]
 
 
 @pytest.fixture

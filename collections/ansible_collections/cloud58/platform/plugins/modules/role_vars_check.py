@@ -69,6 +69,12 @@ options:
     type: list
     elements: path
     default: []
+  limit:
+    description:
+      - Ansible's C(ansible_limit) (the C(--limit) patterns). A plain name in it that is no host
+        and no group of the inventory is a problem; Ansible itself only warns and runs the rest.
+    type: str
+    default: ""
 seealso:
   - module: cloud58.platform.topology_plan
   - name: Inventory model
@@ -86,6 +92,7 @@ EXAMPLES = r"""
     hosts: "{{ hostvars | cloud58.platform.role_host_vars(groups['all'], ['base', 'kubelet']) }}"
     groups: "{{ groups }}"
     inventory_sources: "{{ ansible_inventory_sources }}"
+    limit: "{{ ansible_limit | default('') }}"
 """
 
 RETURN = r"""
@@ -134,6 +141,7 @@ def argspec():
         "hosts": {"type": "dict", "required": True},
         "groups": {"type": "dict", "required": True},
         "inventory_sources": {"type": "list", "elements": "path", "default": []},
+        "limit": {"type": "str", "default": ""},
     }
 
 

@@ -31,7 +31,7 @@ import re
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from .errors import PlanError, Problem, did_you_mean, show
-from .sources import duplicate_host_problems
+from .sources import duplicate_host_problems, limit_problems
 
 try:
     import yaml
@@ -90,6 +90,7 @@ PREFLIGHT_KINDS = {
     "invalid-choice": "a role variable is not one of the choices of the role's argument specs",
     "invalid-value": "a role variable is refused by the role's argument specs for another reason",
     "set-by-playbook": "the inventory sets a role variable that the playbook sets from the plan (never used)",
+    "unknown-limit": "--limit names a host or group the inventory lacks (Ansible warns, runs the rest)",
     "unknown-variable": "a variable carries a role's prefix but the role declares no such variable",
     "wrong-type": "a role variable (or an element of it) cannot be converted to the declared type",
 }
@@ -202,6 +203,7 @@ def run_role_vars_check(params) -> dict:
     specs = load_role_specs(params["roles_dir"], sorted({entry["role"] for entry in roles}))
     problems = role_var_problems(specs, roles, params["hosts"], params["groups"])
     problems += duplicate_host_problems(params.get("inventory_sources"))
+    problems += limit_problems(params.get("limit"), params["hosts"], params["groups"])
     if problems:
         raise RoleVarProblems(problems)
     checked = sorted({entry["role"] for entry in roles})

@@ -1,15 +1,17 @@
 # -*- coding: utf-8 -*-
 # Copyright: cloud58 platform team
 # Apache License 2.0
-"""What Ansible merges without a word: a host defined by two inventory files. Checked by the
-preflight (playbooks/validate.yml, module ``cloud58.platform.role_vars_check``).
+"""What Ansible lets pass with a warning at most: a host defined by two inventory files
+(merged), a ``--limit`` naming a host or group the inventory lacks (the rest runs). Checked by
+the preflight (playbooks/validate.yml, module ``cloud58.platform.role_vars_check``).
 """
 
 from __future__ import annotations
 
 import os
+import re
 
-from .errors import Problem
+from .errors import Problem, did_you_mean
 from .inventory import _INVENTORY_EXTENSIONS, _read_yaml, expand_host_pattern
 
 
@@ -66,3 +68,31 @@ def duplicate_host_problems(sources) -> list:
         for host, files in sorted(files_of.items())
         if len(files) > 1
     ]
+
+
+# A pattern holding one of these is a wildcard, a regex (~), a file (@) or a host range: it
+# matches what it matches, and Ansible says so when it matches nothing.
+_PATTERN_SYNTAX = frozenset("*?[]~@")
+
+
+def limit_problems(limit, hosts, groups) -> list:
+    """The plain names in ``limit`` (``--limit``, as ``ansible_limit`` holds it) that are no
+    host and no group of the inventory. Ansible only warns about them and runs the other
+    hosts: a typo in a scale-out would run on fewer hosts than asked, silently."""
+    known = set(hosts or ()) | set(groups or ()) | {"localhost"}
+    problems = []
+    for token in re.split(r"[,:]", limit or ""):
+        name = token.strip().lstrip("!&")
+        if not name or _PATTERN_SYNTAX & set(name) or name in known:
+            continue
+        problems.append(
+            Problem(
+                where="--limit",
+                field="pattern",
+                value=f"'{name}'",
+                message="no host or group of the inventory has this name; Ansible would only warn "
+                f"and run the other hosts{did_you_mean(name, sorted(known))}",
+                kind="unknown-limit",
+            )
+        )
+    return problems

@@ -658,6 +658,18 @@ PLAYBOOK_MISTAKES = [
         ],
         id="limit-names-no-host",
     ),
+    pytest.param(
+        [],
+        ["--limit", "lab1-w1,lab1-w9,minoins"],
+        [
+            "the inventory's files and role variables have 2 problems:",
+            "  - --limit: pattern = 'lab1-w9': no host or group of the inventory has this name; Ansible "
+            "would only warn and run the other hosts; did you mean 'lab1-w1'? [unknown-limit]",
+            "  - --limit: pattern = 'minoins': no host or group of the inventory has this name; Ansible "
+            "would only warn and run the other hosts; did you mean 'minions'? [unknown-limit]",
+        ],
+        id="limit-names-an-unknown-host-beside-a-known-one",
+    ),
 ]
 
 
@@ -682,7 +694,8 @@ def _what_the_operator_reads(run):
         report = json.JSONDecoder().raw_decode(run.stdout[start:])[0]
         for play in report["plays"]:
             for task in play["tasks"]:
-                result = task["hosts"].get("localhost", {})
+                # the preflight's tasks run once, on the first host the play (and --limit) leaves
+                result = next(iter(task["hosts"].values()), {})
                 if result.get("failed"):
                     return result["msg"].splitlines()
     return [line for line in run.stderr.splitlines() if line.startswith(("[ERROR]", "[WARNING]"))]

@@ -131,7 +131,7 @@ def test_the_kinds_table_of_docs_inventory_md_is_current():
     end = text.index("<!-- end preflight kinds -->")
     table = text[start:end].split("\n", 1)[1]
     assert table == preflight_kinds_markdown()
-    assert len(PREFLIGHT_KINDS) == 6
+    assert len(PREFLIGHT_KINDS) == 7
 
 
 # ---- validate.yml's table of roles follows the playbooks ------------------------------

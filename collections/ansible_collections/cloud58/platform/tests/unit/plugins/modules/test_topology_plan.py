@@ -257,9 +257,12 @@ def test_site_playbook_runs_the_preflight_before_any_host_play():
         validate = yaml.safe_load(handle)
     assert len(validate) == 1
     play = validate[0]
+    # localhost:all, tasks once on the controller: --limit never matches the implicit localhost
     assert (play["hosts"], play["connection"], play["gather_facts"], play["any_errors_fatal"]) == (
-        "localhost",
+        "localhost:all",
         "local",
         False,
         True,
     )
+    [block] = play["tasks"]
+    assert (block["run_once"], block["delegate_to"]) == (True, "localhost")
