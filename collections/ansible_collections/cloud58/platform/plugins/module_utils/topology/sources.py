@@ -41,21 +41,29 @@ def _hosts_of(body, out):
 
 
 def duplicate_host_problems(sources) -> list:
-    """Hosts that two YAML inventory files of ``sources`` both define: Ansible merges their
-    groups and variables silently. A file that does not parse is Ansible's to report."""
-    files_of = {}
+    """Hosts that two YAML inventory files of one source (an inventory directory) both
+    define: Ansible merges their groups and variables silently. A host in two sources given
+    with two ``-i`` is layering on purpose (the lab adds its connection settings so) and is
+    not reported. A file that does not parse is Ansible's to report."""
+    problems = []
     for source in sources or ():
-        for path in _inventory_files(str(source)):
-            try:
-                data = _read_yaml(path)
-            except Exception:
-                continue
-            hosts = set()
-            if isinstance(data, dict):
-                for body in data.values():
-                    _hosts_of(body, hosts)
-            for host in hosts:
-                files_of.setdefault(host, []).append(path)
+        problems += _duplicates_in(str(source))
+    return problems
+
+
+def _duplicates_in(source) -> list:
+    files_of = {}
+    for path in _inventory_files(source):
+        try:
+            data = _read_yaml(path)
+        except Exception:
+            continue
+        hosts = set()
+        if isinstance(data, dict):
+            for body in data.values():
+                _hosts_of(body, hosts)
+        for host in hosts:
+            files_of.setdefault(host, []).append(path)
     return [
         Problem(
             where=f"host '{host}'",

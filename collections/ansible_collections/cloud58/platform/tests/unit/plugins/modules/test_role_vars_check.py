@@ -17,6 +17,7 @@ from ansible_collections.cloud58.platform.plugins.module_utils.topology.role_var
     PREFLIGHT_KINDS,
     preflight_kinds_markdown,
 )
+from ansible_collections.cloud58.platform.plugins.module_utils.topology.sources import duplicate_host_problems
 from ansible_collections.cloud58.platform.plugins.modules import role_vars_check
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), *([".."] * 8)))
@@ -171,3 +172,27 @@ def test_validate_checks_the_roles_site_yml_applies_where_it_applies_them():
         table = yaml.safe_load(handle)[0]["vars"]["validate__roles"]
     listed = {e["role"]: (set(e["hosts"]), set(e.get("set_by_playbook") or ())) for e in table}
     assert listed == _roles_applied()
+
+
+# ---- a host in two files: one inventory directory, or two sources on purpose ---------------
+
+
+def _host_file(path, host):
+    path.write_text(f"all:\n  children:\n    minions:\n      hosts:\n        {host}: {{}}\n")
+
+
+def test_a_host_in_two_files_of_one_inventory_is_a_problem_in_two_sources_it_is_layering(tmp_path):
+    inventory = tmp_path / "inventory"
+    inventory.mkdir()
+    _host_file(inventory / "hosts.yml", "dc1-w1")
+    _host_file(inventory / "more.yml", "dc1-w1")
+    overlay = tmp_path / "overlay.yml"
+    _host_file(overlay, "dc1-w1")
+    assert [str(p) for p in duplicate_host_problems([str(inventory)])] == [
+        f"host 'dc1-w1': inventory files = '{inventory}/hosts.yml', '{inventory}/more.yml': the host is "
+        "defined in 2 files; Ansible merges its groups and variables without a word: define it in one "
+        "[duplicate-host]"
+    ]
+    (inventory / "more.yml").unlink()
+    # the lab's way: the inventory, then an overlay with the connection settings (-i twice)
+    assert duplicate_host_problems([str(inventory), str(overlay)]) == []
