@@ -53,6 +53,8 @@ ERROR_KINDS = {
     "out-of-range": "a number is outside its allowed range",
     "pod-block-too-small": "a pod block holds fewer addresses than max_pods",
     "pool-exhausted": "a cluster's pod CIDR cannot hold the per-rack pod pools",
+    "reservation-outside-pool": "a fixed-IP reservation of cloud58_bgp_options is outside its "
+    "cluster's pod pools",
     "reserved-address": "a host or ToR uses the network or broadcast address of its rack subnet",
     "role-conflict": "a host is in two role groups that exclude each other",
     "router-outside-network": "a ToR is outside its rack subnet or a core router outside networks.fabric",

@@ -23,6 +23,7 @@ moves anything that exists:
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 from types import MappingProxyType
 
@@ -30,7 +31,7 @@ from .checks import read_model
 from .errors import MissingLibrary, Problems
 from .inventory import Inventory
 from .objects import ROLE_ORDER, api_vip_name, node_labels
-from .schema import HAS_NETADDR, NETADDR_MISSING, NODE_ROLES, Addr, Net
+from .schema import HAS_NETADDR, NETADDR_MISSING, NODE_ROLES, Addr, Net, name_problem
 
 try:
     import netaddr
@@ -184,6 +185,7 @@ class _Deriver:
         pools = {}  # (cluster, rack) -> pool dict
         for name in sorted(model.clusters):
             pools.update(self.pod_pools(model.clusters[name]))
+        self.reservations(pools)
         datacenters = {}
         for name in sorted(model.datacenters):
             datacenters[name] = self.datacenter(model.datacenters[name], pools)
@@ -289,6 +291,53 @@ class _Deriver:
             }
             cursor = start + size
         return out
+
+    def reservations(self, pools):
+        """cloud58_bgp_options.fixed_ip_reservations: {cluster: {name: [address or CIDR]}}.
+        Each becomes the IPReservation ``fixed-<name>`` of its cluster, so the name is a DNS
+        label and every address lies in a pod pool of that cluster (Calico reserves only
+        inside its pools; outside, the reservation protects nothing)."""
+        seen = set()
+        for dc in sorted(self.model.datacenters.values(), key=lambda d: d.name):
+            reservations = (getattr(dc, "bgp_options", None) or {}).get("fixed_ip_reservations") or {}
+            for cluster_name in sorted(reservations, key=str):
+                cluster = self.model.clusters.get(cluster_name)
+                if cluster is None or cluster_name in seen:
+                    continue  # an unknown cluster is reported when the options are read
+                seen.add(cluster_name)
+                cidrs = sorted(p["cidr"] for (c, _rack), p in pools.items() if c == cluster_name)
+                field = f"cloud58_bgp_options.fixed_ip_reservations.{cluster_name}"
+                named = reservations[cluster_name]
+                if not isinstance(named, dict):
+                    self.add(
+                        "wrong-type", cluster.where(), field, named, "expected a mapping of name to addresses"
+                    )
+                    continue
+                for name in sorted(named, key=str):
+                    addresses = named[name]
+                    why = name_problem(str(name))
+                    if why:
+                        self.add("invalid-name", cluster.where(), f"{field} key", name, why)
+                    if not isinstance(addresses, list) or not addresses:
+                        self.add(
+                            "wrong-type", cluster.where(), f"{field}.{name}", addresses,
+                            "expected a non-empty list of addresses or CIDRs",
+                        )  # fmt: skip
+                        continue
+                    for address in addresses:
+                        try:
+                            net = ipaddress.IPv4Network(str(address))
+                        except ValueError:
+                            self.add(
+                                "malformed-cidr", cluster.where(), f"{field}.{name}", address,
+                                "not an IPv4 address or CIDR (with no host bits set)",
+                            )  # fmt: skip
+                            continue
+                        if cidrs and not any(net.subnet_of(ipaddress.IPv4Network(c)) for c in cidrs):
+                            self.add(
+                                "reservation-outside-pool", cluster.where(), f"{field}.{name}", address,
+                                "in no pod pool of the cluster ({})".format(", ".join(cidrs)),
+                            )  # fmt: skip
 
     def cluster(self, cluster, pools):
         dc = cluster.dc

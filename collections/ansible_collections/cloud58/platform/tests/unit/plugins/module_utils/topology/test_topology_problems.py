@@ -1177,6 +1177,30 @@ CASES = [
         id="unknown-cluster-bgp-reservation",
     ),
     pytest.param(
+        _bgp_options(fixed_ip_reservations={"dc1-k8s": {"legacy": ["198.18.16.5", "198.18.30.0/30"]}}),
+        [
+            "datacenter 'dc1', cluster 'dc1-k8s': cloud58_bgp_options.fixed_ip_reservations.dc1-k8s.legacy = "
+            "'198.18.30.0/30': in no pod pool of the cluster (198.18.16.0/23, 198.18.18.0/24) "
+            "[reservation-outside-pool]",
+        ],
+        id="reservation-outside-pool",
+    ),
+    pytest.param(
+        _bgp_options(
+            fixed_ip_reservations={"dc1-k8s": {"Legacy_DB": "198.18.16.5", "web": ["198.18.16.1/24"]}}
+        ),
+        [
+            "datacenter 'dc1', cluster 'dc1-k8s': cloud58_bgp_options.fixed_ip_reservations.dc1-k8s key = "
+            "'Legacy_DB': names are lowercase DNS labels: a-z, 0-9 and '-', at most 63 characters "
+            "[invalid-name]",
+            "datacenter 'dc1', cluster 'dc1-k8s': cloud58_bgp_options.fixed_ip_reservations.dc1-k8s."
+            "Legacy_DB = '198.18.16.5': expected a non-empty list of addresses or CIDRs [wrong-type]",
+            "datacenter 'dc1', cluster 'dc1-k8s': cloud58_bgp_options.fixed_ip_reservations.dc1-k8s.web = "
+            "'198.18.16.1/24': not an IPv4 address or CIDR (with no host bits set) [malformed-cidr]",
+        ],
+        id="reservation-name-shape-and-cidr",
+    ),
+    pytest.param(
         _bgp_options(calico_max_restart_time="{{ restart }}"),
         [
             "inventory: cloud58_bgp_options.calico_max_restart_time = '{{ restart }}': the planner needs a "
