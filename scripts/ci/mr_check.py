@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -324,12 +325,45 @@ def write_report(path: Path, render: list[str], outcome: DryRun) -> str:
     return text
 
 
+class ChangedSinceError(Exception):
+    """The merge request's base revision cannot be compared with (unknown revision, no git)."""
+
+
+def changed_clusters(repo: Path, clusters_dir: Path, base: str) -> list[str]:
+    """The cluster directories of ``clusters_dir`` that the merge request changes: a file
+    under them differs between ``base`` (the merge base) and the working tree. A directory
+    the request deletes has nothing left to dry-run and is not listed."""
+    from cloud58_lab import programs  # the lab's program registry: git is an apt package
+
+    relative = clusters_dir.resolve().relative_to(repo.resolve())
+    run = subprocess.run(
+        programs.argv("git", "-C", repo, "diff", "--name-only", "--no-renames", base, "--", relative),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if run.returncode != 0:
+        raise ChangedSinceError(f"--changed-since {base}: git diff failed: {run.stderr.strip()}")
+    names = set()
+    for line in run.stdout.splitlines():
+        parts = Path(line).relative_to(relative).parts
+        if len(parts) > 1:
+            names.add(parts[0])
+    return sorted(n for n in names if (clusters_dir / n).is_dir())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repo", default=str(REPO), help="repository root (default: this one)")
     parser.add_argument("--clusters-dir", help="cluster directories to dry-run (default: <repo>/clusters)")
     parser.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG"), help="default: $KUBECONFIG")
     parser.add_argument("--clusters", default="", help="comma-separated cluster names (default: all)")
+    parser.add_argument(
+        "--changed-since",
+        default=os.environ.get("CI_MERGE_REQUEST_DIFF_BASE_SHA", ""),
+        help="dry-run only the cluster directories changed since this revision, the merge request's "
+        "base (default: $CI_MERGE_REQUEST_DIFF_BASE_SHA; unset: every cluster)",
+    )
     parser.add_argument("--report", default=None, help="Markdown report (default: <repo>/build/mr-report.md)")
     parser.add_argument("--skip-render", action="store_true", help="skip step 1 and 2 (tests of step 3)")
     args = parser.parse_args(argv)
@@ -337,7 +371,19 @@ def main(argv: list[str] | None = None) -> int:
     render = [] if args.skip_render else render_problems(repo)
     clusters_dir = Path(args.clusters_dir) if args.clusters_dir else repo / "clusters"
     names = [n for n in args.clusters.split(",") if n]
-    outcome = dry_run(clusters_dir, args.kubeconfig, names)
+    selected = bool(names)
+    if args.changed_since and not names:
+        try:
+            names = changed_clusters(repo, clusters_dir, args.changed_since)
+        except ChangedSinceError as e:
+            print(f"mr-check: {e}", file=sys.stderr)
+            return 2
+        selected = True
+        print(
+            f"mr-check: cluster directories changed since {args.changed_since}: {', '.join(names) or 'none'}"
+        )
+    # an empty selection dry-runs nothing (dry_run takes no names as every cluster)
+    outcome = dry_run(clusters_dir, args.kubeconfig, names) if names or not selected else DryRun()
     path = Path(args.report) if args.report else repo / "build/mr-report.md"
     write_report(path, render, outcome)
     for line in render + outcome.problems:
