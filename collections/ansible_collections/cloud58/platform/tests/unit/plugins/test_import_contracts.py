@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[7]
 PLUGINS = REPO / "collections/ansible_collections/cloud58/platform/plugins"
 CONFIG = REPO / ".importlinter"
 
-ON_TOP = "modules and filters sit on module_utils and never import each other"
+ON_TOP = "plugins sit on plugin_utils and module_utils and never import each other"
 LAYERS = "module_utils packages import only the layers below them"
 PKI = "pki (x509) imports nothing of the collection"
 KUBE = "kube (the Kubernetes vocabulary) imports nothing of the collection"
@@ -69,6 +69,18 @@ def test_contracts_hold_for_the_collection(tmp_path):
             "from ansible_collections.cloud58.platform.plugins.modules import topology_plan",
             {ON_TOP},
             id="filter-imports-a-module",
+        ),
+        pytest.param(
+            "module_utils/topology/sources.py",
+            "from ansible_collections.cloud58.platform.plugins.plugin_utils import origin",
+            {ON_TOP},
+            id="module_utils-imports-plugin_utils",
+        ),
+        pytest.param(
+            "vars/host_group_vars.py",
+            "from ansible_collections.cloud58.platform.plugins.filter import bgp",
+            {ON_TOP},
+            id="vars-plugin-imports-a-filter",
         ),
         pytest.param(
             "module_utils/controlplane/settings.py",
