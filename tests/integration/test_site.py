@@ -278,3 +278,14 @@ def test_calico_stage_writes_each_clusters_install_from_the_verified_release(tmp
     second = _calico(tmp_path, url, sha256)
     assert second.returncode == 0, second.stdout[-4000:]
     assert {h: r["changed"] for h, r in recap(second.stdout).items() if r["changed"]} == {}
+
+
+def test_every_playbook_is_imported_by_site_yml_or_is_a_documented_day_2_operation():
+    site = (REPO / "playbooks/site.yml").read_text()
+    imported = set(re.findall(r"import_playbook: (\S+\.yml)", site))
+    day_2 = set(re.findall(r"^#   (\S+\.yml) ", site, re.M))
+    assert imported == {"validate.yml", "nodes.yml", "control-plane.yml", "reconcile.yml"}
+    assert day_2 == {"upgrade-control-plane.yml", "renew-certificates.yml", "render.yml"}
+    assert sorted(p.name for p in (REPO / "playbooks").glob("*.yml")) == sorted(
+        imported | day_2 | {"site.yml"}
+    )
