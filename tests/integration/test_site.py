@@ -285,7 +285,66 @@ def test_every_playbook_is_imported_by_site_yml_or_is_a_documented_day_2_operati
     imported = set(re.findall(r"import_playbook: (\S+\.yml)", site))
     day_2 = set(re.findall(r"^#   (\S+\.yml) ", site, re.M))
     assert imported == {"validate.yml", "nodes.yml", "control-plane.yml", "reconcile.yml"}
-    assert day_2 == {"upgrade-control-plane.yml", "renew-certificates.yml", "render.yml"}
+    assert day_2 == {"upgrade-control-plane.yml", "renew-certificates.yml", "render.yml", "remove-node.yml"}
     assert sorted(p.name for p in (REPO / "playbooks").glob("*.yml")) == sorted(
         imported | day_2 | {"site.yml"}
     )
+
+
+def _remove_node(*args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    argv = programs.argv(
+        "ansible-playbook", "-i", REPO / "inventories/lab", REPO / "playbooks/remove-node.yml", *args
+    )
+    return subprocess.run(argv, capture_output=True, text=True, env=env, cwd=REPO, timeout=900, check=False)
+
+
+MINIONS = "(the minions of this inventory: lab1-w1, lab1-w2, lab2-w1, lab2-w2)"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(
+            [],
+            "remove_node is not set: name the host, ansible-playbook -i <inventory> "
+            f"playbooks/remove-node.yml -e remove_node=<host> {MINIONS}",
+            id="unset",
+        ),
+        pytest.param(
+            ["-e", "remove_node="],
+            "remove_node is not set: name the host, ansible-playbook -i <inventory> "
+            f"playbooks/remove-node.yml -e remove_node=<host> {MINIONS}",
+            id="empty",
+        ),
+        pytest.param(
+            ["-e", "remove_node=lab1-w9"],
+            f"remove_node=lab1-w9 is not a host of the inventory {REPO}/inventories/lab {MINIONS}",
+            id="unknown-host",
+        ),
+        pytest.param(
+            ["-e", "remove_node=lab1-lvs1"],
+            "remove_node=lab1-lvs1 is not a Kubernetes node of the plan (roles: lvs; cluster: none): "
+            "there is no Node to drain",
+            id="lvs-director",
+        ),
+        pytest.param(
+            ["-e", "remove_node=lab2-m2"],
+            "remove_node=lab2-m2 is a master of lab2-k8s: masters are not removed by this playbook "
+            '(an etcd member and an apiserver go with it); see docs/node-roles.md, "Removing a node"',
+            id="master",
+        ),
+    ],
+)
+def test_remove_node_refuses_what_it_cannot_remove_before_touching_anything(args, message):
+    run = _remove_node(*args)
+    assert run.returncode == 2, run.stdout[-4000:] + run.stderr
+    assert re.findall(r"^\[ERROR\]: Task failed: Action failed: (.*)$", run.stdout, re.M) == [message]
+    # Only the controller ran anything, changed nothing, and no Kubernetes task was reached.
+    counts = {
+        h: {k: r[k] for k in ("ok", "changed", "unreachable", "failed")} for h, r in recap(run.stdout).items()
+    }
+    assert counts == {"localhost": {"ok": 4, "changed": 0, "unreachable": 0, "failed": 1}}
+    assert "TASK [Look up the Node]" not in run.stdout
+    assert "PLAY [Stop the kubelet on the host" not in run.stdout
