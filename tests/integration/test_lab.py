@@ -1,7 +1,8 @@
 """`make lab` end to end, in a state directory, namespace prefix and container prefix of the
 test's own: control planes, reconciled clusters, the BGP fabric, and the lab hosts as
 containers that got the node roles: a running, healthy kubelet on every master and minion
-with the plan's labels on its command line, none on the LVS directors."""
+with the plan's labels on its command line, none on the LVS directors; then remove-node.yml
+takes lab1-w2 out of lab1-k8s and cleans its kubelet."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from cloud58_lab import controlplane, lab, nodes
+from cloud58_lab import controlplane, lab, nodes, programs
 
 
 @pytest.fixture
@@ -94,6 +95,86 @@ def _kubelet(container: str, env: dict) -> dict:
     }
 
 
+# What the kubelet role wrote on a node and remove-node.yml takes away (containerd stays).
+KUBELET_FILES = (
+    "/etc/systemd/system/kubelet.service",
+    "/etc/kubernetes/kubelet.env",
+    "/var/lib/kubelet",
+    "/var/lib/kubelet/config.yaml",
+    "/usr/local/bin/kubelet",
+)
+
+
+def _remove_node(state_dir: Path, host: str, *args: str) -> subprocess.CompletedProcess:
+    """playbooks/remove-node.yml on the lab, reaching the containers as nodes.converge does."""
+    env = dict(
+        nodes.podman_env(),
+        ANSIBLE_CONFIG=str(lab.REPO / "ansible.cfg"),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_COLLECTIONS_PATH=os.pathsep.join(
+            [str(lab.REPO / "collections"), str(lab.REPO / "lab/collections")]
+        ),
+    )
+    kubeconfig = json.loads((state_dir / "state.json").read_text())["kubeconfig"]
+    inventory = ("-i", lab.REPO / "inventories/lab", "-i", state_dir / "nodes-overlay.yml")
+    extra = ("-e", f"remove_node={host}", "-e", f"kubeconfig={kubeconfig}")
+    argv = programs.argv(
+        "ansible-playbook", *inventory, lab.REPO / "playbooks/remove-node.yml", *extra, *args
+    )
+    return subprocess.run(argv, capture_output=True, text=True, env=env, cwd=lab.REPO, check=False)
+
+
+def _node_names(cluster) -> list[str]:
+    return sorted(n["metadata"]["name"] for n in cluster.api("GET", "/api/v1/nodes")["items"])
+
+
+def _kubelet_unit(container: str, env: dict) -> dict:
+    unit = _in_node(
+        container, env, "systemctl", "show", "-p", "LoadState,ActiveState,UnitFileState", "kubelet.service"
+    )
+    return dict(line.split("=", 1) for line in unit.stdout.split())
+
+
+def _present(container: str, env: dict, paths) -> list[str]:
+    return [p for p in paths if _in_node(container, env, "test", "-e", p).returncode == 0]
+
+
+def check_remove_node(state_dir: Path, prefix: str) -> None:
+    """remove-node.yml takes lab1-w2 out of lab1-k8s and cleans its kubelet: nothing in check
+    mode, everything for real, nothing the second time."""
+    cluster = controlplane.ClusterSet.load(state_dir / "controlplanes")["lab1-k8s"]
+    env = nodes.podman_env()
+    container = prefix + "lab1-w2"
+    before = _node_names(cluster)
+    assert {"lab1-w1", "lab1-w2"} <= set(before)
+
+    check = _remove_node(state_dir, "lab1-w2", "--check", "--diff")
+    assert check.returncode == 0, check.stdout[-4000:] + check.stderr
+    assert sorted(h for h, r in nodes.recap(check.stdout).items() if r["changed"]) == ["lab1-w2", "localhost"]
+    assert _node_names(cluster) == before
+    assert _kubelet_unit(container, env) == {
+        "LoadState": "loaded", "ActiveState": "active", "UnitFileState": "enabled"
+    }  # fmt: skip
+    assert _present(container, env, KUBELET_FILES) == list(KUBELET_FILES)
+
+    first = _remove_node(state_dir, "lab1-w2")
+    assert first.returncode == 0, first.stdout[-4000:] + first.stderr
+    assert sorted(h for h, r in nodes.recap(first.stdout).items() if r["changed"]) == ["lab1-w2", "localhost"]
+    assert _node_names(cluster) == [n for n in before if n != "lab1-w2"]
+    assert _kubelet_unit(container, env) == {
+        "LoadState": "not-found", "ActiveState": "inactive", "UnitFileState": ""
+    }  # fmt: skip
+    assert _present(container, env, KUBELET_FILES) == []
+    # containerd stays
+    assert _in_node(container, env, "systemctl", "is-active", "containerd.service").stdout.strip() == "active"
+
+    second = _remove_node(state_dir, "lab1-w2")
+    assert second.returncode == 0, second.stdout[-4000:] + second.stderr
+    again = nodes.recap(second.stdout)
+    assert sorted(again) == ["lab1-w2", "localhost"]
+    assert [h for h, r in again.items() if r["changed"] or r["failed"] or r["unreachable"]] == []
+
+
 def _namespaces(prefix: str) -> list[str]:
     out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
     return sorted(line.split()[0] for line in out.splitlines() if line.startswith(prefix))
@@ -144,6 +225,8 @@ def test_lab_up_serves_every_lab_cluster_and_down_removes_everything(lab_run):
         )
         state = dict(line.split("=", 1) for line in unit.stdout.split())
         assert state == {"LoadState": "not-found", "ActiveState": "inactive"}, host
+
+    check_remove_node(state_dir, prefix)
 
     assert lab.down(state_dir, out=lines.append) == 0
     assert not state_dir.exists()
