@@ -40,8 +40,10 @@ lock: ## re-resolve requirements.in into the fully pinned requirements.txt
 	@scripts/setup/lock.sh
 
 ## ---- tests ------------------------------------------------------------------------
+# Two lanes side by side (2 cores): the integration tier, the longest, alone in one; every
+# other tier in the other, benchmarks last. scripts/ci/tiers.sh says what the lanes share.
 test: setup ## every tier: lint, sanity, unit, integration, network, molecule, benchmarks (CI size)
-	@CLOUD58_BENCH_SIZE=ci scripts/ci/tiers.sh lint sanity unit integration network molecule bench
+	@CLOUD58_BENCH_SIZE=ci scripts/ci/tiers.sh --lanes "integration" "lint sanity unit network molecule bench"
 
 lint: setup-venv ## ruff, import contracts (.importlinter, docs/architecture.md) and ansible-lint (production profile)
 	ruff check .

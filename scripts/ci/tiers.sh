@@ -1,28 +1,114 @@
 #!/usr/bin/env bash
-# Run test tiers (make targets) one after another and print how long each took.
+# Run test tiers (make targets) and print how long each took.
 #
 #   scripts/ci/tiers.sh lint sanity unit ...
+#       one after another, their output as it comes
+#   scripts/ci/tiers.sh --lanes "integration" "lint sanity unit network molecule bench"
+#       each quoted list is a lane: the lanes run side by side, the tiers of a lane one
+#       after another. Each tier's output goes to build/ci/<tier>.log and is printed whole
+#       when the tier ends, so that two tiers' lines never interleave.
 #
 # A failing tier does not stop the later ones: one CI run reports every tier. The script
 # exits non-zero when any tier failed, and its summary names them.
+#
+# Lanes share one host, so the script settles for the whole run what two tiers would
+# otherwise set and put back in turn:
+# * each lane has its own TMPDIR: pytest keeps only the 3 newest basetemp directories
+#   under $TMPDIR/pytest-of-<user> and deletes older ones, which would be the live
+#   directories of a pytest run in the other lane;
+# * fs.inotify.max_user_instances: the lab's and the benchmarks' systemd containers raise it
+#   while they run and put the old value back when they stop (lab/cloud58_lab/nodes.py),
+#   unless it was high enough already. With two lanes, one lane would put it back under
+#   the other's containers; so this script raises it once for the run, and puts it back.
 set -uo pipefail
-failed=()
-summary=()
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+
+if [[ ${1:-} == --lanes ]]; then
+  shift
+  lanes=("$@")
+else
+  lanes=("$*")
+fi
+logs=$repo/build/ci
+mkdir -p "$logs"
+run=$(mktemp -d "${TMPDIR:-/tmp}/c58-tiers-XXXXXX")
 total=$SECONDS
-for tier in "$@"; do
+
+inotify=/proc/sys/fs/inotify/max_user_instances
+inotify_old=
+if ((${#lanes[@]} > 1)); then
+  needed=$(PYTHONPATH=$repo/lab "$repo/.venv/bin/python" -c \
+    'from cloud58_lab import nodes; print(nodes.INOTIFY_NEEDED)')
+  current=$(<"$inotify")
+  if ((current < needed)); then
+    if echo "$needed" >"$inotify" 2>/dev/null; then
+      inotify_old=$current
+      echo "== fs.inotify.max_user_instances raised from $current to $needed for the lanes"
+    else
+      echo "== fs.inotify.max_user_instances is $current and cannot be raised here; lanes may starve each other's containers" >&2
+    fi
+  fi
+fi
+restore() {
+  if [[ -n $inotify_old && $(<"$inotify") == "$needed" ]]; then
+    echo "$inotify_old" >"$inotify"
+    echo "== fs.inotify.max_user_instances back to $inotify_old"
+  fi
+}
+trap restore EXIT
+
+# run_tier TIER STREAM: run one make target; its result line goes to $run/<tier>.result.
+run_tier() {
+  local tier=$1 stream=$2 started=$SECONDS result=passed
   echo "== tier $tier ($(date -u +%H:%M:%S) UTC)"
-  started=$SECONDS
-  if make --no-print-directory "$tier"; then
-    result=passed
+  if [[ $stream == yes ]]; then
+    make --no-print-directory -C "$repo" "$tier" || result=FAILED
   else
-    result=FAILED
+    make --no-print-directory -C "$repo" "$tier" >"$logs/$tier.log" 2>&1 || result=FAILED
+    {
+      flock 9
+      echo "== tier $tier: $result in $((SECONDS - started)) s; its output ($logs/$tier.log):"
+      cat "$logs/$tier.log"
+      echo "== end of tier $tier"
+    } 9>"$run/print.lock"
+  fi
+  printf '%-12s %-7s %5d s\n' "$tier" "$result" $((SECONDS - started)) >"$run/$tier.result"
+}
+
+if ((${#lanes[@]} == 1)); then
+  for tier in ${lanes[0]}; do
+    run_tier "$tier" yes
+  done
+else
+  pids=()
+  for i in "${!lanes[@]}"; do
+    lane_tmp=$run/lane$i
+    mkdir -p "$lane_tmp"
+    (
+      export TMPDIR=$lane_tmp
+      for tier in ${lanes[$i]}; do
+        run_tier "$tier" no
+      done
+    ) &
+    pids+=($!)
+  done
+  wait "${pids[@]}"
+fi
+
+echo "== tiers summary (total $((SECONDS - total)) s; lanes: $(printf '[%s] ' "${lanes[@]}"))"
+failed=()
+for tier in ${lanes[*]}; do
+  if [[ -f $run/$tier.result ]]; then
+    printf '  %s' "$(<"$run/$tier.result")"
+    echo
+    grep -q FAILED "$run/$tier.result" && failed+=("$tier")
+  else
+    echo "  $tier did not run"
     failed+=("$tier")
   fi
-  summary+=("$(printf '%-12s %-7s %5d s' "$tier" "$result" $((SECONDS - started)))")
 done
-echo "== tiers summary (total $((SECONDS - total)) s)"
-printf '  %s\n' "${summary[@]}"
 if ((${#failed[@]} > 0)); then
-  echo "tiers: failed: ${failed[*]}" >&2
+  echo "tiers: failed: ${failed[*]} (logs and the lanes' temporary files: $logs, $run)" >&2
   exit 1
 fi
+rm -rf "$run"
