@@ -32,12 +32,7 @@ try:
                 key = self.construct_object(key_node, deep=True)
                 if isinstance(key, (str, int, float, bool)) or key is None:
                     if key in seen:
-                        raise yaml.constructor.ConstructorError(
-                            "while constructing a mapping",
-                            node.start_mark,
-                            f"found duplicate key {key!r}",
-                            key_node.start_mark,
-                        )
+                        raise _duplicate_key(node, key_node, key)
                     seen.add(key)
             return super().construct_mapping(node, deep=deep)
 
@@ -96,6 +91,13 @@ def parse_yaml_documents(data: bytes) -> list:
     return [doc for doc in yaml.load_all(data, Loader=_Loader) if doc is not None]
 
 
+def _duplicate_key(node, key_node, key):
+    """The error for a key written twice in one mapping, with both marks (file, line)."""
+    return yaml.constructor.ConstructorError(
+        "while constructing a mapping", node.start_mark, f"found duplicate key {key!r}", key_node.start_mark
+    )
+
+
 def _convert(loader, node):
     if isinstance(node, yaml.ScalarNode):
         return node.value if node.tag in _STR_TAGS else loader.construct_object(node, deep=True)
@@ -107,12 +109,7 @@ def _convert(loader, node):
             raise _MergeKey()
         key = _convert(loader, key_node)
         if key in out:
-            raise yaml.constructor.ConstructorError(
-                "while constructing a mapping",
-                node.start_mark,
-                f"found duplicate key {key!r}",
-                key_node.start_mark,
-            )
+            raise _duplicate_key(node, key_node, key)
         out[key] = _convert(loader, value_node)
     return out
 

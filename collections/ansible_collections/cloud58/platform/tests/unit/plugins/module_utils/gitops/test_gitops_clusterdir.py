@@ -173,6 +173,12 @@ BAD = [
     ),
     pytest.param(
         "c1/x.yaml",
+        "base: &b {app: x}\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  <<: *b\n  name: a\n  name: b\n",
+        "c1/x.yaml: line 7 column 3: not valid YAML: found duplicate key 'name'",
+        id="duplicate-key-beside-a-merge-key",
+    ),
+    pytest.param(
+        "c1/x.yaml",
         "kind: [ConfigMap\n",
         "c1/x.yaml: line 2 column 1: not valid YAML: did not find expected ',' or ']'",
         id="manifest-bad-yaml",
