@@ -7,6 +7,10 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+# A non-negative quantity as Kubernetes spells it: a decimal number, then an exponent or one
+# suffix (decimal SI or binary). For schemas (JSON schema ``pattern``); parse_quantity reads it.
+QUANTITY_PATTERN = r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+|[numkMGTPE]|[KMGTPE]i)?$"
+
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
 _DECIMAL = {
     "n": Fraction(1, 10**9),

@@ -19,7 +19,7 @@ import copy
 import os
 import re
 
-from ..kube.quantity import parse_quantity
+from ..kube.quantity import QUANTITY_PATTERN, parse_quantity
 from .errors import AppSpecError, RenderError
 
 try:
@@ -39,7 +39,6 @@ except ImportError:  # pragma: no cover - reported by the module through missing
     HAS_JSONSCHEMA = False
 
 _DNS_LABEL = "^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$"
-_QUANTITY = r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+|[numkMGTPE]|[KMGTPE]i)?$"
 _IMAGE = r"^[a-z0-9]([a-z0-9._/:-]*[a-z0-9])?(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[a-f0-9]{64})$"
 RESERVED_NAMESPACES = ["default", "kube-system", "kube-public", "kube-node-lease", "cloud58-system"]
 
@@ -48,7 +47,7 @@ def _quantity(doc: str, examples: list) -> dict:
     return {
         "type": ["string", "number"],
         "minimum": 0,
-        "pattern": _QUANTITY,
+        "pattern": QUANTITY_PATTERN,
         "description": doc,
         "examples": examples,
     }
@@ -362,7 +361,7 @@ def _message(error) -> str:
         return f"{error.instance!r} uses the tag latest; pin a version or a digest"
     if error.validator == "not" and "enum" in error.schema.get("not", {}):
         return f"{error.instance!r} is reserved for the platform"
-    if error.validator == "pattern" and error.schema.get("pattern") == _QUANTITY:
+    if error.validator == "pattern" and error.schema.get("pattern") == QUANTITY_PATTERN:
         return f"{error.instance!r} is not a Kubernetes quantity (like 500m, 2, 512Mi)"
     return error.message
 
