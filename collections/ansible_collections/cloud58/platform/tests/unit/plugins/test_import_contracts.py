@@ -22,7 +22,8 @@ RENDER = "render imports nothing of the reconcile engine (gitops); they share ku
 TOPOLOGY = "topology imports nothing of the collection but the BGP option rules (bgp.options)"
 ENGINE = "the reconcile engine (gitops) imports no planner, renderer or host configuration"
 LAB = "nothing in the collection imports the lab (cloud58_lab)"
-ALL = {ON_TOP, LAYERS, PKI, KUBE, RENDER, TOPOLOGY, ENGINE, LAB}
+LVS = "lvs (the LVS director data plane) imports nothing of the collection"
+ALL = {ON_TOP, LAYERS, PKI, KUBE, RENDER, TOPOLOGY, ENGINE, LAB, LVS}
 
 
 def _lint(tmp_path, edit=None):
@@ -108,6 +109,21 @@ def test_contracts_hold_for_the_collection(tmp_path):
         ),
         pytest.param("module_utils/gitops/engine.py", "from ..bgp import fabric", {ENGINE}, id="gitops-bgp"),
         pytest.param("module_utils/render/tree.py", "import cloud58_lab", {LAB}, id="render-imports-the-lab"),
+        pytest.param(
+            "module_utils/lvs/fullnat.py",
+            "from ..topology import plan",
+            {LAYERS, LVS},
+            id="lvs-imports-topology",
+        ),
+        pytest.param(
+            "module_utils/lvs/runner.py", "from ..kube import objects", {LVS}, id="lvs-imports-kube"
+        ),
+        pytest.param(
+            "module_utils/topology/plan.py",
+            "from ..lvs import fullnat",
+            {LAYERS, TOPOLOGY},
+            id="topology-imports-lvs",
+        ),
     ],
 )
 def test_each_contract_breaks_on_the_import_it_forbids(tmp_path, path, line, expected):
