@@ -91,6 +91,7 @@ _TABLE = (
     _apt("bfdd", "frr", "FRR's BFD daemon in a lab router's namespace"),
     _apt("bird", "bird2", "the lab's BIRD routers and the Calico node speakers"),
     _apt("birdc", "bird2", "queries the lab's BIRD routers"),
+    _apt("nft", "nftables", "the LVS directors' full-NAT data plane in the network tier"),
     _apt("haproxy", "haproxy", "checks rendered haproxy.cfg files (haproxy -c)"),
     _apt("keepalived", "keepalived", "checks rendered keepalived.conf files (--config-test)"),
     _apt("dot", "graphviz", "make topology draws a datacenter"),

@@ -243,9 +243,21 @@ def _json_value(value, field):
     raise LvsError(f"{field}: unexpected element {value!r} in the output of nft -j")
 
 
+def _key_order(key):
+    """Elements in the order the ruleset lists them: addresses and numbers by value."""
+    parts = []
+    for part in key.split(" . "):
+        try:
+            parts.append((0, int(part) if part.isdigit() else int(ipaddress.IPv4Address(part)), ""))
+        except ValueError:
+            parts.append((1, 0, part))
+    return parts
+
+
 def read_table(data, table=TABLE):
     """The output of ``nft -j list table ip <table>`` (parsed JSON) -> the live state:
-    ``{"structure": dnat rule comment or None, "handle": table handle, "elements": {...}}``."""
+    ``{"structure": dnat rule comment or None, "handle": table handle, "elements": {...}}``,
+    the elements of each set in the order :func:`render_ruleset` lists them."""
     items = data.get("nftables", []) if isinstance(data, dict) else []
     state = {"structure": None, "handle": None, "elements": {}}
     for item in items:
@@ -261,7 +273,7 @@ def read_table(data, table=TABLE):
                         elements[_json_value(elem[0], field)] = _json_value(elem[1], field)
                     else:
                         elements[_json_value(elem, field)] = None
-                state["elements"][obj["name"]] = elements
+                state["elements"][obj["name"]] = {k: elements[k] for k in sorted(elements, key=_key_order)}
         rule = item.get("rule")
         if rule and rule.get("table") == table and rule.get("chain") == "prerouting":
             state["structure"] = rule.get("comment")

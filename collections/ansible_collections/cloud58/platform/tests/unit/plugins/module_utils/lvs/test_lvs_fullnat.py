@@ -339,7 +339,7 @@ NFT_JSON = {
                 "table": "t",
                 "type": "ipv4_addr",
                 "handle": 1,
-                "elem": ["198.18.2.10"],
+                "elem": ["198.18.2.10", "198.18.2.9"],
             }
         },
         {
@@ -348,7 +348,10 @@ NFT_JSON = {
                 "name": "realservers",
                 "table": "t",
                 "handle": 2,
-                "elem": [[{"concat": ["198.18.2.10", 80, 0]}, {"concat": ["198.18.9.2", 8080]}]],
+                "elem": [
+                    [{"concat": ["198.18.2.10", 80, 10]}, {"concat": ["198.18.9.3", 8080]}],
+                    [{"concat": ["198.18.2.10", 80, 2]}, {"concat": ["198.18.9.2", 8080]}],
+                ],
             }
         },
         {"map": {"family": "ip", "name": "local_addresses", "table": "t", "handle": 3}},
@@ -366,13 +369,16 @@ NFT_JSON = {
 }
 
 
-def test_read_table_from_nft_json():
+def test_read_table_from_nft_json_in_ruleset_order():
     assert read_table(NFT_JSON, "t") == {
         "structure": "cloud58-fullnat v1 scheduler=rr slots=4",
         "handle": 7,
         "elements": {
-            "vips": {"198.18.2.10": None},
-            "realservers": {"198.18.2.10 . 80 . 0": "198.18.9.2 . 8080"},
+            "vips": {"198.18.2.9": None, "198.18.2.10": None},
+            "realservers": {
+                "198.18.2.10 . 80 . 2": "198.18.9.2 . 8080",
+                "198.18.2.10 . 80 . 10": "198.18.9.3 . 8080",
+            },
             "local_addresses": {},
         },
     }
