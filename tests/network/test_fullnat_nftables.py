@@ -37,13 +37,17 @@ VIP_ADDRESS = "198.18.2.10"
 CLIENT = "198.18.4.2"
 REALSERVERS = {"rs1": "198.18.5.2", "rs2": "198.18.5.6"}
 RS_PORT = 8080
+HOLD_PORT = 8443  # realservers of VIP port 443: answer only after the client's first byte
 SLOTS = 8
 TABLE = "cloud58_fullnat"
 CONNECTIONS = 8
 
 
-def _realservers(*names):
-    return {VIP: [{"address": REALSERVERS[n], "port": RS_PORT, "vip_port": 80} for n in names]}
+def _realservers(*names, held=()):
+    """The module's realservers option: ``names`` behind VIP port 80, ``held`` behind 443."""
+    entries = [{"address": REALSERVERS[n], "port": RS_PORT, "vip_port": 80} for n in names]
+    entries += [{"address": REALSERVERS[n], "port": HOLD_PORT, "vip_port": 443} for n in held]
+    return {VIP: entries}
 
 
 class Lab:
@@ -101,8 +105,9 @@ class Lab:
         return tuple(answer.split()) if answer else None
 
 
-def _start_peer_server(net, name, address, port):
-    """A TCP server in ``name`` that answers each connection with its name and the peer address."""
+def _start_peer_server(net, name, address, port, wait_for_byte=False):
+    """A TCP server in ``name`` that answers each connection with its name and the peer
+    address (after the client's first byte when ``wait_for_byte``)."""
     check_lab_address(address)
     code = (
         "import socket,sys\n"
@@ -110,7 +115,9 @@ def _start_peer_server(net, name, address, port):
         f"s.bind(({address!r}, {port})); s.listen(16)\n"
         "print('ready', flush=True)\n"
         "while True:\n"
-        "    c,peer=s.accept(); c.sendall(f'{sys.argv[1]} {peer[0]}'.encode()); c.close()\n"
+        "    c,peer=s.accept()\n"
+        f"    {'c.recv(1)' if wait_for_byte else 'pass'}\n"
+        "    c.sendall(f'{sys.argv[1]} {peer[0]}'.encode()); c.close()\n"
     )
     proc = subprocess.Popen(
         programs.argv("ip", "netns", "exec", net.ns(name), programs.path("python3"), "-c", code, name),
@@ -146,11 +153,40 @@ def lab(request, tmp_path_factory):
             )
             net.exec(name, "ip", "route", "add", "default", "via", gateway)
             _start_peer_server(net, name, address, RS_PORT)
+            _start_peer_server(net, name, address, HOLD_PORT, wait_for_byte=True)
             assert index < 2
         yield Lab(net, lvs, tmp_path_factory.mktemp("fullnat"))
     finally:
         problems = net.close()
         assert problems == [], f"lab cleanup left: {problems}"
+
+
+class HeldConnection:
+    """A client connection to VIP port 443 kept open until :meth:`finish` sends its byte."""
+
+    def __init__(self, net):
+        code = (
+            "import socket,sys\n"
+            f"c=socket.create_connection(({VIP_ADDRESS!r}, 443), timeout=10)\n"
+            "print('open', flush=True)\n"
+            "sys.stdin.readline(); c.sendall(b'x')\n"
+            "sys.stdout.write(c.recv(200).decode())\n"
+        )
+        self.proc = subprocess.Popen(
+            programs.argv("ip", "netns", "exec", net.ns("client"), programs.path("python3"), "-c", code),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
+        )
+        net.servers.append(self.proc)  # stopped by NetLab.close() if the test fails
+        self.opened = self.proc.stdout.readline().strip() == "open"
+
+    def finish(self):
+        """Send the byte; the answer (realserver name, peer it saw), or None."""
+        out, _ = self.proc.communicate("go\n", timeout=20)
+        return tuple(out.split()) if self.proc.returncode == 0 and out else None
 
 
 def _local_addresses(lab):
@@ -237,6 +273,21 @@ def test_adding_the_realserver_back_reaches_both_again(lab):
     assert (result["changed"], result["action"]) == (True, "updated")
     answers = [lab.connect() for _ in range(CONNECTIONS)]
     assert sorted({name for name, _ in answers}) == ["rs1", "rs2"]
+
+
+def test_established_connection_keeps_its_removed_realserver(lab):
+    assert lab.module(realservers=_realservers("rs1", "rs2", held=["rs1"]))["changed"] is True
+    held = HeldConnection(lab.net)
+    assert held.opened
+    # rs1 leaves port 443 and rs2 takes its slots while the connection is open
+    result = lab.module(realservers=_realservers("rs1", "rs2", held=["rs2"]))
+    assert (result["changed"], result["action"]) == (True, "updated")
+    new = HeldConnection(lab.net)
+    assert new.finish()[0] == "rs2"
+    # conntrack keeps the established connection on rs1: removal drains, it does not cut
+    name, peer = held.finish()
+    assert name == "rs1"
+    assert ipaddress.ip_address(peer) in _local_addresses(lab)
 
 
 def test_scheduler_change_replaces_the_table_in_one_transaction(lab):
