@@ -14,7 +14,7 @@ export PYTHONPATH := $(REPO)/lab$(if $(PYTHONPATH),:$(PYTHONPATH))
 COLLECTION := $(REPO)/collections/ansible_collections/cloud58/platform
 DC ?= lab1
 
-.PHONY: help setup setup-apt setup-venv setup-upstream setup-image lock \
+.PHONY: help setup setup-apt setup-venv setup-upstream setup-runtime setup-image lock \
         test lint unit integration network molecule sanity bench lab lab-status lab-down \
         topology render reconcile mr-check validate clean
 
@@ -32,6 +32,9 @@ setup-venv: setup-apt ## the pinned virtualenv (.venv -> cache keyed by requirem
 
 setup-upstream: setup-apt ## etcd, kube-*, kubelet, kubectl, kwok built from the Go module proxy (cached by version)
 	@scripts/setup/upstream.sh
+
+setup-runtime: setup-apt ## containerd, crictl, CNI plugins for real kubelets in the lab's nodes (Go module proxy, cached by version; not yet part of setup)
+	@scripts/setup/runtime.sh
 
 setup-image: setup-apt ## the node image localhost/cloud58-node:<recipe hash>
 	@scripts/setup/image.sh
