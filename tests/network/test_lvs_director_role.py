@@ -93,7 +93,8 @@ def _play(director, check=False, **extra):
 
 
 def _lo_addresses(net):
-    return sorted(a["local"] for a in net.ip_json("director", "-4", "address", "show", "dev", "lo")[0]["addr_info"])
+    addresses = net.ip_json("director", "-4", "address", "show", "dev", "lo")[0]["addr_info"]
+    return sorted(a["local"] for a in addresses)
 
 
 def _sysctl(net, key):
