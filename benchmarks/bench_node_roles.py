@@ -6,12 +6,18 @@
 
 Starts 20 podman systemd containers from the node image (1 master, 17 minions, 2 LVS
 directors of a two-rack datacenter planned by the real planner), converges them once
-with playbooks/nodes.yml, then times two reruns that must both report changed=0:
+with playbooks/nodes.yml, then times three reruns that must all report changed=0:
 
 * with the repository's ansible.cfg (forks 50, smart gathering with a fact cache, only
   the fact subsets the roles read, ...);
 * with Ansible's defaults (an empty ansible.cfg: forks 5, implicit full fact gathering),
-  the baseline a user would otherwise get.
+  the baseline a user would otherwise get;
+* with the repository's ansible.cfg and ``ANSIBLE_STRATEGY=mitogen_linear`` (the opt-in
+  mitogen strategy, plugins/strategy/), the containers reached through mitogen's
+  ``mitogen_setns`` connection (``mitogen_kind: docker`` with podman as the docker
+  program: mitogen enters the container's namespaces once and keeps one Python in it),
+  which stands in for mitogen_ssh on real hosts. Under the mitogen strategy the
+  ``cloud58.lab.podman_nsenter`` connection is not replaced and runs slower than without it.
 
 Prints:
 
@@ -19,10 +25,13 @@ Prints:
     BENCH node_roles_rerun_20_hosts_s <s>      the rerun with the repository's ansible.cfg
     BENCH node_roles_rerun_20_hosts_defaults_s <s>   the same rerun with Ansible's defaults
     BENCH ansible_cfg_speedup <x>              defaults time / tuned time
+    BENCH node_roles_rerun_20_hosts_mitogen_s <s>    the rerun with ansible.cfg + mitogen
+    BENCH ansible_cfg_mitogen_speedup <x>      defaults time / mitogen time
 
 Each figure is one run, and says so: a median of three would triple the benchmark's
 time (about 14 minutes at 20 hosts on the 2-core build machine), more than the CI budget
-allows. ``CLOUD58_BENCH_SIZE=ci`` (``make test``) starts 10 containers instead of 20.
+allows; the three reruns run one after the other in the same invocation, so they share
+the machine's load. ``CLOUD58_BENCH_SIZE=ci`` (``make test``) starts 10 containers instead of 20.
 
 Every container it started is removed at the end, also on failure or interruption (and
 leftovers of an interrupted earlier run, found by their label, at the start).
@@ -109,9 +118,20 @@ def _layout(count):
     return hosts
 
 
-def _inventory(hosts, bin_dir):
+PODMAN_NSENTER = {"ansible_connection": "cloud58.lab.podman_nsenter"}
+# mitogen's setns connection finds a container's first process with `docker inspect`;
+# podman answers the same command line.
+MITOGEN_SETNS = {
+    "ansible_connection": "mitogen_setns",
+    "mitogen_kind": "docker",
+    "mitogen_docker_path": "podman",
+}
+
+
+def _inventory(hosts, bin_dir, connection=None):
     """A topology inventory (docs/inventory.md) whose hosts are the containers."""
-    lines = ["all:", "  vars:", "    ansible_connection: cloud58.lab.podman_nsenter", "  children:"]
+    connection = connection or PODMAN_NSENTER
+    lines = ["all:", "  vars:", *(f"    {k}: {v}" for k, v in connection.items()), "  children:"]
     for group in ("masters", "etcd_events", "consul_servers", "minions", "lvs"):
         members = [h for h in hosts if group in h[1]]
         lines += [f"    {group}:", "      hosts:"]
@@ -164,8 +184,10 @@ def _inventory(hosts, bin_dir):
     return "\n".join(lines) + "\n", group_vars
 
 
-def _playbook(inventory_dir, env, cfg, label, expect_no_change, *, log_dir=None):
+def _playbook(inventory_dir, env, cfg, label, expect_no_change, *, log_dir=None, strategy=None):
     run_env = dict(env, ANSIBLE_CONFIG=cfg)
+    if strategy:
+        run_env["ANSIBLE_STRATEGY"] = strategy
     started = time.monotonic()
     result = subprocess.run(
         ["ansible-playbook", "-i", inventory_dir, os.path.join(REPO, "playbooks", "nodes.yml")],
@@ -229,12 +251,15 @@ def main(argv=None) -> int:
         except nodes.NodesError as e:
             raise BenchError(str(e)) from e
         inventory_dir = os.path.join(work, "inventory")
-        os.makedirs(os.path.join(inventory_dir, "group_vars", "all"))
-        hosts_yml, group_vars = _inventory(hosts, bin_dir)
-        with open(os.path.join(inventory_dir, "hosts.yml"), "w", encoding="utf-8") as f:
-            f.write(hosts_yml)
-        with open(os.path.join(inventory_dir, "group_vars", "all", "bench.yml"), "w", encoding="utf-8") as f:
-            f.write(group_vars)
+        mitogen_inventory_dir = os.path.join(work, "inventory-mitogen")
+        inventories = ((inventory_dir, PODMAN_NSENTER), (mitogen_inventory_dir, MITOGEN_SETNS))
+        for directory, connection in inventories:
+            os.makedirs(os.path.join(directory, "group_vars", "all"))
+            hosts_yml, group_vars = _inventory(hosts, bin_dir, connection)
+            with open(os.path.join(directory, "hosts.yml"), "w", encoding="utf-8") as f:
+                f.write(hosts_yml)
+            with open(os.path.join(directory, "group_vars", "all", "bench.yml"), "w", encoding="utf-8") as f:
+                f.write(group_vars)
         defaults_cfg = os.path.join(work, "defaults.cfg")
         with open(defaults_cfg, "w", encoding="utf-8") as f:
             f.write("# Ansible's defaults: nothing set.\n")
@@ -245,13 +270,14 @@ def main(argv=None) -> int:
         if args.log_dir:
             os.makedirs(args.log_dir, exist_ok=True)
         runs = [
-            (tuned_cfg, "the first run", False),
-            (tuned_cfg, "the rerun (repository ansible.cfg)", True),
-            (defaults_cfg, "the rerun (Ansible defaults)", True),
+            (inventory_dir, tuned_cfg, None, "the first run", False),
+            (inventory_dir, tuned_cfg, None, "the rerun (repository ansible.cfg)", True),
+            (inventory_dir, defaults_cfg, None, "the rerun (Ansible defaults)", True),
+            (mitogen_inventory_dir, tuned_cfg, "mitogen_linear", "the rerun (ansible.cfg, mitogen)", True),
         ]
-        (converge_s, _), (rerun_s, recap), (baseline_s, _) = (
-            _playbook(inventory_dir, env, cfg, label, no_change, log_dir=args.log_dir)
-            for cfg, label, no_change in runs
+        (converge_s, _), (rerun_s, recap), (baseline_s, _), (mitogen_s, _) = (
+            _playbook(inventory, env, cfg, label, no_change, log_dir=args.log_dir, strategy=strategy)
+            for inventory, cfg, strategy, label, no_change in runs
         )
         n = args.hosts
         print(f"# size {size}: {n} containers of {image}; one run of each figure (no median)")
@@ -260,6 +286,8 @@ def main(argv=None) -> int:
         print(figure(f"node_roles_rerun_{n}_hosts_s", [rerun_s], digits=1))
         print(figure(f"node_roles_rerun_{n}_hosts_defaults_s", [baseline_s], digits=1))
         print(figure("ansible_cfg_speedup", [baseline_s / rerun_s]))
+        print(figure(f"node_roles_rerun_{n}_hosts_mitogen_s", [mitogen_s], digits=1))
+        print(figure("ansible_cfg_mitogen_speedup", [baseline_s / mitogen_s]))
     finally:
         removed = _remove_labelled(env)
         shutil.rmtree(work, ignore_errors=True)
