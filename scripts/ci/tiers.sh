@@ -32,6 +32,9 @@ fi
 logs=$repo/build/ci
 mkdir -p "$logs"
 run=$(mktemp -d "${TMPDIR:-/tmp}/c58-tiers-XXXXXX")
+# Like /tmp: the tests run programs as other users (FRR as frr), which must reach their
+# directories under a lane's TMPDIR; mktemp makes it 0700.
+chmod 0755 "$run"
 total=$SECONDS
 
 inotify=/proc/sys/fs/inotify/max_user_instances
@@ -84,6 +87,7 @@ else
   for i in "${!lanes[@]}"; do
     lane_tmp=$run/lane$i
     mkdir -p "$lane_tmp"
+    chmod 1777 "$lane_tmp"
     (
       export TMPDIR=$lane_tmp
       for tier in ${lanes[$i]}; do
