@@ -11,6 +11,9 @@ master would do, with podman:
 * ``playbooks/control-plane.yml`` converges those containers (connection
   ``cloud58.lab.podman_nsenter``) exactly as it converges real masters: PKI, manifests,
   kubeconfigs, audit policy, HAProxy from Debian;
+* with ``with_nodes``, every other host of the datacenter (minions, LVS directors) is a
+  container on the same network too, so that ``playbooks/site.yml`` provisions the whole
+  datacenter; :meth:`StaticPodLab.add_host` adds one the inventory lacks (a scale-out);
 * :meth:`StaticPodLab.play` reads each master's ``/etc/kubernetes/manifests/*.yaml`` and
   runs it with ``podman kube play`` inside the master's network (and UTS) namespace, which
   is the meaning of ``hostNetwork: true`` on that master. Only what a kubelet derives is
@@ -81,7 +84,9 @@ def _run(argv, *, check=True, timeout=_PODMAN_TIMEOUT, env=None, input_text=None
             cwd=cwd,
         )
     except subprocess.TimeoutExpired as e:
-        raise StaticPodLabError(f"{' '.join(map(str, argv))}: no answer after {timeout}s") from e
+        partial = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+        tail = f"; its last output:\n{partial[-3000:]}" if partial else ""
+        raise StaticPodLabError(f"{' '.join(map(str, argv))}: no answer after {timeout}s{tail}") from e
     if check and result.returncode != 0:
         raise StaticPodLabError(
             f"{' '.join(map(str, argv))} exited {result.returncode}:\n{result.stderr.strip()[-3000:]}"
@@ -162,6 +167,15 @@ class Master:
         return pid
 
 
+def _other_hosts(plan: dict, datacenter: str, masters: dict, prefix: str) -> dict:
+    """The datacenter's hosts that are not masters (minions, LVS directors), by name."""
+    return {
+        name: Master(name, host["address"], f"{prefix}-{name}")
+        for name, host in sorted(plan["hosts"].items())
+        if host["datacenter"] == datacenter and name not in masters and host.get("address")
+    }
+
+
 class StaticPodLab:
     """One lab datacenter's masters and their static pods (see the module docstring)."""
 
@@ -174,6 +188,7 @@ class StaticPodLab:
         node_image: str,
         *,
         prefix: str = "c58cp",
+        with_nodes: bool = False,
     ) -> None:
         self.dc = datacenter
         self.plan = plan
@@ -200,21 +215,30 @@ class StaticPodLab:
             raise StaticPodLabError(
                 f"{datacenter}: events etcd hosts {sorted(others)} are not masters; the lab has only masters"
             )
+        # with_nodes: every other host of the datacenter too (minions, LVS directors), for
+        # playbooks/site.yml; they run no static pods.
+        self.nodes_hosts = _other_hosts(plan, datacenter, self.masters, prefix) if with_nodes else {}
+        self.added: dict = {}  # group -> {host: inventory variables}: hosts of a scale-out
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.pki_dir = self.workdir / "pki"
         self.env = dict(os.environ, CONTAINERS_CONF=str(lab_containers_conf(self.workdir)))
         self.images: dict = {}
         self._network_created = False
 
+    @property
+    def hosts(self) -> dict:
+        """Every host container of the lab: the masters, then the other hosts."""
+        return {**self.masters, **self.nodes_hosts}
+
     # -- building -------------------------------------------------------------------------
 
     def start(self, timeout: float = 120) -> None:
-        """Images, the datacenter network and booted master containers."""
+        """Images, the datacenter network and booted host containers."""
         self.images = build_images(self.bin_dir, self.workdir, self.env)
         gateway = self.nodes.broadcast_address - 1
-        taken = {m.address for m in self.masters.values()}
+        taken = {m.address for m in self.hosts.values()}
         if str(gateway) in taken:
-            raise StaticPodLabError(f"{self.dc}: the gateway {gateway} of {self.nodes} is a master's address")
+            raise StaticPodLabError(f"{self.dc}: the gateway {gateway} of {self.nodes} is a host's address")
         _run(
             [
                 "podman",
@@ -233,7 +257,19 @@ class StaticPodLab:
             env=self.env,
         )
         self._network_created = True
-        for m in self.masters.values():
+        self._boot(list(self.hosts.values()), timeout)
+
+    def add_host(self, name: str, group: str, host_vars: dict, timeout: float = 120) -> Master:
+        """A host that inventories/lab does not have yet (a scale-out): its container on the
+        datacenter network, booted, and its entry (``group``, ``host_vars``) in the overlay."""
+        m = Master(name, host_vars["address"], f"{self.prefix}-{name}")
+        self.nodes_hosts[name] = m
+        self.added.setdefault(group, {})[name] = dict(host_vars)
+        self._boot([m], timeout)
+        return m
+
+    def _boot(self, hosts: list, timeout: float) -> None:
+        for m in hosts:
             _run(
                 [
                     "podman",
@@ -258,7 +294,7 @@ class StaticPodLab:
                 env=self.env,
             )
         deadline = time.monotonic() + timeout
-        for m in self.masters.values():
+        for m in hosts:
             while True:
                 state = self.exec(m.name, ["systemctl", "is-system-running"], check=False).stdout.strip()
                 if state in ("running", "degraded"):
@@ -272,21 +308,32 @@ class StaticPodLab:
     # -- Ansible --------------------------------------------------------------------------
 
     def inventory_overlay(self) -> Path:
-        """Connection variables for the masters, layered over inventories/lab."""
+        """Connection variables for the host containers, layered over inventories/lab."""
         hosts = {
             m.name: {
                 "ansible_connection": "cloud58.lab.podman_nsenter",
                 "ansible_host": m.container,
                 "ansible_python_interpreter": "/usr/bin/python3",
             }
-            for m in self.masters.values()
+            for m in self.hosts.values()
         }
+        overlay = {"all": {"hosts": hosts}}
+        if self.added:
+            overlay["all"]["children"] = {group: {"hosts": added} for group, added in self.added.items()}
+        if self.nodes_hosts:
+            overlay["all"]["vars"] = {
+                # The container's veth is the NIC whose queues are steered.
+                "kernel_tuning_nics": ["eth0"],
+                # The kubelet binary from the build cache; standalone until the kubelet joins (#13).
+                "kubelet_kubeconfig": "",
+                "kubelet_local_binary": str(self.bin_dir / "kubelet"),
+            }
         path = self.workdir / "connection.yml"
-        path.write_text(yaml.safe_dump({"all": {"hosts": hosts}}, sort_keys=True))
+        path.write_text(yaml.safe_dump(overlay, sort_keys=True))
         return path
 
-    def ansible_playbook(self, playbook: str, extra_vars: dict, *args: str, timeout: float = 900):
-        """Run a playbook of the repository against this datacenter's masters (and localhost)."""
+    def ansible_playbook(self, playbook: str, extra_vars: dict, *args: str, timeout: float = 2400):
+        """Run a playbook of the repository against this datacenter's hosts (and localhost)."""
         variables = {
             "control_plane_image_registry": REGISTRY,
             "control_plane_pki_dir": str(self.pki_dir),
@@ -312,7 +359,7 @@ class StaticPodLab:
             "-i",
             str(self.inventory_overlay()),
             "--limit",
-            ",".join(["localhost", *self.masters]),
+            ",".join(["localhost", *self.hosts]),
             "-e",
             f"@{vars_file}",
             *args,
@@ -449,7 +496,7 @@ class StaticPodLab:
 
     def exec(self, host: str, argv, *, check=True, timeout=120, input_text=None):
         return _run(
-            ["podman", "exec", "-i", self.masters[host].container, *argv],
+            ["podman", "exec", "-i", self.hosts[host].container, *argv],
             check=check,
             timeout=timeout,
             env=self.env,
@@ -515,7 +562,7 @@ class StaticPodLab:
     # -- cleanup --------------------------------------------------------------------------
 
     def close(self) -> list:
-        """Remove every pod, master container and the network, by exact name; returns
+        """Remove every pod, host container and the network, by exact name; returns
         what could not be removed (empty when all went)."""
         problems = []
         self.stop_sync()
@@ -531,7 +578,7 @@ class StaticPodLab:
         for m in self.masters.values():
             with contextlib.suppress(StaticPodLabError):
                 _run(["podman", "umount", m.container], check=False, env=self.env)
-        containers = [m.container for m in self.masters.values()]
+        containers = [m.container for m in self.hosts.values()]
         r = _run(
             ["podman", "rm", "--force", "--ignore", "--time", "5", *containers], check=False, env=self.env
         )
@@ -613,6 +660,8 @@ def down(datacenter: str, workdir: Path) -> list:
         )
         for e in lab.cluster["api"]["endpoints"]
     }
+    # Every other host of the datacenter too: `podman rm --ignore` skips those not started.
+    lab.nodes_hosts = _other_hosts(lab.plan, datacenter, lab.masters, "c58cp")
     lab.workdir.mkdir(parents=True, exist_ok=True)
     lab.env = dict(os.environ, CONTAINERS_CONF=str(lab_containers_conf(lab.workdir)))
     exists = _run(["podman", "network", "exists", lab.network], check=False, env=lab.env).returncode == 0

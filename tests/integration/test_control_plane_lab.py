@@ -1,16 +1,19 @@
-"""The control plane of a lab datacenter, run for real from what playbooks/control-plane.yml
-writes (see lab/cloud58_lab/staticpods.py for how the manifests run without a kubelet).
+"""A lab datacenter provisioned through the front door, `playbooks/site.yml` on every host of
+the datacenter (masters, minions, LVS directors: podman systemd containers at the plan's
+addresses), and its control plane run for real from what the control_plane stage writes
+(see lab/cloud58_lab/staticpods.py for how the manifests run without a kubelet).
 
 Per datacenter, one module-scoped lab. `make test` runs lab1 only: lab2 differs in its
 addresses and AS numbers, not in any code path, and each lab costs about ten minutes of
 the CI's ninety. CLOUD58_LAB_DCS="lab1 lab2" runs both:
 
-* three master containers at the plan's addresses are converged by the real playbook;
-  the run's output holds no key material;
-* their manifests run: a 3-member etcd and a 3-member events etcd (etcdctl), 3 ready
+* site.yml from empty hosts: every host changes, none fails; the run's output holds no key
+  material; the second run changes only the identity object (created once the API answers);
+* a minion added to the inventory is provisioned by `site.yml --limit <it>` alone: no other
+  host is contacted, and its second run changes nothing;
+* the masters' manifests run: a 3-member etcd and a 3-member events etcd (etcdctl), 3 ready
   apiservers (the `kubernetes` Endpoints list all three, through the lease reconciler),
   a leader-elected controller-manager and scheduler, every probe URL answers;
-* a second run waits for health, creates the identity object and changes nothing else;
 * kubectl through the datacenter's context (HAProxy on a master, the certificate checked
   against the API's DNS name) works; Events land in the events etcd, not the main one;
   Secrets are encrypted at rest; the audit log records requests;
@@ -94,17 +97,22 @@ def _digest_of_manifests(lab) -> dict:
 def lab(request, upstream_bin_dir, tmp_path_factory):
     dc = request.param
     lab = StaticPodLab(
-        dc, _plan(), tmp_path_factory.mktemp(f"staticpods-{dc}"), upstream_bin_dir, _node_image()
+        dc,
+        _plan(),
+        tmp_path_factory.mktemp(f"staticpods-{dc}"),
+        upstream_bin_dir,
+        _node_image(),
+        with_nodes=True,
     )
     timings = {}
     try:
         started = time.monotonic()
         lab.start()
-        timings["masters"] = time.monotonic() - started
+        timings["hosts"] = time.monotonic() - started
         started = time.monotonic()
-        lab.first_run = lab.ansible_playbook(
-            "control-plane.yml", {"control_plane_wait_healthy": False}, "--diff"
-        )
+        # The front door, as a user runs it per datacenter: every stage of site.yml on every
+        # host of the datacenter (masters, minions, LVS directors).
+        lab.first_run = lab.ansible_playbook("site.yml", {"control_plane_wait_healthy": False}, "--diff")
         timings["converge"] = time.monotonic() - started
         assert lab.first_run.returncode == 0, lab.first_run.stdout[-6000:]
         started = time.monotonic()
@@ -117,7 +125,7 @@ def lab(request, upstream_bin_dir, tmp_path_factory):
         )
         timings["pods ready"] = time.monotonic() - started
         started = time.monotonic()
-        lab.second_run = lab.ansible_playbook("control-plane.yml", {})
+        lab.second_run = lab.ansible_playbook("site.yml", {})
         timings["second run"] = time.monotonic() - started
         lab.timings = timings
         yield lab
@@ -132,9 +140,9 @@ def lab(request, upstream_bin_dir, tmp_path_factory):
 def test_first_run_converges_and_logs_no_key(lab):
     out = lab.first_run.stdout
     recap = play_recap(out)
-    assert sorted(recap) == sorted(["localhost", *lab.masters])
+    assert sorted(recap) == sorted(["localhost", *lab.hosts])
     assert all(r["failed"] == 0 and r["unreachable"] == 0 for r in recap.values())
-    assert all(recap[h]["changed"] > 0 for h in lab.masters)
+    assert all(recap[h]["changed"] > 0 for h in lab.hosts)
     assert "PRIVATE KEY" not in out
     pki = lab.pki_dir / lab.cluster["name"]
     secrets = [p.read_text() for p in pki.rglob("*.key")]
@@ -150,7 +158,10 @@ def test_second_run_changes_nothing_but_creates_the_identity(lab):
     recap = play_recap(lab.second_run.stdout)
     # The identity object is created once, through the first master that gets there.
     assert sorted(r["changed"] for h, r in recap.items() if h in lab.masters) == [0, 0, 1]
-    assert recap["localhost"]["changed"] == 0
+    assert {h: r["changed"] for h, r in recap.items() if h not in lab.masters} == {
+        "localhost": 0,
+        **{h: 0 for h in lab.nodes_hosts},
+    }
     identity = json.loads(
         lab.kubectl(
             lab.endpoint, "get", "configmap", "-n", "kube-system", "cloud58-identity", "-o", "json"
@@ -453,6 +464,32 @@ def test_upgrade_stops_at_the_first_master_that_does_not_come_back(lab):
     assert _digest_of_manifests(lab) == before
     status, body = lab.http_get_in(first, f"https://{lab.masters[first].address}:6443/readyz")
     assert (status, body) == (200, "ok")
+
+
+# A minion that inventories/lab does not have, per datacenter: rack and a free address of its
+# node subnet.
+SCALE_OUT = {
+    "lab1": ("lab1-w3", {"rack": "lab1-r1", "address": "198.18.0.22", "labels": {"function": "online"}}),
+    "lab2": ("lab2-w3", {"rack": "lab2-r1", "address": "198.19.0.22", "labels": {"function": "online"}}),
+}
+
+
+def test_scale_out_runs_site_yml_on_the_new_minion_alone(lab):
+    name, host_vars = SCALE_OUT[lab.dc]
+    lab.add_host(name, "minions", host_vars)
+    first = lab.ansible_playbook("site.yml", {}, "--limit", name)
+    assert first.returncode == 0, first.stdout[-6000:]
+    recap = play_recap(first.stdout)
+    # The preflight plans on the controller (delegated from the new host's play) from the
+    # inventory: no other host is contacted, and the controller's own plays are limited out.
+    assert sorted(recap) == [name]
+    assert recap[name]["failed"] == 0
+    assert recap[name]["changed"] > 0
+    again = play_recap(lab.ansible_playbook("site.yml", {}, "--limit", name).stdout)
+    assert {h: (r["changed"], r["failed"]) for h, r in again.items()} == {name: (0, 0)}
+    # What the node roles gave it: the kernel settings and the runtime of a minion.
+    assert lab.exec(name, ["systemctl", "is-active", "containerd"], check=False).stdout.strip() == "active"
+    assert lab.exec(name, ["sysctl", "-n", "net.ipv4.ip_forward"]).stdout.strip() == "1"
 
 
 def test_bad_input_fails_before_any_host_changes(lab):
