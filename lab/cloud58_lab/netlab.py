@@ -416,16 +416,23 @@ class NetLab:
         self.exec(node, "ip", "route", "add", f"{ip}/32", "dev", host_if, "scope", "link")
         return str(ip)
 
-    def start_tcp_echo(self, name: str, address: str, port: int) -> subprocess.Popen:
-        """A small TCP server in member ``name`` that answers each connection with its own name."""
+    def start_tcp_echo(
+        self, name: str, address: str, port: int, *, with_peer: bool = False, wait_for_byte: bool = False
+    ) -> subprocess.Popen:
+        """A small TCP server in member ``name`` that answers each connection with its own name,
+        followed by the peer address it saw when ``with_peer`` (what a realserver behind a NAT
+        sees); after the client's first byte when ``wait_for_byte`` (a connection held open)."""
         check_lab_address(address)
+        answer = "f'{sys.argv[1]} {peer[0]}'" if with_peer else "sys.argv[1]"
         code = (
             "import socket,sys\n"
             "s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
             f"s.bind(({address!r}, {port})); s.listen(16)\n"
             "print('ready', flush=True)\n"
             "while True:\n"
-            "    c,_=s.accept(); c.sendall(sys.argv[1].encode()); c.close()\n"
+            "    c,peer=s.accept()\n"
+            f"    {'c.recv(1)' if wait_for_byte else 'pass'}\n"
+            f"    c.sendall({answer}.encode()); c.close()\n"
         )
         proc = subprocess.Popen(
             programs.argv("ip", "netns", "exec", self.ns(name), programs.path("python3"), "-c", code, name),

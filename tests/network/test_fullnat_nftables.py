@@ -24,7 +24,7 @@ import pytest
 
 from ansible_collections.cloud58.platform.plugins.module_utils.topology import build_plan, load_inventory
 from cloud58_lab import programs
-from cloud58_lab.netlab import NetLab, NetLabError, check_lab_address, run_prefix
+from cloud58_lab.netlab import NetLab, run_prefix
 
 pytestmark = pytest.mark.slow
 
@@ -105,32 +105,6 @@ class Lab:
         return tuple(answer.split()) if answer else None
 
 
-def _start_peer_server(net, name, address, port, wait_for_byte=False):
-    """A TCP server in ``name`` that answers each connection with its name and the peer
-    address (after the client's first byte when ``wait_for_byte``)."""
-    check_lab_address(address)
-    code = (
-        "import socket,sys\n"
-        "s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
-        f"s.bind(({address!r}, {port})); s.listen(16)\n"
-        "print('ready', flush=True)\n"
-        "while True:\n"
-        "    c,peer=s.accept()\n"
-        f"    {'c.recv(1)' if wait_for_byte else 'pass'}\n"
-        "    c.sendall(f'{sys.argv[1]} {peer[0]}'.encode()); c.close()\n"
-    )
-    proc = subprocess.Popen(
-        programs.argv("ip", "netns", "exec", net.ns(name), programs.path("python3"), "-c", code, name),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        start_new_session=True,
-    )
-    net.servers.append(proc)
-    if (proc.stdout.readline().strip() if proc.stdout else "") != "ready":
-        raise NetLabError(f"TCP server in {name} did not start")
-
-
 @pytest.fixture(scope="module")
 def lab(request, tmp_path_factory):
     root = request.config.rootpath
@@ -152,8 +126,8 @@ def lab(request, tmp_path_factory):
                 name, "director", if_a="eth0", if_b=f"{name}0", addr_a=f"{address}/30", addr_b=f"{gateway}/30"
             )
             net.exec(name, "ip", "route", "add", "default", "via", gateway)
-            _start_peer_server(net, name, address, RS_PORT)
-            _start_peer_server(net, name, address, HOLD_PORT, wait_for_byte=True)
+            net.start_tcp_echo(name, address, RS_PORT, with_peer=True)
+            net.start_tcp_echo(name, address, HOLD_PORT, with_peer=True, wait_for_byte=True)
             assert index < 2
         yield Lab(net, lvs, tmp_path_factory.mktemp("fullnat"))
     finally:
