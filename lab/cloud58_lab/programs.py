@@ -94,6 +94,7 @@ _TABLE = (
     _apt("nft", "nftables", "the LVS directors' full-NAT data plane in the network tier"),
     _apt("haproxy", "haproxy", "checks rendered haproxy.cfg files (haproxy -c)"),
     _apt("keepalived", "keepalived", "checks rendered keepalived.conf files (--config-test)"),
+    _apt("promtool", "prometheus", "checks rendered Prometheus configs and tests alerting rules"),
     _apt("dot", "graphviz", "make topology draws a datacenter"),
     # the pinned virtualenv
     _venv("ansible-playbook", "ansible-core", "the lab, molecule and the benchmarks run playbooks"),
