@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import ipaddress
 
+from .plan import LvsError, check_director, director_vips, local_addresses
+
 TABLE = "cloud58_fullnat"
 SCHEDULERS = ("rr", "random", "sh")
 DEFAULT_SLOTS = 256
@@ -36,23 +38,6 @@ MAX_SLOTS = 65536
 JHASH_SEED = "0xc1058"
 VERSION = "v1"
 SETS = ("vips", "realservers", "local_addresses")
-
-
-class LvsError(Exception):
-    """Bad input for the full-NAT data plane; the message names the field and the value."""
-
-
-def _ipv4(value, field):
-    try:
-        return ipaddress.IPv4Address(value)
-    except (ipaddress.AddressValueError, ValueError, TypeError) as e:
-        raise LvsError(f"{field}: {value!r} is not an IPv4 address") from e
-
-
-def _port(value, field):
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
-        raise LvsError(f"{field}: {value!r} is not a TCP port (1-65535)")
-    return value
 
 
 def _pick(scheduler, slots):
@@ -68,46 +53,6 @@ def structure(scheduler, slots):
     return f"cloud58-fullnat {VERSION} scheduler={scheduler} slots={slots}"
 
 
-def _local_addresses(director, name):
-    pool = director.get("local_addresses")
-    field = f"lvs.directors.{name}.local_addresses"
-    if not pool:
-        raise LvsError(
-            f"{field}: director {name!r} has no local-address range in the plan "
-            "(set networks.local_address_pool and lvs.local_addresses_per_director)"
-        )
-    first = _ipv4(pool.get("first"), f"{field}.first")
-    count = pool.get("count")
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise LvsError(f"{field}.count: {count!r} is not a positive number of addresses")
-    return [str(first + i) for i in range(count)]
-
-
-def _realservers(vip, entries, field):
-    """``entries`` (dicts with address, port and optional vip_port) -> {vip_port: [(addr, port)]}."""
-    out = {port: [] for port in vip["ports"]}
-    if not isinstance(entries, list):
-        raise LvsError(f"{field}: {entries!r} is not a list of realservers")
-    for index, entry in enumerate(entries):
-        where = f"{field}[{index}]"
-        if not isinstance(entry, dict):
-            raise LvsError(f"{where}: {entry!r} is not a mapping with address and port")
-        address = _ipv4(entry.get("address"), f"{where}.address")
-        port = _port(entry.get("port"), f"{where}.port")
-        vip_port = entry.get("vip_port")
-        vip_port = port if vip_port is None else _port(vip_port, f"{where}.vip_port")
-        if vip_port not in out:
-            raise LvsError(
-                f"{where}.vip_port: {vip_port} is not a port of VIP {vip['name']!r} "
-                f"(ports: {', '.join(str(p) for p in vip['ports'])})"
-            )
-        target = (address, port)
-        if target in out[vip_port]:
-            raise LvsError(f"{where}: {address}:{port} is listed twice for {vip['name']}:{vip_port}")
-        out[vip_port].append(target)
-    return out
-
-
 def director_state(lvs, director, realservers=None, scheduler="rr", slots=DEFAULT_SLOTS):
     """The desired data plane of ``director`` from the plan's ``lvs`` section of its datacenter.
 
@@ -119,37 +64,14 @@ def director_state(lvs, director, realservers=None, scheduler="rr", slots=DEFAUL
         raise LvsError(f"scheduler: {scheduler!r} is not one of {', '.join(SCHEDULERS)}")
     if isinstance(slots, bool) or not isinstance(slots, int) or not 0 < slots <= MAX_SLOTS:
         raise LvsError(f"slots: {slots!r} is not a number of slots between 1 and {MAX_SLOTS}")
-    directors = (lvs or {}).get("directors") or {}
-    if director not in directors:
-        known = ", ".join(sorted(directors)) or "none"
-        raise LvsError(f"director: {director!r} is not an LVS director of the plan (directors: {known})")
-    plan_vips = lvs.get("vips") or {}
-    mine = directors[director].get("vips") or []
-    overrides = dict(realservers or {})
-    for name in sorted(overrides):
-        if name not in plan_vips:
-            known = ", ".join(sorted(plan_vips)) or "none"
-            raise LvsError(f"realservers: VIP {name!r} is not in the plan's lvs.vips (VIPs: {known})")
-        if name not in mine:
-            raise LvsError(
-                f"realservers: VIP {name!r} is not assigned to director {director!r} "
-                f"(its directors: {', '.join(plan_vips[name].get('directors') or []) or 'none'})"
-            )
-
-    laddrs = _local_addresses(directors[director], director)
+    entry, plan_vips, overrides = check_director(lvs, director, realservers)
+    laddrs = local_addresses(entry, director)
     if len(laddrs) > slots:
         raise LvsError(f"slots: {slots} is fewer than the {len(laddrs)} local addresses of {director!r}")
     elements = {name: {} for name in SETS}
-    for name in sorted(mine, key=lambda n: (_ipv4(plan_vips[n]["address"], f"lvs.vips.{n}.address"), n)):
-        vip = plan_vips[name]
-        address = _ipv4(vip["address"], f"lvs.vips.{name}.address")
-        if name in overrides:
-            by_port = _realservers(vip, overrides[name], f"realservers.{name}")
-        else:
-            by_port = _realservers(vip, vip.get("real_servers") or [], f"lvs.vips.{name}.real_servers")
+    for name, address, by_port in director_vips(entry, plan_vips, overrides):
         elements["vips"][str(address)] = None
-        for vip_port in sorted(by_port):
-            targets = sorted(by_port[vip_port])
+        for vip_port, targets in by_port.items():
             if len(targets) > slots:
                 raise LvsError(
                     f"slots: {slots} is fewer than the {len(targets)} realservers of {name}:{vip_port}"

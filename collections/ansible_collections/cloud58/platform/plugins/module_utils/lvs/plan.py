@@ -1,0 +1,110 @@
+# -*- coding: utf-8 -*-
+# Copyright: cloud58 platform team
+# Apache License 2.0
+"""What one LVS director serves, read from the plan's ``lvs`` section (plain data).
+
+Shared by both data planes: ``fullnat.py`` (nftables) and ``keepalived.py`` (IPVS FNAT).
+Pure: plain data in, plain data out; :class:`LvsError` names the field and the bad value.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+
+class LvsError(Exception):
+    """Bad input for an LVS data plane; the message names the field and the value."""
+
+
+def ipv4(value, field):
+    try:
+        return ipaddress.IPv4Address(value)
+    except (ipaddress.AddressValueError, ValueError, TypeError) as e:
+        raise LvsError(f"{field}: {value!r} is not an IPv4 address") from e
+
+
+def port(value, field):
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
+        raise LvsError(f"{field}: {value!r} is not a TCP port (1-65535)")
+    return value
+
+
+def local_addresses(director, name):
+    """The director's local addresses, in order (``director`` is ``lvs.directors[name]``)."""
+    pool = director.get("local_addresses")
+    field = f"lvs.directors.{name}.local_addresses"
+    if not pool:
+        raise LvsError(
+            f"{field}: director {name!r} has no local-address range in the plan "
+            "(set networks.local_address_pool and lvs.local_addresses_per_director)"
+        )
+    first = ipv4(pool.get("first"), f"{field}.first")
+    count = pool.get("count")
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise LvsError(f"{field}.count: {count!r} is not a positive number of addresses")
+    return [str(first + i) for i in range(count)]
+
+
+def realservers_by_port(vip, entries, field):
+    """``entries`` (dicts with address, port and optional vip_port) -> {vip_port: [(addr, port)]}."""
+    out = {p: [] for p in vip["ports"]}
+    if not isinstance(entries, list):
+        raise LvsError(f"{field}: {entries!r} is not a list of realservers")
+    for index, entry in enumerate(entries):
+        where = f"{field}[{index}]"
+        if not isinstance(entry, dict):
+            raise LvsError(f"{where}: {entry!r} is not a mapping with address and port")
+        address = ipv4(entry.get("address"), f"{where}.address")
+        rs_port = port(entry.get("port"), f"{where}.port")
+        vip_port = entry.get("vip_port")
+        vip_port = rs_port if vip_port is None else port(vip_port, f"{where}.vip_port")
+        if vip_port not in out:
+            raise LvsError(
+                f"{where}.vip_port: {vip_port} is not a port of VIP {vip['name']!r} "
+                f"(ports: {', '.join(str(p) for p in vip['ports'])})"
+            )
+        target = (address, rs_port)
+        if target in out[vip_port]:
+            raise LvsError(f"{where}: {address}:{rs_port} is listed twice for {vip['name']}:{vip_port}")
+        out[vip_port].append(target)
+    return out
+
+
+def check_director(lvs, director, realservers=None):
+    """``director`` is a director of the plan and ``realservers`` names only its VIPs.
+
+    Returns ``(the director's plan entry, the plan's VIPs, the overrides as a dict)``.
+    """
+    directors = (lvs or {}).get("directors") or {}
+    if director not in directors:
+        known = ", ".join(sorted(directors)) or "none"
+        raise LvsError(f"director: {director!r} is not an LVS director of the plan (directors: {known})")
+    plan_vips = lvs.get("vips") or {}
+    mine = directors[director].get("vips") or []
+    overrides = dict(realservers or {})
+    for name in sorted(overrides):
+        if name not in plan_vips:
+            known = ", ".join(sorted(plan_vips)) or "none"
+            raise LvsError(f"realservers: VIP {name!r} is not in the plan's lvs.vips (VIPs: {known})")
+        if name not in mine:
+            raise LvsError(
+                f"realservers: VIP {name!r} is not assigned to director {director!r} "
+                f"(its directors: {', '.join(plan_vips[name].get('directors') or []) or 'none'})"
+            )
+    return directors[director], plan_vips, overrides
+
+
+def director_vips(director_entry, plan_vips, overrides):
+    """The director's VIPs in address order: ``[(name, address, {vip_port: [(addr, port)] sorted})]``,
+    the realservers from ``overrides`` where it names the VIP, else from the plan."""
+    out = []
+    mine = director_entry.get("vips") or []
+    for name in sorted(mine, key=lambda n: (ipv4(plan_vips[n]["address"], f"lvs.vips.{n}.address"), n)):
+        vip = plan_vips[name]
+        address = ipv4(vip["address"], f"lvs.vips.{name}.address")
+        if name in overrides:
+            by_port = realservers_by_port(vip, overrides[name], f"realservers.{name}")
+        else:
+            by_port = realservers_by_port(vip, vip.get("real_servers") or [], f"lvs.vips.{name}.real_servers")
+        out.append((name, address, {p: sorted(by_port[p]) for p in sorted(by_port)}))
+    return out
