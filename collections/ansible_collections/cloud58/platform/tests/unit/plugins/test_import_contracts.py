@@ -23,7 +23,8 @@ TOPOLOGY = "topology imports nothing of the collection but the BGP option rules 
 ENGINE = "the reconcile engine (gitops) imports no planner, renderer or host configuration"
 LAB = "nothing in the collection imports the lab (cloud58_lab)"
 LVS = "lvs (the LVS director data plane) imports nothing of the collection"
-ALL = {ON_TOP, LAYERS, PKI, KUBE, RENDER, TOPOLOGY, ENGINE, LAB, LVS}
+MONITORING = "monitoring (the Prometheus configuration) imports nothing of the collection"
+ALL = {ON_TOP, LAYERS, PKI, KUBE, RENDER, TOPOLOGY, ENGINE, LAB, LVS, MONITORING}
 
 
 def _lint(tmp_path, edit=None):
@@ -123,6 +124,18 @@ def test_contracts_hold_for_the_collection(tmp_path):
             "from ..lvs import fullnat",
             {LAYERS, TOPOLOGY},
             id="topology-imports-lvs",
+        ),
+        pytest.param(
+            "module_utils/monitoring/scrape.py",
+            "from ..topology import plan",
+            {LAYERS, MONITORING},
+            id="monitoring-imports-topology",
+        ),
+        pytest.param(
+            "module_utils/monitoring/scrape.py",
+            "from ..kube import objects",
+            {MONITORING},
+            id="monitoring-imports-kube",
         ),
     ],
 )

@@ -1,0 +1,28 @@
+# -*- coding: utf-8 -*-
+# Copyright: cloud58 platform team
+# Apache License 2.0
+"""Monitoring: the Prometheus scrape configuration of a datacenter, from the plan (pure).
+
+The plan is read as plain data (``plan["datacenters"]``, ``plan["clusters"]``,
+``plan["hosts"]``); nothing of the planner is imported (docs/monitoring.md).
+"""
+
+from __future__ import annotations
+
+from .scrape import (
+    DEFAULT_OPTIONS,
+    JOB_ROLES,
+    MonitoringError,
+    config_text,
+    monitoring_hosts,
+    scrape_config,
+)
+
+__all__ = [
+    "DEFAULT_OPTIONS",
+    "JOB_ROLES",
+    "MonitoringError",
+    "config_text",
+    "monitoring_hosts",
+    "scrape_config",
+]

@@ -1,0 +1,295 @@
+# -*- coding: utf-8 -*-
+# Copyright: cloud58 platform team
+# Apache License 2.0
+"""The Prometheus configuration of one datacenter, computed from the plan.
+
+``scrape_config(plan, datacenter, options)`` returns ``prometheus.yml`` as a dict: one scrape
+job per target role and cluster, every target in a static config of its own labelled with
+``datacenter``, ``cluster`` (when the host belongs to one), ``rack`` and ``host``.
+``config_text`` lays it out as YAML, the same text for the same input.
+
+Jobs, in this order (a job of a cluster is named ``<role>/<cluster>``; a relabel rule sets
+the ``job`` label back to the role, so rules select ``job="etcd"`` whatever the cluster):
+
+==========================  ===========================================  ======  ===========
+role                        targets                                      scheme  client cert
+==========================  ===========================================  ======  ===========
+prometheus                  the server itself (localhost:9090)           http    no
+node                        every host of the datacenter, node-exporter  http    no
+kubelet                     every node of each cluster                   https   kubernetes
+etcd, etcd-events           each member's client URL (its /metrics)      https   etcd
+kube-apiserver              each API endpoint of the plan                https   kubernetes
+kube-controller-manager     each master                                  https   kubernetes
+kube-scheduler              each master                                  https   kubernetes
+haproxy                     each master's api_endpoint, when a port set  http    no
+lvs                         each LVS director's exporter                 http    no
+==========================  ===========================================  ======  ===========
+
+etcd's ``listen-metrics-urls`` (2381, 2384) is plain HTTP on 127.0.0.1 only
+(controlplane/manifests.py), so a Prometheus on another host reads the same /metrics on the
+client URL, over TLS with an etcd client certificate. Certificate paths may hold ``{cluster}``:
+every cluster has its own CAs.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+import yaml
+
+JOB_ROLES = (
+    "prometheus",
+    "node",
+    "kubelet",
+    "etcd",
+    "etcd-events",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "haproxy",
+    "lvs",
+)
+# Jobs whose scrapes carry the cluster's client certificate (the control plane).
+KUBERNETES_JOBS = ("kubelet", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
+ETCD_JOBS = ("etcd", "etcd-events")
+
+DEFAULT_OPTIONS = {
+    "scrape_interval": "15s",
+    "evaluation_interval": "15s",
+    "rule_files": ["/etc/prometheus/rules/*.yml"],
+    "listen_port": 9090,
+    "node_exporter_port": 9100,
+    "kubelet_port": 10250,
+    # Equal to controlplane.manifests CONTROLLER_MANAGER_PORT and SCHEDULER_PORT (a test checks).
+    "controller_manager_port": 10257,
+    "scheduler_port": 10259,
+    # 0: no job (the api_endpoint role's HAProxy exposes no Prometheus endpoint yet).
+    "haproxy_exporter_port": 0,
+    "lvs_exporter_port": 9110,
+    "kubernetes_ca_file": "/etc/prometheus/pki/{cluster}/ca.crt",
+    "kubernetes_cert_file": "/etc/prometheus/pki/{cluster}/prometheus.crt",
+    "kubernetes_key_file": "/etc/prometheus/pki/{cluster}/prometheus.key",
+    "etcd_ca_file": "/etc/prometheus/pki/{cluster}/etcd-ca.crt",
+    "etcd_cert_file": "/etc/prometheus/pki/{cluster}/etcd-client.crt",
+    "etcd_key_file": "/etc/prometheus/pki/{cluster}/etcd-client.key",
+    # Servers that present a self-signed certificate today (no serving certificate is issued
+    # to kubelets, controller-managers and schedulers): the client certificate is still sent.
+    "insecure_skip_verify_jobs": ["kubelet", "kube-controller-manager", "kube-scheduler"],
+}
+_PORTS = (
+    "listen_port",
+    "node_exporter_port",
+    "kubelet_port",
+    "controller_manager_port",
+    "scheduler_port",
+    "lvs_exporter_port",
+)
+_PATHS = tuple(k for k in DEFAULT_OPTIONS if k.endswith("_file"))
+_INTERVALS = ("scrape_interval", "evaluation_interval")
+
+
+class MonitoringError(ValueError):
+    """A bad datacenter, option or plan for the monitoring configuration."""
+
+
+def _did_you_mean(word, candidates) -> str:
+    close = difflib.get_close_matches(str(word), [str(c) for c in candidates], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _options(options) -> dict:
+    if options is None:
+        options = {}
+    if not isinstance(options, dict):
+        raise MonitoringError(f"monitoring options must be a mapping, got {type(options).__name__}")
+    for key in options:
+        if key not in DEFAULT_OPTIONS:
+            raise MonitoringError(
+                f"monitoring option {key!r} is unknown{_did_you_mean(key, DEFAULT_OPTIONS)}; "
+                f"known: {', '.join(DEFAULT_OPTIONS)}"
+            )
+    merged = {**DEFAULT_OPTIONS, **options}
+    for key in (*_PORTS, "haproxy_exporter_port"):
+        value = merged[key]
+        lowest = 0 if key == "haproxy_exporter_port" else 1
+        if isinstance(value, bool) or not isinstance(value, int) or not lowest <= value <= 65535:
+            raise MonitoringError(f"monitoring option {key}: expected a port {lowest}-65535, got {value!r}")
+    for key in _PATHS:
+        value = merged[key]
+        if not isinstance(value, str) or not value.startswith("/"):
+            raise MonitoringError(f"monitoring option {key}: expected an absolute path, got {value!r}")
+    for key in _INTERVALS:
+        value = merged[key]
+        if (
+            not isinstance(value, str)
+            or not value[:-1].isdigit()
+            or value[-1] not in "smh"
+            or value[0] == "0"
+        ):
+            raise MonitoringError(f"monitoring option {key}: expected a duration like 15s, 1m, got {value!r}")
+    rule_files = merged["rule_files"]
+    if not isinstance(rule_files, list) or not all(
+        isinstance(f, str) and f.startswith("/") for f in rule_files
+    ):
+        raise MonitoringError(
+            f"monitoring option rule_files: expected a list of absolute paths, got {rule_files!r}"
+        )
+    skip = merged["insecure_skip_verify_jobs"]
+    if not isinstance(skip, list):
+        raise MonitoringError(f"monitoring option insecure_skip_verify_jobs: expected a list, got {skip!r}")
+    for job in skip:
+        if job not in (*KUBERNETES_JOBS, *ETCD_JOBS):
+            raise MonitoringError(
+                f"monitoring option insecure_skip_verify_jobs: {job!r} is no TLS job"
+                f"{_did_you_mean(job, (*KUBERNETES_JOBS, *ETCD_JOBS))}; "
+                f"TLS jobs: {', '.join((*KUBERNETES_JOBS, *ETCD_JOBS))}"
+            )
+    return merged
+
+
+def _datacenter(plan, datacenter):
+    if not isinstance(plan, dict) or not isinstance(plan.get("datacenters"), dict):
+        raise MonitoringError(f"expected the plan (a mapping with 'datacenters'), got {type(plan).__name__}")
+    try:
+        return plan["datacenters"][datacenter]
+    except (KeyError, TypeError):
+        known = sorted(plan["datacenters"])
+        raise MonitoringError(
+            f"datacenter {datacenter!r} is not in the plan{_did_you_mean(datacenter, known)}; "
+            f"datacenters: {', '.join(known)}"
+        ) from None
+
+
+def _host(plan, name, where):
+    try:
+        return plan["hosts"][name]
+    except KeyError:
+        raise MonitoringError(f"{where}: host {name!r} is not in the plan's hosts") from None
+
+
+def _target(plan, name, port, where, address=None):
+    host = _host(plan, name, where)
+    labels = {"datacenter": host["datacenter"]}
+    if host.get("cluster"):
+        labels["cluster"] = host["cluster"]
+    labels["rack"] = host["rack"]
+    labels["host"] = name
+    return {"targets": [f"{address or host['address']}:{port}"], "labels": labels}
+
+
+def _job(role, cluster, targets, opts, scheme="http"):
+    job = {"job_name": f"{role}/{cluster}" if cluster else role, "scheme": scheme}
+    if scheme == "https":
+        prefix = "etcd" if role in ETCD_JOBS else "kubernetes"
+        tls = {
+            key: opts[f"{prefix}_{key}"].replace("{cluster}", cluster)
+            for key in ("ca_file", "cert_file", "key_file")
+        }
+        if role in opts["insecure_skip_verify_jobs"]:
+            tls["insecure_skip_verify"] = True
+        job["tls_config"] = tls
+    job["static_configs"] = targets
+    if cluster:
+        job["relabel_configs"] = [{"target_label": "job", "replacement": role}]
+    return job
+
+
+def _member_port(member, where):
+    url = member["client_url"]
+    try:
+        return int(url.rsplit(":", 1)[1])
+    except (IndexError, ValueError):
+        raise MonitoringError(
+            f"{where}: member {member['name']!r} has no port in its client URL {url!r}"
+        ) from None
+
+
+def _cluster_jobs(plan, name, opts):
+    try:
+        cluster = plan["clusters"][name]
+    except KeyError:
+        raise MonitoringError(f"cluster {name!r} of the datacenter is not in the plan's clusters") from None
+    where = f"cluster {name}"
+    jobs = {
+        "kubelet": [_target(plan, h, opts["kubelet_port"], where) for h in cluster["nodes"]],
+        "etcd": [
+            _target(plan, m["name"], _member_port(m, where), where, m["address"])
+            for m in cluster["etcd"]["members"]
+        ],
+        "etcd-events": [
+            _target(plan, m["name"], _member_port(m, where), where, m["address"])
+            for m in (cluster.get("etcd_events") or {}).get("members", [])
+        ],
+        "kube-apiserver": [
+            _target(plan, e["name"], e["port"], where, e["address"]) for e in cluster["api"]["endpoints"]
+        ],
+        "kube-controller-manager": [
+            _target(plan, h, opts["controller_manager_port"], where) for h in cluster["masters"]
+        ],
+        "kube-scheduler": [_target(plan, h, opts["scheduler_port"], where) for h in cluster["masters"]],
+    }
+    if opts["haproxy_exporter_port"]:
+        jobs["haproxy"] = [_target(plan, h, opts["haproxy_exporter_port"], where) for h in cluster["masters"]]
+    return jobs
+
+
+def scrape_config(plan, datacenter, options=None) -> dict:
+    """``prometheus.yml`` of ``datacenter`` as a dict (see the module docstring)."""
+    opts = _options(options)
+    dc = _datacenter(plan, datacenter)
+    where = f"datacenter {datacenter}"
+    by_role = {
+        "prometheus": [
+            {"targets": [f"localhost:{opts['listen_port']}"], "labels": {"datacenter": datacenter}}
+        ],
+        "node": [_target(plan, h, opts["node_exporter_port"], where) for h in sorted(dc["hosts"])],
+    }
+    per_cluster = {name: _cluster_jobs(plan, name, opts) for name in sorted(dc.get("clusters") or [])}
+    directors = ((dc.get("lvs") or {}).get("directors")) or {}
+    lvs = [
+        _target(plan, name, opts["lvs_exporter_port"], where, d["address"])
+        for name, d in sorted(directors.items())
+    ]
+    jobs = []
+    for role in JOB_ROLES:
+        if role in by_role:
+            jobs.append(_job(role, None, by_role[role], opts))
+        elif role == "lvs":
+            if lvs:
+                jobs.append(_job(role, None, lvs, opts))
+        else:
+            scheme = "https" if role in (*KUBERNETES_JOBS, *ETCD_JOBS) else "http"
+            for cluster, cluster_jobs in per_cluster.items():
+                if cluster_jobs.get(role):
+                    jobs.append(_job(role, cluster, cluster_jobs[role], opts, scheme))
+    return {
+        "global": {
+            "scrape_interval": opts["scrape_interval"],
+            "evaluation_interval": opts["evaluation_interval"],
+            "external_labels": {"datacenter": datacenter},
+        },
+        "rule_files": list(opts["rule_files"]),
+        "scrape_configs": jobs,
+    }
+
+
+def config_text(config: dict) -> str:
+    """``config`` as YAML: keys in the order built, block style, the same text for the same dict."""
+    return yaml.safe_dump(config, sort_keys=False, default_flow_style=False, width=1000)
+
+
+def monitoring_hosts(plan) -> list:
+    """The default Prometheus host of each datacenter: the first master of its first cluster
+    (clusters in name order), else its first host by name; datacenters in name order."""
+    if not isinstance(plan, dict) or not isinstance(plan.get("datacenters"), dict):
+        raise MonitoringError(f"expected the plan (a mapping with 'datacenters'), got {type(plan).__name__}")
+    chosen = []
+    for name, dc in sorted(plan["datacenters"].items()):
+        clusters = sorted(dc.get("clusters") or [])
+        if clusters and plan["clusters"][clusters[0]]["masters"]:
+            chosen.append(plan["clusters"][clusters[0]]["masters"][0])
+        elif dc.get("hosts"):
+            chosen.append(sorted(dc["hosts"])[0])
+        else:
+            raise MonitoringError(f"datacenter {name!r} has no host to run Prometheus on")
+    return chosen

@@ -1,0 +1,279 @@
+"""The Prometheus scrape configuration of a datacenter, computed from the lab plan (pure)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+
+from ansible_collections.cloud58.platform.plugins.module_utils.controlplane import manifests
+from ansible_collections.cloud58.platform.plugins.module_utils.monitoring import (
+    MonitoringError,
+    config_text,
+    monitoring_hosts,
+    scrape_config,
+)
+from ansible_collections.cloud58.platform.plugins.module_utils.topology import build_plan, load_inventory
+
+REPO = Path(__file__).resolve().parents[9]
+
+
+@pytest.fixture(scope="module")
+def plan():
+    return build_plan(load_inventory(str(REPO / "inventories/lab"))).as_dict()
+
+
+def _job(config, name):
+    (job,) = [j for j in config["scrape_configs"] if j["job_name"] == name]
+    return job
+
+
+def _targets(job):
+    return [
+        (sc["targets"][0], sc["labels"].get("cluster"), sc["labels"]["rack"], sc["labels"]["host"])
+        for sc in job["static_configs"]
+    ]
+
+
+def test_job_names_of_lab1_in_role_order(plan):
+    assert [j["job_name"] for j in scrape_config(plan, "lab1")["scrape_configs"]] == [
+        "prometheus",
+        "node",
+        "kubelet/lab1-k8s",
+        "etcd/lab1-k8s",
+        "etcd-events/lab1-k8s",
+        "kube-apiserver/lab1-k8s",
+        "kube-controller-manager/lab1-k8s",
+        "kube-scheduler/lab1-k8s",
+        "lvs",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("datacenter", "job", "targets"),
+    [
+        pytest.param(
+            "lab1",
+            "node",
+            [
+                ("198.18.0.31:9100", None, "lab1-r1", "lab1-lvs1"),
+                ("198.18.0.95:9100", None, "lab1-r2", "lab1-lvs2"),
+                ("198.18.0.11:9100", "lab1-k8s", "lab1-r1", "lab1-m1"),
+                ("198.18.0.75:9100", "lab1-k8s", "lab1-r2", "lab1-m2"),
+                ("198.18.0.12:9100", "lab1-k8s", "lab1-r1", "lab1-m3"),
+                ("198.18.0.21:9100", "lab1-k8s", "lab1-r1", "lab1-w1"),
+                ("198.18.0.85:9100", "lab1-k8s", "lab1-r2", "lab1-w2"),
+            ],
+            id="lab1-node-every-host",
+        ),
+        pytest.param(
+            "lab1",
+            "etcd/lab1-k8s",
+            [
+                ("198.18.0.11:2379", "lab1-k8s", "lab1-r1", "lab1-m1"),
+                ("198.18.0.75:2379", "lab1-k8s", "lab1-r2", "lab1-m2"),
+                ("198.18.0.12:2379", "lab1-k8s", "lab1-r1", "lab1-m3"),
+            ],
+            id="lab1-etcd-client-urls",
+        ),
+        pytest.param(
+            "lab1",
+            "etcd-events/lab1-k8s",
+            [
+                ("198.18.0.11:2383", "lab1-k8s", "lab1-r1", "lab1-m1"),
+                ("198.18.0.75:2383", "lab1-k8s", "lab1-r2", "lab1-m2"),
+                ("198.18.0.12:2383", "lab1-k8s", "lab1-r1", "lab1-m3"),
+            ],
+            id="lab1-events-etcd",
+        ),
+        pytest.param(
+            "lab2",
+            "kubelet/lab2-k8s",
+            [
+                ("198.19.0.11:10250", "lab2-k8s", "lab2-r1", "lab2-m1"),
+                ("198.19.0.75:10250", "lab2-k8s", "lab2-r2", "lab2-m2"),
+                ("198.19.0.12:10250", "lab2-k8s", "lab2-r1", "lab2-m3"),
+                ("198.19.0.21:10250", "lab2-k8s", "lab2-r1", "lab2-w1"),
+                ("198.19.0.85:10250", "lab2-k8s", "lab2-r2", "lab2-w2"),
+            ],
+            id="lab2-kubelet-every-node",
+        ),
+        pytest.param(
+            "lab1",
+            "kube-scheduler/lab1-k8s",
+            [
+                ("198.18.0.11:10259", "lab1-k8s", "lab1-r1", "lab1-m1"),
+                ("198.18.0.75:10259", "lab1-k8s", "lab1-r2", "lab1-m2"),
+                ("198.18.0.12:10259", "lab1-k8s", "lab1-r1", "lab1-m3"),
+            ],
+            id="lab1-scheduler",
+        ),
+        pytest.param(
+            "lab1",
+            "lvs",
+            [
+                ("198.18.0.31:9110", None, "lab1-r1", "lab1-lvs1"),
+                ("198.18.0.95:9110", None, "lab1-r2", "lab1-lvs2"),
+            ],
+            id="lab1-lvs-directors",
+        ),
+    ],
+)
+def test_targets_of_a_job(plan, datacenter, job, targets):
+    config = scrape_config(plan, datacenter)
+    assert _targets(_job(config, job)) == targets
+    assert {sc["labels"]["datacenter"] for sc in _job(config, job)["static_configs"]} == {datacenter}
+
+
+@pytest.mark.parametrize(
+    ("job", "tls"),
+    [
+        pytest.param(
+            "kube-apiserver/lab1-k8s",
+            {
+                "ca_file": "/etc/prometheus/pki/lab1-k8s/ca.crt",
+                "cert_file": "/etc/prometheus/pki/lab1-k8s/prometheus.crt",
+                "key_file": "/etc/prometheus/pki/lab1-k8s/prometheus.key",
+            },
+            id="apiserver-verifies",
+        ),
+        pytest.param(
+            "etcd-events/lab1-k8s",
+            {
+                "ca_file": "/etc/prometheus/pki/lab1-k8s/etcd-ca.crt",
+                "cert_file": "/etc/prometheus/pki/lab1-k8s/etcd-client.crt",
+                "key_file": "/etc/prometheus/pki/lab1-k8s/etcd-client.key",
+            },
+            id="etcd-events-etcd-ca",
+        ),
+        pytest.param(
+            "kube-controller-manager/lab1-k8s",
+            {
+                "ca_file": "/etc/prometheus/pki/lab1-k8s/ca.crt",
+                "cert_file": "/etc/prometheus/pki/lab1-k8s/prometheus.crt",
+                "key_file": "/etc/prometheus/pki/lab1-k8s/prometheus.key",
+                "insecure_skip_verify": True,
+            },
+            id="controller-manager-self-signed",
+        ),
+    ],
+)
+def test_control_plane_jobs_use_tls_with_a_client_certificate(plan, job, tls):
+    scraped = _job(scrape_config(plan, "lab1"), job)
+    assert (scraped["scheme"], scraped["tls_config"]) == ("https", tls)
+    assert scraped["relabel_configs"] == [{"target_label": "job", "replacement": job.split("/")[0]}]
+
+
+def test_every_https_job_carries_a_client_certificate(plan):
+    jobs = scrape_config(plan, "lab1")["scrape_configs"]
+    https = [j["job_name"] for j in jobs if j["scheme"] == "https"]
+    assert https == [
+        "kubelet/lab1-k8s",
+        "etcd/lab1-k8s",
+        "etcd-events/lab1-k8s",
+        "kube-apiserver/lab1-k8s",
+        "kube-controller-manager/lab1-k8s",
+        "kube-scheduler/lab1-k8s",
+    ]
+    assert [j["job_name"] for j in jobs if "cert_file" in j.get("tls_config", {})] == https
+
+
+def test_haproxy_job_only_with_a_port(plan):
+    config = scrape_config(plan, "lab1", {"haproxy_exporter_port": 8404})
+    assert _targets(_job(config, "haproxy/lab1-k8s")) == [
+        ("198.18.0.11:8404", "lab1-k8s", "lab1-r1", "lab1-m1"),
+        ("198.18.0.75:8404", "lab1-k8s", "lab1-r2", "lab1-m2"),
+        ("198.18.0.12:8404", "lab1-k8s", "lab1-r1", "lab1-m3"),
+    ]
+    assert "haproxy/lab1-k8s" not in [j["job_name"] for j in scrape_config(plan, "lab1")["scrape_configs"]]
+
+
+def test_default_ports_match_the_control_plane_manifests(plan):
+    config = scrape_config(plan, "lab1")
+    assert _targets(_job(config, "kube-controller-manager/lab1-k8s"))[0][0] == (
+        f"198.18.0.11:{manifests.CONTROLLER_MANAGER_PORT}"
+    )
+    assert (
+        _targets(_job(config, "kube-scheduler/lab1-k8s"))[0][0] == f"198.18.0.11:{manifests.SCHEDULER_PORT}"
+    )
+
+
+def test_global_section_and_rule_files(plan):
+    config = scrape_config(plan, "lab2", {"scrape_interval": "30s", "rule_files": ["/r/a.yml"]})
+    assert (config["global"], config["rule_files"]) == (
+        {"scrape_interval": "30s", "evaluation_interval": "15s", "external_labels": {"datacenter": "lab2"}},
+        ["/r/a.yml"],
+    )
+
+
+def test_config_text_is_deterministic_and_ordered(plan):
+    text = config_text(scrape_config(plan, "lab1"))
+    assert text == config_text(scrape_config(copy.deepcopy(plan), "lab1"))
+    assert text.startswith(
+        "global:\n  scrape_interval: 15s\n  evaluation_interval: 15s\n"
+        "  external_labels:\n    datacenter: lab1\n"
+        "rule_files:\n- /etc/prometheus/rules/*.yml\nscrape_configs:\n- job_name: prometheus\n"
+    )
+
+
+def test_monitoring_hosts_are_the_first_master_of_each_datacenter(plan):
+    assert monitoring_hosts(plan) == ["lab1-m1", "lab2-m1"]
+
+
+def test_monitoring_hosts_without_a_cluster_take_the_first_host(plan):
+    bare = copy.deepcopy(plan)
+    bare["datacenters"]["lab2"]["clusters"] = []
+    assert monitoring_hosts(bare) == ["lab1-m1", "lab2-lvs1"]
+
+
+@pytest.mark.parametrize(
+    ("datacenter", "options", "message"),
+    [
+        pytest.param(
+            "lab-1",
+            {},
+            r"datacenter 'lab-1' is not in the plan \(did you mean 'lab1'\?\); datacenters: lab1, lab2",
+            id="unknown-datacenter",
+        ),
+        pytest.param(
+            "lab1",
+            {"node_exporter_prot": 9100},
+            r"monitoring option 'node_exporter_prot' is unknown \(did you mean 'node_exporter_port'\?\)",
+            id="unknown-option",
+        ),
+        pytest.param(
+            "lab1",
+            {"kubelet_port": 0},
+            r"monitoring option kubelet_port: expected a port 1-65535, got 0",
+            id="port-zero",
+        ),
+        pytest.param(
+            "lab1",
+            {"lvs_exporter_port": True},
+            r"monitoring option lvs_exporter_port: expected a port 1-65535, got True",
+            id="port-bool",
+        ),
+        pytest.param(
+            "lab1",
+            {"etcd_ca_file": "pki/ca.crt"},
+            r"monitoring option etcd_ca_file: expected an absolute path, got 'pki/ca.crt'",
+            id="relative-path",
+        ),
+        pytest.param(
+            "lab1",
+            {"scrape_interval": "0s"},
+            r"monitoring option scrape_interval: expected a duration like 15s, 1m, got '0s'",
+            id="zero-interval",
+        ),
+        pytest.param(
+            "lab1",
+            {"insecure_skip_verify_jobs": ["kube-sheduler"]},
+            r"insecure_skip_verify_jobs: 'kube-sheduler' is no TLS job \(did you mean 'kube-scheduler'\?\)",
+            id="skip-verify-unknown-job",
+        ),
+    ],
+)
+def test_bad_input_is_refused_by_name(plan, datacenter, options, message):
+    with pytest.raises(MonitoringError, match=message):
+        scrape_config(plan, datacenter, options)
