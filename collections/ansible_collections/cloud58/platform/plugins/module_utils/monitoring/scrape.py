@@ -34,6 +34,7 @@ every cluster has its own CAs.
 from __future__ import annotations
 
 import difflib
+import json
 
 import yaml
 
@@ -274,8 +275,12 @@ def scrape_config(plan, datacenter, options=None) -> dict:
 
 
 def config_text(config: dict) -> str:
-    """``config`` as YAML: keys in the order built, block style, the same text for the same dict."""
-    return yaml.safe_dump(config, sort_keys=False, default_flow_style=False, width=1000)
+    """``config`` as YAML: keys in the order built, block style, the same text for the same dict.
+
+    The JSON round trip turns the subclasses of str and dict that Ansible hands in (tagged
+    values) into the plain types the safe dumper knows."""
+    plain = json.loads(json.dumps(config))
+    return yaml.safe_dump(plain, sort_keys=False, default_flow_style=False, width=1000)
 
 
 def monitoring_hosts(plan) -> list:

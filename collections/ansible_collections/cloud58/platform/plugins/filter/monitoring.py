@@ -1,0 +1,42 @@
+# -*- coding: utf-8 -*-
+# Copyright: cloud58 platform team
+# Apache License 2.0
+"""Filters over module_utils/monitoring: the Prometheus configuration of a datacenter and the
+hosts that run Prometheus by default.
+
+Each filter is documented in its own file next to this one (prometheus_config.yml,
+prometheus_hosts.yml), as ansible-doc reads them.
+"""
+
+from __future__ import annotations
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.cloud58.platform.plugins.module_utils.monitoring import (
+    MonitoringError,
+    config_text,
+    monitoring_hosts,
+    scrape_config,
+)
+
+
+def prometheus_config(plan, datacenter, options=None):
+    try:
+        return config_text(scrape_config(plan, datacenter, options or {}))
+    except MonitoringError as e:
+        raise AnsibleFilterError(f"prometheus_config({datacenter}): {e}") from e
+
+
+def prometheus_hosts(plan):
+    try:
+        return monitoring_hosts(plan)
+    except MonitoringError as e:
+        raise AnsibleFilterError(f"prometheus_hosts: {e}") from e
+
+
+class FilterModule:
+    def filters(self):
+        return {
+            "prometheus_config": prometheus_config,
+            "prometheus_hosts": prometheus_hosts,
+        }

@@ -1,0 +1,179 @@
+"""The role cloud58.platform.prometheus run by ansible-playbook on this machine, with its files
+redirected to a temporary directory, no package installed and no service touched: check mode
+writes nothing, a run writes prometheus.yml (the filter's text under a header) and the rules,
+each checked by the real promtool, a second run changes nothing, and bad input fails by name.
+The host is lab1-m1 of inventories/lab, the default Prometheus host of datacenter lab1."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ansible_collections.cloud58.platform.plugins.module_utils.monitoring import (
+    DEFAULT_OPTIONS,
+    config_text,
+    scrape_config,
+)
+from ansible_collections.cloud58.platform.plugins.module_utils.topology import build_plan, load_inventory
+from cloud58_lab import programs
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+RULES_DIR = REPO / "collections/ansible_collections/cloud58/platform/roles/prometheus/files/rules"
+HOST = "lab1-m1"
+PLAYBOOK = """\
+- name: Run the Prometheus of the datacenter
+  hosts: all
+  gather_facts: false
+  roles:
+    - cloud58.platform.prometheus
+"""
+CERT_VARS = tuple(f"prometheus_{k}" for k in DEFAULT_OPTIONS if k.endswith("_file"))
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    plan = build_plan(load_inventory(str(REPO / "inventories/lab"))).as_dict()
+    work = tmp_path_factory.mktemp("prometheus-role")
+    pki = work / "pki"
+    for name in CERT_VARS:
+        path = Path(
+            DEFAULT_OPTIONS[name.removeprefix("prometheus_")].replace("/etc/prometheus/pki", str(pki))
+        )
+        path = Path(str(path).replace("{cluster}", "lab1-k8s"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+    return plan, work
+
+
+def _play(work, check=False, **extra):
+    """Run the role on HOST; its stats and, per failed task, its message and output."""
+    plan, directory = work
+    (directory / "play.yml").write_text(PLAYBOOK)
+    variables = {
+        # what the preflight play registers on localhost; the role's default reads it there
+        "cloud58_topology": {"plan": plan},
+        "prometheus_install_package": False,
+        "prometheus_manage_service": False,
+        "prometheus_config_file": str(directory / "prometheus.yml"),
+        "prometheus_rules_dir": str(directory / "rules"),
+        **{
+            name: DEFAULT_OPTIONS[name.removeprefix("prometheus_")].replace(
+                "/etc/prometheus/pki", str(directory / "pki")
+            )
+            for name in CERT_VARS
+        },
+        "ansible_connection": "local",
+        "ansible_python_interpreter": sys.executable,
+        **extra,
+    }
+    (directory / "vars.json").write_text(json.dumps(variables))
+    env = dict(
+        os.environ,
+        ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
+        ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
+        PYTHONPATH=str(REPO / "collections"),
+    )
+    args = ["-i", f"{HOST},", str(directory / "play.yml"), "-e", f"@{directory / 'vars.json'}"]
+    proc = subprocess.run(
+        programs.argv("ansible-playbook", *args) + (["--check", "--diff"] if check else []),
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        check=False,
+    )
+    report = json.loads(proc.stdout)
+    stats = report["stats"][HOST]
+    # A failed validate: says "failed to validate", promtool's words are in stdout and stderr.
+    failed = [
+        "\n".join(result.get(key) or "" for key in ("msg", "stdout", "stderr")).strip()
+        for play in report["plays"]
+        for task in play["tasks"]
+        for result in task["hosts"].values()
+        if result.get("failed")
+    ]
+    return {"changed": stats["changed"], "failures": stats["failures"]}, failed
+
+
+def test_check_mode_writes_nothing(work):
+    _plan, directory = work
+    stats, failed = _play(work, check=True)
+    assert (stats["failures"], failed) == (0, [])
+    assert stats["changed"] == 3  # the rules directory, the rules files (one looped task), prometheus.yml
+    assert not (directory / "prometheus.yml").exists()
+    assert not (directory / "rules").exists()
+
+
+def test_role_writes_the_checked_config_and_rules(work):
+    plan, directory = work
+    stats, failed = _play(work)
+    assert (stats, failed) == ({"changed": 3, "failures": 0}, [])
+    expected = scrape_config(
+        plan,
+        "lab1",
+        {
+            "rule_files": [f"{directory}/rules/*.yml"],
+            **{
+                k: v.replace("/etc/prometheus/pki", str(directory / "pki"))
+                for k, v in DEFAULT_OPTIONS.items()
+                if k.endswith("_file")
+            },
+        },
+    )
+    # The template ends the filter's text with a single newline, as YAML text ends.
+    assert (directory / "prometheus.yml").read_text() == (
+        "# Ansible managed\n"
+        f"# Prometheus of datacenter lab1 on {HOST}: targets from the\n"
+        "# plan by role (filter cloud58.platform.prometheus_config; docs/monitoring.md).\n"
+        + config_text(expected)
+    )
+    assert sorted(p.name for p in (directory / "rules").iterdir()) == [
+        "cloud58-alerts.yml",
+        "cloud58-recording.yml",
+    ]
+    for name in ("cloud58-alerts.yml", "cloud58-recording.yml"):
+        assert (directory / "rules" / name).read_text() == (RULES_DIR / name).read_text()
+
+
+def test_second_run_changes_nothing(work):
+    assert _play(work) == ({"changed": 0, "failures": 0}, [])
+
+
+def test_a_missing_client_certificate_keeps_the_old_config(work):
+    _plan, directory = work
+    before = (directory / "prometheus.yml").read_text()
+    stats, failed = _play(work, prometheus_etcd_key_file=str(directory / "pki/{cluster}/missing.key"))
+    assert stats["failures"] == 1
+    assert len(failed) == 1
+    assert failed[0].startswith("failed to validate\n")
+    assert f'error checking client key file "{directory}/pki/lab1-k8s/missing.key"' in failed[0]
+    assert (directory / "prometheus.yml").read_text() == before
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        pytest.param(
+            {"prometheus_lvs_exporter_port": 0},
+            "prometheus_config(lab1): monitoring option lvs_exporter_port: expected a port 1-65535, got 0",
+            id="port-zero",
+        ),
+        pytest.param(
+            {"prometheus_datacenter": "lab3"},
+            "prometheus_config(lab3): datacenter 'lab3' is not in the plan",
+            id="unknown-datacenter",
+        ),
+    ],
+)
+def test_bad_input_fails_before_the_host_changes(work, extra, message):
+    stats, failed = _play(work, **extra)
+    assert stats == {"changed": 0, "failures": 1}
+    assert len(failed) == 1
+    assert message in failed[0]
