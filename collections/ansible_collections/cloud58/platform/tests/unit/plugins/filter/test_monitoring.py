@@ -1,0 +1,70 @@
+# -*- coding: utf-8 -*-
+# Copyright: cloud58 platform team
+# Apache License 2.0
+"""The prometheus_* filters: thin adapters, one AnsibleFilterError per bad input."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.cloud58.platform.plugins.filter.monitoring import (
+    FilterModule,
+    prometheus_config,
+    prometheus_hosts,
+)
+from ansible_collections.cloud58.platform.plugins.module_utils.topology import build_plan, load_inventory
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), *([".."] * 8)))
+
+
+@pytest.fixture(scope="module")
+def plan():
+    return build_plan(load_inventory(os.path.join(REPO, "inventories", "lab"))).as_dict()
+
+
+def test_filters_are_registered():
+    assert sorted(FilterModule().filters()) == ["prometheus_config", "prometheus_hosts"]
+
+
+def test_prometheus_config_is_yaml_text(plan):
+    text = prometheus_config(plan, "lab2", {"rule_files": ["/r/*.yml"]})
+    assert text.startswith(
+        "global:\n  scrape_interval: 15s\n  evaluation_interval: 15s\n"
+        "  external_labels:\n    datacenter: lab2\n"
+        "rule_files:\n- /r/*.yml\n"
+    )
+    assert "- 198.19.0.31:9100\n" in text
+    assert "198.18." not in text
+
+
+def test_prometheus_hosts(plan):
+    assert prometheus_hosts(plan) == ["lab1-m1", "lab2-m1"]
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        pytest.param(
+            lambda plan: prometheus_config(plan, "lab1", {"kubelet_port": "10250"}),
+            "prometheus_config(lab1): monitoring option kubelet_port: expected a port 1-65535, got '10250'",
+            id="config-port-as-text",
+        ),
+        pytest.param(
+            lambda plan: prometheus_config([], "lab1"),
+            "prometheus_config(lab1): expected the plan (a mapping with 'datacenters'), got list",
+            id="config-not-a-plan",
+        ),
+        pytest.param(
+            lambda plan: prometheus_hosts("plan"),
+            "prometheus_hosts: expected the plan (a mapping with 'datacenters'), got str",
+            id="hosts-not-a-plan",
+        ),
+    ],
+)
+def test_bad_input_is_one_filter_error(plan, call, message):
+    with pytest.raises(AnsibleFilterError) as e:
+        call(plan)
+    assert e.value.message == message
