@@ -1,6 +1,6 @@
 """The Prometheus configuration and rules of the role cloud58.platform.prometheus, checked by the
 real promtool (Debian's prometheus package): the rendered prometheus.yml of every datacenter of
-inventories/lab and inventories/bj1 passes `promtool check config`, the alerting rules fire on
+inventories/lab, bj1 and sh1 passes `promtool check config`, the alerting rules fire on
 fixture series and stay quiet on healthy ones (`promtool test rules`), and a broken rule or a
 missing client certificate is refused by name."""
 
@@ -55,6 +55,7 @@ def _config_with_certificates(plan, datacenter, pki: Path, **options) -> str:
         pytest.param("lab", "lab1", 9, id="lab-lab1"),
         pytest.param("lab", "lab2", 9, id="lab-lab2"),
         pytest.param("bj1", "bj1", 9, id="bj1"),
+        pytest.param("sh1", "sh1", 9, id="sh1"),
     ],
 )
 def test_rendered_config_passes_promtool_check_config(tmp_path, inventory, datacenter, jobs):
