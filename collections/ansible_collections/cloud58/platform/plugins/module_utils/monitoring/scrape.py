@@ -36,7 +36,12 @@ from __future__ import annotations
 import difflib
 import json
 
-import yaml
+try:
+    import yaml
+
+    HAS_YAML = True
+except ImportError:  # pragma: no cover - exercised only without PyYAML
+    HAS_YAML = False
 
 JOB_ROLES = (
     "prometheus",
@@ -279,6 +284,8 @@ def config_text(config: dict) -> str:
 
     The JSON round trip turns the subclasses of str and dict that Ansible hands in (tagged
     values) into the plain types the safe dumper knows."""
+    if not HAS_YAML:  # pragma: no cover - the controller has PyYAML (ansible-core needs it)
+        raise MonitoringError("writing prometheus.yml needs PyYAML: install python3-yaml")
     plain = json.loads(json.dumps(config))
     return yaml.safe_dump(plain, sort_keys=False, default_flow_style=False, width=1000)
 
