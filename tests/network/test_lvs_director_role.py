@@ -4,7 +4,9 @@ ansible-playbook runs the role with a local connection inside a namespace
 (``c58lvr-<pid>-director``), so the live sysctls, the addresses on ``lo`` and the nftables
 table it sets are the namespace's own; only its sysctl.d file is redirected to a temporary
 directory. The director is lab1-lvs1 of inventories/lab (VIPs 198.18.2.1 and 198.18.2.10).
-Packets through the data plane are proven by test_fullnat_nftables.py.
+Packets through the data plane are proven by test_fullnat_nftables.py. The fnat data plane
+(keepalived of DPVS) writes a file only; this kernel has no IPVS, so the file is checked by
+our DPVS schema (in the role) and its NAT subset by the real ``keepalived --config-test``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from ansible_collections.cloud58.platform.plugins.module_utils.lvs.keepalived import nat_subset
 from ansible_collections.cloud58.platform.plugins.module_utils.topology import build_plan, load_inventory
 from cloud58_lab import programs
 from cloud58_lab.netlab import NetLab, run_prefix
@@ -137,10 +140,174 @@ def test_second_run_changes_nothing(director):
     assert (stats, failed) == ({"changed": 0, "failures": 0}, [])
 
 
-def test_fnat_data_plane_fails_naming_it(director):
-    stats, failed = _play(director, lvs_director_dataplane="fnat")
-    assert stats["failures"] == 1
+# ---- the fnat data plane: keepalived of DPVS ----------------------------------------------------
+
+
+def _fnat(work, **extra):
+    return {
+        "lvs_director_dataplane": "fnat",
+        "lvs_director_keepalived_file": str(work / "keepalived" / "keepalived.conf"),
+        "lvs_director_keepalived_reload_command": ["touch", str(work / "reloaded")],
+        "lvs_director_fnat_syn_proxy": True,
+        "lvs_director_fnat_connect_timeout": 2,
+        **extra,
+    }
+
+
+TCP_CHECK = """\
+        TCP_CHECK {
+            connect_timeout 2
+            retry 3
+            delay_before_retry 3
+            delay_loop 6
+        }
+"""
+
+# lab1-lvs1 with the realserver of _play for lab1-ingress:80; lab1-ingress:443 has none, so
+# it gets no virtual_server
+KEEPALIVED_CONF = (
+    """\
+# Managed by cloud58.platform.lvs_director (fnat data plane) for lab1-lvs1; local changes are overwritten.
+# DPVS keepalived: lb_kind FNAT, local_address_group and syn_proxy are not stock keepalived.
+
+local_address_group laddr_lab1-lvs1 {
+    198.18.2.32-39 dpdk0
+}
+
+virtual_server 198.18.2.1 6443 {
+    lb_algo rr
+    lb_kind FNAT
+    protocol TCP
+    laddr_group_name laddr_lab1-lvs1
+    syn_proxy
+    real_server 198.18.0.11 6443 {
+"""
+    + TCP_CHECK
+    + """\
+    }
+    real_server 198.18.0.12 6443 {
+"""
+    + TCP_CHECK
+    + """\
+    }
+    real_server 198.18.0.75 6443 {
+"""
+    + TCP_CHECK
+    + """\
+    }
+}
+
+virtual_server 198.18.2.10 80 {
+    lb_algo rr
+    lb_kind FNAT
+    protocol TCP
+    laddr_group_name laddr_lab1-lvs1
+    syn_proxy
+    real_server 198.18.5.2 8080 {
+"""
+    + TCP_CHECK
+    + """\
+    }
+}
+"""
+)
+
+
+def test_fnat_check_mode_writes_nothing(director):
+    _net, _plan, work = director
+    stats, failed = _play(director, check=True, **_fnat(work))
+    # the directory and the file would change; the reload handler does not run in check mode
+    assert (stats, failed) == ({"changed": 2, "failures": 0}, [])
+    assert not (work / "keepalived").exists()
+    assert not (work / "reloaded").exists()
+
+
+def test_fnat_writes_the_keepalived_file_and_reloads(director):
+    _net, _plan, work = director
+    stats, failed = _play(director, **_fnat(work))
+    # the directory, the file, the reload handler
+    assert (stats, failed) == ({"changed": 3, "failures": 0}, [])
+    assert (work / "keepalived" / "keepalived.conf").read_text() == KEEPALIVED_CONF
+    assert (work / "reloaded").exists()
+
+
+def test_fnat_second_run_changes_nothing_and_does_not_reload(director):
+    _net, _plan, work = director
+    (work / "reloaded").unlink()
+    stats, failed = _play(director, **_fnat(work))
+    assert (stats, failed) == ({"changed": 0, "failures": 0}, [])
+    assert not (work / "reloaded").exists()
+
+
+def test_fnat_schema_error_fails_naming_file_host_and_keyword_and_writes_nothing(director):
+    _net, _plan, work = director
+    path = work / "keepalived" / "keepalived.conf"
+    stats, failed = _play(
+        director, **_fnat(work, lvs_director_fnat_virtual_server_options={"persistance_timeout": 60})
+    )
+    assert stats == {"changed": 0, "failures": 1}
     assert failed == [
-        f"lvs_director_dataplane=fnat on {DIRECTOR}: the fnat data plane (IPVS FNAT, DPVS keepalived)"
-        " is not built yet; use nftables (docs/lvs.md)"
+        f"{path} on {DIRECTOR}: the generated keepalived configuration breaks the DPVS keyword schema, "
+        f"nothing written: {path}:14: virtual_server 198.18.2.1 6443: unknown keyword 'persistance_timeout' "
+        f"(did you mean 'persistence_timeout'?); {path}:47: virtual_server 198.18.2.10 80: unknown keyword "
+        "'persistance_timeout' (did you mean 'persistence_timeout'?)"
+    ]
+    assert path.read_text() == KEEPALIVED_CONF
+    assert not (work / "reloaded").exists()
+
+
+def _config_test(work, text):
+    """keepalived --config-test of ``text``: its exit code and its distinct complaints about
+    the file (the file's path replaced by FILE), in line order."""
+    path = work / "config-test.conf"
+    path.write_text(text)
+    proc = subprocess.run(
+        programs.argv("keepalived", "--config-test", "-f", path), capture_output=True, text=True, check=False
+    )
+    lines = (proc.stdout + proc.stderr).replace(str(path), "FILE").splitlines()
+    complaints = {line for line in lines if line.startswith("(FILE: Line ")}
+    return proc.returncode, sorted(complaints, key=lambda line: (int(line.split()[2].rstrip(")")), line))
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        pytest.param(None, (0, []), id="nat-subset-passes"),
+        pytest.param(
+            ("    real_server 198.18.5.2 8080 {", "    real_server 198.18.5.2 http {"),
+            (
+                5,
+                [
+                    "(FILE: Line 35) Invalid real server ip address/port 198.18.5.2/http - skipping",
+                    "(FILE: Line 35) invalid number 'http'",
+                ],
+            ),
+            id="broken-nat-subset-rejected",
+        ),
+    ],
+)
+def test_keepalived_config_test_of_the_nat_subset(director, change, expected):
+    _net, _plan, work = director
+    subset = nat_subset((work / "keepalived" / "keepalived.conf").read_text())
+    if change:
+        assert change[0] in subset
+        subset = subset.replace(*change)
+    assert _config_test(work, subset) == expected
+
+
+def test_keepalived_config_test_rejects_the_fnat_keywords(director):
+    _net, _plan, work = director
+    rc, complaints = _config_test(work, (work / "keepalived" / "keepalived.conf").read_text())
+    assert rc == 5
+    assert complaints == [
+        "(FILE: Line 4) Unexpected '{' - ignoring",
+        "(FILE: Line 4) Unknown keyword 'local_address_group'",
+        "(FILE: Line 5) Unknown keyword '198.18.2.32-39'",
+        "(FILE: Line 6) Unknown keyword '}'",
+        "(FILE: Line 10) PARSER : unknown [FNAT] routing method for virtual server.",
+        "(FILE: Line 12) Unknown keyword 'laddr_group_name'",
+        "(FILE: Line 13) Unknown keyword 'syn_proxy'",
+        "(FILE: Line 42) PARSER : unknown [FNAT] routing method for virtual server.",
+        "(FILE: Line 44) Unknown keyword 'laddr_group_name'",
+        "(FILE: Line 45) Unknown keyword 'syn_proxy'",
     ]

@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: cloud58 platform team
 # Apache License 2.0
-"""The I/O of the module ``nft_fullnat``: read the live table, apply the difference.
+"""The I/O of the modules ``nft_fullnat`` (read the live table, apply the difference) and
+``keepalived_fnat`` (check the rendered keepalived file, write it when it differs).
 
 ``nft`` is a callable ``nft(args, data=None) -> (rc, stdout, stderr)`` (the module passes
 ``AnsibleModule.run_command``; tests may pass a subprocess wrapper), so this file never
@@ -11,6 +12,8 @@ imports AnsibleModule.
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 
 from .fullnat import (
     SETS,
@@ -22,6 +25,8 @@ from .fullnat import (
     render_ruleset,
     structure,
 )
+from .keepalived import DEFAULT_OPTIONS, render_config
+from .keepalived_schema import check_config
 
 
 def _element_lines(elements):
@@ -93,5 +98,56 @@ def run_fullnat(params, check_mode, diff_mode, nft):
             "after": _element_lines(desired),
             "before_header": f"table ip {table} (elements)",
             "after_header": f"table ip {table} (elements)",
+        }
+    return result
+
+
+def _read(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
+def _write_file(path, text, atomic_move):
+    fd, tmp = tempfile.mkstemp(prefix=".cloud58-keepalived.", dir=os.path.dirname(path) or ".")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.chmod(tmp, 0o644)
+    atomic_move(tmp, path)
+
+
+def run_keepalived(params, check_mode, diff_mode, atomic_move):
+    """Render the director's keepalived file, check it against the DPVS schema (nothing is
+    written when it fails), write it when its content or mode differs; return the result."""
+    path, director = params["path"], params["director"]
+    options = {key: params[key] for key in DEFAULT_OPTIONS if params.get(key) is not None}
+    text = render_config(params["lvs"], director, params.get("realservers"), options)
+    problems = check_config(text, path)
+    if problems:
+        raise LvsError(
+            f"{path} on {director}: the generated keepalived configuration breaks the DPVS keyword schema, "
+            f"nothing written: {'; '.join(problems)}"
+        )
+    before = _read(path)
+    rewrite = before != text
+    chmod = not rewrite and (os.stat(path).st_mode & 0o7777) != 0o644
+    if not check_mode:
+        if rewrite:
+            _write_file(path, text, atomic_move)
+        elif chmod:
+            os.chmod(path, 0o644)
+    result = {
+        "changed": rewrite or chmod,
+        "path": path,
+        "virtual_servers": text.count("\nvirtual_server "),
+    }
+    if diff_mode:
+        result["diff"] = {
+            "before": before or "",
+            "after": text,
+            "before_header": path if before is not None else f"{path} (absent)",
+            "after_header": path,
         }
     return result
