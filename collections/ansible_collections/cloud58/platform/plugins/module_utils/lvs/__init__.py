@@ -1,4 +1,6 @@
 # -*- coding: utf-8 -*-
 # Copyright: cloud58 platform team
 # Apache License 2.0
-"""LVS directors: the full-NAT data plane in nftables (planning and rendering, pure)."""
+"""LVS directors: what a director serves (plan.py) and its data planes - full NAT in nftables
+(fullnat.py) and IPVS FNAT through DPVS's keepalived (keepalived.py, keepalived_schema.py);
+pure, but runner.py (the I/O of the modules)."""
