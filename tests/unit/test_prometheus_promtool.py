@@ -216,7 +216,10 @@ RULE_TESTS = [
             )
         ],
     },
-    # The same signals past their limits fire, each after its `for`.
+    # The same signals past their limits fire, each after its `for`. Alerts over a recorded
+    # series are checked one interval after their `for`: the recording rules are another group,
+    # which may run after the alerts' group at the first evaluation (so the alert may start
+    # pending a minute late).
     {
         "interval": "1m",
         "input_series": [
@@ -244,13 +247,13 @@ RULE_TESTS = [
         "alert_rule_test": [
             _alert(
                 "NodeConntrackTableNearFull",
-                "5m",
+                "6m",
                 {"severity": "page", "job": "node", **W1},
                 {"summary": "the conntrack table of lab1-w1 is 91.55% full"},
             ),
             _alert(
                 "NodeFilesystemInodesLow",
-                "10m",
+                "11m",
                 {"severity": "page", "job": "node", "fstype": "ext4", "mountpoint": "/var", **W1},
                 {"summary": "/var on lab1-w1 has 5% inodes left"},
             ),
