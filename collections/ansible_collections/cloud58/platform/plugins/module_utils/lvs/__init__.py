@@ -3,4 +3,4 @@
 # Apache License 2.0
 """LVS directors: what a director serves (plan.py) and its data planes - full NAT in nftables
 (fullnat.py) and IPVS FNAT through DPVS's keepalived (keepalived.py, keepalived_schema.py);
-pure, but runner.py (the I/O of the modules)."""
+pure except runner.py (the I/O of the modules)."""
