@@ -426,3 +426,62 @@ def test_nat_subset_refuses_a_config_that_breaks_the_schema():
     assert str(e.value) == (
         "d1.conf:12: virtual_server 198.18.2.1 6443: unknown keyword 'synproxy' (did you mean 'syn_proxy'?)"
     )
+
+
+RS = "    real_server 198.18.0.11 6443 {\n    }\n"
+
+
+# Small files of their own: the reading of lines (comments, quotes) and the virtual_server forms.
+@pytest.mark.parametrize(
+    ("text", "problems"),
+    [
+        pytest.param(
+            "# comment\n! comment too\nvirtual_server 198.18.2.1 6443 {  # trailing comment\n"
+            "    real_server 198.18.0.11 6443 {\n"
+            '        notify_up "/usr/local/bin/up --vip 198.18.2.1"\n'
+            "    }\n}\n",
+            [],
+            id="comments-and-quoted-text",
+        ),
+        pytest.param("virtual_server fwmark 7 {\n" + RS + "}\n", [], id="fwmark"),
+        pytest.param(
+            "virtual_server fwmark seven {\n" + RS + "}\n",
+            ["k.conf:1: top level: 'seven' is not a mark (1-4294967295)"],
+            id="fwmark-not-a-number",
+        ),
+        pytest.param("virtual_server group web {\n" + RS + "}\n", [], id="group"),
+        pytest.param(
+            "virtual_server web.example 80 {\n" + RS + "}\n",
+            ["k.conf:1: top level: 'web.example' is not an IP address (nor fwmark or group)"],
+            id="name-instead-of-address",
+        ),
+        pytest.param(
+            "virtual_server 198.18.2.1 6443 {\n    lb_algo rr wrr\n" + RS + "}\n",
+            ["k.conf:2: virtual_server 198.18.2.1 6443: 'lb_algo' takes at most <scheduler>, got 'rr wrr'"],
+            id="too-many-arguments",
+        ),
+        pytest.param(
+            "virtual_server 198.18.2.1 6443 {\n    real_server 198.18.0.11 6443 {\n"
+            "        connect_ip 198.18.0.12\n    }\n}\n",
+            [
+                "k.conf:3: real_server 198.18.0.11 6443: 'connect_ip' belongs in TCP_CHECK, "
+                "not in real_server",
+            ],
+            id="checker-keyword-on-the-realserver",
+        ),
+        pytest.param(
+            "virtual_server 198.18.2.1 6443 {\n    protocol tcp\n" + RS + "}\n}\n",
+            ["k.conf:6: top level: '}' closes no block"],
+            id="protocol-any-case-and-an-extra-brace",
+        ),
+        pytest.param(
+            "virtual_server 198.18.2.1 6443 { lb_algo rr }\n",
+            [
+                "k.conf:1: top level: put one keyword on a line, '{' at its end and '}' on a line of its own",
+            ],
+            id="one-line-block",
+        ),
+    ],
+)
+def test_check_config_lines_and_virtual_server_forms(text, problems):
+    assert check_config(text, "k.conf") == problems
