@@ -9,14 +9,17 @@ has the long form):
 
 * every ToR peers with the nodes of its rack (peer group ``NODES``, remote AS = the rack's
   node AS: eBGP in ``ebgp`` mode, iBGP with the ToR as route reflector in
-  ``route_reflector`` mode) and with every core router over its /31 uplinks (``CORES``);
+  ``route_reflector`` mode), with the LVS directors of its rack (peer group ``DIRECTORS``,
+  same remote AS: a director is a host of the rack) and with every core router over its
+  /31 uplinks (``CORES``);
 * the core peers with every ToR (``TORS``) and spreads traffic over equal paths
   (``maximum-paths``, ``bestpath as-path multipath-relax`` as the two ToRs of a rack may
   use two AS numbers);
 * prefix filters, on every session and in both directions, accept only what belongs there:
   from the nodes the rack's pod pools (blocks and /32s, never the pool itself) and the
-  datacenter's VIP / service ranges; a default route is denied explicitly, everything else
-  by the final deny. Towards the core a ToR sends its rack's pools, its rack subnet and
+  service ranges; from the directors only /32s inside the datacenter's VIP pool (and the
+  directors learn nothing); a default route is denied explicitly, everything else by the
+  final deny. Towards the core a ToR sends its rack's pools, its rack subnet and
   the VIP / service ranges; it accepts from the core the datacenter's pod CIDRs, node
   subnets and VIP / service ranges.
 """
@@ -34,6 +37,8 @@ PL_CORES_IN = "C58-FROM-CORES"
 PL_CORES_OUT = "C58-TO-CORES"
 PL_TORS_IN = "C58-FROM-TORS"
 PL_TORS_OUT = "C58-TO-TORS"
+PL_DIRECTORS_IN = "C58-FROM-DIRECTORS"
+PL_DIRECTORS_OUT = "C58-TO-DIRECTORS"
 DEFAULT_ROUTE = "0.0.0.0/0"
 
 
@@ -106,11 +111,13 @@ def tor_config(fabric: Fabric, tor: Tor, options: dict) -> dict:
     rack = fabric.rack(tor.rack)
     reflector = fabric.mode == "route_reflector"
     services = _service_entries(fabric, options)
-    # VIPs are accepted only from racks where an LVS director lives (it announces them).
+    directors = sorted(
+        (n for n in rack.nodes if "lvs" in n.roles), key=lambda n: ipaddress.ip_address(n.address)
+    )
+    # VIPs come from the LVS directors only (their own peer group), never from other hosts.
     nodes_in = _prefix_list(
         PL_NODES_IN,
-        _pool_entries(rack.pod_pools, f"rack {rack.name}")
-        + _service_entries(fabric, options, rack.has_director),
+        _pool_entries(rack.pod_pools, f"rack {rack.name}") + _service_entries(fabric, options, vips=False),
     )
     # Nodes learn the datacenter's pod routes, VIPs and service ranges (ECMP over both ToRs).
     nodes_out = _prefix_list(
@@ -160,10 +167,41 @@ def tor_config(fabric: Fabric, tor: Tor, options: dict) -> dict:
         "prefix_list_in": PL_CORES_IN,
         "prefix_list_out": PL_CORES_OUT,
     }
+    prefix_lists = [nodes_in, nodes_out, cores_in, cores_out]
+    peer_groups = [nodes_group, cores_group]
+    if directors:
+        # A director announces the /32 of each VIP it serves while the VIP has healthy
+        # realservers; exactly those /32s are accepted. Directors learn nothing: they reach
+        # their realservers through the rack's gateway.
+        prefix_lists += [
+            _prefix_list(
+                PL_DIRECTORS_IN, [_entry(fabric.vip_pool, ge=32, le=32, why="VIP /32s of the datacenter")]
+            ),
+            _prefix_list(PL_DIRECTORS_OUT, []),
+        ]
+        peer_groups.append(
+            {
+                "name": "DIRECTORS",
+                "remote_as": rack.node_asn,
+                "description": f"LVS directors of rack {rack.name}",
+                "listen_range": None,
+                "route_reflector_client": reflector,
+                "as_override": False,
+                "next_hop_self": False,
+                "soft_reconfiguration": options["soft_reconfiguration"],
+                "bfd": False,
+                "prefix_list_in": PL_DIRECTORS_IN,
+                "prefix_list_out": PL_DIRECTORS_OUT,
+            }
+        )
     neighbors = []
     if options["node_neighbors"] == "per_node":
         for node in sorted(rack.nodes, key=lambda n: ipaddress.ip_address(n.address)):
-            neighbors.append({"address": node.address, "group": "NODES", "description": node.name})
+            if node not in directors:
+                neighbors.append({"address": node.address, "group": "NODES", "description": node.name})
+    # Directors are always listed: an explicit neighbor wins over the NODES listen range.
+    for node in directors:
+        neighbors.append({"address": node.address, "group": "DIRECTORS", "description": node.name})
     for uplink in tor.uplinks:
         neighbors.append({"address": uplink.core_address, "group": "CORES", "description": uplink.core})
     return {
@@ -184,8 +222,8 @@ def tor_config(fabric: Fabric, tor: Tor, options: dict) -> dict:
             {"address": f"{u.tor_address}/{u.prefixlen}", "description": f"uplink to {u.core}"}
             for u in tor.uplinks
         ],
-        "prefix_lists": [nodes_in, nodes_out, cores_in, cores_out],
-        "peer_groups": [nodes_group, cores_group],
+        "prefix_lists": prefix_lists,
+        "peer_groups": peer_groups,
         "neighbors": neighbors,
     }
 

@@ -48,7 +48,7 @@ def test_ebgp_tor_peers_with_its_rack_and_the_core(plan):
         "198.18.0.1",
         ["198.18.0.0/26"],
     )
-    nodes, cores = config["peer_groups"]
+    nodes, cores, _directors = config["peer_groups"]
     assert {
         k: nodes[k] for k in ("name", "remote_as", "as_override", "route_reflector_client", "next_hop_self")
     } == {
@@ -63,18 +63,17 @@ def test_ebgp_tor_peers_with_its_rack_and_the_core(plan):
         ("198.18.0.11", "NODES", "lab1-m1"),
         ("198.18.0.12", "NODES", "lab1-m3"),
         ("198.18.0.21", "NODES", "lab1-w1"),
-        ("198.18.0.31", "NODES", "lab1-lvs1"),
+        ("198.18.0.31", "DIRECTORS", "lab1-lvs1"),
         ("198.18.1.0", "CORES", "lab1-core1"),
     ]
     assert config["interfaces"] == [{"address": "198.18.1.1/31", "description": "uplink to lab1-core1"}]
 
 
-def test_tor_filters_accept_only_the_rack_pool_and_vips_from_nodes(plan):
+def test_tor_filters_accept_only_the_rack_pool_from_nodes(plan):
     config = router_config(fabric_from_plan(plan, "lab1"), "lab1-r1-tor1")
     assert _entries(config, "C58-FROM-NODES") == [
         ("deny", "0.0.0.0/0", None, None),
         ("permit", "198.18.16.0/23", 26, 32),
-        ("permit", "198.18.2.0/27", None, 32),
         ("deny", "0.0.0.0/0", None, 32),
     ]
     assert _entries(config, "C58-TO-CORES") == [
@@ -91,7 +90,6 @@ def test_service_ranges_are_accepted_where_calico_advertises_them(plan):
     config = router_config(fabric_from_plan(plan, "lab1"), "lab1-r2-tor1", options)
     assert _entries(config, "C58-FROM-NODES")[1:-1] == [
         ("permit", "198.18.18.0/24", 26, 32),
-        ("permit", "198.18.2.0/27", None, 32),
         ("permit", "198.18.2.16/28", None, 32),
         ("permit", "198.18.8.0/24", None, 32),
     ]
@@ -171,7 +169,78 @@ def test_options_from_a_frozen_plan_come_back_as_plain_data():
 def test_listen_range_mode_lists_no_node_neighbors(plan):
     config = router_config(fabric_from_plan(plan, "lab1"), "lab1-r2-tor2", {"node_neighbors": "listen_range"})
     assert config["peer_groups"][0]["listen_range"] == "198.18.0.64/26"
-    assert [n["group"] for n in config["neighbors"]] == ["CORES"]
+    assert [n["group"] for n in config["neighbors"]] == ["DIRECTORS", "CORES"]
+
+
+def _rendered(config):
+    jinja2 = pytest.importorskip("jinja2")
+    templates = REPO / "collections/ansible_collections/cloud58/platform/roles/tor_router/templates"
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates)), trim_blocks=True)
+    return env.get_template("frr.conf.j2").render(tor_router_config=config)
+
+
+DIRECTOR_LINES = {
+    "lab1-r1-tor1": """\
+ip prefix-list C58-FROM-DIRECTORS seq 10 deny 0.0.0.0/0
+ip prefix-list C58-FROM-DIRECTORS seq 20 permit 198.18.2.0/27 ge 32 le 32
+ip prefix-list C58-FROM-DIRECTORS seq 30 deny 0.0.0.0/0 le 32
+ip prefix-list C58-TO-DIRECTORS seq 10 deny 0.0.0.0/0
+ip prefix-list C58-TO-DIRECTORS seq 20 deny 0.0.0.0/0 le 32
+route-map C58-FROM-DIRECTORS permit 10
+ match ip address prefix-list C58-FROM-DIRECTORS
+route-map C58-TO-DIRECTORS permit 10
+ match ip address prefix-list C58-TO-DIRECTORS
+ neighbor DIRECTORS peer-group
+ neighbor DIRECTORS remote-as 65111
+ neighbor DIRECTORS description LVS directors of rack lab1-r1
+ neighbor DIRECTORS timers connect 2
+ neighbor 198.18.0.31 peer-group DIRECTORS
+ neighbor 198.18.0.31 description lab1-lvs1
+  neighbor DIRECTORS activate
+  neighbor DIRECTORS route-map C58-FROM-DIRECTORS in
+  neighbor DIRECTORS route-map C58-TO-DIRECTORS out""",
+    "lab2-r1-tor1": """\
+ip prefix-list C58-FROM-DIRECTORS seq 10 deny 0.0.0.0/0
+ip prefix-list C58-FROM-DIRECTORS seq 20 permit 198.19.2.0/27 ge 32 le 32
+ip prefix-list C58-FROM-DIRECTORS seq 30 deny 0.0.0.0/0 le 32
+ip prefix-list C58-TO-DIRECTORS seq 10 deny 0.0.0.0/0
+ip prefix-list C58-TO-DIRECTORS seq 20 deny 0.0.0.0/0 le 32
+route-map C58-FROM-DIRECTORS permit 10
+ match ip address prefix-list C58-FROM-DIRECTORS
+route-map C58-TO-DIRECTORS permit 10
+ match ip address prefix-list C58-TO-DIRECTORS
+ neighbor DIRECTORS peer-group
+ neighbor DIRECTORS remote-as 65211
+ neighbor DIRECTORS description LVS directors of rack lab2-r1
+ neighbor DIRECTORS timers connect 2
+ neighbor 198.19.0.31 peer-group DIRECTORS
+ neighbor 198.19.0.31 description lab2-lvs1
+  neighbor DIRECTORS activate
+  neighbor DIRECTORS route-reflector-client
+  neighbor DIRECTORS route-map C58-FROM-DIRECTORS in
+  neighbor DIRECTORS route-map C58-TO-DIRECTORS out""",
+}
+
+
+@pytest.mark.parametrize("router", sorted(DIRECTOR_LINES), ids=["ebgp", "route-reflector"])
+def test_tor_accepts_only_vip_host_routes_from_the_directors_of_its_rack(plan, router):
+    config = router_config(fabric_from_plan(plan, router.split("-")[0]), router)
+    lines = [line for line in _rendered(config).splitlines() if "DIRECTORS" in line or "-lvs" in line]
+    assert "\n".join(lines) == DIRECTOR_LINES[router]
+    assert config["maximum_paths"] == 8
+
+
+def test_tor_of_a_rack_without_directors_has_no_director_group(plan):
+    fabric = fabric_from_plan(plan, "lab1").with_nodes(["lab1-m1", "lab1-w1"])
+    config = router_config(fabric, "lab1-r1-tor1")
+    assert [g["name"] for g in config["peer_groups"]] == ["NODES", "CORES"]
+    assert [p["name"] for p in config["prefix_lists"]] == [
+        "C58-FROM-NODES",
+        "C58-TO-NODES",
+        "C58-FROM-CORES",
+        "C58-TO-CORES",
+    ]
+    assert "DIRECTORS" not in _rendered(config)
 
 
 @pytest.mark.parametrize("router", ["lab1-r1-tor1", "lab1-core1", "lab2-r2-tor2"])
