@@ -1,0 +1,150 @@
+# -*- coding: utf-8 -*-
+# Copyright: cloud58 platform team
+# Apache License 2.0
+"""VIP announcement: the BIRD 2 configuration with which an LVS director announces its VIPs.
+
+A director announces the /32 of each of its VIPs that has at least one healthy realserver,
+by eBGP (iBGP in ``route_reflector`` datacenters) to the ToRs of its rack, and learns
+nothing from them. The ToRs accept exactly /32s inside the datacenter's VIP pool from their
+directors (``module_utils/bgp/routers.py``) and spread the VIP over every director that
+announces it (ECMP).
+
+The healthy set is an input: a list of VIP addresses (the health checker writes it, for
+example ``/run/cloud58/lvs-healthy.json`` as ``{"healthy_vips": ["198.18.2.10"]}``); without
+one, the VIPs that have realservers in the data plane's configuration count as healthy.
+Only the ``static`` protocol of the VIPs changes with the healthy set, so a new file
+followed by ``birdc configure`` withdraws or announces a VIP without touching the BGP
+sessions.
+
+Pure: plain data in, text out; :class:`~.plan.LvsError` names the field and the bad value.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from .plan import LvsError, check_director, director_vips, ipv4
+
+STATIC = "cloud58_vips"
+EXPORT_FILTER = "cloud58_vips_out"
+TIMER_DEFAULTS = {"hold": 9, "keepalive": 3, "connect_retry": 2}
+
+
+def healthy_from_json(text, path):
+    """The VIP addresses of a healthy file (``{"healthy_vips": [address, ...]}``)."""
+    try:
+        data = json.loads(text)
+    except ValueError as e:
+        raise LvsError(f"{path}: not JSON ({e})") from e
+    if not isinstance(data, dict) or not isinstance(data.get("healthy_vips"), list):
+        raise LvsError(f"{path}: expected a mapping with a list healthy_vips, got {text.strip()[:80]!r}")
+    return [str(ipv4(v, f"{path}: healthy_vips")) for v in data["healthy_vips"]]
+
+
+def announced_vips(lvs, director, healthy=None, realservers=None):
+    """The addresses the director announces now, in address order.
+
+    ``healthy`` is a list of VIP addresses (None: every VIP of the director with at least one
+    realserver, from the plan or ``realservers``); each must be a VIP of the director.
+    """
+    entry, plan_vips, overrides = check_director(lvs, director, realservers)
+    vips = director_vips(entry, plan_vips, overrides)
+    mine = {str(address): name for name, address, _ in vips}
+    if healthy is None:
+        return [str(address) for _, address, by_port in vips if any(by_port.values())]
+    if not isinstance(healthy, (list, tuple, set, frozenset)):
+        raise LvsError(f"healthy: {healthy!r} is not a list of VIP addresses")
+    wanted = set()
+    for value in healthy:
+        address = str(ipv4(value, "healthy"))
+        if address not in mine:
+            known = ", ".join(f"{a} ({n})" for a, n in mine.items()) or "none"
+            raise LvsError(f"healthy: {address} is not a VIP of director {director!r} (its VIPs: {known})")
+        wanted.add(address)
+    return [str(address) for _, address, _ in vips if str(address) in wanted]
+
+
+def _symbol(name):
+    return re.sub(r"[^A-Za-z0-9_]", "_", name)
+
+
+def _timers(options):
+    timers = dict(TIMER_DEFAULTS)
+    for key in TIMER_DEFAULTS:
+        value = (options or {}).get(key, timers[key])
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise LvsError(f"bgp_options.{key}: {value!r} is not a positive number of seconds")
+        timers[key] = value
+    return timers
+
+
+def _peers(bgp, director):
+    if not isinstance(bgp, dict) or not bgp.get("peers"):
+        raise LvsError(f"hosts.{director}.bgp: director {director!r} has no BGP peers (the ToRs of its rack)")
+    asn = bgp.get("asn")
+    if isinstance(asn, bool) or not isinstance(asn, int) or not 0 < asn < 2**32:
+        raise LvsError(f"hosts.{director}.bgp.asn: {asn!r} is not an AS number")
+    peers = []
+    for index, peer in enumerate(bgp["peers"]):
+        where = f"hosts.{director}.bgp.peers[{index}]"
+        address = ipv4(peer.get("address"), f"{where}.address")
+        peer_asn = peer.get("asn")
+        if isinstance(peer_asn, bool) or not isinstance(peer_asn, int) or not 0 < peer_asn < 2**32:
+            raise LvsError(f"{where}.asn: {peer_asn!r} is not an AS number")
+        peers.append((str(peer.get("name") or address), str(address), peer_asn))
+    return asn, sorted(peers, key=lambda p: (ipv4(p[1], "peer"), p[0]))
+
+
+def bird_config(lvs, director, bgp, *, healthy=None, realservers=None, options=None):
+    """bird.conf text of ``director``.
+
+    ``lvs`` is the plan's ``datacenters[dc].lvs``, ``bgp`` the plan's ``hosts[director].bgp``
+    (``asn`` and ``peers``: the rack's ToRs), ``options`` the datacenter's ``bgp_options``
+    (``hold``, ``keepalive``, ``connect_retry``: the ToRs' timers).
+    """
+    announced = announced_vips(lvs, director, healthy, realservers)
+    asn, peers = _peers(bgp, director)
+    timers = _timers(options)
+    router_id = ipv4(lvs["directors"][director].get("address"), f"lvs.directors.{director}.address")
+    lines = [
+        f"# BIRD 2 configuration of LVS director {director}: VIP announcement to the ToRs of its rack.",
+        "# Managed by cloud58.platform.lvs_director; edit the inventory or the healthy set, not this file.",
+        "# Only the static protocol below follows the healthy set: `birdc configure` applies a new",
+        "# one without restarting the BGP sessions.",
+        f"router id {router_id};",
+        "",
+        "protocol device {",
+        "}",
+        "",
+        "# The VIPs with at least one healthy realserver. Blackholes exported to BGP only: there is",
+        "# no kernel protocol, the VIPs themselves sit on lo.",
+        f"protocol static {STATIC} {{",
+        "\tipv4;",
+        *(f"\troute {address}/32 blackhole;" for address in announced),
+        "}",
+        "",
+        f"filter {EXPORT_FILTER} {{",
+        f'\tif proto = "{STATIC}" && net.len = 32 then accept;',
+        "\treject;",
+        "}",
+        "",
+    ]
+    for name, address, peer_asn in peers:
+        lines += [
+            f"protocol bgp tor_{_symbol(name)} {{",
+            f'\tdescription "ToR {name}";',
+            f"\tlocal {router_id} as {asn};",
+            f"\tneighbor {address} as {peer_asn};",
+            f"\thold time {timers['hold']};",
+            f"\tkeepalive time {timers['keepalive']};",
+            f"\tconnect retry time {timers['connect_retry']};",
+            "\tipv4 {",
+            "\t\timport none;",
+            f"\t\texport filter {EXPORT_FILTER};",
+            "\t\tnext hop self;",
+            "\t};",
+            "}",
+            "",
+        ]
+    return "\n".join(lines)
