@@ -60,10 +60,10 @@ def test_kubelet_configuration():
         "containerLogMaxSize": "50Mi",
         "containerLogMaxFiles": 5,
         "failSwapOn": True,
-        # A container: the kernel and the cgroups are the host's.
+        # A container: the kernel is the host's; QoS cgroups stay on (the container has a
+        # private cgroup namespace).
         "protectKernelDefaults": False,
-        "cgroupsPerQOS": False,
-        "enforceNodeAllocatable": [],
+        "enforceNodeAllocatable": ["pods"],
         "failCgroupV1": False,
         # Standalone: no API server to authenticate against; anonymous requests refused.
         "authentication": {"anonymous": {"enabled": False}, "webhook": {"enabled": False}},

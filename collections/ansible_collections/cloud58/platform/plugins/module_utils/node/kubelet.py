@@ -185,9 +185,10 @@ def kubelet_configuration(  # noqa: PLR0917 - one argument per field the plan de
     ``cgroup_v1``: the host mounts cgroup v1; kubelets since 1.35 refuse it unless
     failCgroupV1 is false, so ``fail_cgroup_v1=True`` there is an error here, before the
     kubelet would crash-loop. ``container``: the node is a container (molecule, the lab):
-    the kernel is the host's, untuned, and cgroups are the container's, so
-    protectKernelDefaults, per-QoS cgroups and node-allocatable enforcement are off and
-    cgroup v1 is accepted. ``standalone``: no API server (static pods only), so no webhook
+    the kernel is the host's, untuned, so protectKernelDefaults is off, and cgroup v1 is
+    accepted. Per-QoS cgroups and node-allocatable enforcement stay on: with the systemd
+    driver a kubelet without QoS cgroups hands the runtime plain cgroup paths and every pod
+    fails (docs/kubelet-spike.md, E5). ``standalone``: no API server (static pods only), so no webhook
     authentication or authorization and no client CA; anonymous requests stay refused.
     """
     problems = []
@@ -279,8 +280,6 @@ def kubelet_configuration(  # noqa: PLR0917 - one argument per field the plan de
     config["failCgroupV1"] = bool(fail_cgroup_v1) and not container
     if container:
         config["protectKernelDefaults"] = False
-        config["cgroupsPerQOS"] = False
-        config["enforceNodeAllocatable"] = []
     if standalone:
         config["authentication"] = {"anonymous": {"enabled": False}, "webhook": {"enabled": False}}
         config["authorization"] = {"mode": "AlwaysAllow"}

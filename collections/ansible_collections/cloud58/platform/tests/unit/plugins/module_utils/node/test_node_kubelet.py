@@ -166,10 +166,10 @@ def test_container_node_relaxes_what_a_container_cannot_give():
     expected = {
         "failCgroupV1": False,
         "protectKernelDefaults": False,
-        "cgroupsPerQOS": False,
-        "enforceNodeAllocatable": [],
+        "enforceNodeAllocatable": ["pods"],
     }
     assert expected.items() <= config.items()
+    assert "cgroupsPerQOS" not in config  # the kubelet's default, true
 
 
 def test_standalone_kubelet_has_no_webhook_and_refuses_anonymous():
