@@ -1,0 +1,176 @@
+"""LVS directors announce their healthy VIPs to the ToR by BGP; the ToR spreads them by ECMP.
+
+One rack of a fabric built in the test (eBGP scheme, rack AS 65111, ToR AS 65121): the ToR
+runs FRR with the configuration the role tor_router renders (``router_config`` through its
+``frr.conf.j2``), two LVS directors run BIRD with the configuration ``announce.bird_config``
+renders. The rack's second ToR exists in the fabric (every rack has two) but is not
+started. Namespaces ``c58vip-<pid>-*`` on one bridge; every address is inside
+198.18.0.0/15.
+
+The tests share one lab and run in file order: both directors announce (two next hops),
+one withdraws by a new healthy set and ``birdc configure`` (one next hop, no session
+restart), a hand-written config announces prefixes outside the VIP range (refused).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.cloud58.platform.plugins.module_utils.bgp import router_config
+from ansible_collections.cloud58.platform.plugins.module_utils.bgp.fabric import Fabric, Node, Rack, Tor
+from ansible_collections.cloud58.platform.plugins.module_utils.lvs.announce import bird_config
+from cloud58_lab.bgplab import render_frr
+from cloud58_lab.netlab import NetLab, run_prefix, wait_until
+
+pytestmark = pytest.mark.slow
+
+TOR = "tor1"
+TOR_ADDRESS = "198.18.0.1"
+DIRECTORS = {"lvs1": "198.18.0.31", "lvs2": "198.18.0.32"}
+VIP = "198.18.2.10"
+VIP_POOL = "198.18.2.0/27"
+RACK_ASN = 65111
+TOR_ASN = 65121
+OPTIONS = {"keepalive": 3, "hold": 9, "connect_retry": 2, "soft_reconfiguration": True}
+
+FABRIC = Fabric(
+    datacenter="vt",
+    mode="ebgp",
+    core_asn=65100,
+    cores=(),
+    racks=(
+        Rack(
+            name="r1",
+            node_subnet="198.18.0.0/26",
+            node_asn=RACK_ASN,
+            tors=(Tor(TOR, "r1", TOR_ADDRESS, TOR_ASN), Tor("tor2", "r1", "198.18.0.2", TOR_ASN)),
+            nodes=tuple(
+                Node(name, "r1", address, RACK_ASN, roles=("lvs",)) for name, address in DIRECTORS.items()
+            ),
+        ),
+    ),
+    nodes_network="198.18.0.0/24",
+    vip_pool=VIP_POOL,
+)
+LVS = {
+    "directors": {
+        name: {"name": name, "address": address, "vips": ["web"]} for name, address in DIRECTORS.items()
+    },
+    "vips": {
+        "web": {
+            "name": "web",
+            "address": VIP,
+            "ports": [80],
+            "directors": sorted(DIRECTORS),
+            "real_servers": [{"address": "198.18.5.2", "port": 8080, "vip_port": 80}],
+        }
+    },
+}
+BGP = {"asn": RACK_ASN, "peers": [{"name": TOR, "address": TOR_ADDRESS, "asn": TOR_ASN}]}
+
+# What no director may announce: a host route outside the VIP pool, the pool itself, a
+# default route. Hand-written: the renderer never produces them.
+BAD_CONFIG = f"""\
+router id {DIRECTORS["lvs2"]};
+protocol device {{
+}}
+protocol static bad {{
+\tipv4;
+\troute 198.18.3.1/32 blackhole;
+\troute {VIP_POOL} blackhole;
+\troute 198.18.2.11/32 blackhole;
+}}
+protocol bgp tor_tor1 {{
+\tlocal {DIRECTORS["lvs2"]} as {RACK_ASN};
+\tneighbor {TOR_ADDRESS} as {TOR_ASN};
+\thold time 9;
+\tkeepalive time 3;
+\tconnect retry time 2;
+\tipv4 {{
+\t\timport none;
+\t\texport all;
+\t\tnext hop self;
+\t}};
+}}
+"""
+
+
+def _director_conf(name, healthy=None):
+    return bird_config(LVS, name, BGP, healthy=healthy, options=OPTIONS)
+
+
+@pytest.fixture(scope="module")
+def net():
+    lab = NetLab(prefix=run_prefix("c58vip"))
+    try:
+        lab.add_switch("sw")
+        lab.add_namespace(TOR)
+        lab.attach("sw", TOR, "eth0", f"{TOR_ADDRESS}/26", port="p0")
+        for index, (name, address) in enumerate(sorted(DIRECTORS.items()), start=1):
+            lab.add_namespace(name)
+            lab.attach("sw", name, "eth0", f"{address}/26", port=f"p{index}")
+        lab.start_frr(TOR, render_frr(router_config(FABRIC, TOR, OPTIONS)))
+        for name in sorted(DIRECTORS):
+            lab.start_bird(name, _director_conf(name))
+        yield lab
+    finally:
+        problems = lab.close()
+        assert problems == [], f"lab cleanup left: {problems}"
+
+
+def _reconfigure(net, name, text):
+    """Replace director ``name``'s bird.conf and apply it with ``birdc configure``; BIRD's last line."""
+    (net.routers[name].directory / "bird.conf").write_text(text)
+    return net.birdc(name, "configure").splitlines()[-1]
+
+
+def _established(net, peer):
+    data = net.vtysh(TOR, f"show bgp neighbors {peer} json", as_json=True)
+    return data[peer]["bgpState"], data[peer]["connectionsEstablished"]
+
+
+def test_both_directors_announce_the_vip_and_the_tor_installs_two_next_hops(net):
+    wait_until(
+        lambda: net.sessions(TOR) == {address: "Established" for address in DIRECTORS.values()},
+        60,
+        what="ToR sessions with both directors",
+    )
+    wait_until(lambda: len(net.kernel_nexthops(TOR, f"{VIP}/32")) == 2, 30, what="two next hops for the VIP")
+    assert net.kernel_nexthops(TOR, f"{VIP}/32") == ["198.18.0.31", "198.18.0.32"]
+    # the rack subnet is the ToR's own network statement
+    assert net.bgp_prefixes(TOR) == {"198.18.0.0/26", f"{VIP}/32"}
+    assert net.received_prefixes(TOR, DIRECTORS["lvs1"]) == {f"{VIP}/32"}
+
+
+def test_a_director_without_healthy_realservers_withdraws_without_restarting_bird_or_the_session(net):
+    pids = net.routers["lvs1"].pids
+    # "Reconfigured" at once: only the static protocol changed, no protocol restarts.
+    assert _reconfigure(net, "lvs1", _director_conf("lvs1", healthy=[])) == "Reconfigured"
+    wait_until(lambda: len(net.kernel_nexthops(TOR, f"{VIP}/32")) == 1, 30, what="one next hop left")
+    assert net.kernel_nexthops(TOR, f"{VIP}/32") == ["198.18.0.32"]
+    assert net.received_prefixes(TOR, DIRECTORS["lvs1"]) == set()
+    assert net.routers["lvs1"].pids == pids
+    assert _established(net, DIRECTORS["lvs1"]) == ("Established", 1)
+
+
+def test_the_director_announces_again_when_the_vip_is_healthy(net):
+    assert _reconfigure(net, "lvs1", _director_conf("lvs1", healthy=[VIP])) == "Reconfigured"
+    wait_until(lambda: len(net.kernel_nexthops(TOR, f"{VIP}/32")) == 2, 30, what="two next hops again")
+    assert net.kernel_nexthops(TOR, f"{VIP}/32") == ["198.18.0.31", "198.18.0.32"]
+    assert _established(net, DIRECTORS["lvs1"]) == ("Established", 1)
+
+
+def test_the_tor_refuses_what_is_not_a_vip_host_route(net):
+    # other protocols and filters: BIRD restarts what changed
+    assert _reconfigure(net, "lvs2", BAD_CONFIG) == "Reconfiguration in progress"
+    received = {"198.18.3.1/32", VIP_POOL, "198.18.2.11/32"}
+    wait_until(
+        lambda: net.received_prefixes(TOR, DIRECTORS["lvs2"]) == received, 30, what="the bad routes sent"
+    )
+    wait_until(lambda: len(net.kernel_nexthops(TOR, f"{VIP}/32")) == 1, 30, what="the VIP from lvs1 only")
+    assert net.bgp_prefixes(TOR) == {"198.18.0.0/26", f"{VIP}/32", "198.18.2.11/32"}
+    assert net.kernel_nexthops(TOR, "198.18.3.1/32") == []
+    assert net.kernel_nexthops(TOR, VIP_POOL) == []
+    # lvs2 no longer announces the VIP (its static protocol is gone): lvs1 alone carries it.
+    assert net.kernel_nexthops(TOR, f"{VIP}/32") == ["198.18.0.31"]
+    assert net.kernel_nexthops(TOR, "198.18.2.11/32") == ["198.18.0.32"]
