@@ -42,11 +42,12 @@ def healthy_from_json(text, path):
     return [str(ipv4(v, f"{path}: healthy_vips")) for v in data["healthy_vips"]]
 
 
-def announced_vips(lvs, director, healthy=None, realservers=None):
+def announced_vips(lvs, director, healthy=None, realservers=None, source="healthy"):
     """The addresses the director announces now, in address order.
 
     ``healthy`` is a list of VIP addresses (None: every VIP of the director with at least one
     realserver, from the plan or ``realservers``); each must be a VIP of the director.
+    ``source`` names where ``healthy`` came from in errors (a file, a variable).
     """
     entry, plan_vips, overrides = check_director(lvs, director, realservers)
     vips = director_vips(entry, plan_vips, overrides)
@@ -54,13 +55,13 @@ def announced_vips(lvs, director, healthy=None, realservers=None):
     if healthy is None:
         return [str(address) for _, address, by_port in vips if any(by_port.values())]
     if not isinstance(healthy, (list, tuple, set, frozenset)):
-        raise LvsError(f"healthy: {healthy!r} is not a list of VIP addresses")
+        raise LvsError(f"{source}: {healthy!r} is not a list of VIP addresses")
     wanted = set()
     for value in healthy:
-        address = str(ipv4(value, "healthy"))
+        address = str(ipv4(value, source))
         if address not in mine:
             known = ", ".join(f"{a} ({n})" for a, n in mine.items()) or "none"
-            raise LvsError(f"healthy: {address} is not a VIP of director {director!r} (its VIPs: {known})")
+            raise LvsError(f"{source}: {address} is not a VIP of director {director!r} (its VIPs: {known})")
         wanted.add(address)
     return [str(address) for _, address, _ in vips if str(address) in wanted]
 
@@ -96,14 +97,16 @@ def _peers(bgp, director):
     return asn, sorted(peers, key=lambda p: (ipv4(p[1], "peer"), p[0]))
 
 
-def bird_config(lvs, director, bgp, *, healthy=None, realservers=None, options=None):
+def bird_config(
+    lvs, director, bgp, *, healthy=None, realservers=None, options=None, healthy_source="healthy"
+):
     """bird.conf text of ``director``.
 
     ``lvs`` is the plan's ``datacenters[dc].lvs``, ``bgp`` the plan's ``hosts[director].bgp``
     (``asn`` and ``peers``: the rack's ToRs), ``options`` the datacenter's ``bgp_options``
     (``hold``, ``keepalive``, ``connect_retry``: the ToRs' timers).
     """
-    announced = announced_vips(lvs, director, healthy, realservers)
+    announced = announced_vips(lvs, director, healthy, realservers, healthy_source)
     asn, peers = _peers(bgp, director)
     timers = _timers(options)
     router_id = ipv4(lvs["directors"][director].get("address"), f"lvs.directors.{director}.address")

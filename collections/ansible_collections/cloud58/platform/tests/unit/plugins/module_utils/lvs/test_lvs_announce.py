@@ -161,6 +161,11 @@ def test_announced_vips(healthy, realservers, expected):
             "(its VIPs: 198.18.2.1 (api), 198.18.2.10 (web), 198.18.2.20 (idle))",
         ),
         ({"healthy": ["web"]}, "healthy: 'web' is not an IPv4 address"),
+        (
+            {"healthy": ["198.18.2.30"], "healthy_source": "/run/h.json"},
+            "/run/h.json: 198.18.2.30 is not a VIP of director 'd1' "
+            "(its VIPs: 198.18.2.1 (api), 198.18.2.10 (web), 198.18.2.20 (idle))",
+        ),
         ({"healthy": "198.18.2.1"}, "healthy: '198.18.2.1' is not a list of VIP addresses"),
         ({"director": "d9"}, "director: 'd9' is not an LVS director of the plan (directors: d1, d2)"),
         (
@@ -177,6 +182,7 @@ def test_announced_vips(healthy, realservers, expected):
     ids=[
         "foreign-vip",
         "not-an-address",
+        "named-source",
         "not-a-list",
         "unknown-director",
         "no-peers",
