@@ -4,6 +4,9 @@ ansible-playbook runs the role with a local connection inside a namespace
 (``c58lvr-<pid>-director``), so the live sysctls, the addresses on ``lo`` and the nftables
 table it sets are the namespace's own; only its sysctl.d file is redirected to a temporary
 directory. The director is lab1-lvs1 of inventories/lab (VIPs 198.18.2.1 and 198.18.2.10).
+BIRD runs in the namespace with its files in the lab's directory; the role writes its
+bird.conf there and reconfigures it through its control socket (its ToRs are not in the
+lab: the BGP sessions to them are proven by test_vip_announcement.py).
 Packets through the data plane are proven by test_fullnat_nftables.py. The fnat data plane
 (keepalived of DPVS) writes a file only; this kernel has no IPVS, so the file is checked by
 our DPVS schema (in the role) and its NAT subset by the real ``keepalived --config-test``.
@@ -28,6 +31,7 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 DIRECTOR = "lab1-lvs1"
+BIRD_START = "router id 198.18.0.31;\nprotocol device {\n}\n"
 PLAYBOOK = """\
 - name: Make the host an LVS director
   hosts: all
@@ -44,6 +48,7 @@ def director(tmp_path_factory):
     net = NetLab(prefix=run_prefix("c58lvr"))
     try:
         net.add_namespace("director", forwarding=False)
+        net.start_bird("director", BIRD_START)
         yield net, plan, work
     finally:
         problems = net.close()
@@ -54,7 +59,11 @@ def _play(director, check=False, **extra):
     """Run the role in the director's namespace; the host's stats and the failed task's message."""
     net, plan, work = director
     (work / "play.yml").write_text(PLAYBOOK)
+    bird = net.routers["director"].directory
     variables = {
+        "lvs_director_bird_file": str(bird / "bird.conf"),
+        "lvs_director_healthy_file": str(work / "lvs-healthy.json"),
+        "lvs_director_bird_reload_command": ["birdc", "-s", str(bird / "bird.ctl"), "configure"],
         # what the preflight play registers on localhost; the role's default reads it there
         "cloud58_topology": {"plan": plan},
         "lvs_director_sysctl_file": str(work / "62-cloud58-lvs-director.conf"),
@@ -100,6 +109,12 @@ def _lo_addresses(net):
     return sorted(a["local"] for a in addresses)
 
 
+def _announced(net):
+    """The prefixes of BIRD's static protocol of the VIPs (what the director announces)."""
+    out = net.birdc("director", "show route protocol cloud58_vips")
+    return {line.split()[0] for line in out.splitlines() if line[:1].isdigit()}
+
+
 def _sysctl(net, key):
     return net.exec("director", "sysctl", "-n", key).stdout.strip()
 
@@ -112,6 +127,7 @@ def test_check_mode_changes_nothing(director):
     assert _lo_addresses(net) == ["127.0.0.1"]
     assert net.exec("director", "nft", "list", "tables").stdout == ""
     assert not (work / "62-cloud58-lvs-director.conf").exists()
+    assert (net.routers["director"].directory / "bird.conf").read_text() == BIRD_START
 
 
 def test_role_sets_arp_vips_and_data_plane(director):
@@ -133,11 +149,55 @@ def test_role_sets_arp_vips_and_data_plane(director):
     maps = {i["map"]["name"]: len(i["map"].get("elem", [])) for i in table["nftables"] if "map" in i}
     # lab1-ingress port 80 (one realserver) and the API VIP (its masters), 8 slots each
     assert maps == {"realservers": 16, "local_addresses": 8}
+    # no healthy file yet: both VIPs have realservers, both are announced
+    assert _announced(net) == {"198.18.2.1/32", "198.18.2.10/32"}
 
 
 def test_second_run_changes_nothing(director):
     stats, failed = _play(director)
     assert (stats, failed) == ({"changed": 0, "failures": 0}, [])
+
+
+# ---- VIP announcement: the healthy set ---------------------------------------------------------
+
+
+def test_a_new_healthy_set_rewrites_bird_conf_and_reconfigures_bird(director):
+    net, _plan, work = director
+    pids = net.routers["director"].pids
+    (work / "lvs-healthy.json").write_text('{"healthy_vips": ["198.18.2.10"]}')
+    stats, failed = _play(director)
+    # the BIRD file and the handler
+    assert (stats, failed) == ({"changed": 2, "failures": 0}, [])
+    assert _announced(net) == {"198.18.2.10/32"}
+    assert net.routers["director"].pids == pids
+
+
+def test_check_mode_shows_a_withdrawal_and_changes_nothing(director):
+    net, _plan, work = director
+    conf = (net.routers["director"].directory / "bird.conf").read_text()
+    (work / "lvs-healthy.json").write_text('{"healthy_vips": []}')
+    stats, failed = _play(director, check=True)
+    (work / "lvs-healthy.json").write_text('{"healthy_vips": ["198.18.2.10"]}')
+    # the BIRD file would change; the handler does not run in check mode
+    assert (stats, failed) == ({"changed": 1, "failures": 0}, [])
+    assert (net.routers["director"].directory / "bird.conf").read_text() == conf
+    assert _announced(net) == {"198.18.2.10/32"}
+
+
+def test_a_healthy_vip_of_another_director_fails_naming_it_and_writes_nothing(director):
+    net, _plan, work = director
+    conf = (net.routers["director"].directory / "bird.conf").read_text()
+    (work / "lvs-healthy.json").write_text('{"healthy_vips": ["198.18.2.20"]}')
+    stats, failed = _play(director)
+    (work / "lvs-healthy.json").write_text('{"healthy_vips": ["198.18.2.10"]}')
+    assert stats == {"changed": 0, "failures": 1}
+    assert failed == [
+        "Task failed: Finalization of task args for 'ansible.builtin.copy' failed: Error while resolving "
+        "value for 'content': The filter plugin 'cloud58.platform.lvs_bird_config' failed: "
+        f"lvs_bird_config(lab1-lvs1): {work / 'lvs-healthy.json'}: 198.18.2.20 is not a VIP of director "
+        "'lab1-lvs1' (its VIPs: 198.18.2.1 (lab1-k8s-api), 198.18.2.10 (lab1-ingress))"
+    ]
+    assert (net.routers["director"].directory / "bird.conf").read_text() == conf
 
 
 # ---- the fnat data plane: keepalived of DPVS ----------------------------------------------------
