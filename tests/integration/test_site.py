@@ -30,6 +30,7 @@ NODES = "Tune the kernel, install containerd and the kubelet on the Kubernetes n
 LVS_KERNEL = "Tune the kernel of the LVS directors"
 STATIC_PODS = "Run etcd, events etcd, kube-apiserver, controller-manager and scheduler as static pods"
 ENDPOINT = "Balance each cluster's apiservers on its masters"
+JOIN = "Join the minions' kubelets to their clusters"
 CALICO = "Fetch the Calico release from the mirror, verify it and set it up per cluster"
 ROUTERS = "Write the router configurations of each datacenter for the network team"
 ROUTER_HOSTS = "Configure FRR on the routers that are hosts of the inventory"
@@ -67,12 +68,13 @@ def _plays_with_tasks(listing: str) -> list[str]:
             [],
             [
                 *(PREFLIGHT, BASE, PREFLIGHT, NODES, LVS_KERNEL, PREFLIGHT, STATIC_PODS, ENDPOINT),
-                *(CALICO, ROUTERS, ROUTER_HOSTS),
+                *(JOIN, CALICO, ROUTERS, ROUTER_HOSTS),
             ],
             id="all-but-gitops",
         ),
         pytest.param(["--tags", "base"], [PREFLIGHT, BASE], id="base"),
-        pytest.param(["--tags", "nodes"], [PREFLIGHT, PREFLIGHT, NODES, LVS_KERNEL], id="nodes"),
+        pytest.param(["--tags", "nodes"], [PREFLIGHT, PREFLIGHT, NODES, LVS_KERNEL, JOIN], id="nodes"),
+        pytest.param(["--tags", "join"], [PREFLIGHT, JOIN], id="join"),
         pytest.param(
             ["--tags", "control_plane"], [PREFLIGHT, PREFLIGHT, STATIC_PODS, ENDPOINT], id="control-plane"
         ),

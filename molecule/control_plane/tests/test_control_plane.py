@@ -39,6 +39,7 @@ KEYS = [
     "etcd/peer.key",
     "etcd/server.key",
     "front-proxy-client.key",
+    "kubelet-client.key",
     "sa.key",
     "scheduler.key",
 ]
@@ -56,6 +57,7 @@ CERTS = [
     "etcd/server.crt",
     "front-proxy-ca.crt",
     "front-proxy-client.crt",
+    "kubelet-client.crt",
     "sa.pub",
     "scheduler.crt",
 ]

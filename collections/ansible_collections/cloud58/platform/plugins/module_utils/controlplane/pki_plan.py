@@ -20,6 +20,7 @@ Layout of a cluster's PKI directory on the controller (paths relative to it)::
     admin.*, controller-manager.*, scheduler.*   kubeconfig clients
     etcd/<host>-server.*, etcd/<host>-peer.*                 main etcd members
     etcd/<host>-events-server.*, etcd/<host>-events-peer.*   events etcd members
+    kubelet/<node>.*                  each node's kubelet -> apiserver (system:node:<node>)
     sa.key, sa.pub                    service-account token signing
     encryption-config.yaml            encryption at rest (secretbox key), 0600
 """
@@ -145,6 +146,9 @@ def pki_plan(cluster, settings):
                     usages=("client", "server"),
                 )
             )
+    # The Node authorizer and NodeRestriction admit a kubelet by this name and group only.
+    for node in cluster["nodes"]:
+        certs.append(_cert(f"kubelet/{node}", KUBERNETES_CA, f"system:node:{node}", orgs=("system:nodes",)))
     return {
         "cluster": name,
         "cas": cas,
@@ -189,4 +193,8 @@ def host_files(cluster):
                 add(host, "etcd/ca.crt", "etcd/ca.crt", False)
             pair(host, f"etcd/{host}-{prefix}server", f"etcd/{prefix}server")
             pair(host, f"etcd/{host}-{prefix}peer", f"etcd/{prefix}peer")
+    for node in cluster["nodes"]:
+        if not any(f["dest"] == "ca.crt" for f in out.get(node, [])):
+            add(node, "ca.crt", "ca.crt", False)  # the kubelet checks the apiserver with it
+        pair(node, f"kubelet/{node}", "kubelet-client")
     return {host: sorted(files, key=lambda f: f["dest"]) for host, files in sorted(out.items())}

@@ -58,6 +58,11 @@ def test_plan_lists_every_certificate_once(lab_plan):
         "etcd/lab2-m2-events-peer",
         "etcd/lab2-m3-events-server",
         "etcd/lab2-m3-events-peer",
+        "kubelet/lab2-m1",
+        "kubelet/lab2-m2",
+        "kubelet/lab2-m3",
+        "kubelet/lab2-w1",
+        "kubelet/lab2-w2",
     ]
     by_name = {c["name"]: c for c in plan["certs"]}
     assert by_name["etcd/lab2-m2-server"] == {
@@ -68,6 +73,15 @@ def test_plan_lists_every_certificate_once(lab_plan):
         "dns_names": ["lab2-m2", "localhost"],
         "ip_addresses": ["198.19.0.75", "127.0.0.1"],
         "usages": ["client", "server"],
+    }
+    assert by_name["kubelet/lab2-w1"] == {
+        "name": "kubelet/lab2-w1",
+        "ca": "ca",
+        "common_name": "system:node:lab2-w1",
+        "organizations": ["system:nodes"],
+        "dns_names": [],
+        "ip_addresses": [],
+        "usages": ["client"],
     }
     assert by_name["controller-manager"]["common_name"] == "system:kube-controller-manager"
     assert by_name["admin"]["organizations"] == ["system:masters"]
@@ -103,6 +117,8 @@ def test_master_files(lab_plan):
         ("front-proxy-ca.crt", "front-proxy-ca.crt", False),
         ("front-proxy-client.crt", "front-proxy-client.crt", False),
         ("front-proxy-client.key", "front-proxy-client.key", True),
+        ("kubelet/lab1-m1.crt", "kubelet-client.crt", False),
+        ("kubelet/lab1-m1.key", "kubelet-client.key", True),
         ("sa.key", "sa.key", True),
         ("sa.pub", "sa.pub", False),
         ("scheduler.crt", "scheduler.crt", False),
@@ -122,5 +138,14 @@ def test_events_only_host_gets_only_its_etcd_files(bj1_plan):
         (f"etcd/{host}-events-server.key", "etcd/events-server.key"),
     ]
     assert sorted(pki_plan(cluster, settings_from({}))["host_files"]) == sorted(
-        {*cluster["masters"], *(m["name"] for m in cluster["etcd_events"]["members"])}
+        {*cluster["masters"], *cluster["minions"], *(m["name"] for m in cluster["etcd_events"]["members"])}
     )
+
+
+def test_minion_gets_the_ca_and_its_kubelet_client_pair_only(lab_plan):
+    files = pki_plan(lab_plan["clusters"]["lab1-k8s"], settings_from({}))["host_files"]["lab1-w2"]
+    assert [(f["src"], f["dest"], f["secret"]) for f in files] == [
+        ("ca.crt", "ca.crt", False),
+        ("kubelet/lab1-w2.crt", "kubelet-client.crt", False),
+        ("kubelet/lab1-w2.key", "kubelet-client.key", True),
+    ]
