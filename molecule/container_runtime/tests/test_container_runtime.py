@@ -31,6 +31,7 @@ def test_config_as_containerd_reads_it():
         'snapshotter = "overlayfs"',
         'bin_dir = "/opt/cni/bin"',
         "oom_score = -999",
+        "restrict_oom_score_adj = false",
     ):
         assert line in dump
     config = NODE.file("/etc/containerd/config.toml")
