@@ -27,7 +27,19 @@ master would do, with podman:
 
 podman does not run the probes here (its health checks need systemd timers on the host,
 which this machine lacks); the lab test calls every probe's URL itself from inside the
-master. Everything this module creates is named ``<prefix>-...`` and removed by exact name
+master.
+
+The minions run the real thing: containerd (Debian's, installed by the container_runtime
+role) and the pinned kubelet, joined by site.yml's ``join`` stage with a client
+certificate from the cluster PKI, registering Nodes with the plan's labels through a
+master's ``api_endpoint``. Every host container has a private cgroup namespace and a tmpfs
+on /var/lib/containerd (overlayfs cannot stack its snapshots on the container's overlay
+root). Two stand-ins give the minions what production nodes get elsewhere, both named in
+docs/control-plane.md: :meth:`StaticPodLab.prepare_nodes` writes a bridge + host-local CNI
+configuration over the node's block of its rack's pool (calico-node's CNI in production)
+and imports the lab's pause image (the operator's registry mirror in production). The
+masters' kubelets run standalone on an empty manifest directory while the stand-in above
+runs the control plane. Everything this module creates is named ``<prefix>-...`` and removed by exact name
 in :meth:`StaticPodLab.close`.
 """
 
@@ -38,6 +50,7 @@ import hashlib
 import ipaddress
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -62,9 +75,20 @@ IMAGE_BINARIES = {
     "kube-scheduler": ("kube-scheduler",),
 }
 _VERSION_ARG = {"etcd": "--version"}
+PAUSE_SOURCE = REPO / "images/pause"
+CNI_CONFLIST = "/etc/cni/net.d/10-cloud58-lab.conflist"
+# The masters' kubelets read static pods from here: nothing, while podman kube play runs them.
+MASTER_KUBELET_MANIFESTS = "/etc/kubernetes/lab-kubelet-manifests"
+ENDPOINT_PORT = 8443  # api_endpoint's default
 _PODMAN_TIMEOUT = 300
 # On the lab network: "<pid>:<start time>" of the process that created it.
 OWNER_LABEL = "cloud58.io/owner"
+
+
+# `podman exec` into a container whose own name=systemd cgroup was trimmed (see _boot).
+_TRIMMED = re.compile(
+    r"openat2 (/sys/fs/cgroup/systemd/libpod_parent/libpod-[0-9a-f]+)/cgroup\.procs: no such file"
+)
 
 
 class StaticPodLabError(RuntimeError):
@@ -149,6 +173,61 @@ def build_images(bin_dir: Path, workdir: Path, env: dict, registry: str = REGIST
     return images
 
 
+def build_pause_image(workdir: Path, env: dict, registry: str = REGISTRY) -> tuple[str, Path]:
+    """``(image, oci archive)`` of the pause image built from images/pause; an image of the
+    same source is reused. The tag is the source's digest."""
+    files = sorted(p for p in PAUSE_SOURCE.iterdir() if p.suffix in (".go", ".mod"))
+    digest = hashlib.sha256(b"".join(p.name.encode() + b"\0" + p.read_bytes() for p in files)).hexdigest()
+    image = f"{registry}/pause:{digest[:16]}"
+    archive = workdir / f"pause-{digest[:16]}.oci.tar"
+    if _run(["podman", "image", "exists", image], check=False, env=env).returncode != 0:
+        context = workdir / "image-pause"
+        context.mkdir(parents=True, exist_ok=True)
+        go = shutil.which("go") or "/usr/local/go/bin/go"
+        build_env = dict(env, CGO_ENABLED="0", GOTOOLCHAIN="local", GOFLAGS="-mod=mod", GOWORK="off")
+        _run(
+            [go, "build", "-trimpath", "-ldflags", "-s -w", "-o", str(context / "pause"), "."],
+            env=build_env,
+            cwd=PAUSE_SOURCE,
+        )
+        (context / "Containerfile").write_text(
+            'FROM scratch\nCOPY pause /pause\nUSER 65535:65535\nENTRYPOINT ["/pause"]\n'
+            f'LABEL cloud58.source-sha256="{digest}"\n'
+        )
+        _run(["podman", "build", "--quiet", "--tag", image, str(context)], env=env)
+        shutil.rmtree(context)
+    if not archive.exists():
+        _run(
+            ["podman", "save", "--quiet", "--format", "oci-archive", "--output", str(archive), image], env=env
+        )
+    return image, archive
+
+
+def podman_exec(container: str, argv, *, env=None, check=True, timeout=120, input_text=None):
+    """``podman exec -i container argv...``. On this cgroup v1 host another container's
+    systemd may have trimmed this container's own, empty name=systemd cgroup (see
+    StaticPodLab._boot); runc then cannot place the new process, and the cgroup is made
+    again once, as podman made it, before the one retry."""
+    for attempt in (1, 2):
+        result = _run(
+            ["podman", "exec", "-i", container, *argv],
+            check=False,
+            timeout=timeout,
+            env=env,
+            input_text=input_text,
+        )
+        trimmed = _TRIMMED.search(result.stderr)
+        if result.returncode == 0 or not trimmed or attempt == 2:
+            break
+        os.makedirs(trimmed.group(1), exist_ok=True)
+    if check and result.returncode != 0:
+        raise StaticPodLabError(
+            f"podman exec -i {container} {' '.join(map(str, argv))} exited {result.returncode}:\n"
+            f"{result.stderr.strip()[-3000:]}"
+        )
+    return result
+
+
 @dataclass
 class Master:
     name: str
@@ -223,6 +302,7 @@ class StaticPodLab:
         self.pki_dir = self.workdir / "pki"
         self.env = dict(os.environ, CONTAINERS_CONF=str(lab_containers_conf(self.workdir)))
         self.images: dict = {}
+        self.pause_image, self.pause_archive = "", None
         self._network_created = False
 
     @property
@@ -234,7 +314,11 @@ class StaticPodLab:
 
     def start(self, timeout: float = 120) -> None:
         """Images, the datacenter network and booted host containers."""
+        # podman kube play runs these itself; name a missing one before the first container starts.
+        programs.require("podman", "conmon", "runc", "catatonit", "nsenter")
         self.images = build_images(self.bin_dir, self.workdir, self.env)
+        if self.nodes_hosts:
+            self.pause_image, self.pause_archive = build_pause_image(self.workdir, self.env)
         gateway = self.nodes.broadcast_address - 1
         taken = {m.address for m in self.hosts.values()}
         if str(gateway) in taken:
@@ -258,6 +342,56 @@ class StaticPodLab:
         )
         self._network_created = True
         self._boot(list(self.hosts.values()), timeout)
+
+    def provision(self, *, sync: bool = False, api_timeout: float = 240, out=print) -> dict:
+        """The datacenter through the front door, from empty hosts to a serving API with
+        joined minions: host containers, ``site.yml`` (first run without waiting for health),
+        the node stand-ins, the masters' static pods, the API through a master's
+        api_endpoint, and a second ``site.yml`` (health, identity object). Keeps both runs
+        (``first_run``, ``second_run``) and ``endpoint`` (a kubeconfig through that balancer);
+        returns the seconds each step took. ``sync``: replay changed manifests from then on,
+        as a kubelet does (a test's lab; ``make lab`` exits and leaves none running).
+        Raises StaticPodLabError naming the step and the run's log."""
+        timings = {}
+
+        def step(name: str, started: float) -> None:
+            timings[name] = round(time.monotonic() - started)
+            out(f"{self.dc}: {name} in {timings[name]} s")
+
+        started = time.monotonic()
+        self.start()
+        step("host containers", started)
+        started = time.monotonic()
+        self.first_run = self.ansible_playbook("site.yml", {"control_plane_wait_healthy": False}, "--diff")
+        self._require(self.first_run, "site.yml (first run)")
+        self.prepare_nodes()
+        step("site.yml from empty hosts", started)
+        started = time.monotonic()
+        self.play()
+        if sync:
+            self.start_sync()
+        self.endpoint = self.kubeconfig_via(sorted(self.masters)[1], ENDPOINT_PORT)
+        deadline = time.monotonic() + api_timeout
+        while self.kubectl(self.endpoint, "get", "--raw", "/readyz", check=False).stdout != "ok":
+            if time.monotonic() > deadline:
+                raise StaticPodLabError(
+                    f"{self.dc}: the API did not answer through {self.endpoint} in {api_timeout:.0f}s"
+                )
+            time.sleep(1)
+        step("static pods and the API", started)
+        started = time.monotonic()
+        self.second_run = self.ansible_playbook("site.yml", {})
+        self._require(self.second_run, "site.yml (second run)")
+        step("site.yml again (health, identity)", started)
+        return timings
+
+    def _require(self, result, what: str) -> None:
+        if result.returncode != 0:
+            logs = sorted(self.workdir.glob("vars-*.log"), key=lambda p: p.stat().st_mtime)
+            raise StaticPodLabError(
+                f"{self.dc}: {what} failed (rc {result.returncode}, log {logs[-1] if logs else '-'}):\n"
+                + result.stdout[-4000:]
+            )
 
     def add_host(self, name: str, group: str, host_vars: dict, timeout: float = 120) -> Master:
         """A host that inventories/lab does not have yet (a scale-out): its container on the
@@ -286,6 +420,12 @@ class StaticPodLab:
                     "--privileged",
                     "--systemd",
                     "always",
+                    # The kubelet's pod cgroups nest under the container's own (kubelet-spike E3).
+                    "--cgroupns",
+                    "private",
+                    # containerd's overlayfs snapshots cannot sit on the container's overlay root.
+                    "--tmpfs",
+                    "/var/lib/containerd:rw,exec,suid,dev",
                     "--label",
                     "cloud58.io/lab=staticpods",
                     self.node_image,
@@ -293,6 +433,13 @@ class StaticPodLab:
                 ],
                 env=self.env,
             )
+            # With a private cgroup namespace on cgroup v1, the container's systemd sees the
+            # host's whole name=systemd hierarchy and moves itself out of the container's own
+            # cgroup there; any such container shutting down trims that hierarchy's empty
+            # cgroups, the container's own among them, and every later `podman exec` into it
+            # fails ("error adding pid ... to cgroups"). A process that stays in it keeps it
+            # in most cases; podman_exec makes it again where that was not enough.
+            _run(["podman", "exec", "--detach", m.container, "sleep", "infinity"], env=self.env)
         deadline = time.monotonic() + timeout
         for m in hosts:
             while True:
@@ -317,6 +464,9 @@ class StaticPodLab:
             }
             for m in self.hosts.values()
         }
+        for name in self.masters:
+            # Standalone on an empty directory: the stand-in runs the control plane (#13 item 2).
+            hosts[name].update(kubelet_kubeconfig="", kubelet_static_pod_path=MASTER_KUBELET_MANIFESTS)
         overlay = {"all": {"hosts": hosts}}
         if self.added:
             overlay["all"]["children"] = {group: {"hosts": added} for group, added in self.added.items()}
@@ -324,9 +474,16 @@ class StaticPodLab:
             overlay["all"]["vars"] = {
                 # The container's veth is the NIC whose queues are steered.
                 "kernel_tuning_nics": ["eth0"],
-                # The kubelet binary from the build cache; standalone until the kubelet joins (#13).
-                "kubelet_kubeconfig": "",
+                # The kubelet binary from the build cache.
                 "kubelet_local_binary": str(self.bin_dir / "kubelet"),
+                # This host's bounding set lacks CAP_SYS_RESOURCE (kubelet-spike E1).
+                "container_runtime_restrict_oom_score_adj": True,
+                # The lab's CNI stand-in uses Debian's bridge and host-local plugins.
+                "container_runtime_packages": ["containerd", "containernetworking-plugins"],
+                "container_runtime_cni_bin_dir": "/usr/lib/cni",
+                "container_runtime_sandbox_image": self.pause_image,
+                # No API VIP is announced in the lab yet (#14): a master's api_endpoint.
+                "control_plane_kubelet_api_server": f"https://{self._endpoint_master().address}:{ENDPOINT_PORT}",
             }
         path = self.workdir / "connection.yml"
         path.write_text(yaml.safe_dump(overlay, sort_keys=True))
@@ -369,6 +526,68 @@ class StaticPodLab:
         log = vars_file.with_suffix(".log")
         log.write_text(f"$ {' '.join(argv)}\n{result.stdout}\n{result.stderr}")
         return result
+
+    def _endpoint_master(self) -> Master:
+        return self.masters[sorted(self.masters)[0]]
+
+    @property
+    def minions(self) -> list:
+        """The cluster's minions with containers, and the minions a scale-out added."""
+        planned = [h for h in self.cluster["minions"] if h in self.nodes_hosts]
+        return planned + sorted(self.added.get("minions", {}))
+
+    def pod_block(self, host: str) -> str:
+        """The lab's IPAM (as calico_bird.block_assignment): each node of a rack the next block
+        of its rack's pool, nodes in name order."""
+        racks = {h: self.plan["hosts"][h]["rack"] for h in self.cluster["nodes"]}
+        racks.update({h: v["rack"] for h, v in self.added.get("minions", {}).items()})
+        rack = racks[host]
+        pool = self.cluster["pod_pools"][rack]
+        nodes = sorted(h for h, r in racks.items() if r == rack)
+        blocks = ipaddress.ip_network(pool["cidr"]).subnets(new_prefix=pool["block_size"])
+        return str(dict(zip(nodes, blocks, strict=False))[host])
+
+    def prepare_nodes(self, hosts: Iterable[str] | None = None) -> None:
+        """What a production node gets from calico-node and the registry mirror, for the lab's
+        minions: a CNI configuration over the node's pod block (bridge + host-local), and the
+        pause image in containerd. Needs containerd running (after site.yml's nodes stage)."""
+        for host in hosts or self.minions:
+            block = self.pod_block(host)
+            conflist = {
+                "cniVersion": "1.0.0",
+                "name": "cloud58-lab",
+                "plugins": [
+                    {
+                        "type": "bridge",
+                        "bridge": "cni0",
+                        "isGateway": True,
+                        "ipMasq": False,
+                        "hairpinMode": True,
+                        "ipam": {
+                            "type": "host-local",
+                            "ranges": [[{"subnet": block}]],
+                            "routes": [{"dst": "0.0.0.0/0"}],
+                        },
+                    },
+                    {"type": "portmap", "capabilities": {"portMappings": True}},
+                ],
+            }
+            self.exec(
+                host,
+                ["sh", "-c", f"mkdir -p {os.path.dirname(CNI_CONFLIST)} && cat > {CNI_CONFLIST}"],
+                input_text=json.dumps(conflist, indent=2, sort_keys=True) + "\n",
+            )
+            _run(
+                [
+                    "podman",
+                    "cp",
+                    str(self.pause_archive),
+                    f"{self.hosts[host].container}:/var/tmp/pause.oci.tar",
+                ],
+                env=self.env,
+            )
+            self.exec(host, ["ctr", "--namespace", "k8s.io", "images", "import", "/var/tmp/pause.oci.tar"])
+            self.exec(host, ["rm", "-f", "/var/tmp/pause.oci.tar"])
 
     # -- the kubelet's part ---------------------------------------------------------------
 
@@ -495,11 +714,12 @@ class StaticPodLab:
     # -- queries --------------------------------------------------------------------------
 
     def exec(self, host: str, argv, *, check=True, timeout=120, input_text=None):
-        return _run(
-            ["podman", "exec", "-i", self.hosts[host].container, *argv],
+        return podman_exec(
+            self.hosts[host].container,
+            argv,
+            env=self.env,
             check=check,
             timeout=timeout,
-            env=self.env,
             input_text=input_text,
         )
 
@@ -604,30 +824,6 @@ def lab_plan() -> dict:
     return build_plan(load_inventory(str(REPO / "inventories/lab"))).as_dict()
 
 
-def up(datacenter: str, workdir: Path, bin_dir: Path, node_image: str, timeout: float = 300) -> StaticPodLab:
-    """Build, converge and run one datacenter's control plane; the API answers when it returns."""
-    # podman kube play runs these itself; name a missing one before the first container starts.
-    programs.require("podman", "conmon", "runc", "catatonit", "nsenter")
-    lab = StaticPodLab(datacenter, lab_plan(), workdir, bin_dir, node_image)
-    try:
-        lab.start()
-        for label, wait in (("converge", False), ("health and identity", True)):
-            if label == "health and identity":
-                lab.play()
-            result = lab.ansible_playbook("control-plane.yml", {"control_plane_wait_healthy": wait})
-            if result.returncode != 0:
-                raise StaticPodLabError(
-                    f"{datacenter}: playbooks/control-plane.yml ({label}) failed:\n{result.stdout[-4000:]}"
-                )
-        # The pods' names, for `down` from another process.
-        for m in lab.masters.values():
-            m.pods = [f"{c}-{m.name}" for c in _COMPONENTS]
-    except BaseException:
-        lab.close()
-        raise
-    return lab
-
-
 def live_owner(datacenter: str, env: dict | None = None) -> int | None:
     """PID of the live process that created this datacenter's lab network, if any.
 
@@ -670,29 +866,22 @@ def down(datacenter: str, workdir: Path) -> list:
 
 
 def main(argv=None) -> int:
+    """``python -m cloud58_lab.staticpods down [lab1 lab2]``: remove what a lab of those
+    datacenters left (``make lab`` starts them: lab.py)."""
     import argparse
 
     parser = argparse.ArgumentParser(
         prog="python -m cloud58_lab.staticpods", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("action", choices=("up", "down"))
+    parser.add_argument("action", choices=("down",))
     parser.add_argument("datacenters", nargs="*", default=["lab1", "lab2"])
     parser.add_argument("--workdir", default=str(REPO / ".cache/lab/staticpods"))
     args = parser.parse_args(argv)
     workdir = Path(args.workdir)
-    if args.action == "down":
-        problems = [p for dc in args.datacenters for p in down(dc, workdir / dc)]
-        for p in problems:
-            print(f"staticpods: {p}", file=sys.stderr)
-        return 1 if problems else 0
-    bin_dir = Path(_run([REPO / "scripts/setup/upstream-bin-dir"]).stdout.strip())
-    node_image = _run([REPO / "scripts/setup/image.sh", "--print-ref"]).stdout.strip()
-    for dc in args.datacenters:
-        lab = up(dc, workdir / dc, bin_dir, node_image)
-        kubeconfig = lab.kubeconfig_via(sorted(lab.masters)[0], 8443)
-        print(f"{dc}: control plane of {lab.cluster['name']} is up;")
-        print(f"  kubectl --kubeconfig {kubeconfig} get --raw /readyz")
-    return 0
+    problems = [p for dc in args.datacenters for p in down(dc, workdir / dc)]
+    for p in problems:
+        print(f"staticpods: {p}", file=sys.stderr)
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":

@@ -17,6 +17,10 @@ the CI's ninety. CLOUD58_LAB_DCS="lab1 lab2" runs both:
 * kubectl through the datacenter's context (HAProxy on a master, the certificate checked
   against the API's DNS name) works; Events land in the events etcd, not the main one;
   Secrets are encrypted at rest; the audit log records requests;
+* the minions' kubelets (real containerd and kubelet, joined by site.yml's join stage with
+  client certificates from the cluster PKI) register Ready Nodes with the plan's labels and
+  addresses, and a pod runs on each with an address from its node's block; the scale-out
+  minion joins too;
 * bad input (a version skipping a minor, a SAN of another cluster) fails before any host
   changes;
 * with one master stopped, the API keeps serving and the leases move.
@@ -28,6 +32,7 @@ is bounded; everything is removed by exact name at the end.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import os
 import re
@@ -106,27 +111,9 @@ def lab(request, upstream_bin_dir, tmp_path_factory):
     )
     timings = {}
     try:
-        started = time.monotonic()
-        lab.start()
-        timings["hosts"] = time.monotonic() - started
-        started = time.monotonic()
         # The front door, as a user runs it per datacenter: every stage of site.yml on every
-        # host of the datacenter (masters, minions, LVS directors).
-        lab.first_run = lab.ansible_playbook("site.yml", {"control_plane_wait_healthy": False}, "--diff")
-        timings["converge"] = time.monotonic() - started
-        assert lab.first_run.returncode == 0, lab.first_run.stdout[-6000:]
-        started = time.monotonic()
-        lab.play()
-        lab.start_sync()  # from now on, changed manifests are played again, like a kubelet does
-        lab.endpoint = lab.kubeconfig_via(sorted(lab.masters)[1], ENDPOINT_PORT)
-        _wait(
-            "the API through HAProxy",
-            lambda: lab.kubectl(lab.endpoint, "get", "--raw", "/readyz", check=False).stdout == "ok",
-        )
-        timings["pods ready"] = time.monotonic() - started
-        started = time.monotonic()
-        lab.second_run = lab.ansible_playbook("site.yml", {})
-        timings["second run"] = time.monotonic() - started
+        # host of the datacenter (masters, minions, LVS directors), twice.
+        timings.update(lab.provision(sync=True))
         lab.timings = timings
         yield lab
     finally:
@@ -467,6 +454,91 @@ def test_upgrade_stops_at_the_first_master_that_does_not_come_back(lab):
 
 
 # A minion that inventories/lab does not have, per datacenter: rack and a free address of its
+# The plan's labels of the lab's minions, written out (inventories/lab: rack and function).
+MINION_LABELS = {
+    "lab1-w1": ("lab1", "lab1-r1", "ingress"),
+    "lab1-w2": ("lab1", "lab1-r2", "online"),
+    "lab2-w1": ("lab2", "lab2-r1", "ingress"),
+    "lab2-w2": ("lab2", "lab2-r2", "online"),
+    "lab1-w3": ("lab1", "lab1-r1", "online"),
+    "lab2-w3": ("lab2", "lab2-r1", "online"),
+}
+
+
+def _nodes(lab) -> dict:
+    items = json.loads(lab.kubectl(lab.endpoint, "get", "nodes", "-o", "json").stdout)["items"]
+    return {n["metadata"]["name"]: n for n in items}
+
+
+def _ready(node: dict) -> bool:
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"]["conditions"])
+
+
+def _assert_joined(lab, names: list) -> None:
+    nodes = _wait(
+        f"Ready Nodes {names}",
+        lambda: (found := _nodes(lab)) and all(n in found and _ready(found[n]) for n in names) and found,
+    )
+    for name in names:
+        node = nodes[name]
+        dc, rack, function = MINION_LABELS[name]
+        labels = node["metadata"]["labels"]
+        assert {
+            k: v for k, v in labels.items() if k.startswith(("cloud58.io/", "topology.kubernetes.io/"))
+        } == {
+            "cloud58.io/function": function,
+            "cloud58.io/location": dc,
+            "cloud58.io/rack": rack,
+            "topology.kubernetes.io/region": dc,
+            "topology.kubernetes.io/zone": rack,
+        }
+        info = node["status"]["nodeInfo"]
+        assert (info["kubeletVersion"], info["containerRuntimeVersion"].split(":")[0]) == (
+            "v1.36.3",
+            "containerd",
+        )
+        addresses = {a["type"]: a["address"] for a in node["status"]["addresses"]}
+        assert (
+            addresses["InternalIP"] == (lab.plan["hosts"].get(name) or lab.added["minions"][name])["address"]
+        )
+
+
+def test_minions_register_ready_nodes_with_the_plan_labels(lab):
+    _assert_joined(lab, lab.minions)
+    # The masters' kubelets stay standalone in the lab (the stand-in runs their static pods).
+    assert sorted(_nodes(lab)) == sorted(lab.minions)
+
+
+def test_a_pod_runs_on_each_minion_with_an_address_of_its_block(lab):
+    lab.kubectl(lab.endpoint, "create", "serviceaccount", "default", "--namespace", "default", check=False)
+    for host in lab.minions:
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": f"pause-{host}", "namespace": "default"},
+            "spec": {
+                "nodeName": host,
+                "automountServiceAccountToken": False,
+                "containers": [{"name": "pause", "image": lab.pause_image, "imagePullPolicy": "Never"}],
+            },
+        }
+        lab.kubectl(lab.endpoint, "apply", "-f", "-", input_text=json.dumps(pod))
+
+    def ips():
+        items = json.loads(lab.kubectl(lab.endpoint, "get", "pods", "-n", "default", "-o", "json").stdout)[
+            "items"
+        ]
+        running = {
+            p["spec"]["nodeName"]: p["status"].get("podIP")
+            for p in items
+            if p["status"].get("phase") == "Running"
+        }
+        return running if sorted(running) == sorted(lab.minions) else None
+
+    for host, ip in _wait("a running pause pod on every minion", ips).items():
+        assert ipaddress.ip_address(ip) in ipaddress.ip_network(lab.pod_block(host)), (host, ip)
+
+
 # node subnet.
 SCALE_OUT = {
     "lab1": ("lab1-w3", {"rack": "lab1-r1", "address": "198.18.0.22", "labels": {"function": "online"}}),
@@ -490,6 +562,9 @@ def test_scale_out_runs_site_yml_on_the_new_minion_alone(lab):
     # What the node roles gave it: the kernel settings and the runtime of a minion.
     assert lab.exec(name, ["systemctl", "is-active", "containerd"], check=False).stdout.strip() == "active"
     assert lab.exec(name, ["sysctl", "-n", "net.ipv4.ip_forward"]).stdout.strip() == "1"
+    # And site.yml's join stage gave it a client certificate of its own: it registers.
+    lab.prepare_nodes([name])
+    _assert_joined(lab, [name])
 
 
 def test_bad_input_fails_before_any_host_changes(lab):

@@ -1,0 +1,3 @@
+module cloud58.local/images/pause
+
+go 1.22
