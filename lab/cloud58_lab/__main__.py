@@ -12,14 +12,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cloud58_lab", description=__doc__)
     parser.add_argument("command", choices=("up", "down", "status"))
     parser.add_argument(
-        "--without-nodes",
-        action="store_true",
-        help="up: skip the node containers and the node roles (the slowest step, a few minutes)",
+        "--datacenter",
+        action="append",
+        dest="datacenters",
+        help="up: only this lab datacenter (repeatable; default: every one of inventories/lab)",
     )
     args = parser.parse_args(argv)
     try:
         if args.command == "up":
-            return lab.up(with_nodes=not args.without_nodes)
+            return lab.up(datacenters=args.datacenters)
         return {"down": lab.down, "status": lab.status}[args.command]()
     except lab.LabError as e:
         print(f"lab: {e}", file=sys.stderr)

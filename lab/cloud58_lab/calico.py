@@ -23,8 +23,9 @@ def calico_crd_names() -> list[str]:
 
 
 def install_calico_crds(cluster, timeout: int = 60) -> list[str]:
-    """Apply crds/calico/ to ``cluster`` (a ``controlplane.Cluster``) by server-side apply and
-    wait until every CRD is Established; returns their names. Raises ControlPlaneError."""
+    """Apply crds/calico/ to ``cluster`` (anything with ``kubectl(*args)``: a
+    ``controlplane.Cluster``, a context of the lab's kubeconfig) by server-side apply and wait
+    until every CRD is Established; returns their names. Raises what its kubectl raises."""
     names = calico_crd_names()
     cluster.kubectl("apply", "--server-side", f"--field-manager={FIELD_MANAGER}", "-f", str(CRD_DIR))
     cluster.kubectl(

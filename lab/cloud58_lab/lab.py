@@ -1,15 +1,20 @@
-"""The embedded lab: a miniature cloud on this machine, built from ``inventories/lab``.
+"""The embedded lab: a miniature cloud on this machine, built from ``inventories/lab``
+through the front door.
 
 ``up`` plans the lab inventory (a bad inventory stops here, before anything starts), then
-per lab datacenter starts a real control plane (etcd, kube-apiserver, controller-manager,
-scheduler, kwok nodes), installs the Calico CRDs (crds/calico/: in production they come
-with the Calico release), renders and reconciles the lab clusters, brings up the BGP fabric
-(FRR ToRs and cores, BIRD node speakers) in network namespaces, gives the lab's hosts the
-node roles (each a podman systemd container converged by playbooks/nodes.yml, see
-nodes.py), and prints a status table.
-Everything started is recorded in ``.cache/lab/state.json``; ``down`` ends each process by
-the PID recorded there (only while its start time still matches) and deletes each
-namespace by its exact name.
+per lab datacenter starts its hosts (masters, minions, LVS directors: podman systemd
+containers at the plan's addresses on the datacenter's node network) and runs
+``playbooks/site.yml`` against them, as an operator runs it per datacenter (see
+staticpods.py: the control plane the ``control_plane`` role installs, reached through the
+``api_endpoint`` balancer; minions with containerd and a real kubelet that join the
+cluster). Then it installs the Calico CRDs (crds/calico/: in production they come with
+the Calico release), renders and reconciles the lab clusters through those APIs, brings
+up the BGP fabric (FRR ToRs and cores, BIRD node speakers) in network namespaces, and
+prints a status table naming every stand-in still in use.
+Everything started is recorded in ``.cache/lab/state.json``; ``down`` removes the host
+containers and networks by their exact names, ends each fabric process by the PID recorded
+there (only while its start time still matches) and deletes each namespace by its exact
+name.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from cloud58_lab import controlplane, nodes, programs
+from cloud58_lab import controlplane, nodes, programs, staticpods
 from cloud58_lab.calico import install_calico_crds
 from cloud58_lab.controlplane import proc_start_time
 from cloud58_lab.netlab import NetLab
@@ -69,21 +74,6 @@ def bin_dir() -> Path:
             proc.stderr.strip() or "the upstream programs are not built: run 'make setup-upstream'"
         )
     return Path(proc.stdout.strip())
-
-
-def cluster_networks(plan: dict) -> dict[str, controlplane.ClusterNetwork]:
-    """Each lab cluster's service, pod and node networks, as the plan has them."""
-    import ipaddress
-
-    nets = {}
-    for name, cluster in sorted(plan["clusters"].items()):
-        dc = plan["datacenters"][cluster["datacenter"]]
-        nets[name] = controlplane.ClusterNetwork(
-            service_cidr=ipaddress.IPv4Network(cluster["service_cidr"]),
-            pod_cidr=ipaddress.IPv4Network(cluster["pod_cidr"]),
-            node_cidr=ipaddress.IPv4Network(dc["networks"]["nodes"]),
-        )
-    return nets
 
 
 # ---- state -------------------------------------------------------------------------------
@@ -140,52 +130,131 @@ def _stop_pids(procs: list[dict]) -> list[str]:
 
 # ---- up / down / status -------------------------------------------------------------------
 
+# What the lab runs in place of a production part, shown by `status` (docs/control-plane.md).
+STAND_INS = (
+    "control plane static pods: podman kube play of the manifests the control_plane role wrote "
+    "(the masters' kubelets run standalone; issue 13 item 2)",
+    "pod network: a bridge + host-local CNI configuration over each minion's block (calico-node's CNI)",
+    "pause image: localhost/cloud58/pause built from images/pause (the registry mirror)",
+    "BGP fabric: FRR routers and BIRD speakers in network namespaces, not yet wired to the host containers",
+)
 
-def up(  # noqa: PLR0917 - every argument has a default; tests pass their own dirs and prefixes
+
+def node_image() -> str:
+    proc = subprocess.run(
+        [str(REPO / "scripts/setup/image.sh"), "--print-ref"], capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        raise LabError(f"no node image reference: {proc.stderr.strip()}")
+    return proc.stdout.strip()
+
+
+def merge_kubeconfigs(paths: list[Path], target: Path) -> Path:
+    """One kubeconfig with every context of ``paths`` (each names its own cluster and user)."""
+    import yaml
+
+    merged: dict = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "preferences": {},
+        "clusters": [],
+        "users": [],
+        "contexts": [],
+    }
+    for path in paths:
+        config = yaml.safe_load(Path(path).read_text())
+        for key in ("clusters", "users", "contexts"):
+            merged[key] += config[key]
+        merged.setdefault("current-context", config["current-context"])
+    target.touch(mode=0o600)
+    target.write_text(yaml.safe_dump(merged, sort_keys=True))
+    return target
+
+
+def _kubectl(kubeconfig: str, context: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        programs.resolve([bin_dir() / "kubectl", "--kubeconfig", kubeconfig, "--context", context, *args]),
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    if check and proc.returncode != 0:
+        raise LabError(f"kubectl --context {context} {' '.join(args)}: {proc.stderr.strip()[-1000:]}")
+    return proc
+
+
+class _Context:
+    """A context of the lab's kubeconfig, with the ``kubectl`` that install_calico_crds calls."""
+
+    def __init__(self, kubeconfig: str, context: str) -> None:
+        self.kubeconfig, self.context = kubeconfig, context
+
+    def kubectl(self, *args: str) -> subprocess.CompletedProcess:
+        return _kubectl(self.kubeconfig, self.context, *args)
+
+
+def up(
     inventory: Path = REPO / "inventories/lab",
     state_dir: Path = STATE_DIR,
     out=print,
     net_prefix: str = NET_PREFIX,
-    node_prefix: str = nodes.PREFIX,
-    with_nodes: bool = True,
+    datacenters: list[str] | None = None,
 ) -> int:
     plan = lab_plan(inventory)
     if _read_state(state_dir):
         out("lab: already up (make lab-down removes it); status:")
         status(state_dir, out=out)
         return 0
+    dcs = datacenters or sorted({c["datacenter"] for c in plan["clusters"].values()})
+    unknown = sorted(set(dcs) - set(plan["datacenters"]))
+    if unknown:
+        known = ", ".join(sorted(plan["datacenters"]))
+        raise LabError(f"{inventory}: no datacenter {', '.join(unknown)} (the lab has {known})")
+    clusters = sorted(name for name, c in plan["clusters"].items() if c["datacenter"] in dcs)
+    # Only one lab per datacenter on a machine: the host containers have fixed names.
+    for dc in dcs:
+        owner = staticpods.live_owner(dc)
+        if owner is not None:
+            raise LabError(
+                f"{dc}: its host containers belong to the running process {owner}; stop that first"
+            )
     shutil.rmtree(state_dir, ignore_errors=True)
     state_dir.mkdir(parents=True)
-    state: dict = {"inventory": str(inventory)}
+    state: dict = {"inventory": str(inventory), "datacenters": {}, "clusters": clusters}
     _write_state(state_dir, state)
-    clusters = sorted(plan["clusters"])
     try:
-        out(f"lab: starting control planes for {', '.join(clusters)}")
-        cset = controlplane.start_clusters(
-            clusters,
-            state_dir / "controlplanes",
-            bin_dir(),
-            controllers=True,
-            # Named after the plan's hosts, so cluster.yml's node annotations find them.
-            kwok_nodes={name: plan["clusters"][name]["nodes"] for name in clusters},
-            networks=cluster_networks(plan),
-            die_with_parent=False,
-        )
-        state["controlplanes"] = str(cset.workdir)
-        state["kubeconfig"] = str(cset.kubeconfig)
+        image = node_image()
+        state["inotify_restore"] = nodes.raise_inotify_instances(out=lambda m: out(f"lab: {m}"))
+        kubeconfigs = []
+        for dc in dcs:
+            workdir = state_dir / "datacenters" / dc
+            state["datacenters"][dc] = {"workdir": str(workdir)}
+            _write_state(state_dir, state)
+            dclab = staticpods.StaticPodLab(dc, plan, workdir, bin_dir(), image, with_nodes=True)
+            out(f"lab: {dc}: {len(dclab.hosts)} hosts ({', '.join(dclab.hosts)}); playbooks/site.yml on them")
+            timings = dclab.provision(out=lambda m: out(f"lab: {m}"))
+            recap = nodes.recap(dclab.first_run.stdout)
+            state["datacenters"][dc].update(
+                cluster=dclab.cluster["name"],
+                context=dclab.cluster["context"],
+                hosts=sorted(dclab.hosts),
+                timings=timings,
+                changed={h: r["changed"] for h, r in sorted(recap.items())},
+            )
+            kubeconfigs.append(dclab.endpoint)
+            _write_state(state_dir, state)
+        state["kubeconfig"] = str(merge_kubeconfigs(kubeconfigs, state_dir / "kubeconfig"))
         _write_state(state_dir, state)
 
         out("lab: installing the Calico CRDs (crds/calico/) the rendered Calico objects need")
-        for name in clusters:
-            install_calico_crds(cset[name])
+        for dc in dcs:
+            install_calico_crds(_Context(state["kubeconfig"], state["datacenters"][dc]["context"]))
 
         _collections_on_path()
         from cloud58_lab.pipeline import render_and_reconcile
 
-        out("lab: rendering and reconciling the lab clusters")
+        out("lab: rendering and reconciling the lab clusters through their API endpoints")
         result = render_and_reconcile(
             str(REPO),
-            str(cset.kubeconfig),
+            state["kubeconfig"],
             clusters,
             clusters_dir=str(state_dir / "clusters"),
             report_path=str(state_dir / "reconcile-report.json"),
@@ -208,40 +277,16 @@ def up(  # noqa: PLR0917 - every argument has a default; tests pass their own di
             summaries[dc] = fabric.summary()
         state["bgp_summary"] = summaries
         _write_state(state_dir, state)
-
-        if with_nodes:
-            _up_nodes(plan, inventory, state_dir, state, prefix=node_prefix, out=out)
     except Exception as e:
         out(f"lab: start failed, removing what was started: {e}")
         down(state_dir, out=out)
-        if isinstance(e, LabError | controlplane.ControlPlaneError | nodes.NodesError | TimeoutError):
+        if isinstance(
+            e, LabError | staticpods.StaticPodLabError | controlplane.ControlPlaneError | TimeoutError
+        ):
             raise LabError(str(e)) from e
         raise
     status(state_dir, out=out)
     return 0
-
-
-def _up_nodes(plan: dict, inventory: Path, state_dir: Path, state: dict, *, prefix: str, out) -> None:
-    hosts = nodes.node_hosts(plan)
-    image = subprocess.run(
-        [str(REPO / "scripts/setup/image.sh"), "--print-ref"], capture_output=True, text=True, check=False
-    )
-    if image.returncode != 0:
-        raise LabError(f"no node image reference: {image.stderr.strip()}")
-    env = nodes.podman_env()
-    state["nodes"] = {
-        "containers": [prefix + h for h in hosts],
-        "inotify_restore": nodes.raise_inotify_instances(out=lambda m: out(f"lab: {m}")),
-    }
-    _write_state(state_dir, state)
-    out(f"lab: starting {len(hosts)} node containers ({prefix}<host>) from {image.stdout.strip()}")
-    nodes.start_containers({prefix + h: h for h in hosts}, image.stdout.strip(), nodes.LABEL, env)
-    out("lab: giving them the node roles (playbooks/nodes.yml: kernel_tuning, container_runtime, kubelet)")
-    started = time.monotonic()
-    recap = nodes.converge(inventory, hosts, state_dir, bin_dir(), env, prefix=prefix)
-    state["nodes"]["recap"] = recap
-    state["nodes"]["converge_s"] = round(time.monotonic() - started)
-    _write_state(state_dir, state)
 
 
 def down(state_dir: Path = STATE_DIR, out=print) -> int:
@@ -257,14 +302,10 @@ def down(state_dir: Path = STATE_DIR, out=print) -> int:
         for ns in reversed(net["namespaces"]):
             if ns.startswith(net["prefix"]):
                 subprocess.run(programs.argv("ip", "netns", "delete", ns), capture_output=True, check=False)
-    if state.get("nodes"):
-        problems += nodes.remove_containers(state["nodes"]["containers"], nodes.podman_env())
-        nodes.restore_inotify_instances(state["nodes"].get("inotify_restore"), out=lambda m: out(f"lab: {m}"))
-    if state.get("controlplanes") and Path(state["controlplanes"], "state.json").exists():
-        try:
-            controlplane.ClusterSet.load(state["controlplanes"]).close()
-        except controlplane.ControlPlaneError as e:
-            problems.append(str(e))
+    for dc, entry in sorted(state.get("datacenters", {}).items()):
+        problems += staticpods.down(dc, Path(entry["workdir"]))
+    if "inotify_restore" in state:
+        nodes.restore_inotify_instances(state["inotify_restore"], out=lambda m: out(f"lab: {m}"))
     shutil.rmtree(state_dir, ignore_errors=True)
     for p in problems:
         out(f"lab: {p}")
@@ -272,37 +313,63 @@ def down(state_dir: Path = STATE_DIR, out=print) -> int:
     return 0
 
 
+def _cluster_row(kubeconfig: str, dc: str, entry: dict) -> tuple:
+    import json
+
+    context = entry["context"]
+    try:
+        version = json.loads(_kubectl(kubeconfig, context, "version", "-o", "json").stdout)["serverVersion"][
+            "gitVersion"
+        ]
+        items = json.loads(_kubectl(kubeconfig, context, "get", "nodes", "-o", "json").stdout)["items"]
+        ready = [
+            n
+            for n in items
+            if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"]["conditions"])
+        ]
+        namespaces = _kubectl(kubeconfig, context, "get", "namespaces", "-o", "name").stdout.split()
+        ident = json.loads(
+            _kubectl(
+                kubeconfig, context, "get", "configmap", "-n", "kube-system", "cloud58-identity", "-o", "json"
+            ).stdout
+        )
+        server = _kubectl(
+            kubeconfig, context, "config", "view", "--minify", "-o", "jsonpath={.clusters[0].cluster.server}"
+        ).stdout
+        row = (
+            entry["cluster"],
+            dc,
+            server,
+            version,
+            f"{len(ready)}/{len(items)} Ready",
+            str(len(namespaces)),
+            ident.get("data", {}).get("cluster", "-"),
+        )
+    except (LabError, ValueError, KeyError, subprocess.TimeoutExpired) as e:  # shown, not fatal
+        row = (entry.get("cluster", "-"), dc, "-", f"down ({type(e).__name__})", "-", "-", "-")
+    return row
+
+
 def status(state_dir: Path = STATE_DIR, out=print) -> int:
     state = _read_state(state_dir)
-    if not state.get("controlplanes"):
+    if not state.get("kubeconfig"):
         out("lab: not running (make lab starts it)")
         return 1
-    cset = controlplane.ClusterSet.load(state["controlplanes"])
-    rows = [("cluster", "context", "apiserver", "version", "nodes", "namespaces", "identity")]
-    for name in sorted(cset):
-        cluster = cset[name]
-        try:
-            version = cluster.api("GET", "/version")["gitVersion"]
-            nodes = str(len(cluster.api("GET", "/api/v1/nodes")["items"]))
-            namespaces = str(len(cluster.api("GET", "/api/v1/namespaces")["items"]))
-            ident = cluster.api("GET", "/api/v1/namespaces/kube-system/configmaps/cloud58-identity")
-            identity = ident.get("data", {}).get("cluster", "-")
-        except controlplane.ControlPlaneError as e:  # a cluster that does not answer is shown, not fatal
-            version, nodes, namespaces, identity = f"down ({type(e).__name__})", "-", "-", "-"
-        rows.append((name, name, cluster.server, version, nodes, namespaces, identity))
+    rows = [("cluster", "datacenter", "api endpoint", "version", "nodes", "namespaces", "identity")]
+    rows += [_cluster_row(state["kubeconfig"], dc, e) for dc, e in sorted(state["datacenters"].items())]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         out("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    for dc, entry in sorted(state["datacenters"].items()):
+        took = ", ".join(f"{k} {v} s" for k, v in entry.get("timings", {}).items())
+        shell = f"podman exec -it c58cp-{entry['hosts'][0]} bash"
+        out(f"{dc}: site.yml on {len(entry['hosts'])} hosts ({took}); {shell}")
     for dc, lines in sorted(state.get("bgp_summary", {}).items()):
         out(f"BGP fabric {dc}:")
         for line in lines:
             out(f"  {line}")
-    recap = state.get("nodes", {}).get("recap")
-    if recap:
-        changed = sum(r["changed"] for r in recap.values())
-        out(
-            f"nodes: {len(recap)} containers given the node roles in {state['nodes']['converge_s']} s "
-            f"({changed} changes, 0 failed); podman exec -it {state['nodes']['containers'][0]} bash"
-        )
+    out("stand-ins in use:")
+    for line in STAND_INS:
+        out(f"  {line}")
     out(f"export KUBECONFIG={state['kubeconfig']}")
     return 0

@@ -1,13 +1,8 @@
-"""Lab hosts as podman systemd containers, given the node roles by ``playbooks/nodes.yml``.
+"""Systemd host containers from the node image, and what they need from this machine.
 
-``make lab`` (``lab.up``) starts one container per lab host the node roles apply to (the
-masters, minions and LVS directors of ``inventories/lab``), named ``c58node-<host>``, from
-the node image, and converges them with the real playbook through an inventory overlay
-(connection ``cloud58.lab.podman_nsenter``; the kubelet binary from the build cache;
-the containers' veth as the NIC to steer). The containers are on podman's default network:
-nothing sends them traffic, their package manager reaches the Debian mirror.
-
-The node benchmark starts its containers the same way (:func:`start_containers`).
+The node benchmark starts its containers with :func:`start_containers`; the lab's
+datacenters start theirs in staticpods.py (on each datacenter's network, at the plan's
+addresses). :func:`recap` reads a playbook run's PLAY RECAP.
 
 Twenty systemd containers with containerd and a kubelet each need a few hundred inotify
 instances of the host's root user; Debian's default of 128 leaves the last containers
@@ -24,17 +19,12 @@ import subprocess
 import time
 from pathlib import Path
 
-import yaml
-
 from cloud58_lab import programs
 
 REPO = Path(__file__).resolve().parents[2]
-PREFIX = "c58node-"
 LABEL = "cloud58.io/lab=nodes"
-NODE_ROLES = ("master", "minion", "lvs")  # the plan's roles of the hosts playbooks/nodes.yml targets
 INOTIFY_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
 INOTIFY_NEEDED = 8192
-CONVERGE_TIMEOUT_S = 1800
 
 
 class NodesError(RuntimeError):
@@ -62,11 +52,15 @@ def start_containers(
     """Start systemd containers (container name -> hostname) from ``image`` with ``label`` and
     wait until systemd in each reports running or degraded (the verifiers name failed units)."""
     for container, hostname in containers.items():
+        # A private cgroup namespace, so that the kubelet's pods nest under the container's
+        # own cgroups, and a process that keeps the container's own name=systemd cgroup from
+        # being trimmed (staticpods.py, StaticPodLab._boot, says why).
         _podman(
             ["run", "--detach", "--name", container, "--hostname", hostname, "--label", label,
-             "--privileged", "--systemd=always", image, "/sbin/init"],
+             "--privileged", "--systemd=always", "--cgroupns=private", image, "/sbin/init"],
             env,
         )  # fmt: skip
+        _podman(["exec", "--detach", container, "sleep", "infinity"], env)
     for container in containers:
         deadline = time.monotonic() + boot_timeout
         while True:
@@ -117,64 +111,3 @@ def recap(output: str) -> dict:
         if match:
             found[match.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(2))}
     return found
-
-
-def node_hosts(plan: dict) -> list[str]:
-    """Lab hosts the node roles apply to, sorted."""
-    return sorted(h for h, host in plan["hosts"].items() if set(host["roles"]) & set(NODE_ROLES))
-
-
-def overlay(hosts: list[str], bin_dir: Path, prefix: str = PREFIX) -> dict:
-    """Inventory overlay: how Ansible reaches each container, what differs in a container."""
-    return {
-        "all": {
-            "hosts": {
-                h: {"ansible_connection": "cloud58.lab.podman_nsenter", "ansible_host": prefix + h}
-                for h in hosts
-            },
-            "vars": {
-                "ansible_python_interpreter": "/usr/bin/python3",
-                # The container's veth is the NIC whose queues are steered.
-                "kernel_tuning_nics": ["eth0"],
-                # Standalone kubelet: the lab's API servers are processes on the host.
-                "kubelet_kubeconfig": "",
-                "kubelet_local_binary": str(bin_dir / "kubelet"),
-            },
-        }
-    }
-
-
-def converge(
-    inventory: Path, hosts: list[str], workdir: Path, bin_dir: Path, env: dict, *, prefix: str = PREFIX
-) -> dict:
-    """Run playbooks/nodes.yml on the containers; the recap, or NodesError with the output's tail."""
-    path = workdir / "nodes-overlay.yml"
-    path.write_text(yaml.safe_dump(overlay(hosts, bin_dir, prefix), sort_keys=True))
-    run_env = dict(
-        env,
-        ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
-        ANSIBLE_CACHE_PLUGIN_CONNECTION=str(workdir / "facts"),
-        ANSIBLE_NOCOLOR="1",
-        ANSIBLE_FORCE_COLOR="0",
-    )
-    run_env["ANSIBLE_COLLECTIONS_PATH"] = os.pathsep.join(
-        [
-            str(REPO / "collections"),
-            str(REPO / "lab/collections"),
-            os.path.expanduser("~/.ansible/collections"),
-        ]
-    )
-    proc = subprocess.run(
-        programs.argv("ansible-playbook", "-i", inventory, "-i", path, REPO / "playbooks/nodes.yml"),
-        capture_output=True, text=True, env=run_env, timeout=CONVERGE_TIMEOUT_S, check=False, cwd=REPO,
-    )  # fmt: skip
-    log = workdir / "nodes-converge.log"
-    log.write_text(proc.stdout + proc.stderr)
-    found = recap(proc.stdout)
-    bad = {h: r for h, r in found.items() if r.get("failed") or r.get("unreachable")}
-    if proc.returncode != 0 or bad or set(hosts) - set(found):
-        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-30:])
-        raise NodesError(
-            f"playbooks/nodes.yml failed on the lab containers (rc {proc.returncode}; log {log}):\n{tail}"
-        )
-    return {h: found[h] for h in hosts}

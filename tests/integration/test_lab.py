@@ -1,8 +1,11 @@
-"""`make lab` end to end, in a state directory, namespace prefix and container prefix of the
-test's own: control planes, reconciled clusters, the BGP fabric, and the lab hosts as
-containers that got the node roles: a running, healthy kubelet on every master and minion
-with the plan's labels on its command line, none on the LVS directors; then remove-node.yml
-takes lab1-w2 out of lab1-k8s and cleans its kubelet."""
+"""`make lab` end to end, through the front door, on one lab datacenter (lab2: lab1 is
+provisioned the same way by tests/integration/test_control_plane_lab.py, and each costs
+about ten minutes of CI): its hosts as containers at the plan's addresses provisioned by
+playbooks/site.yml, the cluster that the control_plane role installed reached through a
+master's api_endpoint, real kubelets on the minions registering Ready Nodes, the rendered
+objects reconciled into that cluster (the Nodes get the plan's AS-number annotations), the
+BGP fabric, the status table naming its stand-ins; then remove-node.yml drains and deletes
+lab2-w2's Node and cleans its kubelet; `down` removes everything, by name and PID."""
 
 from __future__ import annotations
 
@@ -12,11 +15,19 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
 
-from cloud58_lab import controlplane, lab, nodes, programs
+from cloud58_lab import controlplane, lab, nodes, programs, staticpods
+
+DC = "lab2"
+# inventories/lab/hosts.yml: the hosts of lab2, and its minions (function, rack).
+HOSTS = ["lab2-lvs1", "lab2-lvs2", "lab2-m1", "lab2-m2", "lab2-m3", "lab2-w1", "lab2-w2"]
+MINIONS = {"lab2-w1": ("ingress", "lab2-r1"), "lab2-w2": ("online", "lab2-r2")}
+# clusters/lab2-k8s/cluster.yml: node_annotations of the minions.
+AS_NUMBERS = {"lab2-w1": "65211", "lab2-w2": "65212"}
 
 
 @pytest.fixture
@@ -29,76 +40,44 @@ def lab_run(upstream_bin_dir, monkeypatch):
     prefix = f"c58lt{os.getpid() % 100000}-"
     lines: list[str] = []
     yield state_dir, prefix, lines
-    # lab.down removes the containers by the names in its state; these are the fallback.
-    names = [f"{prefix}{h}" for h in nodes.node_hosts(lab.lab_plan(lab.REPO / "inventories/lab"))]
-    nodes.remove_containers(names, nodes.podman_env())
     lab.down(state_dir, out=lines.append)
+    print("\n" + "\n".join(lines))  # what `make lab` printed: the status table and step times
+    # The host containers and network have fixed names; this is the fallback.
+    staticpods.down(DC, top / "fallback")
     shutil.rmtree(top, ignore_errors=True)
 
 
-# What inventories/lab/hosts.yml says of the hosts with a kubelet (masters and minions),
-# written out: function = the host's label (masters: master), location and region = the
-# datacenter, rack and zone = the host's rack.
-KUBELET_HOSTS = {
-    "lab1-m1": ("master", "lab1", "lab1-r1"),
-    "lab1-m2": ("master", "lab1", "lab1-r2"),
-    "lab1-m3": ("master", "lab1", "lab1-r1"),
-    "lab1-w1": ("ingress", "lab1", "lab1-r1"),
-    "lab1-w2": ("online", "lab1", "lab1-r2"),
-    "lab2-m1": ("master", "lab2", "lab2-r1"),
-    "lab2-m2": ("master", "lab2", "lab2-r2"),
-    "lab2-m3": ("master", "lab2", "lab2-r1"),
-    "lab2-w1": ("ingress", "lab2", "lab2-r1"),
-    "lab2-w2": ("online", "lab2", "lab2-r2"),
-}
-KUBELET_LABELS = {
-    host: {
-        "cloud58.io/function": function,
-        "cloud58.io/location": dc,
-        "cloud58.io/rack": rack,
-        "topology.kubernetes.io/region": dc,
-        "topology.kubernetes.io/zone": rack,
-    }
-    for host, (function, dc, rack) in KUBELET_HOSTS.items()
-}
-# LVS directors get the node roles but run no kubelet.
-LVS_DIRECTORS = ("lab1-lvs1", "lab1-lvs2", "lab2-lvs1", "lab2-lvs2")
-# The node image has python3, not curl.
-HEALTHZ = (
-    "import urllib.request as u; "
-    "print(u.urlopen('http://127.0.0.1:10248/healthz', timeout=10).read().decode())"
-)
-
-
 def _in_node(container: str, env: dict, *argv: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["podman", "exec", container, *argv], capture_output=True, text=True, env=env, check=False
+    return staticpods.podman_exec(container, argv, env=env, check=False)
+
+
+def _kubectl(state_dir: Path, *args: str) -> str:
+    kubeconfig = json.loads((state_dir / "state.json").read_text())["kubeconfig"]
+    argv = programs.argv("kubectl", "--kubeconfig", kubeconfig, "--context", "lab2-k8s", *args)
+    return subprocess.run(argv, capture_output=True, text=True, check=True, timeout=60).stdout
+
+
+def _nodes(state_dir: Path) -> dict:
+    items = json.loads(_kubectl(state_dir, "get", "nodes", "-o", "json"))["items"]
+    return {n["metadata"]["name"]: n for n in items}
+
+
+def _ready_nodes(state_dir: Path) -> list[str]:
+    return sorted(
+        name
+        for name, node in _nodes(state_dir).items()
+        if any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"]["conditions"])
     )
 
 
-def _kubelet(container: str, env: dict) -> dict:
-    """The kubelet service of a lab node container: its state, what its healthz endpoint
-    answers, and the command line of the running process (its labels from --node-labels=)."""
-    active = _in_node(container, env, "systemctl", "is-active", "kubelet.service").stdout.strip()
-    healthz = _in_node(container, env, "python3", "-c", HEALTHZ)
-    # One exec: the PID and its command line from the same moment.
-    cmdline = _in_node(
-        container, env, "sh", "-c", "cat /proc/$(systemctl show -p MainPID --value kubelet.service)/cmdline"
-    )
-    argv = cmdline.stdout.split("\0")[:-1]
-    flags = [a.removeprefix("--node-labels=") for a in argv if a.startswith("--node-labels=")]
-    return {
-        "active": active,
-        "healthz": healthz.stdout.strip() or healthz.stderr.strip()[-300:],
-        "argv": argv or [f"(no command line: {cmdline.stderr.strip()})"],
-        "labels": dict(kv.split("=", 1) for flag in flags for kv in flag.split(",")),
-    }
-
-
-# What the kubelet role wrote on a node and remove-node.yml takes away (containerd stays).
+# What the kubelet role and the join stage wrote on a node, and remove-node.yml takes away
+# (containerd stays).
 KUBELET_FILES = (
     "/etc/systemd/system/kubelet.service",
     "/etc/kubernetes/kubelet.env",
+    "/etc/kubernetes/kubelet.conf",
+    "/etc/kubernetes/pki/kubelet-client.crt",
+    "/etc/kubernetes/pki/kubelet-client.key",
     "/var/lib/kubelet",
     "/var/lib/kubelet/config.yaml",
     "/usr/local/bin/kubelet",
@@ -106,26 +85,21 @@ KUBELET_FILES = (
 
 
 def _remove_node(state_dir: Path, host: str, *args: str) -> subprocess.CompletedProcess:
-    """playbooks/remove-node.yml on the lab, reaching the containers as nodes.converge does."""
+    """playbooks/remove-node.yml on the lab, reaching the containers as site.yml did."""
+    workdir = Path(json.loads((state_dir / "state.json").read_text())["datacenters"][DC]["workdir"])
     env = dict(
-        nodes.podman_env(),
+        os.environ,
+        CONTAINERS_CONF=str(workdir / "containers.conf"),
         ANSIBLE_CONFIG=str(lab.REPO / "ansible.cfg"),
         ANSIBLE_NOCOLOR="1",
-        ANSIBLE_COLLECTIONS_PATH=os.pathsep.join(
-            [str(lab.REPO / "collections"), str(lab.REPO / "lab/collections")]
-        ),
     )
     kubeconfig = json.loads((state_dir / "state.json").read_text())["kubeconfig"]
-    inventory = ("-i", lab.REPO / "inventories/lab", "-i", state_dir / "nodes-overlay.yml")
+    inventory = ("-i", lab.REPO / "inventories/lab", "-i", workdir / "connection.yml")
     extra = ("-e", f"remove_node={host}", "-e", f"kubeconfig={kubeconfig}")
     argv = programs.argv(
         "ansible-playbook", *inventory, lab.REPO / "playbooks/remove-node.yml", *extra, *args
     )
     return subprocess.run(argv, capture_output=True, text=True, env=env, cwd=lab.REPO, check=False)
-
-
-def _node_names(cluster) -> list[str]:
-    return sorted(n["metadata"]["name"] for n in cluster.api("GET", "/api/v1/nodes")["items"])
 
 
 def _kubelet_unit(container: str, env: dict) -> dict:
@@ -139,28 +113,27 @@ def _present(container: str, env: dict, paths) -> list[str]:
     return [p for p in paths if _in_node(container, env, "test", "-e", p).returncode == 0]
 
 
-def check_remove_node(state_dir: Path, prefix: str) -> None:
-    """remove-node.yml takes lab1-w2 out of lab1-k8s and cleans its kubelet: nothing in check
+def check_remove_node(state_dir: Path) -> None:
+    """remove-node.yml takes lab2-w2 out of lab2-k8s and cleans its kubelet: nothing in check
     mode, everything for real, nothing the second time."""
-    cluster = controlplane.ClusterSet.load(state_dir / "controlplanes")["lab1-k8s"]
     env = nodes.podman_env()
-    container = prefix + "lab1-w2"
-    before = _node_names(cluster)
-    assert {"lab1-w1", "lab1-w2"} <= set(before)
+    container = "c58cp-lab2-w2"
+    before = sorted(_nodes(state_dir))
+    assert before == ["lab2-w1", "lab2-w2"]
 
-    check = _remove_node(state_dir, "lab1-w2", "--check", "--diff")
+    check = _remove_node(state_dir, "lab2-w2", "--check", "--diff")
     assert check.returncode == 0, check.stdout[-4000:] + check.stderr
-    assert sorted(h for h, r in nodes.recap(check.stdout).items() if r["changed"]) == ["lab1-w2", "localhost"]
-    assert _node_names(cluster) == before
+    assert sorted(h for h, r in nodes.recap(check.stdout).items() if r["changed"]) == ["lab2-w2", "localhost"]
+    assert sorted(_nodes(state_dir)) == before
     assert _kubelet_unit(container, env) == {
         "LoadState": "loaded", "ActiveState": "active", "UnitFileState": "enabled"
     }  # fmt: skip
     assert _present(container, env, KUBELET_FILES) == list(KUBELET_FILES)
 
-    first = _remove_node(state_dir, "lab1-w2")
+    first = _remove_node(state_dir, "lab2-w2")
     assert first.returncode == 0, first.stdout[-4000:] + first.stderr
-    assert sorted(h for h, r in nodes.recap(first.stdout).items() if r["changed"]) == ["lab1-w2", "localhost"]
-    assert _node_names(cluster) == [n for n in before if n != "lab1-w2"]
+    assert sorted(h for h, r in nodes.recap(first.stdout).items() if r["changed"]) == ["lab2-w2", "localhost"]
+    assert sorted(_nodes(state_dir)) == ["lab2-w1"]
     assert _kubelet_unit(container, env) == {
         "LoadState": "not-found", "ActiveState": "inactive", "UnitFileState": ""
     }  # fmt: skip
@@ -168,10 +141,10 @@ def check_remove_node(state_dir: Path, prefix: str) -> None:
     # containerd stays
     assert _in_node(container, env, "systemctl", "is-active", "containerd.service").stdout.strip() == "active"
 
-    second = _remove_node(state_dir, "lab1-w2")
+    second = _remove_node(state_dir, "lab2-w2")
     assert second.returncode == 0, second.stdout[-4000:] + second.stderr
     again = nodes.recap(second.stdout)
-    assert sorted(again) == ["lab1-w2", "localhost"]
+    assert sorted(again) == ["lab2-w2", "localhost"]
     assert [h for h, r in again.items() if r["changed"] or r["failed"] or r["unreachable"]] == []
 
 
@@ -180,60 +153,73 @@ def _namespaces(prefix: str) -> list[str]:
     return sorted(line.split()[0] for line in out.splitlines() if line.startswith(prefix))
 
 
-def test_lab_up_serves_every_lab_cluster_and_down_removes_everything(lab_run):
+def test_make_lab_provisions_a_datacenter_through_site_yml_and_down_removes_everything(lab_run):
     state_dir, prefix, lines = lab_run
-    assert lab.up(state_dir=state_dir, out=lines.append, net_prefix=prefix, node_prefix=prefix) == 0
+    started = time.monotonic()
+    assert lab.up(state_dir=state_dir, out=lines.append, net_prefix=prefix, datacenters=[DC]) == 0
+    lines.append(f"(lab up in {time.monotonic() - started:.0f} s)")
+    state = json.loads((state_dir / "state.json").read_text())
 
-    cset = controlplane.ClusterSet.load(state_dir / "controlplanes")
-    assert sorted(cset) == ["lab1-k8s", "lab2-k8s"]
-    for name in cset:
-        identity = cset[name].api("GET", "/api/v1/namespaces/kube-system/configmaps/cloud58-identity")
-        assert identity["data"]["cluster"] == name
-        out = cset[name].kubectl("get", "namespace", "cloud58-system", "-o", "name")
-        assert out.stdout.strip() == "namespace/cloud58-system"
+    # site.yml changed every host of the datacenter and failed none (up raises otherwise).
+    changed = state["datacenters"][DC]["changed"]
+    assert sorted(changed) == [*HOSTS, "localhost"]
+    assert [h for h in HOSTS if changed[h] == 0] == []
+
+    # The status table: the cluster the control_plane role installed, through lab2-m2's
+    # api_endpoint (198.19.0.75:8443), at the pinned version, with its identity.
+    header = next(i for i, line in enumerate(lines) if line.startswith("cluster "))
+    row = lines[header + 1].split()
+    assert row[:4] + row[-1:] == ["lab2-k8s", "lab2", "https://198.19.0.75:8443", "v1.36.3", "lab2-k8s"]
+    assert "stand-ins in use:" in lines
+
+    # The minions' real kubelets registered Ready Nodes with the plan's labels; reconcile
+    # gave them the plan's AS numbers.
+    def joined():
+        return _ready_nodes(state_dir) == sorted(MINIONS)
+
+    deadline = time.monotonic() + 240
+    while not joined():
+        if time.monotonic() > deadline:
+            pytest.fail(
+                f"the minions' Nodes are not Ready after 240 s: {_ready_nodes(state_dir)}", pytrace=False
+            )
+        time.sleep(2)
+    nodes_now = _nodes(state_dir)
+    for name, (function, rack) in MINIONS.items():
+        labels = nodes_now[name]["metadata"]["labels"]
+        assert {
+            k: v for k, v in labels.items() if k.startswith(("cloud58.io/", "topology.kubernetes.io/"))
+        } == {
+            "cloud58.io/function": function,
+            "cloud58.io/location": DC,
+            "cloud58.io/rack": rack,
+            "topology.kubernetes.io/region": DC,
+            "topology.kubernetes.io/zone": rack,
+        }
+        annotations = nodes_now[name]["metadata"].get("annotations", {})
+        assert annotations.get("projectcalico.org/ASNumber") == AS_NUMBERS[name]
+    assert _kubectl(state_dir, "get", "namespace", "cloud58-system", "-o", "name").strip() == (
+        "namespace/cloud58-system"
+    )
+
+    # The BGP fabric: every router and node of lab2 with all its sessions up.
     sessions = [re.match(r"\s*(\S+): (\d+)/(\d+) sessions Established", line) for line in lines]
     sessions = [m.groups() for m in sessions if m]
-    # every router and node of both datacenters, each with all its sessions up
-    assert len(sessions) == 20
+    assert len(sessions) == 10
     assert [s for s in sessions if s[1] != s[2] or s[1] == "0"] == []
-    pids = [pid for comps in cset.pids().values() for pid in comps.values()]
-    namespaces = _namespaces(prefix)
-    assert len(namespaces) > 10
+    pids = [p["pid"] for p in state["net"]["processes"]]
+    assert len(_namespaces(prefix)) > 5
 
-    plan = lab.lab_plan(lab.REPO / "inventories/lab")
-    hosts = nodes.node_hosts(plan)
-    # masters, minions and LVS directors of both datacenters (inventories/lab/hosts.yml)
-    assert hosts == [
-        *("lab1-lvs1", "lab1-lvs2", "lab1-m1", "lab1-m2", "lab1-m3", "lab1-w1", "lab1-w2"),
-        *("lab2-lvs1", "lab2-lvs2", "lab2-m1", "lab2-m2", "lab2-m3", "lab2-w1", "lab2-w2"),
-    ]
-    recap = json.loads((state_dir / "state.json").read_text())["nodes"]["recap"]
-    assert sorted(recap) == hosts
-    assert [h for h, r in recap.items() if r["failed"] or r["unreachable"] or not r["changed"]] == []
-    assert any(line.startswith("nodes: 14 containers given the node roles") for line in lines)
-    env = nodes.podman_env()
-    assert sorted([*KUBELET_LABELS, *LVS_DIRECTORS]) == hosts
-    for host, labels in KUBELET_LABELS.items():
-        kubelet = _kubelet(prefix + host, env)
-        assert kubelet["active"] == "active", f"{host}: kubelet.service is {kubelet['active']}"
-        assert kubelet["healthz"] == "ok", f"{host}: kubelet healthz answered {kubelet['healthz']!r}"
-        assert kubelet["argv"][0] == "/usr/local/bin/kubelet"
-        assert kubelet["labels"] == labels, host
-    for host in LVS_DIRECTORS:
-        unit = _in_node(
-            prefix + host, env, "systemctl", "show", "-p", "LoadState,ActiveState", "kubelet.service"
-        )
-        state = dict(line.split("=", 1) for line in unit.stdout.split())
-        assert state == {"LoadState": "not-found", "ActiveState": "inactive"}, host
+    check_remove_node(state_dir)
 
-    check_remove_node(state_dir, prefix)
-
+    started = time.monotonic()
     assert lab.down(state_dir, out=lines.append) == 0
+    lines.append(f"(lab down in {time.monotonic() - started:.0f} s)")
     assert not state_dir.exists()
     assert _namespaces(prefix) == []
     assert [pid for pid in pids if controlplane.proc_start_time(pid) is not None] == []
     left = subprocess.run(
-        ["podman", "ps", "-a", "--format", "{{.Names}}", "--filter", f"name=^{prefix}"],
-        capture_output=True, text=True, env=env, check=True,
+        ["podman", "ps", "-a", "--format", "{{.Names}}", "--filter", "name=^c58cp-lab2"],
+        capture_output=True, text=True, env=nodes.podman_env(), check=True,
     ).stdout.split()  # fmt: skip
     assert left == []
