@@ -51,9 +51,9 @@ def announced_vips(lvs, director, healthy=None, realservers=None, source="health
     """
     entry, plan_vips, overrides = check_director(lvs, director, realservers)
     vips = director_vips(entry, plan_vips, overrides)
-    mine = {str(address): name for name, address, _ in vips}
+    mine = {str(address): name for name, address, _by_port in vips}
     if healthy is None:
-        return [str(address) for _, address, by_port in vips if any(by_port.values())]
+        return [str(address) for _name, address, by_port in vips if any(by_port.values())]
     if not isinstance(healthy, (list, tuple, set, frozenset)):
         raise LvsError(f"{source}: {healthy!r} is not a list of VIP addresses")
     wanted = set()
@@ -63,7 +63,7 @@ def announced_vips(lvs, director, healthy=None, realservers=None, source="health
             known = ", ".join(f"{a} ({n})" for a, n in mine.items()) or "none"
             raise LvsError(f"{source}: {address} is not a VIP of director {director!r} (its VIPs: {known})")
         wanted.add(address)
-    return [str(address) for _, address, _ in vips if str(address) in wanted]
+    return [str(address) for _name, address, _by_port in vips if str(address) in wanted]
 
 
 def _symbol(name):
