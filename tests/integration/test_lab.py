@@ -167,7 +167,9 @@ def test_make_lab_provisions_a_datacenter_through_site_yml_and_down_removes_ever
 
     # The status table: the cluster the control_plane role installed, through lab2-m2's
     # api_endpoint (198.19.0.75:8443), at the pinned version, with its identity.
-    header = next(i for i, line in enumerate(lines) if line.startswith("cluster "))
+    header = next(
+        i for i, line in enumerate(lines) if line.split()[:4] == ["cluster", "datacenter", "api", "endpoint"]
+    )
     row = lines[header + 1].split()
     assert row[:4] + row[-1:] == ["lab2-k8s", "lab2", "https://198.19.0.75:8443", "v1.36.3", "lab2-k8s"]
     assert "stand-ins in use:" in lines
