@@ -15,7 +15,7 @@ COLLECTION := $(REPO)/collections/ansible_collections/cloud58/platform
 DC ?= lab1
 
 .PHONY: help setup setup-apt setup-venv setup-upstream setup-runtime setup-image lock \
-        test lint unit integration network molecule sanity bench lab lab-status lab-down \
+        test lint unit integration network lab-e2e molecule sanity bench lab lab-status lab-down \
         topology render reconcile mr-check validate clean
 
 help: ## list the targets
@@ -45,8 +45,10 @@ lock: ## re-resolve requirements.in into the fully pinned requirements.txt
 ## ---- tests ------------------------------------------------------------------------
 # Two lanes side by side (2 cores): the integration tier, the longest, alone in one; every
 # other tier in the other, benchmarks last. scripts/ci/tiers.sh says what the lanes share.
-test: setup ## every tier: lint, sanity, unit, integration, network, molecule, benchmarks (CI size)
-	@CLOUD58_BENCH_SIZE=ci scripts/ci/tiers.sh --lanes "integration" "lint sanity unit network molecule bench"
+# The lab tier (lab2) and the integration tier's site.yml lab (lab1) use different names
+# and addresses, so they may run at the same time.
+test: setup ## every tier: lint, sanity, unit, integration, network, lab-e2e, molecule, benchmarks (CI size)
+	@CLOUD58_BENCH_SIZE=ci scripts/ci/tiers.sh --lanes "integration" "lint sanity unit network lab-e2e molecule bench"
 
 lint: setup-venv ## ruff, import contracts (.importlinter, docs/architecture.md) and ansible-lint (production profile)
 	ruff check .
@@ -62,6 +64,9 @@ unit: setup-venv ## planner, renderers and reconcile decisions; no real parts
 
 integration: setup-venv setup-upstream ## real etcd + kube-apiserver clusters, real routers in namespaces
 	python -m pytest -q tests/integration
+
+lab-e2e: setup-venv setup-upstream setup-image ## make lab end to end on one datacenter (tests/lab), then remove-node and down
+	python -m pytest -q tests/lab
 
 network: setup-venv ## BGP lab: FRR and BIRD in network namespaces, real packets
 	python -m pytest -q tests/network

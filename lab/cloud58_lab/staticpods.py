@@ -54,6 +54,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterable
@@ -863,6 +864,25 @@ def down(datacenter: str, workdir: Path) -> list:
     exists = _run(["podman", "network", "exists", lab.network], check=False, env=lab.env).returncode == 0
     lab._network_created = exists
     return lab.close()
+
+
+def remove_leftovers(datacenters: Iterable[str] = ("lab1", "lab2"), out=print) -> list:
+    """Remove what a killed run (a CI timeout, a stopped session) left of these datacenters'
+    labs under their fixed names, before a test would trip over it. A lab whose creator is
+    still running is not a leftover: it is left alone (that run's lab, or this run's, then
+    fails to start and says so). Returns the problems ``down`` met."""
+    problems = []
+    for dc in datacenters:
+        owner = live_owner(dc)
+        if owner is not None:
+            out(f"static-pod lab {dc} belongs to the running process {owner}; left alone")
+            continue
+        network = _run(["podman", "network", "exists", f"c58cp-{dc}"], check=False).returncode == 0
+        master = _run(["podman", "container", "exists", f"c58cp-{dc}-m1"], check=False).returncode == 0
+        if network or master:
+            with tempfile.TemporaryDirectory(prefix="c58cp-leftovers-") as workdir:
+                problems += down(dc, Path(workdir))
+    return problems
 
 
 def main(argv=None) -> int:

@@ -1,6 +1,7 @@
 """`make lab` end to end, through the front door, on one lab datacenter (lab2: lab1 is
-provisioned the same way by tests/integration/test_control_plane_lab.py, and each costs
-about ten minutes of CI): its hosts as containers at the plan's addresses provisioned by
+provisioned the same way by tests/integration/test_control_plane_lab.py; each costs about
+ten minutes, so this one is a tier of its own, `make lab-e2e`, that CI runs beside the
+integration tier): its hosts as containers at the plan's addresses provisioned by
 playbooks/site.yml, the cluster that the control_plane role installed reached through a
 master's api_endpoint, real kubelets on the minions registering Ready Nodes, the rendered
 objects reconciled into that cluster (the Nodes get the plan's AS-number annotations), the
