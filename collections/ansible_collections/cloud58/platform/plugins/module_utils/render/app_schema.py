@@ -53,6 +53,46 @@ def _quantity(doc: str, examples: list) -> dict:
     }
 
 
+def _bandwidth(doc: str) -> dict:
+    return {
+        "type": ["string", "integer"],
+        "pattern": QUANTITY_PATTERN,
+        "description": doc,
+        "examples": ["10M", "1G"],
+    }
+
+
+# Limits of one pod's traffic in bits per second, as the CNI bandwidth plugin takes them from the
+# pod annotations kubernetes.io/ingress-bandwidth and kubernetes.io/egress-bandwidth. The kubelet
+# refuses values outside 1k..1P ("unreasonably small/large"), so the renderer does too.
+BANDWIDTH_MIN = 10**3
+BANDWIDTH_MAX = 10**15
+BANDWIDTH_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "default": {},
+    "description": (
+        "Bandwidth limits of each pod in bits per second, as Kubernetes quantities (`10M` is 10 Mbit/s; "
+        "from 1k to 1P). Rendered as the pod annotations `kubernetes.io/ingress-bandwidth` and "
+        "`kubernetes.io/egress-bandwidth`, enforced by the CNI bandwidth plugin and changed on running "
+        "pods by the node agent cloud58-netshaper. A direction left out takes the namespace's default "
+        "(`apps/namespaces/<namespace>.yaml`); none: unlimited."
+    ),
+    "properties": {
+        "ingress": _bandwidth("Traffic into the pod."),
+        "egress": _bandwidth("Traffic out of the pod."),
+    },
+}
+# apps/namespaces/<namespace>.yaml: defaults every app of the namespace takes unless it sets its own.
+NAMESPACE_SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "cloud58 namespace defaults",
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {"bandwidth": BANDWIDTH_SCHEMA},
+}
+NAMESPACES_DIR = "namespaces"
+
 APP_SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "$id": "https://cloud58.example/schemas/app.schema.json",
@@ -309,6 +349,7 @@ APP_SCHEMA = {
                 },
             },
         },
+        "bandwidth": BANDWIDTH_SCHEMA,
         "clusters": {
             "type": "object",
             "minProperties": 1,
@@ -338,11 +379,11 @@ def fill_defaults(schema: dict, instance):
     return out
 
 
-def schema_problems(rel: str, instance) -> list[str]:
-    """Schema violations of one spec, one line each: file, path, message, rule."""
+def schema_problems(rel: str, instance, schema: dict = APP_SCHEMA) -> list[str]:
+    """Schema violations of one spec (or namespace file), one line each: file, path, message, rule."""
     if not HAS_JSONSCHEMA:
         raise RenderError("the Python library jsonschema is required to validate app specs")
-    validator = jsonschema.Draft202012Validator(APP_SCHEMA)
+    validator = jsonschema.Draft202012Validator(schema)
     problems = []
     for error in sorted(validator.iter_errors(instance), key=lambda e: (_path(e.absolute_path), e.validator)):
         problems.append(f"{rel}: {_path(error.absolute_path)}: {_message(error)} (rule: {error.validator})")
@@ -361,6 +402,8 @@ def _message(error) -> str:
         return f"{error.instance!r} uses the tag latest; pin a version or a digest"
     if error.validator == "not" and "enum" in error.schema.get("not", {}):
         return f"{error.instance!r} is reserved for the platform"
+    if error.validator == "pattern" and list(error.absolute_path)[:1] == ["bandwidth"]:
+        return f"{error.instance!r} is not a rate in bits per second as a Kubernetes quantity (like 10M, 1G)"
     if error.validator == "pattern" and error.schema.get("pattern") == QUANTITY_PATTERN:
         return f"{error.instance!r} is not a Kubernetes quantity (like 500m, 2, 512Mi)"
     return error.message
@@ -407,12 +450,33 @@ def semantic_problems(rel: str, stem: str, spec: dict) -> list[str]:
             f"{shutdown['pre_stop_sleep_seconds']}s preStop sleep",
             "grace-covers-prestop",
         )
+    problems.extend(bandwidth_problems(rel, spec["bandwidth"]))
+    return problems
+
+
+def bandwidth_problems(rel: str, bandwidth: dict) -> list[str]:
+    """Rates outside what the kubelet passes to the CNI bandwidth plugin (1k..1P bits per second)."""
+    problems = []
+    for direction in ("ingress", "egress"):
+        if direction not in bandwidth:
+            continue
+        value = bandwidth[direction]
+        rate = parse_quantity(value)
+        if rate < BANDWIDTH_MIN:
+            message = f"{value!r} is below 1k (1 kbit/s), the smallest rate the kubelet accepts"
+        elif rate > BANDWIDTH_MAX:
+            message = f"{value!r} is above 1P (1 Pbit/s), the largest rate the kubelet accepts"
+        else:
+            continue
+        problems.append(f"{rel}: bandwidth.{direction}: {message} (rule: bandwidth-in-range)")
     return problems
 
 
 def load_app_specs(apps_dir: str) -> list[tuple[str, dict]]:
     """Every ``apps_dir/*.yaml`` as (file path relative to the repo, spec with defaults), sorted by name.
 
+    The defaults of a namespace (``apps_dir/namespaces/<namespace>.yaml``) are filled into
+    each app of that namespace that does not set the field itself.
     Raises AppSpecError listing every problem of every file.
     """
     if not HAS_YAML:
@@ -421,22 +485,16 @@ def load_app_specs(apps_dir: str) -> list[tuple[str, dict]]:
         return []
     specs = []
     problems: list[str] = []
+    used: set[str] = set()  # namespaces named by the apps, valid or not
     base = os.path.basename(os.path.normpath(apps_dir))
-    for filename in sorted(os.listdir(apps_dir)):
-        if filename.startswith((".", "_")) or not filename.endswith((".yaml", ".yml")):
-            continue
+    for filename in _yaml_files(apps_dir):
         rel = f"{base}/{filename}"
         stem = re.sub(r"\.ya?ml$", "", filename)
-        try:
-            with open(os.path.join(apps_dir, filename), encoding="utf-8") as handle:
-                raw = yaml.load(handle, Loader=_Loader)
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            where = f"line {mark.line + 1} column {mark.column + 1}" if mark is not None else "(top level)"
-            problems.append(
-                f"{rel}: {where}: not valid YAML: {getattr(e, 'problem', None) or e} (rule: yaml)"
-            )
+        raw = _read_yaml(os.path.join(apps_dir, filename), rel, problems)
+        if raw is _UNREADABLE:
             continue
+        if isinstance(raw, dict) and isinstance(raw.get("namespace"), str):
+            used.add(raw["namespace"])
         spec = fill_defaults(APP_SCHEMA, raw)
         found = schema_problems(rel, spec)
         if not found:
@@ -445,6 +503,61 @@ def load_app_specs(apps_dir: str) -> list[tuple[str, dict]]:
             problems.extend(found)
             continue
         specs.append((rel, spec))
+    defaults = _namespace_defaults(apps_dir, f"{base}/{NAMESPACES_DIR}", used, problems)
     if problems:
         raise AppSpecError(problems)
+    for _rel, spec in specs:
+        spec["bandwidth"] = {**defaults.get(spec["namespace"], {}).get("bandwidth", {}), **spec["bandwidth"]}
     return specs
+
+
+_UNREADABLE = object()
+
+
+def _yaml_files(directory: str) -> list[str]:
+    return [
+        f
+        for f in sorted(os.listdir(directory))
+        if not f.startswith((".", "_"))
+        and f.endswith((".yaml", ".yml"))
+        and os.path.isfile(os.path.join(directory, f))
+    ]
+
+
+def _read_yaml(path: str, rel: str, problems: list[str]):
+    """The document of one file, or _UNREADABLE after adding the YAML problem to ``problems``."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return yaml.load(handle, Loader=_Loader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1} column {mark.column + 1}" if mark is not None else "(top level)"
+        problems.append(f"{rel}: {where}: not valid YAML: {getattr(e, 'problem', None) or e} (rule: yaml)")
+        return _UNREADABLE
+
+
+def _namespace_defaults(apps_dir: str, rel_dir: str, used: set, problems: list[str]) -> dict:
+    """namespace -> its defaults (``namespaces/<namespace>.yaml``); problems added to ``problems``."""
+    directory = os.path.join(apps_dir, NAMESPACES_DIR)
+    if not os.path.isdir(directory):
+        return {}
+    out = {}
+    for filename in _yaml_files(directory):
+        rel = f"{rel_dir}/{filename}"
+        namespace = re.sub(r"\.ya?ml$", "", filename)
+        raw = _read_yaml(os.path.join(directory, filename), rel, problems)
+        if raw is _UNREADABLE:
+            continue
+        raw = {} if raw is None else raw
+        found = schema_problems(rel, raw, NAMESPACE_SCHEMA)
+        if not found:
+            found = bandwidth_problems(rel, raw.get("bandwidth", {}))
+        if not found and namespace not in used:
+            found = [
+                f"{rel}: (top level): no app runs in namespace {namespace!r}; the apps use "
+                f"{', '.join(sorted(used)) or 'none'} (rule: namespace-has-apps)"
+            ]
+        problems.extend(found)
+        if not found:
+            out[namespace] = raw
+    return out

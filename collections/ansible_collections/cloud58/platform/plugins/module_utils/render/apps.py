@@ -21,6 +21,11 @@ from .targets import NODE_LABEL_FUNCTION, NODE_LABEL_RACK, ClusterTarget
 
 APP_LABEL = "app.kubernetes.io/name"
 CONFIG_HASH_ANNOTATION = "cloud58.io/config-hash"
+# The pod annotations the CNI bandwidth plugin (through the kubelet) and cloud58-netshaper read.
+BANDWIDTH_ANNOTATIONS = {
+    "ingress": "kubernetes.io/ingress-bandwidth",
+    "egress": "kubernetes.io/egress-bandwidth",
+}
 # Rolling updates add up to 25% extra pods (rounded up); quotas leave room for them.
 SURGE = Fraction(1, 4)
 
@@ -187,6 +192,9 @@ def _deployment_spec(spec: dict, target: ClusterTarget, share: dict, labels: dic
         ]
         pod["volumes"] = [{"name": "config", "configMap": {"name": f"{name}-config"}}]
         template_meta["annotations"] = {CONFIG_HASH_ANNOTATION: config_hash}
+    bandwidth = bandwidth_annotations(spec["bandwidth"])
+    if bandwidth:
+        template_meta.setdefault("annotations", {}).update(bandwidth)
     affinity = _node_affinity(spec["placement"], target)
     if affinity:
         pod["affinity"] = affinity
@@ -209,6 +217,11 @@ def _deployment_spec(spec: dict, target: ClusterTarget, share: dict, labels: dic
     if "replicas" in share:  # with an HPA the replica count belongs to the HPA, not to Git
         out["replicas"] = share["replicas"]
     return out
+
+
+def bandwidth_annotations(bandwidth: dict) -> dict:
+    """The pod annotations of an app's (or its namespace's) bandwidth limits; empty when unlimited."""
+    return {BANDWIDTH_ANNOTATIONS[d]: str(bandwidth[d]) for d in ("ingress", "egress") if d in bandwidth}
 
 
 def _resources(resources: dict) -> dict:

@@ -28,6 +28,15 @@ SEMANTIC_RULES = [
     ("known-rack", "`placement.racks` names at least one rack holding nodes of each cluster."),
     ("known-function", "Some node of each cluster has the `placement.function` label value."),
     ("one-team-per-namespace", "All apps of a namespace have the same `team`."),
+    (
+        "bandwidth-in-range",
+        "`bandwidth.ingress` and `bandwidth.egress` (of an app or a namespace) lie between 1k and 1P bits "
+        "per second, what the kubelet accepts.",
+    ),
+    (
+        "namespace-has-apps",
+        "`apps/namespaces/<namespace>.yaml` names a namespace some app runs in.",
+    ),
 ]
 
 EXAMPLE = """\
@@ -107,6 +116,10 @@ def apps_markdown() -> str:
         "* PodDisruptionBudget `<name>`;",
         "* ConfigMap `<name>-config` when `config` is set, mounted read-only; its hash is a pod",
         "  annotation so that pods roll when it changes.",
+        "* the pod annotations `kubernetes.io/ingress-bandwidth` / `kubernetes.io/egress-bandwidth`",
+        "  from `bandwidth`, each direction the app leaves out taken from `bandwidth` in",
+        "  `apps/namespaces/<namespace>.yaml` (the namespace's defaults, its only field today);",
+        "  no annotation: unlimited. `docs/node-protection.md` says what enforces them on the nodes.",
         "",
         "Per namespace: the Namespace, ResourceQuota `cloud58-quota`, RoleBinding",
         "`cloud58-team-edit` (group `cloud58:team:<team>` gets the `edit` ClusterRole).",

@@ -176,6 +176,33 @@ def test_config_change_changes_the_pod_annotation():
     )
 
 
+@pytest.mark.parametrize(
+    ("bandwidth", "config", "annotations"),
+    [
+        pytest.param({}, {}, None, id="unlimited-no-annotations"),
+        pytest.param(
+            {"ingress": "10M", "egress": "1G"},
+            {},
+            {"kubernetes.io/egress-bandwidth": "1G", "kubernetes.io/ingress-bandwidth": "10M"},
+            id="both",
+        ),
+        pytest.param(
+            {"egress": 2000000}, {}, {"kubernetes.io/egress-bandwidth": "2000000"}, id="egress-only-integer"
+        ),
+        pytest.param(
+            {"ingress": "1.5M"},
+            {"a": "1"},
+            {"cloud58.io/config-hash": "452647e07c48d5e6", "kubernetes.io/ingress-bandwidth": "1.5M"},
+            id="with-config-hash",
+        ),
+    ],
+)
+def test_bandwidth_renders_pod_annotations(bandwidth, config, annotations):
+    spec = spec_with(bandwidth=bandwidth, config=config)
+    template = by_kind(app_objects(spec, TARGET, {"replicas": 2}))["Deployment"]["spec"]["template"]
+    assert template["metadata"].get("annotations") == annotations
+
+
 def test_startup_probe_covers_the_warmup():
     spec = spec_with(probes={"warmup_seconds": 95, "period_seconds": 10})
     container = by_kind(app_objects(spec, TARGET, {"replicas": 1}))["Deployment"]["spec"]["template"]["spec"]
@@ -311,6 +338,63 @@ INVALID = [
 ]
 
 
+INVALID += [
+    pytest.param(
+        {"bandwidth": {"ingress": "10Mbit/s"}},
+        "apps/shop.yaml: bandwidth.ingress: '10Mbit/s' is not a rate in bits per second as a Kubernetes "
+        "quantity (like 10M, 1G) (rule: pattern)",
+        id="bandwidth-unit-text",
+    ),
+    pytest.param(
+        {"bandwidth": {"egress": "-1"}},
+        "apps/shop.yaml: bandwidth.egress: '-1' is not a rate in bits per second as a Kubernetes "
+        "quantity (like 10M, 1G) (rule: pattern)",
+        id="bandwidth-negative-text",
+    ),
+    pytest.param(
+        {"bandwidth": {"egress": -1}},
+        "apps/shop.yaml: bandwidth.egress: -1 is below 1k (1 kbit/s), the smallest rate the kubelet accepts "
+        "(rule: bandwidth-in-range)",
+        id="bandwidth-negative-number",
+    ),
+    pytest.param(
+        {"bandwidth": {"ingress": 0}},
+        "apps/shop.yaml: bandwidth.ingress: 0 is below 1k (1 kbit/s), the smallest rate the kubelet accepts "
+        "(rule: bandwidth-in-range)",
+        id="bandwidth-zero",
+    ),
+    pytest.param(
+        {"bandwidth": {"ingress": "500m"}},
+        "apps/shop.yaml: bandwidth.ingress: '500m' is below 1k (1 kbit/s), the smallest rate the kubelet "
+        "accepts (rule: bandwidth-in-range)",
+        id="bandwidth-milli",
+    ),
+    pytest.param(
+        {"bandwidth": {"egress": "2P"}},
+        "apps/shop.yaml: bandwidth.egress: '2P' is above 1P (1 Pbit/s), the largest rate the kubelet accepts "
+        "(rule: bandwidth-in-range)",
+        id="bandwidth-too-large",
+    ),
+    pytest.param(
+        {"bandwidth": {"ingress": "fast"}},
+        "apps/shop.yaml: bandwidth.ingress: 'fast' is not a rate in bits per second as a Kubernetes "
+        "quantity (like 10M, 1G) (rule: pattern)",
+        id="bandwidth-nonsense",
+    ),
+    pytest.param(
+        {"bandwidth": {"ingress": 1.5}},
+        "apps/shop.yaml: bandwidth.ingress: 1.5 is not of type 'string', 'integer' (rule: type)",
+        id="bandwidth-float",
+    ),
+    pytest.param(
+        {"bandwidth": {"up": "10M"}},
+        "apps/shop.yaml: bandwidth: Additional properties are not allowed ('up' was unexpected) "
+        "(rule: additionalProperties)",
+        id="bandwidth-unknown-direction",
+    ),
+]
+
+
 @pytest.mark.parametrize(("change", "message"), INVALID)
 def test_invalid_spec_names_file_path_and_rule(tmp_path, change, message):
     apps = write_apps(tmp_path, **{"shop.yaml": {**MINIMAL, **change}})
@@ -349,3 +433,87 @@ def test_duplicate_keys_are_refused(tmp_path):
 def test_files_starting_with_underscore_or_dot_are_not_specs(tmp_path):
     apps = write_apps(tmp_path, **{"_draft.yaml": "not: [valid", ".hidden.yaml": "x", "README.md": "# apps"})
     assert load_app_specs(apps) == []
+
+
+# -- namespace defaults -------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("app_bandwidth", "namespace_file", "expected"),
+    [
+        pytest.param(None, None, {}, id="neither"),
+        pytest.param({"ingress": "10M"}, None, {"ingress": "10M"}, id="app-only"),
+        pytest.param(
+            None,
+            {"bandwidth": {"ingress": "1G", "egress": "200M"}},
+            {"ingress": "1G", "egress": "200M"},
+            id="namespace-only",
+        ),
+        pytest.param(
+            {"ingress": "10M"},
+            {"bandwidth": {"ingress": "1G", "egress": "200M"}},
+            {"ingress": "10M", "egress": "200M"},
+            id="app-wins-per-direction",
+        ),
+        pytest.param({"egress": "5M"}, {}, {"egress": "5M"}, id="empty-namespace-file"),
+    ],
+)
+def test_namespace_defaults_fill_each_direction_the_app_leaves_out(
+    tmp_path, app_bandwidth, namespace_file, expected
+):
+    app = {**MINIMAL} if app_bandwidth is None else {**MINIMAL, "bandwidth": app_bandwidth}
+    apps = write_apps(tmp_path, **{"shop.yaml": app})
+    if namespace_file is not None:
+        (tmp_path / "apps" / "namespaces").mkdir()
+        (tmp_path / "apps" / "namespaces" / "retail.yaml").write_text(yaml.safe_dump(namespace_file))
+    [(_rel, spec)] = load_app_specs(apps)
+    assert spec["bandwidth"] == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        pytest.param(
+            "retail.yaml",
+            {"bandwidth": {"egress": "10Mbit/s"}},
+            "apps/namespaces/retail.yaml: bandwidth.egress: '10Mbit/s' is not a rate in bits per second as a "
+            "Kubernetes quantity (like 10M, 1G) (rule: pattern)",
+            id="bad-rate",
+        ),
+        pytest.param(
+            "retail.yaml",
+            {"bandwidth": {"ingress": 0}},
+            "apps/namespaces/retail.yaml: bandwidth.ingress: 0 is below 1k (1 kbit/s), the smallest rate the "
+            "kubelet accepts (rule: bandwidth-in-range)",
+            id="zero",
+        ),
+        pytest.param(
+            "retail.yaml",
+            {"quota": {}},
+            "apps/namespaces/retail.yaml: (top level): Additional properties are not allowed ('quota' was "
+            "unexpected) (rule: additionalProperties)",
+            id="unknown-field",
+        ),
+        pytest.param(
+            "retial.yaml",
+            {"bandwidth": {"ingress": "1G"}},
+            "apps/namespaces/retial.yaml: (top level): no app runs in namespace 'retial'; the apps use "
+            "retail "
+            "(rule: namespace-has-apps)",
+            id="unknown-namespace",
+        ),
+        pytest.param(
+            "retail.yaml",
+            "bandwidth: [1G\n",
+            "apps/namespaces/retail.yaml: line 2 column 1: not valid YAML: did not find expected ',' or ']' "
+            "(rule: yaml)",
+            id="yaml",
+        ),
+    ],
+)
+def test_invalid_namespace_file_names_file_field_and_value(tmp_path, name, content, message):
+    apps = write_apps(tmp_path, **{"shop.yaml": MINIMAL})
+    (tmp_path / "apps" / "namespaces").mkdir()
+    text = content if isinstance(content, str) else yaml.safe_dump(content)
+    (tmp_path / "apps" / "namespaces" / name).write_text(text)
+    with pytest.raises(AppSpecError) as info:
+        load_app_specs(apps)
+    assert info.value.problems == [message]
