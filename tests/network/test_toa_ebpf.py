@@ -1,0 +1,393 @@
+"""TOA in eBPF through the nftables full-NAT director, proven with real packets.
+
+Namespaces (``c58toa-<pid>-*``): a client, the director lab1-lvs1 of inventories/lab (its
+VIP, port and local-address range are the plan's, the table is ``render_ruleset`` of
+``module_utils/lvs/fullnat.py`` applied with ``nft -f``) and one realserver running an
+unmodified Python TCP server. The programs are the role ``cloud58.platform.toa``'s
+sources (``roles/toa/files/ebpf/``), compiled here by its loader ``cloud58-toa-ebpf`` into
+this test's directory, pinned in a bpffs and attached through a cgroup v2 hierarchy the
+test mounts in its own directory (outside /sys, which ``ip netns exec`` remounts).
+
+The server answers every connection with what ``accept()`` and ``getpeername()`` returned
+and with the peer the kernel's own connection table (``/proc/net/tcp`` of the realserver's
+namespace) holds, which no eBPF program rewrites: that is the packet-level source.
+The tests share one lab and run in file order: without programs, attached, detached.
+Every address is inside 198.18.0.0/15.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ansible_collections.cloud58.platform.plugins.module_utils.lvs.fullnat import (
+    director_state,
+    render_ruleset,
+)
+from ansible_collections.cloud58.platform.plugins.module_utils.topology import build_plan, load_inventory
+from cloud58_lab import programs
+from cloud58_lab.netlab import NetLab, run_prefix
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+ROLE_FILES = REPO / "collections/ansible_collections/cloud58/platform/roles/toa/files"
+LOADER = ROLE_FILES / "cloud58-toa-ebpf"
+DATACENTER = "lab1"
+DIRECTOR = "lab1-lvs1"
+VIP = "lab1-ingress"
+VIP_ADDRESS = "198.18.2.10"
+VIP_PORT = 80
+CLIENT = "198.18.4.2"
+REALSERVER = "198.18.5.2"
+RS_PORT = 8080
+SLOTS = 8
+OUR_PROGRAMS = {"toa_director", "toa_sockops", "toa_getpeername4"}
+
+# An unmodified server: it knows nothing of TOA. The third field is the kernel's own view
+# of the peer: the ESTABLISHED entry of /proc/net/tcp whose local end is this socket.
+SERVER = """
+import socket, sys
+def kernel_peer(local):
+    want = "%08X:%04X" % (int.from_bytes(socket.inet_aton(local[0]), "little"), local[1])
+    for line in open("/proc/net/tcp").read().splitlines()[1:]:
+        f = line.split()
+        if f[1] == want and f[3] == "01":
+            a, p = f[2].split(":")
+            return "%s:%d" % (socket.inet_ntoa(int(a, 16).to_bytes(4, "little")), int(p, 16))
+    return "none"
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(16)
+print("ready", flush=True)
+while True:
+    c, peer = s.accept()
+    name = c.getpeername()
+    c.sendall(("%s:%d %s:%d %s" % (peer + name + (kernel_peer(c.getsockname()),))).encode())
+    c.close()
+"""
+
+CLIENT_CODE = """
+import socket, sys
+c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
+me = c.getsockname()
+print("%s:%d %s" % (me[0], me[1], c.recv(200).decode()))
+"""
+
+# Prints the IPv4 packet (hex) of the first ACK towards the server port that carries a TCP
+# option of kind 254, as the realserver's eth0 receives it (after the director's NAT).
+CAPTURE = """
+import socket, sys
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+s.bind(("eth0", 0)); s.settimeout(20)
+print("ready", flush=True)
+while True:
+    frame = s.recv(2048)
+    ip = frame[14:]
+    if ip[9] != 6:
+        continue
+    ip = ip[: int.from_bytes(ip[2:4], "big")]
+    tcp = ip[(ip[0] & 15) * 4 :]
+    if int.from_bytes(tcp[2:4], "big") != int(sys.argv[1]) or tcp[13] & 0x12 != 0x10:
+        continue
+    opts, i = tcp[20 : (tcp[12] >> 4) * 4], 0
+    while i < len(opts) and opts[i] != 0:
+        if opts[i] == 254:
+            print(ip.hex(), flush=True)
+            sys.exit(0)
+        i += 1 if opts[i] == 1 else max(opts[i + 1], 2)
+"""
+
+# Switches the transmit checksum offload of eth0 (ETHTOOL_STXCSUM) to argv[1] (0 or 1): off,
+# the client's kernel sums every segment itself and the director gets complete checksums
+# (CHECKSUM_UNNECESSARY) instead of CHECKSUM_PARTIAL ones that only carry the pseudo header.
+TX_CSUM = """
+import ctypes, fcntl, socket, struct, sys
+value = ctypes.create_string_buffer(struct.pack("II", 0x17, int(sys.argv[1])), 8)
+request = struct.pack("16sP", b"eth0", ctypes.addressof(value)).ljust(40, b"\\0")
+fcntl.ioctl(socket.socket(), 0x8946, request)
+"""
+
+
+def _checksum(data):
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def _checksums(ip):
+    """(IPv4 header checksum valid, state of the TCP checksum): ``complete`` when it sums the
+    pseudo header and segment to zero; ``pseudo header`` when the field holds just the sum of
+    the pseudo header (with the packet's addresses and TCP length), as under checksum
+    offload (CHECKSUM_PARTIAL) before a NIC completes it; else ``wrong``."""
+    ihl = (ip[0] & 15) * 4
+    tcp = ip[ihl:]
+    pseudo = ip[12:20] + b"\0\x06" + len(tcp).to_bytes(2, "big")
+    if _checksum(pseudo + tcp) == 0:
+        state = "complete"
+    elif int.from_bytes(tcp[16:18], "big") == ~_checksum(pseudo) & 0xFFFF:
+        state = "pseudo header"
+    else:
+        state = "wrong"
+    return (_checksum(ip[:ihl]) == 0, state)
+
+
+def _toa_option(ip):
+    """The bytes of the first option of kind 254 in the TCP header of ``ip``."""
+    tcp = ip[(ip[0] & 15) * 4 :]
+    opts, i = tcp[20 : (tcp[12] >> 4) * 4], 0
+    while i < len(opts) and opts[i] != 0:
+        if opts[i] == 1:
+            i += 1
+            continue
+        if opts[i] == 254:
+            return opts[i : i + opts[i + 1]]
+        i += opts[i + 1]
+    return b""
+
+
+def _loader(*args, check=True):
+    proc = subprocess.run(
+        [programs.path("python3"), str(LOADER), *map(str, args)], capture_output=True, text=True, check=False
+    )
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def _our_programs():
+    """The names of our programs the kernel has loaded (``bpftool prog show``, by the loader)."""
+    return sorted(p["name"] for p in json.loads(_loader("status").stdout))
+
+
+class Lab:
+    def __init__(self, net, work, local_pool):
+        self.net = net
+        self.work = work
+        self.local_pool = local_pool
+        self.objects = work / "objects"
+        self.bpffs = work / "bpffs"
+        self.cgroup2 = work / "cgroup2"
+        self.cgroup = f"/{net.prefix}server"
+
+    def connect(self):
+        """One connection client -> VIP: {client, accept, getpeername, kernel} as 'addr:port'."""
+        out = self.net.exec(
+            "client", "python3", "-c", CLIENT_CODE, VIP_ADDRESS, str(VIP_PORT), timeout=20
+        ).stdout.split()
+        return dict(zip(("client", "accept", "getpeername", "kernel"), out, strict=True))
+
+    def attach(self):
+        _loader(
+            "director-attach",
+            "--objects",
+            self.objects,
+            "--bpffs",
+            self.bpffs,
+            "--dev",
+            "client0",
+            "--netns",
+            self.net.ns("director"),
+            "--vip",
+            f"{VIP_ADDRESS}:{VIP_PORT}",
+        )
+        _loader(
+            "realserver-attach",
+            "--objects",
+            self.objects,
+            "--bpffs",
+            self.bpffs,
+            "--cgroup2-mount",
+            self.cgroup2,
+            "--cgroup",
+            self.cgroup,
+        )
+
+    def detach(self):
+        problems = []
+        for args in (
+            (
+                "director-detach",
+                "--bpffs",
+                self.bpffs,
+                "--dev",
+                "client0",
+                "--netns",
+                self.net.ns("director"),
+            ),
+            (
+                "realserver-detach",
+                "--bpffs",
+                self.bpffs,
+                "--cgroup2-mount",
+                self.cgroup2,
+                "--cgroup",
+                self.cgroup,
+            ),
+        ):
+            proc = _loader(*args, check=False)
+            if proc.returncode != 0:
+                problems.append(proc.stderr.strip())
+        return problems
+
+
+# Joins the cgroup given as argv[1], then runs argv[2:]: the server starts inside it.
+IN_CGROUP = (
+    "import os, sys; open(sys.argv[1], 'w').write(str(os.getpid())); os.execv(sys.argv[2], sys.argv[2:])"
+)
+
+
+def _start_server(lab):
+    """The server in the realserver namespace, inside the test's cgroup (joined before exec)."""
+    procs = lab.cgroup2 / lab.cgroup.strip("/") / "cgroup.procs"
+    server = programs.argv(
+        "ip",
+        "netns",
+        "exec",
+        lab.net.ns("rs"),
+        programs.path("python3"),
+        "-c",
+        SERVER,
+        REALSERVER,
+        str(RS_PORT),
+    )
+    proc = subprocess.Popen(
+        programs.argv("python3", "-c", IN_CGROUP, procs, *server),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    lab.net.servers.append(proc)
+    assert proc.stdout.readline().strip() == "ready"
+
+
+def _mounted(path):
+    return any(line.split()[4] == str(path) for line in Path("/proc/self/mountinfo").read_text().splitlines())
+
+
+@pytest.fixture(scope="module")
+def lab(request, tmp_path_factory):
+    plan = build_plan(load_inventory(str(request.config.rootpath / "inventories/lab"))).as_dict()
+    lvs = plan["datacenters"][DATACENTER]["lvs"]
+    state = director_state(
+        lvs, DIRECTOR, {VIP: [{"address": REALSERVER, "port": RS_PORT, "vip_port": VIP_PORT}]}, slots=SLOTS
+    )
+    local_pool = ipaddress.ip_network(lvs["directors"][DIRECTOR]["local_addresses"]["cidr"])
+    work = tmp_path_factory.mktemp("toa")
+    net = NetLab(prefix=run_prefix("c58toa"))
+    lab = Lab(net, work, local_pool)
+    problems = []
+    try:
+        # compile the role's sources here, as the role does on a host
+        _loader("build", "--src", ROLE_FILES / "ebpf", "--out", lab.objects)
+        lab.cgroup2.mkdir()
+        subprocess.run(programs.argv("mount", "-t", "cgroup2", "none", lab.cgroup2), check=True)
+        (lab.cgroup2 / lab.cgroup.strip("/")).mkdir()
+        net.add_namespace("client", forwarding=False)
+        net.add_namespace("director")
+        net.add_namespace("rs", forwarding=False)
+        net.link(
+            "client", "director", if_a="eth0", if_b="client0", addr_a=f"{CLIENT}/30", addr_b="198.18.4.1/30"
+        )
+        net.link("rs", "director", if_a="eth0", if_b="rs0", addr_a=f"{REALSERVER}/30", addr_b="198.18.5.1/30")
+        net.exec("client", "ip", "route", "add", "default", "via", "198.18.4.1")
+        net.exec("rs", "ip", "route", "add", "default", "via", "198.18.5.1")
+        net.exec("director", "ip", "address", "add", f"{VIP_ADDRESS}/32", "dev", "lo")
+        ruleset = work / "fullnat.nft"
+        ruleset.write_text(render_ruleset(state) + "\n")
+        net.exec("director", "nft", "-f", str(ruleset))
+        _start_server(lab)
+        yield lab
+    finally:
+        problems += lab.detach()
+        problems += net.close()
+        cgroup_dir = lab.cgroup2 / lab.cgroup.strip("/")
+        if cgroup_dir.is_dir():
+            cgroup_dir.rmdir()
+        for mount in (lab.cgroup2, lab.bpffs):
+            if _mounted(mount):
+                subprocess.run(programs.argv("umount", mount), check=True)
+        left = _our_programs()
+        assert (problems, left) == ([], []), "cleanup left attached programs or errors"
+
+
+def _split(endpoint):
+    address, port = endpoint.rsplit(":", 1)
+    return address, int(port)
+
+
+def test_without_toa_the_server_sees_a_local_address(lab):
+    seen = lab.connect()
+    assert _our_programs() == []
+    kernel_address, _ = _split(seen["kernel"])
+    assert ipaddress.ip_address(kernel_address) in lab.local_pool, seen
+    # accept() and getpeername() report the same local address the packets came from
+    assert (seen["accept"], seen["getpeername"]) == (seen["kernel"], seen["kernel"])
+    assert _split(seen["client"])[0] == CLIENT
+
+
+def test_programs_attach(lab):
+    lab.attach()
+    assert _our_programs() == sorted(OUR_PROGRAMS)
+
+
+@pytest.mark.parametrize(
+    ("tx_checksum", "tcp_checksum"),
+    [(1, "pseudo header"), (0, "complete")],
+    ids=["client-checksum-offload", "client-full-checksums"],
+)
+def test_with_toa_accept_and_getpeername_show_the_client(lab, tx_checksum, tcp_checksum):
+    lab.net.exec("client", "python3", "-c", TX_CSUM, str(tx_checksum))
+    capture = subprocess.Popen(
+        programs.argv(
+            "ip", "netns", "exec", lab.net.ns("rs"), programs.path("python3"), "-c", CAPTURE, RS_PORT
+        ),
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    lab.net.servers.append(capture)
+    assert capture.stdout.readline().strip() == "ready"
+    seen = lab.connect()
+    packet = bytes.fromhex(capture.communicate(timeout=30)[0].strip())
+    # the exact client address and port, while the packets still come from the pool
+    assert (seen["accept"], seen["getpeername"]) == (seen["client"], seen["client"]), seen
+    client_address, client_port = _split(seen["client"])
+    assert client_address == CLIENT
+    kernel_address, _ = _split(seen["kernel"])
+    assert ipaddress.ip_address(kernel_address) in lab.local_pool, seen
+    assert ipaddress.ip_address(packet[12:16]) == ipaddress.ip_address(kernel_address)
+    # the wire format: kind 254, length 8, client port, client IPv4 address
+    expected = bytes([254, 8]) + client_port.to_bytes(2, "big") + ipaddress.ip_address(CLIENT).packed
+    assert _toa_option(packet) == expected
+    # both checksums right after the option, the new lengths and the NAT: with offload the
+    # field sums the pseudo header (its TCP length grown by 8) and the segment is summed
+    # later; without, the whole segment sums to zero
+    assert _checksums(packet) == (True, tcp_checksum)
+
+
+def test_more_connections_each_see_their_own_client_port(lab):
+    ports = set()
+    for _ in range(3):
+        seen = lab.connect()
+        assert (seen["accept"], seen["getpeername"]) == (seen["client"], seen["client"]), seen
+        ports.add(_split(seen["client"])[1])
+    assert len(ports) == 3
+
+
+def test_detached_programs_leave_nothing_and_the_server_sees_the_local_address_again(lab):
+    assert lab.detach() == []
+    assert _our_programs() == []
+    # the pins are gone (newer kernels add their own maps.debug and progs.debug)
+    assert sorted(p.name for p in lab.bpffs.iterdir() if not p.name.endswith(".debug")) == []
+    seen = lab.connect()
+    kernel_address, _ = _split(seen["kernel"])
+    assert ipaddress.ip_address(kernel_address) in lab.local_pool, seen
+    assert (seen["accept"], seen["getpeername"]) == (seen["kernel"], seen["kernel"])
