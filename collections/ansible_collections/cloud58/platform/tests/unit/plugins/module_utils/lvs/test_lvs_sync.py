@@ -1,0 +1,341 @@
+"""Realservers from Kubernetes: Service selection, ready endpoints, the element transaction."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.cloud58.platform.plugins.module_utils.lvs.fullnat import director_state
+from ansible_collections.cloud58.platform.plugins.module_utils.lvs.sync import (
+    ready_endpoints,
+    realservers,
+    selected_services,
+    transaction,
+)
+
+LVS = {
+    "directors": {
+        "d1": {
+            "name": "d1",
+            "vips": ["web", "api"],
+            "local_addresses": {
+                "cidr": "198.18.2.32/31",
+                "first": "198.18.2.32",
+                "last": "198.18.2.33",
+                "count": 2,
+            },
+        },
+        "d2": {"name": "d2", "vips": ["other"], "local_addresses": None},
+    },
+    "vips": {
+        "web": {
+            "name": "web",
+            "address": "198.18.2.10",
+            "ports": [80, 443],
+            "directors": ["d1"],
+            "real_servers": [],
+        },
+        "api": {
+            "name": "api",
+            "address": "198.18.2.1",
+            "ports": [6443],
+            "directors": ["d1"],
+            "real_servers": [{"name": "m1", "address": "198.18.0.11", "port": 6443}],
+        },
+        "other": {
+            "name": "other",
+            "address": "198.18.2.20",
+            "ports": [80],
+            "directors": ["d2"],
+            "real_servers": [],
+        },
+    },
+}
+
+
+def service(name, *, vip=None, ports=(("http", 80),), namespace="shop", scheduler=None, protocol="TCP"):
+    annotations = {}
+    if vip is not None:
+        annotations["lvs.cloud58.io/vip"] = vip
+    if scheduler is not None:
+        annotations["lvs.cloud58.io/scheduler"] = scheduler
+    return {
+        "metadata": {"namespace": namespace, "name": name, "annotations": annotations},
+        "spec": {"ports": [{"name": n, "port": p, "protocol": protocol} for n, p in ports]},
+    }
+
+
+def endpoint(address, ready=True, terminating=None):
+    conditions = {} if ready is None else {"ready": ready}
+    if terminating is not None:
+        conditions["terminating"] = terminating
+    return {"addresses": [address], "conditions": conditions}
+
+
+def endpoint_slice(
+    service_name, endpoints, *, ports=(("http", 8080),), namespace="shop", name=None, address_type="IPv4"
+):
+    return {
+        "metadata": {
+            "namespace": namespace,
+            "name": name or f"{service_name}-abcde",
+            "labels": {"kubernetes.io/service-name": service_name},
+        },
+        "addressType": address_type,
+        "endpoints": endpoints,
+        "ports": [{"name": n, "port": p, "protocol": "TCP"} for n, p in ports],
+    }
+
+
+@pytest.mark.parametrize(
+    ("services", "expected_claims", "expected_problems"),
+    [
+        pytest.param(
+            [service("web", vip="web")],
+            {"web": {"service": "shop/web", "ports": [(80, "http")]}},
+            [],
+            id="by-vip-name",
+        ),
+        pytest.param(
+            [service("web", vip="198.18.2.10", ports=(("https", 443), ("http", 80)))],
+            {"web": {"service": "shop/web", "ports": [(80, "http"), (443, "https")]}},
+            [],
+            id="by-address-ports-sorted",
+        ),
+        pytest.param([service("plain")], {}, [], id="not-annotated-ignored"),
+        pytest.param([service("o", vip="other")], {}, [], id="other-directors-vip-ignored"),
+        pytest.param(
+            [service("web", vip="198.18.3.3")],
+            {},
+            [
+                "Service shop/web: annotation lvs.cloud58.io/vip: '198.18.3.3' is not a VIP of the plan "
+                "(VIPs: api, other, web)"
+            ],
+            id="unknown-vip",
+        ),
+        pytest.param(
+            [service("web", vip="web", scheduler="sh")],
+            {},
+            [
+                "Service shop/web: annotation lvs.cloud58.io/scheduler: 'sh' is not the scheduler of "
+                "director 'd1' (rr); the Service is ignored"
+            ],
+            id="other-scheduler",
+        ),
+        pytest.param(
+            [service("web", vip="web", scheduler="rr")],
+            {"web": {"service": "shop/web", "ports": [(80, "http")]}},
+            [],
+            id="same-scheduler",
+        ),
+        pytest.param(
+            [service("web2", vip="web", namespace="b"), service("web1", vip="web", namespace="a")],
+            {"web": {"service": "a/web1", "ports": [(80, "http")]}},
+            ["Service b/web2: annotation lvs.cloud58.io/vip: VIP 'web' is already claimed by Service a/web1"],
+            id="claimed-twice-first-wins",
+        ),
+        pytest.param(
+            [service("web", vip="web", ports=(("http", 80), ("admin", 9000)))],
+            {"web": {"service": "shop/web", "ports": [(80, "http")]}},
+            ["Service shop/web: port 9000 is not a port of VIP 'web' (ports: 80, 443); the port is ignored"],
+            id="port-not-of-vip",
+        ),
+        pytest.param(
+            [service("web", vip="web", protocol="UDP")],
+            {"web": {"service": "shop/web", "ports": []}},
+            [],
+            id="udp-port-skipped",
+        ),
+    ],
+)
+def test_selected_services(services, expected_claims, expected_problems):
+    assert selected_services(services, LVS, "d1", "rr") == (expected_claims, expected_problems)
+
+
+@pytest.mark.parametrize(
+    ("slices", "expected"),
+    [
+        pytest.param(
+            [endpoint_slice("web", [endpoint("198.18.9.3"), endpoint("198.18.9.2")])],
+            {"http": [("198.18.9.2", 8080), ("198.18.9.3", 8080)]},
+            id="ready-sorted",
+        ),
+        pytest.param(
+            [endpoint_slice("web", [endpoint("198.18.9.2", ready=None)])],
+            {"http": [("198.18.9.2", 8080)]},
+            id="unset-ready-counts-as-ready",
+        ),
+        pytest.param(
+            [
+                endpoint_slice(
+                    "web",
+                    [
+                        endpoint("198.18.9.2"),
+                        endpoint("198.18.9.3", ready=False),
+                        endpoint("198.18.9.4", ready=True, terminating=True),
+                    ],
+                )
+            ],
+            {"http": [("198.18.9.2", 8080)]},
+            id="not-ready-and-terminating-drained",
+        ),
+        pytest.param(
+            [
+                endpoint_slice("web", [endpoint("198.18.9.2")], name="a"),
+                endpoint_slice("web", [endpoint("198.18.9.2"), endpoint("198.18.9.5")], name="b"),
+            ],
+            {"http": [("198.18.9.2", 8080), ("198.18.9.5", 8080)]},
+            id="duplicates-across-slices-collapse",
+        ),
+        pytest.param(
+            [
+                endpoint_slice("web", [endpoint("198.18.9.2")], namespace="other"),
+                endpoint_slice("api", [endpoint("198.18.9.3")]),
+                endpoint_slice("web", [endpoint("fd00::1")], address_type="IPv6"),
+            ],
+            {},
+            id="other-namespace-service-and-ipv6-ignored",
+        ),
+        pytest.param(
+            [endpoint_slice("web", [endpoint("198.18.9.2")], ports=(("http", 8080), ("https", 8443)))],
+            {"http": [("198.18.9.2", 8080)], "https": [("198.18.9.2", 8443)]},
+            id="two-ports",
+        ),
+        pytest.param([endpoint_slice("web", [])], {}, id="no-endpoints"),
+    ],
+)
+def test_ready_endpoints(slices, expected):
+    assert ready_endpoints(slices, "shop/web") == expected
+
+
+WEB_SVC = service("web", vip="web", ports=(("http", 80), ("https", 443)))
+WEB_SLICE = endpoint_slice(
+    "web",
+    [endpoint("198.18.9.3"), endpoint("198.18.9.2"), endpoint("198.18.9.4", ready=False)],
+    ports=(("http", 8080), ("https", 8443)),
+)
+WEB_PREVIOUS = {"web": [{"address": "198.18.9.7", "port": 8080, "vip_port": 80}]}
+
+
+@pytest.mark.parametrize(
+    ("services", "slices", "slots", "previous", "expected"),
+    [
+        pytest.param(
+            [WEB_SVC],
+            [WEB_SLICE],
+            4,
+            None,
+            (
+                {
+                    "web": [
+                        {"address": "198.18.9.2", "port": 8080, "vip_port": 80},
+                        {"address": "198.18.9.3", "port": 8080, "vip_port": 80},
+                        {"address": "198.18.9.2", "port": 8443, "vip_port": 443},
+                        {"address": "198.18.9.3", "port": 8443, "vip_port": 443},
+                    ]
+                },
+                [],
+            ),
+            id="ready-endpoints-by-vip-port",
+        ),
+        pytest.param(
+            [WEB_SVC],
+            [],
+            4,
+            WEB_PREVIOUS,
+            ({"web": []}, []),
+            id="no-ready-endpoint-empties-the-vip",
+        ),
+        pytest.param([], [WEB_SLICE], 4, WEB_PREVIOUS, ({}, []), id="service-gone-back-to-plan"),
+        pytest.param(
+            [WEB_SVC],
+            [WEB_SLICE],
+            1,
+            WEB_PREVIOUS,
+            (
+                WEB_PREVIOUS,
+                [
+                    "Service shop/web (VIP web): 2 ready endpoints for VIP port 80 are more than the "
+                    "1 slots; VIP web keeps its realservers"
+                ],
+            ),
+            id="too-many-keeps-previous",
+        ),
+        pytest.param(
+            [WEB_SVC],
+            [endpoint_slice("web", [endpoint("not-an-address")])],
+            4,
+            WEB_PREVIOUS,
+            (
+                WEB_PREVIOUS,
+                [
+                    "Service shop/web (VIP web) endpoint [0]: 'not-an-address' is not an IPv4 address; "
+                    "VIP web keeps its realservers"
+                ],
+            ),
+            id="bad-address-keeps-previous",
+        ),
+        pytest.param(
+            [WEB_SVC],
+            [endpoint_slice("web", [endpoint("not-an-address")])],
+            4,
+            None,
+            (
+                {},
+                [
+                    "Service shop/web (VIP web) endpoint [0]: 'not-an-address' is not an IPv4 address; "
+                    "VIP web keeps its realservers"
+                ],
+            ),
+            id="bad-address-first-time-plan",
+        ),
+    ],
+)
+def test_realservers(services, slices, slots, previous, expected):
+    assert realservers(services, slices, LVS, "d1", slots=slots, previous=previous) == expected
+
+
+def _state(web):
+    return director_state(LVS, "d1", {"web": web}, "rr", 2)
+
+
+RS2 = {"address": "198.18.9.2", "port": 8080, "vip_port": 80}
+RS3 = {"address": "198.18.9.3", "port": 8080, "vip_port": 80}
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "expected"),
+    [
+        pytest.param(
+            [RS2],
+            [RS2, RS3],
+            (
+                "delete element ip t realservers { 198.18.2.10 . 80 . 1 }\n"
+                "add element ip t realservers { 198.18.2.10 . 80 . 1 : 198.18.9.3 . 8080 }\n",
+                {"delete": 1, "add": 1},
+            ),
+            id="scale-up-moves-one-slot",
+        ),
+        pytest.param(
+            [RS2, RS3],
+            [RS3],
+            (
+                "delete element ip t realservers { 198.18.2.10 . 80 . 0 }\n"
+                "add element ip t realservers { 198.18.2.10 . 80 . 0 : 198.18.9.3 . 8080 }\n",
+                {"delete": 1, "add": 1},
+            ),
+            id="drain-one-realserver",
+        ),
+        pytest.param(
+            [RS2],
+            [],
+            (
+                "delete element ip t realservers { 198.18.2.10 . 80 . 0, 198.18.2.10 . 80 . 1 }\n",
+                {"delete": 2, "add": 0},
+            ),
+            id="last-realserver-gone",
+        ),
+        pytest.param([RS2, RS3], [RS3, RS2], ("", {"delete": 0, "add": 0}), id="same-set-no-transaction"),
+    ],
+)
+def test_transaction(before, after, expected):
+    assert transaction(_state(before)["elements"], _state(after), "t") == expected
