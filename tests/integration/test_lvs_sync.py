@@ -1,0 +1,259 @@
+"""cloud58-lvs-sync against a real kube-apiserver and real nftables.
+
+The program (``roles/lvs_director/files/cloud58-lvs-sync``, from the source tree) runs on
+the host, where the apiserver of ``kube_clusters`` listens on loopback, and applies its
+transactions with ``nft`` inside a network namespace this test creates (``c58sync-<pid>-*``,
+the director). The director is lab1-lvs1 of inventories/lab; the Service claims its VIP
+lab1-ingress (198.18.2.10) with the annotation ``lvs.cloud58.io/vip``; the EndpointSlice is
+written by the test (the apiserver runs no controllers). Every address is inside 198.18.0.0/15.
+
+The tests share one lab and run in file order: the first full list creates the table, an
+EndpointSlice change becomes element changes, a restart deletes no element, the last ready
+endpoint's removal empties the VIP.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from kubernetes import client, config
+
+from ansible_collections.cloud58.platform.plugins.module_utils.lvs.fullnat import read_table
+from ansible_collections.cloud58.platform.plugins.module_utils.topology import build_plan, load_inventory
+from cloud58_lab import programs
+from cloud58_lab.netlab import NetLab, run_prefix
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+PROGRAM = REPO / "collections/ansible_collections/cloud58/platform/roles/lvs_director/files/cloud58-lvs-sync"
+DIRECTOR = "lab1-lvs1"
+TABLE = "cloud58_fullnat"
+SLOTS = 8  # the director has 8 local addresses: at least as many slots
+# the plan's realservers of lab1-k8s-api (no Service claims that VIP): kept as the plan says
+API_SLOTS = {
+    f"198.18.2.1 . 6443 . {slot}": target
+    for slot, target in enumerate(["198.18.0.11 . 6443", "198.18.0.12 . 6443", "198.18.0.75 . 6443"] * 3)
+    if slot < SLOTS
+}
+
+
+def _web_slots(*targets):
+    """VIP port 80's slots dealt over ``targets`` (realserver . port) in turn."""
+    return {f"198.18.2.10 . 80 . {slot}": targets[slot % len(targets)] for slot in range(SLOTS)}
+
+
+def _endpoint(address, ready=True, terminating=False):
+    return {"addresses": [address], "conditions": {"ready": ready, "terminating": terminating}}
+
+
+class Lab:
+    def __init__(self, net, kubeconfig, namespace, workdir, lvs):
+        self.net = net
+        self.namespace = namespace
+        self.workdir = workdir
+        self.api = config.new_client_from_config(config_file=str(kubeconfig), context="c1")
+        self.core = client.CoreV1Api(self.api)
+        self.discovery = client.DiscoveryV1Api(self.api)
+        self.config = workdir / "lvs-sync.json"
+        self.config.write_text(
+            json.dumps(
+                {
+                    "director": DIRECTOR,
+                    "lvs": lvs,
+                    "kubeconfig": str(kubeconfig),
+                    "context": "c1",
+                    "slots": SLOTS,
+                    "nft": programs.argv("ip", "netns", "exec", net.ns("director"), programs.path("nft")),
+                }
+            )
+        )
+        self.proc = None
+        self.log = None
+        self.starts = 0
+
+    # ---- the program ------------------------------------------------------------------------
+    def start(self):
+        self.starts += 1
+        self.log = self.workdir / f"sync-{self.starts}.log"
+        env = dict(os.environ, PYTHONPATH=str(REPO / "collections"))
+        with self.log.open("w") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, str(PROGRAM), "--config", str(self.config)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+    def wait_for_log(self, text):
+        self.wait(lambda: text in self.log.read_text(), f"{text!r} in {self.log.name}")
+
+    def wait(self, predicate, what, timeout=30.0):
+        """Poll until ``predicate()``: a bound on a hang, not a timing assertion."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            if self.proc is not None and self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        pytest.fail(f"never saw {what}; the sync's log:\n{self.log.read_text()}", pytrace=False)
+
+    # ---- the data plane ---------------------------------------------------------------------
+    def nft_json(self):
+        out = self.net.exec("director", "nft", "-j", "list", "table", "ip", TABLE, check=False)
+        return json.loads(out.stdout) if out.returncode == 0 else None
+
+    def realservers(self):
+        data = self.nft_json()
+        return read_table(data, TABLE)["elements"].get("realservers") if data else None
+
+    def handles(self):
+        out = {}
+        for item in self.nft_json()["nftables"]:
+            for kind, obj in item.items():
+                if kind in ("table", "set", "map", "chain", "rule"):
+                    out[(kind, obj.get("chain", ""), obj.get("name", ""))] = obj["handle"]
+        return out
+
+    # ---- the cluster ------------------------------------------------------------------------
+    def write_slice(self, endpoints):
+        body = {
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": {
+                "name": "web-1",
+                "namespace": self.namespace,
+                "labels": {
+                    "kubernetes.io/service-name": "web",
+                    "endpointslice.kubernetes.io/managed-by": "cloud58-test",
+                },
+            },
+            "addressType": "IPv4",
+            "endpoints": endpoints,
+            "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+        }
+        try:
+            self.discovery.replace_namespaced_endpoint_slice("web-1", self.namespace, body)
+        except client.exceptions.ApiException as e:
+            if e.status != 404:
+                raise
+            self.discovery.create_namespaced_endpoint_slice(self.namespace, body)
+
+
+@pytest.fixture(scope="module")
+def lab(request, kube_clusters, tmp_path_factory):
+    root = request.config.rootpath
+    lvs = build_plan(load_inventory(str(root / "inventories/lab"))).as_dict()["datacenters"]["lab1"]["lvs"]
+    namespace = f"lvs-sync-{uuid.uuid4().hex[:8]}"
+    net = NetLab(prefix=run_prefix("c58sync"))
+    lab = None
+    try:
+        net.add_namespace("director")
+        lab = Lab(net, kube_clusters.kubeconfig, namespace, tmp_path_factory.mktemp("lvs-sync"), lvs)
+        lab.core.create_namespace({"metadata": {"name": namespace}})
+        lab.core.create_namespaced_service(
+            namespace,
+            {
+                "metadata": {"name": "web", "annotations": {"lvs.cloud58.io/vip": "198.18.2.10"}},
+                "spec": {"ports": [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}]},
+            },
+        )
+        lab.write_slice(
+            [
+                _endpoint("198.18.9.3"),
+                _endpoint("198.18.9.2"),
+                _endpoint("198.18.9.4", ready=False),
+                _endpoint("198.18.9.5", ready=False, terminating=True),
+            ]
+        )
+        yield lab
+    finally:
+        if lab is not None:
+            lab.stop()
+            for call in (
+                lambda: lab.discovery.delete_namespaced_endpoint_slice("web-1", namespace),
+                lambda: lab.core.delete_namespaced_service("web", namespace),
+                lambda: lab.core.delete_namespace(namespace),
+            ):
+                try:
+                    call()
+                except client.exceptions.ApiException as e:
+                    if e.status != 404:
+                        raise
+            lab.api.close()
+        problems = net.close()
+        assert problems == [], f"lab cleanup left: {problems}"
+
+
+def test_first_full_list_creates_the_table_with_ready_endpoints(lab):
+    assert lab.realservers() is None  # no table yet: the sync creates it
+    lab.start()
+    lab.wait_for_log(f"table ip {TABLE} created from the full list")
+    assert lab.realservers() == {**API_SLOTS, **_web_slots("198.18.9.2 . 8080", "198.18.9.3 . 8080")}
+
+
+def test_endpoint_slice_change_becomes_element_changes_without_reload(lab):
+    handles = lab.handles()
+    # 198.18.9.3 starts terminating (drained), 198.18.9.6 becomes ready
+    lab.write_slice(
+        [
+            _endpoint("198.18.9.3", ready=False, terminating=True),
+            _endpoint("198.18.9.2"),
+            _endpoint("198.18.9.6"),
+        ]
+    )
+    expected = {**API_SLOTS, **_web_slots("198.18.9.2 . 8080", "198.18.9.6 . 8080")}
+    lab.wait(lambda: lab.realservers() == expected, f"the realservers {expected}")
+    lab.wait_for_log(f"table ip {TABLE} updated: 4 element(s) deleted, 4 added (VIPs lab1-ingress)")
+    assert lab.handles() == handles
+
+
+def test_restart_deletes_no_element_while_endpoints_exist(lab):
+    monitor_out = lab.workdir / "monitor.txt"
+    with monitor_out.open("w") as out:
+        monitor = subprocess.Popen(
+            programs.argv(
+                "ip",
+                "netns",
+                "exec",
+                lab.net.ns("director"),
+                programs.path("nft"),
+                "monitor",
+                "destroy",
+                "elements",
+            ),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        before = lab.realservers()
+        lab.stop()
+        lab.start()
+        lab.wait_for_log(f"table ip {TABLE} unchanged from the full list")
+        assert lab.realservers() == before
+        # the last ready endpoints go: now the monitor must see the VIP's slots deleted
+        lab.write_slice([_endpoint("198.18.9.2", ready=False), _endpoint("198.18.9.6", ready=False)])
+        lab.wait(lambda: lab.realservers() == API_SLOTS, "the VIP lab1-ingress emptied")
+    finally:
+        monitor.send_signal(signal.SIGTERM)
+        monitor.wait(timeout=10)
+    # only the deletes of the emptied VIP: none from the restart
+    assert sorted(monitor_out.read_text().splitlines()) == [
+        f"delete element ip {TABLE} realservers {{ {key} : {target} }}"
+        for key, target in _web_slots("198.18.9.2 . 8080", "198.18.9.6 . 8080").items()
+    ]
