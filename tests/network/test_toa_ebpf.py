@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
+import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -46,6 +49,13 @@ CLIENT = "198.18.4.2"
 REALSERVER = "198.18.5.2"
 RS_PORT = 8080
 SLOTS = 8
+PLAYBOOK = """\
+- name: Let servers see their LVS clients
+  hosts: all
+  gather_facts: false
+  roles:
+    - cloud58.platform.toa
+"""
 OUR_PROGRAMS = {"toa_director", "toa_sockops", "toa_getpeername4"}
 
 # An unmodified server: it knows nothing of TOA. The third field is the kernel's own view
@@ -175,6 +185,7 @@ class Lab:
         self.bpffs = work / "bpffs"
         self.cgroup2 = work / "cgroup2"
         self.cgroup = f"/{net.prefix}server"
+        self.runs = 0
 
     def connect(self):
         """One connection client -> VIP: {client, accept, getpeername, kernel} as 'addr:port'."""
@@ -183,31 +194,77 @@ class Lab:
         ).stdout.split()
         return dict(zip(("client", "accept", "getpeername", "kernel"), out, strict=True))
 
-    def attach(self):
-        _loader(
-            "director-attach",
-            "--objects",
-            self.objects,
-            "--bpffs",
-            self.bpffs,
-            "--dev",
-            "client0",
-            "--netns",
-            self.net.ns("director"),
-            "--vip",
-            f"{VIP_ADDRESS}:{VIP_PORT}",
+    def role_vars(self, **extra):
+        """The role's variables: everything under this test's directory, the lab's interface."""
+        role = self.work / "role"
+        return {
+            "toa_ebpf_src_dir": str(role / "src"),
+            "toa_ebpf_build_dir": str(self.objects),
+            "toa_ebpf_loader": str(role / "cloud58-toa-ebpf"),
+            "toa_ebpf_unit_dir": str(role / "units"),
+            "toa_ebpf_bpffs": str(self.bpffs),
+            "toa_ebpf_cgroup2_mount": str(self.cgroup2),
+            "toa_ebpf_cgroup": self.cgroup,
+            "toa_ebpf_director": True,
+            "toa_ebpf_director_interface": "client0",
+            "toa_ebpf_director_vips": [f"{VIP_ADDRESS}:{VIP_PORT}"],
+            # no systemd here and the packages are there: the units' commands run below
+            "toa_ebpf_install_packages": False,
+            "toa_ebpf_start": False,
+            "ansible_connection": "local",
+            "ansible_python_interpreter": sys.executable,
+            **extra,
+        }
+
+    def play(self, check=False, **extra):
+        """Run the role on this host; ({changed, failures}, failed tasks' messages)."""
+        self.runs += 1
+        playbook = self.work / "play.yml"
+        playbook.write_text(PLAYBOOK)
+        variables = self.work / f"vars-{self.runs}.json"
+        variables.write_text(json.dumps(self.role_vars(**extra)))
+        env = dict(
+            os.environ,
+            ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
+            ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
+            PYTHONPATH=str(REPO / "collections"),
         )
-        _loader(
-            "realserver-attach",
-            "--objects",
-            self.objects,
-            "--bpffs",
-            self.bpffs,
-            "--cgroup2-mount",
-            self.cgroup2,
-            "--cgroup",
-            self.cgroup,
+        proc = subprocess.run(
+            programs.argv("ansible-playbook", "-i", "toa-host,", playbook, "-e", f"@{variables}")
+            + (["--check", "--diff"] if check else []),
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=REPO,
+            check=False,
         )
+        report = json.loads(proc.stdout)
+        stats = report["stats"]["toa-host"]
+        failed = [
+            result["msg"]
+            for play in report["plays"]
+            for task in play["tasks"]
+            for result in task["hosts"].values()
+            if result.get("failed")
+        ]
+        return {"changed": stats["changed"], "failures": stats["failures"]}, failed
+
+    def unit_command(self, side, key):
+        """``key`` (ExecStart, ExecStop) of the unit the role wrote, as argv, as systemd runs it
+        (the director's in the director's namespace, where its interface is)."""
+        text = (self.work / "role/units" / f"cloud58-toa-{side}.service").read_text()
+        line = next(x for x in text.splitlines() if x.startswith(f"{key}="))
+        argv = shlex.split(line.split("=", 1)[1])
+        return (
+            programs.argv("ip", "netns", "exec", self.net.ns("director"), *argv)
+            if side == "director"
+            else argv
+        )
+
+    def run_units(self, key):
+        for side in ("director", "realserver"):
+            proc = subprocess.run(self.unit_command(side, key), capture_output=True, text=True, check=False)
+            assert proc.returncode == 0, proc.stderr
 
     def detach(self):
         problems = []
@@ -285,8 +342,6 @@ def lab(request, tmp_path_factory):
     lab = Lab(net, work, local_pool)
     problems = []
     try:
-        # compile the role's sources here, as the role does on a host
-        _loader("build", "--src", ROLE_FILES / "ebpf", "--out", lab.objects)
         lab.cgroup2.mkdir()
         subprocess.run(programs.argv("mount", "-t", "cgroup2", "none", lab.cgroup2), check=True)
         (lab.cgroup2 / lab.cgroup.strip("/")).mkdir()
@@ -333,8 +388,61 @@ def test_without_toa_the_server_sees_a_local_address(lab):
     assert _split(seen["client"])[0] == CLIENT
 
 
-def test_programs_attach(lab):
-    lab.attach()
+KMOD_MISSING = (
+    "toa-host: toa_kmod_package is not set: with toa_mode=kmod set it to the Debian package that"
+    " ships the TOA module built for this host's kernel; toa_kmod_version is not set: with"
+    " toa_mode=kmod set it to the exact version of toa_kmod_package"
+)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"toa_mode": "kmod"}, KMOD_MISSING),
+        (
+            {"toa_ebpf_director_interface": "", "toa_ebpf_director_vips": ["198.18.2.10"]},
+            "toa-host: toa_ebpf_director_interface is not set: the director program needs the"
+            " client-facing interface; toa_ebpf_director_vips: 198.18.2.10 is not ADDRESS:PORT (IPv4)",
+        ),
+    ],
+    ids=["kmod-without-package-and-version", "director-without-interface-bad-vip"],
+)
+def test_role_refuses_incomplete_variables_before_changing_anything(lab, extra, message):
+    assert lab.play(**extra) == ({"changed": 0, "failures": 1}, [message])
+    assert not (lab.work / "role").exists()
+
+
+def test_role_check_mode_changes_nothing(lab):
+    # directories, sources, loader, units would change; nothing is compiled in check mode
+    assert lab.play(check=True) == ({"changed": 4, "failures": 0}, [])
+    assert not (lab.work / "role").exists()
+
+
+def test_role_installs_and_compiles_then_reports_no_change(lab):
+    (lab.work / "role/units").mkdir(parents=True)  # /etc/systemd/system on a host
+    # directories, sources, loader, compilation, units
+    assert lab.play() == ({"changed": 5, "failures": 0}, [])
+    assert sorted(p.name for p in lab.objects.iterdir()) == [
+        "toa_director.o",
+        "toa_realserver.o",
+        "vmlinux.h",
+    ]
+    assert lab.unit_command("realserver", "ExecStop") == [
+        str(lab.work / "role/cloud58-toa-ebpf"),
+        "realserver-detach",
+        "--bpffs",
+        str(lab.bpffs),
+        "--cgroup2-mount",
+        str(lab.cgroup2),
+        "--cgroup",
+        lab.cgroup,
+    ]
+    assert lab.play() == ({"changed": 0, "failures": 0}, [])
+    assert _our_programs() == []
+
+
+def test_units_attach_the_programs(lab):
+    lab.run_units("ExecStart")
     assert _our_programs() == sorted(OUR_PROGRAMS)
 
 
@@ -382,8 +490,8 @@ def test_more_connections_each_see_their_own_client_port(lab):
     assert len(ports) == 3
 
 
-def test_detached_programs_leave_nothing_and_the_server_sees_the_local_address_again(lab):
-    assert lab.detach() == []
+def test_stopped_units_leave_nothing_and_the_server_sees_the_local_address_again(lab):
+    lab.run_units("ExecStop")
     assert _our_programs() == []
     # the pins are gone (newer kernels add their own maps.debug and progs.debug)
     assert sorted(p.name for p in lab.bpffs.iterdir() if not p.name.endswith(".debug")) == []
