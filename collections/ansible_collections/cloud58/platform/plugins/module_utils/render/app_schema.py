@@ -379,11 +379,12 @@ def fill_defaults(schema: dict, instance):
     return out
 
 
-def schema_problems(rel: str, instance, schema: dict = APP_SCHEMA) -> list[str]:
-    """Schema violations of one spec (or namespace file), one line each: file, path, message, rule."""
+def schema_problems(rel: str, instance, schema: dict | None = None) -> list[str]:
+    """Schema violations of one spec (or, with NAMESPACE_SCHEMA, namespace file), one line each:
+    file, path, message, rule."""
     if not HAS_JSONSCHEMA:
         raise RenderError("the Python library jsonschema is required to validate app specs")
-    validator = jsonschema.Draft202012Validator(schema)
+    validator = jsonschema.Draft202012Validator(APP_SCHEMA if schema is None else schema)
     problems = []
     for error in sorted(validator.iter_errors(instance), key=lambda e: (_path(e.absolute_path), e.validator)):
         problems.append(f"{rel}: {_path(error.absolute_path)}: {_message(error)} (rule: {error.validator})")
