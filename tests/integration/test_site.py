@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ansible_collections.cloud58.platform.plugins.module_utils.bgp.calico_install import calico_install
+from ansible_collections.cloud58.platform.plugins.module_utils.topology import build_plan, load_inventory
 from cloud58_lab import programs
 from cloud58_lab.nodes import recap
 
@@ -31,6 +33,7 @@ LVS_KERNEL = "Tune the kernel of the LVS directors"
 STATIC_PODS = "Run etcd, events etcd, kube-apiserver, controller-manager and scheduler as static pods"
 ENDPOINT = "Balance each cluster's apiservers on its masters"
 JOIN = "Join the minions' kubelets to their clusters"
+CALICO_CHECK = "Check that the Calico release is named by a URL and a sha256, before any host is touched"
 CALICO = "Fetch the Calico release from the mirror, verify it and set it up per cluster"
 ROUTERS = "Write the router configurations of each datacenter for the network team"
 ROUTER_HOSTS = "Configure FRR on the routers that are hosts of the inventory"
@@ -67,7 +70,8 @@ def _plays_with_tasks(listing: str) -> list[str]:
         pytest.param(
             [],
             [
-                *(PREFLIGHT, BASE, PREFLIGHT, NODES, LVS_KERNEL, PREFLIGHT, STATIC_PODS, ENDPOINT),
+                *(PREFLIGHT, CALICO_CHECK, BASE, PREFLIGHT, NODES, LVS_KERNEL, PREFLIGHT, STATIC_PODS),
+                ENDPOINT,
                 *(JOIN, CALICO, ROUTERS, ROUTER_HOSTS),
             ],
             id="all-but-gitops",
@@ -78,8 +82,10 @@ def _plays_with_tasks(listing: str) -> list[str]:
         pytest.param(
             ["--tags", "control_plane"], [PREFLIGHT, PREFLIGHT, STATIC_PODS, ENDPOINT], id="control-plane"
         ),
-        pytest.param(["--tags", "network"], [PREFLIGHT, CALICO, ROUTERS, ROUTER_HOSTS], id="network"),
-        pytest.param(["--tags", "calico"], [PREFLIGHT, CALICO], id="calico"),
+        pytest.param(
+            ["--tags", "network"], [PREFLIGHT, CALICO_CHECK, CALICO, ROUTERS, ROUTER_HOSTS], id="network"
+        ),
+        pytest.param(["--tags", "calico"], [PREFLIGHT, CALICO_CHECK, CALICO], id="calico"),
         pytest.param(["--tags", "routers"], [PREFLIGHT, ROUTERS, ROUTER_HOSTS], id="routers"),
         pytest.param(["--tags", "gitops"], [PREFLIGHT, RECONCILE], id="gitops-only-when-asked"),
     ],
@@ -91,6 +97,11 @@ def test_each_stage_runs_alone_by_its_tag(tags, plays):
 
 
 def test_routers_stage_writes_every_router_config_that_frr_accepts(tmp_path):
+    # check mode reports the files it would write and writes none
+    check = _site("--tags", "routers", "--check", "-e", f"site_routers_dir={tmp_path}")
+    assert check.returncode == 0, check.stdout[-4000:] + check.stderr
+    assert {h: r["changed"] for h, r in recap(check.stdout).items() if r["changed"]} == {"localhost": 12}
+    assert list(tmp_path.iterdir()) == []
     first = _site("--tags", "routers", "-e", f"site_routers_dir={tmp_path}")
     assert first.returncode == 0, first.stdout[-4000:] + first.stderr
     written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
@@ -196,7 +207,7 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-def _calico(tmp_path, url, sha256, *args):
+def _calico(tmp_path, url, sha256, *args, tags=("--tags", "calico")):
     extra = {
         "calico_install": True,
         "calico_manifest_url": url,
@@ -204,7 +215,7 @@ def _calico(tmp_path, url, sha256, *args):
         "calico_cache_dir": str(tmp_path / "release"),
         "calico_render_dir": str(tmp_path / "build"),
     }
-    return _site("--tags", "calico", "-e", json.dumps(extra), *args)
+    return _site(*tags, "-e", json.dumps(extra), *args)
 
 
 def _written(top: Path) -> list[str]:
@@ -214,36 +225,59 @@ def _written(top: Path) -> list[str]:
     )
 
 
+REFUSAL = (
+    " (inventory {inventory}): set calico_manifest_url to Calico v3.28.2's manifests/calico.yaml on "
+    "your mirror and calico_manifest_sha256 to its sha256, computed where the release is reachable "
+    "(sha256sum calico.yaml), in group_vars/all; cloud58 ships no digest it has not verified. Or set "
+    "calico_install: false to leave Calico out."
+)
+
+
 @pytest.mark.parametrize(
-    ("url", "sha256", "message"),
+    ("url", "sha256", "tags", "problem"),
     [
         pytest.param(
             "http://mirror.invalid/calico.yaml",
             "",
-            "calico_manifest_sha256 is not set (inventory {inventory}): set calico_manifest_url to "
-            "Calico v3.28.2's manifests/calico.yaml on your mirror and calico_manifest_sha256 to its "
-            "sha256",
+            ("--tags", "calico"),
+            "calico_manifest_sha256 is not set",
             id="no-digest",
         ),
         pytest.param(
             "http://mirror.invalid/calico.yaml",
             "d41d8cd98f00b204e9800998ecf8427e",
-            "calico_manifest_sha256 is 'd41d8cd98f00b204e9800998ecf8427e', not 64 hex digits "
-            "(inventory {inventory})",
+            ("--tags", "calico"),
+            "calico_manifest_sha256 is 'd41d8cd98f00b204e9800998ecf8427e', not 64 hex digits",
             id="md5-not-sha256",
         ),
         pytest.param(
             "",
             "0" * 64,
-            "calico_manifest_url is not set (inventory {inventory})",
+            ("--tags", "calico"),
+            "calico_manifest_url is not set",
             id="no-url",
+        ),
+        # the whole site.yml stops right after the preflight, before the base stage touches a host
+        pytest.param(
+            "http://mirror.invalid/calico.yaml",
+            "",
+            (),
+            "calico_manifest_sha256 is not set",
+            id="whole-site-no-digest",
         ),
     ],
 )
-def test_calico_stage_refuses_without_a_verifiable_release_and_writes_nothing(tmp_path, url, sha256, message):
-    run = _calico(tmp_path, url, sha256)
-    assert run.returncode == 2
-    assert message.format(inventory=REPO / "inventories/lab") in " ".join(run.stdout.split())
+def test_calico_stage_refuses_without_a_verifiable_release_before_any_host_is_touched(
+    tmp_path, url, sha256, tags, problem
+):
+    run = _calico(tmp_path, url, sha256, tags=tags)
+    assert run.returncode == 2, run.stdout[-4000:] + run.stderr
+    assert re.findall(r"^\[ERROR\]: Task failed: Action failed: (.*)$", run.stdout, re.M) == [
+        problem + REFUSAL.format(inventory=REPO / "inventories/lab")
+    ]
+    # Only the controller ran anything (the preflight and the check), and changed nothing.
+    assert {h: (r["changed"], r["failed"]) for h, r in recap(run.stdout).items()} == {"localhost": (0, 1)}
+    assert re.findall(r"^PLAY \[(.*?)\]", run.stdout, re.M) == [PREFLIGHT, CALICO_CHECK]
     assert _written(tmp_path) == []
 
 
@@ -277,6 +311,12 @@ def test_calico_stage_writes_each_clusters_install_from_the_verified_release(tmp
     assert env["IP_AUTODETECTION_METHOD"] == "cidr=198.19.0.0/26,198.19.0.64/26"
     assert env["CALICO_IPV4POOL_CIDR"] == "198.19.16.0/21"
     assert (env["NO_DEFAULT_POOLS"], env["CALICO_NETWORKING_BACKEND"]) == ("true", "bird")
+    # each written install is, byte for byte, the unit-tested set-up of the verified release
+    plan = build_plan(load_inventory(str(REPO / "inventories/lab"))).as_dict()
+    release = (REPO / "tests/fixtures/calico-release.yaml").read_text()
+    assert {c: (tmp_path / "build" / c / "calico.yaml").read_text() for c in ("lab1-k8s", "lab2-k8s")} == {
+        c: calico_install(release, plan, c) for c in ("lab1-k8s", "lab2-k8s")
+    }
     second = _calico(tmp_path, url, sha256)
     assert second.returncode == 0, second.stdout[-4000:]
     assert {h: r["changed"] for h, r in recap(second.stdout).items() if r["changed"]} == {}
