@@ -3,15 +3,19 @@
 Namespaces (``c58toa-<pid>-*``): a client, the director lab1-lvs1 of inventories/lab (its
 VIP, port and local-address range are the plan's, the table is ``render_ruleset`` of
 ``module_utils/lvs/fullnat.py`` applied with ``nft -f``) and one realserver running an
-unmodified Python TCP server. The programs are the role ``cloud58.platform.toa``'s
-sources (``roles/toa/files/ebpf/``), compiled here by its loader ``cloud58-toa-ebpf`` into
-this test's directory, pinned in a bpffs and attached through a cgroup v2 hierarchy the
-test mounts in its own directory (outside /sys, which ``ip netns exec`` remounts).
+unmodified Python TCP server. The role ``cloud58.platform.toa`` runs on this host with
+ansible-playbook (every path under this test's directory): it installs its sources
+(``roles/toa/files/ebpf/``) and loader ``cloud58-toa-ebpf``, compiles them and writes the
+systemd units; there is no systemd here, so the test runs the units' ExecStart and
+ExecStop command lines itself (the director's in the director's namespace). Programs are
+pinned in a bpffs and attached through a cgroup v2 hierarchy the test mounts in its own
+directory (outside /sys, which ``ip netns exec`` remounts).
 
 The server answers every connection with what ``accept()`` and ``getpeername()`` returned
 and with the peer the kernel's own connection table (``/proc/net/tcp`` of the realserver's
 namespace) holds, which no eBPF program rewrites: that is the packet-level source.
-The tests share one lab and run in file order: without programs, attached, detached.
+The tests share one lab and run in file order: without programs; the role (refusals,
+check mode, a run, a second run); attached; detached.
 Every address is inside 198.18.0.0/15.
 """
 
@@ -428,6 +432,7 @@ def test_role_installs_and_compiles_then_reports_no_change(lab):
         "vmlinux.h",
     ]
     assert lab.unit_command("realserver", "ExecStop") == [
+        "/usr/bin/python3",
         str(lab.work / "role/cloud58-toa-ebpf"),
         "realserver-detach",
         "--bpffs",
