@@ -1,10 +1,11 @@
 /* TOA ("TCP option address") wire format shared by the director and realserver programs.
  *
- * The format is the one of Alibaba LVS and DPVS (github.com/iqiyi/dpvs, include/ipvs/conn.h
- * and src/ipvs/ip_vs_proto_tcp.c, struct tcpopt_addr; the kernel module
- * github.com/alibaba/LVS kernel/net/toa/toa.h): TCP option kind 254, length 8, then the
- * client's TCP port (2 bytes) and IPv4 address (4 bytes), both in network byte order.
- * The IPv6 form (length 20: port + 16-byte address) is not implemented here.
+ * The format is the one of DPVS and Alibaba LVS: DPVS (github.com/iqiyi/dpvs) defines it in
+ * include/ipvs/proto_tcp.h (TCP_OPT_ADDR = 254, TCP_OLEN_IP4_ADDR 8, TCP_OLEN_IP6_ADDR 20,
+ * struct tcpopt_addr: opcode, opsize, __be16 port, address) and its realserver module in
+ * kmod/toa/toa.h. Option kind 254, length 8, then the client's TCP port (2 bytes) and IPv4
+ * address (4 bytes), both in network byte order. The IPv6 form (length 20: port + 16-byte
+ * address) is not implemented here.
  */
 #ifndef CLOUD58_TOA_H
 #define CLOUD58_TOA_H
