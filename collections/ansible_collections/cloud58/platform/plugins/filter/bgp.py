@@ -5,8 +5,8 @@
 objects for a cluster.
 
 Each filter is documented in its own file next to this one (tor_router_names.yml,
-tor_router_config.yml, calico_objects.yml, calico_node_annotations.yml, calico_install.yml), as
-ansible-doc reads them.
+tor_router_config.yml, calico_objects.yml, calico_node_annotations.yml, calico_install.yml,
+calico_release_problem.yml), as ansible-doc reads them.
 """
 
 from __future__ import annotations
@@ -22,7 +22,10 @@ from ansible_collections.cloud58.platform.plugins.module_utils.bgp import (
     router_config,
     router_names,
 )
-from ansible_collections.cloud58.platform.plugins.module_utils.bgp.calico_install import calico_install
+from ansible_collections.cloud58.platform.plugins.module_utils.bgp.calico_install import (
+    calico_install,
+    release_problem,
+)
 
 
 def _plan(value, filter_name):
@@ -79,6 +82,12 @@ def calico_install_filter(manifest, plan, cluster, source="the manifest"):
         raise AnsibleFilterError(f"calico_install({cluster}): {e}") from e
 
 
+def calico_release_problem(url, sha256, version, inventory_sources=None):
+    if not isinstance(version, str) or not version:
+        raise AnsibleFilterError(f"calico_release_problem: version must be a string, got {version!r}")
+    return release_problem(url, sha256, version, inventory_sources)
+
+
 class FilterModule:
     def filters(self):
         return {
@@ -87,4 +96,5 @@ class FilterModule:
             "calico_objects": calico_objects_filter,
             "calico_node_annotations": calico_node_annotations_filter,
             "calico_install": calico_install_filter,
+            "calico_release_problem": calico_release_problem,
         }

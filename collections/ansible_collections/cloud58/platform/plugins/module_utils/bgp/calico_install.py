@@ -23,6 +23,8 @@ container is refused: it is not the release this was written for.
 
 from __future__ import annotations
 
+import re
+
 from .fabric import BgpError
 
 try:
@@ -33,6 +35,31 @@ except ImportError:  # pragma: no cover - the filter runs on the controller, whi
     HAS_YAML = False
 
 NODE_CONTAINER = "calico-node"
+SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+
+
+def release_problem(url, sha256, version, inventory_sources) -> str:
+    """Why the release named by ``calico_manifest_url`` and ``calico_manifest_sha256`` cannot be
+    fetched and verified: ``""`` when nothing stands in the way, else one line naming the
+    variable, its value and the inventory, and what to set. cloud58 ships no digest, so an
+    unset one is the usual case until the operator computes it."""
+    if url is None or url == "":
+        problem = "calico_manifest_url is not set"
+    elif not isinstance(url, str):
+        problem = f"calico_manifest_url is {url!r} ({type(url).__name__}), not a URL"
+    elif sha256 is None or sha256 == "":
+        problem = "calico_manifest_sha256 is not set"
+    elif not isinstance(sha256, str) or not SHA256.fullmatch(sha256):
+        problem = f"calico_manifest_sha256 is {sha256!r}, not 64 hex digits"
+    else:
+        return ""
+    sources = [inventory_sources] if isinstance(inventory_sources, str) else list(inventory_sources or [])
+    return (
+        f"{problem} (inventory {', '.join(str(s) for s in sources) or '?'}): set calico_manifest_url "
+        f"to Calico {version}'s manifests/calico.yaml on your mirror and calico_manifest_sha256 to its "
+        "sha256, computed where the release is reachable (sha256sum calico.yaml), in group_vars/all; "
+        "cloud58 ships no digest it has not verified. Or set calico_install: false to leave Calico out."
+    )
 
 
 def node_env(plan, cluster: str) -> dict:

@@ -1,5 +1,6 @@
 """The Calico release manifest set up for a cluster of the lab plan: exact environment of
-calico-node, the backend in calico-config, everything else untouched, bad manifests refused."""
+calico-node, the backend in calico-config, everything else untouched, bad manifests refused;
+and the refusal of a release that is not named by a URL and a sha256."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ import pytest
 import yaml
 
 from ansible_collections.cloud58.platform.plugins.module_utils.bgp import BgpError
-from ansible_collections.cloud58.platform.plugins.module_utils.bgp.calico_install import calico_install
+from ansible_collections.cloud58.platform.plugins.module_utils.bgp.calico_install import (
+    calico_install,
+    release_problem,
+)
 from ansible_collections.cloud58.platform.plugins.module_utils.topology import build_plan, load_inventory
 
 REPO = Path(__file__).resolve().parents[9]
@@ -94,3 +98,78 @@ def test_a_manifest_that_is_not_the_release_is_refused(plan, manifest, message):
 def test_a_cluster_the_plan_lacks_is_refused(plan):
     with pytest.raises(BgpError, match=r"^the plan has no cluster 'lab9-k8s'$"):
         calico_install(RELEASE, plan, "lab9-k8s")
+
+
+DIGEST = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+WHAT_TO_SET = (
+    " (inventory inventories/bj1): set calico_manifest_url to Calico v3.28.2's manifests/calico.yaml "
+    "on your mirror and calico_manifest_sha256 to its sha256, computed where the release is reachable "
+    "(sha256sum calico.yaml), in group_vars/all; cloud58 ships no digest it has not verified. Or set "
+    "calico_install: false to leave Calico out."
+)
+
+
+@pytest.mark.parametrize(
+    ("url", "sha256", "problem"),
+    [
+        pytest.param("https://mirror.example/calico.yaml", DIGEST, "", id="url-and-digest"),
+        pytest.param("https://mirror.example/calico.yaml", DIGEST.upper(), "", id="upper-case-digest"),
+        pytest.param("", DIGEST, "calico_manifest_url is not set", id="no-url"),
+        pytest.param(None, DIGEST, "calico_manifest_url is not set", id="url-null"),
+        pytest.param(["a"], DIGEST, "calico_manifest_url is ['a'] (list), not a URL", id="url-list"),
+        pytest.param(
+            "https://mirror.example/calico.yaml", "", "calico_manifest_sha256 is not set", id="no-digest"
+        ),
+        pytest.param(
+            "https://mirror.example/calico.yaml", None, "calico_manifest_sha256 is not set", id="digest-null"
+        ),
+        pytest.param(
+            "https://mirror.example/calico.yaml",
+            "d41d8cd98f00b204e9800998ecf8427e",
+            "calico_manifest_sha256 is 'd41d8cd98f00b204e9800998ecf8427e', not 64 hex digits",
+            id="md5-not-sha256",
+        ),
+        pytest.param(
+            "https://mirror.example/calico.yaml",
+            "sha256:" + DIGEST,
+            f"calico_manifest_sha256 is 'sha256:{DIGEST}', not 64 hex digits",
+            id="algorithm-prefix",
+        ),
+        pytest.param(
+            "https://mirror.example/calico.yaml",
+            DIGEST[:-1] + "g",
+            f"calico_manifest_sha256 is '{DIGEST[:-1]}g', not 64 hex digits",
+            id="not-hex",
+        ),
+        pytest.param(
+            "https://mirror.example/calico.yaml",
+            DIGEST + "\n",
+            f"calico_manifest_sha256 is '{DIGEST}\\n', not 64 hex digits",
+            id="trailing-newline",
+        ),
+        pytest.param(
+            "https://mirror.example/calico.yaml",
+            42,
+            "calico_manifest_sha256 is 42, not 64 hex digits",
+            id="digest-int",
+        ),
+    ],
+)
+def test_a_release_not_named_by_a_url_and_a_sha256_is_refused_naming_the_variable(url, sha256, problem):
+    assert release_problem(url, sha256, "v3.28.2", ["inventories/bj1"]) == (problem and problem + WHAT_TO_SET)
+
+
+@pytest.mark.parametrize(
+    ("sources", "named"),
+    [
+        pytest.param(
+            ["inventories/bj1", "extra.yml"], "(inventory inventories/bj1, extra.yml)", id="two-sources"
+        ),
+        pytest.param("inventories/sh1", "(inventory inventories/sh1)", id="one-string"),
+        pytest.param([], "(inventory ?)", id="none"),
+    ],
+)
+def test_the_refusal_names_every_inventory_source(sources, named):
+    assert release_problem("", DIGEST, "v3.28.2", sources).split(": set ")[0] == (
+        "calico_manifest_url is not set " + named
+    )
