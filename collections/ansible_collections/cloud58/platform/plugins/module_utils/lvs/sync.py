@@ -18,8 +18,8 @@ What the sync service ``cloud58-lvs-sync`` decides, as pure functions over the A
 * :func:`realservers` returns the override of ``fullnat.director_state`` (``{VIP name:
   [{address, port, vip_port}]}``) and the problems found; a VIP whose Service cannot be
   used keeps the realservers it had (``previous``), so a bad edit never empties a VIP;
-* :func:`transaction` turns the applied elements and the desired state into the one
-  ``nft -f`` transaction of element commands.
+* :func:`update` turns the elements last applied and the new realservers into the one
+  ``nft -f`` transaction of element commands, computing only the VIPs that changed.
 
 Services of VIPs assigned to other directors are ignored; a VIP no Service claims keeps the
 plan's realservers (what the role applies).
@@ -27,7 +27,7 @@ plan's realservers (what the role applies).
 
 from __future__ import annotations
 
-from .fullnat import element_changes, element_commands
+from .fullnat import director_state, element_changes, element_commands
 from .plan import LvsError, ipv4, realservers_by_port
 
 ANNOTATION_VIP = "lvs.cloud58.io/vip"
@@ -97,6 +97,17 @@ def selected_services(services, lvs, director, scheduler):
     return claims, problems
 
 
+def slices_by_service(slices):
+    """``{"ns/name": [EndpointSlice]}`` by the label ``kubernetes.io/service-name``."""
+    out = {}
+    for sl in slices:
+        namespace, _name, meta = _meta(sl)
+        service = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
+        if service:
+            out.setdefault(f"{namespace}/{service}", []).append(sl)
+    return out
+
+
 def ready_endpoints(slices, service):
     """``{port name: sorted [(address, port)]}`` of the ready, not terminating IPv4 endpoints
     of the EndpointSlices of ``service`` ("ns/name"); duplicates across slices collapse."""
@@ -123,6 +134,13 @@ def ready_endpoints(slices, service):
     return {k: sorted(v) for k, v in sorted(out.items())}
 
 
+def _same(entries, other):
+    def as_set(items):
+        return {(e["address"], e["port"], e["vip_port"]) for e in items}
+
+    return as_set(entries) == as_set(other)
+
+
 def realservers(services, slices, lvs, director, *, scheduler="rr", slots=256, previous=None):
     """The realservers of ``director``'s VIPs from the cluster: ``(overrides, problems)``.
 
@@ -133,14 +151,18 @@ def realservers(services, slices, lvs, director, *, scheduler="rr", slots=256, p
     claims, problems = selected_services(services, lvs, director, scheduler)
     plan_vips = lvs.get("vips") or {}
     previous = previous or {}
+    by_service = slices_by_service(slices)
     overrides = {}
     for vip in sorted(claims):
         claim = claims[vip]
-        endpoints = ready_endpoints(slices, claim["service"])
+        endpoints = ready_endpoints(by_service.get(claim["service"], []), claim["service"])
         entries = []
         for vip_port, port_name in claim["ports"]:
             for address, number in endpoints.get(port_name, []):
                 entries.append({"address": address, "port": number, "vip_port": vip_port})
+        if vip in previous and _same(entries, previous[vip]):
+            overrides[vip] = previous[vip]  # checked when it was computed
+            continue
         field = f"Service {claim['service']} (VIP {vip})"
         try:
             for index, entry in enumerate(entries):
@@ -161,9 +183,26 @@ def realservers(services, slices, lvs, director, *, scheduler="rr", slots=256, p
     return overrides, problems
 
 
-def transaction(applied, state, table):
-    """The ``nft -f`` text (element commands only) taking the ``applied`` elements to
-    ``state``'s, and the number of elements it deletes and adds."""
-    changes = element_changes(applied, state["elements"])
+def update(lvs, director, wanted, before, *, scheduler, slots, table):
+    """The next transaction: ``(elements, nft -f text, {"delete": n, "add": n})``.
+
+    ``before`` is ``{"wanted": realservers by VIP, "elements": the elements applied with
+    them}``; only the VIPs whose entry of ``wanted`` differs are computed again (by
+    ``fullnat.director_state`` on the plan restricted to them) and compared, so a change of
+    one VIP costs that VIP's slots, not the table's. ``elements`` equal
+    ``director_state(lvs, director, wanted, ...)["elements"]`` (in another order)."""
+    entry = lvs["directors"][director]
+    old = before["wanted"]
+    changed = [n for n in entry.get("vips") or [] if wanted.get(n) != old.get(n)]
+    if not changed:
+        return before["elements"], "", {"delete": 0, "add": 0}
+    subset = {"directors": {director: {**entry, "vips": changed}}, "vips": lvs["vips"]}
+    part = director_state(subset, director, {n: wanted[n] for n in changed if n in wanted}, scheduler, slots)
+    prefixes = tuple(f"{lvs['vips'][n]['address']} . " for n in changed)
+    applied = before["elements"].get("realservers") or {}
+    kept = {k: v for k, v in applied.items() if not k.startswith(prefixes)}
+    mine = {k: v for k, v in applied.items() if k.startswith(prefixes)}
+    changes = element_changes({"realservers": mine}, {"realservers": part["elements"]["realservers"]})
+    elements = {**before["elements"], "realservers": {**kept, **part["elements"]["realservers"]}}
     counts = {verb: sum(len(c[verb]) for c in changes.values()) for verb in ("delete", "add")}
-    return element_commands(changes, table), counts
+    return elements, element_commands(changes, table), counts

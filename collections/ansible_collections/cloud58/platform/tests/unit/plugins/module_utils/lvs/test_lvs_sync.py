@@ -9,7 +9,7 @@ from ansible_collections.cloud58.platform.plugins.module_utils.lvs.sync import (
     ready_endpoints,
     realservers,
     selected_services,
-    transaction,
+    update,
 )
 
 LVS = {
@@ -294,8 +294,21 @@ def test_realservers(services, slices, slots, previous, expected):
     assert realservers(services, slices, LVS, "d1", slots=slots, previous=previous) == expected
 
 
-def _state(web):
-    return director_state(LVS, "d1", {"web": web}, "rr", 2)
+@pytest.mark.parametrize(
+    ("endpoints", "reused"),
+    [
+        pytest.param([endpoint("198.18.9.2")], True, id="same-endpoints-not-checked-again"),
+        pytest.param([endpoint("198.18.9.2"), endpoint("198.18.9.3")], False, id="changed-computed-again"),
+    ],
+)
+def test_realservers_reuse_previous(endpoints, reused):
+    previous = {"web": [{"address": "198.18.9.2", "vip_port": 80, "port": 8080}]}
+    overrides, _ = realservers([WEB_SVC], [endpoint_slice("web", endpoints)], LVS, "d1", previous=previous)
+    assert (overrides["web"] is previous["web"]) == reused
+
+
+def _before(wanted):
+    return {"wanted": wanted, "elements": director_state(LVS, "d1", wanted, "rr", 2)["elements"]}
 
 
 RS2 = {"address": "198.18.9.2", "port": 8080, "vip_port": 80}
@@ -306,8 +319,8 @@ RS3 = {"address": "198.18.9.3", "port": 8080, "vip_port": 80}
     ("before", "after", "expected"),
     [
         pytest.param(
-            [RS2],
-            [RS2, RS3],
+            {"web": [RS2]},
+            {"web": [RS2, RS3]},
             (
                 "delete element ip t realservers { 198.18.2.10 . 80 . 1 }\n"
                 "add element ip t realservers { 198.18.2.10 . 80 . 1 : 198.18.9.3 . 8080 }\n",
@@ -316,8 +329,8 @@ RS3 = {"address": "198.18.9.3", "port": 8080, "vip_port": 80}
             id="scale-up-moves-one-slot",
         ),
         pytest.param(
-            [RS2, RS3],
-            [RS3],
+            {"web": [RS2, RS3]},
+            {"web": [RS3]},
             (
                 "delete element ip t realservers { 198.18.2.10 . 80 . 0 }\n"
                 "add element ip t realservers { 198.18.2.10 . 80 . 0 : 198.18.9.3 . 8080 }\n",
@@ -326,16 +339,32 @@ RS3 = {"address": "198.18.9.3", "port": 8080, "vip_port": 80}
             id="drain-one-realserver",
         ),
         pytest.param(
-            [RS2],
-            [],
+            {"web": [RS2]},
+            {"web": []},
             (
                 "delete element ip t realservers { 198.18.2.10 . 80 . 0, 198.18.2.10 . 80 . 1 }\n",
                 {"delete": 2, "add": 0},
             ),
             id="last-realserver-gone",
         ),
-        pytest.param([RS2, RS3], [RS3, RS2], ("", {"delete": 0, "add": 0}), id="same-set-no-transaction"),
+        pytest.param(
+            {"web": [RS2], "api": [{"address": "198.18.0.12", "port": 6443}]},
+            {"web": [RS2]},
+            (
+                "delete element ip t realservers { 198.18.2.1 . 6443 . 0, 198.18.2.1 . 6443 . 1 }\n"
+                "add element ip t realservers { 198.18.2.1 . 6443 . 0 : 198.18.0.11 . 6443, "
+                "198.18.2.1 . 6443 . 1 : 198.18.0.11 . 6443 }\n",
+                {"delete": 2, "add": 2},
+            ),
+            id="service-gone-back-to-plan",
+        ),
+        pytest.param(
+            {"web": [RS2, RS3]}, {"web": [RS2, RS3]}, ("", {"delete": 0, "add": 0}), id="same-no-transaction"
+        ),
     ],
 )
-def test_transaction(before, after, expected):
-    assert transaction(_state(before)["elements"], _state(after), "t") == expected
+def test_update(before, after, expected):
+    elements, script, counts = update(LVS, "d1", after, _before(before), scheduler="rr", slots=2, table="t")
+    assert (script, counts) == expected
+    # the VIPs computed again and the ones kept add up to the whole director's state
+    assert elements == _before(after)["elements"]
