@@ -125,6 +125,49 @@ request = struct.pack("16sP", b"eth0", ctypes.addressof(value)).ljust(40, b"\\0"
 fcntl.ioctl(socket.socket(), 0x8946, request)
 """
 
+# A client that makes its handshake by hand through a raw socket, so its first ACK can carry
+# a forged TOA option (argv: source, VIP, port, source port, forged port, forged address);
+# prints what the server answered. The client namespace drops the RSTs its kernel would
+# send for a connection it does not know.
+FORGING_CLIENT = """
+import socket, struct, sys
+src, dst, dport, sport = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+forged = bytes([254, 8]) + struct.pack("!H", int(sys.argv[5])) + socket.inet_aton(sys.argv[6])
+def checksum(data):
+    total = sum(struct.unpack("!%dH" % (len(data) // 2), data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+def segment(seq, ack, flags, options=b""):
+    offset = (20 + len(options)) // 4 << 4
+    head = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, offset, flags, 65535, 0, 0) + options
+    pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(head))
+    return head[:16] + struct.pack("!H", checksum(pseudo + head)) + head[18:]
+def receive(want):
+    while True:
+        packet = s.recv(4096)
+        tcp = packet[(packet[0] & 15) * 4 :]
+        ports, seq, flags = struct.unpack("!HH", tcp[:4]), struct.unpack("!I", tcp[4:8])[0], tcp[13]
+        if ports == (dport, sport) and want(flags, tcp):
+            return seq, tcp[(tcp[12] >> 4) * 4 :]
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+s.settimeout(20)
+isn = 1000
+s.sendto(segment(isn, 0, 0x02), (dst, 0))
+server_isn, _ = receive(lambda flags, tcp: flags & 0x12 == 0x12)
+s.sendto(segment(isn + 1, server_isn + 1, 0x10, forged), (dst, 0))
+_, data = receive(lambda flags, tcp: len(tcp) > (tcp[12] >> 4) * 4)
+print(data.decode())
+"""
+NO_RST = """\
+table ip c58toa_client {
+\tchain output {
+\t\ttype filter hook output priority 0; policy accept;
+\t\ttcp flags & rst == rst drop
+\t}
+}
+"""
+
 
 def _checksum(data):
     if len(data) % 2:
@@ -493,6 +536,32 @@ def test_more_connections_each_see_their_own_client_port(lab):
         assert (seen["accept"], seen["getpeername"]) == (seen["client"], seen["client"]), seen
         ports.add(_split(seen["client"])[1])
     assert len(ports) == 3
+
+
+def test_a_toa_option_the_client_forged_loses_to_the_directors(lab):
+    ruleset = lab.work / "no-rst.nft"
+    ruleset.write_text(NO_RST)
+    lab.net.exec("client", "nft", "-f", str(ruleset))
+    try:
+        out = lab.net.exec(
+            "client",
+            "python3",
+            "-c",
+            FORGING_CLIENT,
+            CLIENT,
+            VIP_ADDRESS,
+            VIP_PORT,
+            40123,
+            4242,
+            "198.18.99.99",
+            timeout=40,
+        ).stdout.split()
+    finally:
+        lab.net.exec("client", "nft", "delete", "table", "ip", "c58toa_client")
+    accept, getpeername, kernel = out
+    # the director appended the real client after the forged option, and the last one counts
+    assert (accept, getpeername) == (f"{CLIENT}:40123", f"{CLIENT}:40123")
+    assert ipaddress.ip_address(_split(kernel)[0]) in lab.local_pool
 
 
 def test_stopped_units_leave_nothing_and_the_server_sees_the_local_address_again(lab):

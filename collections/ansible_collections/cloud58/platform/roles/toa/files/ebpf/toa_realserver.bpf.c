@@ -10,8 +10,10 @@
  * - "toa_getpeername4" (cgroup/getpeername4): for a socket with such storage, getpeername()
  *   and accept() return the client instead of the director's local address.
  *
- * Sockets without the option are untouched. The option is trusted as it comes: only
- * directors must be able to reach the realservers' service ports (as with the TOA module).
+ * Sockets without the option are untouched. When a packet carries several TOA options the
+ * last one counts: the director appends its own after any the client sent. Otherwise the
+ * option is trusted as it comes: only directors must be able to reach the realservers'
+ * service ports (as with the TOA module).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -54,14 +56,14 @@ static long parse_option(__u32 index, struct parse *p)
 	if (len < 2 || off + len > p->len)
 		return 1;
 	if (kind == TOA_KIND && len == TOA_LEN_IPV4 && off + TOA_LEN_IPV4 <= TCP_MAX_OPTIONS) {
-		__u32 o = off & 31; /* off + 8 <= 40, so off <= 32 */
+		__u32 o = off & 63; /* off + 8 <= 40: the mask and test are for the verifier */
 
 		if (o + TOA_LEN_IPV4 > TCP_MAX_OPTIONS)
 			return 1;
+		/* keep going: the last one counts, the director appends after the client's options */
 		__builtin_memcpy(&p->client.port, &p->opts[o + 2], 2);
 		__builtin_memcpy(&p->client.addr, &p->opts[o + 4], 4);
 		p->found = 1;
-		return 1;
 	}
 	p->next = off + len;
 	return 0;
