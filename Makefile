@@ -63,10 +63,10 @@ unit: setup-venv ## planner, renderers and reconcile decisions; no real parts
 	python -m pytest -q $(COLLECTION)/tests/unit $(wildcard tests/unit)
 
 integration: setup-venv setup-upstream ## real etcd + kube-apiserver clusters, real routers in namespaces
-	python -m pytest -q tests/integration
+	python -m pytest -q --durations=15 tests/integration
 
 lab-e2e: setup-venv setup-upstream setup-image ## make lab end to end on one datacenter (tests/lab), then remove-node and down
-	python -m pytest -q tests/lab
+	python -m pytest -q --durations=5 tests/lab
 
 network: setup-venv ## BGP lab: FRR and BIRD in network namespaces, real packets
 	python -m pytest -q tests/network

@@ -84,6 +84,7 @@ _TABLE = (
     _apt("git", "git", "the merge-request check and CI compare with the base commit"),
     # network namespaces and routers (the BGP lab, the network tier, make lab)
     _apt("ip", "iproute2", "network namespaces, veths, bridges and routes of the lab"),
+    _apt("tc", "iproute2", "the bandwidth limits of tests/network/test_netshaper.py and its benchmark"),
     _apt("sysctl", "procps", "forwarding, rp_filter and multipath hashing inside lab namespaces"),
     _apt("vtysh", "frr", "configures and queries the lab's FRR routers"),
     _apt("zebra", "frr", "FRR's routing manager in a lab router's namespace"),

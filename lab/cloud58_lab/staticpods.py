@@ -403,6 +403,12 @@ class StaticPodLab:
         self._boot([m], timeout)
         return m
 
+    def add_inventory_host(self, name: str, group: str, host_vars: dict) -> None:
+        """A host in the overlay's inventory only, without a container: a datacenter that is
+        larger on paper than the lab, for runs limited to other hosts (a scale-out whose cost
+        must not depend on how many hosts the datacenter has)."""
+        self.added.setdefault(group, {})[name] = dict(host_vars)
+
     def _boot(self, hosts: list, timeout: float) -> None:
         for m in hosts:
             _run(
@@ -490,8 +496,12 @@ class StaticPodLab:
         path.write_text(yaml.safe_dump(overlay, sort_keys=True))
         return path
 
-    def ansible_playbook(self, playbook: str, extra_vars: dict, *args: str, timeout: float = 2400):
-        """Run a playbook of the repository against this datacenter's hosts (and localhost)."""
+    def ansible_playbook(
+        self, playbook: str, extra_vars: dict, *args: str, timeout: float = 2400, config: Path | None = None
+    ):
+        """Run a playbook of the repository against this datacenter's hosts (and localhost),
+        with the repository's ansible.cfg unless ``config`` names another. The result's
+        ``seconds`` is how long ansible-playbook ran."""
         variables = {
             "control_plane_image_registry": REGISTRY,
             "control_plane_pki_dir": str(self.pki_dir),
@@ -503,7 +513,7 @@ class StaticPodLab:
         vars_file.write_text(json.dumps(variables))
         env = dict(
             self.env,
-            ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
+            ANSIBLE_CONFIG=str(config or REPO / "ansible.cfg"),
             ANSIBLE_CACHE_PLUGIN_CONNECTION=str(self.workdir / "facts"),
             ANSIBLE_NOCOLOR="1",
             ANSIBLE_FORCE_COLOR="0",
@@ -523,7 +533,9 @@ class StaticPodLab:
             *args,
             str(REPO / "playbooks" / playbook),
         ]
+        started = time.monotonic()
         result = _run(argv, check=False, timeout=timeout, env=env, cwd=REPO)
+        result.seconds = time.monotonic() - started
         log = vars_file.with_suffix(".log")
         log.write_text(f"$ {' '.join(argv)}\n{result.stdout}\n{result.stderr}")
         return result
@@ -571,6 +583,9 @@ class StaticPodLab:
                         },
                     },
                     {"type": "portmap", "capabilities": {"portMappings": True}},
+                    # The pods' kubernetes.io/{ingress,egress}-bandwidth annotations (apps'
+                    # `bandwidth:`), as calico-node's install-cni adds it (docs/node-protection.md).
+                    {"type": "bandwidth", "capabilities": {"bandwidth": True}},
                 ],
             }
             self.exec(
