@@ -111,7 +111,7 @@ def slices_by_service(slices):
 def ready_endpoints(slices, service):
     """``{port name: sorted [(address, port)]}`` of the ready, not terminating IPv4 endpoints
     of the EndpointSlices of ``service`` ("ns/name"); duplicates across slices collapse."""
-    namespace, _, name = service.partition("/")
+    namespace, _slash, name = service.partition("/")
     out = {}
     for sl in slices:
         sl_ns, _sl_name, meta = _meta(sl)

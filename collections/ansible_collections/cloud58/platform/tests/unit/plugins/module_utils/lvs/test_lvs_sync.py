@@ -303,7 +303,8 @@ def test_realservers(services, slices, slots, previous, expected):
 )
 def test_realservers_reuse_previous(endpoints, reused):
     previous = {"web": [{"address": "198.18.9.2", "vip_port": 80, "port": 8080}]}
-    overrides, _ = realservers([WEB_SVC], [endpoint_slice("web", endpoints)], LVS, "d1", previous=previous)
+    slices = [endpoint_slice("web", endpoints)]
+    overrides, _problems = realservers([WEB_SVC], slices, LVS, "d1", previous=previous)
     assert (overrides["web"] is previous["web"]) == reused
 
 
