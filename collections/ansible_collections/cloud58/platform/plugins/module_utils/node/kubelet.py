@@ -154,6 +154,44 @@ def eviction_memory_mb(memtotal_mb):
     return max(100, min(1024, memtotal_mb // 100))
 
 
+# Process IDs (threads count) one pod may hold, by node function (kubelet podPidsLimit). The
+# kernel's pid_max is 4194304 on 64-bit hosts; 110 pods at 16384 stay far below it, so one pod
+# that forks or spawns threads without bound hits its own limit, not the node's. "default" is for
+# functions not listed. -1 means unlimited (the kubelet's own default).
+POD_PIDS_LIMITS = {"default": 4096, "online": 4096, "ingress": 2048, "infra": 8192, "offline": 16384}
+
+
+def pod_pids_limit(host, function, limits):
+    """podPidsLimit of a node: ``limits[function]``, else ``limits["default"]``.
+
+    ``limits`` is the role's kubelet_pod_pids_limits ({function: limit}); every entry must be
+    a positive integer or -1 (unlimited). Raises NodePlanError listing every bad entry.
+    """
+    if not isinstance(limits, dict):
+        raise NodePlanError(
+            host, [f"kubelet_pod_pids_limits: {limits!r} is not a mapping of node function to limit"]
+        )
+    problems = []
+    for key, value in limits.items():
+        if not isinstance(value, int) or isinstance(value, bool) or (value < 1 and value != -1):
+            problems.append(
+                f"kubelet_pod_pids_limits.{key}: {value!r} is not a positive integer or -1 (unlimited)"
+            )
+    if problems:
+        raise NodePlanError(host, problems)
+    if function in limits:
+        return limits[function]
+    if "default" in limits:
+        return limits["default"]
+    raise NodePlanError(
+        host,
+        [
+            f"kubelet_pod_pids_limits has no entry for function {function!r} and no 'default' "
+            f"(it has {', '.join(sorted(map(str, limits))) or 'none'})"
+        ],
+    )
+
+
 def kubelet_configuration(  # noqa: PLR0917 - one argument per field the plan decides
     host,
     vcpus,
@@ -174,6 +212,8 @@ def kubelet_configuration(  # noqa: PLR0917 - one argument per field the plan de
     container=False,
     standalone=False,
     extra=None,
+    function=None,
+    pod_pids_limits=None,
 ):
     """The KubeletConfiguration of one node, as a dict.
 
@@ -190,6 +230,8 @@ def kubelet_configuration(  # noqa: PLR0917 - one argument per field the plan de
     driver a kubelet without QoS cgroups hands the runtime plain cgroup paths and every pod
     fails (docs/kubelet-spike.md, E5). ``standalone``: no API server (static pods only), so no webhook
     authentication or authorization and no client CA; anonymous requests stay refused.
+    ``pod_pids_limits``: {node function: podPidsLimit} (see :func:`pod_pids_limit`), looked up
+    with the plan's ``function`` label of the node; None leaves podPidsLimit out.
     """
     problems = []
     for field, value, low in (
@@ -225,7 +267,10 @@ def kubelet_configuration(  # noqa: PLR0917 - one argument per field the plan de
             "boot the host with cgroup v2 (systemd.unified_cgroup_hierarchy=1) or set "
             "kubelet_fail_cgroup_v1: false"
         )
-    for key in ("maxPods", "cgroupDriver", "staticPodPath"):
+    pids_limit = None
+    if pod_pids_limits is not None:
+        pids_limit = pod_pids_limit(host, function, pod_pids_limits)
+    for key in ("maxPods", "cgroupDriver", "staticPodPath") + (("podPidsLimit",) if pids_limit else ()):
         if extra and key in extra:
             problems.append(f"extra field {key!r} would override the plan; change the plan instead")
     if problems:
@@ -275,6 +320,8 @@ def kubelet_configuration(  # noqa: PLR0917 - one argument per field the plan de
         "staticPodPath": static_pod_path,
         "systemReserved": {"cpu": f"{sys_cpu}m", "ephemeral-storage": "1Gi", "memory": f"{sys_mem}Mi"},
     }
+    if pids_limit is not None:
+        config["podPidsLimit"] = pids_limit
     if cluster_dns:
         config["clusterDNS"] = [str(a) for a in cluster_dns]
     config["failCgroupV1"] = bool(fail_cgroup_v1) and not container

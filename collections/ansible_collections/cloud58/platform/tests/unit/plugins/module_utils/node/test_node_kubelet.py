@@ -183,6 +183,73 @@ def test_extra_fields_are_merged():
     assert config["podPidsLimit"] == 4096
 
 
+def test_pod_pids_limit_is_left_out_without_the_plan_s_limits():
+    assert "podPidsLimit" not in _config()
+
+
+@pytest.mark.parametrize(
+    ("function", "limits", "expected"),
+    [
+        pytest.param("online", kubelet.POD_PIDS_LIMITS, 4096, id="online"),
+        pytest.param("ingress", kubelet.POD_PIDS_LIMITS, 2048, id="ingress"),
+        pytest.param("infra", kubelet.POD_PIDS_LIMITS, 8192, id="infra"),
+        pytest.param("offline", kubelet.POD_PIDS_LIMITS, 16384, id="offline"),
+        pytest.param("gpu", kubelet.POD_PIDS_LIMITS, 4096, id="unlisted-takes-default"),
+        pytest.param(None, kubelet.POD_PIDS_LIMITS, 4096, id="no-function-takes-default"),
+        pytest.param("offline", {"default": 1024, "offline": -1}, -1, id="unlimited"),
+        pytest.param("online", {"online": 1}, 1, id="smallest"),
+    ],
+)
+def test_pod_pids_limit_by_node_function(function, limits, expected):
+    config = _config(function=function, pod_pids_limits=limits)
+    assert config["podPidsLimit"] == expected
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "problems"),
+    [
+        pytest.param(
+            {"pod_pids_limits": {"default": 4096, "online": 0}},
+            ["kubelet_pod_pids_limits.online: 0 is not a positive integer or -1 (unlimited)"],
+            id="zero",
+        ),
+        pytest.param(
+            {"pod_pids_limits": {"default": -2, "ingress": "2048", "offline": True, "infra": 1.5}},
+            [
+                "kubelet_pod_pids_limits.default: -2 is not a positive integer or -1 (unlimited)",
+                "kubelet_pod_pids_limits.ingress: '2048' is not a positive integer or -1 (unlimited)",
+                "kubelet_pod_pids_limits.offline: True is not a positive integer or -1 (unlimited)",
+                "kubelet_pod_pids_limits.infra: 1.5 is not a positive integer or -1 (unlimited)",
+            ],
+            id="every-bad-entry",
+        ),
+        pytest.param(
+            {"function": "gpu", "pod_pids_limits": {"online": 4096, "ingress": 2048}},
+            [
+                "kubelet_pod_pids_limits has no entry for function 'gpu' and no 'default' "
+                "(it has ingress, online)"
+            ],
+            id="no-entry-no-default",
+        ),
+        pytest.param(
+            {"pod_pids_limits": [4096]},
+            ["kubelet_pod_pids_limits: [4096] is not a mapping of node function to limit"],
+            id="not-a-mapping",
+        ),
+        pytest.param(
+            {"function": "online", "pod_pids_limits": {"online": 4096}, "extra": {"podPidsLimit": 100}},
+            ["extra field 'podPidsLimit' would override the plan; change the plan instead"],
+            id="extra-overrides-plan-limit",
+        ),
+    ],
+)
+def test_pod_pids_limit_problems(kwargs, problems):
+    with pytest.raises(NodePlanError) as err:
+        _config(**kwargs)
+    assert err.value.problems == problems
+    assert str(err.value).startswith("host 'n1': ")
+
+
 @pytest.mark.parametrize(
     ("kwargs", "problems"),
     [
