@@ -125,22 +125,27 @@ request = struct.pack("16sP", b"eth0", ctypes.addressof(value)).ljust(40, b"\\0"
 fcntl.ioctl(socket.socket(), 0x8946, request)
 """
 
-# A client that makes its handshake by hand through a raw socket, so its first ACK can carry
-# a forged TOA option (argv: source, VIP, port, source port, forged port, forged address);
-# prints what the server answered. The client namespace drops the RSTs its kernel would
-# send for a connection it does not know.
-FORGING_CLIENT = """
+# A client that makes its handshake by hand through a raw socket, so that its first ACK can
+# carry a forged TOA option and data (argv: source, VIP, port, source port, forged
+# "address:port" or "-", data as hex); prints what the server answered. The client
+# namespace drops the RSTs its kernel would send for a connection it does not know.
+RAW_CLIENT = """
 import socket, struct, sys
 src, dst, dport, sport = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-forged = bytes([254, 8]) + struct.pack("!H", int(sys.argv[5])) + socket.inet_aton(sys.argv[6])
+forged = b""
+if sys.argv[5] != "-":
+    address, port = sys.argv[5].split(":")
+    forged = bytes([254, 8]) + struct.pack("!H", int(port)) + socket.inet_aton(address)
+payload = bytes.fromhex(sys.argv[6])
 def checksum(data):
+    data += bytes(len(data) % 2)
     total = sum(struct.unpack("!%dH" % (len(data) // 2), data))
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
     return ~total & 0xFFFF
-def segment(seq, ack, flags, options=b""):
+def segment(seq, ack, flags, options=b"", data=b""):
     offset = (20 + len(options)) // 4 << 4
-    head = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, offset, flags, 65535, 0, 0) + options
+    head = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, offset, flags, 65535, 0, 0) + options + data
     pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(head))
     return head[:16] + struct.pack("!H", checksum(pseudo + head)) + head[18:]
 def receive(want):
@@ -155,7 +160,7 @@ s.settimeout(20)
 isn = 1000
 s.sendto(segment(isn, 0, 0x02), (dst, 0))
 server_isn, _ = receive(lambda flags, tcp: flags & 0x12 == 0x12)
-s.sendto(segment(isn + 1, server_isn + 1, 0x10, forged), (dst, 0))
+s.sendto(segment(isn + 1, server_isn + 1, 0x18 if payload else 0x10, forged, payload), (dst, 0))
 _, data = receive(lambda flags, tcp: len(tcp) > (tcp[12] >> 4) * 4)
 print(data.decode())
 """
@@ -167,6 +172,21 @@ table ip c58toa_client {
 \t}
 }
 """
+
+
+def _capture(lab):
+    """The capture in the realserver namespace, ready."""
+    capture = subprocess.Popen(
+        programs.argv(
+            "ip", "netns", "exec", lab.net.ns("rs"), programs.path("python3"), "-c", CAPTURE, RS_PORT
+        ),
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    lab.net.servers.append(capture)
+    assert capture.stdout.readline().strip() == "ready"
+    return capture
 
 
 def _checksum(data):
@@ -196,17 +216,17 @@ def _checksums(ip):
 
 
 def _toa_option(ip):
-    """The bytes of the first option of kind 254 in the TCP header of ``ip``."""
+    """The bytes of the last option of kind 254 in the TCP header of ``ip``."""
     tcp = ip[(ip[0] & 15) * 4 :]
-    opts, i = tcp[20 : (tcp[12] >> 4) * 4], 0
+    opts, i, found = tcp[20 : (tcp[12] >> 4) * 4], 0, b""
     while i < len(opts) and opts[i] != 0:
         if opts[i] == 1:
             i += 1
             continue
         if opts[i] == 254:
-            return opts[i : i + opts[i + 1]]
+            found = opts[i : i + opts[i + 1]]
         i += opts[i + 1]
-    return b""
+    return found
 
 
 def _loader(*args, check=True):
@@ -501,16 +521,7 @@ def test_units_attach_the_programs(lab):
 )
 def test_with_toa_accept_and_getpeername_show_the_client(lab, tx_checksum, tcp_checksum):
     lab.net.exec("client", "python3", "-c", TX_CSUM, str(tx_checksum))
-    capture = subprocess.Popen(
-        programs.argv(
-            "ip", "netns", "exec", lab.net.ns("rs"), programs.path("python3"), "-c", CAPTURE, RS_PORT
-        ),
-        stdout=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    lab.net.servers.append(capture)
-    assert capture.stdout.readline().strip() == "ready"
+    capture = _capture(lab)
     seen = lab.connect()
     packet = bytes.fromhex(capture.communicate(timeout=30)[0].strip())
     # the exact client address and port, while the packets still come from the pool
@@ -538,30 +549,50 @@ def test_more_connections_each_see_their_own_client_port(lab):
     assert len(ports) == 3
 
 
-def test_a_toa_option_the_client_forged_loses_to_the_directors(lab):
+@pytest.mark.parametrize(
+    ("sport", "forged", "data"),
+    [
+        (40123, "198.18.99.99:4242", b""),
+        (40124, "-", bytes(range(250)) * 2),
+        (40125, "198.18.99.99:4242", b"GET / HTTP/1.0\r\n\r\n"),
+    ],
+    ids=["forged-option", "data-in-first-ack", "forged-option-and-data"],
+)
+def test_first_ack_with_a_forged_option_or_data_still_shows_the_client(lab, sport, forged, data):
     ruleset = lab.work / "no-rst.nft"
     ruleset.write_text(NO_RST)
     lab.net.exec("client", "nft", "-f", str(ruleset))
+    capture = _capture(lab)
     try:
         out = lab.net.exec(
             "client",
             "python3",
             "-c",
-            FORGING_CLIENT,
+            RAW_CLIENT,
             CLIENT,
             VIP_ADDRESS,
             VIP_PORT,
-            40123,
-            4242,
-            "198.18.99.99",
+            sport,
+            forged,
+            data.hex(),
             timeout=40,
         ).stdout.split()
     finally:
         lab.net.exec("client", "nft", "delete", "table", "ip", "c58toa_client")
+    packet = bytes.fromhex(capture.communicate(timeout=30)[0].strip())
     accept, getpeername, kernel = out
-    # the director appended the real client after the forged option, and the last one counts
-    assert (accept, getpeername) == (f"{CLIENT}:40123", f"{CLIENT}:40123")
+    # the director appends the real client after any option the client sent; the last counts
+    assert (accept, getpeername) == (f"{CLIENT}:{sport}", f"{CLIENT}:{sport}")
     assert ipaddress.ip_address(_split(kernel)[0]) in lab.local_pool
+    # the packet as the realserver got it: the director's option last, the data behind it
+    # unchanged, checksums complete (the raw client sums every segment itself)
+    expected = bytes([254, 8]) + sport.to_bytes(2, "big") + ipaddress.ip_address(CLIENT).packed
+    tcp = packet[(packet[0] & 15) * 4 :]
+    assert (_toa_option(packet), tcp[(tcp[12] >> 4) * 4 :], _checksums(packet)) == (
+        expected,
+        data,
+        (True, "complete"),
+    )
 
 
 def test_stopped_units_leave_nothing_and_the_server_sees_the_local_address_again(lab):

@@ -7,11 +7,12 @@
  * NAT then rewrites addresses and ports but keeps the option, and the realserver reads it.
  *
  * The first ACK is recognised without conntrack: the SYN's sequence number is kept per
- * connection (LRU map "toa_syns"); a pure ACK (no payload) with sequence number ISN + 1
- * gets the option. The first packet that is not such an ACK forgets the connection.
- * Not handled: an ACK that already carries data (the option would have to go before the
- * payload), a header without 8 free option bytes, IP options are skipped but kept,
- * VLAN tags, IPv6.
+ * connection (LRU map "toa_syns"); an ACK with sequence number ISN + 1 gets the option
+ * after the header's own options; if it carries data (up to MAX_PAYLOAD bytes), the data
+ * moves 8 bytes towards the tail. The first packet that is not such an ACK forgets the
+ * connection. Not handled (counted in toa_stats[1], the packet passes unchanged): a header
+ * without 8 free option bytes, a first ACK with more data. IP options are kept; VLAN tags
+ * and IPv6 are not parsed.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -23,6 +24,9 @@
 #define IPPROTO_TCP 6
 #define TC_ACT_OK 0
 #define BPF_F_PSEUDO_HDR (1ULL << 4)
+#define CHUNK 64
+#define MAX_CHUNKS 24
+#define MAX_PAYLOAD (CHUNK * MAX_CHUNKS)
 
 struct toa_conn {
 	__u32 saddr;
@@ -61,8 +65,38 @@ static __always_inline void count(__u32 index)
 		__sync_fetch_and_add(value, 1);
 }
 
+/* Move [start, start + len) 8 bytes towards the tail, last chunk first (the packet has
+ * grown already). Moving by an even number of bytes keeps its one's complement sum, so the
+ * TCP checksum needs no change for it. */
+static __always_inline int move_payload(struct __sk_buff *skb, __u32 start, __u32 len)
+{
+	__u8 buf[CHUNK];
+	__u32 done = 0, chunk, from;
+	int i;
+
+	for (i = 0; i < MAX_CHUNKS; i++) {
+		if (done >= len)
+			break;
+		chunk = len - done;
+		if (chunk > CHUNK)
+			chunk = CHUNK;
+		from = start + len - done - chunk;
+		/* for the verifier, which loses the bound clang relies on: 0 < chunk <= CHUNK */
+		asm volatile("" : "+r"(chunk));
+		chunk &= 2 * CHUNK - 1;
+		if (chunk == 0 || chunk > CHUNK)
+			return -1;
+		if (bpf_skb_load_bytes(skb, from, buf, chunk))
+			return -1;
+		if (bpf_skb_store_bytes(skb, from + TOA_LEN_IPV4, buf, chunk, 0))
+			return -1;
+		done += chunk;
+	}
+	return done >= len ? 0 : -1;
+}
+
 static __always_inline int insert_option(struct __sk_buff *skb, __u32 ip_off, __u32 tcp_off, __u32 tcp_len,
-					  __u16 ip_total, __u32 saddr, __u16 sport)
+					  __u16 ip_total, __u32 payload, __u32 saddr, __u16 sport)
 {
 	__u32 opt_off = tcp_off + tcp_len;
 	__u32 csum_off = tcp_off + offsetof(struct tcphdr, check);
@@ -77,6 +111,8 @@ static __always_inline int insert_option(struct __sk_buff *skb, __u32 ip_off, __
 
 	/* drop Ethernet padding, then grow by the option */
 	if (bpf_skb_change_tail(skb, ip_off + ip_total + TOA_LEN_IPV4, 0))
+		return -1;
+	if (payload && move_payload(skb, opt_off, payload))
 		return -1;
 
 	option[0] = TOA_KIND;
@@ -101,7 +137,8 @@ static __always_inline int insert_option(struct __sk_buff *skb, __u32 ip_off, __
 		return -1;
 	if (bpf_l4_csum_replace(skb, csum_off, 0, words[1], 4))
 		return -1;
-	if (bpf_l4_csum_replace(skb, csum_off, bpf_htons(tcp_len + 0), bpf_htons(tcp_len + TOA_LEN_IPV4),
+	if (bpf_l4_csum_replace(skb, csum_off, bpf_htons(tcp_len + payload),
+				bpf_htons(tcp_len + payload + TOA_LEN_IPV4),
 				BPF_F_PSEUDO_HDR | 2))
 		return -1;
 	/* IPv4 header checksum: the total length */
@@ -161,18 +198,18 @@ int toa_director(struct __sk_buff *skb)
 	tcp_len = tcp->doff * 4;
 	ip_total = bpf_ntohs(ip->tot_len);
 	payload = ip_total - ihl - tcp_len;
-	if (!tcp->ack || tcp->syn || tcp->rst || tcp->fin || seq != *isn + 1 || payload != 0) {
+	if (!tcp->ack || tcp->syn || tcp->rst || tcp->fin || seq != *isn + 1) {
 		/* not the first ACK: this connection is past its handshake */
 		bpf_map_delete_elem(&toa_syns, &conn);
 		return TC_ACT_OK;
 	}
-	if (tcp_len < sizeof(*tcp) || tcp_len + TOA_LEN_IPV4 > 60 || ip_total > 0xffff - TOA_LEN_IPV4) {
+	if (tcp_len < sizeof(*tcp) || tcp_len + TOA_LEN_IPV4 > 60 || payload > MAX_PAYLOAD) {
 		count(1);
 		return TC_ACT_OK;
 	}
 	saddr = ip->saddr;
 	sport = tcp->source;
-	if (insert_option(skb, ETH_HLEN, ETH_HLEN + ihl, tcp_len, ip_total, saddr, sport)) {
+	if (insert_option(skb, ETH_HLEN, ETH_HLEN + ihl, tcp_len, ip_total, payload, saddr, sport)) {
 		count(1);
 		return TC_ACT_OK;
 	}
