@@ -24,7 +24,8 @@ ENGINE = "the reconcile engine (gitops) imports no planner, renderer or host con
 LAB = "nothing in the collection imports the lab (cloud58_lab)"
 LVS = "lvs (the LVS director data plane) imports nothing of the collection"
 MONITORING = "monitoring (the Prometheus configuration) imports nothing of the collection"
-ALL = {ON_TOP, LAYERS, PKI, KUBE, RENDER, TOPOLOGY, ENGINE, LAB, LVS, MONITORING}
+GATEWAY = "gateway (the ingress HAProxy configuration) imports nothing of the collection"
+ALL = {ON_TOP, LAYERS, PKI, KUBE, RENDER, TOPOLOGY, ENGINE, LAB, LVS, MONITORING, GATEWAY}
 
 
 def _lint(tmp_path, edit=None):
@@ -136,6 +137,24 @@ def test_contracts_hold_for_the_collection(tmp_path):
             "from ..kube import objects",
             {MONITORING},
             id="monitoring-imports-kube",
+        ),
+        pytest.param(
+            "module_utils/gateway/haproxy.py",
+            "from ..topology import plan",
+            {LAYERS, GATEWAY},
+            id="gateway-imports-topology",
+        ),
+        pytest.param(
+            "module_utils/gateway/haproxy.py",
+            "from ..kube import objects",
+            {GATEWAY},
+            id="gateway-imports-kube",
+        ),
+        pytest.param(
+            "module_utils/node/sysctl.py",
+            "from ..gateway import haproxy",
+            {LAYERS},
+            id="node-imports-gateway",
         ),
     ],
 )
