@@ -83,6 +83,21 @@ BANDWIDTH_SCHEMA = {
         "egress": _bandwidth("Traffic out of the pod."),
     },
 }
+# Process IDs (threads included) of one pod; the kernel's PID_MAX_LIMIT (4194304) bounds it.
+PIDS_LIMIT_MAX = 4194304
+PIDS_LIMIT_SCHEMA = {
+    "type": ["integer", "null"],
+    "minimum": 1,
+    "maximum": PIDS_LIMIT_MAX,
+    "default": None,
+    "description": (
+        "Process IDs (threads included) each pod may hold, instead of the node's `podPidsLimit` "
+        "(kubelet role variable `kubelet_pod_pids_limits`, by node function). Rendered as the pod "
+        "annotation `cloud58.io/pids-limit`, for the node agent to write into the pod's cgroup "
+        "`pids.max`; null: the node's limit."
+    ),
+    "examples": [512],
+}
 # apps/namespaces/<namespace>.yaml: defaults every app of the namespace takes unless it sets its own.
 NAMESPACE_SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -350,6 +365,7 @@ APP_SCHEMA = {
             },
         },
         "bandwidth": BANDWIDTH_SCHEMA,
+        "pids_limit": PIDS_LIMIT_SCHEMA,
         "clusters": {
             "type": "object",
             "minProperties": 1,

@@ -21,6 +21,8 @@ from .targets import NODE_LABEL_FUNCTION, NODE_LABEL_RACK, ClusterTarget
 
 APP_LABEL = "app.kubernetes.io/name"
 CONFIG_HASH_ANNOTATION = "cloud58.io/config-hash"
+# The pod annotation of an app's pids_limit: the node agent writes it into the pod's cgroup pids.max.
+PIDS_LIMIT_ANNOTATION = "cloud58.io/pids-limit"
 # The pod annotations the CNI bandwidth plugin (through the kubelet) and cloud58-netshaper read.
 BANDWIDTH_ANNOTATIONS = {
     "ingress": "kubernetes.io/ingress-bandwidth",
@@ -195,6 +197,8 @@ def _deployment_spec(spec: dict, target: ClusterTarget, share: dict, labels: dic
     bandwidth = bandwidth_annotations(spec["bandwidth"])
     if bandwidth:
         template_meta.setdefault("annotations", {}).update(bandwidth)
+    if spec.get("pids_limit") is not None:
+        template_meta.setdefault("annotations", {})[PIDS_LIMIT_ANNOTATION] = str(spec["pids_limit"])
     affinity = _node_affinity(spec["placement"], target)
     if affinity:
         pod["affinity"] = affinity

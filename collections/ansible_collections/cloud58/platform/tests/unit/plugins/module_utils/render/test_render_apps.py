@@ -203,6 +203,26 @@ def test_bandwidth_renders_pod_annotations(bandwidth, config, annotations):
     assert template["metadata"].get("annotations") == annotations
 
 
+@pytest.mark.parametrize(
+    ("change", "annotations"),
+    [
+        pytest.param({}, None, id="node-limit-no-annotation"),
+        pytest.param({"pids_limit": None}, None, id="null-no-annotation"),
+        pytest.param({"pids_limit": 512}, {"cloud58.io/pids-limit": "512"}, id="limit"),
+        pytest.param({"pids_limit": 1}, {"cloud58.io/pids-limit": "1"}, id="smallest"),
+        pytest.param(
+            {"pids_limit": 4194304, "bandwidth": {"egress": "1G"}},
+            {"cloud58.io/pids-limit": "4194304", "kubernetes.io/egress-bandwidth": "1G"},
+            id="largest-with-bandwidth",
+        ),
+    ],
+)
+def test_pids_limit_renders_pod_annotation(change, annotations):
+    spec = spec_with(**change)
+    template = by_kind(app_objects(spec, TARGET, {"replicas": 2}))["Deployment"]["spec"]["template"]
+    assert template["metadata"].get("annotations") == annotations
+
+
 def test_startup_probe_covers_the_warmup():
     spec = spec_with(probes={"warmup_seconds": 95, "period_seconds": 10})
     container = by_kind(app_objects(spec, TARGET, {"replicas": 1}))["Deployment"]["spec"]["template"]["spec"]
@@ -391,6 +411,35 @@ INVALID += [
         "apps/shop.yaml: bandwidth: Additional properties are not allowed ('up' was unexpected) "
         "(rule: additionalProperties)",
         id="bandwidth-unknown-direction",
+    ),
+]
+
+
+INVALID += [
+    pytest.param(
+        {"pids_limit": 0},
+        "apps/shop.yaml: pids_limit: 0 is less than the minimum of 1 (rule: minimum)",
+        id="pids-limit-zero",
+    ),
+    pytest.param(
+        {"pids_limit": -1},
+        "apps/shop.yaml: pids_limit: -1 is less than the minimum of 1 (rule: minimum)",
+        id="pids-limit-unlimited-is-the-node-s",
+    ),
+    pytest.param(
+        {"pids_limit": 4194305},
+        "apps/shop.yaml: pids_limit: 4194305 is greater than the maximum of 4194304 (rule: maximum)",
+        id="pids-limit-above-pid-max",
+    ),
+    pytest.param(
+        {"pids_limit": "512"},
+        "apps/shop.yaml: pids_limit: '512' is not of type 'integer', 'null' (rule: type)",
+        id="pids-limit-string",
+    ),
+    pytest.param(
+        {"pids_limit": True},
+        "apps/shop.yaml: pids_limit: True is not of type 'integer', 'null' (rule: type)",
+        id="pids-limit-bool",
     ),
 ]
 
