@@ -1,0 +1,173 @@
+# -*- coding: utf-8 -*-
+# Copyright: cloud58 platform team
+# Apache License 2.0
+"""cloud58-overload: taint a node cloud58.io/overloaded:NoSchedule while its load stays too high.
+
+The node agent of host overload protection (docs/node-protection.md). The decision lives in
+module_utils/node/overload.py; this program reads the load file every --interval seconds,
+keeps the clock, and on a change patches the Node (taint and condition CloudFiftyEightOverloaded).
+
+  cloud58_overload.py run --node NAME [--kubeconfig PATH] [--context NAME] [--source FILE]
+                          [--high X] [--low Y] [--over-seconds S] [--clear-seconds S] [--interval S]
+  cloud58_overload.py sample [--source FILE]
+
+--source is /proc/pressure/cpu when the kernel has PSI, else /proc/loadavg; any file in either
+format works (the tests write one). --high/--low default by source: 50/25 (% pressure, some
+avg10) or 1.5/1.0 (1-minute load per CPU). On start the agent takes its state from the Node's
+condition, so a restart neither clears nor re-taints. Options and the source are checked before
+anything is changed: a bad one is one line naming it and the value, exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import signal
+import sys
+import time
+
+try:
+    from ansible_collections.cloud58.platform.plugins.module_utils.node import overload
+except ImportError:  # run from a checkout: the collections directory four levels up
+    sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), *[os.pardir] * 4)))
+    from ansible_collections.cloud58.platform.plugins.module_utils.node import overload
+
+PROGRAM = "cloud58-overload"
+PSI_FILE = "/proc/pressure/cpu"
+LOADAVG_FILE = "/proc/loadavg"
+
+
+def default_source() -> str:
+    return PSI_FILE if os.path.exists(PSI_FILE) else LOADAVG_FILE
+
+
+def read_sample(path: str) -> tuple[str, float]:
+    try:
+        with open(path, encoding="ascii", errors="replace") as f:
+            text = f.read()
+    except OSError as e:
+        raise overload.OverloadError(f"{path}: cannot read: {e.strerror}") from None
+    return overload.source_kind(text), overload.parse_sample(path, text, os.cpu_count() or 1)
+
+
+def _now_iso() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class NodeApi:
+    """The Node through the API server: read it, set our taint and condition."""
+
+    def __init__(self, kubeconfig, context, node):
+        from kubernetes import client, config  # only `run` needs the client
+
+        self.client = client
+        self.node = node
+        try:
+            api = config.new_client_from_config(config_file=kubeconfig, context=context)
+        except (config.ConfigException, OSError) as e:
+            raise overload.OverloadError(f"--kubeconfig {kubeconfig}: {e}") from None
+        self.core = client.CoreV1Api(api)
+
+    def read(self) -> dict:
+        try:
+            node = self.core.read_node(self.node)
+        except self.client.exceptions.ApiException as e:
+            raise overload.OverloadError(
+                f"--node {self.node}: the API server says {e.status} {e.reason}"
+            ) from None
+        return self.core.api_client.sanitize_for_serialization(node)
+
+    def publish(self, overloaded, value, kind, policy) -> None:
+        """Set the taint (optimistic: the patch carries the resourceVersion read) and the condition."""
+        for _attempt in range(5):
+            node = self.read()
+            wanted = overload.taints(node.get("spec", {}).get("taints"), overloaded)
+            if wanted is None:
+                break
+            body = {
+                "metadata": {"resourceVersion": node["metadata"]["resourceVersion"]},
+                "spec": {"taints": wanted},
+            }
+            try:
+                self.core.patch_node(self.node, body)
+                break
+            except self.client.exceptions.ApiException as e:
+                if e.status != 409:  # someone else changed the Node in between: read again
+                    raise
+        status = {"status": {"conditions": [overload.condition(overloaded, value, kind, policy, _now_iso())]}}
+        self.core.patch_node_status(self.node, status)
+
+
+def _run(args) -> int:
+    source = args.source or default_source()
+    kind, value = read_sample(source)
+    high, low = overload.DEFAULT_THRESHOLDS[kind]
+    policy = overload.check_policy(
+        high if args.high is None else args.high,
+        low if args.low is None else args.low,
+        args.over_seconds,
+        args.clear_seconds,
+    )
+    if not args.interval > 0:
+        raise overload.OverloadError(f"--interval: {args.interval!r} is not a number > 0")
+    api = NodeApi(args.kubeconfig, args.context, args.node)
+    from urllib3.exceptions import HTTPError  # the client's transport: the API server unreachable
+
+    state = overload.State(overload.is_overloaded(api.read()))
+    api.publish(state.overloaded, value, kind, policy)
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
+    while not stop:
+        kind, value = read_sample(source)
+        new = overload.decide(policy, state, time.monotonic(), value)
+        if new.overloaded != state.overloaded:
+            try:
+                api.publish(new.overloaded, value, kind, policy)
+            except (overload.OverloadError, api.client.exceptions.ApiException, OSError, HTTPError) as e:
+                # keep the old state: the next sample tries again
+                print(f"{PROGRAM}: node {args.node}: {str(e).splitlines()[0]}", file=sys.stderr, flush=True)
+                time.sleep(args.interval)
+                continue
+            print(
+                json.dumps(
+                    {"node": args.node, "overloaded": new.overloaded, "value": value, "source": source}
+                ),
+                flush=True,
+            )
+        state = new
+        time.sleep(args.interval)
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog=PROGRAM, description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run_p = sub.add_parser("run", help="watch the load and keep the Node's taint and condition")
+    run_p.add_argument("--node", required=True, help="the Node this host is")
+    run_p.add_argument("--kubeconfig", default="/etc/cloud58/overload.kubeconfig")
+    run_p.add_argument("--context", default=None)
+    run_p.add_argument("--source", default=None, help=f"{PSI_FILE} if present, else {LOADAVG_FILE}")
+    run_p.add_argument("--high", type=float, default=None, help="overloaded above this")
+    run_p.add_argument("--low", type=float, default=None, help="clear below this")
+    run_p.add_argument("--over-seconds", type=float, default=60.0, help="above --high this long: overloaded")
+    run_p.add_argument("--clear-seconds", type=float, default=300.0, help="below --low this long: clear")
+    run_p.add_argument("--interval", type=float, default=5.0, help="seconds between samples")
+    sample_p = sub.add_parser("sample", help="print one reading of the source")
+    sample_p.add_argument("--source", default=None)
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "sample":
+            source = args.source or default_source()
+            kind, value = read_sample(source)
+            print(json.dumps({"source": source, "kind": kind, "value": value}, sort_keys=True))
+            return 0
+        return _run(args)
+    except overload.OverloadError as e:
+        print(f"{PROGRAM}: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,245 @@
+"""Host overload protection: samples, the hysteresis over a window, the Node's taint and condition."""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.cloud58.platform.plugins.module_utils.node import overload
+from ansible_collections.cloud58.platform.plugins.module_utils.node.overload import (
+    OverloadError,
+    Policy,
+    State,
+)
+
+PSI = (
+    "some avg10=63.20 avg60=44.07 avg300=59.07 total=34539940620\n"
+    "full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"
+)
+POLICY = Policy(high=50.0, low=25.0, over_seconds=10.0, clear_seconds=20.0)
+
+
+@pytest.mark.parametrize(
+    ("text", "cpus", "kind", "value"),
+    [
+        pytest.param(PSI, 2, "pressure", 63.2, id="psi-some-avg10"),
+        pytest.param("some avg10=0.00 avg60=0.00 avg300=0.00 total=0\n", 8, "pressure", 0.0, id="psi-idle"),
+        pytest.param("3.00 4.40 4.44 4/218 30487\n", 2, "loadavg", 1.5, id="loadavg-per-cpu"),
+        pytest.param("0.00 0.01 0.05 1/100 1\n", 4, "loadavg", 0.0, id="loadavg-idle"),
+        pytest.param("12\n", 3, "loadavg", 4.0, id="test-file-one-number"),
+    ],
+)
+def test_parse_sample(text, cpus, kind, value):
+    assert overload.source_kind(text) == kind
+    assert overload.parse_sample("/proc/x", text, cpus) == value
+
+
+@pytest.mark.parametrize(
+    ("text", "cpus", "message"),
+    [
+        pytest.param("", 2, "/proc/x: '' is not a load average '<load1> <load5> <load15> ...'", id="empty"),
+        pytest.param(
+            "some avg60=1.0 total=3\n",
+            2,
+            "/proc/x: 'some avg60=1.0 total=3' is not a PSI line 'some avg10=<percent> ...'",
+            id="psi-without-avg10",
+        ),
+        pytest.param(
+            "high\n", 2, "/proc/x: 'high' is not a load average '<load1> <load5> <load15> ...'", id="word"
+        ),
+        pytest.param(
+            "-1\n", 2, "/proc/x: '-1' is not a load average '<load1> <load5> <load15> ...'", id="negative"
+        ),
+        pytest.param(
+            "nan\n", 2, "/proc/x: 'nan' is not a load average '<load1> <load5> <load15> ...'", id="nan"
+        ),
+        pytest.param("1.0\n", 0, "/proc/x: CPU count 0 is not a positive integer", id="no-cpus"),
+    ],
+)
+def test_parse_sample_errors(text, cpus, message):
+    with pytest.raises(OverloadError) as err:
+        overload.parse_sample("/proc/x", text, cpus)
+    assert str(err.value) == message
+
+
+def _run(samples, start=False):
+    """The overloaded flag after each (time, value) sample, from State(start)."""
+    state, out = State(start), []
+    for now, value in samples:
+        state = overload.decide(POLICY, state, now, value)
+        out.append(state.overloaded)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("samples", "expected"),
+    [
+        pytest.param(
+            [(0, 60), (5, 70), (10, 55), (15, 60)],
+            [False, False, True, True],
+            id="above-for-the-window-taints",
+        ),
+        pytest.param([(0, 60), (5, 70), (9, 90)], [False, False, False], id="just-short-of-the-window"),
+        pytest.param(
+            [(0, 60), (5, 40), (10, 60), (15, 60), (20, 60)],
+            [False, False, False, False, True],
+            id="a-dip-between-thresholds-restarts-the-window",
+        ),
+        pytest.param([(0, 50), (10, 50), (20, 50)], [False, False, False], id="at-high-is-not-above"),
+        pytest.param(
+            [(0, 99), (1, 0), (2, 99), (3, 0)], [False, False, False, False], id="spikes-never-taint"
+        ),
+    ],
+)
+def test_becomes_overloaded_only_after_the_window(samples, expected):
+    assert _run(samples) == expected
+
+
+@pytest.mark.parametrize(
+    ("samples", "expected"),
+    [
+        pytest.param(
+            [(0, 20), (10, 10), (20, 24)], [True, True, False], id="below-low-for-the-window-clears"
+        ),
+        pytest.param(
+            [(0, 20), (10, 30), (20, 20), (30, 20)], [True, True, True, True], id="between-restarts"
+        ),
+        pytest.param([(0, 25), (30, 25)], [True, True], id="at-low-is-not-below"),
+        pytest.param(
+            [(0, 40), (100, 45), (200, 49)],
+            [True, True, True],
+            id="below-high-but-above-low-stays-overloaded",
+        ),
+    ],
+)
+def test_clears_only_below_low_for_the_clear_window(samples, expected):
+    assert _run(samples, start=True) == expected
+
+
+def test_full_cycle_state_after_each_sample():
+    states = []
+    state = State()
+    for now, value in [(0, 80), (10, 80), (11, 10), (20, 10), (31, 10), (32, 80)]:
+        state = overload.decide(POLICY, state, now, value)
+        states.append(state)
+    assert states == [
+        State(False, 0),
+        State(True, None),
+        State(True, 11),
+        State(True, 11),
+        State(False, None),
+        State(False, 32),
+    ]
+
+
+def test_zero_window_acts_on_the_first_sample():
+    policy = Policy(high=1.0, low=0.5, over_seconds=0.0, clear_seconds=0.0)
+    assert overload.decide(policy, State(), 7.0, 2.0) == State(True, None)
+    assert overload.decide(policy, State(True), 8.0, 0.1) == State(False, None)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(
+            (25, 50, 1, 1), "--low: 50 is not below --high 25; the two make the hysteresis", id="low>high"
+        ),
+        pytest.param(
+            (50, 50, 1, 1), "--low: 50 is not below --high 50; the two make the hysteresis", id="equal"
+        ),
+        pytest.param((50, 25, -1, 1), "--over-seconds: -1 is not a number >= 0", id="negative-window"),
+        pytest.param((float("inf"), 25, 1, 1), "--high: inf is not a number >= 0", id="infinite"),
+        pytest.param((50, "25", 1, 1), "--low: '25' is not a number >= 0", id="string"),
+        pytest.param((50, 25, 1, True), "--clear-seconds: True is not a number >= 0", id="bool"),
+    ],
+)
+def test_check_policy_errors(args, message):
+    with pytest.raises(OverloadError) as err:
+        overload.check_policy(*args)
+    assert str(err.value) == message
+
+
+def test_check_policy():
+    assert overload.check_policy(2, 1, 60, 300) == Policy(2.0, 1.0, 60.0, 300.0)
+
+
+OURS = {"key": "cloud58.io/overloaded", "effect": "NoSchedule"}
+OTHER = {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}
+OUR_KEY_OTHER_EFFECT = {"key": "cloud58.io/overloaded", "effect": "NoExecute"}
+
+
+@pytest.mark.parametrize(
+    ("current", "overloaded", "expected"),
+    [
+        pytest.param(None, True, [OURS], id="add-to-none"),
+        pytest.param([OTHER], True, [OTHER, OURS], id="add-keeps-others-first"),
+        pytest.param([OTHER, OURS], True, None, id="already-tainted"),
+        pytest.param([OURS, OTHER], False, [OTHER], id="remove-keeps-others"),
+        pytest.param([OURS], False, [], id="remove-last"),
+        pytest.param([OTHER], False, None, id="already-clear"),
+        pytest.param([], False, None, id="empty-clear"),
+        pytest.param([OUR_KEY_OTHER_EFFECT], False, None, id="other-effect-is-not-ours"),
+        pytest.param([OUR_KEY_OTHER_EFFECT], True, [OUR_KEY_OTHER_EFFECT, OURS], id="other-effect-kept"),
+    ],
+)
+def test_taints(current, overloaded, expected):
+    assert overload.taints(current, overloaded) == expected
+
+
+@pytest.mark.parametrize(
+    ("node", "expected"),
+    [
+        pytest.param({}, False, id="no-status"),
+        pytest.param({"status": {"conditions": [{"type": "Ready", "status": "True"}]}}, False, id="no-ours"),
+        pytest.param(
+            {"status": {"conditions": [{"type": "CloudFiftyEightOverloaded", "status": "True"}]}},
+            True,
+            id="true",
+        ),
+        pytest.param(
+            {"status": {"conditions": [{"type": "CloudFiftyEightOverloaded", "status": "False"}]}},
+            False,
+            id="false",
+        ),
+    ],
+)
+def test_is_overloaded_reads_the_condition(node, expected):
+    assert overload.is_overloaded(node) is expected
+
+
+@pytest.mark.parametrize(
+    ("overloaded", "value", "kind", "expected"),
+    [
+        pytest.param(
+            True,
+            63.2,
+            "pressure",
+            {
+                "type": "CloudFiftyEightOverloaded",
+                "status": "True",
+                "reason": "LoadAboveThreshold",
+                "message": "63.2 % cpu pressure (some avg10) stayed above 50 for 10s; "
+                "cloud58-overload tainted the node cloud58.io/overloaded:NoSchedule",
+                "lastHeartbeatTime": "2026-12-04T13:00:00Z",
+                "lastTransitionTime": "2026-12-04T13:00:00Z",
+            },
+            id="overloaded",
+        ),
+        pytest.param(
+            False,
+            0.25,
+            "loadavg",
+            {
+                "type": "CloudFiftyEightOverloaded",
+                "status": "False",
+                "reason": "LoadBelowThreshold",
+                "message": "0.25 load per CPU (1 min); not overloaded "
+                "(tainted after 10s above 50, cleared after 20s below 25)",
+                "lastHeartbeatTime": "2026-12-04T13:00:00Z",
+                "lastTransitionTime": "2026-12-04T13:00:00Z",
+            },
+            id="clear",
+        ),
+    ],
+)
+def test_condition(overloaded, value, kind, expected):
+    assert overload.condition(overloaded, value, kind, POLICY, "2026-12-04T13:00:00Z") == expected
