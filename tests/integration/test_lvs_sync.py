@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -38,6 +40,9 @@ PROGRAM = REPO / "collections/ansible_collections/cloud58/platform/roles/lvs_dir
 DIRECTOR = "lab1-lvs1"
 TABLE = "cloud58_fullnat"
 SLOTS = 8  # the director has 8 local addresses: at least as many slots
+VIP = "198.18.2.10"
+CLIENT = "198.18.4.2"
+REALSERVERS = {"rs2": ("198.18.9.2", "198.18.9.1"), "rs6": ("198.18.9.6", "198.18.9.5")}
 # the plan's realservers of lab1-k8s-api (no Service claims that VIP): kept as the plan says
 API_SLOTS = {
     f"198.18.2.1 . 6443 . {slot}": target
@@ -73,6 +78,7 @@ class Lab:
                     "context": "c1",
                     "slots": SLOTS,
                     "nft": programs.argv("ip", "netns", "exec", net.ns("director"), programs.path("nft")),
+                    "metrics_port": 0,
                 }
             )
         )
@@ -98,6 +104,20 @@ class Lab:
             self.proc.send_signal(signal.SIGTERM)
             self.proc.wait(timeout=10)
         self.proc = None
+
+    def metrics(self):
+        """The sync's /metrics for the VIP 198.18.2.10: {(metric, realserver, port): value}."""
+        self.wait_for_log("metrics on http://")
+        url = re.search(r"metrics on (http://\S+)", self.log.read_text()).group(1)
+        with urllib.request.urlopen(url, timeout=10) as response:
+            text = response.read().decode()
+        out = {}
+        for metric, labels, value in re.findall(r"^(cloud58_lvs_\w+)\{(.*)\} (\d+)$", text, re.M):
+            fields = dict(re.findall(r'(\w+)="([^"]*)"', labels))
+            assert fields["director"] == DIRECTOR
+            if fields["vip"] == VIP:  # not the series of lab1-k8s-api's masters
+                out[(metric, fields["realserver"], fields["port"])] = int(value)
+        return out
 
     def wait_for_log(self, text):
         self.wait(lambda: text in self.log.read_text(), f"{text!r} in {self.log.name}")
@@ -164,6 +184,20 @@ def lab(request, kube_clusters, tmp_path_factory):
     lab = None
     try:
         net.add_namespace("director")
+        # a client and the two realservers that stay ready, for the counters
+        net.add_namespace("client", forwarding=False)
+        net.link(
+            "client", "director", if_a="eth0", if_b="client0", addr_a=f"{CLIENT}/30", addr_b="198.18.4.1/30"
+        )
+        net.exec("client", "ip", "route", "add", "default", "via", "198.18.4.1")
+        net.exec("director", "ip", "address", "add", f"{VIP}/32", "dev", "lo")
+        for name, (address, gateway) in REALSERVERS.items():
+            net.add_namespace(name, forwarding=False)
+            net.link(
+                name, "director", if_a="eth0", if_b=f"{name}0", addr_a=f"{address}/30", addr_b=f"{gateway}/30"
+            )
+            net.exec(name, "ip", "route", "add", "default", "via", gateway)
+            net.start_tcp_echo(name, address, 8080, with_peer=True)
         lab = Lab(net, kube_clusters.kubeconfig, namespace, tmp_path_factory.mktemp("lvs-sync"), lvs)
         lab.core.create_namespace({"metadata": {"name": namespace}})
         lab.core.create_namespaced_service(
@@ -223,6 +257,23 @@ def test_endpoint_slice_change_becomes_element_changes_without_reload(lab):
     assert lab.handles() == handles
 
 
+def test_counters_per_vip_and_realserver_in_prometheus_text(lab):
+    answers = [lab.net.tcp_request("client", VIP, 80) for _ in range(4)]
+    # rr over the slots 198.18.9.2, .6, .2, .6
+    assert [a.split()[0] for a in answers] == ["rs2", "rs6", "rs2", "rs6"]
+    metrics = lab.metrics()
+    assert {k: v for k, v in metrics.items() if k[0] == "cloud58_lvs_connections_total"} == {
+        ("cloud58_lvs_connections_total", "198.18.9.2", "8080"): 2,
+        ("cloud58_lvs_connections_total", "198.18.9.6", "8080"): 2,
+    }
+    moved = {k for k, v in metrics.items() if "bytes" in k[0] and v > 0}
+    assert moved == {
+        (f"cloud58_lvs_{way}_bytes_total", rs, "8080")
+        for way in ("to_realserver", "from_realserver")
+        for rs in ("198.18.9.2", "198.18.9.6")
+    }
+
+
 def test_restart_deletes_no_element_while_endpoints_exist(lab):
     monitor_out = lab.workdir / "monitor.txt"
     with monitor_out.open("w") as out:
@@ -252,8 +303,16 @@ def test_restart_deletes_no_element_while_endpoints_exist(lab):
     finally:
         monitor.send_signal(signal.SIGTERM)
         monitor.wait(timeout=10)
-    # only the deletes of the emptied VIP: none from the restart
-    assert sorted(monitor_out.read_text().splitlines()) == [
+    # only the deletes of the emptied VIP (its slots, then its realservers' counters):
+    # none from the restart
+    lines = sorted(
+        re.sub(r" counter packets \d+ bytes \d+", "", line) for line in monitor_out.read_text().splitlines()
+    )
+    assert lines == [
         f"delete element ip {TABLE} realservers {{ {key} : {target} }}"
         for key, target in _web_slots("198.18.9.2 . 8080", "198.18.9.6 . 8080").items()
+    ] + [
+        f"delete element ip cloud58_fullnat_stats {name} {{ 198.18.2.10 . {rs} . 8080 }}"
+        for name in ("connections", "from_realservers", "to_realservers")
+        for rs in ("198.18.9.2", "198.18.9.6")
     ]

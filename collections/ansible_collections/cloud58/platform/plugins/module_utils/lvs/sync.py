@@ -206,3 +206,113 @@ def update(lvs, director, wanted, before, *, scheduler, slots, table):
     elements = {**before["elements"], "realservers": {**kept, **part["elements"]["realservers"]}}
     counts = {verb: sum(len(c[verb]) for c in changes.values()) for verb in ("delete", "add")}
     return elements, element_commands(changes, table), counts
+
+
+# ---- counters (issue #14 item 5) -------------------------------------------------------------
+# A second table of the sync's own: three sets with a counter per element, one element per
+# VIP . realserver . realserver port, matched in the forward hook after DNAT. The data
+# plane's table stays as fullnat.py renders it.
+STATS_TABLE = "cloud58_fullnat_stats"
+STATS_SETS = ("connections", "to_realservers", "from_realservers")
+METRICS = (
+    (
+        "connections",
+        "cloud58_lvs_connections_total",
+        "packets",
+        "New connections DNATed from a VIP to a realserver.",
+    ),
+    (
+        "to_realservers",
+        "cloud58_lvs_to_realserver_bytes_total",
+        "bytes",
+        "Bytes sent to a realserver for a VIP.",
+    ),
+    (
+        "to_realservers",
+        "cloud58_lvs_to_realserver_packets_total",
+        "packets",
+        "Packets sent to a realserver for a VIP.",
+    ),
+    (
+        "from_realservers",
+        "cloud58_lvs_from_realserver_bytes_total",
+        "bytes",
+        "Bytes a realserver answered for a VIP.",
+    ),
+    (
+        "from_realservers",
+        "cloud58_lvs_from_realserver_packets_total",
+        "packets",
+        "Packets a realserver answered for a VIP.",
+    ),
+)
+
+
+def stats_keys(realservers_map):
+    """The counter elements ``VIP . realserver . port`` of the ``realservers`` map's elements."""
+    return sorted({f"{key.split(' . ', 1)[0]} . {value}" for key, value in realservers_map.items()})
+
+
+def stats_ruleset(keys, table=STATS_TABLE):
+    """The counters table for ``nft -f``."""
+    lines = [f"table ip {table} {{"]
+    for name in STATS_SETS:
+        lines += [f"\tset {name} {{", "\t\ttype ipv4_addr . ipv4_addr . inet_service", "\t\tcounter"]
+        if keys:
+            lines.append("\t\telements = { " + ", ".join(keys) + " }")
+        lines += ["\t}", ""]
+    lines += [
+        "\tchain forward {",
+        "\t\ttype filter hook forward priority filter; policy accept;",
+        "\t\tct status dnat ct direction original ct state new ct original ip daddr . ip daddr . tcp dport"
+        " @connections",
+        "\t\tct status dnat ct direction original ct original ip daddr . ip daddr . tcp dport"
+        " @to_realservers",
+        "\t\tct status dnat ct direction reply ct original ip daddr . ip saddr . tcp sport @from_realservers",
+        "\t}",
+        "}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def stats_commands(before, after, table=STATS_TABLE):
+    """Element commands taking the counter elements ``before`` to ``after`` (a removed
+    realserver's counters go with it)."""
+    gone = sorted(set(before) - set(after))
+    new = sorted(set(after) - set(before))
+    lines = []
+    for verb, keys in (("delete", gone), ("add", new)):
+        if keys:
+            lines += [f"{verb} element ip {table} {name} {{ {', '.join(keys)} }}" for name in STATS_SETS]
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+def stats_counters(data, table=STATS_TABLE):
+    """``nft -j list table ip <table>`` (parsed) -> ``{set: {key: {"packets", "bytes"}}}``."""
+    out = {name: {} for name in STATS_SETS}
+    for item in data.get("nftables", []) if isinstance(data, dict) else []:
+        obj = item.get("set")
+        if not obj or obj.get("table") != table or obj.get("name") not in out:
+            continue
+        for elem in obj.get("elem", []):
+            inner = elem.get("elem", {}) if isinstance(elem, dict) else {}
+            value = inner.get("val", {})
+            parts = value.get("concat") if isinstance(value, dict) else None
+            if not parts:
+                continue
+            counter = inner.get("counter") or {}
+            key = " . ".join(str(p) for p in parts)
+            out[obj["name"]][key] = {"packets": counter.get("packets", 0), "bytes": counter.get("bytes", 0)}
+    return out
+
+
+def prometheus_text(counters, director):
+    """The counters in the Prometheus text format, one series per VIP and realserver."""
+    lines = []
+    for name, metric, field, help_text in METRICS:
+        lines += [f"# HELP {metric} {help_text}", f"# TYPE {metric} counter"]
+        for key in sorted(counters.get(name, {})):
+            vip, realserver, port = key.split(" . ")
+            labels = f'director="{director}",vip="{vip}",realserver="{realserver}",port="{port}"'
+            lines.append(f"{metric}{{{labels}}} {counters[name][key][field]}")
+    return "\n".join(lines) + "\n"

@@ -6,9 +6,14 @@ import pytest
 
 from ansible_collections.cloud58.platform.plugins.module_utils.lvs.fullnat import director_state
 from ansible_collections.cloud58.platform.plugins.module_utils.lvs.sync import (
+    prometheus_text,
     ready_endpoints,
     realservers,
     selected_services,
+    stats_commands,
+    stats_counters,
+    stats_keys,
+    stats_ruleset,
     update,
 )
 
@@ -369,3 +374,109 @@ def test_update(before, after, expected):
     assert (script, counts) == expected
     # the VIPs computed again and the ones kept add up to the whole director's state
     assert elements == _before(after)["elements"]
+
+
+def test_stats_keys():
+    realservers_map = {
+        "198.18.2.10 . 80 . 0": "198.18.9.2 . 8080",
+        "198.18.2.10 . 80 . 1": "198.18.9.3 . 8080",
+        "198.18.2.10 . 80 . 2": "198.18.9.2 . 8080",
+        "198.18.2.10 . 443 . 0": "198.18.9.2 . 8443",
+    }
+    assert stats_keys(realservers_map) == [
+        "198.18.2.10 . 198.18.9.2 . 8080",
+        "198.18.2.10 . 198.18.9.2 . 8443",
+        "198.18.2.10 . 198.18.9.3 . 8080",
+    ]
+
+
+STATS_RULESET = """\
+table ip cloud58_fullnat_stats {
+\tset connections {
+\t\ttype ipv4_addr . ipv4_addr . inet_service
+\t\tcounter
+\t\telements = { 198.18.2.10 . 198.18.9.2 . 8080 }
+\t}
+
+\tset to_realservers {
+\t\ttype ipv4_addr . ipv4_addr . inet_service
+\t\tcounter
+\t\telements = { 198.18.2.10 . 198.18.9.2 . 8080 }
+\t}
+
+\tset from_realservers {
+\t\ttype ipv4_addr . ipv4_addr . inet_service
+\t\tcounter
+\t\telements = { 198.18.2.10 . 198.18.9.2 . 8080 }
+\t}
+
+\tchain forward {
+\t\ttype filter hook forward priority filter; policy accept;
+\t\tct status dnat ct direction original ct state new ct original ip daddr . ip daddr . tcp dport @connections
+\t\tct status dnat ct direction original ct original ip daddr . ip daddr . tcp dport @to_realservers
+\t\tct status dnat ct direction reply ct original ip daddr . ip saddr . tcp sport @from_realservers
+\t}
+}
+"""
+
+
+def test_stats_ruleset():
+    assert stats_ruleset(["198.18.2.10 . 198.18.9.2 . 8080"]) == STATS_RULESET
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "expected"),
+    [
+        pytest.param(["a . b . 1"], ["a . b . 1"], "", id="same"),
+        pytest.param(
+            ["a . b . 1", "a . c . 1"],
+            ["a . c . 1", "a . d . 1"],
+            "delete element ip s connections { a . b . 1 }\n"
+            "delete element ip s to_realservers { a . b . 1 }\n"
+            "delete element ip s from_realservers { a . b . 1 }\n"
+            "add element ip s connections { a . d . 1 }\n"
+            "add element ip s to_realservers { a . d . 1 }\n"
+            "add element ip s from_realservers { a . d . 1 }\n",
+            id="one-gone-one-new",
+        ),
+    ],
+)
+def test_stats_commands(before, after, expected):
+    assert stats_commands(before, after, "s") == expected
+
+
+def _counter_set(name, packets, nbytes):
+    elem = {
+        "val": {"concat": ["198.18.2.10", "198.18.9.2", 8080]},
+        "counter": {"packets": packets, "bytes": nbytes},
+    }
+    return {"set": {"family": "ip", "name": name, "table": "cloud58_fullnat_stats", "elem": [{"elem": elem}]}}
+
+
+def test_stats_counters_to_prometheus_text():
+    data = {
+        "nftables": [
+            {"metainfo": {"version": "1.0.6"}},
+            _counter_set("connections", 2, 120),
+            _counter_set("to_realservers", 9, 600),
+            _counter_set("from_realservers", 7, 1400),
+        ]
+    }
+    labels = 'director="d1",vip="198.18.2.10",realserver="198.18.9.2",port="8080"'
+    assert prometheus_text(stats_counters(data), "d1") == (
+        "# HELP cloud58_lvs_connections_total New connections DNATed from a VIP to a realserver.\n"
+        "# TYPE cloud58_lvs_connections_total counter\n"
+        f"cloud58_lvs_connections_total{{{labels}}} 2\n"
+        "# HELP cloud58_lvs_to_realserver_bytes_total Bytes sent to a realserver for a VIP.\n"
+        "# TYPE cloud58_lvs_to_realserver_bytes_total counter\n"
+        f"cloud58_lvs_to_realserver_bytes_total{{{labels}}} 600\n"
+        "# HELP cloud58_lvs_to_realserver_packets_total Packets sent to a realserver for a VIP.\n"
+        "# TYPE cloud58_lvs_to_realserver_packets_total counter\n"
+        f"cloud58_lvs_to_realserver_packets_total{{{labels}}} 9\n"
+        "# HELP cloud58_lvs_from_realserver_bytes_total Bytes a realserver answered for a VIP.\n"
+        "# TYPE cloud58_lvs_from_realserver_bytes_total counter\n"
+        f"cloud58_lvs_from_realserver_bytes_total{{{labels}}} 1400\n"
+        "# HELP cloud58_lvs_from_realserver_packets_total Packets a realserver answered for a VIP.\n"
+        "# TYPE cloud58_lvs_from_realserver_packets_total counter\n"
+        f"cloud58_lvs_from_realserver_packets_total{{{labels}}} 7\n"
+    )
