@@ -227,6 +227,7 @@ def main() -> int:
                     "context": CLUSTER,
                     "slots": SLOTS,
                     "nft": programs.argv("ip", "netns", "exec", net.ns("director"), programs.path("nft")),
+                    "metrics_port": None,  # no /metrics server: nothing else to bind
                 }
             )
         )
