@@ -1,0 +1,179 @@
+"""cloud58-overload against a real kube-apiserver: the taint and condition follow the load.
+
+The agent's program (agents/cloud58_overload.py of the collection) runs as a process against
+the ``c1`` apiserver of ``kube_clusters`` and patches a Node object the test creates (no
+kubelet: the apiserver keeps a Node like any object). On a host the agent reads
+/proc/pressure/cpu; here its ``--source`` is a file in the same PSI format that the test writes,
+so the test decides when the load is high or low and the agent's window runs on those
+samples. The test waits for each state (a 30 s guard turns a hang into a failure); it asserts
+no durations. The hysteresis itself (windows restarting, thresholds) is in the unit tests
+(test_node_overload.py).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from kubernetes import client, config
+
+REPO = Path(__file__).resolve().parents[2]
+AGENT = REPO / "collections/ansible_collections/cloud58/platform/agents/cloud58_overload.py"
+# The apiserver adds node.kubernetes.io/not-ready to a new Node (TaintNodesByCondition).
+OTHER_TAINT = {"key": "example.com/dedicated", "value": "db", "effect": "NoSchedule"}
+OUR_TAINT = {"key": "cloud58.io/overloaded", "effect": "NoSchedule"}
+
+
+def _psi(percent: float) -> str:
+    return (
+        f"some avg10={percent:.2f} avg60=0.00 avg300=0.00 total=0\n"
+        "full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"
+    )
+
+
+def _wait_for(read, wanted, what):
+    """Poll ``read()`` until it returns ``wanted``; fail with the last value after 30 s."""
+    deadline = time.monotonic() + 30
+    while True:
+        got = read()
+        if got == wanted:
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: still {got!r}, expected {wanted!r}", pytrace=False)
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def node(kube_clusters):
+    api = client.CoreV1Api(
+        config.new_client_from_config(config_file=str(kube_clusters.kubeconfig), context="c1")
+    )
+    name = f"c58ovl-{uuid.uuid4().hex[:8]}"
+    api.create_node(
+        {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}, "spec": {"taints": [OTHER_TAINT]}}
+    )
+    yield api, name
+    api.delete_node(name)
+
+
+def _agent(kubeconfig, name, source, *extra):
+    return [
+        sys.executable,
+        str(AGENT),
+        "run",
+        "--kubeconfig",
+        str(kubeconfig),
+        "--context",
+        "c1",
+        "--node",
+        name,
+        "--source",
+        str(source),
+        *extra,
+    ]
+
+
+def test_overloaded_node_is_tainted_and_cleared_with_its_condition(kube_clusters, node, tmp_path):
+    api, name = node
+    source = tmp_path / "cpu-pressure"
+    source.write_text(_psi(10))
+    env = {**os.environ, "PYTHONPATH": str(REPO / "collections")}
+    argv = _agent(
+        kube_clusters.kubeconfig,
+        name,
+        source,
+        *(
+            "--high",
+            "50",
+            "--low",
+            "25",
+            "--over-seconds",
+            "0.3",
+            "--clear-seconds",
+            "0.3",
+            "--interval",
+            "0.1",
+        ),
+    )
+    agent = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+
+        def taints():
+            return [t.to_dict() for t in api.read_node(name).spec.taints or []]
+
+        def condition():
+            for c in api.read_node_status(name).status.conditions or []:
+                if c.type == "CloudFiftyEightOverloaded":
+                    return {"status": c.status, "reason": c.reason, "message": c.message}
+            return None
+
+        def taint_dicts(*ts):
+            return [
+                {"key": t["key"], "value": t.get("value"), "effect": t["effect"], "time_added": None}
+                for t in ts
+            ]
+
+        # On start the agent records the state it begins in (the Node had no condition: clear).
+        _wait_for(
+            condition,
+            {
+                "status": "False",
+                "reason": "LoadBelowThreshold",
+                "message": "10 % cpu pressure (some avg10); not overloaded "
+                "(tainted after 0.3s above 50, cleared after 0.3s below 25)",
+            },
+            "the condition on start",
+        )
+        before = taints()
+        assert taint_dicts(OTHER_TAINT)[0] in before
+        assert OUR_TAINT["key"] not in [t["key"] for t in before]
+
+        source.write_text(_psi(90))
+        _wait_for(taints, [*before, *taint_dicts(OUR_TAINT)], "the taints while overloaded")
+        assert condition() == {
+            "status": "True",
+            "reason": "LoadAboveThreshold",
+            "message": "90 % cpu pressure (some avg10) stayed above 50 for 0.3s; "
+            "cloud58-overload tainted the node cloud58.io/overloaded:NoSchedule",
+        }
+
+        source.write_text(_psi(5))
+        _wait_for(taints, before, "the taints after the load fell")
+        assert condition() == {
+            "status": "False",
+            "reason": "LoadBelowThreshold",
+            "message": "5 % cpu pressure (some avg10); not overloaded "
+            "(tainted after 0.3s above 50, cleared after 0.3s below 25)",
+        }
+    finally:
+        agent.terminate()
+        out, err = agent.communicate(timeout=30)
+    assert agent.returncode == 0, err
+    assert err == ""
+    assert [line for line in out.splitlines() if line] == [
+        f'{{"node": "{name}", "overloaded": true, "value": 90.0, "source": "{source}"}}',
+        f'{{"node": "{name}", "overloaded": false, "value": 5.0, "source": "{source}"}}',
+    ]
+
+
+def test_unknown_node_fails_naming_it_before_changing_anything(kube_clusters, tmp_path):
+    source = tmp_path / "cpu-pressure"
+    source.write_text(_psi(90))
+    env = {**os.environ, "PYTHONPATH": str(REPO / "collections")}
+    done = subprocess.run(
+        _agent(kube_clusters.kubeconfig, "c58ovl-absent", source),
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (
+        2,
+        "",
+        "cloud58-overload: --node c58ovl-absent: the API server says 404 Not Found\n",
+    )
