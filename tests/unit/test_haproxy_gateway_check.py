@@ -1,5 +1,6 @@
 """The ingress gateway's haproxy.cfg (module_utils/gateway/haproxy.py) checked by the real
-haproxy (Debian's haproxy 2.6, `haproxy -c -f`): rendered configs pass without a warning, and
+haproxy (Debian's haproxy 2.6, `haproxy -dW -c -f` as the role's validate runs it, warnings
+fatal): rendered configs pass without a warning, and
 the same configs with one line broken are refused, by line and reason. `init-addr none`
 lets the check run without any DNS answer (the resolvers are never queried)."""
 
@@ -31,7 +32,7 @@ def _check(tmp_path, text: str):
     conf = tmp_path / "haproxy.cfg"
     conf.write_text(text)
     result = subprocess.run(
-        programs.argv("haproxy", "-c", "-f", conf), capture_output=True, text=True, check=False
+        programs.argv("haproxy", "-dW", "-c", "-f", conf), capture_output=True, text=True, check=False
     )
     return conf, result
 
