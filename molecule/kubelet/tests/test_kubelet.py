@@ -60,6 +60,8 @@ def test_kubelet_configuration():
         "containerLogMaxSize": "50Mi",
         "containerLogMaxFiles": 5,
         "failSwapOn": True,
+        # kubelet_pod_pids_limits of the node's function (ingress in molecule.yml).
+        "podPidsLimit": 2048,
         # A container: the kernel is the host's; QoS cgroups stay on (the container has a
         # private cgroup namespace).
         "protectKernelDefaults": False,

@@ -118,7 +118,7 @@ def _run(args) -> int:
     state = overload.State(overload.is_overloaded(api.read()))
     api.publish(state.overloaded, value, kind, policy)
     stop = []
-    signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
+    signal.signal(signal.SIGTERM, lambda *args: stop.append(True))
     while not stop:
         kind, value = read_sample(source)
         new = overload.decide(policy, state, time.monotonic(), value)
