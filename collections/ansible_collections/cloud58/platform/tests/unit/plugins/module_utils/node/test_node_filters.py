@@ -137,6 +137,23 @@ def test_kubelet_config_from_facts():
     assert config["clusterDNS"] == ["198.18.8.10"]
 
 
+def test_kubelet_config_pod_pids_limit_of_the_node_function():
+    limits = {"default": 4096, "ingress": 2048}
+    config = node.node_kubelet_config(FACTS, "lab1-w1", 32, 26, function="ingress", pod_pids_limits=limits)
+    assert config["podPidsLimit"] == 2048
+
+
+def test_kubelet_config_bad_pod_pids_limit_names_host_entry_and_value():
+    with pytest.raises(AnsibleFilterError) as err:
+        node.node_kubelet_config(
+            FACTS, "lab1-w1", 32, 26, function="online", pod_pids_limits={"online": "many"}
+        )
+    assert err.value.message == (
+        "host 'lab1-w1': 1 problem: "
+        "kubelet_pod_pids_limits.online: 'many' is not a positive integer or -1 (unlimited)"
+    )
+
+
 @pytest.mark.parametrize(
     ("max_pods", "block", "message"),
     [
