@@ -31,7 +31,7 @@ Prints:
 Each figure is one run, and says so: a median of three would triple the benchmark's
 time (about 14 minutes at 20 hosts on the 2-core build machine), more than the CI budget
 allows; the three reruns run one after the other in the same invocation, so they share
-the machine's load. ``CLOUD58_BENCH_SIZE=ci`` (``make test``) starts 6 containers instead
+the machine's load. ``CLOUD58_BENCH_SIZE=ci`` (``make test``) starts 4 containers instead
 of 20: in CI the benchmarks share the machine with the integration lane, and 10 containers
 took 16 of its minutes.
 
@@ -66,7 +66,7 @@ from cloud58_lab import nodes  # noqa: E402
 LABEL = "cloud58.bench=node_roles"
 PREFIX = "bench-node"
 RUN_TIMEOUT_S = 1800
-HOSTS = {"full": 20, "ci": 6}  # containers, by CLOUD58_BENCH_SIZE
+HOSTS = {"full": 20, "ci": 4}  # containers, by CLOUD58_BENCH_SIZE
 
 
 class BenchError(Exception):
