@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-
 import pytest
 
 from ansible_collections.cloud58.platform.plugins.module_utils.lvs.announce import (
@@ -122,15 +119,6 @@ def test_an_empty_healthy_set_leaves_an_empty_static_protocol_and_the_same_sessi
     assert text == EXPECTED.replace(
         "\troute 198.18.2.1/32 blackhole;\n\troute 198.18.2.10/32 blackhole;\n", ""
     )
-
-
-@pytest.mark.skipif(shutil.which("bird") is None, reason="bird (bird2) is not installed")
-@pytest.mark.parametrize("healthy", [None, []], ids=["announcing", "empty"])
-def test_bird_parses_the_config(tmp_path, healthy):
-    conf = tmp_path / "bird.conf"
-    conf.write_text(bird_config(LVS, "d1", BGP, healthy=healthy))
-    result = subprocess.run(["bird", "-p", "-c", str(conf)], capture_output=True, text=True, check=False)
-    assert (result.returncode, result.stderr) == (0, "")
 
 
 @pytest.mark.parametrize(
