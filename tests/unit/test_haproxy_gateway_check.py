@@ -1,8 +1,8 @@
 """The ingress gateway's haproxy.cfg (module_utils/gateway/haproxy.py) checked by the real
 haproxy (Debian's haproxy 2.6, `haproxy -dW -c -f` as the role's validate runs it, warnings
-fatal): rendered configs pass without a warning, and
-the same configs with one line broken are refused, by line and reason. `init-addr none`
-lets the check run without any DNS answer (the resolvers are never queried)."""
+fatal): rendered configs pass without a warning, and the same configs with one line broken are
+refused, by line and reason. `init-addr none` lets the check run without any DNS answer (the
+resolvers are never queried)."""
 
 from __future__ import annotations
 
