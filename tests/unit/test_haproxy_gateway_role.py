@@ -155,7 +155,8 @@ def test_changed_setting_is_reported_in_check_mode_and_not_written(work):
         pytest.param(
             "lab1-m1",
             {},
-            'lab1-m1: the gateway runs on hosts labelled function: ingress in the plan; got function "master"',
+            "lab1-m1: the gateway runs on hosts labelled function: ingress in the plan; "
+            'got function "master"',
             id="not-an-ingress-node",
         ),
     ],
