@@ -205,16 +205,10 @@ def _playbook(inventory_dir, env, cfg, label, expect_no_change, *, log_dir=None,
         name = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
         with open(os.path.join(log_dir, f"{name}.log"), "w", encoding="utf-8") as f:
             f.write(result.stdout + result.stderr)
-    recap = nodes.recap(result.stdout)
-    bad = {h: r for h, r in recap.items() if r.get("failed") or r.get("unreachable")}
-    if result.returncode != 0 or bad or not recap:
-        tail = "\n".join((result.stdout + result.stderr).splitlines()[-40:])
-        raise BenchError(f"{label} failed (rc {result.returncode}, {bad}):\n{tail}")
-    if expect_no_change:
-        changed = {h: r["changed"] for h, r in recap.items() if r.get("changed")}
-        if changed:
-            raise BenchError(f"{label} is not a no-op: changed tasks per host {changed}")
-    return elapsed, recap
+    try:
+        return elapsed, nodes.checked_recap(result, label, expect_no_change)
+    except nodes.NodesError as e:
+        raise BenchError(str(e)) from e
 
 
 def main(argv=None) -> int:

@@ -111,3 +111,19 @@ def recap(output: str) -> dict:
         if match:
             found[match.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(2))}
     return found
+
+
+def checked_recap(result, label: str, expect_no_change: bool) -> dict:
+    """The recap of a finished ansible-playbook run (a CompletedProcess), or NodesError naming
+    ``label``: a non-zero exit, a failed or unreachable host, no recap at all, or, with
+    ``expect_no_change``, any host that changed something."""
+    found = recap(result.stdout)
+    bad = {h: r for h, r in found.items() if r.get("failed") or r.get("unreachable")}
+    if result.returncode != 0 or bad or not found:
+        tail = "\n".join((result.stdout + result.stderr).splitlines()[-40:])
+        raise NodesError(f"{label} failed (rc {result.returncode}, {bad}):\n{tail}")
+    if expect_no_change:
+        changed = {h: r["changed"] for h, r in found.items() if r.get("changed")}
+        if changed:
+            raise NodesError(f"{label} is not a no-op: changed tasks per host {changed}")
+    return found

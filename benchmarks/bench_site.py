@@ -1,0 +1,230 @@
+# -*- coding: utf-8 -*-
+# Copyright: cloud58 platform team
+# Apache License 2.0
+"""playbooks/site.yml on a lab datacenter, from empty hosts; its no-op rerun with the
+repository's ansible.cfg and with Ansible's defaults; and the scale-out of one minion in a
+datacenter of 5 and of 20 minions (issue #12 item 6).
+
+The datacenter is lab2 of inventories/lab, its hosts as systemd containers at the plan's
+addresses (lab/cloud58_lab/staticpods.py, the same hosts `make lab` and tests/lab use):
+
+* ``full`` (``make bench``): every host of lab2 (3 masters, 2 minions, 2 LVS directors),
+  site.yml from empty hosts, the masters' static pods, the second run that checks health
+  and writes the identity object; then the no-op reruns, three of each, alternating;
+* ``ci`` (``make test``): site.yml limited to the two minions (the nodes stage and the join;
+  the control plane and the directors are left to tests/lab, which runs the whole
+  datacenter), one no-op rerun of each kind.
+
+Both sizes then add minions the lab has no container for to the inventory (the plan has 5,
+then 20 minions; their certificates are issued first, untimed, as a datacenter provisioned
+earlier has them) and scale out one new minion, a fresh container, with ``--limit`` (the
+Kubespray habit is ``scale.yml``, about 50 minutes for one node added to 50): the cost must
+not depend on the datacenter's size, since the plan comes from the inventory and no other
+host is contacted. Three scale-outs per size at ``full``, one at ``ci``.
+
+Ansible's defaults: an ansible.cfg that sets only where the collection and its roles are
+(forks 5, implicit full fact gathering, no fact cache, no pipelining).
+
+Prints:
+
+    BENCH site_initial_lab_s <s>                 site.yml from empty hosts (one run)
+    BENCH site_noop_rerun_s <s>                  the no-op rerun, repository ansible.cfg
+    BENCH site_noop_rerun_defaults_s <s>         the same rerun with Ansible's defaults
+    BENCH site_rerun_speedup <x>                 defaults / repository, per pair of runs
+    BENCH scale_out_one_node_5_minions_s <s>
+    BENCH scale_out_one_node_20_minions_s <s>
+    BENCH scale_out_20_vs_5_minions_ratio <x>    goal: within 20 % of 1
+    BENCH lab_peak_memory_mib <MiB>              sum of the host containers' peak memory
+
+Every no-op rerun must report changed=0 on every host, or the benchmark fails. The lab is
+removed at the end, also on failure or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchstats import bench_size, figure
+
+from cloud58_lab import lab as lablib
+from cloud58_lab import nodes, staticpods
+
+DC = "lab2"
+# Runs of each no-op rerun and of each scale-out, by CLOUD58_BENCH_SIZE.
+REPEATS = {"full": 3, "ci": 1}
+# inventories/lab: lab2's racks. Rack r1 is 198.19.0.0/26, r2 198.19.0.64/26; the lab's
+# hosts use .11-.31 and .75-.95. Minions on paper take .40-.58 (r1) and .100-.120 (r2),
+# the scale-out containers .22-.27 (r1). lab2's pod_cidr (a /21) holds the blocks of 20
+# nodes only when the racks share them evenly, so minions on paper go to the rack with
+# fewer minions.
+PAPER = {
+    "lab2-r1": [f"198.19.0.{40 + i}" for i in range(19)],
+    "lab2-r2": [f"198.19.0.{100 + i}" for i in range(21)],
+}
+SCALE_OUT_RACK = "lab2-r1"
+SCALE_OUT = [f"198.19.0.{22 + i}" for i in range(6)]
+
+
+class BenchError(Exception):
+    pass
+
+
+def _peak_memory_mib(lab: staticpods.StaticPodLab) -> float:
+    """Sum of the host containers' peak memory (cgroup v1 memory.max_usage_in_bytes)."""
+    total = 0
+    for m in lab.hosts.values():
+        pid = m.pid(lab.env)
+        for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+            _id, controllers, path = line.split(":", 2)
+            if "memory" in controllers.split(","):
+                peak = Path("/sys/fs/cgroup/memory", path.lstrip("/"), "memory.max_usage_in_bytes")
+                total += int(peak.read_text())
+    return total / 2**20
+
+
+def _clusters_for_20_minions() -> dict:
+    """inventories/lab's clusters with lab2's pod pools sized without headroom: lab2's
+    pod_cidr (a /21) holds the /26 blocks of 25 nodes only then. Both scale-out sizes run
+    with it, so that they plan the same way."""
+    path = lablib.REPO / "inventories/lab/group_vars/all/clusters.yml"
+    clusters = yaml.safe_load(path.read_text())["cloud58_clusters"]
+    clusters["lab2-k8s"]["pool_headroom_percent"] = 0
+    return {"cloud58_clusters": clusters}
+
+
+def _scale_out(lab, name: str, address: str, label: str) -> float:
+    host_vars = {"rack": SCALE_OUT_RACK, "address": address, "labels": {"function": "online"}}
+    lab.add_host(name, "minions", host_vars)
+    result = lab.ansible_playbook("site.yml", _clusters_for_20_minions(), "--limit", name)
+    recap = nodes.checked_recap(result, label, expect_no_change=False)
+    if sorted(recap) != [name]:
+        raise BenchError(f"{label} touched other hosts: {sorted(recap)}")
+    return result.seconds
+
+
+def main() -> int:
+    size = bench_size()
+    repeats = REPEATS[size]
+    print(f"# size {size}: {'every host of lab2' if size == 'full' else 'the minions of lab2'}")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    problems = staticpods.remove_leftovers([DC], out=lambda m: print(f"# {m}"))
+    if problems:
+        raise BenchError(f"leftovers of an earlier lab2 run could not be removed: {problems}")
+    top = Path(tempfile.mkdtemp(prefix="c58-bench-site-"))
+    top.chmod(0o755)
+    lab = staticpods.StaticPodLab(
+        DC,
+        staticpods.lab_plan(),
+        top / "lab",
+        lablib.bin_dir(),
+        lablib.node_image(),
+        with_nodes=True,
+    )
+    defaults_cfg = top / "defaults.cfg"
+    defaults_cfg.write_text(
+        "# Ansible's defaults; only where the code is.\n[defaults]\n"
+        f"collections_path = {lablib.REPO}/collections:{lablib.REPO}/lab/collections\n"
+        f"roles_path = {lablib.REPO}/collections/ansible_collections/cloud58/platform/roles\n"
+    )
+    old_inotify = nodes.raise_inotify_instances(out=lambda m: print(f"# {m}"))
+    try:
+        if size == "full":
+            lab.provision()
+            initial = lab.first_run.seconds
+            limit = []
+        else:
+            lab.start()
+            limit = ["--limit", ",".join(["localhost", *lab.minions])]
+            first = lab.ansible_playbook("site.yml", {}, *limit)
+            nodes.checked_recap(first, "site.yml from empty hosts", expect_no_change=False)
+            initial = first.seconds
+        print(figure("site_initial_lab_s", [initial], digits=1))
+        tuned, defaults = [], []
+        for i in range(repeats):
+            run = lab.ansible_playbook("site.yml", {}, *limit)
+            nodes.checked_recap(run, f"no-op rerun {i + 1} (repository ansible.cfg)", expect_no_change=True)
+            tuned.append(run.seconds)
+            run = lab.ansible_playbook("site.yml", {}, *limit, config=defaults_cfg)
+            nodes.checked_recap(run, f"no-op rerun {i + 1} (Ansible's defaults)", expect_no_change=True)
+            defaults.append(run.seconds)
+        print(figure("site_noop_rerun_s", tuned, digits=1))
+        print(figure("site_noop_rerun_defaults_s", defaults, digits=1))
+        print(figure("site_rerun_speedup", [d / t for d, t in zip(defaults, tuned, strict=True)]))
+
+        scale = {}
+        free = {rack: iter(addresses) for rack, addresses in PAPER.items()}
+        paper = []  # (name, rack) of the minions on paper, in the inventory only
+        per_rack = {rack: 0 for rack in PAPER}
+        for host in lab.minions:
+            per_rack[lab.plan["hosts"][host]["rack"]] += 1
+        spare = iter(SCALE_OUT)
+        provisioned = lab.minions[0]
+        for total in (5, 20):
+            runs = []
+            for i in range(repeats):
+                # Before the scale-out the datacenter has total - 1 minions: the lab's, the
+                # earlier scale-outs' (they stay) and as many on paper as that takes.
+                added = False
+                while len(lab.minions) < total - 1:
+                    added = True
+                    rack = min(per_rack, key=lambda r: (per_rack[r], r))
+                    name = f"{DC}-p{len(paper) + 1:02d}"
+                    host_vars = {"rack": rack, "address": next(free[rack]), "labels": {"function": "online"}}
+                    lab.add_inventory_host(name, "minions", host_vars)
+                    paper.append((name, rack))
+                    per_rack[rack] += 1
+                if added:
+                    # A datacenter that was provisioned earlier has its nodes' certificates
+                    # already: issue the new paper minions' (the cluster PKI step of the
+                    # join, run for one provisioned minion; not timed).
+                    issue = lab.ansible_playbook(
+                        "site.yml", _clusters_for_20_minions(), "--limit", provisioned, "--tags", "join"
+                    )
+                    nodes.checked_recap(
+                        issue, f"certificates of the minions on paper ({total})", expect_no_change=False
+                    )
+                while len(lab.minions) > total - 1:
+                    name, rack = paper.pop()
+                    del lab.added["minions"][name]
+                    per_rack[rack] -= 1
+                name = f"{DC}-s{total:02d}{i + 1}"
+                runs.append(_scale_out(lab, name, next(spare), f"scale-out of {name} ({total} minions)"))
+                per_rack[SCALE_OUT_RACK] += 1
+                if len(lab.minions) != total:
+                    raise BenchError(
+                        f"scale-out of {name}: the datacenter has {len(lab.minions)} minions, not {total}"
+                    )
+            scale[total] = runs
+            print(figure(f"scale_out_one_node_{total}_minions_s", runs, digits=1))
+        print(
+            figure(
+                "scale_out_20_vs_5_minions_ratio",
+                [statistics.median(scale[20]) / statistics.median(scale[5])],
+            )
+        )
+        print(figure("lab_peak_memory_mib", [_peak_memory_mib(lab)], digits=0))
+    finally:
+        problems = lab.close()
+        nodes.restore_inotify_instances(old_inotify, out=lambda m: print(f"# {m}"))
+        if problems:
+            print(f"# clean-up problems, kept {top}: {problems}")
+        else:
+            shutil.rmtree(top, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except (BenchError, nodes.NodesError, staticpods.StaticPodLabError, lablib.LabError) as e:
+        print(f"bench_site: {e}", file=sys.stderr)
+        sys.exit(1)
