@@ -85,8 +85,18 @@ _TABLE = (
     # network namespaces and routers (the BGP lab, the network tier, make lab)
     _apt("ip", "iproute2", "network namespaces, veths, bridges and routes of the lab"),
     _apt("tc", "iproute2", "the bandwidth limits of tests/network/test_netshaper.py and its benchmark"),
-    _apt("clang", "clang", "compiles the TOA eBPF programs (roles/toa, tests/network/test_toa_ebpf.py)", indirect=True),
-    _apt("bpftool", "bpftool", "loads, pins and detaches the TOA eBPF programs (the toa role's loader)", indirect=True),
+    _apt(
+        "clang",
+        "clang",
+        "compiles the TOA eBPF programs (roles/toa, tests/network/test_toa_ebpf.py)",
+        indirect=True,
+    ),
+    _apt(
+        "bpftool",
+        "bpftool",
+        "loads, pins and detaches the TOA eBPF programs (the toa role's loader)",
+        indirect=True,
+    ),
     _apt("sysctl", "procps", "forwarding, rp_filter and multipath hashing inside lab namespaces"),
     _apt("vtysh", "frr", "configures and queries the lab's FRR routers"),
     _apt("zebra", "frr", "FRR's routing manager in a lab router's namespace"),
