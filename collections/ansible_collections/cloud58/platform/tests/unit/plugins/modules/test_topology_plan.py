@@ -251,8 +251,10 @@ def test_site_playbook_runs_the_preflight_before_any_host_play():
     with open(os.path.join(REPO, "playbooks", "site.yml"), encoding="utf-8") as handle:
         site = yaml.safe_load(handle)
     assert site[0]["ansible.builtin.import_playbook"] == "validate.yml"
-    assert site[1]["hosts"] == "all"
-    assert site[1]["roles"] == [{"role": "cloud58.platform.base"}]
+    # Then the check of the Calico release on the controller alone, and the first host play.
+    assert site[1]["hosts"] == "localhost"
+    assert site[2]["hosts"] == "all"
+    assert site[2]["roles"] == [{"role": "cloud58.platform.base"}]
     with open(PLAYBOOK, encoding="utf-8") as handle:
         validate = yaml.safe_load(handle)
     assert len(validate) == 1
