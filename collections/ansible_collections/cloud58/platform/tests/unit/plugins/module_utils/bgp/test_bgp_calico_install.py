@@ -170,6 +170,6 @@ def test_a_release_not_named_by_a_url_and_a_sha256_is_refused_naming_the_variabl
     ],
 )
 def test_the_refusal_names_every_inventory_source(sources, named):
-    assert release_problem("", DIGEST, "v3.28.2", sources).split(": set ")[0] == (
+    assert release_problem("", DIGEST, "v3.28.2", sources).split(": set ", maxsplit=1)[0] == (
         "calico_manifest_url is not set " + named
     )
