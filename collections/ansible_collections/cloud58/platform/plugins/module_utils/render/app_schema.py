@@ -98,6 +98,47 @@ PIDS_LIMIT_SCHEMA = {
     ),
     "examples": [512],
 }
+# Crash-site preservation (docs/node-protection.md): the node agent cloud58-crashkeeper runs
+# ``dump`` inside a failing container of a pod that carries the annotation cloud58.io/crash.
+CRASH_SCHEMA = {
+    "type": ["object", "null"],
+    "additionalProperties": False,
+    "required": ["dump"],
+    "default": None,
+    "description": (
+        "Crash-site preservation: when a container of the app's pods fails, the node agent "
+        "cloud58-crashkeeper runs `dump` inside it, keeps its output, the container's logs and its "
+        "writable layer's listing under `/var/lib/cloud58/crash/<namespace>_<pod>/<UTC time>/`, cuts "
+        "the pod's network and marks the pod Failed so that the Deployment replaces it. Rendered as "
+        "the pod annotation `cloud58.io/crash`; null: no crash sites."
+    ),
+    "properties": {
+        "dump": {
+            "type": "array",
+            "minItems": 1,
+            "items": {"type": "string", "minLength": 1},
+            "description": (
+                "The dump command as a list of arguments (argv), run inside the container; its "
+                "standard output is the dump."
+            ),
+            "examples": [["jcmd", "1", "Thread.print"]],
+        },
+        "timeout_s": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 3600,
+            "default": 60,
+            "description": "Seconds the dump may run before the agent stops it and keeps what it wrote.",
+        },
+        "keep": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 100,
+            "default": 3,
+            "description": "Crash sites of this app each node keeps (the newest), within the node's budget.",
+        },
+    },
+}
 # apps/namespaces/<namespace>.yaml: defaults every app of the namespace takes unless it sets its own.
 NAMESPACE_SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -366,6 +407,7 @@ APP_SCHEMA = {
         },
         "bandwidth": BANDWIDTH_SCHEMA,
         "pids_limit": PIDS_LIMIT_SCHEMA,
+        "crash": CRASH_SCHEMA,
         "clusters": {
             "type": "object",
             "minProperties": 1,
@@ -421,6 +463,8 @@ def _message(error) -> str:
         return f"{error.instance!r} is reserved for the platform"
     if error.validator == "pattern" and list(error.absolute_path)[:1] == ["bandwidth"]:
         return f"{error.instance!r} is not a rate in bits per second as a Kubernetes quantity (like 10M, 1G)"
+    if error.validator == "type" and list(error.absolute_path) == ["crash", "dump"]:
+        return f"{error.instance!r} is not a list of arguments (argv), like [jcmd, '1', Thread.print]"
     if error.validator == "pattern" and error.schema.get("pattern") == QUANTITY_PATTERN:
         return f"{error.instance!r} is not a Kubernetes quantity (like 500m, 2, 512Mi)"
     return error.message

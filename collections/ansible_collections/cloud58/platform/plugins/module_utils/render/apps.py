@@ -16,6 +16,7 @@ import math
 from fractions import Fraction
 
 from ..kube.quantity import parse_quantity
+from ..node.crash import spec_annotations as crash_annotations
 from .platform import APP_PRIORITY_CLASS, TEAM_LABEL, meta
 from .targets import NODE_LABEL_FUNCTION, NODE_LABEL_RACK, ClusterTarget
 
@@ -199,6 +200,9 @@ def _deployment_spec(spec: dict, target: ClusterTarget, share: dict, labels: dic
         template_meta.setdefault("annotations", {}).update(bandwidth)
     if spec.get("pids_limit") is not None:
         template_meta.setdefault("annotations", {})[PIDS_LIMIT_ANNOTATION] = str(spec["pids_limit"])
+    crash = crash_annotations(spec["name"], spec.get("crash"))
+    if crash:
+        template_meta.setdefault("annotations", {}).update(crash)
     affinity = _node_affinity(spec["placement"], target)
     if affinity:
         pod["affinity"] = affinity

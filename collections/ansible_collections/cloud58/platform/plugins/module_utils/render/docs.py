@@ -120,6 +120,8 @@ def apps_markdown() -> str:
         "  from `bandwidth`, each direction the app leaves out taken from `bandwidth` in",
         "  `apps/namespaces/<namespace>.yaml` (the namespace's defaults, its only field today);",
         "  no annotation: unlimited. `docs/node-protection.md` says what enforces them on the nodes.",
+        "* the pod annotation `cloud58.io/crash` from `crash` (compact JSON: `app`, `dump`, `timeout_s`,",
+        "  `keep`), read by the node agent cloud58-crashkeeper (`docs/node-protection.md`).",
         "",
         "Per namespace: the Namespace, ResourceQuota `cloud58-quota`, RoleBinding",
         "`cloud58-team-edit` (group `cloud58:team:<team>` gets the `edit` ClusterRole).",

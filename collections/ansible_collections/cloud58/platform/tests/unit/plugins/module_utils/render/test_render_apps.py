@@ -223,6 +223,32 @@ def test_pids_limit_renders_pod_annotation(change, annotations):
     assert template["metadata"].get("annotations") == annotations
 
 
+@pytest.mark.parametrize(
+    ("change", "annotations"),
+    [
+        pytest.param({}, None, id="no-crash-no-annotation"),
+        pytest.param({"crash": None}, None, id="null-no-annotation"),
+        pytest.param(
+            {"crash": {"dump": ["jcmd", "1", "Thread.print"]}},
+            {"cloud58.io/crash": '{"app":"shop","dump":["jcmd","1","Thread.print"],"keep":3,"timeout_s":60}'},
+            id="defaults",
+        ),
+        pytest.param(
+            {"crash": {"dump": ["sh", "-c", "kill -QUIT 1; cat /tmp/dump"], "timeout_s": 5, "keep": 1}},
+            {
+                "cloud58.io/crash": '{"app":"shop","dump":["sh","-c","kill -QUIT 1; cat /tmp/dump"],'
+                '"keep":1,"timeout_s":5}'
+            },
+            id="all-fields",
+        ),
+    ],
+)
+def test_crash_renders_pod_annotation(change, annotations):
+    spec = spec_with(**change)
+    template = by_kind(app_objects(spec, TARGET, {"replicas": 2}))["Deployment"]["spec"]["template"]
+    assert template["metadata"].get("annotations") == annotations
+
+
 def test_startup_probe_covers_the_warmup():
     spec = spec_with(probes={"warmup_seconds": 95, "period_seconds": 10})
     container = by_kind(app_objects(spec, TARGET, {"replicas": 1}))["Deployment"]["spec"]["template"]["spec"]
@@ -440,6 +466,37 @@ INVALID += [
         {"pids_limit": True},
         "apps/shop.yaml: pids_limit: True is not of type 'integer', 'null' (rule: type)",
         id="pids-limit-bool",
+    ),
+    pytest.param(
+        {"crash": {"dump": "jcmd 1 Thread.print"}},
+        "apps/shop.yaml: crash.dump: 'jcmd 1 Thread.print' is not a list of arguments (argv), "
+        "like [jcmd, '1', Thread.print] (rule: type)",
+        id="crash-dump-not-a-list",
+    ),
+    pytest.param(
+        {"crash": {"dump": []}},
+        "apps/shop.yaml: crash.dump: [] should be non-empty (rule: minItems)",
+        id="crash-dump-empty",
+    ),
+    pytest.param(
+        {"crash": {"dump": ["jcmd", 1]}},
+        "apps/shop.yaml: crash.dump[1]: 1 is not of type 'string' (rule: type)",
+        id="crash-dump-argument-not-a-string",
+    ),
+    pytest.param(
+        {"crash": {"timeout_s": 30}},
+        "apps/shop.yaml: crash: 'dump' is a required property (rule: required)",
+        id="crash-without-dump",
+    ),
+    pytest.param(
+        {"crash": {"dump": ["true"], "timeout_s": 0}},
+        "apps/shop.yaml: crash.timeout_s: 0 is less than the minimum of 1 (rule: minimum)",
+        id="crash-timeout-zero",
+    ),
+    pytest.param(
+        {"crash": {"dump": ["true"], "keep": 101}},
+        "apps/shop.yaml: crash.keep: 101 is greater than the maximum of 100 (rule: maximum)",
+        id="crash-keep-above-100",
     ),
 ]
 

@@ -1,0 +1,222 @@
+# -*- coding: utf-8 -*-
+# Copyright: cloud58 platform team
+# Apache License 2.0
+"""Crash-site preservation (cloud58-crashkeeper): the pure part, no I/O.
+
+* the opt-in: an app's ``crash: {dump: [argv...], timeout_s, keep}`` becomes the pod
+  annotation ``cloud58.io/crash`` (compact JSON); the agent reads it back with ``policy``;
+* the node's budget (at most N sites, M bytes, a free-space floor), checked against the disk
+  before anything is captured;
+* the layout ``<root>/<namespace>_<pod>/<UTC time>/`` and its ``manifest.json``;
+* the retention plan: which sites to delete, oldest first;
+* the writable layer's directory from ``ctr snapshots mounts``, and the Pod status patch
+  that marks the pod failed.
+
+docs/node-protection.md describes the agent around these functions.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import re
+from dataclasses import dataclass
+
+ANNOTATION = "cloud58.io/crash"
+DEFAULT_TIMEOUT_S = 60
+DEFAULT_KEEP = 3
+MAX_TIMEOUT_S = 3600
+MAX_KEEP = 100
+DEFAULT_ROOT = "/var/lib/cloud58/crash"
+MANIFEST = "manifest.json"
+TIME_FORMAT = "%Y%m%dT%H%M%SZ"
+FAILED_REASON = "CrashPreserved"
+_TIME_RE = re.compile(r"^\d{8}T\d{6}Z$")
+
+
+class CrashError(ValueError):
+    """A bad annotation, option or state; the message names the pod/option and the value."""
+
+
+@dataclass(frozen=True)
+class Policy:
+    app: str
+    dump: tuple
+    timeout_s: int
+    keep: int
+
+
+@dataclass(frozen=True)
+class Site:
+    """One crash site on the node: its directory, the app it belongs to, when, how big."""
+
+    path: str
+    app: str
+    time: str  # TIME_FORMAT, UTC
+    size: int
+
+
+@dataclass(frozen=True)
+class Budget:
+    max_sites: int
+    max_bytes: int
+    min_free_bytes: int
+
+
+def spec_annotations(app: str, crash) -> dict:
+    """The pod annotation of an app's ``crash`` field (None: the app does not opt in)."""
+    if crash is None:
+        return {}
+    value = {
+        "app": app,
+        "dump": list(crash["dump"]),
+        "timeout_s": crash.get("timeout_s", DEFAULT_TIMEOUT_S),
+        "keep": crash.get("keep", DEFAULT_KEEP),
+    }
+    return {ANNOTATION: json.dumps(value, sort_keys=True, separators=(",", ":"))}
+
+
+def policy(pod: str, annotations: dict):
+    """The pod's crash policy from its annotations; None when it did not opt in."""
+    raw = (annotations or {}).get(ANNOTATION)
+    if raw is None:
+        return None
+    where = f"pod {pod}: annotation {ANNOTATION}"
+    try:
+        value = json.loads(raw)
+    except (TypeError, ValueError):
+        raise CrashError(f"{where}: {raw!r} is not JSON") from None
+    if not isinstance(value, dict):
+        raise CrashError(f"{where}: {raw!r} is not a JSON object")
+    dump = value.get("dump")
+    if not isinstance(dump, list) or not dump or not all(isinstance(a, str) and a for a in dump):
+        raise CrashError(f"{where}: dump: {dump!r} is not a non-empty list of arguments (argv)")
+    timeout_s = value.get("timeout_s", DEFAULT_TIMEOUT_S)
+    if not _int_in(timeout_s, 1, MAX_TIMEOUT_S):
+        raise CrashError(f"{where}: timeout_s: {timeout_s!r} is not an integer from 1 to {MAX_TIMEOUT_S}")
+    keep = value.get("keep", DEFAULT_KEEP)
+    if not _int_in(keep, 1, MAX_KEEP):
+        raise CrashError(f"{where}: keep: {keep!r} is not an integer from 1 to {MAX_KEEP}")
+    app = value.get("app", pod.rsplit("/", maxsplit=1)[-1])
+    if not isinstance(app, str) or not app:
+        raise CrashError(f"{where}: app: {app!r} is not a name")
+    return Policy(app=app, dump=tuple(dump), timeout_s=timeout_s, keep=keep)
+
+
+def _int_in(value, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def check_budget(budget: Budget, root: str, disk_total: int) -> None:
+    """Refuse a budget the disk under ``root`` cannot hold (before anything is captured)."""
+    for option, value in (
+        ("--max-sites", budget.max_sites),
+        ("--max-bytes", budget.max_bytes),
+        ("--min-free-bytes", budget.min_free_bytes),
+    ):
+        if not _int_in(value, 0 if option == "--min-free-bytes" else 1, 2**63):
+            raise CrashError(f"{option}: {value!r} is not a positive integer")
+    if budget.max_bytes + budget.min_free_bytes > disk_total:
+        raise CrashError(
+            f"--max-bytes: {budget.max_bytes} plus --min-free-bytes {budget.min_free_bytes} is larger "
+            f"than the disk under {root} ({disk_total} bytes)"
+        )
+
+
+def site_path(root: str, namespace: str, pod: str, when: datetime.datetime) -> str:
+    """``<root>/<namespace>_<pod>/<UTC time>``; ``when`` must carry a time zone."""
+    if when.tzinfo is None:
+        raise CrashError(f"site time {when.isoformat()} has no time zone")
+    stamp = when.astimezone(datetime.UTC).strftime(TIME_FORMAT)
+    return f"{root.rstrip('/')}/{namespace}_{pod}/{stamp}"
+
+
+def manifest(
+    pod: str, container: str, *, exit_code, started: str, finished: str, files: list, **extra
+) -> dict:
+    """The manifest of one site: ``files`` is a list of (name, size, sha256)."""
+    out = {
+        "pod": pod,
+        "container": container,
+        "exit_code": exit_code,
+        "started": started,
+        "finished": finished,
+        "files": [{"name": n, "size": s, "sha256": h} for n, s, h in sorted(files)],
+        "bytes": sum(s for _, s, _ in files),
+    }
+    out.update(extra)
+    return out
+
+
+def plan_retention(
+    sites: list, budget: Budget, free_bytes: int, keep_per_app: dict | None = None, incoming: int = 0
+) -> list:
+    """The sites to delete, oldest first, so that what is left (plus ``incoming`` bytes about to
+    be written) keeps each app's ``keep``, at most ``max_sites`` sites and ``max_bytes`` bytes,
+    and leaves at least ``min_free_bytes`` free on the disk."""
+    keep_per_app = keep_per_app or {}
+    ordered = sorted(sites, key=lambda s: (s.time, s.path))
+    doomed: list = []
+    per_app: dict = {}
+    for site in reversed(ordered):  # newest first: the newest ``keep`` of each app stay
+        per_app[site.app] = per_app.get(site.app, 0) + 1
+        if site.app in keep_per_app and per_app[site.app] > keep_per_app[site.app]:
+            doomed.append(site)
+    doomed.reverse()
+    left = [s for s in ordered if s not in doomed]
+    count = len(left) + (1 if incoming else 0)
+    total = sum(s.size for s in left) + incoming
+    free = free_bytes + sum(s.size for s in doomed) - incoming
+    for site in list(left):
+        if count <= budget.max_sites and total <= budget.max_bytes and free >= budget.min_free_bytes:
+            break
+        doomed.append(site)
+        count -= 1
+        total -= site.size
+        free += site.size
+    return sorted(doomed, key=lambda s: (s.time, s.path))
+
+
+def fits(budget: Budget, free_bytes: int, incoming: int) -> bool:
+    """Whether ``incoming`` bytes fit at all: even with every old site gone."""
+    return incoming <= budget.max_bytes and free_bytes - incoming >= budget.min_free_bytes
+
+
+def is_site_time(name: str) -> bool:
+    return bool(_TIME_RE.match(name))
+
+
+def upperdir(mounts_output: str) -> str:
+    """The writable layer of a container from ``ctr snapshots mounts <target> <key>``."""
+    match = re.search(r"upperdir=([^,\s]+)", mounts_output)
+    if not match:
+        raise CrashError(f"no upperdir in the snapshot's mounts: {mounts_output.strip()!r}")
+    return match.group(1)
+
+
+def failed_status(container: str, exit_code, site: str, now: datetime.datetime) -> dict:
+    """The Pod status patch (merge patch on the ``status`` subresource) that marks a pod failed.
+
+    A Failed pod no longer counts as active for its ReplicaSet, which creates a replacement
+    at once; the Pod object stays, with this reason, for whoever looks at the crash."""
+    stamp = now.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    message = (
+        f"container {container} failed (exit code {exit_code}); crash site {site}; "
+        "network cut by cloud58-crashkeeper"
+    )
+    return {
+        "status": {
+            "phase": "Failed",
+            "reason": FAILED_REASON,
+            "message": message,
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "False",
+                    "reason": FAILED_REASON,
+                    "message": message,
+                    "lastTransitionTime": stamp,
+                }
+            ],
+        }
+    }

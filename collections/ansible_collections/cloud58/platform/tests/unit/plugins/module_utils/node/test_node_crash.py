@@ -1,0 +1,262 @@
+# -*- coding: utf-8 -*-
+"""cloud58-crashkeeper's pure part: the annotation, the budget, the layout, retention."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+
+from ansible_collections.cloud58.platform.plugins.module_utils.node import crash
+from ansible_collections.cloud58.platform.plugins.module_utils.node.crash import Budget, Policy, Site
+
+POD = "shop/shop-7d9c-abcde"
+GIB = 1 << 30
+
+
+# -- the annotation ------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("annotations", "expected"),
+    [
+        pytest.param({}, None, id="no-annotation-no-policy"),
+        pytest.param({"kubernetes.io/ingress-bandwidth": "10M"}, None, id="other-annotations-only"),
+        pytest.param(
+            {crash.ANNOTATION: '{"app":"shop","dump":["jcmd","1","Thread.print"],"keep":3,"timeout_s":60}'},
+            Policy(app="shop", dump=("jcmd", "1", "Thread.print"), timeout_s=60, keep=3),
+            id="rendered",
+        ),
+        pytest.param(
+            {crash.ANNOTATION: '{"dump":["true"]}'},
+            Policy(app="shop-7d9c-abcde", dump=("true",), timeout_s=60, keep=3),
+            id="defaults-app-from-pod",
+        ),
+    ],
+)
+def test_policy_from_annotations(annotations, expected):
+    assert crash.policy(POD, annotations) == expected
+
+
+def test_rendered_annotation_reads_back():
+    annotations = crash.spec_annotations(
+        "shop", {"dump": ["sh", "-c", "cat /tmp/heap"], "timeout_s": 9, "keep": 2}
+    )
+    assert crash.policy(POD, annotations) == Policy(
+        app="shop", dump=("sh", "-c", "cat /tmp/heap"), timeout_s=9, keep=2
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        pytest.param("jcmd 1", "'jcmd 1' is not JSON", id="not-json"),
+        pytest.param('["jcmd"]', "'[\"jcmd\"]' is not a JSON object", id="not-object"),
+        pytest.param(
+            '{"dump":"jcmd 1 Thread.print"}',
+            "dump: 'jcmd 1 Thread.print' is not a non-empty list of arguments (argv)",
+            id="dump-not-a-list",
+        ),
+        pytest.param('{"dump":[]}', "dump: [] is not a non-empty list of arguments (argv)", id="dump-empty"),
+        pytest.param(
+            '{"dump":["a",""]}', "dump: ['a', ''] is not a non-empty list of arguments (argv)", id="empty-arg"
+        ),
+        pytest.param(
+            '{"timeout_s":5}', "dump: None is not a non-empty list of arguments (argv)", id="no-dump"
+        ),
+        pytest.param(
+            '{"dump":["true"],"timeout_s":0}',
+            "timeout_s: 0 is not an integer from 1 to 3600",
+            id="timeout-zero",
+        ),
+        pytest.param(
+            '{"dump":["true"],"timeout_s":true}',
+            "timeout_s: True is not an integer from 1 to 3600",
+            id="timeout-bool",
+        ),
+        pytest.param(
+            '{"dump":["true"],"keep":101}', "keep: 101 is not an integer from 1 to 100", id="keep-101"
+        ),
+        pytest.param('{"dump":["true"],"app":""}', "app: '' is not a name", id="app-empty"),
+    ],
+)
+def test_bad_annotation_names_pod_annotation_and_value(raw, message):
+    with pytest.raises(crash.CrashError) as info:
+        crash.policy(POD, {crash.ANNOTATION: raw})
+    assert str(info.value) == f"pod {POD}: annotation cloud58.io/crash: {message}"
+
+
+# -- the budget ----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("budget", "total", "message"),
+    [
+        pytest.param(Budget(20, 10 * GIB, 5 * GIB), 15 * GIB, None, id="exactly-the-disk"),
+        pytest.param(Budget(1, 1, 0), 1, None, id="smallest"),
+        pytest.param(
+            Budget(20, 10 * GIB, 5 * GIB + 1),
+            15 * GIB,
+            "--max-bytes: 10737418240 plus --min-free-bytes 5368709121 is larger than the disk under "
+            "/var/lib/cloud58/crash (16106127360 bytes)",
+            id="one-byte-too-many",
+        ),
+        pytest.param(
+            Budget(20, 2 << 40, 0),
+            GIB,
+            "--max-bytes: 2199023255552 plus --min-free-bytes 0 is larger than the disk under "
+            "/var/lib/cloud58/crash (1073741824 bytes)",
+            id="budget-larger-than-disk",
+        ),
+        pytest.param(Budget(0, GIB, 0), 2 * GIB, "--max-sites: 0 is not a positive integer", id="no-sites"),
+        pytest.param(
+            Budget(5, -1, 0), 2 * GIB, "--max-bytes: -1 is not a positive integer", id="negative-bytes"
+        ),
+        pytest.param(
+            Budget(5, GIB, -1), 2 * GIB, "--min-free-bytes: -1 is not a positive integer", id="negative-floor"
+        ),
+    ],
+)
+def test_check_budget(budget, total, message):
+    if message is None:
+        assert crash.check_budget(budget, crash.DEFAULT_ROOT, total) is None
+    else:
+        with pytest.raises(crash.CrashError) as info:
+            crash.check_budget(budget, crash.DEFAULT_ROOT, total)
+        assert str(info.value) == message
+
+
+# -- the layout ----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("when", "expected"),
+    [
+        pytest.param(
+            datetime.datetime(2026, 12, 4, 17, 5, 9, tzinfo=datetime.UTC),
+            "/var/lib/cloud58/crash/shop_shop-7d9c-abcde/20261204T170509Z",
+            id="utc",
+        ),
+        pytest.param(
+            datetime.datetime(2026, 12, 5, 1, 5, 9, tzinfo=datetime.timezone(datetime.timedelta(hours=8))),
+            "/var/lib/cloud58/crash/shop_shop-7d9c-abcde/20261204T170509Z",
+            id="beijing-time-to-utc",
+        ),
+    ],
+)
+def test_site_path(when, expected):
+    assert crash.site_path("/var/lib/cloud58/crash/", "shop", "shop-7d9c-abcde", when) == expected
+
+
+def test_site_path_refuses_naive_time():
+    with pytest.raises(crash.CrashError) as info:
+        crash.site_path("/r", "ns", "p", datetime.datetime(2026, 12, 4, 17, 5, 9))
+    assert str(info.value) == "site time 2026-12-04T17:05:09 has no time zone"
+
+
+def test_manifest():
+    files = [("logs", 10, "b" * 64), ("dump", 100, "a" * 64)]
+    assert crash.manifest(
+        POD, "app", exit_code=137, started="t0", finished="t1", files=files, app="shop"
+    ) == {
+        "pod": POD,
+        "container": "app",
+        "exit_code": 137,
+        "started": "t0",
+        "finished": "t1",
+        "files": [
+            {"name": "dump", "size": 100, "sha256": "a" * 64},
+            {"name": "logs", "size": 10, "sha256": "b" * 64},
+        ],
+        "bytes": 110,
+        "app": "shop",
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("20261204T170509Z", True), ("20261204T170509", False), ("manifest.json", False), ("2026-12-04", False)],
+)
+def test_is_site_time(name, expected):
+    assert crash.is_site_time(name) is expected
+
+
+# -- retention -----------------------------------------------------------------------------
+def _site(n: int, size: int, app: str = "shop") -> Site:
+    return Site(path=f"/c/ns_p{n}/2026120{n}T000000Z", app=app, time=f"2026120{n}T000000Z", size=size)
+
+
+S1, S2, S3, S4 = _site(1, 40), _site(2, 30), _site(3, 20, "cart"), _site(4, 10)
+
+
+@pytest.mark.parametrize(
+    ("sites", "budget", "free", "keep", "incoming", "expected"),
+    [
+        pytest.param([S1, S2, S3, S4], Budget(4, 100, 0), 1000, None, 0, [], id="within-everything"),
+        pytest.param([S4, S2, S1, S3], Budget(3, 100, 0), 1000, None, 0, [S1], id="count-oldest-first"),
+        pytest.param([S1, S2, S3, S4], Budget(4, 100, 0), 1000, None, 1, [S1], id="count-with-incoming"),
+        pytest.param([S1, S2, S3, S4], Budget(10, 59, 0), 1000, None, 0, [S1, S2], id="bytes-oldest-first"),
+        pytest.param([S1, S2, S3, S4], Budget(10, 60, 0), 1000, None, 0, [S1], id="bytes-exactly-at-budget"),
+        pytest.param([S1, S2, S3, S4], Budget(10, 100, 500), 430, None, 0, [S1, S2], id="free-floor"),
+        pytest.param([S1, S2, S3, S4], Budget(10, 100, 500), 460, None, 0, [S1], id="free-exactly-at-floor"),
+        pytest.param([S1, S2, S3, S4], Budget(10, 1000, 500), 560, None, 100, [S1], id="floor-with-incoming"),
+        pytest.param([S1, S2, S3, S4], Budget(10, 100, 0), 1000, {"shop": 1}, 0, [S1, S2], id="keep-per-app"),
+        pytest.param(
+            [S1, S2, S3, S4],
+            Budget(2, 100, 0),
+            1000,
+            {"shop": 2},
+            0,
+            [S1, S2],
+            id="keep-then-count-oldest-of-any-app",
+        ),
+        pytest.param(
+            [S1, S2, S3, S4], Budget(10, 5, 0), 1000, None, 0, [S1, S2, S3, S4], id="everything-goes"
+        ),
+        pytest.param([], Budget(1, 5, 0), 1000, None, 0, [], id="no-sites"),
+    ],
+)
+def test_plan_retention(sites, budget, free, keep, incoming, expected):  # noqa: PLR0917
+    assert crash.plan_retention(sites, budget, free, keep, incoming) == expected
+
+
+@pytest.mark.parametrize(
+    ("free", "incoming", "expected"),
+    [(1000, 100, True), (1000, 101, False), (600, 100, True), (599, 100, False)],
+    ids=["fits", "above-max-bytes", "exactly-at-floor", "below-floor"],
+)
+def test_fits(free, incoming, expected):
+    assert crash.fits(Budget(10, 100, 500), free, incoming) is expected
+
+
+# -- runtime and API -----------------------------------------------------------------------
+def test_upperdir_from_ctr_snapshot_mounts():
+    text = (
+        "mount -t overlay overlay /tmp/x -o index=off,"
+        "workdir=/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots/12/work,upperdir=/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/"
+        "snapshots/12/fs,lowerdir=/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots/3/fs\n"
+    )
+    assert (
+        crash.upperdir(text) == "/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots/12/fs"
+    )
+
+
+def test_upperdir_missing():
+    with pytest.raises(crash.CrashError) as info:
+        crash.upperdir("mount --bind /a /b\n")
+    assert str(info.value) == "no upperdir in the snapshot's mounts: 'mount --bind /a /b'"
+
+
+def test_failed_status():
+    now = datetime.datetime(2026, 12, 4, 17, 5, 9, tzinfo=datetime.UTC)
+    message = "container app failed (exit code 1); crash site /c/x; network cut by cloud58-crashkeeper"
+    assert crash.failed_status("app", 1, "/c/x", now) == {
+        "status": {
+            "phase": "Failed",
+            "reason": "CrashPreserved",
+            "message": message,
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "False",
+                    "reason": "CrashPreserved",
+                    "message": message,
+                    "lastTransitionTime": "2026-12-04T17:05:09Z",
+                }
+            ],
+        }
+    }
