@@ -67,7 +67,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             else:
                 body, kind = None, None
         if body is None:
-            self.send_error(404, "known paths: /metrics, /signals.json")
+            self.send_error(404, "Not Found", "known paths: /metrics, /signals.json")
             return
         data = body.encode()
         self.send_response(200)
