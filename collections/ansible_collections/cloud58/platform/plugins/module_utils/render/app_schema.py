@@ -21,6 +21,7 @@ import re
 
 from ..kube.quantity import QUANTITY_PATTERN, parse_quantity
 from .errors import AppSpecError, RenderError
+from .vips import vip_label, vip_spec_problems
 
 try:
     import yaml
@@ -97,6 +98,53 @@ PIDS_LIMIT_SCHEMA = {
         "`pids.max`; null: the node's limit."
     ),
     "examples": [512],
+}
+# The app's VIP on the datacenter's LVS directors (issue #14): rendered as the Service annotations
+# cloud58-lvs-sync selects on (render/vips.py); checked against the plan when rendering.
+VIP_SCHEDULERS = ["rr", "random", "sh"]  # lvs/fullnat.py SCHEDULERS: the nftables data plane's
+VIP_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["address", "port"],
+    "description": (
+        "A VIP of the datacenter's LVS directors for the app's Service: clients reach "
+        "`address:port`, the directors full-NAT them to the ready pods. The address must be a VIP of "
+        "the inventory (`lvs.vips`, inside `networks.vip_pool`) with `port` among its ports, claimed "
+        "by no other app; an app with a VIP runs in one cluster, of that datacenter. Rendered "
+        "as the Service annotations `lvs.cloud58.io/vip`, `lvs.cloud58.io/scheduler` (when set) and "
+        "`lvs.cloud58.io/toa`, and the Service port `vip` when `port` differs from `service.port`."
+    ),
+    "properties": {
+        "address": {"type": "string", "description": "The VIP's IPv4 address.", "examples": ["198.18.2.10"]},
+        "port": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 65535,
+            "description": "The VIP port clients connect to.",
+            "examples": [80],
+        },
+        "protocol": {
+            "enum": ["TCP"],
+            "default": "TCP",
+            "description": "TCP only: the directors' data planes forward TCP.",
+        },
+        "scheduler": {
+            "enum": [None, *VIP_SCHEDULERS],
+            "default": None,
+            "description": (
+                "Must equal the directors' scheduler (`lvs_director_scheduler`; one per director), or "
+                "cloud58-lvs-sync ignores the Service; null: whatever the directors use."
+            ),
+        },
+        "toa": {
+            "type": "boolean",
+            "default": False,
+            "description": (
+                "The pods need the client's address by TOA (the annotation `lvs.cloud58.io/toa`; "
+                "the role `toa` is configured from the inventory, nothing reads the annotation yet)."
+            ),
+        },
+    },
 }
 # Crash-site preservation (docs/node-protection.md): the node agent cloud58-crashkeeper runs
 # ``dump`` inside a failing container of a pod that carries the annotation cloud58.io/crash.
@@ -408,6 +456,7 @@ APP_SCHEMA = {
         "bandwidth": BANDWIDTH_SCHEMA,
         "pids_limit": PIDS_LIMIT_SCHEMA,
         "crash": CRASH_SCHEMA,
+        "vip": VIP_SCHEMA,
         "clusters": {
             "type": "object",
             "minProperties": 1,
@@ -445,7 +494,9 @@ def schema_problems(rel: str, instance, schema: dict | None = None) -> list[str]
     validator = jsonschema.Draft202012Validator(APP_SCHEMA if schema is None else schema)
     problems = []
     for error in sorted(validator.iter_errors(instance), key=lambda e: (_path(e.absolute_path), e.validator)):
-        problems.append(f"{rel}: {_path(error.absolute_path)}: {_message(error)} (rule: {error.validator})")
+        problems.append(
+            f"{rel}: {_path(error.absolute_path)}: {_message(error, instance)} (rule: {error.validator})"
+        )
     return problems
 
 
@@ -456,7 +507,9 @@ def _path(parts) -> str:
     return out or "(top level)"
 
 
-def _message(error) -> str:
+def _message(error, instance=None) -> str:
+    if list(error.absolute_path)[:1] == ["vip"]:
+        return f"{vip_label(instance)}: {_vip_message(error)}"
     if error.validator == "not" and error.schema.get("not", {}).get("pattern") == ":latest$":
         return f"{error.instance!r} uses the tag latest; pin a version or a digest"
     if error.validator == "not" and "enum" in error.schema.get("not", {}):
@@ -467,6 +520,17 @@ def _message(error) -> str:
         return f"{error.instance!r} is not a list of arguments (argv), like [jcmd, '1', Thread.print]"
     if error.validator == "pattern" and error.schema.get("pattern") == QUANTITY_PATTERN:
         return f"{error.instance!r} is not a Kubernetes quantity (like 500m, 2, 512Mi)"
+    return error.message
+
+
+def _vip_message(error) -> str:
+    field = list(error.absolute_path)[1:2]
+    if field == ["scheduler"] and error.validator == "enum":
+        return f"{error.instance!r} is not a scheduler of the directors ({', '.join(VIP_SCHEDULERS)})"
+    if field == ["protocol"] and error.validator == "enum":
+        return f"{error.instance!r} is not supported: the directors forward TCP only"
+    if field == ["port"] and error.validator in ("minimum", "maximum", "type"):
+        return f"{error.instance!r} is not a port (1-65535)"
     return error.message
 
 
@@ -512,6 +576,7 @@ def semantic_problems(rel: str, stem: str, spec: dict) -> list[str]:
             "grace-covers-prestop",
         )
     problems.extend(bandwidth_problems(rel, spec["bandwidth"]))
+    problems.extend(vip_spec_problems(rel, spec))
     return problems
 
 

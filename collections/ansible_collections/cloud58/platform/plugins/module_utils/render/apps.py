@@ -19,6 +19,7 @@ from ..kube.quantity import parse_quantity
 from ..node.crash import spec_annotations as crash_annotations
 from .platform import APP_PRIORITY_CLASS, TEAM_LABEL, meta
 from .targets import NODE_LABEL_FUNCTION, NODE_LABEL_RACK, ClusterTarget
+from .vips import VIP_PORT_NAME, vip_annotations
 
 APP_LABEL = "app.kubernetes.io/name"
 CONFIG_HASH_ANNOTATION = "cloud58.io/config-hash"
@@ -101,22 +102,21 @@ def app_objects(spec: dict, target: ClusterTarget, share: dict) -> list[dict]:
         }
     )
     if spec["service"]["enabled"]:
+        ports = [{"name": "http", "port": spec["service"]["port"], "targetPort": "http", "protocol": "TCP"}]
+        vip = spec.get("vip")
+        if vip is not None and vip["port"] != spec["service"]["port"]:
+            ports.append(
+                {"name": VIP_PORT_NAME, "port": vip["port"], "targetPort": "http", "protocol": "TCP"}
+            )
         objs.append(
             {
                 "apiVersion": "v1",
                 "kind": "Service",
-                "metadata": meta(name, cluster, ns, labels),
+                "metadata": meta(name, cluster, ns, labels, vip and vip_annotations(vip)),
                 "spec": {
                     "type": spec["service"]["type"],
                     "selector": {APP_LABEL: name},
-                    "ports": [
-                        {
-                            "name": "http",
-                            "port": spec["service"]["port"],
-                            "targetPort": "http",
-                            "protocol": "TCP",
-                        }
-                    ],
+                    "ports": ports,
                 },
             }
         )

@@ -33,6 +33,19 @@ SEMANTIC_RULES = [
         "`bandwidth.ingress` and `bandwidth.egress` (of an app or a namespace) lie between 1k and 1P bits "
         "per second, what the kubelet accepts.",
     ),
+    ("vip-ipv4", "`vip.address` is an IPv4 address."),
+    ("vip-needs-service", "An app with a `vip` has its Service (`service.enabled`)."),
+    (
+        "vip-in-range",
+        "`vip.address` lies in `networks.vip_pool` of the datacenter of every cluster the app runs in.",
+    ),
+    ("vip-in-plan", "`vip.address` is a VIP of that datacenter's inventory (`lvs.vips`)."),
+    ("vip-port-in-plan", "`vip.port` is one of that VIP's `ports`."),
+    (
+        "one-claim-per-vip",
+        "A VIP is claimed by one app in one cluster, and never the API VIP of a cluster: "
+        "cloud58-lvs-sync gives a VIP to one Service.",
+    ),
     (
         "namespace-has-apps",
         "`apps/namespaces/<namespace>.yaml` names a namespace some app runs in.",

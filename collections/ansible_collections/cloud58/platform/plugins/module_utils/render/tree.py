@@ -21,6 +21,7 @@ from .errors import AppSpecError, RenderError
 from .file_names import file_name
 from .platform import business_namespace_objects, platform_objects
 from .targets import ClusterTarget
+from .vips import vip_plan_problems
 
 # Every kind the renderer can emit: listed in cluster.yml so that the engine prunes
 # leftovers of a kind even when Git no longer holds any object of it.
@@ -158,6 +159,7 @@ def _check_against_plan(specs: list[tuple[str, dict]], targets: dict) -> None:
                 f"{rel}: team: {spec['team']!r} differs from team {owner[0]!r} of {owner[1]}, which shares "
                 f"namespace {spec['namespace']!r} (rule: one-team-per-namespace)"
             )
+    problems.extend(vip_plan_problems(specs, targets))
     if problems:
         raise AppSpecError(problems)
 
