@@ -3,33 +3,49 @@
 # Apache License 2.0
 """cloud58-netshaper: apply a pod's bandwidth limits to its veth pair on a running pod.
 
-The apply path of the node agent (docs/node-protection.md); watching the pods of the node
-through the API server is a later step. The logic lives in module_utils/node/shaper.py; this
-program only parses its arguments and runs tc.
+The node agent of per-pod bandwidth and PID limits (docs/node-protection.md). The logic lives
+in module_utils/node/shaper.py (tc) and podwatch.py (pods, cgroups, metrics); this program
+parses its arguments, runs tc, writes pids.max and talks to the API server.
 
+  cloud58_netshaper.py watch --node NAME [--kubeconfig PATH] [--context NAME] [--netns NS]
+                             [--cgroup-root DIR] [--cgroup-driver cgroupfs|systemd]
+                             [--metrics-address A] [--metrics-port P] [--resync-seconds S]
   cloud58_netshaper.py apply --pod NS/NAME --veth VETH [--ingress RATE] [--egress RATE]
   cloud58_netshaper.py apply --pod NS/NAME --veth VETH --annotations JSON
   cloud58_netshaper.py show --veth VETH
 
+``watch`` lists the pods of its node (field selector spec.nodeName) and watches them from the
+list's resourceVersion (a 410 Gone lists again): every added or changed pod is applied at once
+- its bandwidth annotations to its Calico veth (``cali`` + sha1 of namespace.name) and its
+``cloud58.io/pids-limit`` to its cgroup's pids.max; every --resync-seconds all pods are applied
+again (veths that appeared since). It serves the applied rates, the drops and the PID limits on
+/metrics (Prometheus text). An API server that cannot be reached, or a kubeconfig that cannot
+be read, is one line on stderr and a retry; the agent keeps running. A pod with a bad annotation
+is one line naming the pod, the annotation and the value, and is skipped.
+
 --annotations takes the pod's annotations as a JSON object, as the API server returns them.
 
-A direction without a rate is unlimited (its shaping is removed). Prints one JSON object;
-exit status 0, or 2 with one line naming the pod, the field and the bad value.
+A direction without a rate is unlimited (its shaping is removed). ``apply`` and ``show`` print
+one JSON object; exit status 0, or 2 with one line naming the pod, the field and the bad value.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import http.server
 import json
 import os
 import subprocess
 import sys
+import threading
+import time
 
 try:
-    from ansible_collections.cloud58.platform.plugins.module_utils.node import shaper
+    from ansible_collections.cloud58.platform.plugins.module_utils.node import podwatch, shaper
 except ImportError:  # run from a checkout: the collections directory four levels up
     sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), *[os.pardir] * 4)))
-    from ansible_collections.cloud58.platform.plugins.module_utils.node import shaper
+    from ansible_collections.cloud58.platform.plugins.module_utils.node import podwatch, shaper
 
 PROGRAM = "cloud58-netshaper"
 
@@ -37,6 +53,192 @@ PROGRAM = "cloud58-netshaper"
 def run(argv: list[str]) -> tuple[int, str, str]:
     done = subprocess.run(argv, capture_output=True, text=True, check=False)
     return done.returncode, done.stdout, done.stderr
+
+
+def runner_in(netns: str | None):
+    """``run`` inside the named network namespace (``ip netns exec``); the agent's own without one."""
+    if not netns:
+        return run
+    return lambda argv: run(["ip", "netns", "exec", netns, *argv])
+
+
+def show(veth: str, run_) -> dict:
+    """The limits and drops applied on a veth (and its ifb)."""
+    state = shaper.current_state(veth, run_)
+    ifb = state.redirect_to if state.ifb_exists else None
+    outputs = [run_(c)[1] for c in shaper.show_commands(veth, ifb)]
+    return {
+        "applied": shaper.applied(state),
+        "drops": shaper.drops(outputs[0], outputs[2] if ifb else None),
+    }
+
+
+def _log(message: str) -> None:
+    print(f"{PROGRAM}: {message}", file=sys.stderr, flush=True)
+
+
+class Agent:
+    """The pods of one node: apply each pod's limits, remember them for /metrics."""
+
+    def __init__(self, args, run_):
+        self.args = args
+        self.run = run_
+        self.objects = {}  # pod key -> the pod as the API server last sent it
+        self.entries = {}  # pod key -> {"veth", "pids_max"} of what was applied
+        self.said = {}  # pod key -> the last problem logged for it (logged once until it changes)
+        self.lock = threading.Lock()
+
+    def _problem(self, key: str, message: str | None) -> None:
+        if message is not None and self.said.get(key) != message:
+            _log(message)
+        self.said[key] = message
+
+    def forget(self, key: str) -> None:
+        with self.lock:
+            self.objects.pop(key, None)
+            self.entries.pop(key, None)
+            self.said.pop(key, None)
+
+    def sync(self, pod: dict) -> None:
+        key = podwatch.pod_key(pod)
+        self.objects[key] = pod
+        try:
+            view = podwatch.view(pod, self.args.veth_prefix)
+        except shaper.ShaperError as e:
+            self._problem(key, str(e))
+            return
+        if view is None:
+            with self.lock:
+                self.entries.pop(key, None)
+            return
+        problems = []
+        try:
+            result = shaper.apply(view.veth, view.limits, self.run)
+            if result["changed"]:
+                print(json.dumps({"pod": key, "veth": view.veth, **result}, sort_keys=True), flush=True)
+        except shaper.ShaperError as e:  # no veth (yet) on this node, or tc refused
+            problems.append(f"pod {key}: veth {view.veth}: {e}")
+        pids_max = self._pids(view, problems) if view.pids_limit is not None else None
+        with self.lock:
+            self.entries[key] = {"veth": view.veth, "pids_max": pids_max}
+        self._problem(key, "; ".join(problems) or None)
+
+    def _pids(self, view, problems) -> int | None:
+        path = podwatch.pids_max_path(self.args.cgroup_root, view.uid, view.qos, self.args.cgroup_driver)
+        try:
+            with open(path, encoding="ascii") as f:
+                current = f.read().strip()
+            if current != str(view.pids_limit):
+                with open(path, "w", encoding="ascii") as f:
+                    f.write(f"{view.pids_limit}\n")
+                print(json.dumps({"pod": view.key, "pids.max": view.pids_limit, "file": path}), flush=True)
+        except OSError as e:  # no cgroup (yet): the pod's containers are not started
+            problems.append(f"pod {view.key}: {path}: {e.strerror}")
+            return None
+        return view.pids_limit
+
+    def resync(self) -> None:
+        for pod in list(self.objects.values()):
+            self.sync(pod)
+
+    def metrics(self) -> str:
+        with self.lock:
+            entries = {key: dict(entry) for key, entry in self.entries.items()}
+        for entry in entries.values():
+            with contextlib.suppress(shaper.ShaperError):  # the veth went away: no series
+                entry.update(show(entry["veth"], self.run))
+        return podwatch.metrics_text(self.args.node, entries)
+
+
+def _serve_metrics(agent: Agent, address: str, port: int) -> None:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.path != "/metrics":
+                self.send_error(404)
+                return
+            body = agent.metrics().encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer((address, port), Handler)
+    host, bound = server.server_address[:2]
+    _log(f"metrics on http://{host}:{bound}/metrics")
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+
+
+def _watch(args) -> int:
+    try:
+        from kubernetes import client, config, watch
+        from urllib3.exceptions import HTTPError
+    except ImportError:
+        raise shaper.ShaperError(
+            "watch needs the Python Kubernetes client (Debian package python3-kubernetes)"
+        ) from None
+    podwatch.pod_cgroup("uid", "BestEffort", args.cgroup_driver)  # checks --cgroup-driver
+    if not args.resync_seconds > 0:
+        raise shaper.ShaperError(f"--resync-seconds: {args.resync_seconds!r} is not a number > 0")
+    agent = Agent(args, runner_in(args.netns))
+    if args.metrics_port is not None:
+        _serve_metrics(agent, args.metrics_address, args.metrics_port)
+    selector = f"spec.nodeName={args.node}"
+    core, version, backoff = None, None, 1.0
+    while True:
+        try:
+            if core is None:
+                try:
+                    api = config.new_client_from_config(config_file=args.kubeconfig, context=args.context)
+                except (config.ConfigException, OSError, ValueError) as e:
+                    raise shaper.ShaperError(f"--kubeconfig {args.kubeconfig}: {e}") from None
+                core = client.CoreV1Api(api)
+            if version is None:
+                data = json.loads(
+                    core.list_pod_for_all_namespaces(field_selector=selector, _preload_content=False).data
+                )
+                version = data["metadata"]["resourceVersion"]
+                listed = {podwatch.pod_key(pod): pod for pod in data.get("items") or []}
+                for key in set(agent.objects) - set(listed):
+                    agent.forget(key)
+                for pod in listed.values():
+                    agent.sync(pod)
+                _log(f"node {args.node}: listed {len(listed)} pod(s) at resourceVersion {version}")
+            else:
+                agent.resync()
+            backoff = 1.0
+            for event in watch.Watch().stream(
+                core.list_pod_for_all_namespaces,
+                field_selector=selector,
+                resource_version=version,
+                allow_watch_bookmarks=True,
+                timeout_seconds=int(args.resync_seconds),
+            ):
+                kind, pod = event["type"], event["raw_object"]
+                if kind == "ERROR":
+                    raise client.exceptions.ApiException(status=pod.get("code"), reason=pod.get("message"))
+                version = (pod.get("metadata") or {}).get("resourceVersion", version)
+                if kind == "DELETED":
+                    agent.forget(podwatch.pod_key(pod))
+                elif kind in ("ADDED", "MODIFIED"):
+                    agent.sync(pod)
+        except client.exceptions.ApiException as e:
+            if e.status == 410:
+                _log(f"node {args.node}: the watch expired (410 Gone); listing again")
+                version = None
+                continue
+            _log(f"node {args.node}: the API server says {e.status} {e.reason}; retrying in {backoff:.0f}s")
+            version = None
+        except (shaper.ShaperError, HTTPError, OSError) as e:
+            where = f"--kubeconfig {args.kubeconfig}: " if core is not None else ""
+            message = str(e).splitlines()[0] if str(e) else type(e).__name__
+            _log(f"{where}{message}; retrying in {backoff:.0f}s")
+            core, version = None, None
+        time.sleep(backoff)
+        backoff = min(backoff * 2, 30.0)
 
 
 def _limits(args) -> dict:
@@ -64,6 +266,23 @@ def _limits(args) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog=PROGRAM, description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
+    watch_p = sub.add_parser("watch", help="follow the pods of the node and apply their limits")
+    watch_p.add_argument("--node", required=True, help="the Node this host is")
+    watch_p.add_argument("--kubeconfig", default="/etc/cloud58/netshaper.kubeconfig")
+    watch_p.add_argument("--context", default=None)
+    watch_p.add_argument(
+        "--netns", default=None, help="named network namespace of the veths (default: the agent's)"
+    )
+    watch_p.add_argument("--veth-prefix", default=podwatch.VETH_PREFIX, help="Calico's FELIX_INTERFACEPREFIX")
+    watch_p.add_argument(
+        "--cgroup-root", default=None, help="the hierarchy with pids.max (default: v2's, else v1's pids)"
+    )
+    watch_p.add_argument("--cgroup-driver", default="cgroupfs", help="the kubelet's cgroupDriver")
+    watch_p.add_argument("--metrics-address", default="127.0.0.1")
+    watch_p.add_argument("--metrics-port", type=int, default=9659, help="0: any free port (logged)")
+    watch_p.add_argument(
+        "--resync-seconds", type=float, default=30.0, help="apply every pod again this often"
+    )
     apply_p = sub.add_parser("apply", help="make the veth's shaping match the pod's limits")
     apply_p.add_argument("--pod", required=True, help="namespace/name, for messages")
     apply_p.add_argument("--veth", required=True, help="the host-side veth of the pod")
@@ -74,18 +293,15 @@ def main(argv=None) -> int:
     show_p.add_argument("--veth", required=True)
     args = parser.parse_args(argv)
     try:
+        if args.command == "watch":
+            args.cgroup_root = args.cgroup_root or podwatch.default_cgroup_root()
+            return _watch(args)
         if args.command == "apply":
             result = shaper.apply(
                 shaper.check_device(args.veth, f"pod {args.pod}: --veth"), _limits(args), run
             )
         else:
-            state = shaper.current_state(shaper.check_device(args.veth, "--veth"), run)
-            ifb = state.redirect_to if state.ifb_exists else None
-            outputs = [run(c)[1] for c in shaper.show_commands(args.veth, ifb)]
-            result = {
-                "applied": shaper.applied(state),
-                "drops": shaper.drops(outputs[0], outputs[2] if ifb else None),
-            }
+            result = show(shaper.check_device(args.veth, "--veth"), run)
     except shaper.ShaperError as e:
         print(f"{PROGRAM}: {e}", file=sys.stderr)
         return 2

@@ -1,0 +1,160 @@
+# -*- coding: utf-8 -*-
+# Copyright: cloud58 platform team
+# Apache License 2.0
+"""The pods of a node as the node agent cloud58-netshaper follows them (``watch``).
+
+Pure functions over pod objects as the API server returns them (plain dicts): which pods the
+agent acts on, the host-side veth of a pod, the pod's PID limit and the path of its cgroup's
+``pids.max``, and the agent's metrics in the Prometheus text format. The watch, tc and the
+cgroup files are the agent's (agents/cloud58_netshaper.py); the tc commands are shaper.py's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+
+from .shaper import ShaperError, limits_from_annotations
+
+# The pod annotation of an app's pids_limit (render/apps.py writes it; the same name).
+PIDS_LIMIT_ANNOTATION = "cloud58.io/pids-limit"
+PIDS_LIMIT_MAX = 4194304  # the kernel's pid_max on 64-bit hosts
+# Calico's host-side veth of a workload: the prefix (FELIX_INTERFACEPREFIX) and 11 hex digits
+# of sha1("<namespace>.<pod>") (libcalico-go's VethNameForWorkload).
+VETH_PREFIX = "cali"
+CGROUP_DRIVERS = ("cgroupfs", "systemd")
+_QOS = {"Guaranteed": "", "Burstable": "burstable", "BestEffort": "besteffort"}
+
+
+@dataclass(frozen=True)
+class PodView:
+    """What the agent needs of one pod: its key, veth, limits, PID limit and cgroup."""
+
+    key: str  # namespace/name
+    uid: str
+    veth: str
+    limits: dict  # {"ingress": bits or None, "egress": bits or None}
+    pids_limit: int | None
+    qos: str
+
+
+def pod_key(pod: dict) -> str:
+    meta = pod.get("metadata") or {}
+    return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
+
+
+def calico_veth(namespace: str, name: str, prefix: str = VETH_PREFIX) -> str:
+    """The host-side veth Calico's CNI plugin gives pod ``namespace/name``."""
+    digest = hashlib.sha1(f"{namespace}.{name}".encode(), usedforsecurity=False).hexdigest()
+    return prefix + digest[:11]
+
+
+def pids_limit_from_annotations(pod: str, annotations: dict) -> int | None:
+    """The pod's ``cloud58.io/pids-limit`` (1..4194304), None without one; ShaperError naming the pod."""
+    value = (annotations or {}).get(PIDS_LIMIT_ANNOTATION)
+    if value is None:
+        return None
+    where = f"pod {pod}: annotation {PIDS_LIMIT_ANNOTATION}"
+    text = str(value).strip()
+    if not text.isdigit():
+        raise ShaperError(f"{where}: {value!r} is not a whole number of processes")
+    limit = int(text)
+    if not 1 <= limit <= PIDS_LIMIT_MAX:
+        raise ShaperError(f"{where}: {value!r} is not between 1 and {PIDS_LIMIT_MAX}")
+    return limit
+
+
+def view(pod: dict, veth_prefix: str = VETH_PREFIX) -> PodView | None:
+    """The agent's view of a pod; None for a pod with nothing to shape (host network, finished).
+
+    ShaperError (naming the pod, the annotation and the value) for a bad annotation.
+    """
+    meta = pod.get("metadata") or {}
+    spec = pod.get("spec") or {}
+    status = pod.get("status") or {}
+    if spec.get("hostNetwork") or status.get("phase") in ("Succeeded", "Failed"):
+        return None
+    key = pod_key(pod)
+    annotations = meta.get("annotations") or {}
+    return PodView(
+        key=key,
+        uid=meta.get("uid", ""),
+        veth=calico_veth(meta.get("namespace", ""), meta.get("name", ""), veth_prefix),
+        limits=limits_from_annotations(key, annotations),
+        pids_limit=pids_limit_from_annotations(key, annotations),
+        qos=status.get("qosClass") or "BestEffort",
+    )
+
+
+def pod_cgroup(uid: str, qos: str, driver: str = "cgroupfs") -> str:
+    """The pod's cgroup relative to the hierarchy's root, as the kubelet names it.
+
+    cgroupfs: ``kubepods/besteffort/pod<uid>`` (Guaranteed pods directly under ``kubepods``);
+    systemd: ``kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod<uid_>.slice``.
+    """
+    if driver not in CGROUP_DRIVERS:
+        raise ShaperError(f"--cgroup-driver: {driver!r} is not one of {', '.join(CGROUP_DRIVERS)}")
+    if qos not in _QOS:
+        raise ShaperError(f"pod uid {uid}: QoS class {qos!r} is not one of {', '.join(_QOS)}")
+    tier = _QOS[qos]
+    if driver == "cgroupfs":
+        return "/".join(p for p in ("kubepods", tier, f"pod{uid}") if p)
+    escaped = uid.replace("-", "_")
+    if not tier:
+        return f"kubepods.slice/kubepods-pod{escaped}.slice"
+    return f"kubepods.slice/kubepods-{tier}.slice/kubepods-{tier}-pod{escaped}.slice"
+
+
+def default_cgroup_root(unified_marker: str = "/sys/fs/cgroup/cgroup.controllers") -> str:
+    """The root of the hierarchy with ``pids.max``: cgroup v2's unified one, else v1's pids controller."""
+    return "/sys/fs/cgroup" if os.path.exists(unified_marker) else "/sys/fs/cgroup/pids"
+
+
+def pids_max_path(root: str, uid: str, qos: str, driver: str = "cgroupfs") -> str:
+    return os.path.join(root, pod_cgroup(uid, qos, driver), "pids.max")
+
+
+def _labels(**labels) -> str:
+    inner = ",".join(
+        f'{k}="{str(v).replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"'
+        for k, v in labels.items()
+    )
+    return "{" + inner + "}"
+
+
+def metrics_text(node: str, pods: dict) -> str:
+    """Prometheus text of ``{pod key: {"veth", "applied": {...}, "drops": {...}, "pids_max": n or None}}``.
+
+    Applied rates in bits per second (a direction without a limit has no series), drops of the
+    shaping qdiscs, and the pids.max the agent wrote.
+    """
+    lines = [
+        "# HELP cloud58_netshaper_rate_bits Bandwidth limit on the pod's veth pair, bits per second.",
+        "# TYPE cloud58_netshaper_rate_bits gauge",
+    ]
+    for key in sorted(pods):
+        entry = pods[key]
+        for direction in ("ingress", "egress"):
+            rate = (entry.get("applied") or {}).get(direction)
+            if rate is not None:
+                labels = _labels(node=node, pod=key, veth=entry["veth"], direction=direction)
+                lines.append(f"cloud58_netshaper_rate_bits{labels} {rate}")
+    lines += [
+        "# HELP cloud58_netshaper_drops_total Packets dropped by the shaping qdiscs of the pod's veth pair.",
+        "# TYPE cloud58_netshaper_drops_total counter",
+    ]
+    for key in sorted(pods):
+        entry = pods[key]
+        for direction in ("ingress", "egress"):
+            drops = (entry.get("drops") or {}).get(direction, 0)
+            labels = _labels(node=node, pod=key, veth=entry["veth"], direction=direction)
+            lines.append(f"cloud58_netshaper_drops_total{labels} {drops}")
+    lines += [
+        "# HELP cloud58_netshaper_pids_max pids.max the agent wrote into the pod's cgroup.",
+        "# TYPE cloud58_netshaper_pids_max gauge",
+    ]
+    for key in sorted(pods):
+        if pods[key].get("pids_max") is not None:
+            lines.append(f"cloud58_netshaper_pids_max{_labels(node=node, pod=key)} {pods[key]['pids_max']}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,238 @@
+"""cloud58-netshaper watch: a pod's annotations, changed in a real API server, reach its veth and cgroup.
+
+The agent's program (agents/cloud58_netshaper.py of the collection) runs on the host against
+the ``c1`` apiserver of ``kube_clusters`` and follows the pods of a node name no other test
+uses. The apiserver runs no kubelet: the test creates the pod object (bound to the node by
+``spec.nodeName``) and stands in for its sandbox. Its veth pair joins two network namespaces
+the test creates (``c58nsw-<pid>-host``, ``-pod``; 198.18.212.0/30): the host side is named as
+Calico names it (``cali`` + sha1 of namespace.name), and the agent runs tc there through
+``--netns``. Its cgroup is a real one of the v1 pids hierarchy, created by the test under
+``/sys/fs/cgroup/pids/c58nsw-<pid>`` (the agent's ``--cgroup-root``) at the path the kubelet's
+cgroupfs driver gives a BestEffort pod, and removed after.
+
+The tests share the pod and run in file order. Each waits for the state it expects (a 30 s
+guard turns a hang into a failure); no duration is asserted. The tc commands themselves and
+real traffic through them are proven by tests/network/test_netshaper.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+from kubernetes import client, config
+
+from ansible_collections.cloud58.platform.plugins.module_utils.node import podwatch, shaper
+from cloud58_lab.netlab import NetLab, run_prefix
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+AGENT = REPO / "collections/ansible_collections/cloud58/platform/agents/cloud58_netshaper.py"
+NODE = "c58-netshaper-watch-node"
+POD = "echo-0"
+INGRESS = shaper.INGRESS_ANNOTATION
+EGRESS = shaper.EGRESS_ANNOTATION
+PIDS = podwatch.PIDS_LIMIT_ANNOTATION
+POD_ADDRESS = "198.18.212.2/30"
+PIDS_V1 = Path("/sys/fs/cgroup/pids")
+# Enters the cgroup, then forks until the N-th fork: the pids controller refuses the fork that
+# would make one process more than pids.max (the program itself counts).
+FORKER = """
+import json, os, sys
+procs, tries = sys.argv[1], int(sys.argv[2])
+with open(procs, "w") as f:
+    f.write(str(os.getpid()))
+read_end, write_end = os.pipe()
+children, error = [], None
+for _ in range(tries):
+    try:
+        pid = os.fork()
+    except BlockingIOError:
+        error = "EAGAIN"
+        break
+    if pid == 0:
+        os.close(write_end)
+        os.read(read_end, 1)
+        os._exit(0)
+    children.append(pid)
+os.close(write_end)
+for pid in children:
+    os.waitpid(pid, 0)
+print(json.dumps({"processes": 1 + len(children), "error": error}))
+"""
+
+
+def _wait_for(read, wanted, what, log=None):
+    deadline = time.monotonic() + 30
+    while True:
+        got = read()
+        if got == wanted:
+            return
+        if time.monotonic() > deadline:
+            extra = f"\nthe agent's log:\n{log.read_text()}" if log else ""
+            pytest.fail(f"{what}: still {got!r}, expected {wanted!r}{extra}", pytrace=False)
+        time.sleep(0.05)
+
+
+class Lab:
+    def __init__(self, net, core, namespace, cgroup_root, log):
+        self.net = net
+        self.core = core
+        self.namespace = namespace
+        self.cgroup_root = cgroup_root
+        self.log = log
+        self.veth = podwatch.calico_veth(namespace, POD)
+        self.ifb = shaper.ifb_name(self.veth)
+        self.pod = None
+        self.proc = None
+
+    def pids_max(self) -> Path:
+        meta = self.pod["metadata"]
+        return Path(
+            podwatch.pids_max_path(str(self.cgroup_root), meta["uid"], self.pod["status"]["qosClass"])
+        )
+
+    def annotate(self, annotations):
+        """Merge-patch the pod's annotations (None removes one)."""
+        self.core.patch_namespaced_pod(POD, self.namespace, {"metadata": {"annotations": annotations}})
+
+    def rates(self):
+        """(tbf rate on the veth, tbf rate on its ifb) in bytes per second, from ``tc -j``; None: no tbf."""
+        return (self._tbf_rate(self.veth), self._tbf_rate(self.ifb))
+
+    def _tbf_rate(self, dev):
+        out = self.net.exec("host", "tc", "-j", "qdisc", "show", "dev", dev, check=False)
+        if out.returncode != 0:
+            return None
+        root = [q for q in json.loads(out.stdout) if q.get("root")]
+        return root[0]["options"]["rate"] if root and root[0]["kind"] == "tbf" else None
+
+    def metrics(self):
+        url = re.search(r"metrics on (http://\S+)", self.log.read_text()).group(1)
+        with urllib.request.urlopen(url, timeout=10) as response:
+            text = response.read().decode()
+        return [line for line in text.splitlines() if f'pod="{self.namespace}/' in line]
+
+
+@pytest.fixture(scope="module")
+def lab(kube_clusters, tmp_path_factory):
+    work = tmp_path_factory.mktemp("netshaper-watch")
+    api = config.new_client_from_config(config_file=str(kube_clusters.kubeconfig), context="c1")
+    core = client.CoreV1Api(api)
+    namespace = f"netshaper-{uuid.uuid4().hex[:8]}"
+    net = NetLab(prefix=run_prefix("c58nsw"))
+    cgroup_root = PIDS_V1 / run_prefix("c58nsw")
+    made = []
+    lab = None
+    try:
+        net.add_namespace("host")
+        net.add_namespace("pod", forwarding=False)
+        lab = Lab(net, core, namespace, cgroup_root, work / "agent.log")
+        net.link("host", "pod", if_a=lab.veth, if_b="eth0", addr_a="198.18.212.1/30", addr_b=POD_ADDRESS)
+        core.create_namespace({"metadata": {"name": namespace}})
+        # no controller-manager here: the ServiceAccount admission plugin needs the account
+        core.create_namespaced_service_account(namespace, {"metadata": {"name": "default"}})
+        body = {
+            "metadata": {"name": POD, "annotations": {INGRESS: "20M", EGRESS: "30M", PIDS: "4"}},
+            "spec": {"nodeName": NODE, "containers": [{"name": "echo", "image": "echo:1"}]},
+        }
+        lab.pod = api.sanitize_for_serialization(core.create_namespaced_pod(namespace, body))
+        # the pod's cgroup, as the kubelet's cgroupfs driver would make it
+        directory = lab.pids_max().parent
+        for part in [directory, *directory.parents]:
+            if part == PIDS_V1:
+                break
+            made.insert(0, part)
+        for part in made:
+            part.mkdir()
+        env = dict(os.environ, PYTHONPATH=str(REPO / "collections"))
+        with lab.log.open("w") as log:
+            lab.proc = subprocess.Popen(
+                [
+                    sys.executable, str(AGENT), "watch", "--node", NODE,
+                    "--kubeconfig", str(kube_clusters.kubeconfig), "--context", "c1",
+                    "--netns", net.ns("host"), "--cgroup-root", str(cgroup_root),
+                    "--metrics-port", "0",
+                ],
+                stdout=log, stderr=subprocess.STDOUT, env=env,
+            )  # fmt: skip
+        yield lab
+    finally:
+        if lab is not None and lab.proc is not None:
+            lab.proc.terminate()
+            lab.proc.wait(timeout=10)
+        for call in (
+            lambda: core.delete_namespaced_pod(POD, namespace, grace_period_seconds=0),
+            lambda: core.delete_namespace(namespace),
+        ):
+            try:
+                call()
+            except client.exceptions.ApiException as e:
+                if e.status != 404:
+                    raise
+        api.close()
+        for part in reversed(made):
+            if part.exists():
+                part.rmdir()
+        problems = net.close()
+        assert problems == [], f"lab cleanup left: {problems}"
+
+
+def test_watch_applies_the_pods_annotations_to_its_veth_and_cgroup(lab):
+    # 20M into the pod on the veth, 30M out of it on the ifb; bytes per second
+    _wait_for(lab.rates, (2_500_000, 3_750_000), f"tc rates of {lab.veth} and {lab.ifb}", lab.log)
+    _wait_for(lambda: lab.pids_max().read_text(), "4\n", f"{lab.pids_max()}", lab.log)
+
+
+def test_annotation_patch_changes_the_rate_on_both_ends(lab):
+    lab.annotate({INGRESS: "50M", EGRESS: "10M"})
+    _wait_for(lab.rates, (6_250_000, 1_250_000), f"tc rates of {lab.veth} and {lab.ifb}", lab.log)
+
+
+@pytest.mark.parametrize("limit", [4, 7], ids=["limit-4", "limit-7"])
+def test_pids_limit_refuses_the_fork_beyond_it(lab, limit):
+    lab.annotate({PIDS: str(limit)})
+    _wait_for(lambda: lab.pids_max().read_text(), f"{limit}\n", f"{lab.pids_max()}", lab.log)
+    procs = lab.pids_max().parent / "cgroup.procs"
+    done = subprocess.run(
+        [sys.executable, "-c", FORKER, str(procs), str(limit)], capture_output=True, text=True, check=True
+    )
+    # the program and limit - 1 children run; the limit-th fork (process limit + 1) fails
+    assert json.loads(done.stdout) == {"processes": limit, "error": "EAGAIN"}
+
+
+def test_metrics_show_the_applied_rates_drops_and_pids_limit(lab):
+    labels = f'node="{NODE}",pod="{lab.namespace}/{POD}"'
+    assert lab.metrics() == [
+        f'cloud58_netshaper_rate_bits{{{labels},veth="{lab.veth}",direction="ingress"}} 50000000',
+        f'cloud58_netshaper_rate_bits{{{labels},veth="{lab.veth}",direction="egress"}} 10000000',
+        f'cloud58_netshaper_drops_total{{{labels},veth="{lab.veth}",direction="ingress"}} 0',
+        f'cloud58_netshaper_drops_total{{{labels},veth="{lab.veth}",direction="egress"}} 0',
+        f"cloud58_netshaper_pids_max{{{labels}}} 7",
+    ]
+
+
+def test_bad_annotation_is_one_line_and_changes_nothing(lab):
+    lab.annotate({INGRESS: "10Mbit/s"})
+    message = (
+        f"cloud58-netshaper: pod {lab.namespace}/{POD}: annotation {INGRESS}: '10Mbit/s' is not a rate "
+        "in bits per second as a Kubernetes quantity (like 10M, 1G)"
+    )
+    _wait_for(lambda: message in lab.log.read_text().splitlines(), True, "the bad annotation's line", lab.log)
+    assert lab.rates() == (6_250_000, 1_250_000)
+    assert lab.proc.poll() is None
+
+
+def test_removed_annotations_remove_the_shaping_and_its_ifb(lab):
+    lab.annotate({INGRESS: None, EGRESS: None})
+    _wait_for(lab.rates, (None, None), f"tc rates of {lab.veth} and {lab.ifb}", lab.log)
+    assert lab.net.exec("host", "ip", "link", "show", "dev", lab.ifb, check=False).returncode == 1
