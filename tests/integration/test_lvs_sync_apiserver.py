@@ -10,6 +10,13 @@ written by the test (the apiserver runs no controllers). Every address is inside
 The tests share one lab and run in file order: the first full list creates the table, an
 EndpointSlice change becomes element changes, a restart deletes no element, the last ready
 endpoint's removal empties the VIP.
+
+VIP announcement: a real BIRD runs in the director's namespace with the bird.conf of
+``lvs/announce.py`` (nothing healthy at its start); the sync rewrites that file and the
+healthy file and runs ``birdc configure`` when the healthy set changes. What BIRD announces is
+read from its static protocol (``birdc show route protocol cloud58_vips``), the candidates of
+its BGP export; that such a change reaches a ToR's RIB and kernel is
+tests/network/test_vip_announcement.py's proof (the director here has no ToR).
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client, config
 
+from ansible_collections.cloud58.platform.plugins.module_utils.lvs.announce import STATIC, bird_config
 from ansible_collections.cloud58.platform.plugins.module_utils.lvs.fullnat import read_table
 from ansible_collections.cloud58.platform.plugins.module_utils.topology import build_plan, load_inventory
 from cloud58_lab import programs
@@ -61,7 +69,8 @@ def _endpoint(address, ready=True, terminating=False):
 
 
 class Lab:
-    def __init__(self, net, kubeconfig, namespace, workdir, lvs):
+    def __init__(self, net, kubeconfig, namespace, workdir, plan):
+        """``plan``: the director's ``lvs`` section, ``bgp`` and BGP ``options`` from the plan."""
         self.net = net
         self.namespace = namespace
         self.workdir = workdir
@@ -69,16 +78,27 @@ class Lab:
         self.core = client.CoreV1Api(self.api)
         self.discovery = client.DiscoveryV1Api(self.api)
         self.config = workdir / "lvs-sync.json"
+        self.bird_file = net.routers["director"].directory / "bird.conf"
+        self.bird_socket = net.routers["director"].directory / "bird.ctl"
+        self.healthy_file = workdir / "lvs-healthy.json"
         self.config.write_text(
             json.dumps(
                 {
                     "director": DIRECTOR,
-                    "lvs": lvs,
+                    "lvs": plan["lvs"],
                     "kubeconfig": str(kubeconfig),
                     "context": "c1",
                     "slots": SLOTS,
                     "nft": programs.argv("ip", "netns", "exec", net.ns("director"), programs.path("nft")),
                     "metrics_port": 0,
+                    "announce": {
+                        "bgp": plan["bgp"],
+                        "bgp_options": plan["options"],
+                        "bird_file": str(self.bird_file),
+                        "healthy_file": str(self.healthy_file),
+                        "check": programs.argv("bird", "-p", "-c"),
+                        "reload": programs.argv("birdc", "-s", self.bird_socket, "configure"),
+                    },
                 }
             )
         )
@@ -133,6 +153,19 @@ class Lab:
             time.sleep(0.1)
         pytest.fail(f"never saw {what}; the sync's log:\n{self.log.read_text()}", pytrace=False)
 
+    def announcements(self, log=None):
+        """The sync's log lines of a reconfigured BIRD, in order (of ``log``, else the current log)."""
+        return re.findall(r"announcement: (healthy VIPs .*\)); ", (log or self.log).read_text())
+
+    # ---- the announcement -------------------------------------------------------------------
+    def announced(self):
+        """The prefixes of BIRD's static protocol of VIPs: what it exports to the ToRs."""
+        out = self.net.birdc("director", f"show route protocol {STATIC}")
+        return sorted(re.findall(r"^(\d+\.\d+\.\d+\.\d+/\d+)", out, re.M))
+
+    def bird_pid(self):
+        return self.net.routers["director"].pids["bird"]
+
     # ---- the data plane ---------------------------------------------------------------------
     def nft_json(self):
         out = self.net.exec("director", "nft", "-j", "list", "table", "ip", TABLE, check=False)
@@ -178,7 +211,9 @@ class Lab:
 @pytest.fixture(scope="module")
 def lab(request, kube_clusters, tmp_path_factory):
     root = request.config.rootpath
-    lvs = build_plan(load_inventory(str(root / "inventories/lab"))).as_dict()["datacenters"]["lab1"]["lvs"]
+    plan = build_plan(load_inventory(str(root / "inventories/lab"))).as_dict()
+    lvs = plan["datacenters"]["lab1"]["lvs"]
+    bgp, bgp_options = plan["hosts"][DIRECTOR]["bgp"], plan["datacenters"]["lab1"]["bgp_options"]
     namespace = f"lvs-sync-{uuid.uuid4().hex[:8]}"
     net = NetLab(prefix=run_prefix("c58sync"))
     lab = None
@@ -198,7 +233,16 @@ def lab(request, kube_clusters, tmp_path_factory):
             )
             net.exec(name, "ip", "route", "add", "default", "via", gateway)
             net.start_tcp_echo(name, address, 8080, with_peer=True)
-        lab = Lab(net, kube_clusters.kubeconfig, namespace, tmp_path_factory.mktemp("lvs-sync"), lvs)
+        # BIRD as a director starts: nothing healthy yet (its peers, the ToRs, are not here)
+        net.start_bird("director", bird_config(lvs, DIRECTOR, bgp, healthy=[], options=bgp_options))
+        workdir = tmp_path_factory.mktemp("lvs-sync")
+        lab = Lab(
+            net,
+            kube_clusters.kubeconfig,
+            namespace,
+            workdir,
+            {"lvs": lvs, "bgp": bgp, "options": bgp_options},
+        )
         lab.core.create_namespace({"metadata": {"name": namespace}})
         lab.core.create_namespaced_service(
             namespace,
@@ -239,6 +283,13 @@ def test_first_full_list_creates_the_table_with_ready_endpoints(lab):
     lab.start()
     lab.wait_for_log(f"table ip {TABLE} created from the full list")
     assert lab.realservers() == {**API_SLOTS, **_web_slots("198.18.9.2 . 8080", "198.18.9.3 . 8080")}
+
+
+def test_first_list_announces_the_vips_with_ready_endpoints(lab):
+    first = "healthy VIPs 198.18.2.1, 198.18.2.10 (announced 198.18.2.1, 198.18.2.10, withdrawn -)"
+    lab.wait(lambda: lab.announcements() == [first], "BIRD reconfigured once")
+    assert lab.announced() == ["198.18.2.1/32", "198.18.2.10/32"]
+    assert lab.healthy_file.read_text() == '{"healthy_vips": ["198.18.2.1", "198.18.2.10"]}\n'
 
 
 def test_endpoint_slice_change_becomes_element_changes_without_reload(lab):
@@ -316,3 +367,36 @@ def test_restart_deletes_no_element_while_endpoints_exist(lab):
         for name in ("connections", "from_realservers", "to_realservers")
         for rs in ("198.18.9.2", "198.18.9.6")
     ]
+
+
+def test_last_ready_endpoint_gone_withdraws_the_vip_without_restarting_bird(lab):
+    pid = lab.bird_pid()
+    # the first run reconfigured BIRD once: the EndpointSlice change after it kept the VIP healthy
+    assert lab.announcements(lab.workdir / "sync-1.log") == [
+        "healthy VIPs 198.18.2.1, 198.18.2.10 (announced 198.18.2.1, 198.18.2.10, withdrawn -)"
+    ]
+    # the restart found bird.conf as it would write it and reconfigured nothing; the removal of
+    # the last ready endpoints (previous test) withdrew the VIP
+    lab.wait(
+        lambda: lab.announcements() == ["healthy VIPs 198.18.2.1 (announced -, withdrawn 198.18.2.10)"],
+        "the withdrawal of 198.18.2.10 alone in the restarted sync's log",
+    )
+    assert lab.announced() == ["198.18.2.1/32"]
+    assert lab.healthy_file.read_text() == '{"healthy_vips": ["198.18.2.1"]}\n'
+    assert lab.bird_pid() == pid
+    assert lab.net.routers["director"].alive()
+
+
+def test_a_ready_endpoint_again_announces_the_vip(lab):
+    pid = lab.bird_pid()
+    lab.write_slice([_endpoint("198.18.9.2", ready=False), _endpoint("198.18.9.6")])
+    expected = {**API_SLOTS, **_web_slots("198.18.9.6 . 8080")}
+    lab.wait(lambda: lab.realservers() == expected, f"the realservers {expected}")
+    lab.wait(lambda: len(lab.announcements()) == 2, "a second reconfiguration")
+    assert (
+        lab.announcements()[1] == "healthy VIPs 198.18.2.1, 198.18.2.10 (announced 198.18.2.10, withdrawn -)"
+    )
+    assert lab.announced() == ["198.18.2.1/32", "198.18.2.10/32"]
+    assert lab.healthy_file.read_text() == '{"healthy_vips": ["198.18.2.1", "198.18.2.10"]}\n'
+    assert lab.bird_pid() == pid
+    assert lab.net.routers["director"].alive()

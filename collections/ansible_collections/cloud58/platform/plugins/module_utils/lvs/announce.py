@@ -42,6 +42,11 @@ def healthy_from_json(text, path):
     return [str(ipv4(v, f"{path}: healthy_vips")) for v in data["healthy_vips"]]
 
 
+def healthy_json(addresses):
+    """The healthy file's text for ``addresses`` (what :func:`healthy_from_json` reads)."""
+    return json.dumps({"healthy_vips": [str(a) for a in addresses]}) + "\n"
+
+
 def announced_vips(lvs, director, healthy=None, realservers=None, source="healthy"):
     """The addresses the director announces now, in address order.
 

@@ -27,6 +27,7 @@ plan's realservers (what the role applies).
 
 from __future__ import annotations
 
+from .announce import announced_vips, bird_config, healthy_json
 from .fullnat import director_state, element_changes, element_commands
 from .plan import LvsError, ipv4, realservers_by_port
 
@@ -206,6 +207,17 @@ def update(lvs, director, wanted, before, *, scheduler, slots, table):
     elements = {**before["elements"], "realservers": {**kept, **part["elements"]["realservers"]}}
     counts = {verb: sum(len(c[verb]) for c in changes.values()) for verb in ("delete", "add")}
     return elements, element_commands(changes, table), counts
+
+
+def announcement(lvs, director, wanted, bgp, options=None):
+    """What BIRD announces for the realservers the data plane now has (``wanted``, as for
+    :func:`update`; VIPs it leaves out keep the plan's): ``(healthy VIP addresses, the
+    healthy file's text, bird.conf text)``. A VIP is healthy while it has at least one
+    realserver, i.e. a ready endpoint when a Service claims it; ``bgp`` and ``options`` are
+    the plan's ``hosts[director].bgp`` and the datacenter's ``bgp_options``."""
+    healthy = announced_vips(lvs, director, None, wanted)
+    conf = bird_config(lvs, director, bgp, healthy=healthy, realservers=wanted, options=options)
+    return healthy, healthy_json(healthy), conf
 
 
 # ---- counters (issue #14 item 5) -------------------------------------------------------------

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from ansible_collections.cloud58.platform.plugins.module_utils.lvs.fullnat import director_state
 from ansible_collections.cloud58.platform.plugins.module_utils.lvs.sync import (
+    announcement,
     prometheus_text,
     ready_endpoints,
     realservers,
@@ -480,3 +483,36 @@ def test_stats_counters_to_prometheus_text():
         "# TYPE cloud58_lvs_from_realserver_packets_total counter\n"
         f"cloud58_lvs_from_realserver_packets_total{{{labels}}} 7\n"
     )
+
+
+# ---- the healthy set for BIRD (issue #14 item 2) ----------------------------------------------
+BGP = {"asn": 65111, "peers": [{"name": "tor1", "address": "198.18.0.1", "asn": 65121}]}
+
+
+@pytest.mark.parametrize(
+    ("wanted", "healthy", "routes"),
+    [
+        pytest.param(
+            {"web": [{"address": "198.18.5.2", "port": 8080, "vip_port": 80}]},
+            ["198.18.2.1", "198.18.2.10"],
+            ["\troute 198.18.2.1/32 blackhole;", "\troute 198.18.2.10/32 blackhole;"],
+            id="ready-endpoint",
+        ),
+        pytest.param(
+            {"web": []}, ["198.18.2.1"], ["\troute 198.18.2.1/32 blackhole;"], id="last-endpoint-gone"
+        ),
+        pytest.param({}, ["198.18.2.1"], ["\troute 198.18.2.1/32 blackhole;"], id="no-service-plan-has-none"),
+        pytest.param({"api": [], "web": []}, [], [], id="nothing-healthy"),
+    ],
+)
+def test_announcement_follows_the_realservers(wanted, healthy, routes):
+    lvs = {
+        **LVS,
+        "directors": {**LVS["directors"], "d1": {**LVS["directors"]["d1"], "address": "198.18.0.31"}},
+    }
+    got_healthy, text, conf = announcement(lvs, "d1", wanted, BGP, {"hold": 6})
+    assert got_healthy == healthy
+    assert text == json.dumps({"healthy_vips": healthy}) + "\n"
+    static = conf.split("protocol static cloud58_vips {\n\tipv4;\n", 1)[1].split("}\n", 1)[0]
+    assert static.splitlines() == routes
+    assert "\thold time 6;" in conf.splitlines()
