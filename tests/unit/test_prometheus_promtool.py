@@ -52,16 +52,19 @@ def _config_with_certificates(plan, datacenter, pki: Path, **options) -> str:
 @pytest.mark.parametrize(
     ("inventory", "datacenter", "jobs"),
     [
-        pytest.param("lab", "lab1", 9, id="lab-lab1"),
-        pytest.param("lab", "lab2", 9, id="lab-lab2"),
-        pytest.param("bj1", "bj1", 9, id="bj1"),
-        pytest.param("sh1", "sh1", 9, id="sh1"),
+        pytest.param("lab", "lab1", 10, id="lab-lab1"),
+        pytest.param("lab", "lab2", 10, id="lab-lab2"),
+        pytest.param("bj1", "bj1", 10, id="bj1"),
+        pytest.param("sh1", "sh1", 10, id="sh1"),
     ],
 )
 def test_rendered_config_passes_promtool_check_config(tmp_path, inventory, datacenter, jobs):
     plan = build_plan(load_inventory(str(REPO / "inventories" / inventory))).as_dict()
     text = _config_with_certificates(plan, datacenter, tmp_path / "pki")
     assert text.count("- job_name: ") == jobs
+    # the second-level job of cloud58-signals (its timeout no longer than its interval, as promtool wants)
+    assert "- job_name: signals/" in text
+    assert "  scrape_interval: 1s\n  scrape_timeout: 1s\n" in text
     conf = tmp_path / "prometheus.yml"
     conf.write_text(text)
     result = _promtool("check", "config", conf)

@@ -16,6 +16,7 @@ from .scrape import (
     config_text,
     monitoring_hosts,
     scrape_config,
+    server_args,
 )
 
 __all__ = [
@@ -25,4 +26,5 @@ __all__ = [
     "config_text",
     "monitoring_hosts",
     "scrape_config",
+    "server_args",
 ]

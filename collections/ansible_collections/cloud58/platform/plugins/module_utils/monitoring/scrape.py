@@ -17,6 +17,7 @@ role                        targets                                      scheme 
 prometheus                  the server itself (localhost:9090)           http    no
 node                        every host of the datacenter, node-exporter  http    no
 kubelet                     every node of each cluster                   https   kubernetes
+signals                     every node of each cluster, cloud58-signals  http    no
 etcd, etcd-events           each member's client URL (its /metrics)      https   etcd
 kube-apiserver              each API endpoint of the plan                https   kubernetes
 kube-controller-manager     each master                                  https   kubernetes
@@ -29,12 +30,22 @@ etcd's ``listen-metrics-urls`` (2381, 2384) is plain HTTP on 127.0.0.1 only
 (controlplane/manifests.py), so a Prometheus on another host reads the same /metrics on the
 client URL, over TLS with an etcd client certificate. Certificate paths may hold ``{cluster}``:
 every cluster has its own CAs.
+
+``signals`` (the node agent cloud58-signals, second-level CPU, load, memory and per-pod
+figures) is the one job scraped at ``signals_scrape_interval`` (1 s), its timeout the same;
+every other job at the global ``scrape_interval``.
+
+``jobs`` selects roles: empty (the default), every role that has targets in the datacenter; a
+list, exactly those, and a listed role without a target there is an error (a role the plan
+lacks). ``retention_time`` and ``retention_size`` are the server's flags
+(``server_args``), checked here with the rest so a bad one fails before anything is written.
 """
 
 from __future__ import annotations
 
 import difflib
 import json
+import re
 
 try:
     import yaml
@@ -47,6 +58,7 @@ JOB_ROLES = (
     "prometheus",
     "node",
     "kubelet",
+    "signals",
     "etcd",
     "etcd-events",
     "kube-apiserver",
@@ -62,10 +74,19 @@ ETCD_JOBS = ("etcd", "etcd-events")
 DEFAULT_OPTIONS = {
     "scrape_interval": "15s",
     "evaluation_interval": "15s",
+    # The signals job's interval (and timeout): second-level figures for this job only.
+    "signals_scrape_interval": "1s",
+    # Roles to scrape; []: every role with targets in the datacenter.
+    "jobs": [],
+    # How long and how much the server keeps (--storage.tsdb.retention.*); size "": no limit.
+    "retention_time": "15d",
+    "retention_size": "",
     "rule_files": ["/etc/prometheus/rules/*.yml"],
     "listen_port": 9090,
     "node_exporter_port": 9100,
     "kubelet_port": 10250,
+    # cloud58-signals on every node (agents/cloud58_signals.py, its default --listen port).
+    "signals_port": 9112,
     # Equal to controlplane.manifests CONTROLLER_MANAGER_PORT and SCHEDULER_PORT (a test checks).
     "controller_manager_port": 10257,
     "scheduler_port": 10259,
@@ -86,12 +107,15 @@ _PORTS = (
     "listen_port",
     "node_exporter_port",
     "kubelet_port",
+    "signals_port",
     "controller_manager_port",
     "scheduler_port",
     "lvs_exporter_port",
 )
 _PATHS = tuple(k for k in DEFAULT_OPTIONS if k.endswith("_file"))
-_INTERVALS = ("scrape_interval", "evaluation_interval")
+_INTERVALS = ("scrape_interval", "evaluation_interval", "signals_scrape_interval")
+_RETENTION_TIME = re.compile(r"(?:[0-9]+(?:ms|s|m|h|d|w|y))+")
+_RETENTION_SIZE = re.compile(r"[1-9][0-9]*(?:B|KB|MB|GB|TB|PB|EB)")
 
 
 class MonitoringError(ValueError):
@@ -140,6 +164,31 @@ def _options(options) -> dict:
         raise MonitoringError(
             f"monitoring option rule_files: expected a list of absolute paths, got {rule_files!r}"
         )
+    retention = merged["retention_time"]
+    if (
+        not isinstance(retention, str)
+        or not _RETENTION_TIME.fullmatch(retention)
+        or not any(c in "123456789" for c in retention)
+    ):
+        raise MonitoringError(
+            "monitoring option retention_time: expected a duration above 0 like 15d, 12h, 2w, "
+            f"got {retention!r}"
+        )
+    size = merged["retention_size"]
+    if not isinstance(size, str) or (size and not _RETENTION_SIZE.fullmatch(size)):
+        raise MonitoringError(
+            f"monitoring option retention_size: expected a size above 0 like 512MB, 50GB, or '' for no "
+            f"limit, got {size!r}"
+        )
+    jobs = merged["jobs"]
+    if not isinstance(jobs, list):
+        raise MonitoringError(f"monitoring option jobs: expected a list of roles, got {jobs!r}")
+    for role in jobs:
+        if role not in JOB_ROLES:
+            raise MonitoringError(
+                f"monitoring option jobs: {role!r} is no scrape role{_did_you_mean(role, JOB_ROLES)}; "
+                f"roles: {', '.join(JOB_ROLES)}"
+            )
     skip = merged["insecure_skip_verify_jobs"]
     if not isinstance(skip, list):
         raise MonitoringError(f"monitoring option insecure_skip_verify_jobs: expected a list, got {skip!r}")
@@ -184,7 +233,10 @@ def _target(plan, name, port, where, address=None):
 
 
 def _job(role, cluster, targets, opts, scheme="http"):
-    job = {"job_name": f"{role}/{cluster}" if cluster else role, "scheme": scheme}
+    job = {"job_name": f"{role}/{cluster}" if cluster else role}
+    if role == "signals":
+        job["scrape_interval"] = job["scrape_timeout"] = opts["signals_scrape_interval"]
+    job["scheme"] = scheme
     if scheme == "https":
         prefix = "etcd" if role in ETCD_JOBS else "kubernetes"
         tls = {
@@ -218,6 +270,7 @@ def _cluster_jobs(plan, name, opts):
     where = f"cluster {name}"
     jobs = {
         "kubelet": [_target(plan, h, opts["kubelet_port"], where) for h in cluster["nodes"]],
+        "signals": [_target(plan, h, opts["signals_port"], where) for h in cluster["nodes"]],
         "etcd": [
             _target(plan, m["name"], _member_port(m, where), where, m["address"])
             for m in cluster["etcd"]["members"]
@@ -268,6 +321,15 @@ def scrape_config(plan, datacenter, options=None) -> dict:
             for cluster, cluster_jobs in per_cluster.items():
                 if cluster_jobs.get(role):
                     jobs.append(_job(role, cluster, cluster_jobs[role], opts, scheme))
+    if opts["jobs"]:
+        built = {job["job_name"].split("/")[0] for job in jobs}
+        for role in opts["jobs"]:
+            if role not in built:
+                raise MonitoringError(
+                    f"monitoring option jobs: role {role!r} has no target in datacenter {datacenter!r}"
+                    f"{_WHY_NO_TARGET.get(role, '')}"
+                )
+        jobs = [job for job in jobs if job["job_name"].split("/")[0] in opts["jobs"]]
     return {
         "global": {
             "scrape_interval": opts["scrape_interval"],
@@ -277,6 +339,21 @@ def scrape_config(plan, datacenter, options=None) -> dict:
         "rule_files": list(opts["rule_files"]),
         "scrape_configs": jobs,
     }
+
+
+_WHY_NO_TARGET = {
+    "haproxy": " (haproxy_exporter_port is 0)",
+    "lvs": " (the plan has no LVS directors there)",
+}
+
+
+def server_args(options=None) -> list:
+    """The server's command-line flags for ``options`` (retention), checked like ``scrape_config``'s."""
+    opts = _options(options)
+    args = [f"--storage.tsdb.retention.time={opts['retention_time']}"]
+    if opts["retention_size"]:
+        args.append(f"--storage.tsdb.retention.size={opts['retention_size']}")
+    return args
 
 
 def config_text(config: dict) -> str:

@@ -13,6 +13,7 @@ from ansible_collections.cloud58.platform.plugins.module_utils.monitoring import
     config_text,
     monitoring_hosts,
     scrape_config,
+    server_args,
 )
 from ansible_collections.cloud58.platform.plugins.module_utils.topology import build_plan, load_inventory
 
@@ -41,6 +42,7 @@ def test_job_names_of_lab1_in_role_order(plan):
         "prometheus",
         "node",
         "kubelet/lab1-k8s",
+        "signals/lab1-k8s",
         "etcd/lab1-k8s",
         "etcd-events/lab1-k8s",
         "kube-apiserver/lab1-k8s",
@@ -277,3 +279,122 @@ def test_monitoring_hosts_without_a_cluster_take_the_first_host(plan):
 def test_bad_input_is_refused_by_name(plan, datacenter, options, message):
     with pytest.raises(MonitoringError, match=message):
         scrape_config(plan, datacenter, options)
+
+
+def test_signals_job_scrapes_every_node_each_second(plan):
+    job = _job(scrape_config(plan, "lab2", {"signals_port": 9200}), "signals/lab2-k8s")
+    assert {k: job[k] for k in ("scrape_interval", "scrape_timeout", "scheme", "relabel_configs")} == {
+        "scrape_interval": "1s",
+        "scrape_timeout": "1s",
+        "scheme": "http",
+        "relabel_configs": [{"target_label": "job", "replacement": "signals"}],
+    }
+    assert _targets(job) == [
+        ("198.19.0.11:9200", "lab2-k8s", "lab2-r1", "lab2-m1"),
+        ("198.19.0.75:9200", "lab2-k8s", "lab2-r2", "lab2-m2"),
+        ("198.19.0.12:9200", "lab2-k8s", "lab2-r1", "lab2-m3"),
+        ("198.19.0.21:9200", "lab2-k8s", "lab2-r1", "lab2-w1"),
+        ("198.19.0.85:9200", "lab2-k8s", "lab2-r2", "lab2-w2"),
+    ]
+    others = [
+        j for j in scrape_config(plan, "lab2")["scrape_configs"] if not j["job_name"].startswith("signals")
+    ]
+    assert [j for j in others if "scrape_interval" in j] == []
+
+
+@pytest.mark.parametrize(
+    ("jobs", "names"),
+    [
+        pytest.param(["node", "signals"], ["node", "signals/lab1-k8s"], id="two-roles"),
+        pytest.param(["lvs", "prometheus"], ["prometheus", "lvs"], id="role-order-kept"),
+    ],
+)
+def test_jobs_option_selects_roles(plan, jobs, names):
+    assert [j["job_name"] for j in scrape_config(plan, "lab1", {"jobs": jobs})["scrape_configs"]] == names
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        pytest.param(
+            {"jobs": ["haproxy"]},
+            "monitoring option jobs: role 'haproxy' has no target in datacenter 'lab1' "
+            "(haproxy_exporter_port is 0)",
+            id="role-the-plan-lacks-haproxy",
+        ),
+        pytest.param(
+            {"jobs": ["node", "consul"]},
+            "monitoring option jobs: 'consul' is no scrape role; roles: prometheus, node, kubelet, signals, "
+            "etcd, etcd-events, kube-apiserver, kube-controller-manager, kube-scheduler, haproxy, lvs",
+            id="unknown-role",
+        ),
+        pytest.param(
+            {"jobs": ["kubelets"]},
+            "monitoring option jobs: 'kubelets' is no scrape role (did you mean 'kubelet'?); roles: "
+            "prometheus, node, kubelet, signals, etcd, etcd-events, kube-apiserver, kube-controller-manager, "
+            "kube-scheduler, haproxy, lvs",
+            id="misspelt-role",
+        ),
+        pytest.param(
+            {"jobs": "node"},
+            "monitoring option jobs: expected a list of roles, got 'node'",
+            id="jobs-not-a-list",
+        ),
+        pytest.param(
+            {"retention_time": "0d"},
+            "monitoring option retention_time: expected a duration above 0 like 15d, 12h, 2w, got '0d'",
+            id="retention-zero",
+        ),
+        pytest.param(
+            {"retention_time": "0"},
+            "monitoring option retention_time: expected a duration above 0 like 15d, 12h, 2w, got '0'",
+            id="retention-zero-no-unit",
+        ),
+        pytest.param(
+            {"retention_time": "15 days"},
+            "monitoring option retention_time: expected a duration above 0 like 15d, 12h, 2w, got '15 days'",
+            id="retention-words",
+        ),
+        pytest.param(
+            {"retention_size": "0GB"},
+            "monitoring option retention_size: expected a size above 0 like 512MB, 50GB, or '' for no limit, "
+            "got '0GB'",
+            id="retention-size-zero",
+        ),
+        pytest.param(
+            {"signals_scrape_interval": "0s"},
+            "monitoring option signals_scrape_interval: expected a duration like 15s, 1m, got '0s'",
+            id="signals-interval-zero",
+        ),
+    ],
+)
+def test_bad_jobs_and_retention_are_refused_exactly(plan, options, message):
+    with pytest.raises(MonitoringError) as e:
+        scrape_config(plan, "lab1", options)
+    assert str(e.value) == message
+
+
+def test_lvs_role_the_plan_lacks(plan):
+    bare = copy.deepcopy(plan)
+    bare["datacenters"]["lab2"]["lvs"] = {}
+    with pytest.raises(MonitoringError) as e:
+        scrape_config(bare, "lab2", {"jobs": ["lvs"]})
+    assert str(e.value) == (
+        "monitoring option jobs: role 'lvs' has no target in datacenter 'lab2' "
+        "(the plan has no LVS directors there)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("options", "args"),
+    [
+        pytest.param({}, ["--storage.tsdb.retention.time=15d"], id="default"),
+        pytest.param(
+            {"retention_time": "1y2w", "retention_size": "50GB"},
+            ["--storage.tsdb.retention.time=1y2w", "--storage.tsdb.retention.size=50GB"],
+            id="time-and-size",
+        ),
+    ],
+)
+def test_server_args(options, args):
+    assert server_args(options) == args
