@@ -71,6 +71,11 @@ _TABLE = (
     _apt("podman", "podman", "host containers for molecule, the lab and the node benchmark"),
     _apt("conmon", "conmon", "podman's container monitor", indirect=True),
     _apt("runc", "runc", "the OCI runtime containers/containers.conf selects", indirect=True),
+    # cloud58-crashkeeper's tests and benchmark (lab/cloud58_lab/crashlab.py): a private containerd
+    _apt("containerd", "containerd", "the private containerd of the crash-site tests and benchmark"),
+    _apt("ctr", "containerd", "cloud58-crashkeeper and its tests start, exec into and inspect containers"),
+    _apt("containerd-shim-runc-v2", "containerd", "containerd's shim of each container", indirect=True),
+    _apt("ldd", "libc-bin", "the crash lab's tiny image copies the libraries of the programs it holds"),
     _apt("catatonit", "catatonit", "the init of the pause image `podman kube play` builds", indirect=True),
     _apt("nsenter", "util-linux", "the podman_nsenter connection and the static-pod lab enter containers"),
     _apt("mount", "mount", "the static-pod lab reads a master's file system"),

@@ -29,9 +29,9 @@ MAX_TIMEOUT_S = 3600
 MAX_KEEP = 100
 DEFAULT_ROOT = "/var/lib/cloud58/crash"
 MANIFEST = "manifest.json"
-TIME_FORMAT = "%Y%m%dT%H%M%SZ"
+TIME_FORMAT = "%Y%m%dT%H%M%S.%fZ"  # microseconds: two crashes of a pod in one second
 FAILED_REASON = "CrashPreserved"
-_TIME_RE = re.compile(r"^\d{8}T\d{6}Z$")
+_TIME_RE = re.compile(r"^\d{8}T\d{6}\.\d{6}Z$")
 
 
 class CrashError(ValueError):
@@ -220,3 +220,85 @@ def failed_status(container: str, exit_code, site: str, now: datetime.datetime) 
             ],
         }
     }
+
+
+# -- containerd ------------------------------------------------------------------------------
+# The labels the CRI puts on every container of a pod.
+POD_NAMESPACE_LABEL = "io.kubernetes.pod.namespace"
+POD_NAME_LABEL = "io.kubernetes.pod.name"
+CONTAINER_NAME_LABEL = "io.kubernetes.container.name"
+CRI_KIND_LABEL = "io.cri-containerd.kind"
+_EVENT_RE = re.compile(r"^\S+ \S+ \S+ \S+ (?P<namespace>\S+) (?P<topic>/\S+) (?P<payload>\{.*\})\s*$")
+
+
+@dataclass(frozen=True)
+class Exit:
+    """A container's main process ended (``/tasks/exit``) or hit its memory limit (``/tasks/oom``)."""
+
+    namespace: str
+    container_id: str
+    exit_code: int | None  # None for an OOM event, which precedes the exit
+    oom: bool
+
+
+def parse_event(line: str):
+    """The Exit of one ``ctr events`` line, or None for any other event (an exec's exit too)."""
+    match = _EVENT_RE.match(line)
+    if not match or match.group("topic") not in ("/tasks/exit", "/tasks/oom"):
+        return None
+    try:
+        payload = json.loads(match.group("payload"))
+    except ValueError:
+        return None
+    cid = payload.get("container_id")
+    if not cid:
+        return None
+    if match.group("topic") == "/tasks/oom":
+        return Exit(match.group("namespace"), cid, None, True)
+    if payload.get("id", cid) != cid:  # an exec'd process (our own dump among them)
+        return None
+    # protobuf's JSON leaves out zero values: no exit_status is exit status 0
+    return Exit(match.group("namespace"), cid, int(payload.get("exit_status", 0)), False)
+
+
+def pod_of(labels: dict):
+    """(namespace, pod, container) of a container the CRI made for a pod; None for a sandbox
+    (the pause container) or a container without the pod labels."""
+    if labels.get(CRI_KIND_LABEL) == "sandbox":
+        return None
+    names = (labels.get(POD_NAMESPACE_LABEL), labels.get(POD_NAME_LABEL), labels.get(CONTAINER_NAME_LABEL))
+    return names if all(names) else None
+
+
+def task_states(text: str) -> dict:
+    """``ctr tasks ls`` as {container id: (pid, status)}."""
+    out = {}
+    for line in text.splitlines()[1:]:
+        parts = line.split()
+        if len(parts) >= 3 and parts[1].isdigit():
+            out[parts[0]] = (int(parts[1]), parts[2])
+    return out
+
+
+def network_namespace(spec: dict):
+    """The path of the network namespace in a container's OCI spec (the CRI's
+    ``/var/run/netns/cni-…``), or None when it has none of its own path."""
+    for ns in (spec.get("linux") or {}).get("namespaces") or []:
+        if ns.get("type") == "network":
+            return ns.get("path") or None
+    return None
+
+
+def listing(entries: list) -> str:
+    """The writable layer's listing: one line per (path, kind, size), sorted by path.
+
+    ``kind``: ``d`` directory, ``f`` file, ``l`` symbolic link, ``deleted`` an overlay whiteout
+    (a file of the image the container removed), ``other``."""
+    return "".join(f"{kind}\t{size}\t{path}\n" for path, kind, size in sorted(entries))
+
+
+def core_files(entries: list) -> list:
+    """Paths in the writable layer that look like core dumps (``core``, ``core.<pid>``)."""
+    return sorted(
+        p for p, kind, _ in entries if kind == "f" and re.fullmatch(r"core(\.\d+)?", p.rsplit("/", 1)[-1])
+    )

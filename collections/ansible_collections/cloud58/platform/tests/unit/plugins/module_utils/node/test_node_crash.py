@@ -127,13 +127,15 @@ def test_check_budget(budget, total, message):
     ("when", "expected"),
     [
         pytest.param(
-            datetime.datetime(2026, 12, 4, 17, 5, 9, tzinfo=datetime.UTC),
-            "/var/lib/cloud58/crash/shop_shop-7d9c-abcde/20261204T170509Z",
+            datetime.datetime(2026, 12, 4, 17, 5, 9, 250, tzinfo=datetime.UTC),
+            "/var/lib/cloud58/crash/shop_shop-7d9c-abcde/20261204T170509.000250Z",
             id="utc",
         ),
         pytest.param(
-            datetime.datetime(2026, 12, 5, 1, 5, 9, tzinfo=datetime.timezone(datetime.timedelta(hours=8))),
-            "/var/lib/cloud58/crash/shop_shop-7d9c-abcde/20261204T170509Z",
+            datetime.datetime(
+                2026, 12, 5, 1, 5, 9, 250, tzinfo=datetime.timezone(datetime.timedelta(hours=8))
+            ),
+            "/var/lib/cloud58/crash/shop_shop-7d9c-abcde/20261204T170509.000250Z",
             id="beijing-time-to-utc",
         ),
     ],
@@ -169,7 +171,12 @@ def test_manifest():
 
 @pytest.mark.parametrize(
     ("name", "expected"),
-    [("20261204T170509Z", True), ("20261204T170509", False), ("manifest.json", False), ("2026-12-04", False)],
+    [
+        ("20261204T170509.000250Z", True),
+        ("20261204T170509Z", False),
+        ("20261204T170509.000250", False),
+        ("manifest.json", False),
+    ],
 )
 def test_is_site_time(name, expected):
     assert crash.is_site_time(name) is expected
@@ -177,7 +184,9 @@ def test_is_site_time(name, expected):
 
 # -- retention -----------------------------------------------------------------------------
 def _site(n: int, size: int, app: str = "shop") -> Site:
-    return Site(path=f"/c/ns_p{n}/2026120{n}T000000Z", app=app, time=f"2026120{n}T000000Z", size=size)
+    return Site(
+        path=f"/c/ns_p{n}/2026120{n}T000000.000000Z", app=app, time=f"2026120{n}T000000.000000Z", size=size
+    )
 
 
 S1, S2, S3, S4 = _site(1, 40), _site(2, 30), _site(3, 20, "cart"), _site(4, 10)
@@ -260,3 +269,112 @@ def test_failed_status():
             ],
         }
     }
+
+
+# -- containerd ----------------------------------------------------------------------------
+_TS = "2026-12-04 17:33:54.712819494 +0000 UTC"
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        pytest.param(
+            f'{_TS} k8s.io /tasks/exit {{"container_id":"c1","id":"c1","pid":6462,"exit_status":137,'
+            '"exited_at":"2026-12-04T17:33:54.712743602Z"}\n',
+            crash.Exit("k8s.io", "c1", 137, False),
+            id="main-process-exit",
+        ),
+        pytest.param(
+            f'{_TS} k8s.io /tasks/exit {{"container_id":"c1","id":"c1","pid":6462,"exited_at":"x"}}',
+            crash.Exit("k8s.io", "c1", 0, False),
+            id="exit-status-0-left-out",
+        ),
+        pytest.param(
+            f'{_TS} k8s.io /tasks/exit {{"container_id":"c1","id":"d1","pid":6730,"exited_at":"x"}}',
+            None,
+            id="exec-exit-ignored",
+        ),
+        pytest.param(
+            f'{_TS} k8s.io /tasks/oom {{"container_id":"c1"}}',
+            crash.Exit("k8s.io", "c1", None, True),
+            id="oom",
+        ),
+        pytest.param(f'{_TS} k8s.io /tasks/start {{"container_id":"c1","pid":6462}}', None, id="other-topic"),
+        pytest.param(f"{_TS} k8s.io /tasks/exit {{not json}}", None, id="bad-json"),
+        pytest.param("garbage", None, id="not-an-event"),
+    ],
+)
+def test_parse_event(line, expected):
+    assert crash.parse_event(line) == expected
+
+
+@pytest.mark.parametrize(
+    ("labels", "expected"),
+    [
+        pytest.param(
+            {
+                "io.kubernetes.pod.namespace": "shop",
+                "io.kubernetes.pod.name": "shop-1",
+                "io.kubernetes.container.name": "app",
+                "io.cri-containerd.kind": "container",
+            },
+            ("shop", "shop-1", "app"),
+            id="container",
+        ),
+        pytest.param(
+            {
+                "io.kubernetes.pod.namespace": "shop",
+                "io.kubernetes.pod.name": "shop-1",
+                "io.kubernetes.container.name": "POD",
+                "io.cri-containerd.kind": "sandbox",
+            },
+            None,
+            id="sandbox",
+        ),
+        pytest.param({"io.kubernetes.pod.name": "shop-1"}, None, id="not-from-the-cri"),
+    ],
+)
+def test_pod_of(labels, expected):
+    assert crash.pod_of(labels) == expected
+
+
+def test_task_states():
+    text = "TASK    PID     STATUS    \nc1      6462    RUNNING\nc2      0       STOPPED\n"
+    assert crash.task_states(text) == {"c1": (6462, "RUNNING"), "c2": (0, "STOPPED")}
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        pytest.param(
+            {"linux": {"namespaces": [{"type": "pid"}, {"type": "network", "path": "/var/run/netns/cni-1"}]}},
+            "/var/run/netns/cni-1",
+            id="cri-path",
+        ),
+        pytest.param({"linux": {"namespaces": [{"type": "network"}]}}, None, id="own-netns-no-path"),
+        pytest.param({}, None, id="no-linux"),
+    ],
+)
+def test_network_namespace(spec, expected):
+    assert crash.network_namespace(spec) == expected
+
+
+ENTRIES = [("work/state", "f", 6), ("work", "d", 0), ("core.42", "f", 9), ("etc/passwd", "deleted", 0)]
+
+
+def test_listing():
+    assert crash.listing(ENTRIES) == "f\t9\tcore.42\ndeleted\t0\tetc/passwd\nd\t0\twork\nf\t6\twork/state\n"
+
+
+@pytest.mark.parametrize(
+    ("entries", "expected"),
+    [
+        pytest.param(ENTRIES, ["core.42"], id="core-pid"),
+        pytest.param(
+            [("tmp/core", "f", 1), ("core", "d", 0), ("core.x", "f", 1)], ["tmp/core"], id="file-only"
+        ),
+        pytest.param([("corefile", "f", 1)], [], id="not-a-core"),
+    ],
+)
+def test_core_files(entries, expected):
+    assert crash.core_files(entries) == expected

@@ -1,0 +1,383 @@
+# -*- coding: utf-8 -*-
+# Copyright: cloud58 platform team
+# Apache License 2.0
+"""cloud58-crashkeeper: keep the crash site of a failing container, cut its pod off, mark it failed.
+
+The node agent of docs/node-protection.md ("Crash-site preservation"). For a container of a
+pod that opted in (the pod annotation ``cloud58.io/crash``, passed through to the container by
+containerd's ``pod_annotations``), it
+
+1. runs the app's dump command inside the container when it still runs (time- and size-limited;
+   its standard output is the dump),
+2. copies the container's logs (the kubelet's ``/var/log/pods/<ns>_<pod>_<uid>/<container>/``),
+   lists its writable layer (the overlay upperdir of its containerd snapshot) and copies core
+   files found there into ``<root>/<namespace>_<pod>/<UTC time>/`` with ``manifest.json``,
+3. takes the pod's veth down on the host side, so no traffic reaches it,
+4. marks the pod Failed through the API server (with ``--kubeconfig``), so its ReplicaSet
+   replaces it, and deletes the oldest crash sites beyond the node's budget.
+
+  cloud58_crashkeeper.py capture --container-id ID [--exit-code N] [options]
+  cloud58_crashkeeper.py watch [options]       # containerd's /tasks/exit events -> capture
+
+The logic lives in module_utils/node/crash.py; this program does the I/O. Prints one JSON
+object per capture; a bad option is one line and exit status 2, before anything changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import glob
+import hashlib
+import json
+import os
+import selectors
+import shutil
+import stat
+import subprocess
+import sys
+import time
+
+try:
+    from ansible_collections.cloud58.platform.plugins.module_utils.node import crash
+except ImportError:  # run from a checkout: the collections directory four levels up
+    sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), *[os.pardir] * 4)))
+    from ansible_collections.cloud58.platform.plugins.module_utils.node import crash
+
+PROGRAM = "cloud58-crashkeeper"
+CHUNK = 1 << 20
+
+
+def _utc_now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def _iso(when: datetime.datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Keeper:
+    def __init__(self, args) -> None:
+        self.args = args
+        self.budget = crash.Budget(args.max_sites, args.max_bytes, args.min_free_bytes)
+        os.makedirs(args.root, exist_ok=True)
+        disk = os.statvfs(args.root)
+        crash.check_budget(self.budget, args.root, disk.f_blocks * disk.f_frsize)
+        self.api = _PodApi(args.kubeconfig) if args.kubeconfig else None
+
+    # -- containerd ------------------------------------------------------------------------
+    def ctr(self, *args) -> list[str]:
+        return ["ctr", "--address", self.args.address, "--namespace", self.args.namespace, *args]
+
+    def _ctr_out(self, *args) -> str:
+        done = subprocess.run(self.ctr(*args), capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise crash.CrashError(f"ctr {' '.join(args)}: {done.stderr.strip() or 'failed'}")
+        return done.stdout
+
+    def capture(self, cid: str, exit_code=None, oom: bool = False) -> dict:
+        info = json.loads(self._ctr_out("containers", "info", cid))
+        identity = crash.pod_of(info.get("Labels") or {})
+        if identity is None:
+            return {"container_id": cid, "skipped": "not a container of a pod"}
+        namespace, pod_name, container = identity
+        pod = f"{namespace}/{pod_name}"
+        spec = info.get("Spec") or {}
+        policy = crash.policy(pod, spec.get("annotations") or {})
+        if policy is None:
+            return {"container_id": cid, "pod": pod, "skipped": f"no annotation {crash.ANNOTATION}"}
+        self.retain()  # room first: the budget as it stands, before this site is written
+        started = _utc_now()
+        site = crash.site_path(self.args.root, namespace, pod_name, started)
+        os.makedirs(site)
+        files: list = []
+        pid, status = crash.task_states(self._ctr_out("tasks", "ls")).get(cid, (0, "NONE"))
+        if status == "RUNNING":
+            dump = self._dump(cid, policy, site, files)
+        else:
+            dump = f"not run: the container's task is {status.lower()} (nothing left to exec into)"
+        self._logs(namespace, pod_name, container, site, files)
+        layer_entries = self._layer(info, site, files)
+        veth = self.args.veth or self._veth(crash.network_namespace(spec), pid if status == "RUNNING" else 0)
+        if veth:
+            _run_checked(["ip", "link", "set", "dev", veth, "down"])
+        finished = _utc_now()
+        document = crash.manifest(
+            pod,
+            container,
+            exit_code=exit_code,
+            started=_iso(started),
+            finished=_iso(finished),
+            files=files,
+            app=policy.app,
+            keep=policy.keep,
+            container_id=cid,
+            oom=oom,
+            dump=dump,
+            layer_entries=layer_entries,
+            veth_down=veth,
+        )
+        with open(os.path.join(site, crash.MANIFEST), "w", encoding="utf-8") as handle:
+            json.dump(document, handle, indent=2, sort_keys=True)
+        deleted = self.retain(protect=site)
+        failed = None
+        if self.api is not None:
+            failed = self.api.mark_failed(
+                namespace, pod_name, crash.failed_status(container, exit_code, site, finished)
+            )
+        return {"site": site, "manifest": document, "deleted": deleted, "pod_failed": failed}
+
+    def _dump(self, cid: str, policy: crash.Policy, site: str, files: list) -> str:
+        """Run the dump inside the container; stop it at its time limit or when the budget is full."""
+        exec_id = f"c58crash-{os.getpid()}-{time.monotonic_ns()}"
+        disk = os.statvfs(self.args.root)
+        room = min(self.budget.max_bytes, disk.f_bavail * disk.f_frsize - self.budget.min_free_bytes)
+        out_path, err_path = os.path.join(site, "dump"), os.path.join(site, "dump.stderr")
+        digest, size, outcome = hashlib.sha256(), 0, "completed"
+        with open(out_path, "wb") as out, open(err_path, "wb") as err:
+            proc = subprocess.Popen(
+                self.ctr("tasks", "exec", "--exec-id", exec_id, cid, *policy.dump),
+                stdout=subprocess.PIPE,
+                stderr=err,
+            )
+            deadline = time.monotonic() + policy.timeout_s
+            selector = selectors.DefaultSelector()
+            selector.register(proc.stdout, selectors.EVENT_READ)
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    outcome = f"stopped after its time limit of {policy.timeout_s}s"
+                    break
+                if not selector.select(timeout=left):
+                    continue
+                chunk = os.read(proc.stdout.fileno(), CHUNK)
+                if not chunk:
+                    break
+                if size + len(chunk) > room:
+                    outcome = f"stopped at {size} bytes: the budget or the free-space floor is reached"
+                    break
+                out.write(chunk)
+                digest.update(chunk)
+                size += len(chunk)
+            selector.close()
+            if outcome != "completed":
+                subprocess.run(
+                    self.ctr("tasks", "kill", "--exec-id", exec_id, "--signal", "SIGKILL", cid),
+                    capture_output=True,
+                    check=False,
+                )
+            proc.stdout.close()
+            code = proc.wait()
+        files.append(("dump", size, digest.hexdigest()))
+        files.append(_file_entry(site, "dump.stderr"))
+        return outcome if outcome != "completed" else f"completed, exit status {code}"
+
+    def _logs(self, namespace: str, pod: str, container: str, site: str, files: list) -> None:
+        pattern = os.path.join(self.args.pod_logs, f"{namespace}_{pod}_*", container, "*.log*")
+        for path in sorted(glob.glob(pattern)):
+            name = f"logs/{os.path.basename(path)}"
+            os.makedirs(os.path.join(site, "logs"), exist_ok=True)
+            files.append(_copy(path, site, name))
+
+    def _layer(self, info: dict, site: str, files: list) -> int:
+        mounts = self._ctr_out(
+            "snapshots",
+            "--snapshotter",
+            info.get("Snapshotter") or "overlayfs",
+            "mounts",
+            "/",
+            info["SnapshotKey"],
+        )
+        upper = crash.upperdir(mounts)
+        entries = []
+        for directory, dirs, names in os.walk(upper):
+            for name in sorted(dirs + names):
+                full = os.path.join(directory, name)
+                st = os.lstat(full)
+                rel = os.path.relpath(full, upper)
+                if stat.S_ISDIR(st.st_mode):
+                    kind = "d"
+                elif stat.S_ISREG(st.st_mode):
+                    kind = "f"
+                elif stat.S_ISLNK(st.st_mode):
+                    kind = "l"
+                elif stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+                    kind = "deleted"
+                else:
+                    kind = "other"
+                entries.append((rel, kind, st.st_size if kind == "f" else 0))
+        with open(os.path.join(site, "layer.txt"), "w", encoding="utf-8") as handle:
+            handle.write(crash.listing(entries))
+        files.append(_file_entry(site, "layer.txt"))
+        for core in crash.core_files(entries):
+            os.makedirs(os.path.join(site, "core"), exist_ok=True)
+            files.append(_copy(os.path.join(upper, core), site, f"core/{core.replace('/', '_')}"))
+        return len(entries)
+
+    def _veth(self, netns_path, pid: int):
+        """The host-side veth of the pod: the peer of eth0 in the container's network namespace."""
+        if netns_path:
+            enter = ["nsenter", f"--net={netns_path}"]
+        elif pid:
+            enter = ["nsenter", "-t", str(pid), "-n"]
+        else:
+            return None
+        done = subprocess.run(
+            [*enter, "ip", "-j", "link", "show"], capture_output=True, text=True, check=False
+        )
+        if done.returncode != 0:
+            return None
+        peers = [link.get("link_index") for link in json.loads(done.stdout or "[]") if link.get("link_index")]
+        if not peers:
+            return None
+        here = json.loads(_run_checked(["ip", "-j", "link", "show"]))
+        names = [link["ifname"] for link in here if link.get("ifindex") in peers]
+        return names[0] if names else None
+
+    # -- retention ---------------------------------------------------------------------------
+    def retain(self, protect: str | None = None) -> list[str]:
+        sites, keep = [], {}
+        for manifest in glob.glob(os.path.join(self.args.root, "*", "*", crash.MANIFEST)):
+            path = os.path.dirname(manifest)
+            try:
+                with open(manifest, encoding="utf-8") as handle:
+                    doc = json.load(handle)
+            except (OSError, ValueError):
+                continue  # a site still being written, or not ours
+            if not crash.is_site_time(os.path.basename(path)):
+                continue
+            app = doc.get("app", "")
+            keep[app] = max(keep.get(app, 0), doc.get("keep", crash.DEFAULT_KEEP))
+            sites.append(crash.Site(path, app, os.path.basename(path), _tree_size(path)))
+        new = [s for s in sites if s.path == protect]
+        old = [s for s in sites if s.path != protect]
+        disk = os.statvfs(self.args.root)
+        free = disk.f_bavail * disk.f_frsize
+        if new:  # the new site counts like any other, but is never the one deleted
+            keep = {a: k - (1 if a == new[0].app else 0) for a, k in keep.items()}
+            free += new[0].size
+        doomed = crash.plan_retention(old, self.budget, free, keep, new[0].size if new else 0)
+        for site in doomed:
+            shutil.rmtree(site.path, ignore_errors=True)
+            parent = os.path.dirname(site.path)
+            if not os.listdir(parent):
+                os.rmdir(parent)
+        return [s.path for s in doomed]
+
+    # -- the event source --------------------------------------------------------------------
+    def watch(self) -> int:
+        events = subprocess.Popen(self.ctr("events"), stdout=subprocess.PIPE, text=True)
+        print(json.dumps({"watching": self.args.address, "namespace": self.args.namespace}), flush=True)
+        oom: set = set()
+        for line in events.stdout:
+            event = crash.parse_event(line)
+            if event is None or event.namespace != self.args.namespace:
+                continue
+            if event.oom:
+                oom.add(event.container_id)
+                continue
+            try:
+                result = self.capture(event.container_id, event.exit_code, event.container_id in oom)
+            except (crash.CrashError, OSError, ValueError) as e:
+                print(f"{PROGRAM}: container {event.container_id}: {e}", file=sys.stderr, flush=True)
+                continue
+            oom.discard(event.container_id)
+            print(json.dumps(result, sort_keys=True), flush=True)
+        return events.wait()
+
+
+class _PodApi:
+    """The API server, for the Pod status patch (the kubernetes client, like cloud58-overload)."""
+
+    def __init__(self, kubeconfig: str) -> None:
+        from kubernetes import client, config  # only marking a pod failed needs the client
+
+        self.client = client
+        try:
+            self.core = client.CoreV1Api(config.new_client_from_config(config_file=kubeconfig))
+        except (config.ConfigException, OSError) as e:
+            raise crash.CrashError(f"--kubeconfig {kubeconfig}: {e}") from None
+
+    def mark_failed(self, namespace: str, name: str, body: dict) -> str:
+        try:
+            self.core.patch_namespaced_pod_status(name, namespace, body)
+        except self.client.exceptions.ApiException as e:
+            return f"not marked: the API server says {e.status} {e.reason}"
+        return "Failed"
+
+
+def _run_checked(argv: list[str]) -> str:
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise crash.CrashError(f"{' '.join(argv)}: {done.stderr.strip() or 'failed'}")
+    return done.stdout
+
+
+def _file_entry(site: str, name: str) -> tuple:
+    digest, size = hashlib.sha256(), 0
+    with open(os.path.join(site, name), "rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return (name, size, digest.hexdigest())
+
+
+def _copy(source: str, site: str, name: str) -> tuple:
+    digest, size = hashlib.sha256(), 0
+    with open(source, "rb") as src, open(os.path.join(site, name), "wb") as dst:
+        while chunk := src.read(CHUNK):
+            dst.write(chunk)
+            digest.update(chunk)
+            size += len(chunk)
+    return (name, size, digest.hexdigest())
+
+
+def _tree_size(path: str) -> int:
+    return sum(os.lstat(os.path.join(d, f)).st_size for d, _, names in os.walk(path) for f in names)
+
+
+def _size(value: str) -> int:
+    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50}
+    text = value.strip().upper().removesuffix("IB").removesuffix("B")
+    unit = text[-1:] if text[-1:] in units and text[-1:] else ""
+    try:
+        return int(float(text[: len(text) - len(unit)]) * units[unit])
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a size in bytes (like 10G, 512M)") from None
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog=PROGRAM, description=__doc__.splitlines()[0])
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--address", default="/run/containerd/containerd.sock", help="containerd's socket")
+    common.add_argument("--namespace", default="k8s.io", help="containerd namespace (the CRI's: k8s.io)")
+    common.add_argument("--root", default=crash.DEFAULT_ROOT, help="where crash sites are kept")
+    common.add_argument("--pod-logs", default="/var/log/pods", help="the kubelet's pod log directory")
+    common.add_argument("--max-sites", type=int, default=20, help="crash sites kept on the node")
+    common.add_argument("--max-bytes", type=_size, default=_size("10G"), help="bytes of crash sites kept")
+    common.add_argument(
+        "--min-free-bytes", type=_size, default=_size("2G"), help="free space left on the disk"
+    )
+    common.add_argument("--kubeconfig", help="mark the pod Failed through this API server; none: do not")
+    sub = parser.add_subparsers(dest="command", required=True)
+    capture_p = sub.add_parser("capture", parents=[common], help="keep one container's crash site now")
+    capture_p.add_argument("--container-id", required=True)
+    capture_p.add_argument("--exit-code", type=int, help="when the container has exited")
+    capture_p.add_argument("--veth", help="the pod's host-side veth; default: found from the pod's netns")
+    watch_p = sub.add_parser("watch", parents=[common], help="capture each container that exits")
+    watch_p.set_defaults(veth=None)
+    args = parser.parse_args(argv)
+    try:
+        keeper = Keeper(args)
+        if args.command == "watch":
+            return keeper.watch()
+        result = keeper.capture(args.container_id, args.exit_code)
+    except (crash.CrashError, OSError) as e:
+        print(f"{PROGRAM}: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(result, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
