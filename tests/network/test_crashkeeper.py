@@ -273,3 +273,21 @@ def test_bad_input_fails_before_anything_is_written(node, annotation, extra, mes
     assert len(done.stderr.splitlines()) == 1
     assert sorted(p.name for p in node.root.iterdir()) == before
     assert not os.path.exists(node.root / "shop_bad-1")
+
+
+def test_old_sites_go_first_when_the_budget_is_full(node, tmp_path):
+    """Three captures of one pod with room for two sites: the oldest is deleted, the newest kept."""
+    node.lab.start(
+        "retained", "exec sleep 1000", "shop/shop-7d9c-klmno", annotations={"cloud58.io/crash": DUMP}
+    )
+    sites, deleted = [], []
+    for _ in range(3):
+        argv = node.agent_argv("capture", "--container-id", "retained", "--max-sites", "2")
+        argv[argv.index("--root") + 1] = str(tmp_path)
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        assert (done.returncode, done.stderr) == (0, "")
+        result = json.loads(done.stdout)
+        sites.append(result["site"])
+        deleted.append(result["deleted"])
+    assert deleted == [[], [], [sites[0]]]
+    assert sorted(str(p) for p in (tmp_path / "shop_shop-7d9c-klmno").iterdir()) == sites[1:]
