@@ -63,7 +63,7 @@ class Keeper:
         os.makedirs(args.root, exist_ok=True)
         disk = os.statvfs(args.root)
         crash.check_budget(self.budget, args.root, disk.f_blocks * disk.f_frsize)
-        self.api = _PodApi(args.kubeconfig) if args.kubeconfig else None
+        self.api = _PodApi(args.kubeconfig, args.context) if args.kubeconfig else None
 
     # -- containerd ------------------------------------------------------------------------
     def ctr(self, *args) -> list[str]:
@@ -289,12 +289,13 @@ class Keeper:
 class _PodApi:
     """The API server, for the Pod status patch (the kubernetes client, like cloud58-overload)."""
 
-    def __init__(self, kubeconfig: str) -> None:
+    def __init__(self, kubeconfig: str, context) -> None:
         from kubernetes import client, config  # only marking a pod failed needs the client
 
         self.client = client
         try:
-            self.core = client.CoreV1Api(config.new_client_from_config(config_file=kubeconfig))
+            api = config.new_client_from_config(config_file=kubeconfig, context=context)
+            self.core = client.CoreV1Api(api)
         except (config.ConfigException, OSError) as e:
             raise crash.CrashError(f"--kubeconfig {kubeconfig}: {e}") from None
 
@@ -359,6 +360,7 @@ def main(argv=None) -> int:
         "--min-free-bytes", type=_size, default=_size("2G"), help="free space left on the disk"
     )
     common.add_argument("--kubeconfig", help="mark the pod Failed through this API server; none: do not")
+    common.add_argument("--context", help="the kubeconfig's context; default: its current one")
     sub = parser.add_subparsers(dest="command", required=True)
     capture_p = sub.add_parser("capture", parents=[common], help="keep one container's crash site now")
     capture_p.add_argument("--container-id", required=True)
