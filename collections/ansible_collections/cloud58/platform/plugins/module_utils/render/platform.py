@@ -25,6 +25,12 @@ SYSTEM_NAMESPACE = "cloud58-system"
 TEAM_LABEL = "cloud58.io/team"
 RECONCILER = "cloud58-reconciler"
 OBSERVER = "cloud58-observer"
+# cloud58-lvs-sync on the LVS directors (issue #14): reads Services and EndpointSlices, nothing else
+LVS_SYNC = "cloud58-lvs-sync"
+LVS_SYNC_RULES = [
+    {"apiGroups": [""], "resources": ["services"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["get", "list", "watch"]},
+]
 
 # name -> (value, description, preemption policy)
 PRIORITY_CLASSES = {
@@ -128,33 +134,40 @@ def _component_rbac(cluster: str) -> list[dict]:
     ]
     objs = []
     for component, rules in ((RECONCILER, reconciler_rules), (OBSERVER, observer_rules)):
-        role = component
-        component_labels = {"app.kubernetes.io/component": component}
-        objs.append(
-            {
-                "apiVersion": "v1",
-                "kind": "ServiceAccount",
-                "metadata": meta(component, cluster, SYSTEM_NAMESPACE, component_labels),
-            }
-        )
-        objs.append(
-            {
-                "apiVersion": "rbac.authorization.k8s.io/v1",
-                "kind": "ClusterRole",
-                "metadata": meta(role, cluster, labels=component_labels),
-                "rules": rules,
-            }
-        )
-        objs.append(
-            {
-                "apiVersion": "rbac.authorization.k8s.io/v1",
-                "kind": "ClusterRoleBinding",
-                "metadata": meta(role, cluster, labels=component_labels),
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
-                "subjects": [{"kind": "ServiceAccount", "name": component, "namespace": SYSTEM_NAMESPACE}],
-            }
-        )
+        objs.extend(_component(cluster, component, rules))
     return objs
+
+
+def lvs_sync_rbac(cluster: str) -> list[dict]:
+    """The identity of cloud58-lvs-sync in a cluster whose datacenter has LVS directors: the
+    ServiceAccount ``cloud58-system/cloud58-lvs-sync``, bound to get, list and watch Services
+    and EndpointSlices in every namespace (``LVS_SYNC_RULES``) and nothing more."""
+    return _component(cluster, LVS_SYNC, LVS_SYNC_RULES)
+
+
+def _component(cluster: str, component: str, rules: list[dict]) -> list[dict]:
+    """ServiceAccount, ClusterRole and ClusterRoleBinding of a platform component."""
+    labels = {"app.kubernetes.io/component": component}
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": meta(component, cluster, SYSTEM_NAMESPACE, labels),
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": meta(component, cluster, labels=labels),
+            "rules": rules,
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": meta(component, cluster, labels=labels),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": component},
+            "subjects": [{"kind": "ServiceAccount", "name": component, "namespace": SYSTEM_NAMESPACE}],
+        },
+    ]
 
 
 def business_namespace_objects(cluster: str, name: str, team: str, quota: dict) -> list[dict]:

@@ -19,7 +19,7 @@ from ..kube.objects import object_key
 from .apps import app_objects, namespace_quota, racks_in, replica_plan
 from .errors import AppSpecError, RenderError
 from .file_names import file_name
-from .platform import business_namespace_objects, platform_objects
+from .platform import business_namespace_objects, lvs_sync_rbac, platform_objects
 from .targets import ClusterTarget
 from .vips import vip_plan_problems
 
@@ -76,6 +76,7 @@ def render_clusters(
             (source, obj) for obj in platform_objects(target.name, target.datacenter, target.uid)
         )
         rendered.objects.extend((source, obj) for obj in network_objects(target))
+        rendered.objects.extend((source, obj) for obj in lvs_objects(target))
         namespaces: dict[str, list] = {}
         for rel, spec in specs:
             if target.name not in spec["clusters"]:
@@ -113,6 +114,15 @@ def network_objects(target: ClusterTarget) -> list[dict]:
     The Calico CRDs are not rendered: they come with the Calico release of the cluster.
     """
     return _from_plan(target, "Calico objects", calico_objects, [])
+
+
+def lvs_objects(target: ClusterTarget) -> list[dict]:
+    """The identity of cloud58-lvs-sync (``platform.lvs_sync_rbac``) in a cluster whose
+    datacenter has LVS directors; nothing for a cluster without them or without a plan."""
+    if target.plan is None:
+        return []
+    directors = ((target.plan["datacenters"][target.datacenter].get("lvs") or {}).get("directors")) or {}
+    return lvs_sync_rbac(target.name) if directors else []
 
 
 def cluster_file(target: ClusterTarget) -> dict:

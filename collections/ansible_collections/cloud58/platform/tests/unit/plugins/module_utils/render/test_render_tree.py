@@ -213,8 +213,52 @@ def test_calico_objects_of_every_cluster_come_from_its_inventory_plan():
     first = files.index("28_bgpconfiguration_default.yaml")
     assert (files[first - 1], files[first + 9]) == (
         "23_clusterrolebinding_cloud58-reconciler.yaml",
-        "31_serviceaccount_cloud58-system_cloud58-observer.yaml",
+        "31_serviceaccount_cloud58-system_cloud58-lvs-sync.yaml",
     )
+
+
+LVS_SYNC_FILES = {
+    "22_clusterrole_cloud58-lvs-sync.yaml": {
+        "kind": "ClusterRole",
+        "rules": [
+            {"apiGroups": [""], "resources": ["services"], "verbs": ["get", "list", "watch"]},
+            {
+                "apiGroups": ["discovery.k8s.io"],
+                "resources": ["endpointslices"],
+                "verbs": ["get", "list", "watch"],
+            },
+        ],
+    },
+    "23_clusterrolebinding_cloud58-lvs-sync.yaml": {
+        "kind": "ClusterRoleBinding",
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": "cloud58-lvs-sync",
+        },
+        "subjects": [{"kind": "ServiceAccount", "name": "cloud58-lvs-sync", "namespace": "cloud58-system"}],
+    },
+    "31_serviceaccount_cloud58-system_cloud58-lvs-sync.yaml": {"kind": "ServiceAccount"},
+}
+
+
+@pytest.mark.parametrize(
+    ("directors", "expected"),
+    [
+        pytest.param(True, LVS_SYNC_FILES, id="datacenter-with-directors"),
+        pytest.param(False, {}, id="without"),
+    ],
+)
+def test_lvs_sync_identity_is_rendered_where_the_datacenter_has_directors(directors, expected):
+    plan = plan_paths([str(REPO / "inventories/lab")]).as_dict()
+    if not directors:
+        plan["datacenters"]["lab1"]["lvs"]["directors"] = {}
+    target = next(t for t in targets_from_plan(plan, "lab") if t.name == "lab1-k8s")
+    [cluster] = render_clusters([target], [])
+    files = cluster_files(cluster)
+    found = {name: yaml.safe_load(text) for name, text in files.items() if "lvs-sync" in name}
+    assert sorted(found) == sorted(expected)
+    assert {name: {k: obj[k] for k in expected[name]} for name, obj in found.items()} == expected
 
 
 def test_every_kind_rendered_for_the_repository_is_listed_for_pruning():

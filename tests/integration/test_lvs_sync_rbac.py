@@ -1,0 +1,181 @@
+"""The identity of cloud58-lvs-sync, as rendered into clusters/, against a real kube-apiserver.
+
+The ServiceAccount, ClusterRole and ClusterRoleBinding of ``clusters/lab1-k8s/`` (``make
+render``) are created in cluster ``c2`` of ``kube_clusters``; a token of the ServiceAccount
+from the TokenRequest API is the sync's credential. With it the calls the sync makes (list
+and watch Services and EndpointSlices in every namespace) succeed, a watch sees an
+EndpointSlice the test creates, and every write, and every read of another resource, is
+refused (403). The objects are removed after; the namespace cloud58-system too when the test
+created it.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+from kubernetes import client, config, watch
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+RENDERED = REPO / "clusters/lab1-k8s"
+NAME = "cloud58-lvs-sync"
+SYSTEM = "cloud58-system"
+FILES = [
+    "22_clusterrole_cloud58-lvs-sync.yaml",
+    "23_clusterrolebinding_cloud58-lvs-sync.yaml",
+    "31_serviceaccount_cloud58-system_cloud58-lvs-sync.yaml",
+]
+
+
+def _slice(name):
+    return {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {"name": name, "labels": {"kubernetes.io/service-name": "web"}},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": ["198.18.9.2"], "conditions": {"ready": True}}],
+        "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+    }
+
+
+def _ignore(status, call):
+    try:
+        call()
+    except client.exceptions.ApiException as e:
+        if e.status != status:
+            raise
+
+
+class Clients:
+    def __init__(self, admin, sync, namespace):
+        self.admin, self.sync, self.namespace = admin, sync, namespace
+        self.core = client.CoreV1Api(sync)
+        self.discovery = client.DiscoveryV1Api(sync)
+
+
+@pytest.fixture(scope="module")
+def clients(kube_clusters):
+    admin = config.new_client_from_config(config_file=str(kube_clusters.kubeconfig), context="c2")
+    core, rbac = client.CoreV1Api(admin), client.RbacAuthorizationV1Api(admin)
+    namespace = f"lvs-rbac-{uuid.uuid4().hex[:8]}"
+    objects = {f: yaml.safe_load((RENDERED / f).read_text()) for f in FILES}
+    created_system = False
+    sync = None
+    try:
+        try:
+            core.create_namespace({"metadata": {"name": SYSTEM}})
+            created_system = True
+        except client.exceptions.ApiException as e:
+            if e.status != 409:
+                raise
+        core.create_namespace({"metadata": {"name": namespace}})
+        core.create_namespaced_service(
+            namespace, {"metadata": {"name": "web"}, "spec": {"ports": [{"name": "http", "port": 80}]}}
+        )
+        rbac.create_cluster_role(objects[FILES[0]])
+        rbac.create_cluster_role_binding(objects[FILES[1]])
+        core.create_namespaced_service_account(SYSTEM, objects[FILES[2]])
+        token = core.create_namespaced_service_account_token(
+            NAME, SYSTEM, {"spec": {"expirationSeconds": 3600}}
+        ).status.token
+        settings = client.Configuration()
+        settings.host = admin.configuration.host
+        settings.ssl_ca_cert = admin.configuration.ssl_ca_cert
+        settings.api_key = {"authorization": f"Bearer {token}"}
+        sync = client.ApiClient(settings)
+        yield Clients(admin, sync, namespace)
+    finally:
+        if sync is not None:
+            sync.close()
+        _ignore(404, lambda: core.delete_namespaced_service_account(NAME, SYSTEM))
+        _ignore(404, lambda: rbac.delete_cluster_role_binding(NAME))
+        _ignore(404, lambda: rbac.delete_cluster_role(NAME))
+        _ignore(404, lambda: core.delete_namespace(namespace))
+        if created_system:
+            _ignore(404, lambda: core.delete_namespace(SYSTEM))
+        admin.close()
+
+
+def test_the_identity_lists_services_and_endpointslices_everywhere(clients):
+    services = clients.core.list_service_for_all_namespaces()
+    assert (clients.namespace, "web") in {(s.metadata.namespace, s.metadata.name) for s in services.items}
+    assert clients.discovery.list_endpoint_slice_for_all_namespaces().items is not None
+    assert clients.core.read_namespaced_service("web", clients.namespace).metadata.name == "web"
+
+
+def test_the_identity_watches_endpointslices(clients):
+    version = clients.discovery.list_endpoint_slice_for_all_namespaces().metadata.resource_version
+    admin = client.DiscoveryV1Api(clients.admin)
+    admin.create_namespaced_endpoint_slice(clients.namespace, _slice("web-1"))
+    stream = watch.Watch()
+    seen = None
+    # timeout_seconds bounds a hang; the event is already there when the watch starts
+    for event in stream.stream(
+        clients.discovery.list_endpoint_slice_for_all_namespaces, resource_version=version, timeout_seconds=30
+    ):
+        meta = event["raw_object"]["metadata"]
+        if meta["namespace"] == clients.namespace:
+            seen = (event["type"], meta["name"])
+            stream.stop()
+    assert seen == ("ADDED", "web-1")
+
+
+USER = f'User "system:serviceaccount:{SYSTEM}:{NAME}"'
+REFUSED = [
+    pytest.param(
+        lambda c, ns: c.discovery.create_namespaced_endpoint_slice(ns, _slice("web-2")),
+        f"endpointslices.discovery.k8s.io is forbidden: {USER} cannot create resource "
+        '"endpointslices" in API group "discovery.k8s.io" in the namespace "{ns}"',
+        id="create-slice",
+    ),
+    pytest.param(
+        lambda c, ns: c.discovery.delete_namespaced_endpoint_slice("web-1", ns),
+        f'endpointslices.discovery.k8s.io "web-1" is forbidden: {USER} cannot delete resource '
+        '"endpointslices" in API group "discovery.k8s.io" in the namespace "{ns}"',
+        id="delete-slice",
+    ),
+    pytest.param(
+        lambda c, ns: c.core.patch_namespaced_service("web", ns, {"metadata": {"labels": {"x": "y"}}}),
+        f'services "web" is forbidden: {USER} cannot patch resource "services" in API group "" in the '
+        'namespace "{ns}"',
+        id="patch-service",
+    ),
+    pytest.param(
+        lambda c, ns: c.core.delete_namespaced_service("web", ns),
+        f'services "web" is forbidden: {USER} cannot delete resource "services" in API group "" in the '
+        'namespace "{ns}"',
+        id="delete-service",
+    ),
+    pytest.param(
+        lambda c, ns: c.core.list_pod_for_all_namespaces(),
+        f'pods is forbidden: {USER} cannot list resource "pods" in API group "" at the cluster scope',
+        id="list-pods",
+    ),
+    pytest.param(
+        lambda c, ns: c.core.list_namespaced_secret(ns),
+        f'secrets is forbidden: {USER} cannot list resource "secrets" in API group "" in the namespace '
+        '"{ns}"',
+        id="list-secrets",
+    ),
+    pytest.param(
+        lambda c, ns: c.core.list_namespaced_endpoints(ns),
+        f'endpoints is forbidden: {USER} cannot list resource "endpoints" in API group "" in the namespace '
+        '"{ns}"',
+        id="list-endpoints",
+    ),
+]
+
+
+@pytest.mark.parametrize(("call", "message"), REFUSED)
+def test_the_identity_is_refused_anything_else(clients, call, message):
+    with pytest.raises(client.exceptions.ApiException) as info:
+        call(clients, clients.namespace)
+    assert (info.value.status, json.loads(info.value.body)["message"]) == (
+        403,
+        message.replace("{ns}", clients.namespace),
+    )
