@@ -63,6 +63,7 @@ def _play(work, check=False, **extra):
         "prometheus_manage_service": False,
         "prometheus_config_file": str(directory / "prometheus.yml"),
         "prometheus_rules_dir": str(directory / "rules"),
+        "prometheus_defaults_file": str(directory / "default-prometheus"),
         **{
             name: DEFAULT_OPTIONS[name.removeprefix("prometheus_")].replace(
                 "/etc/prometheus/pki", str(directory / "pki")
@@ -106,15 +107,17 @@ def test_check_mode_writes_nothing(work):
     _plan, directory = work
     stats, failed = _play(work, check=True)
     assert (stats["failures"], failed) == (0, [])
-    assert stats["changed"] == 3  # the rules directory, the rules files (one looped task), prometheus.yml
+    # the rules directory, the rules files (one looped task), prometheus.yml, the defaults file's ARGS
+    assert stats["changed"] == 4
     assert not (directory / "prometheus.yml").exists()
+    assert not (directory / "default-prometheus").exists()
     assert not (directory / "rules").exists()
 
 
 def test_role_writes_the_checked_config_and_rules(work):
     plan, directory = work
     stats, failed = _play(work)
-    assert (stats, failed) == ({"changed": 3, "failures": 0}, [])
+    assert (stats, failed) == ({"changed": 4, "failures": 0}, [])
     expected = scrape_config(
         plan,
         "lab1",
@@ -140,6 +143,7 @@ def test_role_writes_the_checked_config_and_rules(work):
     ]
     for name in ("cloud58-alerts.yml", "cloud58-recording.yml"):
         assert (directory / "rules" / name).read_text() == (RULES_DIR / name).read_text()
+    assert (directory / "default-prometheus").read_text() == 'ARGS="--storage.tsdb.retention.time=15d"\n'
 
 
 def test_second_run_changes_nothing(work):
@@ -169,6 +173,18 @@ def test_a_missing_client_certificate_keeps_the_old_config(work):
             {"prometheus_datacenter": "lab3"},
             "prometheus_config(lab3): datacenter 'lab3' is not in the plan",
             id="unknown-datacenter",
+        ),
+        pytest.param(
+            {"prometheus_retention_time": "0d"},
+            "prometheus_config(lab1): monitoring option retention_time: expected a duration above 0 like "
+            "15d, 12h, 2w, got '0d'",
+            id="retention-zero",
+        ),
+        pytest.param(
+            {"prometheus_jobs": ["node", "haproxy"]},
+            "prometheus_config(lab1): monitoring option jobs: role 'haproxy' has no target in datacenter "
+            "'lab1' (haproxy_exporter_port is 0)",
+            id="role-the-plan-lacks",
         ),
     ],
 )

@@ -2,10 +2,10 @@
 # Copyright: cloud58 platform team
 # Apache License 2.0
 """Filters over module_utils/monitoring: the Prometheus configuration of a datacenter and the
-hosts that run Prometheus by default.
+hosts that run Prometheus by default, and the server's flags.
 
 Each filter is documented in its own file next to this one (prometheus_config.yml,
-prometheus_hosts.yml), as ansible-doc reads them.
+prometheus_hosts.yml, prometheus_args.yml), as ansible-doc reads them.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from ansible_collections.cloud58.platform.plugins.module_utils.monitoring import
     config_text,
     monitoring_hosts,
     scrape_config,
+    server_args,
 )
 
 
@@ -25,6 +26,13 @@ def prometheus_config(plan, datacenter, options=None):
         return config_text(scrape_config(plan, datacenter, options or {}))
     except MonitoringError as e:
         raise AnsibleFilterError(f"prometheus_config({datacenter}): {e}") from e
+
+
+def prometheus_args(options=None):
+    try:
+        return " ".join(server_args(options or {}))
+    except MonitoringError as e:
+        raise AnsibleFilterError(f"prometheus_args: {e}") from e
 
 
 def prometheus_hosts(plan):
@@ -37,6 +45,7 @@ def prometheus_hosts(plan):
 class FilterModule:
     def filters(self):
         return {
+            "prometheus_args": prometheus_args,
             "prometheus_config": prometheus_config,
             "prometheus_hosts": prometheus_hosts,
         }

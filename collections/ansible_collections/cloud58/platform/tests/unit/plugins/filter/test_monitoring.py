@@ -12,6 +12,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.cloud58.platform.plugins.filter.monitoring import (
     FilterModule,
+    prometheus_args,
     prometheus_config,
     prometheus_hosts,
 )
@@ -26,7 +27,7 @@ def plan():
 
 
 def test_filters_are_registered():
-    assert sorted(FilterModule().filters()) == ["prometheus_config", "prometheus_hosts"]
+    assert sorted(FilterModule().filters()) == ["prometheus_args", "prometheus_config", "prometheus_hosts"]
 
 
 def test_prometheus_config_is_yaml_text(plan):
@@ -38,6 +39,12 @@ def test_prometheus_config_is_yaml_text(plan):
     )
     assert "- 198.19.0.31:9100\n" in text
     assert "198.18." not in text
+
+
+def test_prometheus_args():
+    assert prometheus_args({"retention_time": "30d", "retention_size": "50GB"}) == (
+        "--storage.tsdb.retention.time=30d --storage.tsdb.retention.size=50GB"
+    )
 
 
 def test_prometheus_hosts(plan):
@@ -56,6 +63,12 @@ def test_prometheus_hosts(plan):
             lambda plan: prometheus_config([], "lab1"),
             "prometheus_config(lab1): expected the plan (a mapping with 'datacenters'), got list",
             id="config-not-a-plan",
+        ),
+        pytest.param(
+            lambda plan: prometheus_args({"retention_time": "0s"}),
+            "prometheus_args: monitoring option retention_time: expected a duration above 0 like 15d, 12h, "
+            "2w, got '0s'",
+            id="args-retention-zero",
         ),
         pytest.param(
             lambda plan: prometheus_hosts("plan"),
