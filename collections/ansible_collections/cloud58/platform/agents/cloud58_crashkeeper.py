@@ -123,7 +123,7 @@ class Keeper:
         failed = None
         if self.api is not None:
             failed = self.api.mark_failed(
-                namespace, pod_name, crash.failed_status(container, exit_code, site, finished)
+                namespace, pod_name, crash.failed_status(container, exit_code, site, finished, veth)
             )
         return {"site": site, "manifest": document, "deleted": deleted, "pod_failed": failed}
 

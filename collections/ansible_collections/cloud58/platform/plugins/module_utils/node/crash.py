@@ -194,16 +194,15 @@ def upperdir(mounts_output: str) -> str:
     return match.group(1)
 
 
-def failed_status(container: str, exit_code, site: str, now: datetime.datetime) -> dict:
+def failed_status(container: str, exit_code, site: str, now: datetime.datetime, veth=None) -> dict:
     """The Pod status patch (merge patch on the ``status`` subresource) that marks a pod failed.
 
     A Failed pod no longer counts as active for its ReplicaSet, which creates a replacement
     at once; the Pod object stays, with this reason, for whoever looks at the crash."""
     stamp = now.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    message = (
-        f"container {container} failed (exit code {exit_code}); crash site {site}; "
-        "network cut by cloud58-crashkeeper"
-    )
+    how = "was failing (still running)" if exit_code is None else f"failed (exit code {exit_code})"
+    cut = f"veth {veth} taken down" if veth else "no veth found to take down"
+    message = f"container {container} {how}; crash site {site}; {cut} by cloud58-crashkeeper"
     return {
         "status": {
             "phase": "Failed",

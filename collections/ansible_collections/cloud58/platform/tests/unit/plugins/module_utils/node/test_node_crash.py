@@ -250,10 +250,15 @@ def test_upperdir_missing():
     assert str(info.value) == "no upperdir in the snapshot's mounts: 'mount --bind /a /b'"
 
 
-def test_failed_status():
+@pytest.mark.parametrize(
+    ("exit_code", "how"),
+    [(1, "failed (exit code 1)"), (0, "failed (exit code 0)"), (None, "was failing (still running)")],
+    ids=["exited-1", "exited-0", "running"],
+)
+def test_failed_status(exit_code, how):
     now = datetime.datetime(2026, 12, 4, 17, 5, 9, tzinfo=datetime.UTC)
-    message = "container app failed (exit code 1); crash site /c/x; network cut by cloud58-crashkeeper"
-    assert crash.failed_status("app", 1, "/c/x", now) == {
+    message = f"container app {how}; crash site /c/x; veth cali0 taken down by cloud58-crashkeeper"
+    assert crash.failed_status("app", exit_code, "/c/x", now, "cali0") == {
         "status": {
             "phase": "Failed",
             "reason": "CrashPreserved",
