@@ -13,7 +13,7 @@ namespace, as on a node:
   its layer and its core file (no dump: nothing left to exec into);
 * a bad annotation and a budget larger than the disk fail with one line, nothing written.
 
-Marking the pod Failed needs an API server (``--kubeconfig``); not exercised here.
+Marking the pod Failed through the API server: tests/integration/test_crashkeeper_replacement.py.
 """
 
 from __future__ import annotations
