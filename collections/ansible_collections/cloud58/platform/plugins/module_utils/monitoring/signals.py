@@ -285,8 +285,8 @@ def averages(samples: list) -> dict | None:
         start = first.interfaces.get(name)
         if start is not None:
             interfaces[name] = {
-                f"{counter}_per_second": _rate(e - s, seconds)
-                for counter, s, e in zip(NET_COUNTERS, start, end, strict=True)
+                f"{counter}_per_second": _rate(end[i] - start[i], seconds)
+                for i, counter in enumerate(NET_COUNTERS)
             }
     pods = {
         uid: {
