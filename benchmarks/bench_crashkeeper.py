@@ -20,6 +20,12 @@ Prints (CLOUD58_BENCH_SIZE=full: 100 MiB, 5 runs each; ci or CI=true: 10 MiB, 3 
     BENCH crashkeeper_capture_s <s>          median capture, with every run and the spread
     BENCH crashkeeper_manual_cp_s <s>        median of the manual way
     BENCH crashkeeper_capture_vs_manual_ratio <r>  the two medians' ratio
+    BENCH crashkeeper_idle_rss_mib <MiB>     ``watch`` at idle: resident memory of the agent and
+                                             its ``ctr events`` child together
+    BENCH crashkeeper_idle_cpu_cores <c>     their CPU time over IDLE_S seconds of idle watching
+                                             (full: 30 s, ci: 10 s) divided by the seconds
+
+The issue's goal for each agent: < 50 MiB RSS and < 0.01 core at idle.
 """
 
 from __future__ import annotations
@@ -43,6 +49,42 @@ from benchstats import bench_size, figure  # noqa: E402
 
 AGENT = os.path.join(REPO, "collections/ansible_collections/cloud58/platform/agents/cloud58_crashkeeper.py")
 SIZES = {"full": (100, 5), "ci": (10, 3)}  # MiB of dump, runs of each way
+IDLE_S = {"full": 30, "ci": 10}
+
+
+def _rss_and_cpu(pids: list[int]) -> tuple[float, float]:
+    """Resident MiB and CPU seconds (user + system) of ``pids`` together, from /proc."""
+    rss, ticks = 0, 0
+    for pid in pids:
+        with open(f"/proc/{pid}/status", encoding="ascii") as handle:
+            rss += next(int(line.split()[1]) for line in handle if line.startswith("VmRSS:"))
+        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return rss / 1024, ticks / os.sysconf("SC_CLK_TCK")
+
+
+def idle(lab, programs, root: str, seconds: int) -> tuple[float, float]:
+    """RSS (MiB) and cores of ``watch`` doing nothing for ``seconds`` after its start."""
+    watch = subprocess.Popen(
+        programs.argv(
+            "python3", AGENT, "watch", "--address", lab.address, "--root", root,
+            "--pod-logs", lab.pod_logs, "--max-bytes", "64M", "--min-free-bytes", "0",
+        ),
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        watch.stdout.readline()  # {"watching": ...}: started, ctr events running
+        children = [int(p) for p in open(f"/proc/{watch.pid}/task/{watch.pid}/children").read().split()]  # noqa: SIM115
+        pids = [watch.pid, *children]
+        _, cpu_before = _rss_and_cpu(pids)
+        time.sleep(seconds)
+        rss, cpu_after = _rss_and_cpu(pids)
+    finally:
+        watch.terminate()
+        watch.wait()
+    return rss, (cpu_after - cpu_before) / seconds
 
 
 def main() -> int:
@@ -125,12 +167,15 @@ def main() -> int:
                     raise SystemExit("bench_crashkeeper: the manual copy is incomplete")
                 lab.ctr("tasks", "exec", "--exec-id", f"m{run}c", "bench", "sh", "-c", "echo > /tmp/dump")
                 shutil.rmtree(target)
+            rss, cores = idle(lab, programs, os.path.join(work, "idle"), IDLE_S[size])
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(figure("crashkeeper_capture_s", agent_s))
     print(figure("crashkeeper_manual_cp_s", manual_s))
     median = sorted(agent_s)[len(agent_s) // 2] / sorted(manual_s)[len(manual_s) // 2]
     print(f"BENCH crashkeeper_capture_vs_manual_ratio {median:.2f}  # agent median / manual median")
+    print(f"BENCH crashkeeper_idle_rss_mib {rss:.1f}  # watch + its ctr events, goal < 50")
+    print(f"BENCH crashkeeper_idle_cpu_cores {cores:.4f}  # over {IDLE_S[size]} s idle, goal < 0.01")
     return 0
 
 
