@@ -98,7 +98,7 @@ def parse_meminfo(path: str, text: str) -> tuple:
     """(MemTotal, MemAvailable) of /proc/meminfo, in bytes."""
     found = {}
     for line in text.splitlines():
-        name, _, rest = line.partition(":")
+        name, _colon, rest = line.partition(":")
         if name in ("MemTotal", "MemAvailable"):
             parts = rest.split()
             try:
