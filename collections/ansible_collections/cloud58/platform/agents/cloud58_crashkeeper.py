@@ -334,7 +334,7 @@ def _copy(source: str, site: str, name: str) -> tuple:
 
 
 def _tree_size(path: str) -> int:
-    return sum(os.lstat(os.path.join(d, f)).st_size for d, _, names in os.walk(path) for f in names)
+    return sum(os.lstat(os.path.join(d, f)).st_size for d, _dirs, names in os.walk(path) for f in names)
 
 
 def _size(value: str) -> int:

@@ -142,7 +142,7 @@ def manifest(
         "started": started,
         "finished": finished,
         "files": [{"name": n, "size": s, "sha256": h} for n, s, h in sorted(files)],
-        "bytes": sum(s for _, s, _ in files),
+        "bytes": sum(entry[1] for entry in files),
     }
     out.update(extra)
     return out
@@ -299,5 +299,5 @@ def listing(entries: list) -> str:
 def core_files(entries: list) -> list:
     """Paths in the writable layer that look like core dumps (``core``, ``core.<pid>``)."""
     return sorted(
-        p for p, kind, _ in entries if kind == "f" and re.fullmatch(r"core(\.\d+)?", p.rsplit("/", 1)[-1])
+        p for p, kind, _size in entries if kind == "f" and re.fullmatch(r"core(\.\d+)?", p.rsplit("/", 1)[-1])
     )

@@ -236,8 +236,9 @@ def test_fits(free, incoming, expected):
 def test_upperdir_from_ctr_snapshot_mounts():
     text = (
         "mount -t overlay overlay /tmp/x -o index=off,"
-        "workdir=/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots/12/work,upperdir=/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/"
-        "snapshots/12/fs,lowerdir=/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots/3/fs\n"
+        "workdir=/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots/12/work,"
+        "upperdir=/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots/12/fs,"
+        "lowerdir=/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots/3/fs\n"
     )
     assert (
         crash.upperdir(text) == "/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots/12/fs"
