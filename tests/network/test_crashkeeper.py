@@ -275,6 +275,18 @@ def test_bad_input_fails_before_anything_is_written(node, annotation, extra, mes
     assert not os.path.exists(node.root / "shop_bad-1")
 
 
+def test_an_oversized_budget_does_not_even_make_the_root(node, tmp_path):
+    node.lab.start("bad-root", "exec sleep 1000", "shop/bad-2", annotations={"cloud58.io/crash": DUMP})
+    argv = node.agent_argv("capture", "--container-id", "bad-root")
+    argv[argv.index("--root") + 1] = str(tmp_path / "new" / "crash")
+    done = subprocess.run([*argv, "--max-bytes", "1P"], capture_output=True, text=True, check=False)
+    assert done.returncode == 2
+    assert done.stderr.startswith(
+        "cloud58-crashkeeper: --max-bytes: 1125899906842624 plus --min-free-bytes 0 "
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_old_sites_go_first_when_the_budget_is_full(node, tmp_path):
     """Three captures of one pod with room for two sites: the oldest is deleted, the newest kept."""
     node.lab.start(

@@ -60,9 +60,12 @@ class Keeper:
     def __init__(self, args) -> None:
         self.args = args
         self.budget = crash.Budget(args.max_sites, args.max_bytes, args.min_free_bytes)
-        os.makedirs(args.root, exist_ok=True)
-        disk = os.statvfs(args.root)
+        existing = os.path.abspath(args.root)
+        while not os.path.isdir(existing):  # the disk it will be on, before it is made
+            existing = os.path.dirname(existing)
+        disk = os.statvfs(existing)
         crash.check_budget(self.budget, args.root, disk.f_blocks * disk.f_frsize)
+        os.makedirs(args.root, exist_ok=True)
         self.api = _PodApi(args.kubeconfig, args.context) if args.kubeconfig else None
 
     # -- containerd ------------------------------------------------------------------------
