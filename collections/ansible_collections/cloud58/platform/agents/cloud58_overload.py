@@ -15,7 +15,8 @@ keeps the clock, and on a change patches the Node (taint and condition CloudFift
 format works (the tests write one). --high/--low default by source: 50/25 (% pressure, some
 avg10) or 1.5/1.0 (1-minute load per CPU). On start the agent takes its state from the Node's
 condition, so a restart neither clears nor re-taints. Options and the source are checked before
-anything is changed: a bad one is one line naming it and the value, exit status 2.
+anything is changed: a bad one is one line naming it and the value, exit status 2. An API server
+that cannot be reached at start is one line on stderr and a retry (the service keeps running).
 """
 
 from __future__ import annotations
@@ -115,8 +116,22 @@ def _run(args) -> int:
     api = NodeApi(args.kubeconfig, args.context, args.node)
     from urllib3.exceptions import HTTPError  # the client's transport: the API server unreachable
 
-    state = overload.State(overload.is_overloaded(api.read()))
-    api.publish(state.overloaded, value, kind, policy)
+    backoff = 1.0
+    while True:  # an API server that cannot be reached yet: one line, and again later
+        try:
+            state = overload.State(overload.is_overloaded(api.read()))
+            api.publish(state.overloaded, value, kind, policy)
+            break
+        except (OSError, HTTPError) as e:
+            message = str(e).splitlines()[0] if str(e) else type(e).__name__
+            print(
+                f"{PROGRAM}: node {args.node}: --kubeconfig {args.kubeconfig}: the API server cannot be "
+                f"reached: {message}; retrying in {backoff:.0f}s",
+                file=sys.stderr,
+                flush=True,
+            )
+            time.sleep(backoff)
+            backoff = min(backoff * 2, 30.0)
     stop = []
     signal.signal(signal.SIGTERM, lambda *args: stop.append(True))
     while not stop:

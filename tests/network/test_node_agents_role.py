@@ -1,0 +1,266 @@
+"""The role cloud58.platform.node_agents on a podman systemd container of the node image.
+
+ansible-playbook runs the role against one container (``c58agents-<pid>``, started with
+``cloud58_lab.nodes.start_containers`` as the node benchmark starts its nodes) through the
+``cloud58.lab.podman_nsenter`` connection. The node image has no Python Kubernetes client and
+the test has no network to install Debian's python3-kubernetes, so the test copies the client
+from this checkout's virtualenv into the container (the same Python minor version) and runs the
+role with ``node_agents_packages: []``.
+
+Both agents get a kubeconfig whose server is a loopback port nobody listens on inside the
+container: their units must stay active and the journal must carry one clear line about the
+unreachable API server. Converge, a second run that changes nothing, check mode that changes
+nothing, a missing credential that fails the host by the variable's name, an agent switched off.
+The agents' behaviour against a real API server is proven by
+tests/integration/test_netshaper_watch.py and test_overload_agent.py.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+
+from cloud58_lab import nodes, programs
+from cloud58_lab.netlab import run_prefix
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+PLAYBOOK = """\
+- name: Run the node agents
+  hosts: all
+  gather_facts: false
+  roles:
+    - cloud58.platform.node_agents
+"""
+NODE = "lab1-w1"
+AGENTS = ("cloud58-netshaper", "cloud58-overload")
+TOKEN = "c58-test-secret-token-0123456789"
+
+
+def _kubeconfig(name: str) -> str:
+    """A kubeconfig whose server is a loopback port nobody listens on in the container."""
+    return (
+        "apiVersion: v1\nkind: Config\n"
+        "clusters:\n- name: lab1\n  cluster:\n    server: https://127.0.0.1:1\n"
+        "    insecure-skip-tls-verify: true\n"
+        f"users:\n- name: {name}\n  user:\n    token: {TOKEN}-{name}\n"
+        f"contexts:\n- name: lab1\n  context:\n    cluster: lab1\n    user: {name}\n"
+        "current-context: lab1\n"
+    )
+
+
+def _client_files() -> list[Path]:
+    """The top-level packages and modules of the Kubernetes client and what it requires, in the
+    virtualenv (stands in for Debian's python3-kubernetes)."""
+    todo, seen, files = ["kubernetes"], set(), set()
+    while todo:
+        dist = metadata.distribution(todo.pop())
+        if dist.metadata["Name"].lower() in seen:
+            continue
+        seen.add(dist.metadata["Name"].lower())
+        for requirement in map(Requirement, dist.requires or []):
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                todo.append(requirement.name)
+        for path in dist.files or []:
+            top = path.parts[0]
+            if (not top.endswith((".dist-info", "__pycache__")) and top != ".." and len(path.parts) > 1) or (
+                top.endswith(".py") or top.endswith(".so")
+            ):
+                files.add(Path(dist.locate_file(top)))
+    return sorted(files)
+
+
+def _podman(*args, check=True):
+    return subprocess.run(
+        programs.argv("podman", *args), capture_output=True, text=True, env=nodes.podman_env(), check=check
+    )
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory):
+    work = tmp_path_factory.mktemp("node-agents")
+    env = nodes.podman_env()
+    image = subprocess.run(
+        [str(REPO / "scripts/setup/image.sh"), "--print-ref"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    ).stdout.strip()
+    container = run_prefix("c58agents").rstrip("-")
+    try:
+        nodes.start_containers({container: NODE}, image, "cloud58.io/test=node-agents", env)
+        site = _podman(
+            "exec", container, "python3", "-c", "import site; print(site.getsitepackages()[0])"
+        ).stdout.strip()
+        _podman("exec", container, "mkdir", "-p", site)
+        client_dir = work / "site-packages"
+        client_dir.mkdir()
+        for source in _client_files():
+            copy = shutil.copytree if source.is_dir() else shutil.copy2
+            copy(source, client_dir / source.name)
+        _podman("cp", f"{client_dir}/.", f"{container}:{site}")
+        _podman("exec", container, "python3", "-c", "import kubernetes")
+        yield container, work
+    finally:
+        problems = nodes.remove_containers([container], env)
+        assert problems == [], f"cleanup left: {problems}"
+
+
+def _play(node, check=False, **extra):
+    """Run the role on the container; its stats, the failed tasks' messages and the whole output."""
+    container, work = node
+    (work / "play.yml").write_text(PLAYBOOK)
+    variables = {
+        "ansible_connection": "cloud58.lab.podman_nsenter",
+        "ansible_host": container,
+        "ansible_pipelining": True,
+        "node_agents_packages": [],
+        "node_agents_netshaper_kubeconfig": _kubeconfig("netshaper"),
+        "node_agents_overload_kubeconfig": _kubeconfig("overload"),
+        **extra,
+    }
+    (work / "vars.json").write_text(json.dumps(variables))
+    env = dict(
+        nodes.podman_env(),
+        ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
+        ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
+        PYTHONPATH=str(REPO / "collections"),
+    )
+    args = ["-i", f"{NODE},", str(work / "play.yml"), "-e", f"@{work / 'vars.json'}"]
+    proc = subprocess.run(
+        programs.argv("ansible-playbook", *args) + (["--check", "--diff"] if check else []),
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        check=False,
+    )
+    report = json.loads(proc.stdout)
+    stats = report["stats"][NODE]
+    failed = [
+        result["msg"]
+        for play in report["plays"]
+        for task in play["tasks"]
+        for result in task["hosts"].values()
+        if result.get("failed")
+    ]
+    return {"changed": stats["changed"], "failures": stats["failures"]}, failed, proc.stdout
+
+
+def _in(node, *argv):
+    return _podman("exec", node[0], *argv, check=False)
+
+
+def _active(node):
+    return _in(node, "systemctl", "is-active", *(f"{a}.service" for a in AGENTS)).stdout.split()
+
+
+def _main_pid(node, unit):
+    return _in(node, "systemctl", "show", "-p", "MainPID", "--value", f"{unit}.service").stdout.strip()
+
+
+def _journal_has(node, unit, text):
+    deadline = time.monotonic() + 30  # a bound on a hang, not a timing assertion
+    while time.monotonic() < deadline:
+        journal = _in(node, "journalctl", "--no-pager", "-o", "cat", "-u", unit).stdout
+        if text in journal:
+            return journal
+        time.sleep(0.2)
+    pytest.fail(f"{unit}: never logged {text!r}; its journal:\n{journal}", pytrace=False)
+
+
+def test_check_mode_changes_nothing(node):
+    stats, failed, _out = _play(node, check=True)
+    assert (stats["failures"], failed) == (0, [])
+    # module_utils dirs, module_utils files, programs, kubeconfig dir, kubeconfigs, units
+    assert stats["changed"] == 6
+    assert _in(node, "ls", "/usr/local/lib/cloud58-agents", "/etc/cloud58").returncode == 2
+    assert _active(node) == ["inactive", "inactive"]
+
+
+def test_converge_installs_the_agents_as_active_units(node):
+    stats, failed, out = _play(node)
+    assert (stats, failed) == ({"changed": 7, "failures": 0}, [])
+    assert TOKEN not in out  # the credentials are never logged
+    assert _active(node) == ["active", "active"]
+    modes = _in(
+        node,
+        "stat",
+        "-c",
+        "%a %U %n",
+        "/etc/cloud58/netshaper.kubeconfig",
+        "/etc/cloud58/overload.kubeconfig",
+    )
+    assert modes.stdout.splitlines() == [
+        "600 root /etc/cloud58/netshaper.kubeconfig",
+        "600 root /etc/cloud58/overload.kubeconfig",
+    ]
+    assert _in(node, "cat", "/etc/cloud58/overload.kubeconfig").stdout == _kubeconfig("overload")
+    assert _in(node, "systemctl", "is-enabled", *(f"{a}.service" for a in AGENTS)).stdout.split() == [
+        "enabled",
+        "enabled",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("unit", "line"),
+    [
+        pytest.param(
+            "cloud58-netshaper",
+            "cloud58-netshaper: --kubeconfig /etc/cloud58/netshaper.kubeconfig: ",
+            id="netshaper",
+        ),
+        pytest.param(
+            "cloud58-overload",
+            "cloud58-overload: node lab1-w1: --kubeconfig /etc/cloud58/overload.kubeconfig: "
+            "the API server cannot be reached: ",
+            id="overload",
+        ),
+    ],
+)
+def test_unreachable_api_server_is_logged_and_the_agent_keeps_running(node, unit, line):
+    journal = _journal_has(node, unit, line)
+    errors = [entry for entry in journal.splitlines() if entry.startswith(line)]
+    assert errors[0].endswith("; retrying in 1s")
+    assert "Traceback" not in journal
+    assert _in(node, "systemctl", "is-active", f"{unit}.service").stdout.strip() == "active"
+
+
+def test_second_run_changes_nothing(node):
+    stats, failed, _out = _play(node)
+    assert (stats, failed) == ({"changed": 0, "failures": 0}, [])
+
+
+def test_check_mode_shows_a_changed_setting_and_changes_nothing(node):
+    unit = _in(node, "cat", "/etc/systemd/system/cloud58-overload.service").stdout
+    pid = _main_pid(node, "cloud58-overload")
+    stats, failed, _out = _play(node, check=True, node_agents_overload_interval=10)
+    # the unit file and the restart it would bring
+    assert (stats, failed) == ({"changed": 2, "failures": 0}, [])
+    assert _in(node, "cat", "/etc/systemd/system/cloud58-overload.service").stdout == unit
+    assert _main_pid(node, "cloud58-overload") == pid
+
+
+def test_an_enabled_agent_without_kubeconfig_fails_by_the_variables_name(node):
+    stats, failed, _out = _play(node, node_agents_overload_kubeconfig="")
+    assert stats == {"changed": 0, "failures": 1}
+    assert failed == [
+        "host lab1-w1: node_agents_overload_kubeconfig empty; an enabled agent needs its kubeconfig "
+        "(from the vault), or switch the agent off"
+    ]
+
+
+def test_an_agent_switched_off_is_stopped_and_disabled(node):
+    stats, failed, _out = _play(node, node_agents_overload=False, node_agents_overload_kubeconfig="")
+    assert (stats, failed) == ({"changed": 1, "failures": 0}, [])
+    assert _active(node) == ["active", "inactive"]
+    assert _in(node, "systemctl", "is-enabled", "cloud58-overload.service").stdout.strip() == "disabled"
