@@ -15,7 +15,7 @@ COLLECTION := $(REPO)/collections/ansible_collections/cloud58/platform
 DC ?= lab1
 
 .PHONY: help setup setup-apt setup-venv setup-upstream setup-runtime setup-image lock \
-        test lint unit integration network lab-e2e molecule sanity bench lab lab-status lab-down \
+        test lint unit integration network molecule sanity bench lab lab-status lab-down \
         topology render reconcile mr-check validate clean
 
 help: ## list the targets
@@ -45,11 +45,11 @@ lock: ## re-resolve requirements.in into the fully pinned requirements.txt
 ## ---- tests ------------------------------------------------------------------------
 # Two lanes side by side (2 cores): the integration tier, the longest, alone in one; every
 # other tier in the other, benchmarks last. scripts/ci/tiers.sh says what the lanes share.
-# The lab tier (lab2) comes last in the second lane: when it ran beside the integration
-# tier's site.yml lab (lab1), the two labs together took 27 minutes for what one does alone
-# in about 10 (2026-12-04), so it waits until lab1 is done.
-test: setup ## every tier: lint, sanity, unit, integration, network, molecule, benchmarks, lab-e2e (CI size)
-	@CLOUD58_BENCH_SIZE=ci scripts/ci/tiers.sh --lanes "integration" "lint sanity unit network molecule bench lab-e2e"
+# One lab datacenter per run: the integration tier starts lab1 the way `make lab` does and
+# runs every lab test on it (two labs side by side took 27 minutes for what one does alone
+# in about 10, 2026-12-04).
+test: setup ## every tier: lint, sanity, unit, integration, network, molecule, benchmarks (CI size)
+	@CLOUD58_BENCH_SIZE=ci scripts/ci/tiers.sh --lanes "integration" "lint sanity unit network molecule bench"
 
 lint: setup-venv ## ruff, import contracts (.importlinter, docs/architecture.md) and ansible-lint (production profile)
 	ruff check .
@@ -63,11 +63,8 @@ sanity: setup-venv ## ansible-test sanity, ansible-doc for every module, collect
 unit: setup-venv ## planner, renderers and reconcile decisions; no real parts
 	python -m pytest -q $(COLLECTION)/tests/unit $(wildcard tests/unit)
 
-integration: setup-venv setup-upstream ## real etcd + kube-apiserver clusters, real routers in namespaces
+integration: setup-venv setup-upstream setup-image ## real etcd + kube-apiserver clusters, real routers; `make lab` on lab1, end to end
 	python -m pytest -q --durations=15 tests/integration
-
-lab-e2e: setup-venv setup-upstream setup-image ## make lab end to end on one datacenter (tests/lab), then remove-node and down
-	python -m pytest -q --durations=5 tests/lab
 
 network: setup-venv ## BGP lab: FRR and BIRD in network namespaces, real packets
 	python -m pytest -q tests/network

@@ -6,14 +6,14 @@ repository's ansible.cfg and with Ansible's defaults; and the scale-out of one m
 datacenter of 5 and of 20 minions (issue #12 item 6).
 
 The datacenter is lab2 of inventories/lab, its hosts as systemd containers at the plan's
-addresses (lab/cloud58_lab/staticpods.py, the same hosts `make lab` and tests/lab use):
+addresses (lab/cloud58_lab/staticpods.py, the hosts of `make lab` and the integration tier):
 
 * ``full`` (``make bench``): every host of lab2 (3 masters, 2 minions, 2 LVS directors),
   site.yml from empty hosts, the masters' static pods, the second run that checks health
   and writes the identity object; then the no-op reruns, three of each, alternating;
 * ``ci`` (``make test``): site.yml limited to the two minions (the nodes stage and the join;
-  the control plane and the directors are left to tests/lab, which runs the whole
-  datacenter), one no-op rerun of each kind.
+  the control plane and the directors are left to the integration tier's lab, which runs a
+  whole datacenter), one no-op rerun of each kind.
 
 Both sizes then add minions the lab has no container for to the inventory (the plan has 5,
 then 20 minions; their certificates are issued first, untimed, as a datacenter provisioned

@@ -193,11 +193,17 @@ class _Context:
 
 def up(
     inventory: Path = REPO / "inventories/lab",
+    *,
     state_dir: Path = STATE_DIR,
     out=print,
     net_prefix: str = NET_PREFIX,
     datacenters: list[str] | None = None,
+    labs: dict | None = None,
 ) -> int:
+    """Start the lab (see the module's docstring); 0 when it is up. ``labs``: a caller that
+    stays after ``up`` returns (a test) gets each datacenter's ``StaticPodLab`` in it, with
+    its manifests replayed as a kubelet does while that caller runs; ``make lab`` exits and
+    leaves nothing running but what ``down`` removes."""
     plan = lab_plan(inventory)
     if _read_state(state_dir):
         out("lab: already up (make lab-down removes it); status:")
@@ -229,8 +235,10 @@ def up(
             state["datacenters"][dc] = {"workdir": str(workdir)}
             _write_state(state_dir, state)
             dclab = staticpods.StaticPodLab(dc, plan, workdir, bin_dir(), image, with_nodes=True)
+            if labs is not None:
+                labs[dc] = dclab
             out(f"lab: {dc}: {len(dclab.hosts)} hosts ({', '.join(dclab.hosts)}); playbooks/site.yml on them")
-            timings = dclab.provision(out=lambda m: out(f"lab: {m}"))
+            timings = dclab.provision(sync=labs is not None, out=lambda m: out(f"lab: {m}"))
             recap = nodes.recap(dclab.first_run.stdout)
             state["datacenters"][dc].update(
                 cluster=dclab.cluster["name"],
@@ -279,6 +287,8 @@ def up(
         _write_state(state_dir, state)
     except Exception as e:
         out(f"lab: start failed, removing what was started: {e}")
+        for dclab in (labs or {}).values():
+            dclab.stop_sync()
         down(state_dir, out=out)
         if isinstance(
             e, LabError | staticpods.StaticPodLabError | controlplane.ControlPlaneError | TimeoutError

@@ -1,12 +1,17 @@
-"""A lab datacenter provisioned through the front door, `playbooks/site.yml` on every host of
-the datacenter (masters, minions, LVS directors: podman systemd containers at the plan's
-addresses), and its control plane run for real from what the control_plane stage writes
-(see lab/cloud58_lab/staticpods.py for how the manifests run without a kubelet).
+"""A lab datacenter started as `make lab` starts it (lab/cloud58_lab/lab.py `up`): its hosts
+(masters, minions, LVS directors: podman systemd containers at the plan's addresses)
+provisioned through the front door, `playbooks/site.yml`, twice; the Calico CRDs, the
+rendered objects reconciled, the BGP fabric, the status table. Its control plane runs for
+real from what the control_plane stage writes (see lab/cloud58_lab/staticpods.py for how
+the manifests run without a kubelet); at the end `make lab-down` (`down`) must leave no
+container, namespace or fabric process.
 
 Per datacenter, one module-scoped lab. `make test` runs lab1 only: lab2 differs in its
 addresses and AS numbers, not in any code path, and each lab costs about ten minutes of
-the CI's ninety. CLOUD58_LAB_DCS="lab1 lab2" runs both:
+the CI's ninety. CLOUD58_LAB_DCS="lab1 lab2" runs both (one after the other):
 
+* the status table names the cluster, its endpoint, version and identity, and the stand-ins;
+  every router and node speaker of the fabric has all its BGP sessions up;
 * site.yml from empty hosts: every host changes, none fails; the run's output holds no key
   material; the second run changes only the identity object (created once the API answers);
 * a minion added to the inventory is provisioned by `site.yml --limit <it>` alone: no other
@@ -20,7 +25,9 @@ the CI's ninety. CLOUD58_LAB_DCS="lab1 lab2" runs both:
 * the minions' kubelets (real containerd and kubelet, joined by site.yml's join stage with
   client certificates from the cluster PKI) register Ready Nodes with the plan's labels and
   addresses, and a pod runs on each with an address from its node's block; the scale-out
-  minion joins too;
+  minion joins too; reconcile gave the Nodes the plan's AS-number annotations;
+* remove-node.yml drains and deletes a minion's Node and cleans its kubelet (nothing in
+  check mode, nothing the second time);
 * bad input (a version skipping a minor, a SAN of another cluster) fails before any host
   changes;
 * with one master stopped, the API keeps serving and the leases move.
@@ -36,9 +43,11 @@ import ipaddress
 import json
 import os
 import re
+import shutil
 import socket
 import ssl
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -47,9 +56,12 @@ import yaml
 from cryptography import x509
 
 from ansible_collections.cloud58.platform.plugins.module_utils.topology import build_plan, load_inventory
+from cloud58_lab import lab as make_lab
+from cloud58_lab import staticpods
+from cloud58_lab.controlplane import proc_start_time
+from cloud58_lab.nodes import podman_env
 from cloud58_lab.nodes import recap as play_recap
 from cloud58_lab.secretscan import key_bodies, scan_paths, scan_text
-from cloud58_lab.staticpods import StaticPodLab
 
 pytestmark = pytest.mark.slow
 
@@ -61,19 +73,6 @@ WAIT = 240.0
 
 def _plan():
     return build_plan(load_inventory(str(REPO / "inventories/lab"))).as_dict()
-
-
-def _node_image() -> str:
-    env = dict(os.environ, CONTAINERS_CONF=str(REPO / "containers/containers.conf"))
-    ref = subprocess.run(
-        [REPO / "scripts/setup/image.sh", "--print-ref"], capture_output=True, text=True, check=False, env=env
-    )
-    if ref.returncode != 0:
-        pytest.fail(f"no node image reference: {ref.stderr.strip()}", pytrace=False)
-    image = ref.stdout.strip()
-    if subprocess.run(["podman", "image", "exists", image], env=env, check=False).returncode != 0:
-        pytest.fail(f"the node image {image} is missing; run `make setup-image`", pytrace=False)
-    return image
 
 
 def _wait(what: str, probe, timeout: float = WAIT, interval: float = 1.0):
@@ -99,29 +98,62 @@ def _digest_of_manifests(lab) -> dict:
 
 
 @pytest.fixture(scope="module", params=DATACENTERS)
-def lab(request, upstream_bin_dir, tmp_path_factory):
+def lab(request, upstream_bin_dir):
+    """The datacenter as `make lab` starts it (lab.up): site.yml twice on every host, the
+    Calico CRDs, the rendered objects reconciled, the BGP fabric, the status table; the
+    StaticPodLab that up provisioned is what the tests drive. At the end `make lab-down`
+    (lab.down) must leave no container, namespace or fabric process."""
     dc = request.param
-    lab = StaticPodLab(
-        dc,
-        _plan(),
-        tmp_path_factory.mktemp(f"staticpods-{dc}"),
-        upstream_bin_dir,
-        _node_image(),
-        with_nodes=True,
-    )
+    # FRR runs as its own user: its directories must be reachable, unlike pytest's tmp_path
+    top = Path(tempfile.mkdtemp(prefix="c58-lab-it-"))
+    top.chmod(0o755)
+    state_dir = top / "lab"
+    prefix = f"c58it{os.getpid() % 100000}-"
+    lines: list[str] = []
+    labs: dict = {}
     timings = {}
+    pids: list = []
     try:
-        # The front door, as a user runs it per datacenter: every stage of site.yml on every
-        # host of the datacenter (masters, minions, LVS directors), twice.
-        timings.update(lab.provision(sync=True))
-        lab.timings = timings
-        yield lab
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("CLOUD58_BIN_DIR", str(upstream_bin_dir))
+            started = time.monotonic()
+            assert (
+                make_lab.up(
+                    state_dir=state_dir, out=lines.append, net_prefix=prefix, datacenters=[dc], labs=labs
+                )
+                == 0
+            )
+            timings["make lab"] = time.monotonic() - started
+        dclab = labs[dc]
+        state = json.loads((state_dir / "state.json").read_text())
+        pids = [p["pid"] for p in state["net"]["processes"]]
+        timings.update(state["datacenters"][dc]["timings"])
+        dclab.timings, dclab.state, dclab.lines, dclab.net_prefix = timings, state, lines, prefix
+        yield dclab
     finally:
         started = time.monotonic()
-        leftovers = lab.close()
+        # The scale-out minion is not in the plan: close() removes it with the rest by name.
+        leftovers = labs[dc].close() if dc in labs else []
+        make_lab.down(state_dir, out=lines.append)
         timings["cleanup"] = time.monotonic() - started
+        print("\n" + "\n".join(lines))  # what `make lab` printed: the status table and step times
         print(f"\n{dc} timings: " + ", ".join(f"{k} {v:.0f}s" for k, v in timings.items()))
-        assert leftovers == [], leftovers
+        staticpods.down(dc, top / "fallback")  # fixed names: the fallback if up failed half-way
+        shutil.rmtree(top, ignore_errors=True)
+    assert leftovers == [], leftovers
+    assert not state_dir.exists()
+    assert _namespaces(prefix) == []
+    assert [pid for pid in pids if proc_start_time(pid) is not None] == []
+    left = subprocess.run(
+        ["podman", "ps", "-a", "--format", "{{.Names}}", "--filter", f"name=^c58cp-{dc}"],
+        capture_output=True, text=True, env=podman_env(), check=True,
+    ).stdout.split()  # fmt: skip
+    assert left == []
+
+
+def _namespaces(prefix: str) -> list[str]:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
+    return sorted(line.split()[0] for line in out.splitlines() if line.startswith(prefix))
 
 
 def test_first_run_converges_and_logs_no_key(lab):
@@ -158,6 +190,39 @@ def test_second_run_changes_nothing_but_creates_the_identity(lab):
         (REPO / f"clusters/{lab.cluster['name']}/32_configmap_kube-system_cloud58-identity.yaml").read_text()
     )
     assert identity["data"] == rendered["data"]
+
+
+# inventories/lab: the master whose api_endpoint the lab's kubeconfig goes through (the
+# second master, at .75 of each datacenter's node subnet).
+ENDPOINTS = {"lab1": "https://198.18.0.75:8443", "lab2": "https://198.19.0.75:8443"}
+
+
+def test_make_lab_prints_the_status_table_and_its_stand_ins(lab):
+    # site.yml changed every host of the datacenter and failed none (up raises otherwise).
+    changed = lab.state["datacenters"][lab.dc]["changed"]
+    assert sorted(changed) == sorted(["localhost", *lab.hosts])
+    assert [h for h in lab.hosts if changed[h] == 0] == []
+    # The cluster the control_plane role installed, through that master's api_endpoint, at
+    # the pinned version, with its identity.
+    header = next(
+        i
+        for i, line in enumerate(lab.lines)
+        if line.split()[:4] == ["cluster", "datacenter", "api", "endpoint"]
+    )
+    row = lab.lines[header + 1].split()
+    name = f"{lab.dc}-k8s"
+    assert row[:4] + row[-1:] == [name, lab.dc, ENDPOINTS[lab.dc], "v1.36.3", name]
+    assert "stand-ins in use:" in lab.lines
+
+
+def test_the_bgp_fabric_has_every_session_established(lab):
+    # lab/cloud58_lab/bgplab.py prints one line per router (FRR) and per node speaker (BIRD)
+    # of the datacenter: ten in each lab datacenter.
+    sessions = [re.match(r"\s*(\S+): (\d+)/(\d+) sessions Established", line) for line in lab.lines]
+    sessions = [m.groups() for m in sessions if m]
+    assert len(sessions) == 10
+    assert [s for s in sessions if s[1] != s[2] or s[1] == "0"] == []
+    assert len(_namespaces(lab.net_prefix)) > 5
 
 
 def test_every_static_pod_is_running(lab):
@@ -509,6 +574,21 @@ def test_minions_register_ready_nodes_with_the_plan_labels(lab):
     assert sorted(_nodes(lab)) == sorted(lab.minions)
 
 
+# clusters/<cluster>/cluster.yml: node_annotations of the minions, which reconcile wrote.
+AS_NUMBERS = {"lab1-w1": "65111", "lab1-w2": "65112", "lab2-w1": "65211", "lab2-w2": "65212"}
+
+
+def test_reconcile_gave_the_nodes_their_as_numbers_and_the_namespaces(lab):
+    nodes = _nodes(lab)
+    assert {
+        name: nodes[name]["metadata"].get("annotations", {}).get("projectcalico.org/ASNumber")
+        for name in lab.minions
+    } == {name: AS_NUMBERS[name] for name in lab.minions}
+    assert lab.kubectl(lab.endpoint, "get", "namespace", "cloud58-system", "-o", "name").stdout.strip() == (
+        "namespace/cloud58-system"
+    )
+
+
 def test_a_pod_runs_on_each_minion_with_an_address_of_its_block(lab):
     lab.kubectl(lab.endpoint, "create", "serviceaccount", "default", "--namespace", "default", check=False)
     for host in lab.minions:
@@ -537,6 +617,9 @@ def test_a_pod_runs_on_each_minion_with_an_address_of_its_block(lab):
 
     for host, ip in _wait("a running pause pod on every minion", ips).items():
         assert ipaddress.ip_address(ip) in ipaddress.ip_network(lab.pod_block(host)), (host, ip)
+    # Bare pods: a drain (remove-node.yml) refuses them, as kubectl drain does.
+    names = [f"pause-{host}" for host in lab.minions]
+    lab.kubectl(lab.endpoint, "delete", "pod", "--namespace", "default", *names)
 
 
 # node subnet.
@@ -565,6 +648,74 @@ def test_scale_out_runs_site_yml_on_the_new_minion_alone(lab):
     # And site.yml's join stage gave it a client certificate of its own: it registers.
     lab.prepare_nodes([name])
     _assert_joined(lab, [name])
+
+
+# What the kubelet role and the join stage wrote on a node, and remove-node.yml takes away
+# (containerd stays).
+KUBELET_FILES = (
+    "/etc/systemd/system/kubelet.service",
+    "/etc/kubernetes/kubelet.env",
+    "/etc/kubernetes/kubelet.conf",
+    "/etc/kubernetes/pki/kubelet-client.crt",
+    "/etc/kubernetes/pki/kubelet-client.key",
+    "/var/lib/kubelet",
+    "/var/lib/kubelet/config.yaml",
+    "/usr/local/bin/kubelet",
+)
+
+
+def _kubelet_unit(lab, host: str) -> dict:
+    unit = lab.exec(
+        host,
+        ["systemctl", "show", "-p", "LoadState,ActiveState,UnitFileState", "kubelet.service"],
+        check=False,
+    )
+    return dict(line.split("=", 1) for line in unit.stdout.split())
+
+
+def _present(lab, host: str) -> list[str]:
+    return [p for p in KUBELET_FILES if lab.exec(host, ["test", "-e", p], check=False).returncode == 0]
+
+
+def test_remove_node_drains_deletes_and_cleans_a_minion(lab):
+    """remove-node.yml takes the second minion out of the cluster and cleans its kubelet:
+    nothing in check mode, everything for real, nothing the second time."""
+    host = f"{lab.dc}-w2"
+    before = sorted(_nodes(lab))
+    assert before == sorted(lab.minions)  # the planned ones and the scale-out's
+    variables = {"remove_node": host, "kubeconfig": lab.state["kubeconfig"]}
+
+    check = lab.ansible_playbook("remove-node.yml", variables, "--check", "--diff")
+    assert check.returncode == 0, check.stdout[-4000:]
+    assert sorted(h for h, r in play_recap(check.stdout).items() if r["changed"]) == [host, "localhost"]
+    assert sorted(_nodes(lab)) == before
+    assert _kubelet_unit(lab, host) == {
+        "LoadState": "loaded",
+        "ActiveState": "active",
+        "UnitFileState": "enabled",
+    }
+    assert _present(lab, host) == list(KUBELET_FILES)
+
+    first = lab.ansible_playbook("remove-node.yml", variables)
+    assert first.returncode == 0, first.stdout[-4000:]
+    assert sorted(h for h, r in play_recap(first.stdout).items() if r["changed"]) == [host, "localhost"]
+    assert sorted(_nodes(lab)) == [n for n in before if n != host]
+    assert _kubelet_unit(lab, host) == {
+        "LoadState": "not-found",
+        "ActiveState": "inactive",
+        "UnitFileState": "",
+    }
+    assert _present(lab, host) == []
+    assert (
+        lab.exec(host, ["systemctl", "is-active", "containerd.service"], check=False).stdout.strip()
+        == "active"
+    )
+
+    second = lab.ansible_playbook("remove-node.yml", variables)
+    assert second.returncode == 0, second.stdout[-4000:]
+    again = play_recap(second.stdout)
+    assert sorted(again) == [host, "localhost"]
+    assert [h for h, r in again.items() if r["changed"] or r["failed"] or r["unreachable"]] == []
 
 
 def test_bad_input_fails_before_any_host_changes(lab):
