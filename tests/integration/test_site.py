@@ -37,6 +37,7 @@ CALICO_CHECK = "Check that the Calico release is named by a URL and a sha256, be
 CALICO = "Fetch the Calico release from the mirror, verify it and set it up per cluster"
 ROUTERS = "Write the router configurations of each datacenter for the network team"
 ROUTER_HOSTS = "Configure FRR on the routers that are hosts of the inventory"
+LVS = "Make the LVS directors full-NAT directors that announce their healthy VIPs by BGP"
 RECONCILE = "Reconcile clusters with clusters/"
 ARGUMENT_CHECK = ": Validating arguments against arg spec "
 ROUTER_NAMES = ["core1", "r1-tor1", "r1-tor2", "r2-tor1", "r2-tor2"]
@@ -72,7 +73,7 @@ def _plays_with_tasks(listing: str) -> list[str]:
             [
                 *(PREFLIGHT, CALICO_CHECK, BASE, PREFLIGHT, NODES, LVS_KERNEL, PREFLIGHT, STATIC_PODS),
                 ENDPOINT,
-                *(JOIN, CALICO, ROUTERS, ROUTER_HOSTS),
+                *(JOIN, CALICO, ROUTERS, ROUTER_HOSTS, LVS),
             ],
             id="all-but-gitops",
         ),
@@ -87,6 +88,7 @@ def _plays_with_tasks(listing: str) -> list[str]:
         ),
         pytest.param(["--tags", "calico"], [PREFLIGHT, CALICO_CHECK, CALICO], id="calico"),
         pytest.param(["--tags", "routers"], [PREFLIGHT, ROUTERS, ROUTER_HOSTS], id="routers"),
+        pytest.param(["--tags", "lvs"], [PREFLIGHT, LVS], id="lvs"),
         pytest.param(["--tags", "gitops"], [PREFLIGHT, RECONCILE], id="gitops-only-when-asked"),
     ],
 )

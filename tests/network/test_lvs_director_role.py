@@ -68,6 +68,9 @@ def _play(director, check=False, **extra):
         "cloud58_topology": {"plan": plan},
         "lvs_director_sysctl_file": str(work / "62-cloud58-lvs-director.conf"),
         "lvs_director_slots": 8,
+        # The host's nftables and BIRD (apt-packages.txt); this namespace's BIRD is the test's.
+        "lvs_director_install_packages": False,
+        "lvs_director_manage_services": False,
         "lvs_director_realservers": {
             "lab1-ingress": [{"address": "198.18.5.2", "port": 8080, "vip_port": 80}]
         },
