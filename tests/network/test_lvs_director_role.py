@@ -15,7 +15,6 @@ our DPVS schema (in the role) and its NAT subset by the real ``keepalived --conf
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -24,7 +23,7 @@ import pytest
 
 from ansible_collections.cloud58.platform.plugins.module_utils.lvs.keepalived import nat_subset
 from ansible_collections.cloud58.platform.plugins.module_utils.topology import build_plan, load_inventory
-from cloud58_lab import programs
+from cloud58_lab import programs, roleplay
 from cloud58_lab.netlab import NetLab, run_prefix
 
 pytestmark = pytest.mark.slow
@@ -58,7 +57,6 @@ def director(tmp_path_factory):
 def _play(director, check=False, **extra):
     """Run the role in the director's namespace; the host's stats and the failed task's message."""
     net, plan, work = director
-    (work / "play.yml").write_text(PLAYBOOK)
     bird = net.routers["director"].directory
     variables = {
         "lvs_director_bird_file": str(bird / "bird.conf"),
@@ -78,33 +76,10 @@ def _play(director, check=False, **extra):
         "ansible_python_interpreter": sys.executable,
         **extra,
     }
-    (work / "vars.json").write_text(json.dumps(variables))
-    env = dict(
-        os.environ,
-        ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
-        ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
-        PYTHONPATH=str(REPO / "collections"),
+    stats, failed, _stdout = roleplay.play(
+        work, PLAYBOOK, DIRECTOR, variables, check=check, netns=net.ns("director")
     )
-    args = ["-i", f"{DIRECTOR},", str(work / "play.yml"), "-e", f"@{work / 'vars.json'}"]
-    proc = subprocess.run(
-        programs.argv("ip", "netns", "exec", net.ns("director"), programs.path("ansible-playbook"), *args)
-        + (["--check", "--diff"] if check else []),
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        check=False,
-    )
-    report = json.loads(proc.stdout)
-    stats = report["stats"][DIRECTOR]
-    failed = [
-        result["msg"]
-        for play in report["plays"]
-        for task in play["tasks"]
-        for result in task["hosts"].values()
-        if result.get("failed")
-    ]
-    return {"changed": stats["changed"], "failures": stats["failures"]}, failed
+    return stats, failed
 
 
 def _lo_addresses(net):

@@ -7,9 +7,6 @@ of inventories/lab (labels: function: ingress)."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -17,7 +14,7 @@ import pytest
 
 from ansible_collections.cloud58.platform.plugins.module_utils.gateway import haproxy_config
 from ansible_collections.cloud58.platform.plugins.module_utils.topology import build_plan, load_inventory
-from cloud58_lab import programs
+from cloud58_lab import roleplay
 
 pytestmark = pytest.mark.slow
 
@@ -45,7 +42,6 @@ def _play(work, host="lab1-w1", check=False, **extra):
     """Run the role on ``host``: its stats, per failed task its message and output, and the
     diffs it reported."""
     plan, directory = work
-    (directory / "play.yml").write_text(PLAYBOOK)
     variables = {
         # what the preflight play registers on localhost; the role's default reads it there
         "cloud58_topology": {"plan": plan},
@@ -57,34 +53,11 @@ def _play(work, host="lab1-w1", check=False, **extra):
         "ansible_python_interpreter": sys.executable,
         **extra,
     }
-    (directory / "vars.json").write_text(json.dumps(variables))
-    env = dict(
-        os.environ,
-        ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
-        ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
-        PYTHONPATH=str(REPO / "collections"),
-    )
-    args = ["-i", f"{host},", str(directory / "play.yml"), "-e", f"@{directory / 'vars.json'}"]
-    proc = subprocess.run(
-        programs.argv("ansible-playbook", *args) + (["--check", "--diff"] if check else []),
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        check=False,
-    )
-    report = json.loads(proc.stdout)
-    stats = report["stats"][host]
-    results = [
-        result for play in report["plays"] for task in play["tasks"] for result in task["hosts"].values()
+    stats, failed, stdout = roleplay.play(directory, PLAYBOOK, host, variables, check=check, with_output=True)
+    diffs = [
+        d for result in roleplay.task_results(stdout) for d in result.get("diff") or [] if d.get("after")
     ]
-    failed = [
-        "\n".join(result.get(key) or "" for key in ("msg", "stdout", "stderr")).strip()
-        for result in results
-        if result.get("failed")
-    ]
-    diffs = [d for result in results for d in result.get("diff") or [] if d.get("after")]
-    return {"changed": stats["changed"], "failures": stats["failures"]}, failed, diffs
+    return stats, failed, diffs
 
 
 def _expected(**settings) -> str:

@@ -6,9 +6,6 @@ The host is lab1-m1 of inventories/lab, the default Prometheus host of datacente
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -20,7 +17,7 @@ from ansible_collections.cloud58.platform.plugins.module_utils.monitoring import
     scrape_config,
 )
 from ansible_collections.cloud58.platform.plugins.module_utils.topology import build_plan, load_inventory
-from cloud58_lab import programs
+from cloud58_lab import roleplay
 
 pytestmark = pytest.mark.slow
 
@@ -55,7 +52,6 @@ def work(tmp_path_factory):
 def _play(work, check=False, **extra):
     """Run the role on HOST; its stats and, per failed task, its message and output."""
     plan, directory = work
-    (directory / "play.yml").write_text(PLAYBOOK)
     variables = {
         # what the preflight play registers on localhost; the role's default reads it there
         "cloud58_topology": {"plan": plan},
@@ -74,33 +70,11 @@ def _play(work, check=False, **extra):
         "ansible_python_interpreter": sys.executable,
         **extra,
     }
-    (directory / "vars.json").write_text(json.dumps(variables))
-    env = dict(
-        os.environ,
-        ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
-        ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
-        PYTHONPATH=str(REPO / "collections"),
-    )
-    args = ["-i", f"{HOST},", str(directory / "play.yml"), "-e", f"@{directory / 'vars.json'}"]
-    proc = subprocess.run(
-        programs.argv("ansible-playbook", *args) + (["--check", "--diff"] if check else []),
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        check=False,
-    )
-    report = json.loads(proc.stdout)
-    stats = report["stats"][HOST]
     # A failed validate: says "failed to validate", promtool's words are in stdout and stderr.
-    failed = [
-        "\n".join(result.get(key) or "" for key in ("msg", "stdout", "stderr")).strip()
-        for play in report["plays"]
-        for task in play["tasks"]
-        for result in task["hosts"].values()
-        if result.get("failed")
-    ]
-    return {"changed": stats["changed"], "failures": stats["failures"]}, failed
+    stats, failed, _stdout = roleplay.play(
+        directory, PLAYBOOK, HOST, variables, check=check, with_output=True
+    )
+    return stats, failed
 
 
 def test_check_mode_writes_nothing(work):
