@@ -52,16 +52,9 @@ class Node:
         self.net = net
         self.host = net.add_namespace("host")
         self.pod = net.add_namespace("pod")
-        subprocess.run(
-            programs.argv(
-                "ip", "-n", self.host, "link", "add", VETH, "type", "veth", "peer", "eth0", "netns", self.pod
-            ),
-            check=True,
+        net.link(
+            "host", "pod", if_a=VETH, if_b="eth0", addr_a=f"{HOST_ADDRESS}/30", addr_b=f"{POD_ADDRESS}/30"
         )
-        net.exec("host", "ip", "address", "add", f"{HOST_ADDRESS}/30", "dev", VETH)
-        net.exec("host", "ip", "link", "set", VETH, "up")
-        net.exec("pod", "ip", "address", "add", f"{POD_ADDRESS}/30", "dev", "eth0")
-        net.exec("pod", "ip", "link", "set", "eth0", "up")
         self.agent = subprocess.Popen(
             programs.argv(
                 "ip", "netns", "exec", self.host, sys.executable, str(AGENT), "run",
