@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
+from kubernetes import client, config
 
 from cloud58_lab import staticpods
 
@@ -13,3 +16,31 @@ def _no_static_pod_lab_leftovers():
     them before any test would trip over them (a lab whose creator still runs is kept)."""
     problems = staticpods.remove_leftovers()
     assert problems == [], f"could not remove the leftovers of an earlier static-pod lab run: {problems}"
+
+
+@pytest.fixture
+def c1_core(kube_clusters):
+    """A CoreV1Api client of the ``c1`` apiserver of ``kube_clusters`` (its kubeconfig's context c1)."""
+    return client.CoreV1Api(
+        config.new_client_from_config(config_file=str(kube_clusters.kubeconfig), context="c1")
+    )
+
+
+def _wait_for(read, wanted, what):
+    """Poll ``read()`` until it returns ``wanted``; fail with the last value after 30 s."""
+    deadline = time.monotonic() + 30
+    while True:
+        got = read()
+        if got == wanted:
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}: still {got!r}, expected {wanted!r}", pytrace=False)
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def wait_for():
+    """``wait_for(read, wanted, what)``: poll ``read()`` until it returns ``wanted``; the test
+    fails naming ``what`` and the last value after 30 s (a bound on a hang, not a timing
+    assertion)."""
+    return _wait_for

@@ -17,13 +17,11 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.request
 import uuid
 from pathlib import Path
 
 import pytest
-from kubernetes import client, config
 
 REPO = Path(__file__).resolve().parents[2]
 AGENTS = REPO / "collections/ansible_collections/cloud58/platform/agents"
@@ -60,19 +58,8 @@ def _get(url: str) -> dict:
         return json.loads(response.read().decode())
 
 
-def _wait_for(read, wanted, what):
-    deadline = time.monotonic() + 30
-    while True:
-        got = read()
-        if got == wanted:
-            return
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: still {got!r}, expected {wanted!r}", pytrace=False)
-        time.sleep(0.1)
-
-
 @pytest.fixture
-def agents(tmp_path):
+def agents(tmp_path, wait_for):
     """The two signals agents, their stat files stepped once; yields their port."""
     started, port = [], 0
     try:
@@ -90,7 +77,7 @@ def agents(tmp_path):
             # The first sample (taken before listening) holds `before`; now the step.
             (tmp_path / key / "proc/stat").write_text(_stat(*after))
             expected = round(100 * (after[0] - before[0]) / (after[1] - before[1]), 3)
-            _wait_for(
+            wait_for(
                 lambda a=address, p=port: _get(f"http://{a}:{p}/signals.json")["averages"]["5m"][
                     "cpu_percent"
                 ],
@@ -107,10 +94,8 @@ def agents(tmp_path):
 
 
 @pytest.fixture
-def nodes(kube_clusters):
-    api = client.CoreV1Api(
-        config.new_client_from_config(config_file=str(kube_clusters.kubeconfig), context="c1")
-    )
+def nodes(c1_core):
+    api = c1_core
     run = uuid.uuid4().hex[:8]
     names = {key: f"c58load-{run}-{key}" for key in NODES}
     for key, name in names.items():

@@ -15,12 +15,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
-from kubernetes import client, config
 
 REPO = Path(__file__).resolve().parents[2]
 AGENT = REPO / "collections/ansible_collections/cloud58/platform/agents/cloud58_overload.py"
@@ -36,23 +34,9 @@ def _psi(percent: float) -> str:
     )
 
 
-def _wait_for(read, wanted, what):
-    """Poll ``read()`` until it returns ``wanted``; fail with the last value after 30 s."""
-    deadline = time.monotonic() + 30
-    while True:
-        got = read()
-        if got == wanted:
-            return
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}: still {got!r}, expected {wanted!r}", pytrace=False)
-        time.sleep(0.1)
-
-
 @pytest.fixture
-def node(kube_clusters):
-    api = client.CoreV1Api(
-        config.new_client_from_config(config_file=str(kube_clusters.kubeconfig), context="c1")
-    )
+def node(c1_core):
+    api = c1_core
     name = f"c58ovl-{uuid.uuid4().hex[:8]}"
     api.create_node(
         {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}, "spec": {"taints": [OTHER_TAINT]}}
@@ -78,7 +62,7 @@ def _agent(kubeconfig, name, source, *extra):
     ]
 
 
-def test_overloaded_node_is_tainted_and_cleared_with_its_condition(kube_clusters, node, tmp_path):
+def test_overloaded_node_is_tainted_and_cleared_with_its_condition(kube_clusters, node, tmp_path, wait_for):
     api, name = node
     source = tmp_path / "cpu-pressure"
     source.write_text(_psi(10))
@@ -119,7 +103,7 @@ def test_overloaded_node_is_tainted_and_cleared_with_its_condition(kube_clusters
             ]
 
         # On start the agent records the state it begins in (the Node had no condition: clear).
-        _wait_for(
+        wait_for(
             condition,
             {
                 "status": "False",
@@ -134,7 +118,7 @@ def test_overloaded_node_is_tainted_and_cleared_with_its_condition(kube_clusters
         assert OUR_TAINT["key"] not in [t["key"] for t in before]
 
         source.write_text(_psi(90))
-        _wait_for(taints, [*before, *taint_dicts(OUR_TAINT)], "the taints while overloaded")
+        wait_for(taints, [*before, *taint_dicts(OUR_TAINT)], "the taints while overloaded")
         assert condition() == {
             "status": "True",
             "reason": "LoadAboveThreshold",
@@ -143,7 +127,7 @@ def test_overloaded_node_is_tainted_and_cleared_with_its_condition(kube_clusters
         }
 
         source.write_text(_psi(5))
-        _wait_for(taints, before, "the taints after the load fell")
+        wait_for(taints, before, "the taints after the load fell")
         assert condition() == {
             "status": "False",
             "reason": "LoadBelowThreshold",
