@@ -242,6 +242,14 @@ class NetLab:
                 self.exec(member, "ip", "address", "add", str(check_lab_address(addr)), "dev", ifname)
             self.exec(member, "ip", "link", "set", ifname, "up")
 
+    def add_linked_pair(
+        self, a: str, b: str, *, if_a: str, if_b: str, addr_a: str | None = None, addr_b: str | None = None
+    ) -> tuple[str, str]:
+        """New namespaces ``a`` and ``b`` joined by one veth (:meth:`link`); their full names."""
+        names = self.add_namespace(a), self.add_namespace(b)
+        self.link(a, b, if_a=if_a, if_b=if_b, addr_a=addr_a, addr_b=addr_b)
+        return names
+
     def set_links(self, name: str, up: bool) -> list[str]:
         """Set every interface of ``name`` except ``lo`` up or down; return their names."""
         names = [i["ifname"] for i in self.ip_json(name, "link", "show") if i["ifname"] != "lo"]

@@ -50,9 +50,7 @@ class Node:
 
     def __init__(self, net: NetLab) -> None:
         self.net = net
-        self.host = net.add_namespace("host")
-        self.pod = net.add_namespace("pod")
-        net.link(
+        self.host, self.pod = net.add_linked_pair(
             "host", "pod", if_a=VETH, if_b="eth0", addr_a=f"{HOST_ADDRESS}/30", addr_b=f"{POD_ADDRESS}/30"
         )
         self.agent = subprocess.Popen(
