@@ -7,10 +7,14 @@ the test has no network to install Debian's python3-kubernetes, so the test copi
 from this checkout's virtualenv into the container (the same Python minor version) and runs the
 role with ``node_agents_packages: []``.
 
-Both agents get a kubeconfig whose server is a loopback port nobody listens on inside the
-container: their units must stay active and the journal must carry one clear line about the
-unreachable API server. Converge, a second run that changes nothing, check mode that changes
-nothing, a missing credential that fails the host by the variable's name, an agent switched off.
+Every run enables all four agents. netshaper and overload get a kubeconfig whose server is a
+loopback port nobody listens on inside the container: their units must stay active and the
+journal must carry one clear line about the unreachable API server. cloud58-signals needs no
+kubeconfig and must answer /metrics inside the container. cloud58-crashkeeper (off by default)
+is switched on to check its unit's exact command line; the image has no containerd, so the
+agent itself exits and systemd restarts it (its capture is proven by test_crashkeeper.py).
+Converge, a second run that changes nothing, check mode that changes nothing, a missing
+credential that fails the host by the variable's name, an agent switched off.
 The agents' behaviour against a real API server is proven by
 tests/integration/test_netshaper_watch.py and test_overload_agent.py.
 """
@@ -41,7 +45,7 @@ PLAYBOOK = """\
     - cloud58.platform.node_agents
 """
 NODE = "lab1-w1"
-AGENTS = ("cloud58-netshaper", "cloud58-overload")
+AGENTS = ("cloud58-netshaper", "cloud58-overload", "cloud58-signals")
 TOKEN = "c58-test-secret-token-0123456789"
 
 
@@ -126,6 +130,8 @@ def _play(node, check=False, **extra):
         "node_agents_packages": [],
         "node_agents_netshaper_kubeconfig": _kubeconfig("netshaper"),
         "node_agents_overload_kubeconfig": _kubeconfig("overload"),
+        "node_agents_crashkeeper": True,
+        "node_agents_crashkeeper_kubeconfig": _kubeconfig("crashkeeper"),
         **extra,
     }
     (work / "vars.json").write_text(json.dumps(variables))
@@ -184,31 +190,67 @@ def test_check_mode_changes_nothing(node):
     # module_utils dirs, module_utils files, programs, kubeconfig dir, kubeconfigs, units
     assert stats["changed"] == 6
     assert _in(node, "ls", "/usr/local/lib/cloud58-agents", "/etc/cloud58").returncode == 2
-    assert _active(node) == ["inactive", "inactive"]
+    assert _active(node) == ["inactive", "inactive", "inactive"]
 
 
 def test_converge_installs_the_agents_as_active_units(node):
     stats, failed, out = _play(node)
     assert (stats, failed) == ({"changed": 7, "failures": 0}, [])
     assert TOKEN not in out  # the credentials are never logged
-    assert _active(node) == ["active", "active"]
-    modes = _in(
-        node,
-        "stat",
-        "-c",
-        "%a %U %n",
-        "/etc/cloud58/netshaper.kubeconfig",
-        "/etc/cloud58/overload.kubeconfig",
-    )
+    assert _active(node) == ["active", "active", "active"]
+    assert _in(node, "ls", "/etc/cloud58").stdout.split() == [  # none for cloud58-signals
+        "crashkeeper.kubeconfig",
+        "netshaper.kubeconfig",
+        "overload.kubeconfig",
+    ]
+    modes = _in(node, "sh", "-c", "stat -c '%a %U %n' /etc/cloud58/*")
     assert modes.stdout.splitlines() == [
+        "600 root /etc/cloud58/crashkeeper.kubeconfig",
         "600 root /etc/cloud58/netshaper.kubeconfig",
         "600 root /etc/cloud58/overload.kubeconfig",
     ]
     assert _in(node, "cat", "/etc/cloud58/overload.kubeconfig").stdout == _kubeconfig("overload")
-    assert _in(node, "systemctl", "is-enabled", *(f"{a}.service" for a in AGENTS)).stdout.split() == [
+    units = (*AGENTS, "cloud58-crashkeeper")
+    assert _in(node, "systemctl", "is-enabled", *(f"{a}.service" for a in units)).stdout.split() == [
+        "enabled",
+        "enabled",
         "enabled",
         "enabled",
     ]
+
+
+def test_signals_agent_answers_metrics_in_the_node(node):
+    _journal_has(node, "cloud58-signals", '{"listening": "0.0.0.0:9112"}')
+    fetch = "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:9112/metrics').read().decode())"
+    metrics = _in(node, "python3", "-c", fetch)
+    assert metrics.returncode == 0, metrics.stderr
+    names = {line.split()[0] for line in metrics.stdout.splitlines() if line and not line.startswith("#")}
+    assert {"cloud58_signals_load1", "cloud58_signals_memory_total_bytes"} <= names
+    meminfo = _in(node, "grep", "^MemTotal:", "/proc/meminfo").stdout.split()
+    assert f"cloud58_signals_memory_total_bytes {int(meminfo[1]) * 1024}" in metrics.stdout.splitlines()
+
+
+@pytest.mark.parametrize(
+    ("unit", "exec_start"),
+    [
+        pytest.param(
+            "cloud58-crashkeeper",
+            "ExecStart=/usr/bin/python3 /usr/local/lib/cloud58-agents/cloud58_crashkeeper.py watch"
+            " --root /var/lib/cloud58/crash --max-sites 20 --max-bytes 10G --min-free-bytes 2G"
+            " --kubeconfig /etc/cloud58/crashkeeper.kubeconfig",
+            id="crashkeeper",
+        ),
+        pytest.param(
+            "cloud58-signals",
+            "ExecStart=/usr/bin/python3 /usr/local/lib/cloud58-agents/cloud58_signals.py run"
+            " --node lab1-w1 --listen 0.0.0.0:9112 --interval 1",
+            id="signals",
+        ),
+    ],
+)
+def test_unit_runs_the_agent_with_its_exact_command_line(node, unit, exec_start):
+    text = _in(node, "cat", f"/etc/systemd/system/{unit}.service").stdout
+    assert [line for line in text.splitlines() if line.startswith("ExecStart=")] == [exec_start]
 
 
 @pytest.mark.parametrize(
@@ -262,5 +304,5 @@ def test_an_enabled_agent_without_kubeconfig_fails_by_the_variables_name(node):
 def test_an_agent_switched_off_is_stopped_and_disabled(node):
     stats, failed, _out = _play(node, node_agents_overload=False, node_agents_overload_kubeconfig="")
     assert (stats, failed) == ({"changed": 1, "failures": 0}, [])
-    assert _active(node) == ["active", "inactive"]
+    assert _active(node) == ["active", "inactive", "active"]
     assert _in(node, "systemctl", "is-enabled", "cloud58-overload.service").stdout.strip() == "disabled"
