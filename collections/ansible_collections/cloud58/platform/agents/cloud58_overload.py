@@ -7,13 +7,16 @@ The node agent of host overload protection (docs/node-protection.md). The decisi
 module_utils/node/overload.py; this program reads the load file every --interval seconds,
 keeps the clock, and on a change patches the Node (taint and condition CloudFiftyEightOverloaded).
 
-  cloud58_overload.py run --node NAME [--kubeconfig PATH] [--context NAME] [--source FILE]
+  cloud58_overload.py run --node NAME [--kubeconfig PATH] [--context NAME]
+                          [--source FILE | --signals-url URL]
                           [--high X] [--low Y] [--over-seconds S] [--clear-seconds S] [--interval S]
-  cloud58_overload.py sample [--source FILE]
+  cloud58_overload.py sample [--source FILE | --signals-url URL]
 
 --source is /proc/pressure/cpu when the kernel has PSI, else /proc/loadavg; any file in either
-format works (the tests write one). --high/--low default by source: 50/25 (% pressure, some
-avg10) or 1.5/1.0 (1-minute load per CPU). On start the agent takes its state from the Node's
+format works (the tests write one). --signals-url reads the node's signals agent instead
+(cloud58-signals' /signals.json, e.g. http://127.0.0.1:9112/signals.json: the 1-minute CPU busy
+percent). --high/--low default by source: 50/25 (% pressure, some avg10), 1.5/1.0 (1-minute
+load per CPU) or 90/70 (% CPU busy). On start the agent takes its state from the Node's
 condition, so a restart neither clears nor re-taints. Options and the source are checked before
 anything is changed: a bad one is one line naming it and the value, exit status 2. An API server
 that cannot be reached at start is one line on stderr and a retry (the service keeps running).
@@ -28,6 +31,8 @@ import os
 import signal
 import sys
 import time
+import urllib.error
+import urllib.request
 
 try:
     from ansible_collections.cloud58.platform.plugins.module_utils.node import overload
@@ -51,6 +56,25 @@ def read_sample(path: str) -> tuple[str, float]:
     except OSError as e:
         raise overload.OverloadError(f"{path}: cannot read: {e.strerror}") from None
     return overload.source_kind(text), overload.parse_sample(path, text, os.cpu_count() or 1)
+
+
+def read_signals(url: str) -> tuple[str, float]:
+    """The signals agent's 1-minute CPU busy percent (never through a proxy: it is on the node)."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url, timeout=5) as response:
+            text = response.read().decode("utf-8", errors="replace")
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        raise overload.OverloadError(f"{url}: cannot read: {getattr(e, 'reason', e)}") from None
+    return overload.SIGNALS, overload.parse_signals(url, text)
+
+
+def reader(args):
+    """What the agent samples (a file or the signals agent's URL) and the function reading it."""
+    if args.signals_url:
+        return args.signals_url, lambda: read_signals(args.signals_url)
+    source = args.source or default_source()
+    return source, lambda: read_sample(source)
 
 
 def _now_iso() -> str:
@@ -102,8 +126,8 @@ class NodeApi:
 
 
 def _run(args) -> int:
-    source = args.source or default_source()
-    kind, value = read_sample(source)
+    source, read = reader(args)
+    kind, value = read()
     high, low = overload.DEFAULT_THRESHOLDS[kind]
     policy = overload.check_policy(
         high if args.high is None else args.high,
@@ -135,7 +159,7 @@ def _run(args) -> int:
     stop = []
     signal.signal(signal.SIGTERM, lambda *args: stop.append(True))
     while not stop:
-        kind, value = read_sample(source)
+        kind, value = read()
         new = overload.decide(policy, state, time.monotonic(), value)
         if new.overloaded != state.overloaded:
             try:
@@ -164,6 +188,9 @@ def main(argv=None) -> int:
     run_p.add_argument("--kubeconfig", default="/etc/cloud58/overload.kubeconfig")
     run_p.add_argument("--context", default=None)
     run_p.add_argument("--source", default=None, help=f"{PSI_FILE} if present, else {LOADAVG_FILE}")
+    run_p.add_argument(
+        "--signals-url", default=None, help="the signals agent's /signals.json instead of a file"
+    )
     run_p.add_argument("--high", type=float, default=None, help="overloaded above this")
     run_p.add_argument("--low", type=float, default=None, help="clear below this")
     run_p.add_argument("--over-seconds", type=float, default=60.0, help="above --high this long: overloaded")
@@ -171,11 +198,14 @@ def main(argv=None) -> int:
     run_p.add_argument("--interval", type=float, default=5.0, help="seconds between samples")
     sample_p = sub.add_parser("sample", help="print one reading of the source")
     sample_p.add_argument("--source", default=None)
+    sample_p.add_argument("--signals-url", default=None)
     args = parser.parse_args(argv)
+    if args.source and args.signals_url:
+        parser.error(f"--source {args.source} and --signals-url {args.signals_url}: give one of them")
     try:
         if args.command == "sample":
-            source = args.source or default_source()
-            kind, value = read_sample(source)
+            source, read = reader(args)
+            kind, value = read()
             print(json.dumps({"source": source, "kind": kind, "value": value}, sort_keys=True))
             return 0
         return _run(args)

@@ -14,6 +14,10 @@ The load comes from one of two kernel files, told apart by their content:
   percentage of the last 10 s in which at least one runnable task waited for a CPU (0..100).
 * ``/proc/loadavg`` (any kernel): the 1-minute load average divided by the node's CPUs.
 
+Or, with the agent's ``--signals-url``, from the node's signals agent (cloud58-signals,
+docs/monitoring.md): ``averages.1m.cpu_percent`` of its ``/signals.json``, the busy share of the
+node's CPU time over the last minute (0..100).
+
 On a change the agent sets (or removes) the taint ``cloud58.io/overloaded:NoSchedule`` and the
 Node condition ``CloudFiftyEightOverloaded``. Nothing here does I/O: the agent
 (``agents/cloud58_overload.py``) reads the file, keeps the clock and calls the API server.
@@ -21,6 +25,7 @@ Node condition ``CloudFiftyEightOverloaded``. Nothing here does I/O: the agent
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 
@@ -29,9 +34,14 @@ TAINT_EFFECT = "NoSchedule"
 CONDITION_TYPE = "CloudFiftyEightOverloaded"
 PRESSURE = "pressure"
 LOADAVG = "loadavg"
+SIGNALS = "signals"
 # Thresholds by source when the agent is given none: (high, low).
-DEFAULT_THRESHOLDS = {PRESSURE: (50.0, 25.0), LOADAVG: (1.5, 1.0)}
-UNITS = {PRESSURE: "% cpu pressure (some avg10)", LOADAVG: "load per CPU (1 min)"}
+DEFAULT_THRESHOLDS = {PRESSURE: (50.0, 25.0), LOADAVG: (1.5, 1.0), SIGNALS: (90.0, 70.0)}
+UNITS = {
+    PRESSURE: "% cpu pressure (some avg10)",
+    LOADAVG: "load per CPU (1 min)",
+    SIGNALS: "% cpu busy (1 min, cloud58-signals)",
+}
 
 
 class OverloadError(ValueError):
@@ -105,6 +115,34 @@ def parse_sample(path: str, text: str, cpus: int) -> float:
             raise OverloadError(f"{path}: CPU count {cpus!r} is not a positive integer")
         number /= cpus
     return number
+
+
+def parse_signals(url: str, text: str) -> float:
+    """``averages.1m.cpu_percent`` of the signals agent's ``/signals.json`` (``text``, read from
+    ``url``). Raises OverloadError naming the URL and what it holds instead."""
+    try:
+        document = json.loads(text)
+    except ValueError:
+        raise OverloadError(
+            f"{url}: {text.strip()[:80]!r} is not JSON (cloud58-signals' /signals.json)"
+        ) from None
+    averages = document.get("averages") if isinstance(document, dict) else None
+    window = averages.get("1m") if isinstance(averages, dict) else None
+    if not isinstance(window, dict):
+        raise OverloadError(
+            f"{url}: no averages.1m (not cloud58-signals' /signals.json, or it has no sample yet)"
+        )
+    value = window.get("cpu_percent")
+    if value is None:
+        raise OverloadError(f"{url}: averages.1m.cpu_percent is null (no CPU time passed in the window yet)")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise OverloadError(f"{url}: averages.1m.cpu_percent {value!r} is not a percentage >= 0")
+    return float(value)
 
 
 def decide(policy: Policy, state: State, now: float, value: float) -> State:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from ansible_collections.cloud58.platform.plugins.module_utils.node import overload
@@ -58,6 +60,80 @@ def test_parse_sample(text, cpus, kind, value):
 def test_parse_sample_errors(text, cpus, message):
     with pytest.raises(OverloadError) as err:
         overload.parse_sample("/proc/x", text, cpus)
+    assert str(err.value) == message
+
+
+URL = "http://127.0.0.1:9112/signals.json"
+
+
+def _signals_json(one_minute) -> str:
+    """A /signals.json body as cloud58-signals writes it (monitoring/signals.py, document())."""
+    return json.dumps(
+        {
+            "node": "lab1-w1",
+            "samples": 61,
+            "latest": {"cpu_percent": 97.5, "load": [3.1, 2.0, 1.2]},
+            "averages": {"1m": one_minute, "5m": {"seconds": 300.0, "cpu_percent": 40.25}},
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("one_minute", "value"),
+    [
+        pytest.param(
+            {"seconds": 60.0, "samples": 61, "cpu_percent": 93.125, "load1": 3.0}, 93.125, id="busy"
+        ),
+        pytest.param({"seconds": 60.0, "samples": 61, "cpu_percent": 0}, 0.0, id="idle-int"),
+        pytest.param({"seconds": 2.0, "samples": 3, "cpu_percent": 100.0}, 100.0, id="short-window"),
+    ],
+)
+def test_parse_signals_reads_the_one_minute_cpu_percent(one_minute, value):
+    assert overload.parse_signals(URL, _signals_json(one_minute)) == value
+    assert overload.DEFAULT_THRESHOLDS[overload.SIGNALS] == (90.0, 70.0)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param(
+            "<html>", f"{URL}: '<html>' is not JSON (cloud58-signals' /signals.json)", id="not-json"
+        ),
+        pytest.param(
+            "[1, 2]",
+            f"{URL}: no averages.1m (not cloud58-signals' /signals.json, or it has no sample yet)",
+            id="a-list",
+        ),
+        pytest.param(
+            _signals_json(None),
+            f"{URL}: no averages.1m (not cloud58-signals' /signals.json, or it has no sample yet)",
+            id="no-sample-yet",
+        ),
+        pytest.param(
+            _signals_json({"seconds": 0.0, "samples": 1, "cpu_percent": None}),
+            f"{URL}: averages.1m.cpu_percent is null (no CPU time passed in the window yet)",
+            id="one-sample",
+        ),
+        pytest.param(
+            _signals_json({"cpu_percent": "93"}),
+            f"{URL}: averages.1m.cpu_percent '93' is not a percentage >= 0",
+            id="a-string",
+        ),
+        pytest.param(
+            _signals_json({"cpu_percent": -1.5}),
+            f"{URL}: averages.1m.cpu_percent -1.5 is not a percentage >= 0",
+            id="negative",
+        ),
+        pytest.param(
+            _signals_json({"cpu_percent": True}),
+            f"{URL}: averages.1m.cpu_percent True is not a percentage >= 0",
+            id="a-bool",
+        ),
+    ],
+)
+def test_parse_signals_errors_name_the_url(text, message):
+    with pytest.raises(OverloadError) as err:
+        overload.parse_signals(URL, text)
     assert str(err.value) == message
 
 
@@ -238,6 +314,21 @@ def test_is_overloaded_reads_the_condition(node, expected):
                 "lastTransitionTime": "2026-12-04T13:00:00Z",
             },
             id="clear",
+        ),
+        pytest.param(
+            True,
+            93.125,
+            "signals",
+            {
+                "type": "CloudFiftyEightOverloaded",
+                "status": "True",
+                "reason": "LoadAboveThreshold",
+                "message": "93.125 % cpu busy (1 min, cloud58-signals) stayed above 50 for 10s; "
+                "cloud58-overload tainted the node cloud58.io/overloaded:NoSchedule",
+                "lastHeartbeatTime": "2026-12-04T13:00:00Z",
+                "lastTransitionTime": "2026-12-04T13:00:00Z",
+            },
+            id="overloaded-by-signals",
         ),
     ],
 )
