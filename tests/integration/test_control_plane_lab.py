@@ -28,6 +28,8 @@ the CI's ninety. CLOUD58_LAB_DCS="lab1 lab2" runs both (one after the other):
   minion joins too; reconcile gave the Nodes the plan's AS-number annotations;
 * remove-node.yml drains and deletes a minion's Node and cleans its kubelet (nothing in
   check mode, nothing the second time);
+* the LVS directors hold their VIPs on lo, keep the full-NAT table and run BIRD with the
+  /32 of the VIP that has realservers to announce;
 * bad input (a version skipping a minor, a SAN of another cluster) fails before any host
   changes;
 * with one master stopped, the API keeps serving and the leases move.
@@ -223,6 +225,31 @@ def test_the_bgp_fabric_has_every_session_established(lab):
     assert len(sessions) == 10
     assert [s for s in sessions if s[1] != s[2] or s[1] == "0"] == []
     assert len(_namespaces(lab.net_prefix)) > 5
+
+
+# The plan of inventories/lab: each datacenter's two VIPs, both on both of its directors; the
+# API VIP has the three masters as realservers, the ingress VIP none yet.
+VIPS = {"lab1": ("198.18.2.1", "198.18.2.10"), "lab2": ("198.19.2.1", "198.19.2.10")}
+
+
+def test_the_directors_hold_their_vips_nat_them_and_announce_the_healthy_one(lab):
+    """site.yml's lvs stage on each director: the VIPs on lo, the full-NAT table, BIRD running
+    with the /32 of the VIP that has realservers and not of the one without (its ToRs live in
+    the fabric's namespaces, not on the containers' network: the sessions themselves are
+    test_vip_announcement.py's)."""
+    api, ingress = VIPS[lab.dc]
+    directors = sorted(h for h in lab.hosts if h.startswith(f"{lab.dc}-lvs"))
+    assert directors == [f"{lab.dc}-lvs1", f"{lab.dc}-lvs2"]
+    found = {}
+    for host in directors:
+        lo = json.loads(lab.exec(host, ["ip", "-j", "-4", "address", "show", "dev", "lo"]).stdout)
+        table = lab.exec(host, ["nft", "-j", "list", "table", "ip", "cloud58_fullnat"], check=False)
+        bird = lab.exec(host, ["systemctl", "is-active", "bird.service"], check=False).stdout.strip()
+        routes = lab.exec(host, ["birdc", "show", "route", "protocol", "cloud58_vips"], check=False).stdout
+        announced = sorted(v for v in (api, ingress) if f"{v}/32" in routes)
+        found[host] = (sorted(a["local"] for a in lo[0]["addr_info"]), table.returncode, bird, announced)
+    expected = (sorted(["127.0.0.1", api, ingress]), 0, "active", [api])
+    assert found == dict.fromkeys(directors, expected)
 
 
 def test_every_static_pod_is_running(lab):
