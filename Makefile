@@ -47,18 +47,20 @@ lock: ## re-resolve requirements.in into the fully pinned requirements.txt
 # Two lanes side by side (2 cores); scripts/ci/tiers.sh says what the lanes share. One lab
 # datacenter per run: the lab test starts lab1 the way `make lab` does and runs every lab
 # test on it (two labs side by side took 27 minutes for what one does alone in about 10).
-# The lab test alone in one lane; every other tier in the other, benchmarks last.
-# On 2026-12-04 (fresh clone, 5ec1301..e07ea5a) the integration tier with the lab took 95
-# minutes beside a lane whose molecule tier took 35, the two scenarios control_plane (22
-# min) and node_stack (18) starting their own control plane and node stack beside the
-# lab's. make test runs the molecule scenarios of MOLECULE_CI: control_plane and node_stack
+# One lane: the lab test, then sanity and unit; the other: every other tier, benchmarks
+# last (each lane about 75-80 minutes by the figures below, less without the two molecule
+# scenarios beside the lab; not yet measured in this arrangement). On 2026-12-04 (fresh clone of e07ea5a: integration | lint sanity unit network
+# molecule bench) the integration tier took 88 minutes (the lab test about 74 of them)
+# beside a lane of 6 + 13.5 (network) + 35 (molecule) + 35 (bench) minutes, the two
+# molecule scenarios control_plane (22 min) and node_stack (18) starting their own control
+# plane and node stack beside the lab's. make test runs the molecule scenarios of MOLECULE_CI: control_plane and node_stack
 # apply the roles the lab test runs through site.yml on the same image, with a second run
 # that must change nothing and a real cluster (make molecule runs every scenario).
 LAB_TESTS := tests/integration/test_control_plane_lab.py
 MOLECULE_CI := default kernel_tuning container_runtime kubelet
 test: setup ## every tier: lint, sanity, unit, integration, network, molecule (MOLECULE_CI), benchmarks (CI size)
-	@CLOUD58_BENCH_SIZE=ci scripts/ci/tiers.sh --lanes "integration-lab" \
-	  "lint sanity unit network integration-rest molecule-ci bench"
+	@CLOUD58_BENCH_SIZE=ci scripts/ci/tiers.sh --lanes "integration-lab sanity unit" \
+	  "lint network integration-rest molecule-ci bench"
 
 lint: setup-venv ## ruff, import contracts (.importlinter, docs/architecture.md) and ansible-lint (production profile)
 	ruff check .
