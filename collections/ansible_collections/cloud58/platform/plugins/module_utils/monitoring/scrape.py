@@ -180,26 +180,25 @@ def _options(options) -> dict:
             f"monitoring option retention_size: expected a size above 0 like 512MB, 50GB, or '' for no "
             f"limit, got {size!r}"
         )
-    jobs = merged["jobs"]
-    if not isinstance(jobs, list):
-        raise MonitoringError(f"monitoring option jobs: expected a list of roles, got {jobs!r}")
-    for role in jobs:
-        if role not in JOB_ROLES:
-            raise MonitoringError(
-                f"monitoring option jobs: {role!r} is no scrape role{_did_you_mean(role, JOB_ROLES)}; "
-                f"roles: {', '.join(JOB_ROLES)}"
-            )
-    skip = merged["insecure_skip_verify_jobs"]
-    if not isinstance(skip, list):
-        raise MonitoringError(f"monitoring option insecure_skip_verify_jobs: expected a list, got {skip!r}")
-    for job in skip:
-        if job not in (*KUBERNETES_JOBS, *ETCD_JOBS):
-            raise MonitoringError(
-                f"monitoring option insecure_skip_verify_jobs: {job!r} is no TLS job"
-                f"{_did_you_mean(job, (*KUBERNETES_JOBS, *ETCD_JOBS))}; "
-                f"TLS jobs: {', '.join((*KUBERNETES_JOBS, *ETCD_JOBS))}"
-            )
+    _check_names(merged, "jobs", JOB_ROLES, expected="a list of roles", noun="scrape role", listing="roles")
+    tls_jobs = (*KUBERNETES_JOBS, *ETCD_JOBS)
+    _check_names(
+        merged, "insecure_skip_verify_jobs", tls_jobs, expected="a list", noun="TLS job", listing="TLS jobs"
+    )
     return merged
+
+
+def _check_names(options, option, known, *, expected, noun, listing):
+    """An option that lists names, each one of ``known``: the first bad entry is the error."""
+    value = options[option]
+    if not isinstance(value, list):
+        raise MonitoringError(f"monitoring option {option}: expected {expected}, got {value!r}")
+    for name in value:
+        if name not in known:
+            raise MonitoringError(
+                f"monitoring option {option}: {name!r} is no {noun}{_did_you_mean(name, known)}; "
+                f"{listing}: {', '.join(known)}"
+            )
 
 
 def _datacenter(plan, datacenter):
