@@ -92,6 +92,21 @@ _TRIMMED = re.compile(
 )
 
 
+class SyncFailures:
+    """What a kubelet-like sync loop failed to start, pass after pass. A manifest that
+    failed and is missing from a later pass's failures has been played since: it moves
+    from ``pending`` to ``retried``."""
+
+    def __init__(self) -> None:
+        self.pending: dict = {}
+        self.retried: list = []
+
+    def note(self, failing: dict) -> None:
+        """``failing``: the last pass's failures, message by (host, manifest)."""
+        self.retried.extend(entry for key, entry in self.pending.items() if key not in failing)
+        self.pending = dict(failing)
+
+
 class StaticPodLabError(RuntimeError):
     """The lab could not be built, converged, played or queried."""
 
@@ -644,6 +659,7 @@ class StaticPodLab:
         others; every failure is raised together at the end, and tried again next time."""
         started = []
         failures = []
+        self.last_failures = {}
         for host in hosts or self.masters:
             m = self.masters[host]
             if m.stopped:
@@ -683,6 +699,7 @@ class StaticPodLab:
                     # (this version again, or the previous one back) is played next pass.
                     m.played.pop(file, None)
                     failures.append(f"{host} {file}: {e}")
+                    self.last_failures[(host, file)] = failures[-1]
                     continue
                 # Only once it runs: a pod that failed to start is tried again at the next
                 # pass (a transient podman failure must not leave it down for good).
@@ -694,19 +711,25 @@ class StaticPodLab:
 
     def start_sync(self, interval: float = 2.0) -> None:
         """Watch the masters' manifest directories like a kubelet: a changed manifest is
-        played again within ``interval`` seconds. Failures are kept in ``sync_errors``."""
-        self.sync_errors: list = []
+        played again within ``interval`` seconds, and one that failed to start is tried
+        again at every pass, as a kubelet retries. ``sync_errors`` holds the failures not
+        yet mended by a later pass; ``sync_failures.retried`` the ones that were."""
+        self.sync_failures = SyncFailures()
         self._sync_stop = threading.Event()
 
         def loop():
             while not self._sync_stop.wait(interval):
-                try:
+                with contextlib.suppress(StaticPodLabError):  # each one is in last_failures
                     self.play()
-                except StaticPodLabError as e:
-                    self.sync_errors.append(str(e))
+                self.sync_failures.note(self.last_failures)
 
         self._sync_thread = threading.Thread(target=loop, name=f"staticpods-{self.dc}", daemon=True)
         self._sync_thread.start()
+
+    @property
+    def sync_errors(self) -> list:
+        """Failures not yet mended by a later pass."""
+        return list(self.sync_failures.pending.values())
 
     def stop_sync(self) -> None:
         if getattr(self, "_sync_thread", None) is not None:
