@@ -252,6 +252,27 @@ def test_the_directors_hold_their_vips_nat_them_and_announce_the_healthy_one(lab
     assert found == dict.fromkeys(directors, expected)
 
 
+def test_the_ingress_gateway_answers_on_its_frontend_with_no_backend_yet(lab):
+    """site.yml's gateway stage on the datacenter's ingress node: HAProxy runs the checked
+    haproxy.cfg with the lab's service (inventories/lab/group_vars/all/gateway.yml). No Consul
+    runs in the lab yet, so every server slot waits in maintenance and the frontend answers
+    with HAProxy's own 503; the non-ingress minion runs no gateway."""
+    plan = lab.plan["hosts"]
+    gateways = [
+        h for h in plan if plan[h]["datacenter"] == lab.dc and plan[h]["labels"]["function"] == "ingress"
+    ]
+    assert gateways == [f"{lab.dc}-w1"]
+    found = {}
+    for host in (f"{lab.dc}-w1", f"{lab.dc}-w2"):
+        active = lab.exec(host, ["systemctl", "is-active", "haproxy.service"], check=False).stdout.strip()
+        first = lab.exec(host, ["head", "-n", "1", "/etc/haproxy/haproxy.cfg"], check=False).stdout.strip()
+        status = (
+            lab.http_get_in(host, f"http://{lab.hosts[host].address}:8080/")[0] if host in gateways else None
+        )
+        found[host] = (active, first.startswith("# Ingress gateway"), status)
+    assert found == {f"{lab.dc}-w1": ("active", True, 503), f"{lab.dc}-w2": ("inactive", False, None)}
+
+
 def test_every_static_pod_is_running(lab):
     states = lab.pod_states()
     expected = {

@@ -38,6 +38,7 @@ CALICO = "Fetch the Calico release from the mirror, verify it and set it up per 
 ROUTERS = "Write the router configurations of each datacenter for the network team"
 ROUTER_HOSTS = "Configure FRR on the routers that are hosts of the inventory"
 LVS = "Make the LVS directors full-NAT directors that announce their healthy VIPs by BGP"
+GATEWAY = "Run the HAProxy gateways of the ingress nodes, their backends found in Consul"
 RECONCILE = "Reconcile clusters with clusters/"
 ARGUMENT_CHECK = ": Validating arguments against arg spec "
 ROUTER_NAMES = ["core1", "r1-tor1", "r1-tor2", "r2-tor1", "r2-tor2"]
@@ -73,7 +74,7 @@ def _plays_with_tasks(listing: str) -> list[str]:
             [
                 *(PREFLIGHT, CALICO_CHECK, BASE, PREFLIGHT, NODES, LVS_KERNEL, PREFLIGHT, STATIC_PODS),
                 ENDPOINT,
-                *(JOIN, CALICO, ROUTERS, ROUTER_HOSTS, LVS),
+                *(JOIN, CALICO, ROUTERS, ROUTER_HOSTS, LVS, GATEWAY),
             ],
             id="all-but-gitops",
         ),
@@ -89,6 +90,7 @@ def _plays_with_tasks(listing: str) -> list[str]:
         pytest.param(["--tags", "calico"], [PREFLIGHT, CALICO_CHECK, CALICO], id="calico"),
         pytest.param(["--tags", "routers"], [PREFLIGHT, ROUTERS, ROUTER_HOSTS], id="routers"),
         pytest.param(["--tags", "lvs"], [PREFLIGHT, LVS], id="lvs"),
+        pytest.param(["--tags", "gateway"], [PREFLIGHT, GATEWAY], id="gateway"),
         pytest.param(["--tags", "gitops"], [PREFLIGHT, RECONCILE], id="gitops-only-when-asked"),
     ],
 )

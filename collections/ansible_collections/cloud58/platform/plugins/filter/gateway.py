@@ -1,16 +1,22 @@
 # -*- coding: utf-8 -*-
 # Copyright: cloud58 platform team
 # Apache License 2.0
-"""Filter over module_utils/gateway: the haproxy.cfg of an ingress gateway.
+"""Filters over module_utils/gateway: the haproxy.cfg of an ingress gateway, and the hosts
+that run one.
 
-Documented in haproxy_gateway_config.yml next to this file, as ansible-doc reads it.
+Documented in haproxy_gateway_config.yml and gateway_hosts.yml next to this file, as
+ansible-doc reads them.
 """
 
 from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.cloud58.platform.plugins.module_utils.gateway import GatewayError, haproxy_config
+from ansible_collections.cloud58.platform.plugins.module_utils.gateway import (
+    GatewayError,
+    gateway_hosts,
+    haproxy_config,
+)
 
 
 def haproxy_gateway_config(services, settings=None):
@@ -20,6 +26,13 @@ def haproxy_gateway_config(services, settings=None):
         raise AnsibleFilterError(f"haproxy_gateway_config: {e}") from e
 
 
+def _gateway_hosts(plan):
+    try:
+        return gateway_hosts(plan)
+    except GatewayError as e:
+        raise AnsibleFilterError(str(e)) from e
+
+
 class FilterModule:
     def filters(self):
-        return {"haproxy_gateway_config": haproxy_gateway_config}
+        return {"gateway_hosts": _gateway_hosts, "haproxy_gateway_config": haproxy_gateway_config}

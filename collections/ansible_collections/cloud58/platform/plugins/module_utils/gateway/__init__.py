@@ -11,14 +11,18 @@ from __future__ import annotations
 
 from .haproxy import (
     DEFAULT_SETTINGS,
+    INGRESS_FUNCTION,
     SERVICE_FIELDS,
     GatewayError,
+    gateway_hosts,
     haproxy_config,
 )
 
 __all__ = [
     "DEFAULT_SETTINGS",
+    "INGRESS_FUNCTION",
     "SERVICE_FIELDS",
     "GatewayError",
+    "gateway_hosts",
     "haproxy_config",
 ]

@@ -310,3 +310,22 @@ def haproxy_config(services, settings=None) -> str:
     for service in checked:
         lines += _frontend(service, opts) + _backend(service, opts)
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+# The plan label of the hosts that run a gateway (the role refuses any other host).
+INGRESS_FUNCTION = "ingress"
+
+
+def gateway_hosts(plan) -> list:
+    """The hosts of a topology plan labelled ``function: ingress``, in the plan's (name) order:
+    the hosts of site.yml's gateway stage."""
+    hosts = plan.get("hosts") if isinstance(plan, dict) else None
+    if not isinstance(hosts, dict):
+        raise GatewayError(
+            f"gateway_hosts: expected a topology plan with a hosts mapping, got {type(plan).__name__}"
+        )
+    return [
+        name
+        for name, host in hosts.items()
+        if isinstance(host, dict) and (host.get("labels") or {}).get("function") == INGRESS_FUNCTION
+    ]

@@ -5,17 +5,33 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.cloud58.platform.plugins.filter.gateway import FilterModule, haproxy_gateway_config
 from ansible_collections.cloud58.platform.plugins.module_utils.gateway import haproxy_config
+from ansible_collections.cloud58.platform.plugins.module_utils.topology import build_plan, load_inventory
+
+REPO = Path(__file__).resolve().parents[8]
 
 WEB = {"name": "web", "port": 8080, "check_path": "/healthz"}
 
 
 def test_filter_is_registered():
-    assert sorted(FilterModule().filters()) == ["haproxy_gateway_config"]
+    assert sorted(FilterModule().filters()) == ["gateway_hosts", "haproxy_gateway_config"]
+
+
+def test_gateway_hosts_of_the_lab_are_its_two_ingress_minions():
+    plan = build_plan(load_inventory(str(REPO / "inventories/lab"))).as_dict()
+    assert FilterModule().filters()["gateway_hosts"](plan) == ["lab1-w1", "lab2-w1"]
+
+
+def test_gateway_hosts_raises_ansible_filter_error():
+    with pytest.raises(AnsibleFilterError) as caught:
+        FilterModule().filters()["gateway_hosts"]("lab1")
+    assert str(caught.value) == "gateway_hosts: expected a topology plan with a hosts mapping, got str"
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ import pytest
 from ansible_collections.cloud58.platform.plugins.module_utils.gateway import (
     DEFAULT_SETTINGS,
     GatewayError,
+    gateway_hosts,
     haproxy_config,
 )
 
@@ -421,4 +422,47 @@ def test_no_service_renders_only_global_defaults_and_resolvers():
 def test_bad_input_is_refused_naming_service_and_field(services, settings, message):
     with pytest.raises(GatewayError) as caught:
         haproxy_config(services, settings)
+    assert str(caught.value) == message
+
+
+def _host(function):
+    return {"labels": {"function": function, "location": "dc1", "rack": "r1"}}
+
+
+@pytest.mark.parametrize(
+    ("hosts", "expected"),
+    [
+        pytest.param({}, [], id="no-host"),
+        pytest.param({"a": _host("online"), "b": _host("offline")}, [], id="no-ingress"),
+        pytest.param(
+            {"g1": _host("ingress"), "m1": _host("master"), "g2": _host("ingress"), "w1": _host("online")},
+            ["g1", "g2"],
+            id="ingress-only-in-plan-order",
+        ),
+        pytest.param({"x": {"labels": {}}, "y": {}, "g": _host("ingress")}, ["g"], id="no-label"),
+    ],
+)
+def test_gateway_hosts_are_the_ingress_nodes(hosts, expected):
+    assert gateway_hosts({"datacenters": {}, "hosts": hosts}) == expected
+
+
+@pytest.mark.parametrize(
+    ("plan", "message"),
+    [
+        pytest.param(
+            None, "gateway_hosts: expected a topology plan with a hosts mapping, got NoneType", id="none"
+        ),
+        pytest.param(
+            {"datacenters": {}},
+            "gateway_hosts: expected a topology plan with a hosts mapping, got dict",
+            id="no-hosts",
+        ),
+        pytest.param(
+            ["lab1-w1"], "gateway_hosts: expected a topology plan with a hosts mapping, got list", id="list"
+        ),
+    ],
+)
+def test_gateway_hosts_refuses_what_is_not_a_plan(plan, message):
+    with pytest.raises(GatewayError) as caught:
+        gateway_hosts(plan)
     assert str(caught.value) == message
