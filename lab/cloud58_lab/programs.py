@@ -8,7 +8,9 @@ that drives Ansible (the controller). Each one is listed here once, with its sou
   setup installs with ``--no-install-recommends``), or that every Debian system has
   (``Essential: yes`` or ``Priority: required``);
 * ``venv``: a console script of a Python distribution pinned in ``requirements.txt``;
-* ``upstream``: a program ``scripts/setup/upstream.sh`` builds from the Go module proxy;
+* ``upstream``: a program a setup script builds from the Go module proxy, each pin in a module of
+  its own (its ``package`` names the script: ``upstream`` for ``scripts/setup/upstream.sh``,
+  ``consul`` for ``scripts/setup/consul.sh``);
 * ``toolchain``: a toolchain the build machine brings (Go: Debian 12's is too old for the pins);
 * ``python``: the interpreter running the code (``sys.executable``).
 
@@ -45,7 +47,7 @@ SOURCES = (APT, VENV, UPSTREAM, TOOLCHAIN, PYTHON)
 class Program:
     name: str
     source: str
-    package: str  # the Debian package, the Python distribution, or "" for the other sources
+    package: str  # the Debian package, the Python distribution, the upstream build, or ""
     why: str
     indirect: bool = False
 
@@ -62,8 +64,12 @@ def _venv(name: str, distribution: str, why: str) -> Program:
     return Program(name, VENV, distribution, why)
 
 
-def _upstream(name: str, why: str) -> Program:
-    return Program(name, UPSTREAM, "", why)
+def _upstream(name: str, why: str, build: str = "upstream") -> Program:
+    return Program(name, UPSTREAM, build, why)
+
+
+# The upstream builds: scripts/setup/<build>.sh, and the variable that points at official binaries.
+UPSTREAM_BUILDS = {"upstream": "CLOUD58_BIN_DIR", "consul": "CLOUD58_CONSUL_BIN_DIR"}
 
 
 _TABLE = (
@@ -135,6 +141,8 @@ _TABLE = (
     _upstream("kubelet", "installed on the lab's nodes by the kubelet role"),
     _upstream("kubectl", "the benchmarks' baseline and the lab's status"),
     _upstream("kwok", "simulated nodes of the lab and benchmark clusters"),
+    # built from the Go module proxy (scripts/setup/consul.sh, upstream/consul)
+    _upstream("consul", "the Consul clusters of tests/network/test_consul_cluster.py", "consul"),
     Program("go", TOOLCHAIN, "", "scripts/setup/upstream.sh builds the upstream programs"),
     Program("python3", PYTHON, "", "small servers and clients inside lab namespaces"),
 )
@@ -156,10 +164,11 @@ def program(name: str) -> Program:
 
 
 @functools.cache
-def _upstream_dir() -> str | None:
-    """The pinned programs' directory, as scripts/setup/upstream-bin-dir prints it (None if unbuilt)."""
-    script = Path(__file__).resolve().parents[2] / "scripts" / "setup" / "upstream-bin-dir"
-    proc = subprocess.run([str(script)], capture_output=True, text=True, check=False)
+def _upstream_dir(build: str = "upstream") -> str | None:
+    """The directory of one upstream build's programs, as ``scripts/setup/<build>.sh
+    --print-bin-dir`` prints it (None if unbuilt)."""
+    script = Path(__file__).resolve().parents[2] / "scripts" / "setup" / f"{build}.sh"
+    proc = subprocess.run([str(script), "--print-bin-dir"], capture_output=True, text=True, check=False)
     return proc.stdout.strip() if proc.returncode == 0 else None
 
 
@@ -169,7 +178,7 @@ def path(name: str) -> str:
     if entry.source == PYTHON:
         return sys.executable
     if entry.source == UPSTREAM:
-        directory = _upstream_dir()
+        directory = _upstream_dir(entry.package)
         found = shutil.which(name, path=directory) if directory else None
     else:
         search = os.pathsep.join([os.environ.get("PATH", os.defpath), *_SEARCH_EXTRA])
@@ -185,7 +194,10 @@ def _install_hint(entry: Program) -> str:
     if entry.source == VENV:
         return f"it comes from the Python package {entry.package}; run 'make setup-venv'"
     if entry.source == UPSTREAM:
-        return "it is built from the Go module proxy; run 'make setup-upstream' or set CLOUD58_BIN_DIR"
+        return (
+            f"it is built from the Go module proxy; run 'make setup-{entry.package}'"
+            f" or set {UPSTREAM_BUILDS[entry.package]}"
+        )
     return "install the Go toolchain named in upstream/go.mod, or set CLOUD58_BIN_DIR"
 
 

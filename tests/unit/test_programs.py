@@ -176,11 +176,20 @@ def test_venv_program_is_installed_by_a_pinned_distribution(name):
     assert Path(programs.path(name)).parent == Path(programs.path("python3")).parent
 
 
-def test_upstream_programs_are_the_ones_setup_builds():
-    script = (REPO / "scripts/setup/upstream.sh").read_text()
+@pytest.mark.parametrize("build", sorted(programs.UPSTREAM_BUILDS))
+def test_upstream_programs_are_the_ones_setup_builds(build):
+    script = (REPO / f"scripts/setup/{build}.sh").read_text()
     built = re.search(r"^programs=\(([^)]*)\)", script, re.M).group(1).split()
-    registered = sorted(n for n, p in programs.PROGRAMS.items() if p.source == programs.UPSTREAM)
+    assert f"{programs.UPSTREAM_BUILDS[build]}:-" in script
+    registered = sorted(
+        n for n, p in programs.PROGRAMS.items() if p.source == programs.UPSTREAM and p.package == build
+    )
     assert registered == sorted(built)
+
+
+def test_every_upstream_program_names_a_known_build():
+    builds = {p.package for p in programs.PROGRAMS.values() if p.source == programs.UPSTREAM}
+    assert builds == set(programs.UPSTREAM_BUILDS)
 
 
 def test_an_unregistered_program_is_refused_by_name():
