@@ -1,0 +1,327 @@
+"""A real 3-server Consul cluster (the pinned 1.14.11, scripts/setup/consul.sh), one server per
+network namespace on one bridge in 198.18.40.0/24, with gossip encryption and ACLs
+default-deny, as the consul role will run it (issue 15, items 1 and 5):
+
+* the three servers elect one leader, and every server lists the same three raft peers;
+* every member gossips with the one key the test generated;
+* without a token a write is refused (403) and a catalog read sees nothing of a service that a
+  token registered through ``/v1/txn``; with the token the read sees exactly that instance;
+* with a follower stopped, then (the follower back) with the leader stopped, a registration
+  through each remaining server succeeds and the catalog holds every instance.
+
+The test talks to each server's HTTP API over a unix socket in the server's directory (the
+API listens on nothing else), so no address outside the namespaces is used. The gossip key
+and the ACL bootstrap token are generated per run; the key is in the servers' config files
+(mode 0600, removed with the lab), the tokens stay in this process's memory.
+Processes are stopped by PID and the namespaces removed by :class:`NetLab`.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from cloud58_lab import programs
+from cloud58_lab.netlab import NetLab, run_prefix, wait_until
+
+pytestmark = pytest.mark.slow
+
+DATACENTER = "bj1"
+SERVERS = {"s1": "198.18.40.1", "s2": "198.18.40.2", "s3": "198.18.40.3"}
+RAFT_PORT = 8300
+# The token of a request without one (Consul's well-known anonymous token).
+ANONYMOUS = "token with AccessorID '00000000-0000-0000-0000-000000000002'"
+# Bounds against a hang only; no result depends on how fast the machine is.
+WAIT = 180
+SYNC_RULES = 'node_prefix "k8s-" { policy = "write" }\nservice_prefix "" { policy = "write" }\n'
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: Path) -> None:
+        super().__init__("consul", timeout=60)
+        self._path = str(path)
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(60)
+        self.sock.connect(self._path)
+
+
+class Cluster:
+    """The servers' processes, directories and the tokens of one run."""
+
+    def __init__(self, net: NetLab, key: str) -> None:
+        self.net = net
+        self.key = key
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.management = ""  # the bootstrap token (global-management)
+        self.sync = ""  # a token with the rights cloud58-consul-sync will have
+
+    def directory(self, name: str) -> Path:
+        return self.net.workdir / name
+
+    def config(self, name: str) -> dict:
+        return {
+            "node_name": name,
+            "datacenter": DATACENTER,
+            "server": True,
+            "bootstrap_expect": len(SERVERS),
+            "data_dir": str(self.directory(name) / "data"),
+            "bind_addr": SERVERS[name],
+            "addresses": {"http": f"unix://{self.directory(name) / 'http.sock'}"},
+            "ports": {"dns": -1, "grpc": -1, "grpc_tls": -1},
+            "retry_join": [address for other, address in SERVERS.items() if other != name],
+            "encrypt": self.key,
+            "encrypt_verify_incoming": True,
+            "encrypt_verify_outgoing": True,
+            "acl": {"enabled": True, "default_policy": "deny", "enable_token_persistence": False},
+            "performance": {"raft_multiplier": 1},
+            "disable_update_check": True,
+            "log_level": "info",
+        }
+
+    def start(self, name: str) -> None:
+        directory = self.directory(name)
+        (directory / "data").mkdir(parents=True, exist_ok=True)
+        config = directory / "consul.json"
+        fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(self.config(name), out)
+        # `ip netns exec` execs consul: the PID is the server's own.
+        consul = [programs.path("consul"), "agent", f"-config-file={config}"]
+        with open(directory / "consul.log", "ab") as log:
+            proc = subprocess.Popen(
+                programs.argv("ip", "netns", "exec", self.net.ns(name), *consul),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.procs[name] = proc
+        self.net.servers.append(proc)  # NetLab.close() stops it by PID in any case
+        wait_until(lambda: (directory / "http.sock").exists() or proc.poll() is not None, WAIT, what=name)
+        if proc.poll() is not None:
+            pytest.fail(f"consul {name} exited ({proc.returncode}):\n{self.log(name)}")
+
+    def stop(self, name: str) -> None:
+        proc = self.procs.pop(name)
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=WAIT)
+
+    def log(self, name: str) -> str:
+        path = self.directory(name) / "consul.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-30:]) if path.exists() else ""
+
+    def request(self, name: str, method: str, path: str, body=None, token: str = ""):
+        """``(status, headers, decoded JSON or text)`` of one request to server ``name``."""
+        conn = _UnixConnection(self.directory(name) / "http.sock")
+        headers = {"X-Consul-Token": token} if token else {}
+        data = json.dumps(body).encode() if body is not None else None
+        try:
+            conn.request(method, path, body=data, headers=headers)
+            resp = conn.getresponse()
+            raw = resp.read().decode()
+        finally:
+            conn.close()
+        try:
+            value = json.loads(raw) if raw else None
+        except json.JSONDecodeError:
+            value = raw.strip()
+        return resp.status, resp.headers, value
+
+    def get(self, name: str, path: str, token: str = ""):
+        status, _, value = self.request(name, "GET", path, token=token)
+        assert status == 200, f"GET {path} on {name}: {status} {value}"
+        return value
+
+    def leader(self, name: str) -> str:
+        try:
+            status, _, value = self.request(name, "GET", "/v1/status/leader")
+        except OSError:
+            return ""
+        return value if status == 200 else ""
+
+    def agreed_leader(self) -> str:
+        """The leader's raft address once every running server names the same one, else ''."""
+        leaders = {self.leader(name) for name in self.procs}
+        return leaders.pop() if len(leaders) == 1 and "" not in leaders else ""
+
+    def name_of(self, raft_address: str) -> str:
+        return next(name for name, address in SERVERS.items() if f"{address}:{RAFT_PORT}" == raft_address)
+
+
+def _instance(number: int) -> dict:
+    return {
+        "ID": f"web-198-18-41-{number}",
+        "Service": "web",
+        "Address": f"198.18.41.{number}",
+        "Port": 8080,
+        "Tags": ["cluster=bj1-a"],
+    }
+
+
+def _register_txn(node: str, instance: dict) -> list:
+    return [
+        {"Node": {"Verb": "set", "Node": {"Node": node, "Address": "198.18.40.100"}}},
+        {"Service": {"Verb": "set", "Node": node, "Service": instance}},
+    ]
+
+
+def _register(cluster: Cluster, through: str, node: str, instance: dict) -> None:
+    status, _, value = cluster.request(
+        through, "PUT", "/v1/txn", _register_txn(node, instance), token=cluster.sync
+    )
+    assert status == 200, f"txn through {through}: {status} {value}"
+    assert value["Errors"] is None
+    assert [sorted(result) for result in value["Results"]] == [["Node"], ["Service"]]
+
+
+def _instances(cluster: Cluster, through: str, service: str) -> list[tuple[str, str, str, int]]:
+    entries = cluster.get(through, f"/v1/catalog/service/{service}?consistent", token=cluster.sync)
+    return sorted((e["Node"], e["ServiceID"], e["ServiceAddress"], e["ServicePort"]) for e in entries)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    programs.require("consul", "ip")
+    with NetLab(prefix=run_prefix("c58cs")) as net:
+        net.add_switch("sw")
+        for name, address in SERVERS.items():
+            net.add_namespace(name, forwarding=False)
+            net.attach("sw", name, "eth0", f"{address}/24")
+        c = Cluster(net, base64.b64encode(os.urandom(32)).decode())
+        try:
+            for name in SERVERS:
+                c.start(name)
+            wait_until(c.agreed_leader, WAIT, what="one leader named by every server")
+
+            def bootstrap():
+                status, _, value = c.request("s1", "PUT", "/v1/acl/bootstrap")
+                return value["SecretID"] if status == 200 else None
+
+            # The ACL system starts working a moment after the leader is elected.
+            c.management = wait_until(bootstrap, WAIT, what="ACL bootstrap")
+            status, _, policy = c.request(
+                "s1", "PUT", "/v1/acl/policy", {"Name": "cloud58-sync", "Rules": SYNC_RULES}, c.management
+            )
+            assert status == 200, policy
+            status, _, token = c.request(
+                "s1",
+                "PUT",
+                "/v1/acl/token",
+                {"Description": "cloud58-consul-sync (test)", "Policies": [{"ID": policy["ID"]}]},
+                c.management,
+            )
+            assert status == 200, token
+            c.sync = token["SecretID"]
+            yield c
+        except BaseException:
+            for name in SERVERS:
+                print(f"--- consul {name}\n{c.log(name)}")
+            raise
+
+
+def test_three_servers_elect_one_leader_and_list_every_peer(cluster):
+    leader = cluster.agreed_leader()
+    assert leader in {f"{address}:{RAFT_PORT}" for address in SERVERS.values()}
+    expected = sorted(f"{address}:{RAFT_PORT}" for address in SERVERS.values())
+    assert {name: sorted(cluster.get(name, "/v1/status/peers")) for name in SERVERS} == {
+        name: expected for name in SERVERS
+    }
+    members = cluster.get("s1", "/v1/agent/members", token=cluster.management)
+    assert sorted((m["Name"], m["Addr"], m["Status"], m["Tags"]["role"]) for m in members) == [
+        (name, address, 1, "consul") for name, address in SERVERS.items()
+    ]
+
+
+def test_every_member_gossips_with_the_one_key(cluster):
+    rings = cluster.get("s1", "/v1/operator/keyring", token=cluster.management)
+    lan = [ring for ring in rings if not ring["WAN"]]
+    assert [(ring["Datacenter"], ring["Keys"], ring["NumNodes"]) for ring in lan] == [
+        (DATACENTER, {cluster.key: 3}, 3)
+    ]
+
+
+def test_without_a_token_writes_are_refused_and_reads_see_nothing(cluster):
+    instance = dict(_instance(1), Service="api", ID="api-198-18-41-1")
+    _register(cluster, "s1", "k8s-bj1-a", instance)
+    assert _instances(cluster, "s2", "api") == [("k8s-bj1-a", "api-198-18-41-1", "198.18.41.1", 8080)]
+
+    for name in SERVERS:
+        assert cluster.get(name, "/v1/catalog/service/api") == []
+        assert cluster.get(name, "/v1/catalog/services") == {}
+        assert cluster.get(name, "/v1/health/service/api") == []
+
+    # A follower forwards the write to the leader, and says so.
+    leader = cluster.name_of(cluster.agreed_leader())
+    denied = f"Permission denied: {ANONYMOUS} lacks permission 'service:write' on \"web\""
+    node_write = "permission 'node:write' on \"k8s-bj1-a\""
+    register = {"Node": "k8s-bj1-a", "Address": "198.18.40.100", "Service": _instance(9)}
+    for name in SERVERS:
+        status, _, value = cluster.request(name, "PUT", "/v1/catalog/register", register)
+        forwarded = "" if name == leader else "rpc error making call: "
+        assert (name, status, value) == (name, 403, forwarded + denied)
+        status, _, value = cluster.request(name, "PUT", "/v1/txn", _register_txn("k8s-bj1-a", _instance(9)))
+        # The transaction API answers 409 with one error per operation; nothing is applied.
+        assert (name, status, value) == (
+            name,
+            409,
+            {
+                "Results": None,
+                "Errors": [
+                    {"OpIndex": 0, "What": f"Permission denied: {ANONYMOUS} lacks {node_write}"},
+                    {"OpIndex": 1, "What": denied},
+                ],
+            },
+        )
+    # Nothing of the refused writes reached the catalog.
+    assert _instances(cluster, "s3", "web") == []
+
+
+def test_registration_continues_with_a_follower_then_the_leader_stopped(cluster):
+    _register(cluster, "s1", "k8s-bj1-a", _instance(1))
+    leader = cluster.name_of(cluster.agreed_leader())
+    follower, other = sorted(name for name in SERVERS if name != leader)
+
+    cluster.stop(follower)
+    # Through the other follower (forwarded to the leader) and through the leader itself.
+    _register(cluster, other, "k8s-bj1-a", _instance(2))
+    _register(cluster, leader, "k8s-bj1-a", _instance(3))
+    assert [i[1] for i in _instances(cluster, other, "web")] == [f"web-198-18-41-{n}" for n in (1, 2, 3)]
+
+    # The follower comes back with its data; every server is healthy again before the leader goes.
+    cluster.start(follower)
+
+    def healthy():
+        status, _, health = cluster.request(
+            leader, "GET", "/v1/operator/autopilot/health", token=cluster.management
+        )
+        if status != 200:
+            return None
+        # Servers is null for a moment while autopilot takes the returning server in.
+        rows = sorted((s["Name"], s["Healthy"], s["Voter"]) for s in health["Servers"] or [])
+        return rows if health["Healthy"] and len(rows) == len(SERVERS) else None
+
+    rows = wait_until(healthy, WAIT, what="autopilot: 3 healthy servers")
+    assert rows == [(name, True, True) for name in sorted(SERVERS)]
+
+    cluster.stop(leader)
+    # The two remaining servers name the old leader until they notice it is gone.
+    remaining = {f"{SERVERS[name]}:{RAFT_PORT}" for name in (follower, other)}
+    wait_until(
+        lambda: cluster.agreed_leader() in remaining, WAIT, what="a new leader of the two remaining servers"
+    )
+    for number, through in ((4, follower), (5, other)):
+        _register(cluster, through, "k8s-bj1-a", _instance(number))
+    for through in (follower, other):
+        assert _instances(cluster, through, "web") == [
+            ("k8s-bj1-a", f"web-198-18-41-{n}", f"198.18.41.{n}", 8080) for n in range(1, 6)
+        ]
