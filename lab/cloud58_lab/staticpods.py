@@ -520,6 +520,7 @@ class StaticPodLab:
         variables = {
             "control_plane_image_registry": REGISTRY,
             "control_plane_pki_dir": str(self.pki_dir),
+            "prometheus_pki_dir": str(self.pki_dir),
             # podman caps open files at 4096 in the hosts; HAProxy needs about 2 per connection.
             "api_endpoint_maxconn": 1000,
             "haproxy_gateway_maxconn": 1000,

@@ -1,7 +1,8 @@
 """The role cloud58.platform.prometheus run by ansible-playbook on this machine, with its files
 redirected to a temporary directory, no package installed and no service touched: check mode
-writes nothing, a run writes prometheus.yml (the filter's text under a header) and the rules,
-each checked by the real promtool, a second run changes nothing, and bad input fails by name.
+writes nothing, a run copies the cluster's client certificates from a controller PKI and writes
+prometheus.yml (the filter's text under a header) and the rules, each checked by the real
+promtool, a second run changes nothing, and bad input fails by name.
 The host is lab1-m1 of inventories/lab, the default Prometheus host of datacenter lab1."""
 
 from __future__ import annotations
@@ -34,18 +35,27 @@ PLAYBOOK = """\
 CERT_VARS = tuple(f"prometheus_{k}" for k in DEFAULT_OPTIONS if k.endswith("_file"))
 
 
+# The controller's PKI of cluster lab1-k8s (the role control_plane's layout) -> where the role
+# puts each file under pki/ (the default paths of the certificate options), and its mode.
+CONTROLLER_FILES = {
+    "ca.crt": ("lab1-k8s/ca.crt", 0o644),
+    "prometheus.crt": ("lab1-k8s/prometheus.crt", 0o644),
+    "prometheus.key": ("lab1-k8s/prometheus.key", 0o640),
+    "etcd/ca.crt": ("lab1-k8s/etcd-ca.crt", 0o644),
+    "prometheus-etcd-client.crt": ("lab1-k8s/etcd-client.crt", 0o644),
+    "prometheus-etcd-client.key": ("lab1-k8s/etcd-client.key", 0o640),
+}
+
+
 @pytest.fixture(scope="module")
 def work(tmp_path_factory):
     plan = build_plan(load_inventory(str(REPO / "inventories/lab"))).as_dict()
     work = tmp_path_factory.mktemp("prometheus-role")
-    pki = work / "pki"
-    for name in CERT_VARS:
-        path = Path(
-            DEFAULT_OPTIONS[name.removeprefix("prometheus_")].replace("/etc/prometheus/pki", str(pki))
-        )
-        path = Path(str(path).replace("{cluster}", "lab1-k8s"))
+    for source in CONTROLLER_FILES:
+        path = work / "controller-pki/lab1-k8s" / source
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch()
+        path.write_text(f"content of {source}\n")
+        path.chmod(0o600)
     return plan, work
 
 
@@ -60,6 +70,7 @@ def _play(work, check=False, **extra):
         "prometheus_config_file": str(directory / "prometheus.yml"),
         "prometheus_rules_dir": str(directory / "rules"),
         "prometheus_defaults_file": str(directory / "default-prometheus"),
+        "prometheus_pki_dir": str(directory / "controller-pki"),
         **{
             name: DEFAULT_OPTIONS[name.removeprefix("prometheus_")].replace(
                 "/etc/prometheus/pki", str(directory / "pki")
@@ -81,8 +92,10 @@ def test_check_mode_writes_nothing(work):
     _plan, directory = work
     stats, failed = _play(work, check=True)
     assert (stats["failures"], failed) == (0, [])
-    # the rules directory, the rules files (one looped task), prometheus.yml, the defaults file's ARGS
-    assert stats["changed"] == 4
+    # the certificates' directory, the certificates and the keys (one looped task each), the
+    # rules directory, the rules files (one looped task), prometheus.yml, the defaults file's ARGS
+    assert stats["changed"] == 7
+    assert not (directory / "pki").exists()
     assert not (directory / "prometheus.yml").exists()
     assert not (directory / "default-prometheus").exists()
     assert not (directory / "rules").exists()
@@ -91,7 +104,17 @@ def test_check_mode_writes_nothing(work):
 def test_role_writes_the_checked_config_and_rules(work):
     plan, directory = work
     stats, failed = _play(work)
-    assert (stats, failed) == ({"changed": 4, "failures": 0}, [])
+    assert (stats, failed) == ({"changed": 7, "failures": 0}, [])
+    installed = {
+        str(p.relative_to(directory / "pki")): (p.read_text(), p.stat().st_mode & 0o777, p.group())
+        for p in (directory / "pki").rglob("*")
+        if p.is_file()
+    }
+    assert installed == {
+        dest: (f"content of {source}\n", mode, "prometheus" if mode == 0o640 else "root")
+        for source, (dest, mode) in CONTROLLER_FILES.items()
+    }
+    assert (directory / "pki/lab1-k8s").stat().st_mode & 0o777 == 0o750
     expected = scrape_config(
         plan,
         "lab1",
@@ -127,7 +150,10 @@ def test_second_run_changes_nothing(work):
 def test_a_missing_client_certificate_keeps_the_old_config(work):
     _plan, directory = work
     before = (directory / "prometheus.yml").read_text()
-    stats, failed = _play(work, prometheus_etcd_key_file=str(directory / "pki/{cluster}/missing.key"))
+    # With no PKI to copy from, the files are someone else's: one missing fails promtool's check.
+    stats, failed = _play(
+        work, prometheus_pki_dir="", prometheus_etcd_key_file=str(directory / "pki/{cluster}/missing.key")
+    )
     assert stats["failures"] == 1
     assert len(failed) == 1
     assert failed[0].startswith("failed to validate\n")

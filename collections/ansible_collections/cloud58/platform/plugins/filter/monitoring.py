@@ -1,11 +1,13 @@
 # -*- coding: utf-8 -*-
 # Copyright: cloud58 platform team
 # Apache License 2.0
-"""Filters over module_utils/monitoring: the Prometheus configuration of a datacenter and the
-hosts that run Prometheus by default, and the server's flags.
+"""Filters over module_utils/monitoring: the Prometheus configuration of a datacenter, the
+client certificate files it names, the hosts that run Prometheus by default, and the
+server's flags.
 
 Each filter is documented in its own file next to this one (prometheus_config.yml,
-prometheus_hosts.yml, prometheus_args.yml), as ansible-doc reads them.
+prometheus_client_files.yml, prometheus_hosts.yml, prometheus_args.yml), as ansible-doc
+reads them.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.cloud58.platform.plugins.module_utils.monitoring import (
     MonitoringError,
+    client_files,
     config_text,
     monitoring_hosts,
     scrape_config,
@@ -26,6 +29,13 @@ def prometheus_config(plan, datacenter, options=None):
         return config_text(scrape_config(plan, datacenter, options or {}))
     except MonitoringError as e:
         raise AnsibleFilterError(f"prometheus_config({datacenter}): {e}") from e
+
+
+def prometheus_client_files(plan, datacenter, options=None):
+    try:
+        return client_files(plan, datacenter, options or {})
+    except MonitoringError as e:
+        raise AnsibleFilterError(f"prometheus_client_files({datacenter}): {e}") from e
 
 
 def prometheus_args(options=None):
@@ -46,6 +56,7 @@ class FilterModule:
     def filters(self):
         return {
             "prometheus_args": prometheus_args,
+            "prometheus_client_files": prometheus_client_files,
             "prometheus_config": prometheus_config,
             "prometheus_hosts": prometheus_hosts,
         }

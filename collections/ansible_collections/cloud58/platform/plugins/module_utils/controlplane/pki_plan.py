@@ -18,6 +18,8 @@ Layout of a cluster's PKI directory on the controller (paths relative to it)::
     apiserver-etcd-client.*           apiserver -> both etcds
     front-proxy-client.*              apiserver -> extension apiservers
     admin.*, controller-manager.*, scheduler.*   kubeconfig clients
+    prometheus.*, prometheus-etcd-client.*       the datacenter's Prometheus (not copied to
+                                                 the masters: the role prometheus takes them)
     etcd/<host>-server.*, etcd/<host>-peer.*                 main etcd members
     etcd/<host>-events-server.*, etcd/<host>-events-peer.*   events etcd members
     kubelet/<node>.*                  each node's kubelet -> apiserver (system:node:<node>)
@@ -34,6 +36,8 @@ CERT_VALIDITY_DAYS = 365
 
 KUBERNETES_CA = "ca"
 ETCD_CA = "etcd/ca"
+# The user Prometheus scrapes the control plane and the kubelets as (its certificate's CN).
+PROMETHEUS_USER = "cloud58:prometheus"
 FRONT_PROXY_CA = "front-proxy-ca"
 ENCRYPTION_CONFIG = "encryption-config.yaml"
 SA_KEY = "sa"
@@ -122,6 +126,11 @@ def pki_plan(cluster, settings):
         _cert("admin", KUBERNETES_CA, "cloud58-admin", orgs=("system:masters",)),
         _cert("controller-manager", KUBERNETES_CA, "system:kube-controller-manager"),
         _cert("scheduler", KUBERNETES_CA, "system:kube-scheduler"),
+        # The datacenter's Prometheus (role prometheus): /metrics of the apiservers, kubelets,
+        # controller-managers and schedulers as this user (ClusterRole cloud58-prometheus,
+        # render/platform.py), and of both etcds with the etcd CA's client certificate.
+        _cert("prometheus", KUBERNETES_CA, PROMETHEUS_USER),
+        _cert("prometheus-etcd-client", ETCD_CA, "cloud58-prometheus-etcd-client"),
     ]
     for kind, prefix in (("etcd", ""), ("etcd_events", "events-")):
         for member in cluster[kind]["members"]:

@@ -346,6 +346,42 @@ _WHY_NO_TARGET = {
 }
 
 
+# Where each file of a job's tls_config comes from in the controller's PKI of its cluster
+# (<pki_dir>/<cluster>/..., controlplane/pki_plan.py's layout); the keys are secrets.
+CLIENT_FILE_SOURCES = {
+    "kubernetes": {"ca_file": "ca.crt", "cert_file": "prometheus.crt", "key_file": "prometheus.key"},
+    "etcd": {
+        "ca_file": "etcd/ca.crt",
+        "cert_file": "prometheus-etcd-client.crt",
+        "key_file": "prometheus-etcd-client.key",
+    },
+}
+
+
+def client_files(plan, datacenter, options=None) -> list:
+    """The certificate files the configuration of ``datacenter`` names, each with its source
+    in the controller's PKI: ``[{"src": "<cluster>/<file>", "dest": path, "secret": bool}]``
+    in ``dest`` order, for the jobs kept (option ``jobs``) only. Two sources for one path (a
+    certificate option without ``{cluster}`` while the datacenter has two clusters) fail."""
+    opts = _options(options)
+    out = {}
+    for job in scrape_config(plan, datacenter, opts)["scrape_configs"]:
+        role, _, cluster = job["job_name"].partition("/")
+        tls = job.get("tls_config")
+        if not tls or not cluster:
+            continue
+        prefix = "etcd" if role in ETCD_JOBS else "kubernetes"
+        for key, source in CLIENT_FILE_SOURCES[prefix].items():
+            entry = {"src": f"{cluster}/{source}", "dest": tls[key], "secret": key == "key_file"}
+            taken = out.setdefault(tls[key], entry)
+            if taken["src"] != entry["src"]:
+                raise MonitoringError(
+                    f"monitoring option {prefix}_{key}: {opts[f'{prefix}_{key}']!r} is the same file "
+                    f"for {taken['src']} and {entry['src']}; put {{cluster}} in it"
+                )
+    return [out[dest] for dest in sorted(out)]
+
+
 def server_args(options=None) -> list:
     """The server's command-line flags for ``options`` (retention), checked like ``scrape_config``'s."""
     opts = _options(options)

@@ -19,6 +19,7 @@ producer the same ownership labels.
 
 from __future__ import annotations
 
+from ..controlplane.pki_plan import PROMETHEUS_USER
 from ..kube.objects import IDENTITY_NAME, IDENTITY_NAMESPACE, labels_for
 
 SYSTEM_NAMESPACE = "cloud58-system"
@@ -30,6 +31,14 @@ LVS_SYNC = "cloud58-lvs-sync"
 LVS_SYNC_RULES = [
     {"apiGroups": [""], "resources": ["services"], "verbs": ["get", "list", "watch"]},
     {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["get", "list", "watch"]},
+]
+# The datacenter's Prometheus (role prometheus) scrapes with a client certificate of the
+# cluster's CA (controlplane/pki_plan.py): /metrics of the apiservers, controller-managers and
+# schedulers (a non-resource URL), and the kubelets' /metrics (nodes/metrics); nothing else.
+PROMETHEUS = "cloud58-prometheus"
+PROMETHEUS_RULES = [
+    {"nonResourceURLs": ["/metrics"], "verbs": ["get"]},
+    {"apiGroups": [""], "resources": ["nodes/metrics"], "verbs": ["get"]},
 ]
 
 # name -> (value, description, preemption policy)
@@ -97,6 +106,7 @@ def platform_objects(cluster: str, datacenter: str, uid: str) -> list[dict]:
             }
         )
     objs.extend(_component_rbac(cluster))
+    objs.extend(prometheus_rbac(cluster))
     return objs
 
 
@@ -143,6 +153,27 @@ def lvs_sync_rbac(cluster: str) -> list[dict]:
     ServiceAccount ``cloud58-system/cloud58-lvs-sync``, bound to get, list and watch Services
     and EndpointSlices in every namespace (``LVS_SYNC_RULES``) and nothing more."""
     return _component(cluster, LVS_SYNC, LVS_SYNC_RULES)
+
+
+def prometheus_rbac(cluster: str) -> list[dict]:
+    """ClusterRole ``cloud58-prometheus`` (``PROMETHEUS_RULES``) bound to the user of
+    Prometheus' client certificate; no ServiceAccount: Prometheus runs outside the cluster."""
+    labels = {"app.kubernetes.io/component": PROMETHEUS}
+    return [
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": meta(PROMETHEUS, cluster, labels=labels),
+            "rules": PROMETHEUS_RULES,
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": meta(PROMETHEUS, cluster, labels=labels),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": PROMETHEUS},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": PROMETHEUS_USER}],
+        },
+    ]
 
 
 def _component(cluster: str, component: str, rules: list[dict]) -> list[dict]:

@@ -13,6 +13,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.cloud58.platform.plugins.filter.monitoring import (
     FilterModule,
     prometheus_args,
+    prometheus_client_files,
     prometheus_config,
     prometheus_hosts,
 )
@@ -27,7 +28,28 @@ def plan():
 
 
 def test_filters_are_registered():
-    assert sorted(FilterModule().filters()) == ["prometheus_args", "prometheus_config", "prometheus_hosts"]
+    assert sorted(FilterModule().filters()) == [
+        "prometheus_args",
+        "prometheus_client_files",
+        "prometheus_config",
+        "prometheus_hosts",
+    ]
+
+
+def test_prometheus_client_files(plan):
+    assert prometheus_client_files(plan, "lab2", {"jobs": ["kube-scheduler"]}) == [
+        {"src": "lab2-k8s/ca.crt", "dest": "/etc/prometheus/pki/lab2-k8s/ca.crt", "secret": False},
+        {
+            "src": "lab2-k8s/prometheus.crt",
+            "dest": "/etc/prometheus/pki/lab2-k8s/prometheus.crt",
+            "secret": False,
+        },
+        {
+            "src": "lab2-k8s/prometheus.key",
+            "dest": "/etc/prometheus/pki/lab2-k8s/prometheus.key",
+            "secret": True,
+        },
+    ]
 
 
 def test_prometheus_config_is_yaml_text(plan):
@@ -69,6 +91,12 @@ def test_prometheus_hosts(plan):
             "prometheus_args: monitoring option retention_time: expected a duration above 0 like 15d, 12h, "
             "2w, got '0s'",
             id="args-retention-zero",
+        ),
+        pytest.param(
+            lambda plan: prometheus_client_files(plan, "lab3"),
+            "prometheus_client_files(lab3): datacenter 'lab3' is not in the plan (did you mean 'lab2'?); "
+            "datacenters: lab1, lab2",
+            id="client-files-unknown-datacenter",
         ),
         pytest.param(
             lambda plan: prometheus_hosts("plan"),

@@ -151,7 +151,10 @@ def _plays(name):
 
 # Plays whose hosts are computed from the plan, by role: the group those hosts belong to.
 # The routers' play is left out: its role is checked where the play before includes it.
-COMPUTED_HOSTS = {"cloud58.platform.haproxy_gateway": "minions"}  # the ingress nodes
+COMPUTED_HOSTS = {
+    "cloud58.platform.haproxy_gateway": "minions",  # the ingress nodes
+    "cloud58.platform.prometheus": "masters:monitoring",  # the group, else the first masters
+}
 
 
 def _roles_applied():

@@ -46,6 +46,8 @@ def test_plan_lists_every_certificate_once(lab_plan):
         "admin",
         "controller-manager",
         "scheduler",
+        "prometheus",
+        "prometheus-etcd-client",
         "etcd/lab2-m1-server",
         "etcd/lab2-m1-peer",
         "etcd/lab2-m2-server",
@@ -83,6 +85,19 @@ def test_plan_lists_every_certificate_once(lab_plan):
         "ip_addresses": [],
         "usages": ["client"],
     }
+    assert by_name["prometheus"] == {
+        "name": "prometheus",
+        "ca": "ca",
+        "common_name": "cloud58:prometheus",
+        "organizations": [],
+        "dns_names": [],
+        "ip_addresses": [],
+        "usages": ["client"],
+    }
+    assert (by_name["prometheus-etcd-client"]["ca"], by_name["prometheus-etcd-client"]["usages"]) == (
+        "etcd/ca",
+        ["client"],
+    )
     assert by_name["controller-manager"]["common_name"] == "system:kube-controller-manager"
     assert by_name["admin"]["organizations"] == ["system:masters"]
     assert by_name["apiserver"]["usages"] == ["server"]

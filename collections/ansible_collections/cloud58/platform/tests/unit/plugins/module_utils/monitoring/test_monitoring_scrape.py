@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.cloud58.platform.plugins.module_utils.controlplane import manifests
+from ansible_collections.cloud58.platform.plugins.module_utils.controlplane import manifests, pki_plan
+from ansible_collections.cloud58.platform.plugins.module_utils.controlplane.settings import settings_from
 from ansible_collections.cloud58.platform.plugins.module_utils.monitoring import (
     MonitoringError,
+    client_files,
     config_text,
     monitoring_hosts,
     scrape_config,
@@ -398,3 +400,62 @@ def test_lvs_role_the_plan_lacks(plan):
 )
 def test_server_args(options, args):
     assert server_args(options) == args
+
+
+# ---- the client certificate files, from the controller's PKI ---------------------------
+
+P = "/etc/prometheus/pki/lab1-k8s"
+LAB1_CLIENT_FILES = [
+    {"src": "lab1-k8s/ca.crt", "dest": f"{P}/ca.crt", "secret": False},
+    {"src": "lab1-k8s/etcd/ca.crt", "dest": f"{P}/etcd-ca.crt", "secret": False},
+    {"src": "lab1-k8s/prometheus-etcd-client.crt", "dest": f"{P}/etcd-client.crt", "secret": False},
+    {"src": "lab1-k8s/prometheus-etcd-client.key", "dest": f"{P}/etcd-client.key", "secret": True},
+    {"src": "lab1-k8s/prometheus.crt", "dest": f"{P}/prometheus.crt", "secret": False},
+    {"src": "lab1-k8s/prometheus.key", "dest": f"{P}/prometheus.key", "secret": True},
+]
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        pytest.param({}, LAB1_CLIENT_FILES, id="every-job"),
+        pytest.param({"jobs": ["node", "signals", "lvs"]}, [], id="no-tls-job"),
+        pytest.param({"jobs": ["etcd-events"]}, LAB1_CLIENT_FILES[1:4], id="etcd-only"),
+        pytest.param(
+            {"jobs": ["kube-apiserver"], "kubernetes_key_file": "/k/{cluster}.key"},
+            [
+                LAB1_CLIENT_FILES[0],
+                LAB1_CLIENT_FILES[4],
+                {"src": "lab1-k8s/prometheus.key", "dest": "/k/lab1-k8s.key", "secret": True},
+            ],
+            id="own-path",
+        ),
+    ],
+)
+def test_client_files_of_lab1(plan, options, expected):
+    assert client_files(plan, "lab1", options) == expected
+
+
+def test_client_files_come_from_certificates_the_pki_plan_issues(plan):
+    cluster = plan["clusters"]["lab1-k8s"]
+    issued = {
+        f"lab1-k8s/{c['name']}.{ext}"
+        for c in pki_plan.pki_plan(cluster, settings_from({}))["certs"]
+        for ext in ("crt", "key")
+    }
+    issued |= {f"lab1-k8s/{ca['name']}.crt" for ca in pki_plan.pki_plan(cluster, settings_from({}))["cas"]}
+    assert sorted(f["src"] for f in client_files(plan, "lab1") if f["src"] not in issued) == []
+
+
+def test_client_files_refuse_one_path_for_two_clusters(plan):
+    two = copy.deepcopy(plan)
+    other = copy.deepcopy(two["clusters"]["lab1-k8s"])
+    other["name"] = "lab1-b"
+    two["clusters"]["lab1-b"] = other
+    two["datacenters"]["lab1"]["clusters"] = ["lab1-k8s", "lab1-b"]
+    with pytest.raises(MonitoringError) as caught:
+        client_files(two, "lab1", {"etcd_key_file": "/etc/prometheus/etcd.key"})
+    assert str(caught.value) == (
+        "monitoring option etcd_key_file: '/etc/prometheus/etcd.key' is the same file for "
+        "lab1-b/prometheus-etcd-client.key and lab1-k8s/prometheus-etcd-client.key; put {cluster} in it"
+    )

@@ -63,8 +63,10 @@ def test_every_cluster_gets_platform_objects_and_its_apps():
     bj1, sh1 = render_clusters([BJ1, SH1], [spec(clusters={"bj1-k8s": 1})])
     platform = [
         ("ClusterRole", "", "cloud58-observer"),
+        ("ClusterRole", "", "cloud58-prometheus"),
         ("ClusterRole", "", "cloud58-reconciler"),
         ("ClusterRoleBinding", "", "cloud58-observer"),
+        ("ClusterRoleBinding", "", "cloud58-prometheus"),
         ("ClusterRoleBinding", "", "cloud58-reconciler"),
         ("ConfigMap", "kube-system", "cloud58-identity"),
         ("Namespace", "", "cloud58-system"),
@@ -217,6 +219,33 @@ def test_calico_objects_of_every_cluster_come_from_its_inventory_plan():
     )
 
 
+def test_prometheus_may_read_metrics_and_nothing_else():
+    [cluster] = render_clusters([SH1], [])
+    files = cluster_files(cluster)
+    found = {name: yaml.safe_load(text) for name, text in files.items() if "prometheus" in name}
+    assert {
+        name: {k: v for k, v in obj.items() if k in ("rules", "roleRef", "subjects")}
+        for name, obj in found.items()
+    } == {
+        "22_clusterrole_cloud58-prometheus.yaml": {
+            "rules": [
+                {"nonResourceURLs": ["/metrics"], "verbs": ["get"]},
+                {"apiGroups": [""], "resources": ["nodes/metrics"], "verbs": ["get"]},
+            ]
+        },
+        "23_clusterrolebinding_cloud58-prometheus.yaml": {
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "cloud58-prometheus",
+            },
+            "subjects": [
+                {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "cloud58:prometheus"}
+            ],
+        },
+    }
+
+
 LVS_SYNC_FILES = {
     "22_clusterrole_cloud58-lvs-sync.yaml": {
         "kind": "ClusterRole",
@@ -286,7 +315,7 @@ def test_rendered_directory_loads_in_the_engine(tmp_path):
     cluster = load_cluster_dir(str(tmp_path), "bj1-k8s")
     assert cluster.context == "bj1-k8s"
     assert cluster.identity == {"cluster": "bj1-k8s", "datacenter": "bj1", "uid": BJ1.uid}
-    assert len(cluster.manifests) == len(bj1.objects) == 19
+    assert len(cluster.manifests) == len(bj1.objects) == 21
     assert ("v1", "ResourceQuota") in cluster.prune_kinds
     assert cluster.node_annotations == {}  # a target made by hand carries no plan
 
