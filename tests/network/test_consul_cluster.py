@@ -1,18 +1,22 @@
 """A real 3-server Consul cluster (the pinned 1.14.11, scripts/setup/consul.sh), one server per
-network namespace on one bridge in 198.18.40.0/24, with gossip encryption and ACLs
-default-deny, as the consul role will run it (issue 15, items 1 and 5):
+network namespace on one bridge in 198.18.40.0/24, with gossip encryption, TLS for RPC and
+the HTTPS API (certificates from a throwaway CA, cloud58_lab.pki) and ACLs default-deny, as the
+consul role will run it (issue 15, items 1 and 5):
 
 * the three servers elect one leader, and every server lists the same three raft peers;
 * every member gossips with the one key the test generated;
+* a server refuses a plain (non-TLS) RPC connection, and the API a client without a
+  certificate of the CA;
 * without a token a write is refused (403) and a catalog read sees nothing of a service that a
   token registered through ``/v1/txn``; with the token the read sees exactly that instance;
 * with a follower stopped, then (the follower back) with the leader stopped, a registration
   through each remaining server succeeds and the catalog holds every instance.
 
-The test talks to each server's HTTP API over a unix socket in the server's directory (the
-API listens on nothing else), so no address outside the namespaces is used. The gossip key
-and the ACL bootstrap token are generated per run; the key is in the servers' config files
-(mode 0600, removed with the lab), the tokens stay in this process's memory.
+The test talks to each server's HTTPS API over a unix socket in the server's directory (the
+API listens on nothing else; plain HTTP is off), so no address outside the namespaces is used.
+The gossip key, the CA and the ACL bootstrap token are generated per run; the key is in the
+servers' config files and the private keys in files (mode 0600, removed with the lab), the
+tokens stay in this process's memory.
 Processes are stopped by PID and the namespaces removed by :class:`NetLab`.
 """
 
@@ -24,6 +28,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 from pathlib import Path
 
@@ -31,12 +36,15 @@ import pytest
 
 from cloud58_lab import programs
 from cloud58_lab.netlab import NetLab, run_prefix, wait_until
+from cloud58_lab.pki import CertificateAuthority
 
 pytestmark = pytest.mark.slow
 
 DATACENTER = "bj1"
 SERVERS = {"s1": "198.18.40.1", "s2": "198.18.40.2", "s3": "198.18.40.3"}
 RAFT_PORT = 8300
+# The name every server's certificate carries (Consul checks it with verify_server_hostname).
+SERVER_NAME = f"server.{DATACENTER}.consul"
 # The token of a request without one (Consul's well-known anonymous token).
 ANONYMOUS = "token with AccessorID '00000000-0000-0000-0000-000000000002'"
 # Bounds against a hang only; no result depends on how fast the machine is.
@@ -44,15 +52,19 @@ WAIT = 180
 SYNC_RULES = 'node_prefix "k8s-" { policy = "write" }\nservice_prefix "" { policy = "write" }\n'
 
 
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: Path) -> None:
+class _UnixHTTPSConnection(http.client.HTTPConnection):
+    """HTTPS over a unix socket, the server checked against the CA and SERVER_NAME."""
+
+    def __init__(self, path: Path, context: ssl.SSLContext) -> None:
         super().__init__("consul", timeout=60)
         self._path = str(path)
+        self._context = context
 
     def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(60)
-        self.sock.connect(self._path)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(60)
+        sock.connect(self._path)
+        self.sock = self._context.wrap_socket(sock, server_hostname=SERVER_NAME)
 
 
 class Cluster:
@@ -62,13 +74,27 @@ class Cluster:
         self.net = net
         self.key = key
         self.procs: dict[str, subprocess.Popen] = {}
+        self.ca = CertificateAuthority("cloud58-consul-test-ca")
+        self.ca_file = net.workdir / "ca.crt"
+        self.ca_file.write_bytes(self.ca.pair.cert_pem)
+        client_cert, client_key = self.ca.issue("cloud58-consul-test", client=True).write(
+            net.workdir, "client"
+        )
+        self.tls = self.client_context(client_cert, client_key)
         self.management = ""  # the bootstrap token (global-management)
         self.sync = ""  # a token with the rights cloud58-consul-sync will have
 
     def directory(self, name: str) -> Path:
         return self.net.workdir / name
 
+    def client_context(self, cert: Path | None = None, key: Path | None = None) -> ssl.SSLContext:
+        context = ssl.create_default_context(cafile=str(self.ca_file))
+        if cert:
+            context.load_cert_chain(str(cert), str(key))
+        return context
+
     def config(self, name: str) -> dict:
+        directory = self.directory(name)
         return {
             "node_name": name,
             "datacenter": DATACENTER,
@@ -76,8 +102,19 @@ class Cluster:
             "bootstrap_expect": len(SERVERS),
             "data_dir": str(self.directory(name) / "data"),
             "bind_addr": SERVERS[name],
-            "addresses": {"http": f"unix://{self.directory(name) / 'http.sock'}"},
-            "ports": {"dns": -1, "grpc": -1, "grpc_tls": -1},
+            "addresses": {"https": f"unix://{directory / 'https.sock'}"},
+            # HTTPS only (a unix socket ignores the port number, which only switches it on).
+            "ports": {"http": -1, "https": 8501, "dns": -1, "grpc": -1, "grpc_tls": -1},
+            "tls": {
+                "defaults": {
+                    "ca_file": str(self.ca_file),
+                    "cert_file": str(directory / "server.crt"),
+                    "key_file": str(directory / "server.key"),
+                    "verify_incoming": True,
+                    "verify_outgoing": True,
+                },
+                "internal_rpc": {"verify_server_hostname": True},
+            },
             "retry_join": [address for other, address in SERVERS.items() if other != name],
             "encrypt": self.key,
             "encrypt_verify_incoming": True,
@@ -91,6 +128,10 @@ class Cluster:
     def start(self, name: str) -> None:
         directory = self.directory(name)
         (directory / "data").mkdir(parents=True, exist_ok=True)
+        if not (directory / "server.crt").exists():
+            # Servers dial each other too: serving and client usage.
+            pair = self.ca.issue(SERVER_NAME, dns_names=(SERVER_NAME,), server=True, client=True)
+            pair.write(directory, "server")
         config = directory / "consul.json"
         fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as out:
@@ -107,7 +148,7 @@ class Cluster:
             )
         self.procs[name] = proc
         self.net.servers.append(proc)  # NetLab.close() stops it by PID in any case
-        wait_until(lambda: (directory / "http.sock").exists() or proc.poll() is not None, WAIT, what=name)
+        wait_until(lambda: (directory / "https.sock").exists() or proc.poll() is not None, WAIT, what=name)
         if proc.poll() is not None:
             pytest.fail(f"consul {name} exited ({proc.returncode}):\n{self.log(name)}")
 
@@ -122,7 +163,7 @@ class Cluster:
 
     def request(self, name: str, method: str, path: str, body=None, token: str = ""):
         """``(status, headers, decoded JSON or text)`` of one request to server ``name``."""
-        conn = _UnixConnection(self.directory(name) / "http.sock")
+        conn = _UnixHTTPSConnection(self.directory(name) / "https.sock", self.tls)
         headers = {"X-Consul-Token": token} if token else {}
         data = json.dumps(body).encode() if body is not None else None
         try:
@@ -248,6 +289,38 @@ def test_every_member_gossips_with_the_one_key(cluster):
     assert [(ring["Datacenter"], ring["Keys"], ring["NumNodes"]) for ring in lan] == [
         (DATACENTER, {cluster.key: 3}, 3)
     ]
+
+
+def test_a_server_refuses_a_plain_rpc_connection(cluster):
+    log = cluster.directory("s2") / "consul.log"
+    warning = "Non-TLS connection attempted with VerifyIncoming set"
+    before = log.read_text().count(warning)
+    code = (
+        "import socket,sys\n"
+        f"c=socket.create_connection(({SERVERS['s2']!r}, {RAFT_PORT}), timeout=30)\n"
+        "c.sendall(bytes([0]))\n"  # Consul's RPC byte without its TLS byte first
+        "sys.stdout.write(repr(c.recv(64)))\n"
+    )
+    # Closed without a byte of answer; with TLS not enforced the server would wait for a request.
+    assert cluster.net.exec("s1", "python3", "-c", code).stdout == "b''"
+    wait_until(lambda: log.read_text().count(warning) == before + 1, WAIT, what=f"{warning!r} in s2's log")
+
+
+def test_the_api_refuses_a_client_without_a_certificate(cluster):
+    def leader_without_certificate():
+        conn = _UnixHTTPSConnection(cluster.directory("s1") / "https.sock", cluster.client_context())
+        try:
+            conn.request("GET", "/v1/status/leader")
+            return conn.getresponse().read()
+        finally:
+            conn.close()
+
+    # TLS 1.3: the handshake completes on the client's side; the server, missing the client's
+    # certificate, closes the connection before answering.
+    with pytest.raises(ssl.SSLEOFError):
+        leader_without_certificate()
+    # The same request with the test's client certificate is answered.
+    assert cluster.leader("s1") == cluster.agreed_leader() != ""
 
 
 def test_without_a_token_writes_are_refused_and_reads_see_nothing(cluster):
