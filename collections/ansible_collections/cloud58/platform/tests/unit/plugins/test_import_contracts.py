@@ -25,7 +25,8 @@ LAB = "nothing in the collection imports the lab (cloud58_lab)"
 LVS = "lvs (the LVS director data plane) imports nothing of the collection"
 MONITORING = "monitoring (the Prometheus configuration) imports nothing of the collection"
 GATEWAY = "gateway (the ingress HAProxy configuration) imports nothing of the collection"
-ALL = {ON_TOP, LAYERS, PKI, KUBE, RENDER, TOPOLOGY, ENGINE, LAB, LVS, MONITORING, GATEWAY}
+DISCOVERY = "discovery (Kubernetes endpoints into Consul's catalog) imports nothing of the collection"
+ALL = {ON_TOP, LAYERS, PKI, KUBE, RENDER, TOPOLOGY, ENGINE, LAB, LVS, MONITORING, GATEWAY, DISCOVERY}
 
 
 def _lint(tmp_path, edit=None):
@@ -149,6 +150,24 @@ def test_contracts_hold_for_the_collection(tmp_path):
             "from ..kube import objects",
             {GATEWAY},
             id="gateway-imports-kube",
+        ),
+        pytest.param(
+            "module_utils/discovery/catalog.py",
+            "from ..gateway import haproxy",
+            {LAYERS, DISCOVERY},
+            id="discovery-imports-gateway",
+        ),
+        pytest.param(
+            "module_utils/discovery/catalog.py",
+            "from ..kube import objects",
+            {DISCOVERY},
+            id="discovery-imports-kube",
+        ),
+        pytest.param(
+            "module_utils/gateway/haproxy.py",
+            "from ..discovery import catalog",
+            {LAYERS, GATEWAY},
+            id="gateway-imports-discovery",
         ),
         pytest.param(
             "module_utils/node/sysctl.py",
