@@ -1,7 +1,8 @@
 """A real 3-server Consul cluster (the pinned 1.14.11, scripts/setup/consul.sh), one server per
-network namespace on one bridge in 198.18.40.0/24, with gossip encryption, TLS for RPC and
-the HTTPS API (certificates from a throwaway CA, cloud58_lab.pki) and ACLs default-deny, as the
-consul role will run it (issue 15, items 1 and 5):
+network namespace on one bridge in 198.18.40.0/24, each with the configuration
+``module_utils/consul`` makes for the future consul role (gossip encryption, TLS for RPC and the
+HTTPS API, ACLs default-deny; certificates from a throwaway CA, cloud58_lab.pki), the gossip key
+in a file of its own (issue 15, items 1 and 5):
 
 * the three servers elect one leader, and every server lists the same three raft peers;
 * every member gossips with the one key the test generated;
@@ -34,6 +35,7 @@ from pathlib import Path
 
 import pytest
 
+from ansible_collections.cloud58.platform.plugins.module_utils.consul import server_config
 from cloud58_lab import programs
 from cloud58_lab.netlab import NetLab, run_prefix, wait_until
 from cloud58_lab.pki import CertificateAuthority
@@ -94,36 +96,15 @@ class Cluster:
         return context
 
     def config(self, name: str) -> dict:
+        """The configuration the consul role will write (module_utils/consul), with this run's
+        directories and the HTTPS API on a unix socket."""
         directory = self.directory(name)
-        return {
-            "node_name": name,
-            "datacenter": DATACENTER,
-            "server": True,
-            "bootstrap_expect": len(SERVERS),
-            "data_dir": str(self.directory(name) / "data"),
-            "bind_addr": SERVERS[name],
-            "addresses": {"https": f"unix://{directory / 'https.sock'}"},
-            # HTTPS only (a unix socket ignores the port number, which only switches it on).
-            "ports": {"http": -1, "https": 8501, "dns": -1, "grpc": -1, "grpc_tls": -1},
-            "tls": {
-                "defaults": {
-                    "ca_file": str(self.ca_file),
-                    "cert_file": str(directory / "server.crt"),
-                    "key_file": str(directory / "server.key"),
-                    "verify_incoming": True,
-                    "verify_outgoing": True,
-                },
-                "internal_rpc": {"verify_server_hostname": True},
-            },
-            "retry_join": [address for other, address in SERVERS.items() if other != name],
-            "encrypt": self.key,
-            "encrypt_verify_incoming": True,
-            "encrypt_verify_outgoing": True,
-            "acl": {"enabled": True, "default_policy": "deny", "enable_token_persistence": False},
-            "performance": {"raft_multiplier": 1},
-            "disable_update_check": True,
-            "log_level": "info",
+        settings = {
+            "data_dir": str(directory / "data"),
+            "tls_dir": str(directory),
+            "https_address": f"unix://{directory / 'https.sock'}",
         }
+        return server_config(name, SERVERS, DATACENTER, settings)
 
     def start(self, name: str) -> None:
         directory = self.directory(name)
@@ -132,12 +113,15 @@ class Cluster:
             # Servers dial each other too: serving and client usage.
             pair = self.ca.issue(SERVER_NAME, dns_names=(SERVER_NAME,), server=True, client=True)
             pair.write(directory, "server")
-        config = directory / "consul.json"
-        fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            (directory / "ca.crt").write_bytes(self.ca.pair.cert_pem)
+        config, secret = directory / "consul.json", directory / "encrypt.json"
+        config.write_text(json.dumps(self.config(name), indent=2))
+        # The gossip key in a file of its own, as the role will keep it (not in the config).
+        fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(self.config(name), out)
+            json.dump({"encrypt": self.key}, out)
         # `ip netns exec` execs consul: the PID is the server's own.
-        consul = [programs.path("consul"), "agent", f"-config-file={config}"]
+        consul = [programs.path("consul"), "agent", f"-config-file={config}", f"-config-file={secret}"]
         with open(directory / "consul.log", "ab") as log:
             proc = subprocess.Popen(
                 programs.argv("ip", "netns", "exec", self.net.ns(name), *consul),

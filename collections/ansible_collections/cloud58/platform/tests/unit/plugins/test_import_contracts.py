@@ -26,7 +26,8 @@ LVS = "lvs (the LVS director data plane) imports nothing of the collection"
 MONITORING = "monitoring (the Prometheus configuration) imports nothing of the collection"
 GATEWAY = "gateway (the ingress HAProxy configuration) imports nothing of the collection"
 DISCOVERY = "discovery (Kubernetes endpoints into Consul's catalog) imports nothing of the collection"
-ALL = {ON_TOP, LAYERS, PKI, KUBE, RENDER, TOPOLOGY, ENGINE, LAB, LVS, MONITORING, GATEWAY, DISCOVERY}
+CONSUL = "consul (the Consul servers' configuration) imports nothing of the collection"
+ALL = {ON_TOP, LAYERS, PKI, KUBE, RENDER, TOPOLOGY, ENGINE, LAB, LVS, MONITORING, GATEWAY, DISCOVERY, CONSUL}
 
 
 def _lint(tmp_path, edit=None):
@@ -174,6 +175,18 @@ def test_contracts_hold_for_the_collection(tmp_path):
             "from ..gateway import haproxy",
             {LAYERS},
             id="node-imports-gateway",
+        ),
+        pytest.param(
+            "module_utils/consul/servers.py",
+            "from ..gateway import haproxy",
+            {LAYERS, CONSUL},
+            id="consul-imports-gateway",
+        ),
+        pytest.param(
+            "module_utils/consul/servers.py",
+            "from ..pki import x509",
+            {CONSUL},
+            id="consul-imports-pki",
         ),
     ],
 )

@@ -1,0 +1,14 @@
+# -*- coding: utf-8 -*-
+# Copyright: cloud58 platform team
+# Apache License 2.0
+"""Consul: the configuration of a datacenter's Consul servers (pure).
+
+Hosts, addresses and settings are read as plain data; nothing of the planner is imported
+(docs/service-discovery.md).
+"""
+
+from __future__ import annotations
+
+from .servers import DEFAULT_SETTINGS, SERVER_COUNTS, ConsulError, server_config
+
+__all__ = ["DEFAULT_SETTINGS", "SERVER_COUNTS", "ConsulError", "server_config"]
