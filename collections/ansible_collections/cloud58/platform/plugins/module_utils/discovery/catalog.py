@@ -246,9 +246,8 @@ def plan(desired, current, cluster, now, grace, *, refused=(), node_exists=True)
             summary["mark"] += 1
             due = now + grace
         elif now - since >= grace:
-            units.append(
-                [{"Service": {"Verb": "delete", "Node": node, "Service": {"ID": ident, "Service": have["Service"]}}}]
-            )
+            gone_service = {"ID": ident, "Service": have["Service"]}
+            units.append([{"Service": {"Verb": "delete", "Node": node, "Service": gone_service}}])
             summary["sweep"] += 1
             continue
         else:

@@ -1,0 +1,479 @@
+"""cloud58-consul-sync against a real kube-apiserver and a real Consul server (issue 15, item 3).
+
+The program (``roles/consul_sync/files/cloud58-consul-sync``, from the source tree) runs on the
+host between the apiserver of ``kube_clusters`` (context c1) and one Consul 1.14.11 server
+(``cloud58_lab.programs`` resolves ``consul``, ``make setup-consul``) that this module starts
+on 127.0.0.1 with free ports of its own, ACLs on with ``default_policy deny``. The test
+bootstraps the ACL system, keeps the management token in memory and gives the sync a token
+of a policy that may write ``k8s-`` nodes and services, in a file of mode 0600 (as the role
+will). The EndpointSlices are written by the test (the apiserver runs no controllers).
+Consul and the sync are stopped by PID.
+
+The tests share the one Consul and sync and run in file order: a Service and its slice become
+instances with tags and health; a not-ready endpoint goes critical; a removed endpoint is
+marked, then deregistered after the grace period; a restart of the sync, watched with
+blocking queries, removes nothing; a bad annotation is one log line and no registration;
+a request without token is refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+from kubernetes import client, config
+
+from cloud58_lab import programs
+from cloud58_lab.netlab import wait_until
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+PROGRAM = (
+    REPO / "collections/ansible_collections/cloud58/platform/roles/consul_sync/files/cloud58-consul-sync"
+)
+CLUSTER, DATACENTER = "c1", "bj1"
+GRACE_S = 3
+SYNC_RULES = 'node_prefix "k8s-" { policy = "write" }\nservice_prefix "" { policy = "write" }\n'
+WAIT = 120  # bounds against a hang only
+TAGS = ["cluster=c1", "datacenter=bj1", "version=1.4.2"]
+
+
+def _free_ports(count):
+    socks = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+class Consul:
+    """One Consul server on loopback, ACLs default-deny."""
+
+    def __init__(self, workdir):
+        self.workdir = workdir
+        self.http, serf, server = _free_ports(3)
+        self.address = f"http://127.0.0.1:{self.http}"
+        self.config = {
+            "node_name": "c58csync-s1",
+            "datacenter": DATACENTER,
+            "server": True,
+            "bootstrap_expect": 1,
+            "data_dir": str(workdir / "data"),
+            "bind_addr": "127.0.0.1",
+            "advertise_addr": "127.0.0.1",
+            "client_addr": "127.0.0.1",
+            "ports": {
+                "http": self.http,
+                "serf_lan": serf,
+                "server": server,
+                **{"serf_wan": -1, "dns": -1, "grpc": -1, "grpc_tls": -1, "https": -1},
+            },
+            "acl": {"enabled": True, "default_policy": "deny", "enable_token_persistence": False},
+            "performance": {"raft_multiplier": 1},
+            "disable_update_check": True,
+            "log_level": "info",
+        }
+        self.proc = None
+        self.management = ""
+
+    def start(self):
+        (self.workdir / "data").mkdir(parents=True, exist_ok=True)
+        path = self.workdir / "consul.json"
+        path.write_text(json.dumps(self.config))
+        with open(self.workdir / "consul.log", "ab") as log:
+            self.proc = subprocess.Popen(
+                [programs.path("consul"), "agent", f"-config-file={path}"],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+    def log(self):
+        path = self.workdir / "consul.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-30:]) if path.exists() else ""
+
+    def request(self, method, path, body=None, token=None):
+        """``(status, headers, decoded JSON or text)``; ``token`` None: the management token."""
+        token = self.management if token is None else token
+        req = urllib.request.Request(
+            self.address + path, data=json.dumps(body).encode() if body is not None else None, method=method
+        )
+        if token:
+            req.add_header("X-Consul-Token", token)
+        try:
+            with urllib.request.urlopen(req, timeout=60) as resp:
+                status, headers, raw = resp.status, resp.headers, resp.read().decode()
+        except urllib.error.HTTPError as e:
+            status, headers, raw = e.code, e.headers, e.read().decode()
+        try:
+            return status, headers, json.loads(raw) if raw else None
+        except ValueError:
+            return status, headers, raw.strip()
+
+    def instances(self, service="web"):
+        """``{ID: (node, address, port, tags, status, gone-marked)}`` of ``service``."""
+        status, _, entries = self.request("GET", f"/v1/health/service/{service}")
+        assert status == 200, entries
+        out = {}
+        for e in entries:
+            svc = e["Service"]
+            checks = [c["Status"] for c in e["Checks"]]
+            out[svc["ID"]] = (
+                e["Node"]["Node"],
+                svc["Address"],
+                svc["Port"],
+                svc["Tags"],
+                checks[0] if len(checks) == 1 else checks,
+                "cloud58-sync-gone" in (svc.get("Meta") or {}),
+            )
+        return out
+
+
+class Watcher:
+    """Blocking queries on /v1/health/service/web: every state Consul served, in order."""
+
+    def __init__(self, consul):
+        self.consul = consul
+        self.states = []
+        self.stop = threading.Event()
+        self.error = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        index = 0
+        try:
+            while not self.stop.is_set():
+                status, headers, entries = self.consul.request(
+                    "GET", f"/v1/health/service/web?index={index}&wait=1s"
+                )
+                assert status == 200, entries
+                new = int(headers["X-Consul-Index"])
+                if new != index:
+                    self.states.append(
+                        {e["Service"]["ID"]: next(c["Status"] for c in e["Checks"]) for e in entries}
+                    )
+                index = new
+        except Exception as e:  # reported by the test
+            self.error = e
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(timeout=30)
+        return self.states
+
+
+class Lab:
+    def __init__(self, kubeconfig, consul, workdir, namespace):
+        self.consul = consul
+        self.workdir = workdir
+        self.namespace = namespace
+        api = config.new_client_from_config(config_file=str(kubeconfig), context="c1")
+        self.core = client.CoreV1Api(api)
+        self.discovery = client.DiscoveryV1Api(api)
+        self.token_file = workdir / "consul-sync.token"
+        self.config = workdir / "consul-sync.json"
+        self.config.write_text(
+            json.dumps(
+                {
+                    "cluster": CLUSTER,
+                    "datacenter": DATACENTER,
+                    "kubeconfig": str(kubeconfig),
+                    "context": "c1",
+                    "consul_address": consul.address,
+                    "token_file": str(self.token_file),
+                    "grace_s": GRACE_S,
+                    "metrics_port": 0,
+                }
+            )
+        )
+        self.proc = None
+        self.log = None
+        self.starts = 0
+        self.token = ""
+
+    def start(self):
+        self.starts += 1
+        self.log = self.workdir / f"sync-{self.starts}.log"
+        env = dict(os.environ, PYTHONPATH=str(REPO / "collections"))
+        with self.log.open("w") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, str(PROGRAM), "--config", str(self.config)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=30)
+        self.proc = None
+
+    def wait_for_log(self, text):
+        def seen():
+            if self.proc is not None and self.proc.poll() is not None:
+                pytest.fail(
+                    f"the sync exited ({self.proc.returncode}):\n{self.log.read_text()}", pytrace=False
+                )
+            return text in self.log.read_text()
+
+        wait_until(seen, WAIT, interval=0.1, what=f"{text!r} in {self.log.name}")
+
+    def write_slice(self, endpoints, name="web-1"):
+        body = {
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": {
+                "name": name,
+                "namespace": self.namespace,
+                "labels": {
+                    "kubernetes.io/service-name": "web",
+                    "endpointslice.kubernetes.io/managed-by": "cloud58-test",
+                },
+            },
+            "addressType": "IPv4",
+            "endpoints": endpoints,
+            "ports": [
+                {"name": "http", "port": 8080, "protocol": "TCP"},
+                {"name": "metrics", "port": 9090, "protocol": "TCP"},
+            ],
+        }
+        try:
+            self.discovery.replace_namespaced_endpoint_slice(name, self.namespace, body)
+        except client.exceptions.ApiException as e:
+            if e.status != 404:
+                raise
+            self.discovery.create_namespaced_endpoint_slice(self.namespace, body)
+
+    def metrics(self):
+        url = re.search(r"metrics on (http://\S+)", self.log.read_text()).group(1)
+        with urllib.request.urlopen(url, timeout=10) as response:
+            text = response.read().decode()
+        return {
+            name: int(value)
+            for name, value in re.findall(r'^cloud58_consul_sync_(\w+)\{cluster="c1"\} (\d+)$', text, re.M)
+        }
+
+
+def _ep(address, ready=True):
+    return {"addresses": [address], "conditions": {"ready": ready}}
+
+
+def _inst(address, status, gone=False):
+    return {f"web-{address}-8080": ("k8s-c1", address, 8080, TAGS, status, gone)}
+
+
+@pytest.fixture(scope="module")
+def lab(kube_clusters, tmp_path_factory):
+    programs.require("consul")
+    workdir = tmp_path_factory.mktemp("consul-sync")
+    consul = Consul(workdir)
+    lab = None
+    try:
+        consul.start()
+
+        def bootstrap():
+            try:
+                status, _, value = consul.request("PUT", "/v1/acl/bootstrap", token="")
+            except OSError:
+                return None
+            return value["SecretID"] if status == 200 else None
+
+        consul.management = wait_until(bootstrap, WAIT, what="ACL bootstrap")
+        status, _, policy = consul.request(
+            "PUT", "/v1/acl/policy", {"Name": "cloud58-sync", "Rules": SYNC_RULES}
+        )
+        assert status == 200, policy
+        status, _, token = consul.request(
+            "PUT", "/v1/acl/token", {"Description": "cloud58-consul-sync", "Policies": [{"ID": policy["ID"]}]}
+        )
+        assert status == 200, token
+        namespace = f"consul-sync-{uuid.uuid4().hex[:8]}"
+        lab = Lab(kube_clusters.kubeconfig, consul, workdir, namespace)
+        lab.token = token["SecretID"]
+        fd = os.open(lab.token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(lab.token + "\n")
+        lab.core.create_namespace({"metadata": {"name": namespace}})
+        lab.core.create_namespaced_service(
+            namespace,
+            {
+                "metadata": {
+                    "name": "web",
+                    "annotations": {"consul.cloud58.io/service": "web", "consul.cloud58.io/port": "http"},
+                    "labels": {"app.kubernetes.io/version": "1.4.2"},
+                },
+                "spec": {
+                    "ports": [
+                        {"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"},
+                        {"name": "metrics", "port": 9090, "protocol": "TCP"},
+                    ]
+                },
+            },
+        )
+        lab.write_slice([_ep("198.18.9.2"), _ep("198.18.9.3"), _ep("198.18.9.4", ready=False)])
+        lab.start()
+        yield lab
+    except BaseException:
+        print(f"--- consul\n{consul.log()}")
+        if lab is not None and lab.log is not None:
+            print(f"--- sync\n{lab.log.read_text()}")
+        raise
+    finally:
+        if lab is not None:
+            lab.stop()
+            with contextlib.suppress(client.exceptions.ApiException):
+                lab.core.delete_namespace(lab.namespace)
+        consul.stop()
+
+
+def test_a_service_and_its_slice_become_instances_with_tags_and_health(lab):
+    lab.wait_for_log("catalog updated")
+    assert lab.consul.instances() == {
+        **_inst("198.18.9.2", "passing"),
+        **_inst("198.18.9.3", "passing"),
+        **_inst("198.18.9.4", "critical"),
+    }
+    # one transaction: the node, then a service and its check per instance
+    assert "catalog updated in 1 transaction(s): 3 set, 0 marked gone, 0 deregistered; 3 instances" in (
+        lab.log.read_text()
+    )
+    status, _, node = lab.consul.request("GET", "/v1/catalog/node/k8s-c1")
+    assert (status, node["Node"]["Address"], sorted(node["Services"])) == (
+        200,
+        "127.0.0.1",
+        ["web-198.18.9.2-8080", "web-198.18.9.3-8080", "web-198.18.9.4-8080"],
+    )
+    assert lab.token not in lab.log.read_text()
+
+
+def test_an_endpoint_no_longer_ready_goes_critical(lab):
+    lab.write_slice([_ep("198.18.9.2"), _ep("198.18.9.3", ready=False), _ep("198.18.9.4", ready=False)])
+    wait_until(
+        lambda: lab.consul.instances()["web-198.18.9.3-8080"][4] == "critical", WAIT, what="9.3 critical"
+    )
+    assert lab.consul.instances() == {
+        **_inst("198.18.9.2", "passing"),
+        **_inst("198.18.9.3", "critical"),
+        **_inst("198.18.9.4", "critical"),
+    }
+
+
+def test_a_removed_endpoint_is_marked_then_deregistered_after_the_grace_period(lab):
+    watcher = Watcher(lab.consul)
+    lab.write_slice([_ep("198.18.9.2"), _ep("198.18.9.3", ready=False)])
+    wait_until(lambda: "web-198.18.9.4-8080" not in lab.consul.instances(), WAIT, what="9.4 deregistered")
+    states = watcher.close()
+    assert watcher.error is None, watcher.error
+    assert lab.consul.instances() == {**_inst("198.18.9.2", "passing"), **_inst("198.18.9.3", "critical")}
+    text = lab.log.read_text()
+    assert "1 transaction(s): 0 set, 1 marked gone, 0 deregistered; 3 instances" in text
+    assert "1 transaction(s): 0 set, 0 marked gone, 1 deregistered; 2 instances" in text
+    # the instance stayed (critical) between the mark and the sweep, then went at once
+    with_it = [s for s in states if "web-198.18.9.4-8080" in s]
+    assert with_it, states
+    assert states[-1] == {"web-198.18.9.2-8080": "passing", "web-198.18.9.3-8080": "critical"}
+
+
+def test_a_restart_removes_no_instance_not_even_briefly(lab):
+    before = lab.consul.instances()
+    watcher = Watcher(lab.consul)
+    wait_until(lambda: watcher.states, WAIT, what="the watcher's first answer")
+    lab.stop()
+    lab.start()
+    lab.wait_for_log("read 2 instance(s) of node k8s-c1")
+    # after the restart the sync works: a new endpoint appears
+    lab.write_slice([_ep("198.18.9.2"), _ep("198.18.9.3", ready=False), _ep("198.18.9.5")])
+    wait_until(lambda: "web-198.18.9.5-8080" in lab.consul.instances(), WAIT, what="9.5 registered")
+    states = watcher.close()
+    assert watcher.error is None, watcher.error
+    # the restart itself wrote nothing: the first write is the new endpoint
+    assert lab.log.read_text().count("catalog updated") == 1
+    assert "catalog updated in 1 transaction(s): 1 set, 0 marked gone, 0 deregistered; 3 instances" in (
+        lab.log.read_text()
+    )
+    for state in states:
+        assert {k: state.get(k) for k in before} == {k: v[4] for k, v in before.items()}, states
+    assert lab.consul.instances() == {**before, **_inst("198.18.9.5", "passing")}
+
+
+def test_a_bad_annotation_is_one_log_line_and_registers_nothing(lab):
+    lab.core.create_namespaced_service(
+        lab.namespace,
+        {
+            "metadata": {"name": "api", "annotations": {"consul.cloud58.io/service": "API_v1"}},
+            "spec": {"ports": [{"name": "http", "port": 80, "protocol": "TCP"}]},
+        },
+    )
+    line = (
+        f"WARNING Service {lab.namespace}/api: annotation consul.cloud58.io/service: 'API_v1' is not a DNS "
+        "label (a-z, 0-9, '-', at most 63); not registered"
+    )
+    lab.wait_for_log(line)
+    text = lab.log.read_text()
+    assert "Traceback" not in text
+    assert [n for n in lab.consul.request("GET", "/v1/catalog/services")[2] if n != "consul"] == ["web"]
+    assert lab.proc.poll() is None
+
+
+def test_metrics_count_the_transactions_of_this_run(lab):
+    got = lab.metrics()
+    assert (got["txn_total"], got["registered_total"], got["instances"], got["problems"]) == (1, 1, 3, 1)
+    assert got["txn_failures_total"] == 0
+
+
+def test_a_request_without_a_token_is_refused(lab):
+    status, _, body = lab.consul.request(
+        "PUT",
+        "/v1/catalog/register",
+        {"Node": "k8s-c1", "Address": "127.0.0.1", "Service": {"ID": "evil", "Service": "web", "Port": 1}},
+        token="",
+    )
+    assert (status, "Permission denied" in str(body)) == (403, True)
+    status, _, entries = lab.consul.request("GET", "/v1/health/service/web", token="")
+    assert (status, entries) == (200, [])
+    status, _, body = lab.consul.request(
+        "PUT",
+        "/v1/txn",
+        [
+            {
+                "Service": {
+                    "Verb": "delete",
+                    "Node": "k8s-c1",
+                    "Service": {"ID": "web-198.18.9.2-8080", "Service": "web"},
+                }
+            }
+        ],
+        token="",
+    )
+    assert status == 409, body
+    assert "web-198.18.9.2-8080" in lab.consul.instances()
