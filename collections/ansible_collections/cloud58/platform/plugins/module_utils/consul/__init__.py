@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: cloud58 platform team
 # Apache License 2.0
-"""Consul: the configuration of a datacenter's Consul servers (pure).
+"""Consul: the configuration of a datacenter's Consul servers and agents (pure).
 
 Hosts, addresses and settings are read as plain data; nothing of the planner is imported
 (docs/service-discovery.md).
@@ -9,6 +9,18 @@ Hosts, addresses and settings are read as plain data; nothing of the planner is 
 
 from __future__ import annotations
 
+from .nodes import SERVER_ROLE, datacenter_servers, install_problem, node_config, secrets_problem, tls_names
 from .servers import DEFAULT_SETTINGS, SERVER_COUNTS, ConsulError, server_config
 
-__all__ = ["DEFAULT_SETTINGS", "SERVER_COUNTS", "ConsulError", "server_config"]
+__all__ = [
+    "DEFAULT_SETTINGS",
+    "SERVER_COUNTS",
+    "SERVER_ROLE",
+    "ConsulError",
+    "datacenter_servers",
+    "install_problem",
+    "node_config",
+    "secrets_problem",
+    "server_config",
+    "tls_names",
+]

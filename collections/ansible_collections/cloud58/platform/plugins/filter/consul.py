@@ -1,0 +1,54 @@
+# -*- coding: utf-8 -*-
+# Copyright: cloud58 platform team
+# Apache License 2.0
+"""Filters over module_utils/consul: a host's Consul configuration, its certificate's names,
+and the checks of the consul role's inputs.
+
+Documented in consul_node_config.yml, consul_tls_names.yml and consul_problem.yml next to this
+file, as ansible-doc reads them.
+"""
+
+from __future__ import annotations
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.cloud58.platform.plugins.module_utils.consul import (
+    ConsulError,
+    install_problem,
+    node_config,
+    secrets_problem,
+    tls_names,
+)
+
+
+def consul_node_config(plan, host, settings=None, primary_datacenter=None):
+    try:
+        return node_config(plan, host, settings or {}, primary_datacenter or None)
+    except ConsulError as e:
+        raise AnsibleFilterError(f"consul_node_config: {e}") from e
+
+
+def consul_tls_names(plan, host, domain="consul"):
+    try:
+        return tls_names(plan, host, domain)
+    except ConsulError as e:
+        raise AnsibleFilterError(f"consul_tls_names: {e}") from e
+
+
+def consul_problem(what, **values):
+    """``'install'``: install_problem(version, url, sha256); ``'secrets'``:
+    secrets_problem(encrypt_key, management_token, tls). One line, or ``''``."""
+    if what == "install":
+        return install_problem(values.get("version"), values.get("url"), values.get("sha256"))
+    if what == "secrets":
+        return secrets_problem(values.get("encrypt_key"), values.get("management_token"), values.get("tls"))
+    raise AnsibleFilterError(f"consul_problem: expected 'install' or 'secrets', got {what!r}")
+
+
+class FilterModule:
+    def filters(self):
+        return {
+            "consul_node_config": consul_node_config,
+            "consul_problem": consul_problem,
+            "consul_tls_names": consul_tls_names,
+        }

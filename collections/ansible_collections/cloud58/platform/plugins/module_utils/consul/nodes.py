@@ -1,0 +1,163 @@
+# -*- coding: utf-8 -*-
+# Copyright: cloud58 platform team
+# Apache License 2.0
+"""The Consul configuration of any host of the plan, and the checks of the role's inputs (pure).
+
+The plan is read as plain data (``plan['hosts'][name]`` with ``datacenter``, ``address`` and
+``roles``; a host of the inventory group ``consul_servers`` carries the role ``consul_server``);
+nothing of the planner is imported.
+
+* :func:`datacenter_servers`: ``{host: address}`` of a datacenter's servers;
+* :func:`node_config`: a server's configuration (:func:`.servers.server_config`) plus the WAN
+  join of the other datacenters' servers, or a client agent's (``server: false``) joining its
+  datacenter's servers, with the same gossip, TLS, ACL and DNS settings. Every datacenter with
+  servers is checked (3 or 5), whichever host asks, so a bad count fails on every host before
+  any changes;
+* :func:`secrets_problem` and :func:`install_problem`: one line naming the variable, or ``""``;
+  a secret's value is never in the line.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+
+from .servers import ConsulError, _did_you_mean, _ipv4, _servers, _settings, server_config
+
+SERVER_ROLE = "consul_server"
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_VERSION = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+$")
+_URL = re.compile(r"^https?://[^\s/]+/\S*$")
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def _hosts(plan) -> dict:
+    hosts = plan.get("hosts") if isinstance(plan, dict) else None
+    if not isinstance(hosts, dict):
+        raise ConsulError(f"expected a topology plan with a hosts mapping, got {type(plan).__name__}")
+    return hosts
+
+
+def datacenter_servers(plan, datacenter: str) -> dict:
+    """``{host: address}`` of the consul servers of ``datacenter`` (the count not checked)."""
+    return {
+        name: host.get("address")
+        for name, host in sorted(_hosts(plan).items())
+        if host.get("datacenter") == datacenter and SERVER_ROLE in (host.get("roles") or ())
+    }
+
+
+def _all_servers(plan) -> dict:
+    """``{datacenter: {host: address}}`` of every datacenter with servers, each checked."""
+    datacenters = sorted(
+        {h.get("datacenter") for h in _hosts(plan).values() if SERVER_ROLE in (h.get("roles") or ())},
+        key=str,
+    )
+    everywhere = {dc: _servers(datacenter_servers(plan, dc), dc) for dc in datacenters}
+    seen = {}
+    for dc, members in everywhere.items():
+        for name, address in members.items():
+            if address in seen:
+                other, other_dc = seen[address]
+                raise ConsulError(
+                    f"datacenter {dc!r}: consul server {name!r}: address {address} is taken by {other!r} "
+                    f"of datacenter {other_dc!r}"
+                )
+            seen[address] = (name, dc)
+    return everywhere
+
+
+def node_config(plan, name: str, settings: dict | None = None, primary_datacenter: str | None = None) -> dict:
+    """The configuration of host ``name``: a server if the plan gives it the role
+    ``consul_server``, else a client agent of its datacenter. ``primary_datacenter`` (the
+    datacenter whose servers hold the ACLs) defaults to the first datacenter with servers."""
+    hosts = _hosts(plan)
+    if name not in hosts:
+        raise ConsulError(f"host {name!r} is not in the plan{_did_you_mean(name, hosts)}")
+    host = hosts[name]
+    datacenter = host.get("datacenter")
+    everywhere = _all_servers(plan)
+    if datacenter not in everywhere:
+        raise ConsulError(f"host {name!r}: datacenter {datacenter!r} has no consul servers in the plan")
+    if primary_datacenter is None:
+        primary_datacenter = next(iter(everywhere))
+    if primary_datacenter not in everywhere:
+        raise ConsulError(
+            f"consul primary datacenter {primary_datacenter!r} has no consul servers; "
+            f"datacenters with servers: {', '.join(everywhere)}"
+        )
+    servers = everywhere[datacenter]
+    if name in servers:
+        config = server_config(name, servers, datacenter, settings)
+        config["primary_datacenter"] = primary_datacenter
+        config["retry_join_wan"] = [
+            address for dc, members in everywhere.items() for address in members.values() if dc != datacenter
+        ]
+        return config
+    address = host.get("address")
+    if not _ipv4(address):
+        raise ConsulError(f"host {name!r}: address {address!r} is not an IPv4 address")
+    # The server's configuration minus what only servers have: the same gossip, TLS, ACL and DNS.
+    config = server_config(sorted(servers)[0], servers, datacenter, settings)
+    s = _settings(settings)
+    tls = s["tls_dir"].rstrip("/") or "/"
+    del config["bootstrap_expect"], config["performance"]
+    config.update(
+        node_name=name,
+        server=False,
+        bind_addr=address,
+        advertise_addr=address,
+        retry_join=list(servers.values()),
+        primary_datacenter=primary_datacenter,
+    )
+    config["tls"]["defaults"].update(cert_file=f"{tls}/agent.crt", key_file=f"{tls}/agent.key")
+    return config
+
+
+def tls_names(plan, name: str, domain: str = "consul") -> list:
+    """The DNS names of host ``name``'s certificate: ``server.<dc>.<domain>`` for a server
+    (checked by the others with verify_server_hostname), ``client.<dc>.<domain>`` for an
+    agent, then ``localhost`` (the role reaches the API on 127.0.0.1)."""
+    hosts = _hosts(plan)
+    if name not in hosts:
+        raise ConsulError(f"host {name!r} is not in the plan{_did_you_mean(name, hosts)}")
+    host = hosts[name]
+    kind = "server" if SERVER_ROLE in (host.get("roles") or ()) else "client"
+    return [f"{kind}.{host.get('datacenter')}.{domain}", "localhost"]
+
+
+def secrets_problem(encrypt_key, management_token=None, tls=None) -> str:
+    """What is wrong with the role's secrets, as one line naming the variable, or ``""``.
+    The values are never shown."""
+    try:
+        raw = base64.b64decode(encrypt_key, validate=True) if isinstance(encrypt_key, str) else None
+    except (binascii.Error, ValueError):
+        raw = None
+    if raw is None or len(raw) != 32:
+        return "consul_encrypt_key: expected 32 bytes in base64 (consul keygen); the value is not shown"
+    if management_token is not None and not (
+        isinstance(management_token, str) and _UUID.match(management_token)
+    ):
+        return "consul_acl_management_token: expected a UUID (uuidgen); the value is not shown"
+    for variable, value in (tls or {}).items():
+        kind = "PRIVATE KEY" if variable.endswith("_key") else "CERTIFICATE"
+        if not (isinstance(value, str) and "-----BEGIN " in value and f"{kind}-----" in value):
+            return f"{variable}: expected a PEM {kind.lower()}; the value is not shown"
+    return ""
+
+
+def install_problem(version, url, sha256) -> str:
+    """What is wrong with the install variables, as one line naming the variable and value, or ``""``."""
+    if not (isinstance(version, str) and _VERSION.match(version)):
+        return f"consul_version: expected a version like 1.14.11, got {version!r}"
+    if not version.startswith("1.14."):
+        return (
+            f"consul_version: {version} is not a 1.14.x release; later Consul releases are under the "
+            "Business Source Licence (upstream/consul/README.md)"
+        )
+    if not (isinstance(url, str) and _URL.match(url)):
+        return f"consul_url: expected the http(s) URL of the consul binary on your mirror, got {url!r}"
+    if not (isinstance(sha256, str) and _SHA256.match(sha256)):
+        return f"consul_sha256: expected 64 lowercase hex digits (sha256sum consul), got {sha256!r}"
+    return ""

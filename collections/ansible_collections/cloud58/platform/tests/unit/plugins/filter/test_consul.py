@@ -1,0 +1,64 @@
+# -*- coding: utf-8 -*-
+# Copyright: cloud58 platform team
+# Apache License 2.0
+"""The consul filters: thin adapters over module_utils/consul, one AnsibleFilterError per bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.cloud58.platform.plugins.filter.consul import FilterModule
+from ansible_collections.cloud58.platform.plugins.module_utils.consul import node_config
+from ansible_collections.cloud58.platform.plugins.module_utils.topology import build_plan, load_inventory
+
+REPO = Path(__file__).resolve().parents[8]
+FILTERS = FilterModule().filters()
+
+
+@pytest.fixture(scope="module")
+def plan():
+    return build_plan(load_inventory(str(REPO / "inventories/lab"))).as_dict()
+
+
+def test_filters_are_registered():
+    assert sorted(FILTERS) == ["consul_node_config", "consul_problem", "consul_tls_names"]
+
+
+def test_the_lab_servers_and_an_agent(plan):
+    lab2 = FILTERS["consul_node_config"](plan, "lab2-m1", {"log_level": "debug"}, "")
+    assert lab2 == node_config(plan, "lab2-m1", {"log_level": "debug"})
+    assert (lab2["server"], lab2["bootstrap_expect"], lab2["primary_datacenter"]) == (True, 3, "lab1")
+    assert lab2["retry_join_wan"] == [plan["hosts"][h]["address"] for h in ("lab1-m1", "lab1-m2", "lab1-m3")]
+    agent = FILTERS["consul_node_config"](plan, "lab1-w1")
+    assert (agent["server"], agent["retry_join"]) == (
+        False,
+        [plan["hosts"][h]["address"] for h in ("lab1-m1", "lab1-m2", "lab1-m3")],
+    )
+    assert FILTERS["consul_tls_names"](plan, "lab2-m3") == ["server.lab2.consul", "localhost"]
+
+
+def test_errors_are_ansible_filter_errors(plan):
+    with pytest.raises(AnsibleFilterError) as caught:
+        FILTERS["consul_node_config"](plan, "lab1-x")
+    assert str(caught.value).startswith("consul_node_config: host 'lab1-x' is not in the plan")
+    with pytest.raises(AnsibleFilterError) as caught:
+        FILTERS["consul_tls_names"](plan, "lab1-x")
+    assert str(caught.value) == "consul_tls_names: host 'lab1-x' is not in the plan (did you mean 'lab1-w2'?)"
+    with pytest.raises(AnsibleFilterError) as caught:
+        FILTERS["consul_problem"]("tls")
+    assert str(caught.value) == "consul_problem: expected 'install' or 'secrets', got 'tls'"
+
+
+def test_problem_dispatches_to_install_and_secrets():
+    assert (
+        FILTERS["consul_problem"]("install", version="1.14.11", url="http://m/consul", sha256="0" * 64) == ""
+    )
+    assert FILTERS["consul_problem"]("install", version="1.14.11", url="http://m/consul", sha256="x") == (
+        "consul_sha256: expected 64 lowercase hex digits (sha256sum consul), got 'x'"
+    )
+    assert FILTERS["consul_problem"]("secrets", encrypt_key="x") == (
+        "consul_encrypt_key: expected 32 bytes in base64 (consul keygen); the value is not shown"
+    )
