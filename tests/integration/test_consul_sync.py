@@ -452,6 +452,8 @@ def test_metrics_count_the_transactions_of_this_run(lab):
     got = lab.metrics()
     assert (got["txn_total"], got["registered_total"], got["instances"], got["problems"]) == (1, 1, 3, 1)
     assert got["txn_failures_total"] == 0
+    # this run: the two reads of the node at start, then the one transaction
+    assert got["requests_total"] == 3
 
 
 def test_a_request_without_a_token_is_refused(lab):

@@ -288,6 +288,7 @@ def apply_batch(current, batch, cluster):
 METRICS = (
     ("events_total", "counter", "Watch events of Services and EndpointSlices received."),
     ("reconciles_total", "counter", "Reconciliations of Consul's catalog with the cluster."),
+    ("requests_total", "counter", "HTTP requests to Consul (reads and transactions)."),
     ("txn_total", "counter", "Transactions (/v1/txn) Consul accepted."),
     ("txn_operations_total", "counter", "Operations in the accepted transactions."),
     ("txn_failures_total", "counter", "Transactions refused or failed (each retried with backoff)."),

@@ -351,4 +351,4 @@ def test_prometheus_text():
     assert 'cloud58_consul_sync_instances{cluster="c1"} 2\n' in text
     assert 'cloud58_consul_sync_deregistered_total{cluster="c1"} 0\n' in text
     assert "# TYPE cloud58_consul_sync_instances gauge\n" in text
-    assert text.count("# TYPE ") == 10
+    assert text.count("# TYPE ") == 11
