@@ -13,7 +13,8 @@ The tests share the one Consul and sync and run in file order: a Service and its
 instances with tags and health; a not-ready endpoint goes critical; a removed endpoint is
 marked, then deregistered after the grace period; a restart of the sync, watched with
 blocking queries, removes nothing; a bad annotation is one log line and no registration;
-a request without token is refused.
+a write the token may no longer make is retried with backoff 5 times, then the sync exits 1
+(and, started again with the policy back, writes it); a request without token is refused.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -454,6 +456,44 @@ def test_metrics_count_the_transactions_of_this_run(lab):
     assert got["txn_failures_total"] == 0
     # this run: the two reads of the node at start, then the one transaction
     assert got["requests_total"] == 3
+
+
+def test_a_refused_write_is_retried_with_backoff_then_the_sync_exits_1(lab):
+    consul = lab.consul
+    _, _, policies = consul.request("GET", "/v1/acl/policies")
+    policy = next(p for p in policies if p["Name"] == "cloud58-sync")
+
+    def rules(text):
+        status, _, body = consul.request(
+            "PUT", f"/v1/acl/policy/{policy['ID']}", {"Name": "cloud58-sync", "Rules": text}
+        )
+        assert status == 200, body
+
+    rules(SYNC_RULES.replace('"write"', '"read"'))
+    try:
+        start = time.monotonic()
+        lab.write_slice(
+            [_ep("198.18.9.2"), _ep("198.18.9.3", ready=False), _ep("198.18.9.5"), _ep("198.18.9.6")]
+        )
+        assert lab.proc.wait(timeout=WAIT) == 1
+        elapsed = time.monotonic() - start
+    finally:
+        rules(SYNC_RULES)
+    text = lab.log.read_text()
+    attempts = re.findall(r"^ERROR attempt (\d) of 5: PUT /v1/txn \(2 operations\): 409: (.*)$", text, re.M)
+    assert [number for number, _ in attempts] == ["1", "2", "3", "4", "5"], text
+    assert all(what.startswith("op 0: Permission denied") for _, what in attempts), text
+    assert (
+        text.splitlines()[-1] == f"ERROR {consul.address}: the catalog could not be updated after 5 attempts"
+    )
+    assert elapsed >= 0.2 + 0.4 + 0.8 + 1.6  # the backoff between the five attempts
+    assert "Traceback" not in text
+    assert lab.token not in text
+    assert "web-198.18.9.6-8080" not in consul.instances()
+    # started again (systemd's part) with the policy back: the change is written
+    lab.start()
+    wait_until(lambda: "web-198.18.9.6-8080" in consul.instances(), WAIT, what="9.6 registered")
+    assert consul.instances()["web-198.18.9.6-8080"][4] == "passing"
 
 
 def test_a_request_without_a_token_is_refused(lab):
