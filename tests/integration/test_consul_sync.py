@@ -522,3 +522,46 @@ def test_a_request_without_a_token_is_refused(lab):
     )
     assert status == 409, body
     assert "web-198.18.9.2-8080" in lab.consul.instances()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        pytest.param(
+            {"cluster": "C_1"}, "cluster: 'C_1' is not a DNS label (a-z, 0-9, '-', at most 63)", id="cluster"
+        ),
+        pytest.param(
+            {"datacenter": "bj 1"},
+            "datacenter: 'bj 1' is not a DNS label (a-z, 0-9, '-', at most 63)",
+            id="dc",
+        ),
+        pytest.param({"grace": 3}, "unknown field(s) grace", id="unknown-field"),
+        pytest.param({"token_file": None}, "missing field(s) token_file", id="no-token-file"),
+        pytest.param(
+            {}, "token_file {token}: cannot read it: No such file or directory", id="token-file-missing"
+        ),
+    ],
+)
+def test_a_bad_configuration_is_one_line_before_anything_is_contacted(tmp_path, change, message):
+    cfg = {
+        "cluster": "c1",
+        "datacenter": "bj1",
+        "kubeconfig": str(tmp_path / "none"),
+        "consul_address": "http://127.0.0.1:1",
+        "token_file": str(tmp_path / "token"),
+    }
+    cfg.update(change)
+    cfg = {k: v for k, v in cfg.items() if v is not None}
+    path = tmp_path / "consul-sync.json"
+    path.write_text(json.dumps(cfg))
+    env = dict(os.environ, PYTHONPATH=str(REPO / "collections"))
+    out = subprocess.run(
+        [sys.executable, str(PROGRAM), "--config", str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    where = "" if "{token}" in message else f"{path}: "
+    line = f"ERROR {where}{message.format(token=tmp_path / 'token')}\n"
+    assert (out.returncode, out.stdout, out.stderr) == (1, "", line)
