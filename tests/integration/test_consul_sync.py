@@ -14,7 +14,8 @@ instances with tags and health; a not-ready endpoint goes critical; a removed en
 marked, then deregistered after the grace period; a restart of the sync, watched with
 blocking queries, removes nothing; a bad annotation is one log line and no registration;
 a write the token may no longer make is retried with backoff 5 times, then the sync exits 1
-(and, started again with the policy back, writes it); a request without token is refused.
+(and, started again with the policy back, writes it); a request without token is refused;
+removing the Service's annotation marks all its instances, then deregisters them.
 """
 
 from __future__ import annotations
@@ -522,6 +523,30 @@ def test_a_request_without_a_token_is_refused(lab):
     )
     assert status == 409, body
     assert "web-198.18.9.2-8080" in lab.consul.instances()
+
+
+def test_removing_the_annotation_marks_every_instance_then_deregisters_them(lab):
+    before = lab.consul.instances()
+    assert sorted(before) == [
+        "web-198.18.9.2-8080",
+        "web-198.18.9.3-8080",
+        "web-198.18.9.5-8080",
+        "web-198.18.9.6-8080",
+    ]
+    watcher = Watcher(lab.consul)
+    wait_until(lambda: watcher.states, WAIT, what="the watcher's first answer")
+    lab.core.patch_namespaced_service(
+        "web", lab.namespace, {"metadata": {"annotations": {"consul.cloud58.io/service": None}}}
+    )
+    wait_until(lambda: lab.consul.instances() == {}, WAIT, what="web deregistered")
+    states = watcher.close()
+    assert watcher.error is None, watcher.error
+    # first all four marked critical in one state, then all gone: never fewer before the sweep
+    assert {name: "critical" for name in before} in states, states
+    assert states[-1] == {}, states
+    assert all(len(state) in (0, 4) for state in states), states
+    assert "0 set, 4 marked gone, 0 deregistered; 4 instances" in lab.log.read_text()
+    assert "0 set, 0 marked gone, 4 deregistered; 0 instances" in lab.log.read_text()
 
 
 @pytest.mark.parametrize(
