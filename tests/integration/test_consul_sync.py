@@ -561,6 +561,9 @@ def test_removing_the_annotation_marks_every_instance_then_deregisters_them(lab)
             id="dc",
         ),
         pytest.param({"grace": 3}, "unknown field(s) grace", id="unknown-field"),
+        pytest.param({"max_txn_per_s": 0}, "max_txn_per_s: 0 is not a number of at least 0.01", id="rate"),
+        pytest.param({"retries": 0}, "retries: 0 is not a number of at least 1", id="retries"),
+        pytest.param({"debounce_ms": 2.5}, "debounce_ms: 2.5 is not a whole number", id="debounce"),
         pytest.param({"token_file": None}, "missing field(s) token_file", id="no-token-file"),
         pytest.param(
             {}, "token_file {token}: cannot read it: No such file or directory", id="token-file-missing"

@@ -285,6 +285,20 @@ def apply_batch(current, batch, cluster):
     return {k: v for k, v in sorted(out.items()) if v.get("Meta", {}).get(META_OWNER) == cluster}
 
 
+class RateLimit:
+    """At most ``per_second`` writes a second, evenly spaced: :meth:`delay` is how long the
+    write wanted at ``now`` (seconds, monotonic) waits, and books it."""
+
+    def __init__(self, per_second):
+        self.gap = 1.0 / per_second
+        self.last = None
+
+    def delay(self, now):
+        wait = 0.0 if self.last is None else max(0.0, self.last + self.gap - now)
+        self.last = now + wait
+        return wait
+
+
 METRICS = (
     ("events_total", "counter", "Watch events of Services and EndpointSlices received."),
     ("reconciles_total", "counter", "Reconciliations of Consul's catalog with the cluster."),

@@ -7,6 +7,7 @@ import pytest
 from ansible_collections.cloud58.platform.plugins.module_utils.discovery.catalog import (
     TXN_LIMIT,
     DiscoveryError,
+    RateLimit,
     apply_batch,
     check_settings,
     current_instances,
@@ -352,3 +353,16 @@ def test_prometheus_text():
     assert 'cloud58_consul_sync_deregistered_total{cluster="c1"} 0\n' in text
     assert "# TYPE cloud58_consul_sync_instances gauge\n" in text
     assert text.count("# TYPE ") == 11
+
+
+@pytest.mark.parametrize(
+    ("per_second", "wanted_at", "delays"),
+    [
+        pytest.param(50, [0.0, 0.0, 0.0], [0.0, 0.02, 0.04], id="burst-queued"),
+        pytest.param(50, [0.0, 0.5, 0.505], [0.0, 0.0, 0.015], id="quiet-then-close"),
+        pytest.param(2, [10.0, 10.1, 10.2, 20.0], [0.0, 0.4, 0.8, 0.0], id="queue-then-idle"),
+    ],
+)
+def test_rate_limit_spaces_the_writes(per_second, wanted_at, delays):
+    limit = RateLimit(per_second)
+    assert [round(limit.delay(now), 6) for now in wanted_at] == delays
