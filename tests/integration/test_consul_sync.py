@@ -26,6 +26,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -40,6 +41,7 @@ from kubernetes import client, config
 
 from cloud58_lab import programs
 from cloud58_lab.netlab import wait_until
+from cloud58_lab.pki import CertificateAuthority
 
 pytestmark = pytest.mark.slow
 
@@ -68,12 +70,28 @@ def _free_ports(count):
 
 
 class Consul:
-    """One Consul server on loopback, ACLs default-deny."""
+    """One Consul server on loopback: ACLs default-deny, the API on HTTPS only, verifying
+    the client's certificate (a throwaway CA), as the consul role runs the servers."""
 
     def __init__(self, workdir):
         self.workdir = workdir
-        self.http, serf, server = _free_ports(3)
-        self.address = f"http://127.0.0.1:{self.http}"
+        self.https, serf, server = _free_ports(3)
+        self.address = f"https://127.0.0.1:{self.https}"
+        self.ca = CertificateAuthority("cloud58-consul-sync-test-ca")
+        self.ca_file = workdir / "ca.crt"
+        self.ca_file.write_bytes(self.ca.pair.cert_pem)
+        cert, key = self.ca.issue(
+            f"server.{DATACENTER}.consul",
+            dns_names=(f"server.{DATACENTER}.consul",),
+            ip_addresses=("127.0.0.1",),
+            server=True,
+            client=True,
+        ).write(workdir, "server")
+        # one client certificate for the sync, one for the test
+        self.sync_cert = self.ca.issue("cloud58-consul-sync", client=True).write(workdir, "sync")
+        test_cert = self.ca.issue("cloud58-consul-sync-test", client=True).write(workdir, "test")
+        self.tls = ssl.create_default_context(cafile=str(self.ca_file))
+        self.tls.load_cert_chain(*(str(f) for f in test_cert))
         self.config = {
             "node_name": "c58csync-s1",
             "datacenter": DATACENTER,
@@ -84,10 +102,19 @@ class Consul:
             "advertise_addr": "127.0.0.1",
             "client_addr": "127.0.0.1",
             "ports": {
-                "http": self.http,
+                "https": self.https,
                 "serf_lan": serf,
                 "server": server,
-                **{"serf_wan": -1, "dns": -1, "grpc": -1, "grpc_tls": -1, "https": -1},
+                **{"serf_wan": -1, "dns": -1, "grpc": -1, "grpc_tls": -1, "http": -1},
+            },
+            "tls": {
+                "defaults": {
+                    "ca_file": str(self.ca_file),
+                    "cert_file": str(cert),
+                    "key_file": str(key),
+                    "verify_incoming": True,
+                    "verify_outgoing": True,
+                }
             },
             "acl": {"enabled": True, "default_policy": "deny", "enable_token_persistence": False},
             "performance": {"raft_multiplier": 1},
@@ -132,7 +159,7 @@ class Consul:
         if token:
             req.add_header("X-Consul-Token", token)
         try:
-            with urllib.request.urlopen(req, timeout=60) as resp:
+            with urllib.request.urlopen(req, timeout=60, context=self.tls) as resp:
                 status, headers, raw = resp.status, resp.headers, resp.read().decode()
         except urllib.error.HTTPError as e:
             status, headers, raw = e.code, e.headers, e.read().decode()
@@ -212,6 +239,9 @@ class Lab:
                     "kubeconfig": str(kubeconfig),
                     "context": "c1",
                     "consul_address": consul.address,
+                    "ca_file": str(consul.ca_file),
+                    "cert_file": str(consul.sync_cert[0]),
+                    "key_file": str(consul.sync_cert[1]),
                     "token_file": str(self.token_file),
                     "grace_s": GRACE_S,
                     "metrics_port": 0,
@@ -498,6 +528,10 @@ def test_a_refused_write_is_retried_with_backoff_then_the_sync_exits_1(lab):
 
 
 def test_a_request_without_a_token_is_refused(lab):
+    # without a client certificate the API does not answer at all
+    bare = ssl.create_default_context(cafile=str(lab.consul.ca_file))
+    with pytest.raises((ssl.SSLError, ConnectionError, urllib.error.URLError)):
+        urllib.request.urlopen(lab.consul.address + "/v1/status/leader", context=bare, timeout=60).read()
     status, _, body = lab.consul.request(
         "PUT",
         "/v1/catalog/register",
@@ -564,6 +598,15 @@ def test_removing_the_annotation_marks_every_instance_then_deregisters_them(lab)
         pytest.param({"max_txn_per_s": 0}, "max_txn_per_s: 0 is not a number of at least 0.01", id="rate"),
         pytest.param({"retries": 0}, "retries: 0 is not a number of at least 1", id="retries"),
         pytest.param({"debounce_ms": 2.5}, "debounce_ms: 2.5 is not a whole number", id="debounce"),
+        pytest.param(
+            {"consul_address": "127.0.0.1:8501"},
+            "consul_address: '127.0.0.1:8501' is not an http:// or https:// URL",
+            id="address",
+        ),
+        pytest.param({"cert_file": "/x.crt"}, "cert_file and key_file go together", id="cert-no-key"),
+        pytest.param(
+            {"ca_file": "/ca.crt"}, "ca_file given but consul_address is not https://", id="tls-on-http"
+        ),
         pytest.param({"token_file": None}, "missing field(s) token_file", id="no-token-file"),
         pytest.param(
             {}, "token_file {token}: cannot read it: No such file or directory", id="token-file-missing"
