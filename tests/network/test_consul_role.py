@@ -1,0 +1,471 @@
+"""The role cloud58.platform.consul run by ansible-playbook on this machine for three servers
+and a client agent of the lab's datacenter lab1 (inventories/lab: lab1-m1..m3 in
+consul_servers, lab1-w1 an agent), every file redirected to a directory per host, the binary
+downloaded with get_url from an HTTP mirror on 127.0.0.1 that the test serves with its sha256,
+no user created and no service touched; then the real consul (the pinned 1.14.11) started with
+the command line of the unit the role wrote, one host per network namespace on a bridge with
+the plan's addresses (198.18.0.0/15):
+
+* check mode writes nothing and shows the diff of consul.json and the unit, never a secret;
+* a run writes the files (consul.json = the filter's configuration, secrets.json and the key
+  with mode 0600, the binary = the mirror's);
+* the three servers elect one leader and list the same three raft peers; the agent joins; every
+  member gossips with the role's key; ACLs deny a request without a token (403) and the
+  initial management token the role wrote is a global-management token; the agent's DNS
+  (port 8600) answers consul.service.consul with the three servers once the anonymous token
+  may read services and nodes;
+* a second run changes nothing;
+* two servers in the datacenter, a bad gossip key, a bad sha256 fail before anything changes,
+  naming the datacenter and hosts or the variable (a secret's value never shown).
+
+Processes are stopped by PID, the namespaces removed by NetLab, the mirror shut down.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import functools
+import hashlib
+import http.client
+import http.server
+import json
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ansible_collections.cloud58.platform.plugins.module_utils.consul import node_config
+from ansible_collections.cloud58.platform.plugins.module_utils.topology import build_plan, load_inventory
+from cloud58_lab import programs
+from cloud58_lab.netlab import NetLab, run_prefix, wait_until
+from cloud58_lab.pki import CertificateAuthority
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+SERVERS = ("lab1-m1", "lab1-m2", "lab1-m3")
+AGENT = "lab1-w1"
+HOSTS = (*SERVERS, AGENT)
+VERSION = "1.14.11"
+PLAYBOOK = """\
+- name: Run consul
+  hosts: all
+  gather_facts: false
+  roles:
+    - cloud58.platform.consul
+"""
+# Bounds against a hang only; no result depends on how fast the machine is.
+WAIT = 180
+DNS_QUERY = r"""
+import socket, struct, sys
+name = sys.argv[1]
+query = struct.pack(">HHHHHH", 0x5858, 0x0100, 1, 0, 0, 0)
+query += b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0" + struct.pack(">HH", 1, 1)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(10)
+s.sendto(query, ("127.0.0.1", int(sys.argv[2])))
+data = s.recv(4096)
+rcode, answers = data[3] & 15, struct.unpack(">H", data[6:8])[0]
+pos = len(query)
+found = []
+for _ in range(answers):
+    pos += 2 if data[pos] & 0xC0 == 0xC0 else data.index(b"\0", pos) + 1 - pos
+    rtype, _c, _t, length = struct.unpack(">HHIH", data[pos:pos + 10])
+    pos += 10
+    if rtype == 1:
+        found.append(socket.inet_ntoa(data[pos:pos + length]))
+    pos += length
+print(rcode, " ".join(sorted(found)))
+"""
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+class _UnixHTTPSConnection(http.client.HTTPConnection):
+    """HTTPS over a unix socket, the server's certificate checked against the CA and ``name``."""
+
+    def __init__(self, path: Path, context: ssl.SSLContext, name: str) -> None:
+        super().__init__("consul", timeout=60)
+        self._path, self._context, self._name = str(path), context, name
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(60)
+        sock.connect(self._path)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self._name)
+
+
+class Work:
+    """The plan, the per-host directories and variables, the secrets and the mirror of one run."""
+
+    def __init__(self, root: Path, url: str, sha256: str) -> None:
+        self.root = root
+        self.plan = build_plan(load_inventory(str(REPO / "inventories/lab"))).as_dict()
+        self.key = base64.b64encode(os.urandom(32)).decode()
+        self.token = str(uuid.uuid4())
+        self.url, self.sha256 = url, sha256
+        self.ca = CertificateAuthority("cloud58-consul-role-test-ca")
+        client = self.ca.issue("cloud58-consul-role-test", client=True)
+        cert, key = client.write(root / "client", "client")
+        (root / "client" / "ca.crt").write_bytes(self.ca.pair.cert_pem)
+        self.tls = ssl.create_default_context(cafile=str(root / "client" / "ca.crt"))
+        self.tls.load_cert_chain(str(cert), str(key))
+        self.pems = {}
+        for host in HOSTS:
+            kind = "server" if host in SERVERS else "client"
+            name = f"{kind}.lab1.consul"
+            self.pems[host] = self.ca.issue(name, dns_names=(name, "localhost"), server=True, client=True)
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def dir(self, host: str, part: str = "") -> Path:
+        return self.root / "hosts" / host / part if part else self.root / "hosts" / host
+
+    def host_vars(self, host: str) -> dict:
+        return {
+            "consul_binary_path": str(self.dir(host, "bin/consul")),
+            "consul_download_dir": str(self.dir(host, "cache")),
+            "consul_config_dir": str(self.dir(host, "consul.d")),
+            "consul_tls_dir": str(self.dir(host, "tls")),
+            "consul_data_dir": str(self.dir(host, "data")),
+            "consul_unit_file": str(self.dir(host, "consul.service")),
+            "consul_https_address": f"unix://{self.dir(host, 'https.sock')}",
+            "consul_tls_cert": self.pems[host].cert_pem.decode(),
+            "consul_tls_key": self.pems[host].key_pem.decode(),
+        }
+
+    def settings(self, host: str) -> dict:
+        v = self.host_vars(host)
+        return {
+            "data_dir": v["consul_data_dir"],
+            "tls_dir": v["consul_tls_dir"],
+            "https_address": v["consul_https_address"],
+        }
+
+    def play(self, check: bool = False, plan: dict | None = None, **extra):
+        """Run the role on every host: per host its stats, the failed tasks' messages, the diffs
+        of the changed files, and ansible-playbook's whole output."""
+        for host in HOSTS:
+            # The stand-in for /usr/local/bin, which a host has.
+            self.dir(host, "bin").mkdir(parents=True, exist_ok=True)
+        inventory = {"all": {"hosts": {host: self.host_vars(host) for host in HOSTS}}}
+        (self.root / "inventory.yml").write_text(yaml.safe_dump(inventory))
+        variables = {
+            "cloud58_topology": {"plan": plan or self.plan},
+            "consul_version": VERSION,
+            "consul_url": self.url,
+            "consul_sha256": self.sha256,
+            "consul_encrypt_key": self.key,
+            "consul_acl_management_token": self.token,
+            "consul_tls_ca_cert": self.ca.pair.cert_pem.decode(),
+            "consul_user": "root",
+            "consul_group": "root",
+            "consul_create_user": False,
+            "consul_manage_service": False,
+            "ansible_connection": "local",
+            "ansible_python_interpreter": sys.executable,
+            **extra,
+        }
+        (self.root / "play.yml").write_text(PLAYBOOK)
+        (self.root / "vars.json").write_text(json.dumps(variables))
+        env = dict(
+            os.environ,
+            ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
+            ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
+            PYTHONPATH=str(REPO / "collections"),
+        )
+        argv = programs.argv(
+            "ansible-playbook",
+            "-i",
+            str(self.root / "inventory.yml"),
+            str(self.root / "play.yml"),
+            "-e",
+            f"@{self.root / 'vars.json'}",
+            *(["--check", "--diff"] if check else []),
+        )
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=REPO, check=False)
+        report = json.loads(proc.stdout)
+        stats = {h: {"changed": s["changed"], "failures": s["failures"]} for h, s in report["stats"].items()}
+        failed, diffs = {}, {}
+        for play in report["plays"]:
+            for task in play["tasks"]:
+                for host, result in task["hosts"].items():
+                    if result.get("failed"):
+                        failed.setdefault(host, []).append(result.get("msg"))
+                    for item in [result, *(result.get("results") or [])]:
+                        for d in item.get("diff") or [] if isinstance(item.get("diff"), list) else []:
+                            if d.get("after") and d.get("after_header"):
+                                # a template's header is its source (consul.service.j2)
+                                diffs.setdefault(host, {})[Path(d["after_header"]).name] = d["after"]
+        return stats, failed, diffs, proc.stdout
+
+    def files(self) -> dict:
+        """Every file the role may have written (under the hosts' directories), path -> bytes."""
+        base = self.root / "hosts"
+        return {
+            str(p.relative_to(base)): p.read_bytes()
+            for p in sorted(base.rglob("*"))
+            # not Consul's state, nor the log of the consul this test started
+            if p.is_file() and "data" not in p.relative_to(base).parts and p.name != "consul.log"
+        }
+
+    # ---- the real consul -----------------------------------------------------------------
+    def start(self, net: NetLab, host: str) -> None:
+        unit = self.dir(host, "consul.service").read_text()
+        exec_start = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
+        argv = exec_start[len("ExecStart=") :].split()
+        with open(self.dir(host, "consul.log"), "ab") as log:
+            proc = subprocess.Popen(
+                programs.argv("ip", "netns", "exec", net.ns(host), *argv),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.procs[host] = proc
+        net.servers.append(proc)  # NetLab.close() stops it by PID
+        sock = self.dir(host, "https.sock")
+        wait_until(lambda: sock.exists() or proc.poll() is not None, WAIT, what=host)
+        if proc.poll() is not None:
+            pytest.fail(f"consul {host} exited ({proc.returncode}):\n{self.log(host)}")
+
+    def log(self, host: str) -> str:
+        path = self.dir(host, "consul.log")
+        return "\n".join(path.read_text(errors="replace").splitlines()[-30:]) if path.exists() else ""
+
+    def request(self, host: str, method: str, path: str, body=None, token: str = ""):
+        name = "server.lab1.consul" if host in SERVERS else "client.lab1.consul"
+        conn = _UnixHTTPSConnection(self.dir(host, "https.sock"), self.tls, name)
+        headers = {"X-Consul-Token": token} if token else {}
+        data = json.dumps(body).encode() if body is not None else None
+        try:
+            conn.request(method, path, body=data, headers=headers)
+            resp = conn.getresponse()
+            raw = resp.read().decode()
+        finally:
+            conn.close()
+        try:
+            return resp.status, json.loads(raw) if raw else None
+        except json.JSONDecodeError:
+            return resp.status, raw.strip()
+
+    def leader(self, host: str) -> str:
+        try:
+            status, value = self.request(host, "GET", "/v1/status/leader")
+        except OSError:
+            return ""
+        return value if status == 200 else ""
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    programs.require("consul", "ip", "ansible-playbook")
+    root = tmp_path_factory.mktemp("consul-role")
+    mirror = root / "mirror"
+    mirror.mkdir()
+    binary = Path(programs.path("consul"))
+    (mirror / "consul").symlink_to(binary)
+    sha256 = hashlib.sha256(binary.read_bytes()).hexdigest()
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(mirror))
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield Work(root, f"http://127.0.0.1:{server.server_port}/consul", sha256)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@pytest.fixture(scope="module")
+def net(work):
+    with NetLab(prefix=run_prefix("c58cr")) as lab:
+        lab.add_switch("sw")
+        for host in HOSTS:
+            lab.add_namespace(host, forwarding=False)
+            lab.attach("sw", host, "eth0", f"{work.plan['hosts'][host]['address']}/15")
+        yield lab
+
+
+def _secrets(work) -> list[str]:
+    return [work.key, work.token, *(work.pems[h].key_pem.decode().splitlines()[1] for h in HOSTS)]
+
+
+def test_check_mode_writes_nothing_and_shows_the_diff(work):
+    stats, failed, diffs, stdout = work.play(check=True)
+    assert failed == {}
+    assert {h: s["failures"] for h, s in stats.items()} == dict.fromkeys(HOSTS, 0)
+    assert all(stats[h]["changed"] > 0 for h in HOSTS), stats
+    for host in HOSTS:
+        expected = node_config(work.plan, host, work.settings(host))
+        assert json.loads(diffs[host]["consul.json"]) == expected
+        assert (
+            f"ExecStart={work.dir(host, 'bin/consul')} agent -config-dir={work.dir(host, 'consul.d')}"
+            in (diffs[host]["consul.service.j2"])
+        )
+        kind = "server" if host in SERVERS else "agent"
+        assert sorted(diffs[host]) == sorted(["ca.crt", f"{kind}.crt", "consul.json", "consul.service.j2"])
+    assert [s for s in _secrets(work) if s in stdout] == []
+    assert work.files() == {}
+
+
+def test_a_run_writes_the_configuration_the_secrets_and_the_binary(work):
+    stats, failed, _diffs, stdout = work.play()
+    assert failed == {}
+    assert {h: s["failures"] for h, s in stats.items()} == dict.fromkeys(HOSTS, 0)
+    assert [s for s in _secrets(work) if s in stdout] == []
+    binary = Path(programs.path("consul")).read_bytes()
+    for host in HOSTS:
+        config = work.dir(host, "consul.d/consul.json")
+        assert json.loads(config.read_text()) == node_config(work.plan, host, work.settings(host))
+        secrets = work.dir(host, "consul.d/secrets.json")
+        expected = {"encrypt": work.key}
+        if host in SERVERS:
+            expected["acl"] = {"tokens": {"initial_management": work.token}}
+        assert json.loads(secrets.read_text()) == expected
+        kind = "server" if host in SERVERS else "agent"
+        key = work.dir(host, f"tls/{kind}.key")
+        assert key.read_bytes() == work.pems[host].key_pem
+        assert {p.name: p.stat().st_mode & 0o777 for p in (secrets, key)} == {
+            "secrets.json": 0o600,
+            f"{kind}.key": 0o600,
+        }
+        assert work.dir(host, "bin/consul").read_bytes() == binary
+        assert work.dir(host, "bin/consul").stat().st_mode & 0o777 == 0o755
+
+
+def test_servers_elect_a_leader_with_gossip_encryption_and_acls_default_deny(work, net):
+    for host in HOSTS:
+        work.start(net, host)
+
+    def agreed():
+        leaders = {work.leader(h) for h in SERVERS}
+        return leaders.pop() if len(leaders) == 1 and "" not in leaders else ""
+
+    leader = wait_until(agreed, WAIT, what="one leader named by every server")
+    addresses = {work.plan["hosts"][h]["address"] for h in SERVERS}
+    assert leader.split(":")[0] in addresses
+
+    def self_token():
+        status, value = work.request("lab1-m1", "GET", "/v1/acl/token/self", token=work.token)
+        return value if status == 200 else None
+
+    # The ACL system bootstraps a moment after the election, creating the role's token.
+    token = wait_until(self_token, WAIT, what="the initial management token")
+    assert [p["Name"] for p in token["Policies"]] == ["global-management"]
+    for host in SERVERS:
+        status, peers = work.request(host, "GET", "/v1/status/peers")
+        assert (status, sorted(p.split(":")[0] for p in peers)) == (200, sorted(addresses))
+
+    def members():
+        status, value = work.request("lab1-m1", "GET", "/v1/agent/members", token=work.token)
+        alive = sorted(m["Name"] for m in value if m["Status"] == 1) if status == 200 else []
+        return alive if alive == sorted(HOSTS) else None
+
+    assert wait_until(members, WAIT, what="the agent joined") == sorted(HOSTS)
+    status, rings = work.request("lab1-m1", "GET", "/v1/operator/keyring", token=work.token)
+    assert status == 200
+    # One key only, the role's: on all four members of the LAN pool, and in the WAN pool.
+    assert {(r["WAN"], r["Datacenter"], tuple(r["Keys"])) for r in rings} == {
+        (True, "lab1", (work.key,)),
+        (False, "lab1", (work.key,)),
+    }
+    assert [r["Keys"] for r in rings if not r["WAN"]] == [{work.key: 4}]
+    status, value = work.request(
+        AGENT, "PUT", "/v1/catalog/register", {"Node": "x", "Address": "198.18.41.1"}
+    )
+    # The agent forwards the write over TLS RPC to a server (which may forward it to the leader).
+    refused = "Permission denied: token with AccessorID '00000000-0000-0000-0000-000000000002' lacks "
+    refused += "permission 'node:write' on \"x\""
+    assert (status, value.replace("rpc error making call: ", "")) == (403, refused)
+    assert value.startswith("rpc error making call: ")
+    # The anonymous token may not read the servers' service: NXDOMAIN (rcode 3), no address.
+    assert _dns(net) == "3"
+    status, policy = work.request(
+        "lab1-m1",
+        "PUT",
+        "/v1/acl/policy",
+        {"Name": "dns", "Rules": 'node_prefix "" { policy = "read" }\nservice_prefix "" { policy = "read" }'},
+        work.token,
+    )
+    assert status == 200, policy
+    status, value = work.request(
+        "lab1-m1",
+        "PUT",
+        "/v1/acl/token/00000000-0000-0000-0000-000000000002",
+        {"Policies": [{"ID": policy["ID"]}]},
+        work.token,
+    )
+    assert status == 200, value
+    expected = "0 " + " ".join(sorted(addresses))
+    assert wait_until(lambda: _dns(net) == expected, WAIT, what="DNS answer of the agent")
+
+
+def _dns(net: NetLab) -> str:
+    proc = net.exec(AGENT, sys.executable, "-c", DNS_QUERY, "consul.service.consul", "8600")
+    return proc.stdout.strip()
+
+
+def test_a_second_run_changes_nothing(work, net):
+    stats, failed, diffs, _stdout = work.play()
+    assert (stats, failed, diffs) == ({h: {"changed": 0, "failures": 0} for h in HOSTS}, {}, {})
+
+
+def _two_servers(plan):
+    plan = copy.deepcopy(plan)
+    plan["hosts"]["lab1-m3"]["roles"].remove("consul_server")
+    return plan
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        pytest.param(
+            "two-servers",
+            "consul_node_config: datacenter 'lab1': 2 consul servers (lab1-m1, lab1-m2); expected 3 or 5",
+            id="two-servers",
+        ),
+        pytest.param(
+            "bad-key",
+            "{host}: consul_encrypt_key: expected 32 bytes in base64 (consul keygen); the value is not shown",
+            id="bad-key",
+        ),
+        pytest.param(
+            "bad-sha256",
+            "{host}: consul_url {url} could not be installed with consul_sha256 {sha}: The checksum for ",
+            id="bad-sha256",
+        ),
+    ],
+)
+def test_bad_input_fails_before_anything_changes(work, net, case, message):
+    before = work.files()
+    extra, plan = {}, None
+    if case == "two-servers":
+        plan = _two_servers(work.plan)
+    elif case == "bad-key":
+        extra = {"consul_encrypt_key": "c2VjcmV0LWtleQ=="}
+    else:
+        # Another version, so the download is not the file already there.
+        extra = {"consul_version": "1.14.10", "consul_sha256": "0" * 64}
+    stats, failed, _diffs, stdout = work.play(plan=plan, **extra)
+    assert stats == {h: {"changed": 0, "failures": 1} for h in HOSTS}
+    for host in HOSTS:
+        # A download refused by its checksum is the rescued task before the role's message.
+        assert len(failed[host]) == (2 if case == "bad-sha256" else 1)
+        expected = message.format(host=host, url=work.url, sha="0" * 64)
+        assert expected in failed[host][-1], failed[host][-1]
+    assert "c2VjcmV0LWtleQ==" not in stdout
+    assert work.files() == before
+    assert all(work.procs[h].poll() is None for h in HOSTS)
