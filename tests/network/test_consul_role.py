@@ -14,6 +14,8 @@ the plan's addresses (198.18.0.0/15):
   initial management token the role wrote is a global-management token; the agent's DNS
   (port 8600) answers consul.service.consul with the three servers once the anonymous token
   may read services and nodes;
+* a run with Consul answering creates every host's agent token (derived from the management
+  token; node identity) on one server, and every node then registers itself in the catalog;
 * a second run changes nothing;
 * two servers in the datacenter, a bad gossip key, a bad sha256 fail before anything changes,
   naming the datacenter and hosts or the variable (a secret's value never shown).
@@ -42,7 +44,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ansible_collections.cloud58.platform.plugins.module_utils.consul import node_config
+from ansible_collections.cloud58.platform.plugins.module_utils.consul import agent_token, node_config
 from ansible_collections.cloud58.platform.plugins.module_utils.topology import build_plan, load_inventory
 from cloud58_lab import programs
 from cloud58_lab.netlab import NetLab, run_prefix, wait_until
@@ -172,6 +174,8 @@ class Work:
             "consul_group": "root",
             "consul_create_user": False,
             "consul_manage_service": False,
+            # Consul runs only once the test started it from the written files.
+            "consul_create_tokens": False,
             "ansible_connection": "local",
             "ansible_python_interpreter": sys.executable,
             **extra,
@@ -300,7 +304,12 @@ def net(work):
 
 
 def _secrets(work) -> list[str]:
-    return [work.key, work.token, *(work.pems[h].key_pem.decode().splitlines()[1] for h in HOSTS)]
+    return [
+        work.key,
+        work.token,
+        *(work.pems[h].key_pem.decode().splitlines()[1] for h in HOSTS),
+        *(agent_token(work.token, "lab1", h)["SecretID"] for h in HOSTS),
+    ]
 
 
 def test_check_mode_writes_nothing_and_shows_the_diff(work):
@@ -331,9 +340,10 @@ def test_a_run_writes_the_configuration_the_secrets_and_the_binary(work):
         config = work.dir(host, "consul.d/consul.json")
         assert json.loads(config.read_text()) == node_config(work.plan, host, work.settings(host))
         secrets = work.dir(host, "consul.d/secrets.json")
-        expected = {"encrypt": work.key}
+        tokens = {"agent": agent_token(work.token, "lab1", host)["SecretID"]}
         if host in SERVERS:
-            expected["acl"] = {"tokens": {"initial_management": work.token}}
+            tokens["initial_management"] = work.token
+        expected = {"encrypt": work.key, "acl": {"tokens": tokens}}
         assert json.loads(secrets.read_text()) == expected
         kind = "server" if host in SERVERS else "agent"
         key = work.dir(host, f"tls/{kind}.key")
@@ -418,8 +428,31 @@ def _dns(net: NetLab) -> str:
     return proc.stdout.strip()
 
 
+def test_the_role_creates_the_agent_tokens_once_consul_answers(work, net):
+    stats, failed, _diffs, stdout = work.play(consul_create_tokens=True)
+    # One server of the primary datacenter creates the four tokens in one task.
+    assert (stats, failed) == ({h: {"changed": int(h == "lab1-m1"), "failures": 0} for h in HOSTS}, {})
+    assert [s for s in _secrets(work) if s in stdout] == []
+    for host in HOSTS:
+        accessor = agent_token(work.token, "lab1", host)["AccessorID"]
+        status, token = work.request("lab1-m1", "GET", f"/v1/acl/token/{accessor}", token=work.token)
+        assert status == 200
+        assert (token["NodeIdentities"], token["SecretID"]) == (
+            [{"NodeName": host, "Datacenter": "lab1"}],
+            agent_token(work.token, "lab1", host)["SecretID"],
+        )
+
+    # With its token every agent registers its own node (anti-entropy), which it could not before.
+    def nodes():
+        status, value = work.request("lab1-m1", "GET", "/v1/catalog/nodes", token=work.token)
+        names = sorted(n["Node"] for n in value) if status == 200 else []
+        return names if names == sorted(HOSTS) else None
+
+    assert wait_until(nodes, WAIT, what="every node in the catalog") == sorted(HOSTS)
+
+
 def test_a_second_run_changes_nothing(work, net):
-    stats, failed, diffs, _stdout = work.play()
+    stats, failed, diffs, _stdout = work.play(consul_create_tokens=True)
     assert (stats, failed, diffs) == ({h: {"changed": 0, "failures": 0} for h in HOSTS}, {}, {})
 
 

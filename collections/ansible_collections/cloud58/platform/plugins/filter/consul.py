@@ -4,7 +4,8 @@
 """Filters over module_utils/consul: a host's Consul configuration, its certificate's names,
 and the checks of the consul role's inputs.
 
-Documented in consul_node_config.yml, consul_tls_names.yml and consul_problem.yml next to this
+Documented in consul_node_config.yml, consul_tls_names.yml, consul_problem.yml and
+consul_agent_token.yml next to this
 file, as ansible-doc reads them.
 """
 
@@ -14,6 +15,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.cloud58.platform.plugins.module_utils.consul import (
     ConsulError,
+    agent_token,
     install_problem,
     node_config,
     secrets_problem,
@@ -26,6 +28,13 @@ def consul_node_config(plan, host, settings=None, primary_datacenter=None):
         return node_config(plan, host, settings or {}, primary_datacenter or None)
     except ConsulError as e:
         raise AnsibleFilterError(f"consul_node_config: {e}") from e
+
+
+def consul_agent_token(management_token, datacenter, node):
+    try:
+        return agent_token(management_token, datacenter, node)
+    except ConsulError as e:
+        raise AnsibleFilterError(f"consul_agent_token: {e}") from e
 
 
 def consul_tls_names(plan, host, domain="consul"):
@@ -48,6 +57,7 @@ def consul_problem(what, **values):
 class FilterModule:
     def filters(self):
         return {
+            "consul_agent_token": consul_agent_token,
             "consul_node_config": consul_node_config,
             "consul_problem": consul_problem,
             "consul_tls_names": consul_tls_names,

@@ -9,7 +9,15 @@ Hosts, addresses and settings are read as plain data; nothing of the planner is 
 
 from __future__ import annotations
 
-from .nodes import SERVER_ROLE, datacenter_servers, install_problem, node_config, secrets_problem, tls_names
+from .nodes import (
+    SERVER_ROLE,
+    agent_token,
+    datacenter_servers,
+    install_problem,
+    node_config,
+    secrets_problem,
+    tls_names,
+)
 from .servers import DEFAULT_SETTINGS, SERVER_COUNTS, ConsulError, server_config
 
 __all__ = [
@@ -17,6 +25,7 @@ __all__ = [
     "SERVER_COUNTS",
     "SERVER_ROLE",
     "ConsulError",
+    "agent_token",
     "datacenter_servers",
     "install_problem",
     "node_config",

@@ -13,6 +13,9 @@ nothing of the planner is imported.
   datacenter's servers, with the same gossip, TLS, ACL and DNS settings. Every datacenter with
   servers is checked (3 or 5), whichever host asks, so a bad count fails on every host before
   any changes;
+* :func:`agent_token`: the IDs of a node's agent token, derived from the management token, so
+  the role writes the token into the agent's secrets file before Consul runs and creates it
+  through the API afterwards, storing nothing more than the management token;
 * :func:`secrets_problem` and :func:`install_problem`: one line naming the variable, or ``""``;
   a secret's value is never in the line.
 """
@@ -21,7 +24,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import re
+import uuid
 
 from .servers import ConsulError, _did_you_mean, _ipv4, _servers, _settings, server_config
 
@@ -161,3 +167,20 @@ def install_problem(version, url, sha256) -> str:
     if not (isinstance(sha256, str) and _SHA256.match(sha256)):
         return f"consul_sha256: expected 64 lowercase hex digits (sha256sum consul), got {sha256!r}"
     return ""
+
+
+def _derived_uuid(key: str, label: str) -> str:
+    digest = hmac.new(key.encode(), label.encode(), hashlib.sha256).digest()
+    return str(uuid.UUID(bytes=digest[:16], version=4))
+
+
+def agent_token(management_token: str, datacenter: str, node: str) -> dict:
+    """``{AccessorID, SecretID}`` of node ``node``'s agent token: HMAC-SHA256 of the node under
+    the management token, so the same inputs give the same token and nobody without the
+    management token can compute it."""
+    if not (isinstance(management_token, str) and _UUID.match(management_token)):
+        raise ConsulError("consul agent token: the management token is not a UUID; the value is not shown")
+    return {
+        "AccessorID": _derived_uuid(management_token, f"cloud58 consul agent accessor {datacenter} {node}"),
+        "SecretID": _derived_uuid(management_token, f"cloud58 consul agent secret {datacenter} {node}"),
+    }

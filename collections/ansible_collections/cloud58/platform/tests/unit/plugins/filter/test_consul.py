@@ -11,7 +11,7 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.cloud58.platform.plugins.filter.consul import FilterModule
-from ansible_collections.cloud58.platform.plugins.module_utils.consul import node_config
+from ansible_collections.cloud58.platform.plugins.module_utils.consul import agent_token, node_config
 from ansible_collections.cloud58.platform.plugins.module_utils.topology import build_plan, load_inventory
 
 REPO = Path(__file__).resolve().parents[8]
@@ -24,7 +24,12 @@ def plan():
 
 
 def test_filters_are_registered():
-    assert sorted(FILTERS) == ["consul_node_config", "consul_problem", "consul_tls_names"]
+    assert sorted(FILTERS) == [
+        "consul_agent_token",
+        "consul_node_config",
+        "consul_problem",
+        "consul_tls_names",
+    ]
 
 
 def test_the_lab_servers_and_an_agent(plan):
@@ -61,4 +66,14 @@ def test_problem_dispatches_to_install_and_secrets():
     )
     assert FILTERS["consul_problem"]("secrets", encrypt_key="x") == (
         "consul_encrypt_key: expected 32 bytes in base64 (consul keygen); the value is not shown"
+    )
+
+
+def test_agent_token_is_the_derivation_and_refuses_a_bad_token_without_showing_it():
+    token = "6f1b8ad4-5c4e-4b1a-9d0e-3a1f2b3c4d5e"
+    assert FILTERS["consul_agent_token"](token, "lab1", "lab1-w1") == agent_token(token, "lab1", "lab1-w1")
+    with pytest.raises(AnsibleFilterError) as caught:
+        FILTERS["consul_agent_token"]("hunter2", "lab1", "lab1-w1")
+    assert str(caught.value) == (
+        "consul_agent_token: consul agent token: the management token is not a UUID; the value is not shown"
     )

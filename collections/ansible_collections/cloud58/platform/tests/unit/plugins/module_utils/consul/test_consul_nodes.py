@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import base64
 import copy
+import uuid
 
 import pytest
 
 from ansible_collections.cloud58.platform.plugins.module_utils.consul import (
     ConsulError,
+    agent_token,
     datacenter_servers,
     install_problem,
     node_config,
@@ -262,3 +264,23 @@ def test_secrets_are_checked_naming_the_variable_never_the_value(secrets, messag
 )
 def test_install_variables_are_checked_naming_variable_and_value(version, url, sha256, message):
     assert install_problem(version, url, sha256) == message
+
+
+def test_agent_tokens_are_uuids_derived_per_node_and_management_token():
+    token = agent_token(TOKEN, "bj1", "bj1-w1")
+    assert sorted(token) == ["AccessorID", "SecretID"]
+    assert all(str(uuid.UUID(v)) == v and uuid.UUID(v).version == 4 for v in token.values())
+    assert token == agent_token(TOKEN, "bj1", "bj1-w1")
+    others = [
+        agent_token(TOKEN, "bj1", "bj1-c1"),
+        agent_token(TOKEN, "sh1", "bj1-w1"),
+        agent_token("0f1b8ad4-5c4e-4b1a-9d0e-3a1f2b3c4d5e", "bj1", "bj1-w1"),
+    ]
+    values = {token["AccessorID"], token["SecretID"]} | {v for o in others for v in o.values()}
+    assert len(values) == 8
+    assert TOKEN not in values
+    with pytest.raises(ConsulError) as caught:
+        agent_token("not-a-uuid", "bj1", "bj1-w1")
+    assert (
+        str(caught.value) == "consul agent token: the management token is not a UUID; the value is not shown"
+    )
