@@ -1,6 +1,6 @@
-"""The role cloud58.platform.consul run by ansible-playbook on this machine for three servers
-and a client agent of the lab's datacenter lab1 (inventories/lab: lab1-m1..m3 in
-consul_servers, lab1-w1 an agent), every file redirected to a directory per host, the binary
+"""The role cloud58.platform.consul run by ansible-playbook on this machine for the three
+servers of each of the lab's datacenters and a client agent (inventories/lab: lab1-m1..m3 and
+lab2-m1..m3 in consul_servers, lab1-w1 an agent), every file redirected to a directory per host, the binary
 downloaded with get_url from an HTTP mirror on 127.0.0.1 that the test serves with its sha256,
 no user created and no service touched; then the real consul (the pinned 1.14.11) started with
 the command line of the unit the role wrote, one host per network namespace on a bridge with
@@ -9,11 +9,13 @@ the plan's addresses (198.18.0.0/15):
 * check mode writes nothing and shows the diff of consul.json and the unit, never a secret;
 * a run writes the files (consul.json = the filter's configuration, secrets.json and the key
   with mode 0600, the binary = the mirror's);
-* the three servers elect one leader and list the same three raft peers; the agent joins; every
-  member gossips with the role's key; ACLs deny a request without a token (403) and the
-  initial management token the role wrote is a global-management token; the agent's DNS
+* each datacenter's three servers elect one leader and list the same three raft peers; the
+  agent joins; the six servers meet over WAN; every member gossips with the role's key; ACLs
+  deny a request without a token (403) and the initial management token the role wrote is a
+  global-management token; the agent's DNS
   (port 8600) answers consul.service.consul with the three servers once the anonymous token
-  may read services and nodes;
+  may read services and nodes, and a server of lab2 answers consul.service.lab1.consul with
+  the same addresses (over WAN);
 * a run with Consul answering creates every host's agent token (derived from the management
   token; node identity) on one server, and every node then registers itself in the catalog;
 * a second run changes nothing;
@@ -54,8 +56,9 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 SERVERS = ("lab1-m1", "lab1-m2", "lab1-m3")
+SERVERS2 = ("lab2-m1", "lab2-m2", "lab2-m3")
 AGENT = "lab1-w1"
-HOSTS = (*SERVERS, AGENT)
+HOSTS = (*SERVERS, AGENT, *SERVERS2)
 VERSION = "1.14.11"
 PLAYBOOK = """\
 - name: Run consul
@@ -125,8 +128,8 @@ class Work:
         self.tls.load_cert_chain(str(cert), str(key))
         self.pems = {}
         for host in HOSTS:
-            kind = "server" if host in SERVERS else "client"
-            name = f"{kind}.lab1.consul"
+            kind = "client" if host == AGENT else "server"
+            name = f"{kind}.{host[:4]}.consul"
             self.pems[host] = self.ca.issue(name, dns_names=(name, "localhost"), server=True, client=True)
         self.procs: dict[str, subprocess.Popen] = {}
 
@@ -248,7 +251,7 @@ class Work:
         return "\n".join(path.read_text(errors="replace").splitlines()[-30:]) if path.exists() else ""
 
     def request(self, host: str, method: str, path: str, body=None, token: str = ""):
-        name = "server.lab1.consul" if host in SERVERS else "client.lab1.consul"
+        name = f"client.{host[:4]}.consul" if host == AGENT else f"server.{host[:4]}.consul"
         conn = _UnixHTTPSConnection(self.dir(host, "https.sock"), self.tls, name)
         headers = {"X-Consul-Token": token} if token else {}
         data = json.dumps(body).encode() if body is not None else None
@@ -308,7 +311,7 @@ def _secrets(work) -> list[str]:
         work.key,
         work.token,
         *(work.pems[h].key_pem.decode().splitlines()[1] for h in HOSTS),
-        *(agent_token(work.token, "lab1", h)["SecretID"] for h in HOSTS),
+        *(agent_token(work.token, h[:4], h)["SecretID"] for h in HOSTS),
     ]
 
 
@@ -324,7 +327,7 @@ def test_check_mode_writes_nothing_and_shows_the_diff(work):
             f"ExecStart={work.dir(host, 'bin/consul')} agent -config-dir={work.dir(host, 'consul.d')}"
             in (diffs[host]["consul.service.j2"])
         )
-        kind = "server" if host in SERVERS else "agent"
+        kind = "agent" if host == AGENT else "server"
         assert sorted(diffs[host]) == sorted(["ca.crt", f"{kind}.crt", "consul.json", "consul.service.j2"])
     assert [s for s in _secrets(work) if s in stdout] == []
     assert work.files() == {}
@@ -340,12 +343,12 @@ def test_a_run_writes_the_configuration_the_secrets_and_the_binary(work):
         config = work.dir(host, "consul.d/consul.json")
         assert json.loads(config.read_text()) == node_config(work.plan, host, work.settings(host))
         secrets = work.dir(host, "consul.d/secrets.json")
-        tokens = {"agent": agent_token(work.token, "lab1", host)["SecretID"]}
+        tokens = {"agent": agent_token(work.token, host[:4], host)["SecretID"]}
         if host in SERVERS:
             tokens["initial_management"] = work.token
         expected = {"encrypt": work.key, "acl": {"tokens": tokens}}
         assert json.loads(secrets.read_text()) == expected
-        kind = "server" if host in SERVERS else "agent"
+        kind = "agent" if host == AGENT else "server"
         key = work.dir(host, f"tls/{kind}.key")
         assert key.read_bytes() == work.pems[host].key_pem
         assert {p.name: p.stat().st_mode & 0o777 for p in (secrets, key)} == {
@@ -360,13 +363,14 @@ def test_servers_elect_a_leader_with_gossip_encryption_and_acls_default_deny(wor
     for host in HOSTS:
         work.start(net, host)
 
-    def agreed():
-        leaders = {work.leader(h) for h in SERVERS}
+    def agreed(servers):
+        leaders = {work.leader(h) for h in servers}
         return leaders.pop() if len(leaders) == 1 and "" not in leaders else ""
 
-    leader = wait_until(agreed, WAIT, what="one leader named by every server")
+    for servers in (SERVERS, SERVERS2):
+        leader = wait_until(lambda s=servers: agreed(s), WAIT, what=f"one leader named by {servers}")
+        assert leader.split(":")[0] in {work.plan["hosts"][h]["address"] for h in servers}
     addresses = {work.plan["hosts"][h]["address"] for h in SERVERS}
-    assert leader.split(":")[0] in addresses
 
     def self_token():
         status, value = work.request("lab1-m1", "GET", "/v1/acl/token/self", token=work.token)
@@ -375,24 +379,38 @@ def test_servers_elect_a_leader_with_gossip_encryption_and_acls_default_deny(wor
     # The ACL system bootstraps a moment after the election, creating the role's token.
     token = wait_until(self_token, WAIT, what="the initial management token")
     assert [p["Name"] for p in token["Policies"]] == ["global-management"]
-    for host in SERVERS:
-        status, peers = work.request(host, "GET", "/v1/status/peers")
-        assert (status, sorted(p.split(":")[0] for p in peers)) == (200, sorted(addresses))
+    for servers in (SERVERS, SERVERS2):
+        peers_expected = sorted(work.plan["hosts"][h]["address"] for h in servers)
+        for host in servers:
+            status, peers = work.request(host, "GET", "/v1/status/peers")
+            assert (status, sorted(p.split(":")[0] for p in peers)) == (200, peers_expected)
 
     def members():
         status, value = work.request("lab1-m1", "GET", "/v1/agent/members", token=work.token)
         alive = sorted(m["Name"] for m in value if m["Status"] == 1) if status == 200 else []
-        return alive if alive == sorted(HOSTS) else None
+        return alive if alive == sorted((*SERVERS, AGENT)) else None
 
-    assert wait_until(members, WAIT, what="the agent joined") == sorted(HOSTS)
+    assert wait_until(members, WAIT, what="the agent joined") == sorted((*SERVERS, AGENT))
+
+    def wan_members():
+        status, value = work.request("lab2-m1", "GET", "/v1/agent/members?wan=1", token=work.token)
+        alive = sorted(m["Name"] for m in value if m["Status"] == 1) if status == 200 else []
+        expected = sorted(f"{h}.{h[:4]}" for h in (*SERVERS, *SERVERS2))
+        return alive if alive == expected else None
+
+    assert wait_until(wan_members, WAIT, what="six servers over WAN")
     status, rings = work.request("lab1-m1", "GET", "/v1/operator/keyring", token=work.token)
     assert status == 200
-    # One key only, the role's: on all four members of the LAN pool, and in the WAN pool.
+    # One key only, the role's: in the WAN pool, and on every member of each LAN pool.
     assert {(r["WAN"], r["Datacenter"], tuple(r["Keys"])) for r in rings} == {
         (True, "lab1", (work.key,)),
         (False, "lab1", (work.key,)),
+        (False, "lab2", (work.key,)),
     }
-    assert [r["Keys"] for r in rings if not r["WAN"]] == [{work.key: 4}]
+    assert sorted((r["Datacenter"], r["Keys"][work.key]) for r in rings if not r["WAN"]) == [
+        ("lab1", 4),
+        ("lab2", 3),
+    ]
     status, value = work.request(
         AGENT, "PUT", "/v1/catalog/register", {"Node": "x", "Address": "198.18.41.1"}
     )
@@ -421,34 +439,39 @@ def test_servers_elect_a_leader_with_gossip_encryption_and_acls_default_deny(wor
     assert status == 200, value
     expected = "0 " + " ".join(sorted(addresses))
     assert wait_until(lambda: _dns(net) == expected, WAIT, what="DNS answer of the agent")
+    # The service of lab1 resolved in lab2, by a server of lab2 over WAN.
+    wan = functools.partial(_dns, net, "lab2-m1", "consul.service.lab1.consul")
+    assert wait_until(lambda: wan() == expected, WAIT, what="lab1's service from lab2")
 
 
-def _dns(net: NetLab) -> str:
-    proc = net.exec(AGENT, sys.executable, "-c", DNS_QUERY, "consul.service.consul", "8600")
+def _dns(net: NetLab, host: str = AGENT, name: str = "consul.service.consul") -> str:
+    proc = net.exec(host, sys.executable, "-c", DNS_QUERY, name, "8600")
     return proc.stdout.strip()
 
 
 def test_the_role_creates_the_agent_tokens_once_consul_answers(work, net):
     stats, failed, _diffs, stdout = work.play(consul_create_tokens=True)
-    # One server of the primary datacenter creates the four tokens in one task.
+    # One server of the primary datacenter creates the seven tokens in one task.
     assert (stats, failed) == ({h: {"changed": int(h == "lab1-m1"), "failures": 0} for h in HOSTS}, {})
     assert [s for s in _secrets(work) if s in stdout] == []
     for host in HOSTS:
-        accessor = agent_token(work.token, "lab1", host)["AccessorID"]
+        accessor = agent_token(work.token, host[:4], host)["AccessorID"]
         status, token = work.request("lab1-m1", "GET", f"/v1/acl/token/{accessor}", token=work.token)
         assert status == 200
         assert (token["NodeIdentities"], token["SecretID"]) == (
-            [{"NodeName": host, "Datacenter": "lab1"}],
-            agent_token(work.token, "lab1", host)["SecretID"],
+            [{"NodeName": host, "Datacenter": host[:4]}],
+            agent_token(work.token, host[:4], host)["SecretID"],
         )
 
     # With its token every agent registers its own node (anti-entropy), which it could not before.
     def nodes():
-        status, value = work.request("lab1-m1", "GET", "/v1/catalog/nodes", token=work.token)
-        names = sorted(n["Node"] for n in value) if status == 200 else []
-        return names if names == sorted(HOSTS) else None
+        names = []
+        for dc in ("lab1", "lab2"):
+            status, value = work.request("lab1-m1", "GET", f"/v1/catalog/nodes?dc={dc}", token=work.token)
+            names += sorted(n["Node"] for n in value) if status == 200 else []
+        return names if names == [*sorted((*SERVERS, AGENT)), *SERVERS2] else None
 
-    assert wait_until(nodes, WAIT, what="every node in the catalog") == sorted(HOSTS)
+    assert wait_until(nodes, WAIT, what="every node in its datacenter's catalog")
 
 
 def test_a_second_run_changes_nothing(work, net):
