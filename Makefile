@@ -14,7 +14,7 @@ export PYTHONPATH := $(REPO)/lab$(if $(PYTHONPATH),:$(PYTHONPATH))
 COLLECTION := $(REPO)/collections/ansible_collections/cloud58/platform
 DC ?= lab1
 
-.PHONY: help setup setup-apt setup-venv setup-upstream setup-runtime setup-consul setup-image lock \
+.PHONY: help setup setup-apt setup-venv setup-upstream setup-runtime setup-consul setup-victorialogs setup-image lock \
         test lint unit integration integration-lab integration-rest network molecule molecule-ci \
         sanity bench lab lab-status lab-down \
         topology render reconcile mr-check validate clean
@@ -23,7 +23,7 @@ help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 ## ---- setup: idempotent, a second run takes seconds -------------------------------
-setup: setup-apt setup-venv setup-upstream setup-consul setup-image ## install everything the tests and the lab need
+setup: setup-apt setup-venv setup-upstream setup-consul setup-victorialogs setup-image ## install everything the tests and the lab need
 
 setup-apt: ## Debian packages (podman, runc, debootstrap, frr, bird2, haproxy, keepalived, graphviz)
 	@scripts/setup/apt.sh
@@ -39,6 +39,9 @@ setup-runtime: setup-apt ## containerd, crictl, CNI plugins for real kubelets in
 
 setup-consul: setup-apt ## Consul 1.14.11 (MPL-2.0) built from the Go module proxy (upstream/consul; cached by version)
 	@scripts/setup/consul.sh
+
+setup-victorialogs: setup-apt ## VictoriaLogs v1.52.2 (Apache-2.0) built from the Go module proxy (upstream/victorialogs; cached by version)
+	@scripts/setup/victorialogs.sh
 
 setup-image: setup-apt ## the node image localhost/cloud58-node:<recipe hash>
 	@scripts/setup/image.sh
@@ -86,7 +89,7 @@ integration-lab: setup-venv setup-upstream setup-image ## the lab test alone: `m
 integration-rest: setup-venv setup-upstream ## every integration test but the lab test
 	python -m pytest -q --durations=15 tests/integration --ignore=$(LAB_TESTS)
 
-network: setup-venv setup-consul ## BGP lab: FRR and BIRD in network namespaces, real packets
+network: setup-venv setup-consul setup-victorialogs ## BGP lab: FRR and BIRD in network namespaces, real packets
 	python -m pytest -q --durations=10 tests/network
 
 molecule: setup-venv setup-image ## every molecule scenario: create, converge, idempotence, verify, destroy

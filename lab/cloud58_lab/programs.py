@@ -69,7 +69,11 @@ def _upstream(name: str, why: str, build: str = "upstream") -> Program:
 
 
 # The upstream builds: scripts/setup/<build>.sh, and the variable that points at official binaries.
-UPSTREAM_BUILDS = {"upstream": "CLOUD58_BIN_DIR", "consul": "CLOUD58_CONSUL_BIN_DIR"}
+UPSTREAM_BUILDS = {
+    "upstream": "CLOUD58_BIN_DIR",
+    "consul": "CLOUD58_CONSUL_BIN_DIR",
+    "victorialogs": "CLOUD58_VICTORIALOGS_BIN_DIR",
+}
 
 
 _TABLE = (
@@ -115,6 +119,17 @@ _TABLE = (
     _apt("bfdd", "frr", "FRR's BFD daemon in a lab router's namespace"),
     _apt("bird", "bird2", "the lab's BIRD routers and the Calico node speakers"),
     _apt("birdc", "bird2", "queries the lab's BIRD routers"),
+    # central logs (tests/network/test_logs_*.py, benchmarks/bench_logs.py)
+    _apt(
+        "systemd-journal-upload",
+        "systemd-journal-remote",
+        "the log shipper pushing the journal to VictoriaLogs",
+    ),
+    _apt(
+        "systemd-journal-remote",
+        "systemd-journal-remote",
+        "the log tests write journal files from export format",
+    ),
     _apt("nft", "nftables", "the LVS directors' full-NAT data plane in the network tier"),
     _apt("haproxy", "haproxy", "checks rendered haproxy.cfg files (haproxy -c)"),
     _apt("keepalived", "keepalived", "checks rendered keepalived.conf files (--config-test)"),
@@ -143,6 +158,12 @@ _TABLE = (
     _upstream("kwok", "simulated nodes of the lab and benchmark clusters"),
     # built from the Go module proxy (scripts/setup/consul.sh, upstream/consul)
     _upstream("consul", "the Consul clusters of tests/network/test_consul_cluster.py", "consul"),
+    # built from the Go module proxy (scripts/setup/victorialogs.sh, upstream/victorialogs)
+    _upstream(
+        "victoria-logs",
+        "the log store of tests/network/test_logs_*.py and the log_store role",
+        "victorialogs",
+    ),
     Program("go", TOOLCHAIN, "", "scripts/setup/upstream.sh builds the upstream programs"),
     Program("python3", PYTHON, "", "small servers and clients inside lab namespaces"),
 )
@@ -150,7 +171,7 @@ _TABLE = (
 PROGRAMS: dict[str, Program] = {p.name: p for p in _TABLE}
 
 # FRR installs its daemons outside PATH.
-_SEARCH_EXTRA = ("/usr/lib/frr", "/usr/sbin", "/sbin")
+_SEARCH_EXTRA = ("/usr/lib/frr", "/usr/sbin", "/sbin", "/usr/lib/systemd")
 
 
 def program(name: str) -> Program:
