@@ -1,0 +1,146 @@
+"""A VictoriaLogs process and the systemd-journal-upload shipper, for the log tests and benchmark.
+
+The store is the pinned ``victoria-logs`` (``scripts/setup/victorialogs.sh``) on loopback, its
+data in a directory of the caller's; it is stopped by its PID. Journal files are written from
+journald's export format by ``systemd-journal-remote``, so a test controls every field and
+timestamp; ``systemd-journal-upload`` (Debian's systemd-journal-remote) ships them to the
+store's journald endpoint with the platform's fields (datacenter, cluster, node) added by the
+store from the upload URL's ``extra_fields``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from cloud58_lab import programs
+
+# A field value the upload URL carries: VictoriaLogs splits extra_fields on ',' and '=', and
+# the URL must stay one query string, so values are kept to DNS-label-like characters.
+_VALUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def upload_url(store: str, fields: Mapping[str, str]) -> str:
+    """The ``--url`` for systemd-journal-upload that makes the store add ``fields``.
+
+    systemd-journal-upload appends ``/upload`` to whatever URL it is given; the URL therefore
+    names the full ingestion path and ends in an empty ``cloud58`` argument that absorbs the
+    suffix, so the path stays ``/insert/journald/upload`` and the fields stay intact.
+    """
+    for name, value in fields.items():
+        if not _NAME.match(name):
+            raise ValueError(f"log field name {name!r} is not a lower-case identifier")
+        if not _VALUE.match(str(value)):
+            raise ValueError(f"log field {name}={value!r}: not a DNS-label-like value")
+    extra = ",".join(f"{k}={v}" for k, v in fields.items())
+    return f"{store.rstrip('/')}/insert/journald/upload?extra_fields={extra}&cloud58="
+
+
+def export_entry(fields: Mapping[str, str], realtime_us: int, seqnum: int) -> bytes:
+    """One entry in journald's export format (text fields only)."""
+    lines = [
+        f"__REALTIME_TIMESTAMP={realtime_us}",
+        f"__MONOTONIC_TIMESTAMP={seqnum}",
+        "_BOOT_ID=0123456789abcdef0123456789abcdef",
+    ]
+    for k, v in fields.items():
+        if "\n" in v:
+            raise ValueError(f"{k}: multi-line values are not written by this helper")
+        lines.append(f"{k}={v}")
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+def write_journal(path: Path, entries: Iterable[bytes]) -> None:
+    """Write export-format ``entries`` into the journal file ``path`` (must end in .journal)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    export = path.with_suffix(".export")
+    export.write_bytes(b"".join(entries))
+    subprocess.run(
+        programs.argv("systemd-journal-remote", f"--output={path}", export),
+        check=True,
+        capture_output=True,
+    )
+    export.unlink()
+
+
+def upload_argv(journal: Path, url: str, state: Path, *, follow: bool) -> list[str]:
+    return programs.argv(
+        "systemd-journal-upload",
+        f"--file={journal}",
+        f"--url={url}",
+        f"--save-state={state}",
+        f"--follow={'yes' if follow else 'no'}",
+    )
+
+
+class LogStore:
+    """One ``victoria-logs`` on 127.0.0.1:<free port>, stopped by PID."""
+
+    def __init__(self, directory: Path, *, retention_period: str, max_disk_bytes: int) -> None:
+        self.directory = directory
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        directory.mkdir(parents=True, exist_ok=True)
+        self.log = (directory / "victoria-logs.log").open("wb")
+        self.flags = [
+            f"-storageDataPath={directory / 'data'}",
+            f"-httpListenAddr=127.0.0.1:{self.port}",
+            f"-retentionPeriod={retention_period}",
+            f"-retention.maxDiskSpaceUsageBytes={max_disk_bytes}",
+        ]
+        self.process = subprocess.Popen(
+            programs.argv("victoria-logs", *self.flags), stdout=self.log, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + 60
+        while not self._healthy():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"victoria-logs did not start; see {directory / 'victoria-logs.log'}")
+            time.sleep(0.05)
+
+    def _healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/health", timeout=2) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    def query(self, logsql: str) -> list[dict]:
+        """Run a LogsQL query over /select/logsql/query; one dict per matching record."""
+        data = urllib.parse.urlencode({"query": logsql}).encode()
+        with urllib.request.urlopen(f"{self.url}/select/logsql/query", data=data, timeout=30) as r:
+            return [json.loads(line) for line in r.read().decode().splitlines() if line.strip()]
+
+    def metrics(self) -> dict[str, float]:
+        """The store's /metrics as {series: value}."""
+        with urllib.request.urlopen(f"{self.url}/metrics", timeout=10) as r:
+            out = {}
+            for line in r.read().decode().splitlines():
+                if line and not line.startswith("#"):
+                    series, _, value = line.rpartition(" ")
+                    out[series] = float(value)
+            return out
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
