@@ -524,6 +524,9 @@ class StaticPodLab:
             # podman caps open files at 4096 in the hosts; HAProxy needs about 2 per connection.
             "api_endpoint_maxconn": 1000,
             "haproxy_gateway_maxconn": 1000,
+            # The minions' /proc/pressure is this machine's, loaded by the build, not by the
+            # node: cloud58-overload runs with a threshold no sample exceeds (never taints).
+            "node_agents_overload_extra_args": ["--high", "100", "--low", "99"],
         }
         variables.update(extra_vars)
         vars_file = self.workdir / f"vars-{len(list(self.workdir.glob('vars-*.json')))}.json"

@@ -358,6 +358,67 @@ def test_prometheus_scrapes_both_etcds_and_the_apiservers_with_its_own_certifica
     ]
 
 
+# On a minion, with the kubeconfigs the node agents run with: the HTTP status of each call.
+_AGENT_CALLS = (
+    "import json,sys\n"
+    "from kubernetes import client,config\n"
+    "from kubernetes.client.rest import ApiException\n"
+    "node=sys.argv[1]\n"
+    "def status(agent,call):\n"
+    "    api=client.CoreV1Api(config.new_client_from_config(f'/etc/cloud58/{agent}.kubeconfig'))\n"
+    "    try:\n"
+    "        call(api)\n"
+    "        return 200\n"
+    "    except ApiException as e:\n"
+    "        return e.status\n"
+    "pods=lambda a:a.list_pod_for_all_namespaces(field_selector=f'spec.nodeName={node}')\n"
+    "taint=lambda a:a.patch_node(node,{'metadata':{'labels':{'cloud58.io/probe':'1'}}},dry_run='All')\n"
+    "print(json.dumps({\n"
+    "    'netshaper lists its pods':status('netshaper',pods),\n"
+    "    'netshaper reads its node':status('netshaper',lambda a:a.read_node(node)),\n"
+    "    'overload reads its node':status('overload',lambda a:a.read_node(node)),\n"
+    "    'overload patches its node':status('overload',taint),\n"
+    "    'overload lists pods':status('overload',pods),\n"
+    "}))\n"
+)
+
+
+def test_the_node_agents_run_on_the_minions_with_their_own_certificates(lab):
+    """site.yml's agents stage: cloud58-netshaper, cloud58-overload and cloud58-signals run on
+    every minion; the first two reach the API with the client certificates the join stage
+    installed, which the ClusterRoles of clusters/ allow exactly what their agent does (a
+    dry-run patch stands for overload's taint); Prometheus scrapes each minion's signals."""
+    minions = [f"{lab.dc}-w1", f"{lab.dc}-w2"]
+    found = {}
+    for host in minions:
+        states = lab.exec(
+            host,
+            ["systemctl", "is-active", "cloud58-netshaper", "cloud58-overload", "cloud58-signals"],
+            check=False,
+        ).stdout.split()
+        calls = json.loads(lab.exec(host, ["python3", "-c", _AGENT_CALLS, host]).stdout)
+        found[host] = (states, calls)
+    expected_calls = {
+        "netshaper lists its pods": 200,
+        "netshaper reads its node": 403,
+        "overload reads its node": 200,
+        "overload patches its node": 200,
+        "overload lists pods": 403,
+    }
+    assert found == dict.fromkeys(minions, (["active"] * 3, expected_calls))
+
+    def signals_up():
+        out = lab.exec(f"{lab.dc}-m1", ["python3", "-c", _TARGETS], check=False).stdout
+        up = sorted(
+            name for job, name, state, _ in json.loads(out or "[]") if job == "signals" and state == "up"
+        )
+        if up != minions:
+            raise AssertionError(up)
+        return up
+
+    assert _wait("Prometheus scraping every minion's cloud58-signals", signals_up, timeout=60) == minions
+
+
 def test_every_static_pod_is_running(lab):
     states = lab.pod_states()
     expected = {

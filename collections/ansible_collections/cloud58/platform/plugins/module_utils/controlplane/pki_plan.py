@@ -23,6 +23,7 @@ Layout of a cluster's PKI directory on the controller (paths relative to it)::
     etcd/<host>-server.*, etcd/<host>-peer.*                 main etcd members
     etcd/<host>-events-server.*, etcd/<host>-events-peer.*   events etcd members
     kubelet/<node>.*                  each node's kubelet -> apiserver (system:node:<node>)
+    agents/<minion>-<agent>.*         each minion's node agents -> apiserver (NODE_AGENTS)
     sa.key, sa.pub                    service-account token signing
     encryption-config.yaml            encryption at rest (secretbox key), 0600
 """
@@ -38,6 +39,17 @@ KUBERNETES_CA = "ca"
 ETCD_CA = "etcd/ca"
 # The user Prometheus scrapes the control plane and the kubelets as (its certificate's CN).
 PROMETHEUS_USER = "cloud58:prometheus"
+# The node agents that talk to the API (role node_agents), each with a certificate per minion:
+# user cloud58:<agent>:<node> in group cloud58:<agent>, the group bound to the agent's
+# ClusterRole (render/platform.py).
+NODE_AGENTS = ("netshaper", "overload")
+
+
+def agent_user(agent, node):
+    """(user, group) of ``agent`` on ``node``."""
+    return f"cloud58:{agent}:{node}", f"cloud58:{agent}"
+
+
 FRONT_PROXY_CA = "front-proxy-ca"
 ENCRYPTION_CONFIG = "encryption-config.yaml"
 SA_KEY = "sa"
@@ -158,6 +170,10 @@ def pki_plan(cluster, settings):
     # The Node authorizer and NodeRestriction admit a kubelet by this name and group only.
     for node in cluster["nodes"]:
         certs.append(_cert(f"kubelet/{node}", KUBERNETES_CA, f"system:node:{node}", orgs=("system:nodes",)))
+    for node in _minions(cluster):
+        for agent in NODE_AGENTS:
+            user, group = agent_user(agent, node)
+            certs.append(_cert(f"agents/{node}-{agent}", KUBERNETES_CA, user, orgs=(group,)))
     return {
         "cluster": name,
         "cas": cas,
@@ -165,6 +181,10 @@ def pki_plan(cluster, settings):
         "signing_keys": [SA_KEY],
         "host_files": host_files(cluster),
     }
+
+
+def _minions(cluster):
+    return [n for n in cluster["nodes"] if n not in cluster["masters"]]
 
 
 def host_files(cluster):
@@ -206,4 +226,7 @@ def host_files(cluster):
         if not any(f["dest"] == "ca.crt" for f in out.get(node, [])):
             add(node, "ca.crt", "ca.crt", False)  # the kubelet checks the apiserver with it
         pair(node, f"kubelet/{node}", "kubelet-client")
+    for node in _minions(cluster):
+        for agent in NODE_AGENTS:
+            pair(node, f"agents/{node}-{agent}", agent)
     return {host: sorted(files, key=lambda f: f["dest"]) for host, files in sorted(out.items())}

@@ -19,7 +19,7 @@ producer the same ownership labels.
 
 from __future__ import annotations
 
-from ..controlplane.pki_plan import PROMETHEUS_USER
+from ..controlplane.pki_plan import NODE_AGENTS, PROMETHEUS_USER, agent_user
 from ..kube.objects import IDENTITY_NAME, IDENTITY_NAMESPACE, labels_for
 
 SYSTEM_NAMESPACE = "cloud58-system"
@@ -40,6 +40,17 @@ PROMETHEUS_RULES = [
     {"nonResourceURLs": ["/metrics"], "verbs": ["get"]},
     {"apiGroups": [""], "resources": ["nodes/metrics"], "verbs": ["get"]},
 ]
+
+# The node agents (role node_agents), each minion's certificate in the agent's group
+# (controlplane/pki_plan.py): netshaper lists and watches the pods of its node (field selector),
+# overload reads its Node and patches its taints and its condition.
+AGENT_RULES = {
+    "netshaper": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}],
+    "overload": [
+        {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "patch"]},
+        {"apiGroups": [""], "resources": ["nodes/status"], "verbs": ["patch"]},
+    ],
+}
 
 # name -> (value, description, preemption policy)
 PRIORITY_CLASSES = {
@@ -107,6 +118,8 @@ def platform_objects(cluster: str, datacenter: str, uid: str) -> list[dict]:
         )
     objs.extend(_component_rbac(cluster))
     objs.extend(prometheus_rbac(cluster))
+    for agent in NODE_AGENTS:
+        objs.extend(agent_rbac(cluster, agent))
     return objs
 
 
@@ -158,20 +171,34 @@ def lvs_sync_rbac(cluster: str) -> list[dict]:
 def prometheus_rbac(cluster: str) -> list[dict]:
     """ClusterRole ``cloud58-prometheus`` (``PROMETHEUS_RULES``) bound to the user of
     Prometheus' client certificate; no ServiceAccount: Prometheus runs outside the cluster."""
-    labels = {"app.kubernetes.io/component": PROMETHEUS}
+    return _outside_component(cluster, PROMETHEUS, PROMETHEUS_RULES, "User", PROMETHEUS_USER)
+
+
+def agent_rbac(cluster: str, agent: str) -> list[dict]:
+    """ClusterRole ``cloud58-<agent>`` (``AGENT_RULES``) bound to the group of the agent's
+    certificates on every minion."""
+    return _outside_component(
+        cluster, f"cloud58-{agent}", AGENT_RULES[agent], "Group", agent_user(agent, "")[1]
+    )
+
+
+def _outside_component(cluster: str, name: str, rules: list[dict], kind: str, subject: str) -> list[dict]:
+    """ClusterRole and ClusterRoleBinding of a component that runs outside the cluster with a
+    client certificate of the cluster's CA (a user or group, no ServiceAccount)."""
+    labels = {"app.kubernetes.io/component": name}
     return [
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "ClusterRole",
-            "metadata": meta(PROMETHEUS, cluster, labels=labels),
-            "rules": PROMETHEUS_RULES,
+            "metadata": meta(name, cluster, labels=labels),
+            "rules": rules,
         },
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "ClusterRoleBinding",
-            "metadata": meta(PROMETHEUS, cluster, labels=labels),
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": PROMETHEUS},
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": PROMETHEUS_USER}],
+            "metadata": meta(name, cluster, labels=labels),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": subject}],
         },
     ]
 

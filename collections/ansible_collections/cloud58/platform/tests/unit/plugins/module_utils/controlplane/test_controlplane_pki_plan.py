@@ -65,6 +65,10 @@ def test_plan_lists_every_certificate_once(lab_plan):
         "kubelet/lab2-m3",
         "kubelet/lab2-w1",
         "kubelet/lab2-w2",
+        "agents/lab2-w1-netshaper",
+        "agents/lab2-w1-overload",
+        "agents/lab2-w2-netshaper",
+        "agents/lab2-w2-overload",
     ]
     by_name = {c["name"]: c for c in plan["certs"]}
     assert by_name["etcd/lab2-m2-server"] == {
@@ -98,6 +102,15 @@ def test_plan_lists_every_certificate_once(lab_plan):
         "etcd/ca",
         ["client"],
     )
+    assert by_name["agents/lab2-w2-overload"] == {
+        "name": "agents/lab2-w2-overload",
+        "ca": "ca",
+        "common_name": "cloud58:overload:lab2-w2",
+        "organizations": ["cloud58:overload"],
+        "dns_names": [],
+        "ip_addresses": [],
+        "usages": ["client"],
+    }
     assert by_name["controller-manager"]["common_name"] == "system:kube-controller-manager"
     assert by_name["admin"]["organizations"] == ["system:masters"]
     assert by_name["apiserver"]["usages"] == ["server"]
@@ -157,10 +170,14 @@ def test_events_only_host_gets_only_its_etcd_files(bj1_plan):
     )
 
 
-def test_minion_gets_the_ca_and_its_kubelet_client_pair_only(lab_plan):
+def test_minion_gets_the_ca_its_kubelet_pair_and_its_agents_pairs_only(lab_plan):
     files = pki_plan(lab_plan["clusters"]["lab1-k8s"], settings_from({}))["host_files"]["lab1-w2"]
     assert [(f["src"], f["dest"], f["secret"]) for f in files] == [
         ("ca.crt", "ca.crt", False),
         ("kubelet/lab1-w2.crt", "kubelet-client.crt", False),
         ("kubelet/lab1-w2.key", "kubelet-client.key", True),
+        ("agents/lab1-w2-netshaper.crt", "netshaper.crt", False),
+        ("agents/lab1-w2-netshaper.key", "netshaper.key", True),
+        ("agents/lab1-w2-overload.crt", "overload.crt", False),
+        ("agents/lab1-w2-overload.key", "overload.key", True),
     ]

@@ -62,10 +62,14 @@ def kinds_and_names(rendered):
 def test_every_cluster_gets_platform_objects_and_its_apps():
     bj1, sh1 = render_clusters([BJ1, SH1], [spec(clusters={"bj1-k8s": 1})])
     platform = [
+        ("ClusterRole", "", "cloud58-netshaper"),
         ("ClusterRole", "", "cloud58-observer"),
+        ("ClusterRole", "", "cloud58-overload"),
         ("ClusterRole", "", "cloud58-prometheus"),
         ("ClusterRole", "", "cloud58-reconciler"),
+        ("ClusterRoleBinding", "", "cloud58-netshaper"),
         ("ClusterRoleBinding", "", "cloud58-observer"),
+        ("ClusterRoleBinding", "", "cloud58-overload"),
         ("ClusterRoleBinding", "", "cloud58-prometheus"),
         ("ClusterRoleBinding", "", "cloud58-reconciler"),
         ("ConfigMap", "kube-system", "cloud58-identity"),
@@ -219,6 +223,31 @@ def test_calico_objects_of_every_cluster_come_from_its_inventory_plan():
     )
 
 
+def test_the_node_agents_groups_may_do_what_their_agent_does_and_nothing_else():
+    [cluster] = render_clusters([SH1], [])
+    files = cluster_files(cluster)
+    found = {
+        name: yaml.safe_load(text)
+        for name, text in files.items()
+        if name.startswith(("22_", "23_")) and ("netshaper" in name or "overload" in name)
+    }
+    assert {name: obj.get("rules", obj.get("subjects")) for name, obj in found.items()} == {
+        "22_clusterrole_cloud58-netshaper.yaml": [
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}
+        ],
+        "22_clusterrole_cloud58-overload.yaml": [
+            {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "patch"]},
+            {"apiGroups": [""], "resources": ["nodes/status"], "verbs": ["patch"]},
+        ],
+        "23_clusterrolebinding_cloud58-netshaper.yaml": [
+            {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "cloud58:netshaper"}
+        ],
+        "23_clusterrolebinding_cloud58-overload.yaml": [
+            {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "cloud58:overload"}
+        ],
+    }
+
+
 def test_prometheus_may_read_metrics_and_nothing_else():
     [cluster] = render_clusters([SH1], [])
     files = cluster_files(cluster)
@@ -315,7 +344,7 @@ def test_rendered_directory_loads_in_the_engine(tmp_path):
     cluster = load_cluster_dir(str(tmp_path), "bj1-k8s")
     assert cluster.context == "bj1-k8s"
     assert cluster.identity == {"cluster": "bj1-k8s", "datacenter": "bj1", "uid": BJ1.uid}
-    assert len(cluster.manifests) == len(bj1.objects) == 21
+    assert len(cluster.manifests) == len(bj1.objects) == 25
     assert ("v1", "ResourceQuota") in cluster.prune_kinds
     assert cluster.node_annotations == {}  # a target made by hand carries no plan
 
