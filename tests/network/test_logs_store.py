@@ -39,7 +39,13 @@ def _now_us() -> int:
 
 
 def _iso(us: int) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(us // 1_000_000)) + f".{us % 1_000_000:06d}Z"
+    """RFC 3339 as VictoriaLogs prints _time: trailing zeros of the fraction dropped."""
+    fraction = f"{us % 1_000_000:06d}".rstrip("0")
+    return (
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(us // 1_000_000))
+        + (f".{fraction}" if fraction else "")
+        + "Z"
+    )
 
 
 def _upload(tmp_path: Path, journal: Path, store: logstore.LogStore) -> None:
