@@ -11,7 +11,6 @@ store from the upload URL's ``extra_fields``.
 from __future__ import annotations
 
 import json
-import re
 import socket
 import subprocess
 import time
@@ -20,34 +19,16 @@ import urllib.request
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from ansible_collections.cloud58.platform.plugins.module_utils.logs import upload_url
 from cloud58_lab import programs
 
-# A field value the upload URL carries: VictoriaLogs splits extra_fields on ',' and '=', and
-# the URL must stay one query string, so values are kept to DNS-label-like characters.
-_VALUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
-_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+__all__ = ["LogStore", "export_entry", "free_port", "upload_argv", "upload_url", "write_journal"]
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def upload_url(store: str, fields: Mapping[str, str]) -> str:
-    """The ``--url`` for systemd-journal-upload that makes the store add ``fields``.
-
-    systemd-journal-upload appends ``/upload`` to whatever URL it is given; the URL therefore
-    names the full ingestion path and ends in an empty ``cloud58`` argument that absorbs the
-    suffix, so the path stays ``/insert/journald/upload`` and the fields stay intact.
-    """
-    for name, value in fields.items():
-        if not _NAME.match(name):
-            raise ValueError(f"log field name {name!r} is not a lower-case identifier")
-        if not _VALUE.match(str(value)):
-            raise ValueError(f"log field {name}={value!r}: not a DNS-label-like value")
-    extra = ",".join(f"{k}={v}" for k, v in fields.items())
-    return f"{store.rstrip('/')}/insert/journald/upload?extra_fields={extra}&cloud58="
 
 
 def export_entry(fields: Mapping[str, str], realtime_us: int, seqnum: int) -> bytes:

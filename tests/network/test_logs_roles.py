@@ -1,0 +1,198 @@
+"""The roles log_store and log_shipper (issue 17 item 4) by ansible-playbook, against real parts.
+
+Each role runs on this machine (connection local) with its files redirected to a temporary
+directory and its service management off: check mode writes nothing, a real run writes the
+files, a second run changes nothing, bad input fails by name before anything is written. Then
+the binary the store role installed is started with exactly the flags of the unit it wrote,
+and the real systemd-journal-upload ships a journal file to it with the URL of the drop-in the
+shipper role wrote; LogsQL finds the records with the fields the roles configured.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cloud58_lab import logstore, programs, roleplay
+from cloud58_lab.netlab import wait_until
+
+pytestmark = pytest.mark.slow
+
+HOST = "lab1-n1"
+STORE_PLAY = """\
+- name: Run the log store
+  hosts: all
+  gather_facts: false
+  roles:
+    - cloud58.platform.log_store
+"""
+SHIPPER_PLAY = """\
+- name: Ship the journal
+  hosts: all
+  gather_facts: false
+  roles:
+    - cloud58.platform.log_shipper
+"""
+LOCAL = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+
+
+def _store_vars(directory: Path, port: int, **extra) -> dict:
+    return {
+        "log_store_binary_src": programs.path("victoria-logs"),
+        "log_store_binary_dest": str(directory / "bin/victoria-logs"),
+        "log_store_data_dir": str(directory / "data"),
+        "log_store_unit_dir": str(directory / "units"),
+        "log_store_listen": f"127.0.0.1:{port}",
+        "log_store_retention_period": "14d",
+        "log_store_max_disk_bytes": 1073741824,
+        "log_store_manage_service": False,
+        **LOCAL,
+        **extra,
+    }
+
+
+def _shipper_vars(directory: Path, port: int, **extra) -> dict:
+    return {
+        "log_shipper_store_url": f"http://127.0.0.1:{port}",
+        "log_shipper_datacenter": "lab1",
+        "log_shipper_cluster": "lab1-k8s",
+        "log_shipper_install_package": False,
+        "log_shipper_config_dir": str(directory / "journal-upload.conf.d"),
+        "log_shipper_manage_service": False,
+        **LOCAL,
+        **extra,
+    }
+
+
+def _files(directory: Path) -> list[str]:
+    """The files under ``directory`` but the play's own (directories such as bin/ and units/
+    stand for /usr/local/bin and /etc/systemd/system, which exist on every host)."""
+    return sorted(
+        str(p.relative_to(directory))
+        for p in directory.rglob("*")
+        if p.is_file() and p.name not in ("play.yml", "vars.json")
+    )
+
+
+def test_roles_install_a_store_and_a_shipper_that_work_together(tmp_path: Path) -> None:
+    port = logstore.free_port()
+    store_dir, shipper_dir = tmp_path / "store", tmp_path / "shipper"
+    for d in (store_dir / "bin", store_dir / "units", shipper_dir):
+        d.mkdir(parents=True)
+
+    stats, failed, _ = roleplay.play(store_dir, STORE_PLAY, HOST, _store_vars(store_dir, port), check=True)
+    assert (stats, failed) == ({"changed": 3, "failures": 0}, [])
+    assert _files(store_dir) == []
+    assert not (store_dir / "data").exists()
+    stats, failed, _ = roleplay.play(store_dir, STORE_PLAY, HOST, _store_vars(store_dir, port))
+    assert (stats, failed) == ({"changed": 3, "failures": 0}, [])
+    stats, failed, _ = roleplay.play(store_dir, STORE_PLAY, HOST, _store_vars(store_dir, port))
+    assert (stats, failed) == ({"changed": 0, "failures": 0}, [])
+
+    unit = (store_dir / "units/victoria-logs.service").read_text()
+    exec_start = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
+    argv = shlex.split(exec_start.removeprefix("ExecStart="))
+    assert argv == [
+        str(store_dir / "bin/victoria-logs"),
+        f"-storageDataPath={store_dir / 'data'}",
+        f"-httpListenAddr=127.0.0.1:{port}",
+        "-retentionPeriod=14d",
+        "-retention.maxDiskSpaceUsageBytes=1073741824",
+    ]
+
+    stats, failed, _ = roleplay.play(
+        shipper_dir, SHIPPER_PLAY, HOST, _shipper_vars(shipper_dir, port), check=True
+    )
+    assert (stats, failed) == ({"changed": 2, "failures": 0}, [])
+    assert _files(shipper_dir) == []
+    stats, failed, _ = roleplay.play(shipper_dir, SHIPPER_PLAY, HOST, _shipper_vars(shipper_dir, port))
+    assert (stats, failed) == ({"changed": 2, "failures": 0}, [])
+    stats, failed, _ = roleplay.play(shipper_dir, SHIPPER_PLAY, HOST, _shipper_vars(shipper_dir, port))
+    assert (stats, failed) == ({"changed": 0, "failures": 0}, [])
+    conf = (shipper_dir / "journal-upload.conf.d/cloud58.conf").read_text().splitlines()
+    url = next(line for line in conf if line.startswith("URL=")).removeprefix("URL=")
+    assert url == (
+        f"http://127.0.0.1:{port}/insert/journald/upload"
+        "?extra_fields=datacenter=lab1,cluster=lab1-k8s,node=lab1-n1&cloud58="
+    )
+
+    log = (tmp_path / "victoria-logs.log").open("wb")
+    store = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        journal = tmp_path / "j/node.journal"
+        now = time.time_ns() // 1000
+        logstore.write_journal(
+            journal, [logstore.export_entry({"_HOSTNAME": HOST, "MESSAGE": "tok-role shipped"}, now, 1)]
+        )
+
+        def ship() -> bool:
+            argv = logstore.upload_argv(journal, url, tmp_path / "state", follow=False)
+            return subprocess.run(argv, check=False, capture_output=True).returncode == 0
+
+        wait_until(ship, 60, what="the store to accept the upload")
+        client = logstore.LogStore.__new__(logstore.LogStore)
+        client.url = f"http://127.0.0.1:{port}"
+        got = wait_until(lambda: client.query("tok-role"), 60, what="the shipped record")
+        assert [(r["_msg"], r["datacenter"], r["cluster"], r["node"]) for r in got] == [
+            ("tok-role shipped", "lab1", "lab1-k8s", "lab1-n1")
+        ]
+        assert client.metrics()['flag{name="retentionPeriod", value="14d", is_set="true"}'] == 1
+    finally:
+        store.terminate()
+        store.wait()
+        log.close()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            {"log_store_retention_period": "0"},
+            "log_store_args: log_store_retention_period='0': expected a positive number"
+            " with h, d, w or y (e.g. 30d)",
+        ),
+        (
+            {"log_store_max_disk_bytes": 1000},
+            "log_store_args: log_store_max_disk_bytes=1000: expected an integer of at least 67108864",
+        ),
+        ({"log_store_listen": "nowhere"}, "log_store_args: log_store_listen='nowhere': expected host:port"),
+    ],
+)
+def test_store_bad_input_fails_by_name_before_anything_changes(tmp_path: Path, extra, message) -> None:
+    for d in ("bin", "units"):
+        (tmp_path / d).mkdir()
+    stats, failed, _ = roleplay.play(tmp_path, STORE_PLAY, HOST, _store_vars(tmp_path, 9428, **extra))
+    assert stats["failures"] == 1
+    assert stats["changed"] == 0
+    assert len(failed) == 1
+    assert failed[0].endswith(message)
+    assert _files(tmp_path) == []
+    assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            {"log_shipper_node": "lab1,n1"},
+            "log_upload_url: log field node='lab1,n1': not a DNS-label-like value",
+        ),
+        (
+            {"log_shipper_store_url": "http://10.0.0.1:9428/x"},
+            "log_upload_url: log store URL 'http://10.0.0.1:9428/x':"
+            " expected http(s)://host[:port] without a path",
+        ),
+    ],
+)
+def test_shipper_bad_input_fails_by_name_before_anything_changes(tmp_path: Path, extra, message) -> None:
+    stats, failed, _ = roleplay.play(tmp_path, SHIPPER_PLAY, HOST, _shipper_vars(tmp_path, 9428, **extra))
+    assert stats["failures"] == 1
+    assert stats["changed"] == 0
+    assert len(failed) == 1
+    assert failed[0].endswith(message)
+    assert _files(tmp_path) == []
