@@ -12,12 +12,12 @@ the plan's addresses (198.18.0.0/15):
 * each datacenter's three servers elect one leader and list the same three raft peers; the
   agent joins; the six servers meet over WAN; every member gossips with the role's key; ACLs
   deny a request without a token (403) and the initial management token the role wrote is a
-  global-management token; the agent's DNS
-  (port 8600) answers consul.service.consul with the three servers once the anonymous token
-  may read services and nodes, and a server of lab2 answers consul.service.lab1.consul with
-  the same addresses (over WAN);
-* a run with Consul answering creates every host's agent token (derived from the management
-  token; node identity) on one server, and every node then registers itself in the catalog;
+  global-management token; the agent's DNS (port 8600) answers consul.service.consul with the
+  three servers once the role created the DNS token, and a server of lab2 answers
+  consul.service.lab1.consul with the same addresses (over WAN);
+* a run with Consul answering creates the DNS policy and token (every agent's default token)
+  and every host's agent token (node identity), all derived from the management token, on one
+  server; every node then registers itself in its datacenter's catalog, and DNS answers;
 * a second run changes nothing;
 * two servers in the datacenter, a bad gossip key, a bad sha256 fail before anything changes,
   naming the datacenter and hosts or the variable (a secret's value never shown).
@@ -46,6 +46,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ansible_collections.cloud58.platform.plugins.filter.consul import FilterModule
 from ansible_collections.cloud58.platform.plugins.module_utils.consul import agent_token, node_config
 from ansible_collections.cloud58.platform.plugins.module_utils.topology import build_plan, load_inventory
 from cloud58_lab import programs
@@ -312,6 +313,7 @@ def _secrets(work) -> list[str]:
         work.token,
         *(work.pems[h].key_pem.decode().splitlines()[1] for h in HOSTS),
         *(agent_token(work.token, h[:4], h)["SecretID"] for h in HOSTS),
+        FilterModule().filters()["consul_dns_token"](work.token)["SecretID"],
     ]
 
 
@@ -343,7 +345,10 @@ def test_a_run_writes_the_configuration_the_secrets_and_the_binary(work):
         config = work.dir(host, "consul.d/consul.json")
         assert json.loads(config.read_text()) == node_config(work.plan, host, work.settings(host))
         secrets = work.dir(host, "consul.d/secrets.json")
-        tokens = {"agent": agent_token(work.token, host[:4], host)["SecretID"]}
+        tokens = {
+            "agent": agent_token(work.token, host[:4], host)["SecretID"],
+            "default": FilterModule().filters()["consul_dns_token"](work.token)["SecretID"],
+        }
         if host in SERVERS:
             tokens["initial_management"] = work.token
         expected = {"encrypt": work.key, "acl": {"tokens": tokens}}
@@ -370,7 +375,6 @@ def test_servers_elect_a_leader_with_gossip_encryption_and_acls_default_deny(wor
     for servers in (SERVERS, SERVERS2):
         leader = wait_until(lambda s=servers: agreed(s), WAIT, what=f"one leader named by {servers}")
         assert leader.split(":")[0] in {work.plan["hosts"][h]["address"] for h in servers}
-    addresses = {work.plan["hosts"][h]["address"] for h in SERVERS}
 
     def self_token():
         status, value = work.request("lab1-m1", "GET", "/v1/acl/token/self", token=work.token)
@@ -411,37 +415,13 @@ def test_servers_elect_a_leader_with_gossip_encryption_and_acls_default_deny(wor
         ("lab1", 4),
         ("lab2", 3),
     ]
+    # Before the role created the DNS token, the default token the agents carry is unknown:
+    # a request without a token is refused, and DNS answers nothing.
     status, value = work.request(
         AGENT, "PUT", "/v1/catalog/register", {"Node": "x", "Address": "198.18.41.1"}
     )
-    # The agent forwards the write over TLS RPC to a server (which may forward it to the leader).
-    refused = "Permission denied: token with AccessorID '00000000-0000-0000-0000-000000000002' lacks "
-    refused += "permission 'node:write' on \"x\""
-    assert (status, value.replace("rpc error making call: ", "")) == (403, refused)
-    assert value.startswith("rpc error making call: ")
-    # The anonymous token may not read the servers' service: NXDOMAIN (rcode 3), no address.
-    assert _dns(net) == "3"
-    status, policy = work.request(
-        "lab1-m1",
-        "PUT",
-        "/v1/acl/policy",
-        {"Name": "dns", "Rules": 'node_prefix "" { policy = "read" }\nservice_prefix "" { policy = "read" }'},
-        work.token,
-    )
-    assert status == 200, policy
-    status, value = work.request(
-        "lab1-m1",
-        "PUT",
-        "/v1/acl/token/00000000-0000-0000-0000-000000000002",
-        {"Policies": [{"ID": policy["ID"]}]},
-        work.token,
-    )
-    assert status == 200, value
-    expected = "0 " + " ".join(sorted(addresses))
-    assert wait_until(lambda: _dns(net) == expected, WAIT, what="DNS answer of the agent")
-    # The service of lab1 resolved in lab2, by a server of lab2 over WAN.
-    wan = functools.partial(_dns, net, "lab2-m1", "consul.service.lab1.consul")
-    assert wait_until(lambda: wan() == expected, WAIT, what="lab1's service from lab2")
+    assert (status, value.replace("rpc error making call: ", "")) == (403, "ACL not found")
+    assert _dns(net) == "2"  # SERVFAIL
 
 
 def _dns(net: NetLab, host: str = AGENT, name: str = "consul.service.consul") -> str:
@@ -452,7 +432,8 @@ def _dns(net: NetLab, host: str = AGENT, name: str = "consul.service.consul") ->
 def test_the_role_creates_the_agent_tokens_once_consul_answers(work, net):
     stats, failed, _diffs, stdout = work.play(consul_create_tokens=True)
     # One server of the primary datacenter creates the seven tokens in one task.
-    assert (stats, failed) == ({h: {"changed": int(h == "lab1-m1"), "failures": 0} for h in HOSTS}, {})
+    # DNS policy, DNS token, agent tokens: three tasks, all on that server.
+    assert (stats, failed) == ({h: {"changed": 3 if h == "lab1-m1" else 0, "failures": 0} for h in HOSTS}, {})
     assert [s for s in _secrets(work) if s in stdout] == []
     for host in HOSTS:
         accessor = agent_token(work.token, host[:4], host)["AccessorID"]
@@ -472,6 +453,23 @@ def test_the_role_creates_the_agent_tokens_once_consul_answers(work, net):
         return names if names == [*sorted((*SERVERS, AGENT)), *SERVERS2] else None
 
     assert wait_until(nodes, WAIT, what="every node in its datacenter's catalog")
+    dns = FilterModule().filters()["consul_dns_token"](work.token)
+    status, token = work.request("lab1-m1", "GET", f"/v1/acl/token/{dns['AccessorID']}", token=work.token)
+    assert (status, [p["Name"] for p in token["Policies"]]) == (200, ["cloud58-dns"])
+    # The agents' default token now reads: the agent's DNS answers with the three servers of
+    # lab1, and a server of lab2 answers for lab1's service over WAN; a write stays refused.
+    expected = "0 " + " ".join(sorted(work.plan["hosts"][h]["address"] for h in SERVERS))
+    assert wait_until(lambda: _dns(net) == expected, WAIT, what="DNS answer of the agent")
+    wan = functools.partial(_dns, net, "lab2-m1", "consul.service.lab1.consul")
+    assert wait_until(lambda: wan() == expected, WAIT, what="lab1's service from lab2")
+    status, value = work.request(
+        AGENT, "PUT", "/v1/catalog/register", {"Node": "x", "Address": "198.18.41.1"}
+    )
+    # The agent forwards the write over TLS RPC to a server (which may forward it to the leader).
+    refused = f"Permission denied: token with AccessorID '{dns['AccessorID']}' lacks "
+    refused += "permission 'node:write' on \"x\""
+    assert (status, value.replace("rpc error making call: ", "")) == (403, refused)
+    assert value.startswith("rpc error making call: ")
 
 
 def test_a_second_run_changes_nothing(work, net):

@@ -4,8 +4,8 @@
 """Filters over module_utils/consul: a host's Consul configuration, its certificate's names,
 and the checks of the consul role's inputs.
 
-Documented in consul_node_config.yml, consul_tls_names.yml, consul_problem.yml and
-consul_agent_token.yml next to this
+Documented in consul_node_config.yml, consul_tls_names.yml, consul_problem.yml,
+consul_agent_token.yml and consul_dns_token.yml next to this
 file, as ansible-doc reads them.
 """
 
@@ -14,8 +14,11 @@ from __future__ import annotations
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.cloud58.platform.plugins.module_utils.consul import (
+    DNS_POLICY,
+    DNS_RULES,
     ConsulError,
     agent_token,
+    dns_token,
     install_problem,
     node_config,
     secrets_problem,
@@ -35,6 +38,13 @@ def consul_agent_token(management_token, datacenter, node):
         return agent_token(management_token, datacenter, node)
     except ConsulError as e:
         raise AnsibleFilterError(f"consul_agent_token: {e}") from e
+
+
+def consul_dns_token(management_token):
+    try:
+        return {**dns_token(management_token), "Policy": DNS_POLICY, "Rules": DNS_RULES}
+    except ConsulError as e:
+        raise AnsibleFilterError(f"consul_dns_token: {e}") from e
 
 
 def consul_tls_names(plan, host, domain="consul"):
@@ -58,6 +68,7 @@ class FilterModule:
     def filters(self):
         return {
             "consul_agent_token": consul_agent_token,
+            "consul_dns_token": consul_dns_token,
             "consul_node_config": consul_node_config,
             "consul_problem": consul_problem,
             "consul_tls_names": consul_tls_names,

@@ -10,9 +10,12 @@ Hosts, addresses and settings are read as plain data; nothing of the planner is 
 from __future__ import annotations
 
 from .nodes import (
+    DNS_POLICY,
+    DNS_RULES,
     SERVER_ROLE,
     agent_token,
     datacenter_servers,
+    dns_token,
     install_problem,
     node_config,
     secrets_problem,
@@ -22,11 +25,14 @@ from .servers import DEFAULT_SETTINGS, SERVER_COUNTS, ConsulError, server_config
 
 __all__ = [
     "DEFAULT_SETTINGS",
+    "DNS_POLICY",
+    "DNS_RULES",
     "SERVER_COUNTS",
     "SERVER_ROLE",
     "ConsulError",
     "agent_token",
     "datacenter_servers",
+    "dns_token",
     "install_problem",
     "node_config",
     "secrets_problem",

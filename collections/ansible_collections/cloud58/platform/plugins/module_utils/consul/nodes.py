@@ -16,6 +16,9 @@ nothing of the planner is imported.
 * :func:`agent_token`: the IDs of a node's agent token, derived from the management token, so
   the role writes the token into the agent's secrets file before Consul runs and creates it
   through the API afterwards, storing nothing more than the management token;
+* :func:`dns_token`: the IDs of the one token of DNS lookups (policy :data:`DNS_RULES`, read
+  of nodes, services and prepared queries), derived the same way; the agents use it as their
+  default token, so ``*.service.<domain>`` resolves under ACLs default-deny;
 * :func:`secrets_problem` and :func:`install_problem`: one line naming the variable, or ``""``;
   a secret's value is never in the line.
 """
@@ -32,6 +35,12 @@ import uuid
 from .servers import ConsulError, _did_you_mean, _ipv4, _servers, _settings, server_config
 
 SERVER_ROLE = "consul_server"
+DNS_POLICY = "cloud58-dns"
+DNS_RULES = (
+    'node_prefix "" { policy = "read" }\n'
+    'service_prefix "" { policy = "read" }\n'
+    'query_prefix "" { policy = "read" }\n'
+)
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _VERSION = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+$")
 _URL = re.compile(r"^https?://[^\s/]+/\S*$")
@@ -183,4 +192,15 @@ def agent_token(management_token: str, datacenter: str, node: str) -> dict:
     return {
         "AccessorID": _derived_uuid(management_token, f"cloud58 consul agent accessor {datacenter} {node}"),
         "SecretID": _derived_uuid(management_token, f"cloud58 consul agent secret {datacenter} {node}"),
+    }
+
+
+def dns_token(management_token: str) -> dict:
+    """``{AccessorID, SecretID}`` of the token of DNS lookups (policy :data:`DNS_POLICY`), derived
+    from the management token like :func:`agent_token`."""
+    if not (isinstance(management_token, str) and _UUID.match(management_token)):
+        raise ConsulError("consul dns token: the management token is not a UUID; the value is not shown")
+    return {
+        "AccessorID": _derived_uuid(management_token, "cloud58 consul dns accessor"),
+        "SecretID": _derived_uuid(management_token, "cloud58 consul dns secret"),
     }

@@ -11,7 +11,12 @@ import pytest
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.cloud58.platform.plugins.filter.consul import FilterModule
-from ansible_collections.cloud58.platform.plugins.module_utils.consul import agent_token, node_config
+from ansible_collections.cloud58.platform.plugins.module_utils.consul import (
+    DNS_RULES,
+    agent_token,
+    dns_token,
+    node_config,
+)
 from ansible_collections.cloud58.platform.plugins.module_utils.topology import build_plan, load_inventory
 
 REPO = Path(__file__).resolve().parents[8]
@@ -26,6 +31,7 @@ def plan():
 def test_filters_are_registered():
     assert sorted(FILTERS) == [
         "consul_agent_token",
+        "consul_dns_token",
         "consul_node_config",
         "consul_problem",
         "consul_tls_names",
@@ -76,4 +82,19 @@ def test_agent_token_is_the_derivation_and_refuses_a_bad_token_without_showing_i
         FILTERS["consul_agent_token"]("hunter2", "lab1", "lab1-w1")
     assert str(caught.value) == (
         "consul_agent_token: consul agent token: the management token is not a UUID; the value is not shown"
+    )
+
+
+def test_dns_token_carries_its_policy():
+    token = "6f1b8ad4-5c4e-4b1a-9d0e-3a1f2b3c4d5e"
+    assert FILTERS["consul_dns_token"](token) == {
+        **dns_token(token),
+        "Policy": "cloud58-dns",
+        "Rules": DNS_RULES,
+    }
+    with pytest.raises(AnsibleFilterError) as caught:
+        FILTERS["consul_dns_token"]("")
+    assert (
+        str(caught.value)
+        == "consul_dns_token: consul dns token: the management token is not a UUID; the value is not shown"
     )

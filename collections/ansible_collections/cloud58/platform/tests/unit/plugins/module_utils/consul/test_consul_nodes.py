@@ -12,9 +12,11 @@ import uuid
 import pytest
 
 from ansible_collections.cloud58.platform.plugins.module_utils.consul import (
+    DNS_RULES,
     ConsulError,
     agent_token,
     datacenter_servers,
+    dns_token,
     install_problem,
     node_config,
     secrets_problem,
@@ -284,3 +286,19 @@ def test_agent_tokens_are_uuids_derived_per_node_and_management_token():
     assert (
         str(caught.value) == "consul agent token: the management token is not a UUID; the value is not shown"
     )
+
+
+def test_the_dns_token_is_derived_apart_from_the_agent_tokens():
+    token = dns_token(TOKEN)
+    assert token == dns_token(TOKEN)
+    assert all(str(uuid.UUID(v)) == v for v in token.values())
+    assert set(token.values()).isdisjoint(agent_token(TOKEN, "bj1", "bj1-w1").values())
+    assert token != dns_token("0f1b8ad4-5c4e-4b1a-9d0e-3a1f2b3c4d5e")
+    assert DNS_RULES == (
+        'node_prefix "" { policy = "read" }\n'
+        'service_prefix "" { policy = "read" }\n'
+        'query_prefix "" { policy = "read" }\n'
+    )
+    with pytest.raises(ConsulError) as caught:
+        dns_token(None)
+    assert str(caught.value) == "consul dns token: the management token is not a UUID; the value is not shown"
