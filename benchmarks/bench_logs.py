@@ -9,7 +9,12 @@ journald's export format (lines of about 100 bytes, 4 fields each).
     BENCH log_shipper_cpu_s_per_10k <s>     user+sys CPU seconds of systemd-journal-upload per
                                             10,000 lines, from its rusage after it shipped a
                                             journal file of LINES lines and exited (--follow=no)
-    BENCH log_shipper_rss_mib <MiB>         its peak RSS (ru_maxrss) over the same runs
+    BENCH log_shipper_rss_mib <MiB>         its peak RSS (ru_maxrss) over the same runs; this
+                                            counts the journal pages it maps, so it grows with
+                                            the file shipped
+    BENCH log_shipper_anon_rss_mib <MiB>    the largest RssAnon of /proc/<pid>/status sampled
+                                            every 10 ms during the same runs: the memory that is
+                                            the shipper's own, not reclaimable file pages
     BENCH log_shipper_cpu_cores <cores>     cpu_s_per_10k / 10: the cores it would use at
                                             1,000 lines/s if the cost is linear (derived, not
                                             a paced run)
@@ -30,6 +35,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -59,15 +65,39 @@ def _entries(tag: str, lines: int, t0: int, first_seq: int = 1):
         )
 
 
-def shipper_cost(store: logstore.LogStore, work: Path, lines: int, run: int) -> tuple[float, float]:
-    """(CPU seconds per 10,000 lines, peak RSS MiB) of one upload of a ``lines``-line journal."""
+def _anon_rss_kib(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def shipper_cost(store: logstore.LogStore, work: Path, lines: int, run: int) -> tuple[float, float, float]:
+    """(CPU seconds per 10,000 lines, peak RSS MiB, peak anonymous RSS MiB) of one upload of a
+    ``lines``-line journal."""
     tag = f"cost{run}"
     journal = work / f"cost{run}" / "node.journal"
     logstore.write_journal(journal, _entries(tag, lines, time.time_ns() // 1000))
     url = logstore.upload_url(store.url, FIELDS)
     argv = logstore.upload_argv(journal, url, work / f"cost{run}.state", follow=False)
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    anon = [0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            anon[0] = max(anon[0], _anon_rss_kib(proc.pid))
+            done.wait(0.01)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
     _, status, usage = os.wait4(proc.pid, 0)
+    done.set()
+    sampler.join()
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"systemd-journal-upload exited {proc.returncode}: {proc.stderr.read().decode()}")
@@ -76,7 +106,7 @@ def shipper_cost(store: logstore.LogStore, work: Path, lines: int, run: int) -> 
     )
     assert stored == lines
     cpu = usage.ru_utime + usage.ru_stime
-    return cpu * 10_000 / lines, usage.ru_maxrss / 1024
+    return cpu * 10_000 / lines, usage.ru_maxrss / 1024, anon[0] / 1024
 
 
 def _count(store: logstore.LogStore, tag: str) -> int:
@@ -120,8 +150,9 @@ def main() -> None:
         store = logstore.LogStore(work / "store", retention_period="7d", max_disk_bytes=1 << 30)
         try:
             costs = [shipper_cost(store, work, lines, run) for run in range(cost_runs)]
-            cpu = [c for c, _ in costs]
-            rss = [r for _, r in costs]
+            cpu = [c for c, _, _ in costs]
+            rss = [r for _, r, _ in costs]
+            anon = [a for _, _, a in costs]
             p99s, medians = [], []
             for run in range(lat_runs):
                 lat = sorted(ingest_latency(store, work, samples, run))
@@ -131,6 +162,7 @@ def main() -> None:
             store.stop()
     print(figure("log_shipper_cpu_s_per_10k", cpu, 3))
     print(figure("log_shipper_rss_mib", rss, 1))
+    print(figure("log_shipper_anon_rss_mib", anon, 1))
     print(figure("log_shipper_cpu_cores", [c / 10 for c in cpu], 4))
     print(figure("log_ingest_p99_ms", p99s, 1))
     print(figure("log_ingest_median_ms", medians, 1))
