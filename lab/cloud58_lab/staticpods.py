@@ -843,10 +843,22 @@ class StaticPodLab:
             with contextlib.suppress(StaticPodLabError):
                 _run(["podman", "umount", m.container], check=False, env=self.env)
         containers = [m.container for m in self.hosts.values()]
-        r = _run(
-            ["podman", "rm", "--force", "--ignore", "--time", "5", *containers], check=False, env=self.env
-        )
-        if r.returncode != 0:
+        # podman 4.3 races a container that stops by itself within --time: its SIGKILL finds
+        # it stopped ("container state improper") and the rm fails. Try again what is left.
+        for _attempt in range(3):
+            r = _run(
+                ["podman", "rm", "--force", "--ignore", "--time", "5", *containers], check=False, env=self.env
+            )
+            if r.returncode == 0:
+                break
+            containers = [
+                c
+                for c in containers
+                if _run(["podman", "container", "exists", c], check=False, env=self.env).returncode == 0
+            ]
+            if not containers:
+                break
+        else:
             problems.append(f"containers {', '.join(containers)}: {r.stderr.strip()}")
         if self._network_created:
             r = _run(["podman", "network", "rm", "--force", self.network], check=False, env=self.env)
