@@ -80,13 +80,13 @@ sanity: setup-venv ## ansible-test sanity, ansible-doc for every module, collect
 unit: setup-venv ## planner, renderers and reconcile decisions; no real parts
 	python -m pytest -q $(COLLECTION)/tests/unit $(wildcard tests/unit)
 
-integration: setup-venv setup-upstream setup-image ## real etcd + kube-apiserver clusters, real routers; `make lab` on lab1, end to end
+integration: setup-venv setup-upstream setup-consul setup-image ## real etcd + kube-apiserver clusters, real routers; `make lab` on lab1, end to end
 	python -m pytest -q --durations=15 tests/integration
 
 integration-lab: setup-venv setup-upstream setup-image ## the lab test alone: `make lab` on lab1, end to end
 	python -m pytest -q --durations=15 $(LAB_TESTS)
 
-integration-rest: setup-venv setup-upstream ## every integration test but the lab test
+integration-rest: setup-venv setup-upstream setup-consul ## every integration test but the lab test
 	python -m pytest -q --durations=15 tests/integration --ignore=$(LAB_TESTS)
 
 network: setup-venv setup-consul setup-victorialogs ## BGP lab: FRR and BIRD in network namespaces, real packets
