@@ -47,6 +47,7 @@ server = socket.socket()
 server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 server.bind((sys.argv[1], int(sys.argv[2])))
 server.listen(16)
+print("listening", flush=True)
 while True:
     conn, _ = server.accept()
     conn.sendall(b"ok")
@@ -94,8 +95,11 @@ class Node:
                 "ip", "netns", "exec", pod_ns, programs.path("python3"), "-c", LISTENER, pod_address, PORT
             ),
             stdout=subprocess.PIPE,
+            text=True,
         )
         self.listeners.append(listener)
+        # Only once it listens: a probe sent before would be refused (seen under load in CI).
+        assert listener.stdout.readline() == "listening\n"
         return pod_ns, pod_address
 
     def probe(self, address: str) -> str:
