@@ -366,7 +366,7 @@ def client_files(plan, datacenter, options=None) -> list:
     opts = _options(options)
     out = {}
     for job in scrape_config(plan, datacenter, opts)["scrape_configs"]:
-        role, _, cluster = job["job_name"].partition("/")
+        role, _slash, cluster = job["job_name"].partition("/")
         tls = job.get("tls_config")
         if not tls or not cluster:
             continue

@@ -201,7 +201,7 @@ def test_desired_instances_health_follows_readiness(slices, expected):
 
 def test_desired_instance_fields():
     svc = _service("web", {"consul.cloud58.io/service": "web", "consul.cloud58.io/version": "1.4"})
-    instances, _, _ = desired_instances([svc], [_slice("web", [_ep("198.18.9.2")])], "c1", "bj1")
+    instances = desired_instances([svc], [_slice("web", [_ep("198.18.9.2")])], "c1", "bj1")[0]
     assert instances == {
         "web-198.18.9.2-8080": {
             "ID": "web-198.18.9.2-8080",
@@ -229,7 +229,7 @@ def test_current_instances_keeps_only_what_this_cluster_owns():
         {"ServiceID": "", "Status": "passing"},
     ]
     assert current_instances(services, checks, "c1") == {
-        "web-198.18.9.2-8080": {k: v for k, v in _instance("198.18.9.2", "critical").items()}
+        "web-198.18.9.2-8080": dict(_instance("198.18.9.2", "critical"))
     }
     assert current_instances(None, [], "c1") == {}
 
@@ -334,7 +334,7 @@ def test_plan_batches_at_most_the_txn_limit_keeping_service_and_check_together(c
     for n in range(count):
         inst = _instance(f"198.18.{10 + n // 250}.{n % 250}")
         desired[inst["ID"]] = inst
-    batches, summary, _ = plan(desired, {}, "c1", 0.0, 30)
+    batches, summary = plan(desired, {}, "c1", 0.0, 30)[:2]
     assert [len(b) for b in batches] == sizes
     assert all(len(b) <= TXN_LIMIT for b in batches)
     for batch in batches:

@@ -16,7 +16,7 @@ def test_upload_url_names_the_full_path_and_absorbs_the_suffix() -> None:
         "?extra_fields=datacenter=lab1,cluster=lab1-k8s,node=lab1-n1&cloud58="
     )
     # What systemd-journal-upload sends to: the path is unchanged, the suffix is a value.
-    assert (url + "/upload").split("?")[0].endswith("/insert/journald/upload")
+    assert (url + "/upload").split("?", maxsplit=1)[0].endswith("/insert/journald/upload")
 
 
 @pytest.mark.parametrize(
