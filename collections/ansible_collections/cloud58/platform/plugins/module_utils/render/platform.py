@@ -171,61 +171,54 @@ def lvs_sync_rbac(cluster: str) -> list[dict]:
 def prometheus_rbac(cluster: str) -> list[dict]:
     """ClusterRole ``cloud58-prometheus`` (``PROMETHEUS_RULES``) bound to the user of
     Prometheus' client certificate; no ServiceAccount: Prometheus runs outside the cluster."""
-    return _outside_component(cluster, PROMETHEUS, PROMETHEUS_RULES, "User", PROMETHEUS_USER)
+    subject = {"apiGroup": RBAC_GROUP, "kind": "User", "name": PROMETHEUS_USER}
+    return _role_and_binding(cluster, PROMETHEUS, PROMETHEUS_RULES, subject)
 
 
 def agent_rbac(cluster: str, agent: str) -> list[dict]:
     """ClusterRole ``cloud58-<agent>`` (``AGENT_RULES``) bound to the group of the agent's
     certificates on every minion."""
-    return _outside_component(
-        cluster, f"cloud58-{agent}", AGENT_RULES[agent], "Group", agent_user(agent, "")[1]
+    group = agent_user(agent, "")[1]
+    return _role_and_binding(
+        cluster,
+        f"cloud58-{agent}",
+        AGENT_RULES[agent],
+        {"apiGroup": RBAC_GROUP, "kind": "Group", "name": group},
     )
 
 
-def _outside_component(cluster: str, name: str, rules: list[dict], kind: str, subject: str) -> list[dict]:
-    """ClusterRole and ClusterRoleBinding of a component that runs outside the cluster with a
-    client certificate of the cluster's CA (a user or group, no ServiceAccount)."""
+RBAC_GROUP = "rbac.authorization.k8s.io"
+
+
+def _role_and_binding(cluster: str, name: str, rules: list[dict], subject: dict) -> list[dict]:
+    """ClusterRole ``name`` with ``rules`` and its ClusterRoleBinding to ``subject``."""
     labels = {"app.kubernetes.io/component": name}
     return [
         {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "apiVersion": f"{RBAC_GROUP}/v1",
             "kind": "ClusterRole",
             "metadata": meta(name, cluster, labels=labels),
             "rules": rules,
         },
         {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "apiVersion": f"{RBAC_GROUP}/v1",
             "kind": "ClusterRoleBinding",
             "metadata": meta(name, cluster, labels=labels),
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": subject}],
+            "roleRef": {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": name},
+            "subjects": [subject],
         },
     ]
 
 
 def _component(cluster: str, component: str, rules: list[dict]) -> list[dict]:
     """ServiceAccount, ClusterRole and ClusterRoleBinding of a platform component."""
-    labels = {"app.kubernetes.io/component": component}
-    return [
-        {
-            "apiVersion": "v1",
-            "kind": "ServiceAccount",
-            "metadata": meta(component, cluster, SYSTEM_NAMESPACE, labels),
-        },
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRole",
-            "metadata": meta(component, cluster, labels=labels),
-            "rules": rules,
-        },
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRoleBinding",
-            "metadata": meta(component, cluster, labels=labels),
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": component},
-            "subjects": [{"kind": "ServiceAccount", "name": component, "namespace": SYSTEM_NAMESPACE}],
-        },
-    ]
+    account = {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": meta(component, cluster, SYSTEM_NAMESPACE, {"app.kubernetes.io/component": component}),
+    }
+    subject = {"kind": "ServiceAccount", "name": component, "namespace": SYSTEM_NAMESPACE}
+    return [account, *_role_and_binding(cluster, component, rules, subject)]
 
 
 def business_namespace_objects(cluster: str, name: str, team: str, quota: dict) -> list[dict]:
