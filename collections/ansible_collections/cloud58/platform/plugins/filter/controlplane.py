@@ -14,28 +14,42 @@ from ansible_collections.cloud58.platform.plugins.module_utils.controlplane.pki_
 )
 
 
-def kubelet_kubeconfig(cluster, host, server, config_dir):
-    """The kubeconfig of ``host``'s kubelet: its client pair and the cluster CA by path."""
-    if not isinstance(cluster, dict) or "name" not in cluster or "nodes" not in cluster:
-        raise AnsibleFilterError(
-            f"kubelet_kubeconfig: the input must be a cluster of the plan, got {cluster!r}"
-        )
-    if host not in cluster["nodes"]:
-        raise AnsibleFilterError(
-            f"kubelet_kubeconfig: {host!r} is not a node of cluster {cluster['name']!r} "
-            f"(nodes: {', '.join(cluster['nodes'])})"
-        )
+def _by_path(name, cluster, host, server, config_dir, *, pair, user):
+    """The kubeconfig naming the client pair ``pair`` and the cluster CA under
+    ``config_dir``/pki (no key in it), after the checks both filters share."""
     if not isinstance(server, str) or not server.startswith("https://"):
-        raise AnsibleFilterError(
-            f"kubelet_kubeconfig: the API server of {host!r} must be an https URL, got {server!r}"
-        )
+        raise AnsibleFilterError(f"{name}: the API server of {host!r} must be an https URL, got {server!r}")
     pki = f"{str(config_dir).rstrip('/')}/pki"
     return kubeconfig(
         cluster["name"],
         server,
         ca_file=f"{pki}/ca.crt",
-        cert_file=f"{pki}/kubelet-client.crt",
-        key_file=f"{pki}/kubelet-client.key",
+        cert_file=f"{pki}/{pair}.crt",
+        key_file=f"{pki}/{pair}.key",
+        user=user,
+    )
+
+
+def _cluster(name, cluster, *keys):
+    if not isinstance(cluster, dict) or any(k not in cluster for k in ("name", *keys)):
+        raise AnsibleFilterError(f"{name}: the input must be a cluster of the plan, got {cluster!r}")
+
+
+def kubelet_kubeconfig(cluster, host, server, config_dir):
+    """The kubeconfig of ``host``'s kubelet: its client pair and the cluster CA by path."""
+    _cluster("kubelet_kubeconfig", cluster, "nodes")
+    if host not in cluster["nodes"]:
+        raise AnsibleFilterError(
+            f"kubelet_kubeconfig: {host!r} is not a node of cluster {cluster['name']!r} "
+            f"(nodes: {', '.join(cluster['nodes'])})"
+        )
+    return _by_path(
+        "kubelet_kubeconfig",
+        cluster,
+        host,
+        server,
+        config_dir,
+        pair="kubelet-client",
         user=f"system:node:{host}",
     )
 
@@ -48,33 +62,15 @@ def agent_kubeconfig(cluster, host, agent, server, config_dir):
             f"agent_kubeconfig: {agent!r} is not a node agent with a certificate "
             f"(agents: {', '.join(NODE_AGENTS)})"
         )
-    if (
-        not isinstance(cluster, dict)
-        or "name" not in cluster
-        or "nodes" not in cluster
-        or "masters" not in cluster
-    ):
-        raise AnsibleFilterError(
-            f"agent_kubeconfig: the input must be a cluster of the plan, got {cluster!r}"
-        )
+    _cluster("agent_kubeconfig", cluster, "nodes", "masters")
     minions = [n for n in cluster["nodes"] if n not in cluster["masters"]]
     if host not in minions:
         raise AnsibleFilterError(
             f"agent_kubeconfig: {host!r} is not a minion of cluster {cluster['name']!r} "
             f"(minions: {', '.join(minions) or 'none'})"
         )
-    if not isinstance(server, str) or not server.startswith("https://"):
-        raise AnsibleFilterError(
-            f"agent_kubeconfig: the API server of {host!r} must be an https URL, got {server!r}"
-        )
-    pki = f"{str(config_dir).rstrip('/')}/pki"
-    return kubeconfig(
-        cluster["name"],
-        server,
-        ca_file=f"{pki}/ca.crt",
-        cert_file=f"{pki}/{agent}.crt",
-        key_file=f"{pki}/{agent}.key",
-        user=agent_user(agent, host)[0],
+    return _by_path(
+        "agent_kubeconfig", cluster, host, server, config_dir, pair=agent, user=agent_user(agent, host)[0]
     )
 
 

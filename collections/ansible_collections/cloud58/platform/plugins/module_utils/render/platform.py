@@ -23,6 +23,7 @@ from ..controlplane.pki_plan import NODE_AGENTS, PROMETHEUS_USER, agent_user
 from ..kube.objects import IDENTITY_NAME, IDENTITY_NAMESPACE, labels_for
 
 SYSTEM_NAMESPACE = "cloud58-system"
+RBAC_GROUP = "rbac.authorization.k8s.io"
 TEAM_LABEL = "cloud58.io/team"
 RECONCILER = "cloud58-reconciler"
 OBSERVER = "cloud58-observer"
@@ -185,9 +186,6 @@ def agent_rbac(cluster: str, agent: str) -> list[dict]:
         AGENT_RULES[agent],
         {"apiGroup": RBAC_GROUP, "kind": "Group", "name": group},
     )
-
-
-RBAC_GROUP = "rbac.authorization.k8s.io"
 
 
 def _role_and_binding(cluster: str, name: str, rules: list[dict], subject: dict) -> list[dict]:
