@@ -24,11 +24,9 @@ Processes are stopped by PID and the namespaces removed by :class:`NetLab`.
 from __future__ import annotations
 
 import base64
-import http.client
 import json
 import os
 import signal
-import socket
 import ssl
 import subprocess
 from pathlib import Path
@@ -36,7 +34,7 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.cloud58.platform.plugins.module_utils.consul import server_config
-from cloud58_lab import programs
+from cloud58_lab import consulapi, programs
 from cloud58_lab.netlab import NetLab, run_prefix, wait_until
 from cloud58_lab.pki import CertificateAuthority
 
@@ -52,21 +50,6 @@ ANONYMOUS = "token with AccessorID '00000000-0000-0000-0000-000000000002'"
 # Bounds against a hang only; no result depends on how fast the machine is.
 WAIT = 180
 SYNC_RULES = 'node_prefix "k8s-" { policy = "write" }\nservice_prefix "" { policy = "write" }\n'
-
-
-class _UnixHTTPSConnection(http.client.HTTPConnection):
-    """HTTPS over a unix socket, the server checked against the CA and SERVER_NAME."""
-
-    def __init__(self, path: Path, context: ssl.SSLContext) -> None:
-        super().__init__("consul", timeout=60)
-        self._path = str(path)
-        self._context = context
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(60)
-        sock.connect(self._path)
-        self.sock = self._context.wrap_socket(sock, server_hostname=SERVER_NAME)
 
 
 class Cluster:
@@ -147,20 +130,9 @@ class Cluster:
 
     def request(self, name: str, method: str, path: str, body=None, token: str = ""):
         """``(status, headers, decoded JSON or text)`` of one request to server ``name``."""
-        conn = _UnixHTTPSConnection(self.directory(name) / "https.sock", self.tls)
-        headers = {"X-Consul-Token": token} if token else {}
-        data = json.dumps(body).encode() if body is not None else None
-        try:
-            conn.request(method, path, body=data, headers=headers)
-            resp = conn.getresponse()
-            raw = resp.read().decode()
-        finally:
-            conn.close()
-        try:
-            value = json.loads(raw) if raw else None
-        except json.JSONDecodeError:
-            value = raw.strip()
-        return resp.status, resp.headers, value
+        return consulapi.request(
+            self.directory(name) / "https.sock", self.tls, SERVER_NAME, method, path, body=body, token=token
+        )
 
     def get(self, name: str, path: str, token: str = ""):
         status, _, value = self.request(name, "GET", path, token=token)
@@ -292,7 +264,9 @@ def test_a_server_refuses_a_plain_rpc_connection(cluster):
 
 def test_the_api_refuses_a_client_without_a_certificate(cluster):
     def leader_without_certificate():
-        conn = _UnixHTTPSConnection(cluster.directory("s1") / "https.sock", cluster.client_context())
+        conn = consulapi.UnixHTTPSConnection(
+            cluster.directory("s1") / "https.sock", cluster.client_context(), SERVER_NAME
+        )
         try:
             conn.request("GET", "/v1/status/leader")
             return conn.getresponse().read()

@@ -35,7 +35,6 @@ import http.client
 import http.server
 import json
 import os
-import socket
 import ssl
 import subprocess
 import sys
@@ -49,7 +48,7 @@ import yaml
 from ansible_collections.cloud58.platform.plugins.filter.consul import FilterModule
 from ansible_collections.cloud58.platform.plugins.module_utils.consul import agent_token, node_config
 from ansible_collections.cloud58.platform.plugins.module_utils.topology import build_plan, load_inventory
-from cloud58_lab import programs
+from cloud58_lab import consulapi, programs
 from cloud58_lab.netlab import NetLab, run_prefix, wait_until
 from cloud58_lab.pki import CertificateAuthority
 
@@ -96,20 +95,6 @@ print(rcode, " ".join(sorted(found)))
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass
-
-
-class _UnixHTTPSConnection(http.client.HTTPConnection):
-    """HTTPS over a unix socket, the server's certificate checked against the CA and ``name``."""
-
-    def __init__(self, path: Path, context: ssl.SSLContext, name: str) -> None:
-        super().__init__("consul", timeout=60)
-        self._path, self._context, self._name = str(path), context, name
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(60)
-        sock.connect(self._path)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self._name)
 
 
 class Work:
@@ -253,19 +238,10 @@ class Work:
 
     def request(self, host: str, method: str, path: str, body=None, token: str = ""):
         name = f"client.{host[:4]}.consul" if host == AGENT else f"server.{host[:4]}.consul"
-        conn = _UnixHTTPSConnection(self.dir(host, "https.sock"), self.tls, name)
-        headers = {"X-Consul-Token": token} if token else {}
-        data = json.dumps(body).encode() if body is not None else None
-        try:
-            conn.request(method, path, body=data, headers=headers)
-            resp = conn.getresponse()
-            raw = resp.read().decode()
-        finally:
-            conn.close()
-        try:
-            return resp.status, json.loads(raw) if raw else None
-        except json.JSONDecodeError:
-            return resp.status, raw.strip()
+        status, _headers, value = consulapi.request(
+            self.dir(host, "https.sock"), self.tls, name, method, path, body=body, token=token
+        )
+        return status, value
 
     def leader(self, host: str) -> str:
         try:
