@@ -64,6 +64,18 @@ def lab_plan(inventory: Path) -> dict:
         raise LabError(f"{inventory}: the lab inventory does not plan:\n{e}") from e
 
 
+def observability_urls(plan: dict, dc: str) -> dict:
+    """The URLs of a lab datacenter's Prometheus and log store: site.yml runs both on the
+    datacenter's Prometheus host (the lab inventory has no group monitoring or logs), at the
+    roles' default ports."""
+    _collections_on_path()
+    from ansible_collections.cloud58.platform.plugins.module_utils.monitoring import monitoring_hosts
+
+    host = next(h for h in monitoring_hosts(plan) if plan["hosts"][h]["datacenter"] == dc)
+    address = plan["hosts"][host]["address"]
+    return {"prometheus": f"http://{address}:9090", "log store": f"http://{address}:9428"}
+
+
 def bin_dir() -> Path:
     """Where the pinned upstream programs are (CLOUD58_BIN_DIR or the build cache)."""
     proc = subprocess.run(
@@ -246,6 +258,7 @@ def up(
                 hosts=sorted(dclab.hosts),
                 timings=timings,
                 changed={h: r["changed"] for h, r in sorted(recap.items())},
+                urls=observability_urls(plan, dc),
             )
             kubeconfigs.append(dclab.endpoint)
             _write_state(state_dir, state)
@@ -374,6 +387,8 @@ def status(state_dir: Path = STATE_DIR, out=print) -> int:
         took = ", ".join(f"{k} {v} s" for k, v in entry.get("timings", {}).items())
         shell = f"podman exec -it c58cp-{entry['hosts'][0]} bash"
         out(f"{dc}: site.yml on {len(entry['hosts'])} hosts ({took}); {shell}")
+        for name, url in entry.get("urls", {}).items():
+            out(f"{dc}: {name} {url}")
     for dc, lines in sorted(state.get("bgp_summary", {}).items()):
         out(f"BGP fabric {dc}:")
         for line in lines:

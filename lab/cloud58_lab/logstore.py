@@ -5,7 +5,7 @@ data in a directory of the caller's; it is stopped by its PID. Journal files are
 journald's export format by ``systemd-journal-remote``, so a test controls every field and
 timestamp; ``systemd-journal-upload`` (Debian's systemd-journal-remote) ships them to the
 store's journald endpoint with the platform's fields (datacenter, cluster, node) added by the
-store from the upload URL's ``extra_fields``.
+store from the upload URL's ``extra_fields``. :func:`query` asks any store (the lab's too).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 from ansible_collections.cloud58.platform.plugins.module_utils.logs import upload_url
 from cloud58_lab import programs
 
-__all__ = ["LogStore", "export_entry", "free_port", "upload_argv", "upload_url", "write_journal"]
+__all__ = ["LogStore", "export_entry", "free_port", "query", "upload_argv", "upload_url", "write_journal"]
 
 
 def free_port() -> int:
@@ -68,6 +68,14 @@ def upload_argv(journal: Path, url: str, state: Path, *, follow: bool) -> list[s
     )
 
 
+def query(url: str, logsql: str) -> list[dict]:
+    """Run a LogsQL query over the /select/logsql/query of the store at ``url``; one dict per
+    matching record."""
+    data = urllib.parse.urlencode({"query": logsql}).encode()
+    with urllib.request.urlopen(f"{url}/select/logsql/query", data=data, timeout=30) as r:
+        return [json.loads(line) for line in r.read().decode().splitlines() if line.strip()]
+
+
 class LogStore:
     """One ``victoria-logs`` on 127.0.0.1:<free port>, stopped by PID."""
 
@@ -101,10 +109,8 @@ class LogStore:
             return False
 
     def query(self, logsql: str) -> list[dict]:
-        """Run a LogsQL query over /select/logsql/query; one dict per matching record."""
-        data = urllib.parse.urlencode({"query": logsql}).encode()
-        with urllib.request.urlopen(f"{self.url}/select/logsql/query", data=data, timeout=30) as r:
-            return [json.loads(line) for line in r.read().decode().splitlines() if line.strip()]
+        """Run a LogsQL query on this store (:func:`query`)."""
+        return query(self.url, logsql)
 
     def metrics(self) -> dict[str, float]:
         """The store's /metrics as {series: value}."""

@@ -527,6 +527,10 @@ class StaticPodLab:
             # The minions' /proc/pressure is this machine's, loaded by the build, not by the
             # node: cloud58-overload runs with a threshold no sample exceeds (never taints).
             "node_agents_overload_extra_args": ["--high", "100", "--low", "99"],
+            # The operator's mirror of VictoriaLogs is the binary make setup built; the lab's
+            # store keeps at most 1 GiB (the oldest data goes first).
+            "log_store_binary_src": programs.path("victoria-logs"),
+            "log_store_max_disk_bytes": 1073741824,
         }
         variables.update(extra_vars)
         vars_file = self.workdir / f"vars-{len(list(self.workdir.glob('vars-*.json')))}.json"

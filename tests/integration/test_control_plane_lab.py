@@ -51,6 +51,8 @@ import ssl
 import subprocess
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -59,7 +61,7 @@ from cryptography import x509
 
 from ansible_collections.cloud58.platform.plugins.module_utils.topology import build_plan, load_inventory
 from cloud58_lab import lab as make_lab
-from cloud58_lab import staticpods
+from cloud58_lab import logstore, staticpods
 from cloud58_lab.controlplane import proc_start_time
 from cloud58_lab.nodes import podman_env
 from cloud58_lab.nodes import recap as play_recap
@@ -356,6 +358,51 @@ def test_prometheus_scrapes_both_etcds_and_the_apiservers_with_its_own_certifica
             ("prometheus.key", 640, "prometheus"),
         )
     ]
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return r.status, r.read().decode().strip()
+    except urllib.error.HTTPError as e:
+        return e.code, ""
+
+
+def test_the_status_table_names_prometheus_and_the_log_store_and_both_answer(lab):
+    """The URLs `make lab` prints answer from this machine, as an operator opens them."""
+    urls = {}
+    for line in lab.lines:
+        for name in ("prometheus", "log store"):
+            if line.startswith(f"{lab.dc}: {name} "):
+                urls[name] = line.rsplit(" ", 1)[1]
+    address = lab.hosts[f"{lab.dc}-m1"].address
+    assert urls == {"prometheus": f"http://{address}:9090", "log store": f"http://{address}:9428"}
+    assert _get(urls["prometheus"] + "/-/ready")[0] == 200
+    assert _get(urls["log store"] + "/health") == (200, "OK")
+
+
+def test_every_hosts_journal_reaches_the_log_store_with_its_labels(lab):
+    """site.yml's logs stage: VictoriaLogs on the datacenter's first master, and on every host
+    of the datacenter systemd-journal-upload shipping the journal there; each record carries
+    the host's datacenter, cluster (none for the LVS directors) and node."""
+    plan = _plan()
+    token = f"cloud58-lab-{os.getpid()}-{time.time_ns()}"
+    for host in lab.hosts:
+        lab.exec(host, ["logger", "-t", "cloud58-labtest", f"{token} {host}"])
+    store = f"http://{lab.hosts[f'{lab.dc}-m1'].address}:9428"
+    expected = {h: (lab.dc, plan["hosts"][h].get("cluster", "")) for h in lab.hosts}
+
+    def arrived():
+        found = {
+            r.get("node"): (r.get("datacenter"), r.get("cluster", ""))
+            for r in logstore.query(store, f'"{token}"')
+            if r.get("_msg") == f"{token} {r.get('node')}"
+        }
+        if sorted(found) == sorted(expected):
+            return found
+        raise AssertionError(f"not yet from {sorted(set(expected) - set(found))}: {found}")
+
+    assert _wait("every host's journal line in the log store", arrived) == expected
 
 
 # On a minion, with the kubeconfigs the node agents run with: the HTTP status of each call.

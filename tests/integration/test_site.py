@@ -40,6 +40,8 @@ ROUTER_HOSTS = "Configure FRR on the routers that are hosts of the inventory"
 LVS = "Make the LVS directors full-NAT directors that announce their healthy VIPs by BGP"
 AGENTS = "Run the node agents on the minions, each agent that talks to the API with a certificate of its own"
 MONITORING = "Run the Prometheus of each datacenter, on its monitoring hosts or else its first master"
+LOG_STORE = "Run the log store of each datacenter, on its logs hosts or else its Prometheus host"
+LOG_SHIPPER = "Ship the journal of every host of the plan to its datacenter's log store"
 GATEWAY = "Run the HAProxy gateways of the ingress nodes, their backends found in Consul"
 RECONCILE = "Reconcile clusters with clusters/"
 ARGUMENT_CHECK = ": Validating arguments against arg spec "
@@ -76,7 +78,7 @@ def _plays_with_tasks(listing: str) -> list[str]:
             [
                 *(PREFLIGHT, CALICO_CHECK, BASE, PREFLIGHT, NODES, LVS_KERNEL, PREFLIGHT, STATIC_PODS),
                 ENDPOINT,
-                *(JOIN, CALICO, ROUTERS, ROUTER_HOSTS, LVS, AGENTS, MONITORING, GATEWAY),
+                *(JOIN, CALICO, ROUTERS, ROUTER_HOSTS, LVS, AGENTS, MONITORING, LOG_STORE, LOG_SHIPPER, GATEWAY),
             ],
             id="all-but-gitops",
         ),
@@ -94,6 +96,7 @@ def _plays_with_tasks(listing: str) -> list[str]:
         pytest.param(["--tags", "lvs"], [PREFLIGHT, LVS], id="lvs"),
         pytest.param(["--tags", "agents"], [PREFLIGHT, AGENTS], id="agents"),
         pytest.param(["--tags", "monitoring"], [PREFLIGHT, MONITORING], id="monitoring"),
+        pytest.param(["--tags", "logs"], [PREFLIGHT, LOG_STORE, LOG_SHIPPER], id="logs"),
         pytest.param(["--tags", "gateway"], [PREFLIGHT, GATEWAY], id="gateway"),
         pytest.param(["--tags", "gitops"], [PREFLIGHT, RECONCILE], id="gitops-only-when-asked"),
     ],

@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: cloud58 platform team
 # Apache License 2.0
-"""Central logs (issue 17 item 4): the log store's flags and the shipper's upload URL.
+"""Central logs (issue 17 item 4): the log store's flags, the shipper's upload URL and the
+store each host ships to.
 
 A leaf: it imports nothing of the collection. The store is VictoriaLogs, the shipper Debian's
 systemd-journal-upload (docs/monitoring.md). Every bad input is a :class:`LogsError` of one
@@ -19,6 +20,8 @@ _PERIOD = re.compile(r"^[1-9][0-9]{0,5}[hdwy]$")
 _VALUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _STORE = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+$")
+# The store's -httpListenAddr: host:port, the host empty for every address.
+_LISTEN = re.compile(r"^[0-9A-Za-z.\-\[\]:]*:[0-9]{1,5}$")
 MIN_DISK_BYTES = 64 * 1024 * 1024
 
 
@@ -59,7 +62,7 @@ def store_args(retention_period, max_disk_bytes, listen: str, data_dir: str) -> 
         raise LogsError(
             f"log_store_max_disk_bytes={max_disk_bytes!r}: expected an integer of at least {MIN_DISK_BYTES}"
         )
-    if not isinstance(listen, str) or not re.match(r"^[0-9A-Za-z.\-\[\]:]*:[0-9]{1,5}$", listen):
+    if not isinstance(listen, str) or not _LISTEN.match(listen):
         raise LogsError(f"log_store_listen={listen!r}: expected host:port")
     if not isinstance(data_dir, str) or not data_dir.startswith("/"):
         raise LogsError(f"log_store_data_dir={data_dir!r}: expected an absolute path")
@@ -69,3 +72,38 @@ def store_args(retention_period, max_disk_bytes, listen: str, data_dir: str) -> 
         f"-retentionPeriod={retention_period}",
         f"-retention.maxDiskSpaceUsageBytes={max_disk_bytes}",
     ]
+
+
+def shipper_target(plan, host: str, store_hosts, listen: str) -> dict:
+    """Where ``host`` ships its journal and the fields it adds: the log store of the host's
+    datacenter (the first of ``store_hosts`` in it, by name), reached at that store's plan
+    address unless ``listen`` (the store's host:port) names one address; the host's datacenter
+    and cluster (empty for a host in no cluster)."""
+    hosts = plan.get("hosts") if isinstance(plan, dict) else None
+    if not isinstance(hosts, dict) or host not in hosts:
+        raise LogsError(f"host {host!r} is not in the plan")
+    datacenter = hosts[host]["datacenter"]
+    stores = sorted(h for h in store_hosts if h in hosts and hosts[h]["datacenter"] == datacenter)
+    if not stores:
+        raise LogsError(
+            f"host {host!r}: datacenter {datacenter!r} has no log store among {sorted(store_hosts)}"
+            " (inventory group logs, else the datacenter's Prometheus host)"
+        )
+    if not isinstance(listen, str) or not _LISTEN.match(listen):
+        raise LogsError(f"log_store_listen={listen!r}: expected host:port")
+    address, port = listen.rsplit(":", 1)
+    address = address.strip("[]")
+    if address.startswith("127.") or address in ("localhost", "::1"):
+        raise LogsError(
+            f"log_store_listen={listen!r} on {stores[0]}: the shippers of datacenter {datacenter!r}"
+            " cannot reach a loopback address"
+        )
+    if address in ("", "0.0.0.0", "::"):
+        address = hosts[stores[0]]["address"]
+    if ":" in address:
+        address = f"[{address}]"
+    return {
+        "store_url": f"http://{address}:{port}",
+        "datacenter": datacenter,
+        "cluster": hosts[host].get("cluster") or "",
+    }

@@ -154,6 +154,8 @@ def _plays(name):
 COMPUTED_HOSTS = {
     "cloud58.platform.haproxy_gateway": "minions",  # the ingress nodes
     "cloud58.platform.prometheus": "masters:monitoring",  # the group, else the first masters
+    "cloud58.platform.log_store": "masters:monitoring:logs",  # logs, else the Prometheus hosts
+    "cloud58.platform.log_shipper": "all",  # every host of the plan
 }
 
 

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.cloud58.platform.plugins.module_utils.logs import LogsError, store_args, upload_url
+from ansible_collections.cloud58.platform.plugins.module_utils.logs import (
+    LogsError,
+    shipper_target,
+    store_args,
+    upload_url,
+)
 
 
 def test_upload_url_names_the_full_path_and_absorbs_the_suffix() -> None:
@@ -81,4 +86,58 @@ def test_store_args() -> None:
 def test_store_args_bad_input(args, message) -> None:
     with pytest.raises(LogsError) as e:
         store_args(*args)
+    assert str(e.value) == message
+
+
+# Two datacenters; dc2's store host has an IPv6 address, h4 is in no cluster.
+PLAN = {
+    "hosts": {
+        "m1": {"datacenter": "dc1", "address": "10.0.0.11", "cluster": "dc1-k8s"},
+        "m2": {"datacenter": "dc1", "address": "10.0.0.12", "cluster": "dc1-k8s"},
+        "w1": {"datacenter": "dc1", "address": "10.0.0.21", "cluster": "dc1-k8s"},
+        "lvs1": {"datacenter": "dc1", "address": "10.0.0.31"},
+        "m9": {"datacenter": "dc2", "address": "fd00::9", "cluster": "dc2-k8s"},
+    }
+}
+
+
+@pytest.mark.parametrize(
+    ("host", "stores", "listen", "expected"),
+    [
+        ("w1", ["m2", "m1", "m9"], "0.0.0.0:9428", ("http://10.0.0.11:9428", "dc1", "dc1-k8s")),
+        ("m1", ["m1"], ":9500", ("http://10.0.0.11:9500", "dc1", "dc1-k8s")),
+        ("lvs1", ["m1"], "[::]:9428", ("http://10.0.0.11:9428", "dc1", "")),
+        ("w1", ["m1"], "10.9.9.9:9428", ("http://10.9.9.9:9428", "dc1", "dc1-k8s")),
+        ("m9", ["m1", "m9"], "0.0.0.0:9428", ("http://[fd00::9]:9428", "dc2", "dc2-k8s")),
+    ],
+)
+def test_shipper_target_is_the_store_of_the_hosts_datacenter(host, stores, listen, expected) -> None:
+    target = shipper_target(PLAN, host, stores, listen)
+    assert (target["store_url"], target["datacenter"], target["cluster"]) == expected
+
+
+@pytest.mark.parametrize(
+    ("host", "stores", "listen", "message"),
+    [
+        ("x1", ["m1"], ":9428", "host 'x1' is not in the plan"),
+        (
+            "m9",
+            ["m1", "gone"],
+            ":9428",
+            "host 'm9': datacenter 'dc2' has no log store among ['gone', 'm1'] (inventory group logs,"
+            " else the datacenter's Prometheus host)",
+        ),
+        (
+            "w1",
+            ["m1"],
+            "127.0.0.1:9428",
+            "log_store_listen='127.0.0.1:9428' on m1: the shippers of datacenter 'dc1' cannot reach"
+            " a loopback address",
+        ),
+        ("w1", ["m1"], "9428", "log_store_listen='9428': expected host:port"),
+    ],
+)
+def test_shipper_target_bad_input(host, stores, listen, message) -> None:
+    with pytest.raises(LogsError) as e:
+        shipper_target(PLAN, host, stores, listen)
     assert str(e.value) == message
