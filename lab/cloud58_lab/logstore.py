@@ -6,13 +6,18 @@ journald's export format by ``systemd-journal-remote``, so a test controls every
 timestamp; ``systemd-journal-upload`` (Debian's systemd-journal-remote) ships them to the
 store's journald endpoint with the platform's fields (datacenter, cluster, node) added by the
 store from the upload URL's ``extra_fields``. :func:`query` asks any store (the lab's too).
+:class:`PodLogs` runs ``cloud58-podlogs`` (the container-log tailer of the role log_shipper,
+from the source tree) and :func:`cri_line` writes a line of a CRI log file for it.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.parse
 import urllib.request
@@ -22,7 +27,22 @@ from pathlib import Path
 from ansible_collections.cloud58.platform.plugins.module_utils.logs import upload_url
 from cloud58_lab import programs
 
-__all__ = ["LogStore", "export_entry", "free_port", "query", "upload_argv", "upload_url", "write_journal"]
+__all__ = [
+    "PODLOGS",
+    "LogStore",
+    "PodLogs",
+    "cri_line",
+    "export_entry",
+    "free_port",
+    "query",
+    "upload_argv",
+    "upload_url",
+    "write_journal",
+]
+PODLOGS = (
+    Path(__file__).resolve().parents[2]
+    / "collections/ansible_collections/cloud58/platform/roles/log_shipper/files/cloud58-podlogs"
+)
 
 
 def free_port() -> int:
@@ -79,9 +99,9 @@ def query(url: str, logsql: str) -> list[dict]:
 class LogStore:
     """One ``victoria-logs`` on 127.0.0.1:<free port>, stopped by PID."""
 
-    def __init__(self, directory: Path, *, retention_period: str, max_disk_bytes: int) -> None:
+    def __init__(self, directory: Path, *, retention_period: str, max_disk_bytes: int, port: int = 0) -> None:
         self.directory = directory
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         directory.mkdir(parents=True, exist_ok=True)
         self.log = (directory / "victoria-logs.log").open("wb")
@@ -131,3 +151,61 @@ class LogStore:
                 self.process.kill()
                 self.process.wait()
         self.log.close()
+
+
+def cri_line(stamp: str, stream: str, message: str, *, partial: bool = False) -> bytes:
+    """One line of a CRI log file as the runtime writes it."""
+    return f"{stamp} {stream} {'P' if partial else 'F'} {message}\n".encode()
+
+
+class PodLogs:
+    """One ``cloud58-podlogs`` following ``pods_dir`` for the store at ``store_url``, with its
+    counters on a free loopback port; stopped by its PID (SIGTERM: a last send, state saved)."""
+
+    def __init__(
+        self, directory: Path, pods_dir: Path, store_url: str, labels: Mapping[str, str], *extra: str
+    ):
+        directory.mkdir(parents=True, exist_ok=True)
+        self.metrics_port = free_port()
+        self.argv = [
+            sys.executable,
+            str(PODLOGS),
+            f"--store-url={store_url}",
+            f"--datacenter={labels['datacenter']}",
+            f"--cluster={labels.get('cluster', '')}",
+            f"--node={labels['node']}",
+            f"--pods-dir={pods_dir}",
+            f"--state-file={directory / 'state.json'}",
+            f"--metrics-listen=127.0.0.1:{self.metrics_port}",
+            *extra,
+        ]
+        self.log_path = directory / "podlogs.log"
+        self.log = self.log_path.open("ab")
+        self.process = subprocess.Popen(self.argv, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def metrics(self) -> dict[str, float]:
+        """The tailer's counters as {name without the cloud58_podlogs_ prefix: value}; {} while
+        its server is not up yet."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as r:
+                text = r.read().decode()
+        except OSError:
+            return {}
+        out = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.partition(" ")
+                out[name.removeprefix("cloud58_podlogs_")] = float(value)
+        return out
+
+    def stop(self) -> int:
+        """SIGTERM and wait; the exit code."""
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+        return self.process.returncode
