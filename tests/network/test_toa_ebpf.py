@@ -3,7 +3,8 @@
 Namespaces (``c58toa-<pid>-*``): a client, the director lab1-lvs1 of inventories/lab (its
 VIP, port and local-address range are the plan's, the table is ``render_ruleset`` of
 ``module_utils/lvs/fullnat.py`` applied with ``nft -f``) and one realserver running an
-unmodified Python TCP server. The role ``cloud58.platform.toa`` runs on this host with
+unmodified Python TCP server, built by ``cloud58_lab.toalab`` (which the benchmark
+``bench_toa.py`` shares). The role ``cloud58.platform.toa`` runs on this host with
 ansible-playbook (every path under this test's directory): it installs its sources
 (``roles/toa/files/ebpf/``) and loader ``cloud58-toa-ebpf``, compiles them and writes the
 systemd units; there is no systemd here, so the test runs the units' ExecStart and
@@ -31,28 +32,23 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.cloud58.platform.plugins.module_utils.lvs.fullnat import (
-    director_state,
-    render_ruleset,
-)
-from ansible_collections.cloud58.platform.plugins.module_utils.topology import build_plan, load_inventory
 from cloud58_lab import programs
-from cloud58_lab.netlab import NetLab, run_prefix
+from cloud58_lab.netlab import run_prefix
+from cloud58_lab.toalab import (
+    CLIENT,
+    DIRECTOR_INTERFACE,
+    OUR_PROGRAMS,
+    REALSERVER,
+    RS_PORT,
+    VIP_ADDRESS,
+    VIP_PORT,
+    ToaLab,
+    our_programs,
+)
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
-ROLE_FILES = REPO / "collections/ansible_collections/cloud58/platform/roles/toa/files"
-LOADER = ROLE_FILES / "cloud58-toa-ebpf"
-DATACENTER = "lab1"
-DIRECTOR = "lab1-lvs1"
-VIP = "lab1-ingress"
-VIP_ADDRESS = "198.18.2.10"
-VIP_PORT = 80
-CLIENT = "198.18.4.2"
-REALSERVER = "198.18.5.2"
-RS_PORT = 8080
-SLOTS = 8
 PLAYBOOK = """\
 - name: Let servers see their LVS clients
   hosts: all
@@ -60,8 +56,6 @@ PLAYBOOK = """\
   roles:
     - cloud58.platform.toa
 """
-OUR_PROGRAMS = {"toa_director", "toa_sockops", "toa_getpeername4"}
-
 # An unmodified server: it knows nothing of TOA. The third field is the kernel's own view
 # of the peer: the ESTABLISHED entry of /proc/net/tcp whose local end is this socket.
 SERVER = """
@@ -229,29 +223,11 @@ def _toa_option(ip):
     return found
 
 
-def _loader(*args, check=True):
-    proc = subprocess.run(
-        [programs.path("python3"), str(LOADER), *map(str, args)], capture_output=True, text=True, check=False
-    )
-    if check:
-        assert proc.returncode == 0, proc.stderr
-    return proc
+class Lab(ToaLab):
+    """The TOA lab with the role: run by ansible-playbook, its units' command lines run here."""
 
-
-def _our_programs():
-    """The names of our programs the kernel has loaded (``bpftool prog show``, by the loader)."""
-    return sorted(p["name"] for p in json.loads(_loader("status").stdout))
-
-
-class Lab:
-    def __init__(self, net, work, local_pool):
-        self.net = net
-        self.work = work
-        self.local_pool = local_pool
-        self.objects = work / "objects"
-        self.bpffs = work / "bpffs"
-        self.cgroup2 = work / "cgroup2"
-        self.cgroup = f"/{net.prefix}server"
+    def __init__(self, prefix, work):
+        super().__init__(prefix, work)
         self.runs = 0
 
     def connect(self):
@@ -273,7 +249,7 @@ class Lab:
             "toa_ebpf_cgroup2_mount": str(self.cgroup2),
             "toa_ebpf_cgroup": self.cgroup,
             "toa_ebpf_director": True,
-            "toa_ebpf_director_interface": "client0",
+            "toa_ebpf_director_interface": DIRECTOR_INTERFACE,
             "toa_ebpf_director_vips": [f"{VIP_ADDRESS}:{VIP_PORT}"],
             # no systemd here and the packages are there: the units' commands run below
             "toa_ebpf_install_packages": False,
@@ -333,107 +309,16 @@ class Lab:
             proc = subprocess.run(self.unit_command(side, key), capture_output=True, text=True, check=False)
             assert proc.returncode == 0, proc.stderr
 
-    def detach(self):
-        """Detach whatever is attached (the teardown's safety net); the loader's errors."""
-        problems = []
-        steps = [
-            ("director-detach", "--bpffs", self.bpffs, "--dev", "client0", "--netns", self.net.ns("director"))
-        ]
-        if (self.cgroup2 / self.cgroup.strip("/")).is_dir():  # else nothing was attached there
-            steps.append(
-                (
-                    "realserver-detach",
-                    "--bpffs",
-                    self.bpffs,
-                    "--cgroup2-mount",
-                    self.cgroup2,
-                    "--cgroup",
-                    self.cgroup,
-                )
-            )
-        for args in steps:
-            proc = _loader(*args, check=False)
-            if proc.returncode != 0:
-                problems.append(proc.stderr.strip())
-        return problems
-
-
-# Joins the cgroup given as argv[1], then runs argv[2:]: the server starts inside it.
-IN_CGROUP = (
-    "import os, sys; open(sys.argv[1], 'w').write(str(os.getpid())); os.execv(sys.argv[2], sys.argv[2:])"
-)
-
-
-def _start_server(lab):
-    """The server in the realserver namespace, inside the test's cgroup (joined before exec)."""
-    procs = lab.cgroup2 / lab.cgroup.strip("/") / "cgroup.procs"
-    server = programs.argv(
-        "ip",
-        "netns",
-        "exec",
-        lab.net.ns("rs"),
-        programs.path("python3"),
-        "-c",
-        SERVER,
-        REALSERVER,
-        str(RS_PORT),
-    )
-    proc = subprocess.Popen(
-        programs.argv("python3", "-c", IN_CGROUP, procs, *server),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        start_new_session=True,
-    )
-    lab.net.servers.append(proc)
-    assert proc.stdout.readline().strip() == "ready"
-
-
-def _mounted(path):
-    return any(line.split()[4] == str(path) for line in Path("/proc/self/mountinfo").read_text().splitlines())
-
 
 @pytest.fixture(scope="module")
-def lab(request, tmp_path_factory):
-    plan = build_plan(load_inventory(str(request.config.rootpath / "inventories/lab"))).as_dict()
-    lvs = plan["datacenters"][DATACENTER]["lvs"]
-    state = director_state(
-        lvs, DIRECTOR, {VIP: [{"address": REALSERVER, "port": RS_PORT, "vip_port": VIP_PORT}]}, slots=SLOTS
-    )
-    local_pool = ipaddress.ip_network(lvs["directors"][DIRECTOR]["local_addresses"]["cidr"])
-    work = tmp_path_factory.mktemp("toa")
-    net = NetLab(prefix=run_prefix("c58toa"))
-    lab = Lab(net, work, local_pool)
-    problems = []
+def lab(tmp_path_factory):
+    lab = Lab(run_prefix("c58toa"), tmp_path_factory.mktemp("toa"))
     try:
-        lab.cgroup2.mkdir()
-        subprocess.run(programs.argv("mount", "-t", "cgroup2", "none", lab.cgroup2), check=True)
-        (lab.cgroup2 / lab.cgroup.strip("/")).mkdir()
-        net.add_namespace("client", forwarding=False)
-        net.add_namespace("director")
-        net.add_namespace("rs", forwarding=False)
-        net.link(
-            "client", "director", if_a="eth0", if_b="client0", addr_a=f"{CLIENT}/30", addr_b="198.18.4.1/30"
-        )
-        net.link("rs", "director", if_a="eth0", if_b="rs0", addr_a=f"{REALSERVER}/30", addr_b="198.18.5.1/30")
-        net.exec("client", "ip", "route", "add", "default", "via", "198.18.4.1")
-        net.exec("rs", "ip", "route", "add", "default", "via", "198.18.5.1")
-        net.exec("director", "ip", "address", "add", f"{VIP_ADDRESS}/32", "dev", "lo")
-        ruleset = work / "fullnat.nft"
-        ruleset.write_text(render_ruleset(state) + "\n")
-        net.exec("director", "nft", "-f", str(ruleset))
-        _start_server(lab)
+        lab.start()
+        lab.start_server(SERVER, REALSERVER, str(RS_PORT))
         yield lab
     finally:
-        problems += lab.detach()
-        problems += net.close()
-        cgroup_dir = lab.cgroup2 / lab.cgroup.strip("/")
-        if cgroup_dir.is_dir():
-            cgroup_dir.rmdir()
-        for mount in (lab.cgroup2, lab.bpffs):
-            if _mounted(mount):
-                subprocess.run(programs.argv("umount", mount), check=True)
-        left = _our_programs()
+        problems, left = lab.close()
         assert (problems, left) == ([], []), "cleanup left attached programs or errors"
 
 
@@ -444,7 +329,7 @@ def _split(endpoint):
 
 def test_without_toa_the_server_sees_a_local_address(lab):
     seen = lab.connect()
-    assert _our_programs() == []
+    assert our_programs() == []
     kernel_address, _ = _split(seen["kernel"])
     assert ipaddress.ip_address(kernel_address) in lab.local_pool, seen
     # accept() and getpeername() report the same local address the packets came from
@@ -503,12 +388,12 @@ def test_role_installs_and_compiles_then_reports_no_change(lab):
         lab.cgroup,
     ]
     assert lab.play() == ({"changed": 0, "failures": 0}, [])
-    assert _our_programs() == []
+    assert our_programs() == []
 
 
 def test_units_attach_the_programs(lab):
     lab.run_units("ExecStart")
-    assert _our_programs() == sorted(OUR_PROGRAMS)
+    assert our_programs() == sorted(OUR_PROGRAMS)
 
 
 @pytest.mark.parametrize(
@@ -594,7 +479,7 @@ def test_first_ack_with_a_forged_option_or_data_still_shows_the_client(lab, spor
 
 def test_stopped_units_leave_nothing_and_the_server_sees_the_local_address_again(lab):
     lab.run_units("ExecStop")
-    assert _our_programs() == []
+    assert our_programs() == []
     # the pins are gone (newer kernels add their own maps.debug and progs.debug)
     assert sorted(p.name for p in lab.bpffs.iterdir() if not p.name.endswith(".debug")) == []
     seen = lab.connect()
