@@ -4,8 +4,10 @@ Each role runs on this machine (connection local) with its files redirected to a
 directory and its service management off: check mode writes nothing, a real run writes the
 files, a second run changes nothing, bad input fails by name before anything is written. Then
 the binary the store role installed is started with exactly the flags of the unit it wrote,
-and the real systemd-journal-upload ships a journal file to it with the URL of the drop-in the
-shipper role wrote; LogsQL finds the records with the fields the roles configured.
+the real systemd-journal-upload ships a journal file to it with the URL of the drop-in the
+shipper role wrote, and the cloud58-podlogs the shipper role installed runs with exactly the
+command line of the unit it wrote and ships a CRI log file; LogsQL finds the records with the
+fields the roles configured.
 """
 
 from __future__ import annotations
@@ -64,6 +66,12 @@ def _shipper_vars(directory: Path, port: int, **extra) -> dict:
         "log_shipper_install_package": False,
         "log_shipper_config_dir": str(directory / "journal-upload.conf.d"),
         "log_shipper_manage_service": False,
+        "log_shipper_pods_dir": str(directory.parent / "pods"),
+        "log_shipper_podlogs_dir": str(directory / "lib"),
+        "log_shipper_podlogs_state_dir": str(directory / "state"),
+        "log_shipper_podlogs_unit_dir": str(directory / "units"),
+        "log_shipper_podlogs_python": sys.executable,
+        "log_shipper_podlogs_metrics_listen": "",
         **LOCAL,
         **extra,
     }
@@ -82,7 +90,7 @@ def _files(directory: Path) -> list[str]:
 def test_roles_install_a_store_and_a_shipper_that_work_together(tmp_path: Path) -> None:
     port = logstore.free_port()
     store_dir, shipper_dir = tmp_path / "store", tmp_path / "shipper"
-    for d in (store_dir / "bin", store_dir / "units", shipper_dir):
+    for d in (store_dir / "bin", store_dir / "units", shipper_dir / "units"):
         d.mkdir(parents=True)
 
     stats, failed, _ = roleplay.play(store_dir, STORE_PLAY, HOST, _store_vars(store_dir, port), check=True)
@@ -108,10 +116,18 @@ def test_roles_install_a_store_and_a_shipper_that_work_together(tmp_path: Path) 
     stats, failed, _ = roleplay.play(
         shipper_dir, SHIPPER_PLAY, HOST, _shipper_vars(shipper_dir, port), check=True
     )
-    assert (stats, failed) == ({"changed": 2, "failures": 0}, [])
+    # the drop-in's directory and file; cloud58-podlogs' directories, library, program and unit
+    assert (stats, failed) == ({"changed": 6, "failures": 0}, [])
     assert _files(shipper_dir) == []
     stats, failed, _ = roleplay.play(shipper_dir, SHIPPER_PLAY, HOST, _shipper_vars(shipper_dir, port))
-    assert (stats, failed) == ({"changed": 2, "failures": 0}, [])
+    assert (stats, failed) == ({"changed": 6, "failures": 0}, [])
+    assert _files(shipper_dir) == [
+        "journal-upload.conf.d/cloud58.conf",
+        "lib/cloud58-podlogs",
+        "lib/cloud58_logs/__init__.py",
+        "lib/cloud58_logs/pods.py",
+        "units/cloud58-podlogs.service",
+    ]
     stats, failed, _ = roleplay.play(shipper_dir, SHIPPER_PLAY, HOST, _shipper_vars(shipper_dir, port))
     assert (stats, failed) == ({"changed": 0, "failures": 0}, [])
     conf = (shipper_dir / "journal-upload.conf.d/cloud58.conf").read_text().splitlines()
@@ -121,8 +137,21 @@ def test_roles_install_a_store_and_a_shipper_that_work_together(tmp_path: Path) 
         "?extra_fields=datacenter=lab1,cluster=lab1-k8s,node=lab1-n1&cloud58="
     )
 
+    unit = (shipper_dir / "units/cloud58-podlogs.service").read_text()
+    exec_start = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
+    podlogs_argv = shlex.split(exec_start.removeprefix("ExecStart="))
+    assert podlogs_argv == [
+        sys.executable,
+        str(shipper_dir / "lib/cloud58-podlogs"),
+        *("--store-url", f"http://127.0.0.1:{port}", "--datacenter", "lab1", "--cluster", "lab1-k8s"),
+        *("--node", HOST, "--pods-dir", str(tmp_path / "pods")),
+        *("--state-file", str(shipper_dir / "state/state.json"), "--metrics-listen", ""),
+        *("--buffer-records", "20000"),
+    ]
+
     log = (tmp_path / "victoria-logs.log").open("wb")
     store = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+    podlogs = None
     try:
         journal = tmp_path / "j/node.journal"
         now = time.time_ns() // 1000
@@ -142,7 +171,24 @@ def test_roles_install_a_store_and_a_shipper_that_work_together(tmp_path: Path) 
             ("tok-role shipped", "lab1", "lab1-k8s", "lab1-n1")
         ]
         assert client.metrics()['flag{name="retentionPeriod", value="14d", is_set="true"}'] == 1
+
+        # The installed copy (with its cloud58_logs, not the source tree) ships a container's line.
+        cri = tmp_path / f"pods/shop_web-1_{'0' * 8}-aaaa-bbbb-cccc-{'1' * 12}/nginx/0.log"
+        cri.parent.mkdir(parents=True)
+        cri.write_bytes(logstore.cri_line("2026-12-05T00:00:00.123456789Z", "stdout", "tok-pod shipped"))
+        podlogs = subprocess.Popen(
+            podlogs_argv, cwd=tmp_path, env={"PATH": "/usr/bin:/bin"}, stderr=subprocess.PIPE, text=True
+        )
+        got = wait_until(lambda: client.query("tok-pod"), 60, what="the container's line")
+        assert [
+            (r["_msg"], r["datacenter"], r["cluster"], r["node"], r["namespace"], r["pod"], r["container"])
+            for r in got
+        ] == [("tok-pod shipped", "lab1", "lab1-k8s", "lab1-n1", "shop", "web-1", "nginx")]
     finally:
+        if podlogs:
+            podlogs.terminate()
+            _out, err = podlogs.communicate()
+            assert "cloud58_logs" not in err
         store.terminate()
         store.wait()
         log.close()
@@ -181,6 +227,14 @@ def test_store_bad_input_fails_by_name_before_anything_changes(tmp_path: Path, e
         (
             {"log_shipper_node": "lab1,n1"},
             "log_upload_url: log field node='lab1,n1': not a DNS-label-like value",
+        ),
+        (
+            {"log_shipper_pods_dir": "var/log/pods"},
+            'host lab1-n1: log_shipper_pods_dir="var/log/pods" is not an absolute path',
+        ),
+        (
+            {"log_shipper_podlogs_buffer_records": 0},
+            "host lab1-n1: log_shipper_podlogs_buffer_records=0 is below 1",
         ),
         (
             {"log_shipper_store_url": "http://10.0.0.1:9428/x"},
