@@ -7,7 +7,7 @@ Debian's ``systemd-journal-upload`` ships them to the store's journald endpoint 
 platform's fields in the upload URL; LogsQL over the store's HTTP API must return each record
 with exactly the fields sent. Every process is stopped by its PID.
 
-Not covered here: container logs (CRI files under /var/log/pods); see docs/monitoring.md.
+Container logs (CRI files under /var/log/pods) are tested in test_podlogs.py.
 """
 
 from __future__ import annotations

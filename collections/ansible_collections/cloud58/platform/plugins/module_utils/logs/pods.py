@@ -212,7 +212,7 @@ class Buffer:
         """Remove the ``count`` oldest records (delivered); their positions and those of the
         records dropped since the last call, oldest first."""
         positions, self.dropped_positions = self.dropped_positions, []
-        for _ in range(min(count, len(self.items))):
+        for _index in range(min(count, len(self.items))):
             positions.append(self.items.popleft()[1])
         return positions
 
