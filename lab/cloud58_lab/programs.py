@@ -132,6 +132,7 @@ _TABLE = (
     ),
     _apt("nft", "nftables", "the LVS directors' full-NAT data plane in the network tier"),
     _apt("haproxy", "haproxy", "checks rendered haproxy.cfg files (haproxy -c)"),
+    _apt("socat", "socat", "the haproxy_gateway role's reload drop-in saves the servers' state with it"),
     _apt("keepalived", "keepalived", "checks rendered keepalived.conf files (--config-test)"),
     _apt("promtool", "prometheus", "checks rendered Prometheus configs and tests alerting rules"),
     _apt("dot", "graphviz", "make topology draws a datacenter"),
