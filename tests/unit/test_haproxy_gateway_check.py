@@ -1,8 +1,9 @@
 """The ingress gateway's haproxy.cfg (module_utils/gateway/haproxy.py) checked by the real
 haproxy (Debian's haproxy 2.6, `haproxy -dW -c -f` as the role's validate runs it, warnings
 fatal): rendered configs pass without a warning, and the same configs with one line broken are
-refused, by line and reason. `init-addr none` lets the check run without any DNS answer (the
-resolvers are never queried)."""
+refused, by line and reason. `init-addr last,none` lets the check run without any DNS answer
+(the resolvers are never queried); the server state file must exist and hold a version, as the
+role writes it before the first check (`1`, no server)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,14 @@ SEARCH = {
     "rate_limit": 5,
     "rate_period": "1s",
 }
+
+
+def _render(tmp_path, services, settings=None) -> str:
+    """The rendered config with its server state file in ``tmp_path``, written as the role
+    writes it on a new host."""
+    state = tmp_path / "server-state"
+    state.write_text("1\n")
+    return haproxy_config(services, {"server_state_file": str(state), **(settings or {})})
 
 
 def _check(tmp_path, text: str):
@@ -61,7 +70,7 @@ def _check(tmp_path, text: str):
     ],
 )
 def test_rendered_config_passes_haproxy_check(tmp_path, services, settings):
-    _, result = _check(tmp_path, haproxy_config(services, settings))
+    _, result = _check(tmp_path, _render(tmp_path, services, settings))
     assert (result.returncode, result.stdout) == (0, "Configuration file is valid\n"), result.stderr
     assert "[WARNING]" not in result.stderr
     assert _alerts(result) == []
@@ -77,7 +86,7 @@ def _alerts(result) -> list:
 def _broken(tmp_path, old, new):
     """The rendered config of PG with ``old`` replaced by ``new`` once, checked; and the
     ``[file:line]`` of the broken line as haproxy names it."""
-    text = haproxy_config([PG])
+    text = _render(tmp_path, [PG])
     assert text.count(old) == 1
     broken = text.replace(old, new)
     line = next(n for n, text_line in enumerate(broken.splitlines(), 1) if new in text_line)
@@ -134,3 +143,21 @@ def test_haproxy_check_passes_layer7_in_tcp_with_an_alert_only(tmp_path):
     where, result = _broken(tmp_path, "observe layer4", "observe layer7")
     assert (result.returncode, result.stdout) == (0, "Configuration file is valid\n")
     assert _alerts(result) == [f"{where} : 'layer7' can only be used in http proxies.."]
+
+
+def test_haproxy_check_refuses_a_missing_or_empty_server_state_file(tmp_path):
+    """Why the role writes the state file (``1``) before its first check: without it, or empty,
+    haproxy warns and -dW makes that fatal."""
+    text = _render(tmp_path, [WEB])
+    state = tmp_path / "server-state"
+    state.unlink()
+    _, missing = _check(tmp_path, text)
+    state.write_text("")
+    _, empty = _check(tmp_path, text)
+    assert [
+        (r.returncode, [line.split(" : ", 2)[2] for line in r.stderr.splitlines() if "[WARNING]" in line])
+        for r in (missing, empty)
+    ] == [
+        (1, [f"config: Can't open global server state file '{state}': No such file or directory"]),
+        (1, [f"config: Can't get version of the global server state file '{state}'."]),
+    ]

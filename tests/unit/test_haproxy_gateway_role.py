@@ -1,7 +1,8 @@
 """The role cloud58.platform.haproxy_gateway run by ansible-playbook on this machine, with its
-file redirected to a temporary directory, no package installed and no service touched: check
+files redirected to a temporary directory, no package installed and no service touched: check
 mode writes nothing and shows the diff, a run writes haproxy.cfg (the filter's text under a
-header) checked by the real `haproxy -dW -c`, a second run changes nothing, and bad input or a
+header) checked by the real `haproxy -dW -c`, the servers' state file a new host starts with
+and the reload drop-in of haproxy.service, a second run changes nothing, and bad input or a
 host that is not an ingress node fails by name before anything is written. The host is lab1-w1
 of inventories/lab (labels: function: ingress)."""
 
@@ -48,39 +49,69 @@ def _play(work, host="lab1-w1", check=False, **extra):
         "haproxy_gateway_install_package": False,
         "haproxy_gateway_manage_service": False,
         "haproxy_gateway_config_file": str(directory / "haproxy.cfg"),
+        "haproxy_gateway_server_state_file": str(directory / "server-state"),
+        "haproxy_gateway_reload_dropin": str(directory / "haproxy.service.d" / "cloud58-reload.conf"),
         "haproxy_gateway_services": SERVICES,
         "ansible_connection": "local",
         "ansible_python_interpreter": sys.executable,
         **extra,
     }
     stats, failed, stdout = roleplay.play(directory, PLAYBOOK, host, variables, check=check, with_output=True)
+    # A file task's diff is one mapping, a template's or copy's a list of them.
     diffs = [
-        d for result in roleplay.task_results(stdout) for d in result.get("diff") or [] if d.get("after")
+        d
+        for result in roleplay.task_results(stdout)
+        for d in (result["diff"] if isinstance(result.get("diff"), list) else [result.get("diff") or {}])
+        if d.get("after") and d.get("after") != d.get("before")
     ]
     return stats, failed, diffs
 
 
-def _expected(**settings) -> str:
+def _expected(directory: Path, **settings) -> str:
     return (
         "# Ansible managed\n"
         "# Ingress gateway lab1-w1 (role cloud58.platform.haproxy_gateway).\n"
-        + haproxy_config(SERVICES, settings)
+        + haproxy_config(SERVICES, {"server_state_file": str(directory / "server-state"), **settings})
     )
+
+
+def _reload_lines(directory: Path) -> list[str]:
+    """The ExecReload lines the drop-in must hold, with this run's socket and state file."""
+    state = directory / "server-state"
+    return [
+        "ExecReload=",
+        "ExecReload=/usr/sbin/haproxy -Ws -f $CONFIG -c -q $EXTRAOPTS",
+        f'ExecReload=/bin/sh -c \'echo "show servers state" | socat -t 10 stdio'
+        f" unix-connect:/run/haproxy/admin.sock > {state}.new && test -s {state}.new"
+        f" && mv {state}.new {state}; rm -f {state}.new'",
+        "ExecReload=/bin/kill -USR2 $MAINPID",
+    ]
 
 
 def test_check_mode_writes_nothing_and_shows_the_diff(work):
     _plan, directory = work
     stats, failed, diffs = _play(work, check=True)
-    assert (stats, failed) == ({"changed": 1, "failures": 0}, [])
-    assert [d["after"] for d in diffs] == [_expected()]
-    assert not (directory / "haproxy.cfg").exists()
+    assert (stats, failed) == ({"changed": 4, "failures": 0}, [])
+    texts = [d["after"] for d in diffs if isinstance(d["after"], str)]
+    assert texts[0] == "1\n"
+    assert [line for line in texts[1].splitlines() if line.startswith("ExecReload=")] == _reload_lines(
+        directory
+    )
+    assert texts[2:] == [_expected(directory)]
+    assert sorted(p.name for p in directory.iterdir()) == ["play.yml", "vars.json"]
 
 
 def test_role_writes_the_checked_config(work):
     _plan, directory = work
     stats, failed, _diffs = _play(work)
-    assert (stats, failed) == ({"changed": 1, "failures": 0}, [])
-    assert (directory / "haproxy.cfg").read_text() == _expected()
+    assert (stats, failed) == ({"changed": 4, "failures": 0}, [])
+    assert (directory / "haproxy.cfg").read_text() == _expected(directory)
+    assert (directory / "server-state").read_text() == "1\n"
+    dropin = (directory / "haproxy.service.d" / "cloud58-reload.conf").read_text()
+    assert [line for line in dropin.splitlines() if line.startswith("ExecReload=")] == _reload_lines(
+        directory
+    )
+    assert "[Service]\nExecReload=\n" in dropin
 
 
 def test_second_run_changes_nothing(work):
@@ -93,7 +124,7 @@ def test_changed_setting_is_reported_in_check_mode_and_not_written(work):
     before = (directory / "haproxy.cfg").read_text()
     stats, failed, diffs = _play(work, check=True, haproxy_gateway_rate_limit=50)
     assert (stats, failed) == ({"changed": 1, "failures": 0}, [])
-    assert [(d["before"], d["after"]) for d in diffs] == [(before, _expected(rate_limit=50))]
+    assert [(d["before"], d["after"]) for d in diffs] == [(before, _expected(directory, rate_limit=50))]
     assert (directory / "haproxy.cfg").read_text() == before
 
 

@@ -11,7 +11,7 @@
   mode) per ``rate_period``;
 * a backend whose servers come from Consul DNS: ``server-template`` over the SRV name
   ``_<consul_service>._tcp.service.<domain>`` through the ``resolvers consul`` section (the
-  local agent, 127.0.0.1:8600 by default), ``init-addr none`` so HAProxy starts (and
+  local agent, 127.0.0.1:8600 by default), ``init-addr last,none`` so HAProxy starts (and
   ``haproxy -c`` checks) without any answer; ports come from the SRV records;
 * active health checks (``option httpchk`` with the service's ``check_path``, else a TCP
   connect), ``slowstart``, per-server ``maxconn`` with a backend ``timeout queue``, and a
@@ -21,7 +21,11 @@
 Reloads keep the listening sockets: ``master-worker`` mode and ``expose-fd listeners`` on the
 stats socket let the new worker take the old one's sockets; systemd's ``ExecReload`` (Debian's
 unit: ``haproxy -c`` then USR2 to the master) starts it; the old worker finishes its
-connections, for at most ``hard_stop_after``.
+connections, for at most ``hard_stop_after``. Reloads keep the servers too: the role's
+``ExecReload`` saves ``show servers state`` to ``server_state_file`` just before the USR2, and
+the new worker starts from it (``load-server-state-from-file global``, ``init-addr last,none``).
+Without it the new worker starts with every slot empty until its first DNS answer and answers
+503 meanwhile (tests/network/test_haproxy_gateway_consul.py saw some on every reload).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ DEFAULT_SETTINGS = {
     "bind_address": "0.0.0.0",
     "maxconn": 50000,
     "stats_socket": "/run/haproxy/admin.sock",
+    "server_state_file": "/var/lib/haproxy/server-state",
     "hard_stop_after": "30m",
     "resolver_address": "127.0.0.1",
     "resolver_port": 8600,
@@ -75,6 +80,8 @@ _DURATION = re.compile(r"^[0-9]+(us|ms|s|m|h|d)$")
 _SIZE = re.compile(r"^[1-9][0-9]*[kmg]?$")
 _IPV4 = re.compile(r"^(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])){3}$")
 _PATH = re.compile(r"^/[\x21-\x7e]*$")
+# A file the role's ExecReload names inside a shell command: no quote, no systemd specifier (%).
+_FILE = re.compile(r"^/[A-Za-z0-9._/@+-]*$")
 _INTS = {
     "maxconn": (1, 10_000_000),
     "resolver_port": (1, 65535),
@@ -117,7 +124,8 @@ def _matches(pattern, *extra):
 _STRINGS = {
     "bind_address": (_matches(_IPV4, "*", "::"), "an IPv4 address, '*' or '::'"),
     "resolver_address": (_matches(_IPV4), "an IPv4 address"),
-    "stats_socket": (_matches(_PATH), "an absolute path without spaces"),
+    "stats_socket": (_matches(_FILE), "an absolute path of letters, digits and . _ - / @ +"),
+    "server_state_file": (_matches(_FILE), "an absolute path of letters, digits and . _ - / @ +"),
     "consul_domain": (_matches(_DOMAIN), "a DNS domain like consul"),
     "stick_table_size": (_matches(_SIZE), "a size like 100k or 1m"),
     **{key: (_matches(_DURATION), "a duration like 500ms, 10s, 1m") for key in _DURATIONS},
@@ -227,9 +235,11 @@ def _global(opts: dict) -> list:
         f"    hard-stop-after {opts['hard_stop_after']}",
         f"    stats socket {opts['stats_socket']} mode 660 level admin expose-fd listeners",
         "    stats timeout 30s",
+        f"    server-state-file {opts['server_state_file']}",
         "",
         "defaults",
         "    log global",
+        "    load-server-state-from-file global",
         "    option dontlognull",
         f"    timeout connect {opts['timeout_connect']}",
         f"    timeout client {opts['timeout_client']}",
@@ -292,7 +302,7 @@ def _backend(service: dict, opts: dict) -> list:
         f" rise {opts['check_rise']} slowstart {service['slowstart']} maxconn {service['server_maxconn']}"
         f" observe {observe} error-limit {service['error_limit']} on-error mark-down",
         f"    server-template {name}- {service['servers']} {srv}"
-        " resolvers consul resolve-prefer ipv4 init-addr none",
+        " resolvers consul resolve-prefer ipv4 init-addr last,none",
         "",
     ]
     return lines

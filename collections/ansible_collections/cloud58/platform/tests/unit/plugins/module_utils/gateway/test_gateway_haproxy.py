@@ -36,6 +36,7 @@ def test_global_defaults_and_resolvers_exactly():
         "    hard-stop-after 30m",
         "    stats socket /run/haproxy/admin.sock mode 660 level admin expose-fd listeners",
         "    stats timeout 30s",
+        "    server-state-file /var/lib/haproxy/server-state",
     ]
     assert _section(text, "resolvers consul") == [
         "resolvers consul",
@@ -81,7 +82,7 @@ def test_global_defaults_and_resolvers_exactly():
                 "    default-server check inter 2s fall 3 rise 2 slowstart 30s maxconn 100"
                 " observe layer7 error-limit 10 on-error mark-down",
                 "    server-template web- 16 _web._tcp.service.consul resolvers consul"
-                " resolve-prefer ipv4 init-addr none",
+                " resolve-prefer ipv4 init-addr last,none",
             ],
             id="http-backend-httpchk-layer7",
         ),
@@ -111,7 +112,7 @@ def test_global_defaults_and_resolvers_exactly():
                 "    default-server check inter 2s fall 3 rise 2 slowstart 30s maxconn 100"
                 " observe layer4 error-limit 10 on-error mark-down",
                 "    server-template db- 16 _pg._tcp.service.consul resolvers consul"
-                " resolve-prefer ipv4 init-addr none",
+                " resolve-prefer ipv4 init-addr last,none",
             ],
             id="tcp-backend-connect-check-layer4-consul-name",
         ),
@@ -126,7 +127,7 @@ def test_global_defaults_and_resolvers_exactly():
                 "    default-server check inter 2s fall 3 rise 2 slowstart 30s maxconn 100"
                 " observe layer7 error-limit 10 on-error mark-down",
                 "    server-template api- 16 _api._tcp.service.consul resolvers consul"
-                " resolve-prefer ipv4 init-addr none",
+                " resolve-prefer ipv4 init-addr last,none",
             ],
             id="http-without-path-checks-connect",
         ),
@@ -151,7 +152,7 @@ def test_global_defaults_and_resolvers_exactly():
                 "    default-server check inter 2s fall 3 rise 2 slowstart 2m maxconn 20"
                 " observe layer7 error-limit 3 on-error mark-down",
                 "    server-template search- 64 _search._tcp.service.consul resolvers consul"
-                " resolve-prefer ipv4 init-addr none",
+                " resolve-prefer ipv4 init-addr last,none",
             ],
             id="service-overrides-backend",
         ),
@@ -189,10 +190,16 @@ def test_sections_per_service(service, header, expected):
             {"consul_domain": "dc1.consul"},
             "backend web",
             "    server-template web- 16 _web._tcp.service.dc1.consul resolvers consul"
-            " resolve-prefer ipv4 init-addr none",
+            " resolve-prefer ipv4 init-addr last,none",
             id="domain",
         ),
         pytest.param({"bind_address": "198.18.0.21"}, "frontend web", "    bind 198.18.0.21:8080", id="bind"),
+        pytest.param(
+            {"server_state_file": "/var/lib/gw/state"},
+            "global",
+            "    server-state-file /var/lib/gw/state",
+            id="state-file",
+        ),
         pytest.param(
             {"stats_socket": "/run/gw.sock"},
             "global",
@@ -217,7 +224,7 @@ def test_output_is_deterministic_and_in_name_order():
     one = haproxy_config([WEB, PG])
     assert one == haproxy_config([PG, WEB])
     assert one.index("frontend db\n") < one.index("backend db\n") < one.index("frontend web\n")
-    assert one.endswith("init-addr none\n")
+    assert one.endswith("init-addr last,none\n")
     assert not one.endswith("\n\n")
 
 
@@ -399,8 +406,16 @@ def test_no_service_renders_only_global_defaults_and_resolvers():
         pytest.param(
             [WEB],
             {"stats_socket": "run/admin.sock"},
-            "gateway setting stats_socket: expected an absolute path without spaces, got 'run/admin.sock'",
+            "gateway setting stats_socket: expected an absolute path of letters, digits and . _ - / @ +,"
+            " got 'run/admin.sock'",
             id="socket-relative",
+        ),
+        pytest.param(
+            [WEB],
+            {"server_state_file": "/var/lib/it's"},
+            "gateway setting server_state_file: expected an absolute path of letters, digits and . _ - / @ +,"
+            ' got "/var/lib/it\'s"',
+            id="state-file-quote",
         ),
         pytest.param(
             [WEB],
