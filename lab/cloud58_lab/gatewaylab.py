@@ -1,0 +1,301 @@
+"""The ingress gateway with a real Consul, on 127.0.0.1, for tests/network/test_haproxy_gateway_consul.py
+and benchmarks/bench_haproxy_converge.py.
+
+* :class:`Consul`: one Consul server (the pinned 1.14.11, ``scripts/setup/consul.sh``) on
+  127.0.0.1 with free ports of its own, DNS included, no ACLs; services registered through the
+  agent's HTTP API, each with a TTL check the caller passes or fails.
+* :class:`Backend`: an HTTP server in a thread that answers every request with its own name
+  (``/healthz`` too) and counts the requests it served.
+* :class:`Gateway`: a haproxy master-worker process in the foreground (as systemd's ``-Ws``
+  runs it) on a rendered haproxy.cfg; its admin socket, its workers (the master's children)
+  and a reload as systemd runs the role's drop-in (check, save the servers' state, USR2).
+
+Every process is stopped by its own PID; nothing listens beyond loopback.
+"""
+
+from __future__ import annotations
+
+import http.client
+import http.server
+import json
+import shlex
+import socket
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from cloud58_lab import programs
+
+# Bounds against a hang only; no result depends on how fast the machine is.
+WAIT = 120
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct TCP ports free on 127.0.0.1 (bound at once, then released)."""
+    socks = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def wait_for(predicate, what: str, timeout: float = WAIT, interval: float = 0.05):
+    """Poll ``predicate`` until it returns a truthy value; RuntimeError naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out after {timeout}s waiting for {what}; last: {value!r}")
+        time.sleep(interval)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Stop a process this module started, by its PID: TERM, then KILL after 30 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+class Consul:
+    """One Consul server on 127.0.0.1: ``dns_port`` answers SRV queries for the registered services."""
+
+    def __init__(self, work: Path, node: str) -> None:
+        self.work = work
+        http_port, serf, server, dns = free_ports(4)
+        self.address, self.dns_port = f"http://127.0.0.1:{http_port}", dns
+        (work / "data").mkdir(parents=True)
+        (work / "consul.json").write_text(
+            json.dumps(
+                {
+                    "node_name": node,
+                    "datacenter": "dc1",
+                    "server": True,
+                    "bootstrap_expect": 1,
+                    "data_dir": str(work / "data"),
+                    "bind_addr": "127.0.0.1",
+                    "advertise_addr": "127.0.0.1",
+                    "client_addr": "127.0.0.1",
+                    "ports": {"http": http_port, "serf_lan": serf, "server": server, "dns": dns}
+                    | {"serf_wan": -1, "grpc": -1, "grpc_tls": -1, "https": -1},
+                    "performance": {"raft_multiplier": 1},
+                    "disable_update_check": True,
+                    "log_level": "warn",
+                }
+            )
+        )
+        with (work / "consul.log").open("w") as out:
+            self.proc = subprocess.Popen(
+                [programs.path("consul"), "agent", f"-config-file={work / 'consul.json'}"],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            wait_for(self._has_leader, "a Consul leader")
+        except BaseException:
+            self.stop()
+            raise
+
+    def _has_leader(self) -> bool:
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"consul exited ({self.proc.returncode}):\n{self.log()}")
+        try:
+            return bool(self.request("GET", "/v1/status/leader")[1])
+        except OSError:
+            return False
+
+    def log(self) -> str:
+        return (self.work / "consul.log").read_text(errors="replace")
+
+    def request(self, method: str, path: str, body=None):
+        """``(status, decoded JSON or None)`` of one request to the agent's HTTP API."""
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.address + path, data=data, method=method)
+        try:
+            with urllib.request.urlopen(req, timeout=60) as resp:
+                status, raw = resp.status, resp.read()
+        except urllib.error.HTTPError as e:
+            status, raw = e.code, e.read()
+        try:
+            return status, json.loads(raw) if raw else None
+        except json.JSONDecodeError:
+            return status, raw.decode()
+
+    def _ok(self, method: str, path: str, body=None):
+        status, value = self.request(method, path, body)
+        if status != 200:
+            raise RuntimeError(f"consul {method} {path}: {status} {value!r}")
+        return value
+
+    def register(self, service: str, instance: str, address: str, port: int, *, passing: bool = True) -> None:
+        """Register ``instance`` of ``service`` at ``address``:``port``, its TTL check passing or critical."""
+        status = "passing" if passing else "critical"
+        self._ok(
+            "PUT",
+            "/v1/agent/service/register",
+            {
+                "ID": instance,
+                "Name": service,
+                "Address": address,
+                "Port": port,
+                "Check": {"CheckID": f"{instance}-ttl", "TTL": "1h", "Status": status},
+            },
+        )
+
+    def deregister(self, instance: str) -> None:
+        self._ok("PUT", f"/v1/agent/service/deregister/{instance}")
+
+    def set_check(self, instance: str, passing: bool) -> None:
+        """Pass or fail the TTL check of ``instance``."""
+        verb = "pass" if passing else "fail"
+        self._ok("PUT", f"/v1/agent/check/{verb}/{instance}-ttl")
+
+    def passing_ports(self, service: str) -> list[int]:
+        """The ports of the instances Consul reports passing (what its DNS answers)."""
+        rows = self._ok("GET", f"/v1/health/service/{service}?passing=true")
+        return sorted(row["Service"]["Port"] for row in rows)
+
+    def stop(self) -> None:
+        _stop(self.proc)
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        """HAProxy's health checks close the connection before the answer is sent: not an error."""
+
+
+class Backend:
+    """An HTTP server on ``address`` (a loopback address, 127.0.0.0/8) that answers every request
+    (200) with its name and counts them; each backend on an address of its own, as instances
+    on different hosts are (Consul's SRV answers name an instance by its address)."""
+
+    def __init__(self, name: str, address: str) -> None:
+        self.name, self.hits, self.first_hit = name, 0, None
+        backend = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.0"
+
+            def do_GET(self):
+                if self.path != "/healthz":
+                    backend.hits += 1
+                    if backend.first_hit is None:
+                        backend.first_hit = time.monotonic()
+                body = backend.name.encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = _Server((address, 0), Handler)
+        self.address, self.port = address, self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def get(port: int, path: str = "/") -> tuple[int, str]:
+    """``(status, body)`` of one HTTP/1.0 request to 127.0.0.1:``port`` on a new connection."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request("GET", path, headers={"Host": "gateway"})
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode()
+    finally:
+        conn.close()
+
+
+def reload_commands(dropin: Path, config: Path, mainpid: int) -> list[list[str]]:
+    """The ExecReload commands of a drop-in after its last reset (an empty ``ExecReload=``
+    clears the unit's own), split as systemd splits them, its variables replaced."""
+    lines = [
+        line.split("=", 1)[1] for line in dropin.read_text().splitlines() if line.startswith("ExecReload=")
+    ]
+    if "" in lines:
+        lines = lines[len(lines) - lines[::-1].index("") :]
+    values = {"$CONFIG": [str(config)], "$MAINPID": [str(mainpid)], "$EXTRAOPTS": []}
+    return [[part for word in shlex.split(line) for part in values.get(word, [word])] for line in lines]
+
+
+class Gateway:
+    """A haproxy master (``-W``, foreground, as systemd's ``-Ws`` without notify) on ``config``;
+    the master's notices go to ``haproxy.log`` beside it, the request log is dropped."""
+
+    def __init__(self, config: Path, admin_socket: Path) -> None:
+        self.config, self.socket = config, admin_socket
+        self.log_path = config.parent / "haproxy.log"
+        with self.log_path.open("w") as out:
+            self.master = subprocess.Popen(
+                programs.argv("haproxy", "-W", "-f", config), stdout=subprocess.DEVNULL, stderr=out
+            )
+        try:
+            self.wait_loaded(1)
+        except BaseException:
+            self.stop()
+            raise
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_loaded(self, count: int) -> None:
+        """Until the master has logged its ``count``-th "Loading success." (start or reload)."""
+
+        def loaded():
+            if self.master.poll() is not None:
+                raise RuntimeError(f"haproxy exited ({self.master.returncode}):\n{self.log()}")
+            return self.log().count("Loading success.") >= count
+
+        wait_for(loaded, f"haproxy's load number {count}")
+
+    def admin(self, command: str) -> str:
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(str(self.socket))
+            s.sendall(command.encode() + b"\n")
+            chunks = []
+            while chunk := s.recv(65536):
+                chunks.append(chunk)
+        return b"".join(chunks).decode()
+
+    def servers(self, backend: str) -> dict[int, str]:
+        """The servers of ``backend`` that have an address from DNS: port -> operational state
+        (``show servers state``: 0 stopped, 1 starting, 2 running, 3 stopping)."""
+        rows = [line.split() for line in self.admin(f"show servers state {backend}").splitlines()[2:] if line]
+        # be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state ... srv_port (18)
+        return {int(row[18]): row[5] for row in rows if row[4] != "-" and int(row[6]) & 0x20 == 0}
+
+    def workers(self) -> list[int]:
+        """The PIDs of the master's children (its workers, old ones still finishing included)."""
+        path = Path(f"/proc/{self.master.pid}/task/{self.master.pid}/children")
+        return sorted(int(pid) for pid in path.read_text().split())
+
+    def reload(self, dropin: Path) -> None:
+        """What ``systemctl reload haproxy`` runs (the role's handler): the ExecReload commands
+        of the role's drop-in, ``$CONFIG`` this config, ``$MAINPID`` the master, ``$EXTRAOPTS``
+        empty (Debian's unit adds a master socket the test does not use)."""
+        for argv in reload_commands(dropin, self.config, self.master.pid):
+            subprocess.run(argv, check=True)
+
+    def stop(self) -> None:
+        _stop(self.master)
