@@ -250,3 +250,12 @@ def test_shipper_bad_input_fails_by_name_before_anything_changes(tmp_path: Path,
     assert len(failed) == 1
     assert failed[0].endswith(message)
     assert _files(tmp_path) == []
+
+
+def test_shipper_without_pod_logs_installs_only_the_journal_drop_in(tmp_path: Path) -> None:
+    (tmp_path / "units").mkdir()
+    extra = {"log_shipper_pod_logs": False, "log_shipper_pods_dir": "not/checked/when/off"}
+    stats, failed, _ = roleplay.play(tmp_path, SHIPPER_PLAY, HOST, _shipper_vars(tmp_path, 9428, **extra))
+    assert (stats, failed) == ({"changed": 2, "failures": 0}, [])
+    assert _files(tmp_path) == ["journal-upload.conf.d/cloud58.conf"]
+    assert not (tmp_path / "lib").exists()
