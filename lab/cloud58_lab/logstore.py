@@ -13,8 +13,6 @@ from the source tree) and :func:`cri_line` writes a line of a CRI log file for i
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
 import subprocess
 import sys
@@ -143,14 +141,7 @@ class LogStore:
             return out
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()
+        _stop(self.process, self.log, 30)
 
 
 def cri_line(stamp: str, stream: str, message: str, *, partial: bool = False) -> bytes:
@@ -200,12 +191,17 @@ class PodLogs:
 
     def stop(self) -> int:
         """SIGTERM and wait; the exit code."""
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()
-        return self.process.returncode
+        return _stop(self.process, self.log, 60)
+
+
+def _stop(process: subprocess.Popen, log, timeout: float) -> int:
+    """SIGTERM ``process`` (by its PID) and wait, SIGKILL after ``timeout`` s; close its log."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    log.close()
+    return process.returncode
