@@ -41,3 +41,11 @@ def figure(name: str, values: Sequence[float], digits: int = 2) -> str:
         f"BENCH {name} {med:.{digits}f}  # median of {len(values)}: {runs}"
         f" (min-max {min(values):.{digits}f}-{max(values):.{digits}f})"
     )
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """The value at ``fraction`` (0-1) of the sorted ``values``, by nearest rank (no interpolation)."""
+    if not values:
+        raise ValueError("percentile of no values")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
