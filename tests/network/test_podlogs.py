@@ -11,6 +11,8 @@ store that is down. Every process is stopped by its PID.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -214,3 +216,31 @@ def test_the_buffer_stays_bounded_dropping_the_oldest_while_the_store_is_down(tm
         if store:
             store.stop()
     assert got == [f"tok-drop {i}" for i in range(41, 51)]
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("--store-url=http://127.0.0.1:9428/insert", "--store-url='http://127.0.0.1:9428/insert': expected"),
+        ("--pods-dir=var/log/pods", "--pods-dir='var/log/pods': expected an absolute path"),
+        ("--node=n,1", "--node='n,1': not a DNS-label-like value"),
+        ("--buffer-records=0", "--buffer-records=0: expected at least 1"),
+        ("--flush-seconds=0", "--flush-seconds=0.0: expected a positive number"),
+    ],
+)
+def test_a_bad_option_exits_2_with_one_line_naming_it(tmp_path: Path, option: str, message: str) -> None:
+    argv = [
+        sys.executable,
+        str(logstore.PODLOGS),
+        "--store-url=http://127.0.0.1:9428",
+        "--datacenter=lab1",
+        "--node=n1",
+        f"--pods-dir={tmp_path}",
+        f"--state-file={tmp_path / 'state.json'}",
+        option,
+    ]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=60)
+    assert done.returncode == 2
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"cloud58-podlogs: error: {message}")
+    assert not (tmp_path / "state.json").exists()
