@@ -180,18 +180,23 @@ class Offsets:
 
 
 class Buffer:
-    """Records waiting for the store, at most ``max_records``: a new record beyond that drops
-    the oldest (counted in ``dropped``), so memory stays bounded while the store is down.
+    """Records waiting for the store, at most ``max_records`` of them and ``max_bytes`` of
+    their JSON: a new record beyond either drops the oldest (counted in ``dropped``), so
+    memory stays bounded while the store is down, whatever the lines' length.
 
     Each record carries a position (the program's: inode, path, offset, generation);
     :meth:`take` removes delivered records and returns their positions and those of the records
     dropped since, oldest first."""
 
-    def __init__(self, max_records: int) -> None:
+    def __init__(self, max_records: int, max_bytes: int = 1 << 62) -> None:
         if max_records < 1:
             raise PodLogsError(f"--buffer-records={max_records}: expected at least 1")
+        if max_bytes < 1:
+            raise PodLogsError(f"--buffer-bytes={max_bytes}: expected at least 1")
         self.max_records = max_records
+        self.max_bytes = max_bytes
         self.items: deque = deque()
+        self.bytes = 0
         self.dropped = 0
         self.dropped_positions: list = []
 
@@ -199,11 +204,13 @@ class Buffer:
         return len(self.items)
 
     def add(self, body: bytes, position: tuple) -> None:
-        if len(self.items) >= self.max_records:
-            _body, old_position = self.items.popleft()
+        self.items.append((body, position))
+        self.bytes += len(body)
+        while len(self.items) > self.max_records or (self.bytes > self.max_bytes and len(self.items) > 1):
+            old_body, old_position = self.items.popleft()
+            self.bytes -= len(old_body)
             self.dropped += 1
             self.dropped_positions.append(old_position)
-        self.items.append((body, position))
 
     def peek(self, count: int) -> list:
         return [self.items[i] for i in range(min(count, len(self.items)))]
@@ -213,7 +220,9 @@ class Buffer:
         records dropped since the last call, oldest first."""
         positions, self.dropped_positions = self.dropped_positions, []
         for _index in range(min(count, len(self.items))):
-            positions.append(self.items.popleft()[1])
+            body, position = self.items.popleft()
+            self.bytes -= len(body)
+            positions.append(position)
         return positions
 
     def take_dropped(self) -> list:

@@ -173,6 +173,21 @@ def test_buffer_drops_the_oldest_beyond_its_bound_and_returns_their_positions() 
         pods.Buffer(0)
 
 
+def test_buffer_drops_the_oldest_beyond_its_bytes_but_keeps_the_newest_record() -> None:
+    b = pods.Buffer(100, max_bytes=10)
+    b.add(b"aaaa", 1)
+    b.add(b"bbbb", 2)
+    assert (b.bytes, b.dropped) == (8, 0)
+    b.add(b"cccc", 3)  # 12 bytes: the oldest goes
+    assert ([body for body, _p in b.items], b.bytes, b.dropped) == ([b"bbbb", b"cccc"], 8, 1)
+    b.add(b"x" * 50, 4)  # alone over the bound: kept, everything older dropped
+    assert ([body for body, _p in b.items], b.bytes, b.dropped) == ([b"x" * 50], 50, 3)
+    assert b.take(1) == [1, 2, 3, 4]
+    assert (len(b), b.bytes) == (0, 0)
+    with pytest.raises(pods.PodLogsError, match=r"^--buffer-bytes=0: expected at least 1$"):
+        pods.Buffer(1, max_bytes=0)
+
+
 def test_insert_url_names_the_stream_time_and_message_fields() -> None:
     assert pods.insert_url("http://10.0.0.1:9428/") == (
         "http://10.0.0.1:9428/insert/jsonline"
