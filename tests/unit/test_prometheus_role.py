@@ -147,6 +147,28 @@ def test_second_run_changes_nothing(work):
     assert _play(work) == ({"changed": 0, "failures": 0}, [])
 
 
+TEAM_RULES = """\
+groups:
+  - name: team.alerts
+    rules:
+      - alert: TeamTargetDown
+        expr: up{job="node"} == 0
+        for: 5m
+        labels:
+          severity: ticket
+"""
+
+
+def test_extra_rules_file_is_written_beside_the_platforms(work, tmp_path):
+    _plan, directory = work
+    team = tmp_path / "team-alerts.yml"
+    team.write_text(TEAM_RULES)
+    stats, failed = _play(work, prometheus_extra_rules_files=[str(team)])
+    assert (stats, failed) == ({"changed": 1, "failures": 0}, [])
+    assert (directory / "rules/team-alerts.yml").read_text() == TEAM_RULES
+    assert _play(work, prometheus_extra_rules_files=[str(team)]) == ({"changed": 0, "failures": 0}, [])
+
+
 def test_a_missing_client_certificate_keeps_the_old_config(work):
     _plan, directory = work
     before = (directory / "prometheus.yml").read_text()
@@ -193,3 +215,75 @@ def test_bad_input_fails_before_the_host_changes(work, extra, message):
     assert stats == {"changed": 0, "failures": 1}
     assert len(failed) == 1
     assert message in failed[0]
+
+
+# A bad alert rule: the operator's file, checked on the controller before the host changes.
+@pytest.mark.parametrize(
+    ("name", "text", "complaint"),
+    [
+        pytest.param(
+            "team.yml",
+            TEAM_RULES.replace("== 0", "=="),
+            ': 5:15: group "team.alerts", rule 1, "TeamTargetDown": could not parse expression: '
+            "1:18: parse error: unexpected end of input",
+            id="bad-expression",
+        ),
+        pytest.param(
+            "team.yml",
+            TEAM_RULES.replace("for: 5m", "for: 5 minutes"),
+            ': not a valid duration string: "5 minutes"',
+            id="bad-for",
+        ),
+        pytest.param(
+            "team.yml",
+            TEAM_RULES.replace("expr:", "expression:"),
+            ": yaml: unmarshal errors: line 5: field expression not found in type rulefmt.RuleNode",
+            id="no-expr",
+        ),
+    ],
+)
+def test_bad_extra_rule_fails_before_the_host_changes(work, tmp_path, name, text, complaint):
+    _plan, directory = work
+    before = {p.name: p.read_text() for p in (directory / "rules").iterdir()}
+    bad = tmp_path / name
+    bad.write_text(text)
+    stats, failed = _play(work, prometheus_extra_rules_files=[str(bad)])
+    assert stats == {"changed": 0, "failures": 1}
+    assert failed == [f"prometheus_extra_rules_files: promtool check rules refused {bad}{complaint}"]
+    assert {p.name: p.read_text() for p in (directory / "rules").iterdir()} == before
+
+
+@pytest.mark.parametrize(
+    ("paths", "message"),
+    [
+        pytest.param(
+            ["{tmp}/missing.yml"],
+            'prometheus_extra_rules_files: "{tmp}/missing.yml": no such file on the controller',
+            id="missing-file",
+        ),
+        pytest.param(
+            ["{tmp}/team.yaml"],
+            "prometheus_extra_rules: prometheus_extra_rules_files: '{tmp}/team.yaml': the name must end in"
+            " .yml (Prometheus loads the rules directory's *.yml)",
+            id="not-yml",
+        ),
+        pytest.param(
+            ["{tmp}/cloud58-alerts.yml"],
+            "prometheus_extra_rules: prometheus_extra_rules_files: '{tmp}/cloud58-alerts.yml':"
+            " cloud58-alerts.yml is the name of a platform rules file",
+            id="platform-name",
+        ),
+        pytest.param(
+            ["{tmp}/team.yml", "{tmp}/other/team.yml"],
+            "prometheus_extra_rules: prometheus_extra_rules_files: '{tmp}/team.yml' and"
+            " '{tmp}/other/team.yml' have the same name team.yml",
+            id="same-name",
+        ),
+    ],
+)
+def test_bad_extra_rules_file_name_fails_before_the_host_changes(work, tmp_path, paths, message):
+    stats, failed = _play(work, prometheus_extra_rules_files=[p.format(tmp=tmp_path) for p in paths])
+    assert stats == {"changed": 0, "failures": 1}
+    assert len(failed) == 1
+    assert failed[0].endswith(message.format(tmp=tmp_path))
+    assert "Traceback" not in failed[0]

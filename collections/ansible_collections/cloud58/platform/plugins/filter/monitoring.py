@@ -2,11 +2,12 @@
 # Copyright: cloud58 platform team
 # Apache License 2.0
 """Filters over module_utils/monitoring: the Prometheus configuration of a datacenter, the
-client certificate files it names, the hosts that run Prometheus by default, and the
-server's flags.
+client certificate files it names, the hosts that run Prometheus by default, the server's
+flags, and where the operator's own rules files go.
 
 Each filter is documented in its own file next to this one (prometheus_config.yml,
-prometheus_client_files.yml, prometheus_hosts.yml, prometheus_args.yml), as ansible-doc
+prometheus_client_files.yml, prometheus_hosts.yml, prometheus_args.yml,
+prometheus_extra_rules.yml), as ansible-doc
 reads them.
 """
 
@@ -18,6 +19,7 @@ from ansible_collections.cloud58.platform.plugins.module_utils.monitoring import
     MonitoringError,
     client_files,
     config_text,
+    extra_rules_files,
     monitoring_hosts,
     scrape_config,
     server_args,
@@ -52,11 +54,19 @@ def prometheus_hosts(plan):
         raise AnsibleFilterError(f"prometheus_hosts: {e}") from e
 
 
+def prometheus_extra_rules(paths):
+    try:
+        return extra_rules_files(paths)
+    except MonitoringError as e:
+        raise AnsibleFilterError(f"prometheus_extra_rules: {e}") from e
+
+
 class FilterModule:
     def filters(self):
         return {
             "prometheus_args": prometheus_args,
             "prometheus_client_files": prometheus_client_files,
             "prometheus_config": prometheus_config,
+            "prometheus_extra_rules": prometheus_extra_rules,
             "prometheus_hosts": prometheus_hosts,
         }

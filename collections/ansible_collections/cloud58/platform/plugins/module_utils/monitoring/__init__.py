@@ -9,6 +9,7 @@ The plan is read as plain data (``plan["datacenters"]``, ``plan["clusters"]``,
 
 from __future__ import annotations
 
+from .rules import PLATFORM_RULES_FILES, extra_rules_files
 from .scrape import (
     DEFAULT_OPTIONS,
     JOB_ROLES,
@@ -23,9 +24,11 @@ from .scrape import (
 __all__ = [
     "DEFAULT_OPTIONS",
     "JOB_ROLES",
+    "PLATFORM_RULES_FILES",
     "MonitoringError",
     "client_files",
     "config_text",
+    "extra_rules_files",
     "monitoring_hosts",
     "scrape_config",
     "server_args",

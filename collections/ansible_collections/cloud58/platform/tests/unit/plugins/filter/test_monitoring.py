@@ -15,6 +15,7 @@ from ansible_collections.cloud58.platform.plugins.filter.monitoring import (
     prometheus_args,
     prometheus_client_files,
     prometheus_config,
+    prometheus_extra_rules,
     prometheus_hosts,
 )
 from ansible_collections.cloud58.platform.plugins.module_utils.topology import build_plan, load_inventory
@@ -32,6 +33,7 @@ def test_filters_are_registered():
         "prometheus_args",
         "prometheus_client_files",
         "prometheus_config",
+        "prometheus_extra_rules",
         "prometheus_hosts",
     ]
 
@@ -97,6 +99,12 @@ def test_prometheus_hosts(plan):
             "prometheus_client_files(lab3): datacenter 'lab3' is not in the plan (did you mean 'lab2'?); "
             "datacenters: lab1, lab2",
             id="client-files-unknown-datacenter",
+        ),
+        pytest.param(
+            lambda plan: prometheus_extra_rules(["rules/cloud58-alerts.yml"]),
+            "prometheus_extra_rules: prometheus_extra_rules_files: 'rules/cloud58-alerts.yml':"
+            " cloud58-alerts.yml is the name of a platform rules file",
+            id="extra-rules-platform-name",
         ),
         pytest.param(
             lambda plan: prometheus_hosts("plan"),
