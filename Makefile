@@ -83,7 +83,7 @@ unit: setup-venv ## planner, renderers and reconcile decisions; no real parts
 integration: setup-venv setup-upstream setup-consul setup-victorialogs setup-image ## real etcd + kube-apiserver clusters, real routers; `make lab` on lab1, end to end
 	python -m pytest -q --durations=15 tests/integration
 
-integration-lab: setup-venv setup-upstream setup-victorialogs setup-image ## the lab test alone: `make lab` on lab1, end to end
+integration-lab: setup-venv setup-upstream setup-consul setup-victorialogs setup-image ## the lab test alone: `make lab` on lab1, end to end
 	python -m pytest -q --durations=15 $(LAB_TESTS)
 
 integration-rest: setup-venv setup-upstream setup-consul ## every integration test but the lab test
@@ -98,7 +98,7 @@ molecule: setup-venv setup-image ## every molecule scenario: create, converge, i
 molecule-ci: setup-venv setup-image ## the molecule scenarios make test runs (MOLECULE_CI)
 	@scripts/ci/molecule.sh $(MOLECULE_CI)
 
-bench: setup-venv setup-upstream setup-victorialogs ## benchmarks: print figures and ratios to the baselines (CLOUD58_BENCH_SIZE=ci: smaller)
+bench: setup-venv setup-upstream setup-consul setup-victorialogs ## benchmarks: print figures and ratios to the baselines (CLOUD58_BENCH_SIZE=ci: smaller)
 	@scripts/ci/bench.sh
 
 ## ---- the lab --------------------------------------------------------------------------

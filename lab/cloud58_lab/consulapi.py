@@ -1,5 +1,6 @@
 """Consul's HTTPS API over the unix socket of a server the tests started (nothing on the
-network is addressed), the server's certificate checked against the test's CA."""
+network is addressed), the server's certificate checked against the test's CA; and
+:data:`DNS_QUERY`, a lookup in an agent's DNS for the tests and the lab."""
 
 from __future__ import annotations
 
@@ -22,6 +23,32 @@ class UnixHTTPSConnection(http.client.HTTPConnection):
         sock.settimeout(60)
         sock.connect(self._path)
         self.sock = self._context.wrap_socket(sock, server_hostname=self._server_name)
+
+
+# A Python program that asks an agent's DNS (127.0.0.1, port argv[2]) for the A records of
+# argv[1] and prints "<rcode> <addresses, sorted>"; run where the agent is (a namespace or a
+# host container), which has no dig.
+DNS_QUERY = r"""
+import socket, struct, sys
+name = sys.argv[1]
+query = struct.pack(">HHHHHH", 0x5858, 0x0100, 1, 0, 0, 0)
+query += b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0" + struct.pack(">HH", 1, 1)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(10)
+s.sendto(query, ("127.0.0.1", int(sys.argv[2])))
+data = s.recv(4096)
+rcode, answers = data[3] & 15, struct.unpack(">H", data[6:8])[0]
+pos = len(query)
+found = []
+for _ in range(answers):
+    pos += 2 if data[pos] & 0xC0 == 0xC0 else data.index(b"\0", pos) + 1 - pos
+    rtype, _c, _t, length = struct.unpack(">HHIH", data[pos:pos + 10])
+    pos += 10
+    if rtype == 1:
+        found.append(socket.inet_ntoa(data[pos:pos + length]))
+    pos += length
+print(rcode, " ".join(sorted(found)))
+"""
 
 
 def request(

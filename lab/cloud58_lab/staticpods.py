@@ -45,6 +45,7 @@ in :meth:`StaticPodLab.close`.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import ipaddress
@@ -57,6 +58,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +67,7 @@ import yaml
 
 from cloud58_lab import programs
 from cloud58_lab.controlplane import proc_start_time
+from cloud58_lab.mirror import Mirror
 
 LAB_NETWORK = ipaddress.ip_network("198.18.0.0/15")
 REPO = Path(__file__).resolve().parents[2]
@@ -81,6 +84,7 @@ CNI_CONFLIST = "/etc/cni/net.d/10-cloud58-lab.conflist"
 # The masters' kubelets read static pods from here: nothing, while podman kube play runs them.
 MASTER_KUBELET_MANIFESTS = "/etc/kubernetes/lab-kubelet-manifests"
 ENDPOINT_PORT = 8443  # api_endpoint's default
+CONSUL_VERSION = "1.14.11"  # the pin of upstream/consul/go.mod, which make setup-consul builds
 _PODMAN_TIMEOUT = 300
 # On the lab network: "<pid>:<start time>" of the process that created it.
 OWNER_LABEL = "cloud58.io/owner"
@@ -320,6 +324,14 @@ class StaticPodLab:
         self.images: dict = {}
         self.pause_image, self.pause_archive = "", None
         self._network_created = False
+        # The operator's mirror (Consul's binary, served once the network exists) and the
+        # secrets an operator keeps in Ansible Vault, new for every lab; site.yml gets them in
+        # a vars file of mode 0600 in the work directory, never in Git or a log.
+        self.mirror: Mirror | None = None
+        self.secrets = {
+            "consul_encrypt_key": base64.b64encode(os.urandom(32)).decode(),
+            "consul_acl_management_token": str(uuid.uuid4()),
+        }
 
     @property
     def hosts(self) -> dict:
@@ -358,6 +370,8 @@ class StaticPodLab:
         )
         self._network_created = True
         self._boot(list(self.hosts.values()), timeout)
+        # The hosts reach this machine at the network's gateway once a container is on it.
+        self.mirror = Mirror(self.workdir / "mirror", {"consul": programs.path("consul")}, str(gateway))
 
     def provision(self, *, sync: bool = False, api_timeout: float = 240, out=print) -> dict:
         """The datacenter through the front door, from empty hosts to a serving API with
@@ -531,9 +545,19 @@ class StaticPodLab:
             # store keeps at most 1 GiB (the oldest data goes first).
             "log_store_binary_src": programs.path("victoria-logs"),
             "log_store_max_disk_bytes": 1073741824,
+            **self.secrets,
         }
+        if self.mirror is not None:
+            variables.update(
+                consul_version=CONSUL_VERSION,
+                consul_url=self.mirror.url("consul"),
+                consul_sha256=self.mirror.sha256["consul"],
+                # A shared machine: Consul's timing for slow hosts (its development default).
+                consul_raft_multiplier=5,
+            )
         variables.update(extra_vars)
         vars_file = self.workdir / f"vars-{len(list(self.workdir.glob('vars-*.json')))}.json"
+        vars_file.touch(mode=0o600)
         vars_file.write_text(json.dumps(variables))
         env = dict(
             self.env,
@@ -834,6 +858,9 @@ class StaticPodLab:
         what could not be removed (empty when all went)."""
         problems = []
         self.stop_sync()
+        if self.mirror is not None:
+            self.mirror.close()
+            self.mirror = None
         pods = [pod for m in self.masters.values() for pod in m.pods]
         if pods:
             r = _run(

@@ -60,8 +60,8 @@ import yaml
 from cryptography import x509
 
 from ansible_collections.cloud58.platform.plugins.module_utils.topology import build_plan, load_inventory
+from cloud58_lab import consulapi, logstore, staticpods
 from cloud58_lab import lab as make_lab
-from cloud58_lab import logstore, staticpods
 from cloud58_lab.controlplane import proc_start_time
 from cloud58_lab.nodes import podman_env
 from cloud58_lab.nodes import recap as play_recap
@@ -358,6 +358,48 @@ def test_prometheus_scrapes_both_etcds_and_the_apiservers_with_its_own_certifica
             ("prometheus.key", 640, "prometheus"),
         )
     ]
+
+
+# consul members through a minion's agent, with its certificate (HTTPS verifies clients; a
+# server's is server.crt) and no token: the agents' default token (the DNS token) reads nodes.
+_CONSUL_MEMBERS = [
+    "consul",
+    "members",
+    "-http-addr=https://127.0.0.1:8501",
+    "-ca-file=/etc/consul.d/tls/ca.crt",
+    "-client-cert=/etc/consul.d/tls/agent.crt",
+    "-client-key=/etc/consul.d/tls/agent.key",
+]
+
+
+def test_consul_runs_servers_on_the_masters_and_an_agent_on_every_other_host(lab):
+    """site.yml's consul stage: servers on the masters (the group consul_servers), an agent
+    on every other host, all alive in one gossip pool; each agent's DNS answers
+    consul.service.consul with the three servers under ACLs default-deny (the DNS token the
+    role created); the files of the Consul CA the controller issued are the hosts'."""
+    plan = _plan()
+
+    def members():
+        out = lab.exec(f"{lab.dc}-w1", _CONSUL_MEMBERS, check=False).stdout
+        rows = {line.split()[0]: (line.split()[2], line.split()[3]) for line in out.splitlines()[1:]}
+        if sorted(rows) == sorted(lab.hosts) and {s for s, _t in rows.values()} == {"alive"}:
+            return rows
+        raise AssertionError(out)
+
+    found = _wait("every host a live Consul member", members)
+    assert found == {h: ("alive", "server" if h in lab.masters else "client") for h in lab.hosts}
+    servers = " ".join(sorted(plan["hosts"][h]["address"] for h in lab.masters))
+    answers = {
+        host: lab.exec(
+            host, ["python3", "-c", consulapi.DNS_QUERY, "consul.service.consul", "8600"], check=False
+        ).stdout.strip()
+        for host in lab.hosts
+    }
+    assert answers == dict.fromkeys(lab.hosts, f"0 {servers}")
+    ca = (lab.pki_dir / "consul/ca.crt").read_text()
+    assert lab.exec(f"{lab.dc}-w1", ["cat", "/etc/consul.d/tls/ca.crt"]).stdout == ca
+    modes = lab.exec(f"{lab.dc}-w1", ["stat", "-c", "%a %U", "/etc/consul.d/tls/agent.key"]).stdout
+    assert modes.split() == ["600", "consul"]
 
 
 def _get(url: str) -> tuple[int, str]:

@@ -38,6 +38,7 @@ CALICO = "Fetch the Calico release from the mirror, verify it and set it up per 
 ROUTERS = "Write the router configurations of each datacenter for the network team"
 ROUTER_HOSTS = "Configure FRR on the routers that are hosts of the inventory"
 LVS = "Make the LVS directors full-NAT directors that announce their healthy VIPs by BGP"
+CONSUL = "Run Consul, its servers on the plan's consul servers and an agent on every other host"
 AGENTS = "Run the node agents on the minions, each agent that talks to the API with a certificate of its own"
 MONITORING = "Run the Prometheus of each datacenter, on its monitoring hosts or else its first master"
 LOG_STORE = "Run the log store of each datacenter, on its logs hosts or else its Prometheus host"
@@ -78,7 +79,19 @@ def _plays_with_tasks(listing: str) -> list[str]:
             [
                 *(PREFLIGHT, CALICO_CHECK, BASE, PREFLIGHT, NODES, LVS_KERNEL, PREFLIGHT, STATIC_PODS),
                 ENDPOINT,
-                *(JOIN, CALICO, ROUTERS, ROUTER_HOSTS, LVS, AGENTS, MONITORING, LOG_STORE, LOG_SHIPPER, GATEWAY),
+                *(
+                    JOIN,
+                    CALICO,
+                    ROUTERS,
+                    ROUTER_HOSTS,
+                    LVS,
+                    CONSUL,
+                    AGENTS,
+                    MONITORING,
+                    LOG_STORE,
+                    LOG_SHIPPER,
+                ),
+                GATEWAY,
             ],
             id="all-but-gitops",
         ),
@@ -94,6 +107,7 @@ def _plays_with_tasks(listing: str) -> list[str]:
         pytest.param(["--tags", "calico"], [PREFLIGHT, CALICO_CHECK, CALICO], id="calico"),
         pytest.param(["--tags", "routers"], [PREFLIGHT, ROUTERS, ROUTER_HOSTS], id="routers"),
         pytest.param(["--tags", "lvs"], [PREFLIGHT, LVS], id="lvs"),
+        pytest.param(["--tags", "consul"], [PREFLIGHT, CONSUL], id="consul"),
         pytest.param(["--tags", "agents"], [PREFLIGHT, AGENTS], id="agents"),
         pytest.param(["--tags", "monitoring"], [PREFLIGHT, MONITORING], id="monitoring"),
         pytest.param(["--tags", "logs"], [PREFLIGHT, LOG_STORE, LOG_SHIPPER], id="logs"),

@@ -30,15 +30,11 @@ from __future__ import annotations
 import base64
 import copy
 import functools
-import hashlib
-import http.client
-import http.server
 import json
 import os
 import ssl
 import subprocess
 import sys
-import threading
 import uuid
 from pathlib import Path
 
@@ -49,6 +45,7 @@ from ansible_collections.cloud58.platform.plugins.filter.consul import FilterMod
 from ansible_collections.cloud58.platform.plugins.module_utils.consul import agent_token, node_config
 from ansible_collections.cloud58.platform.plugins.module_utils.topology import build_plan, load_inventory
 from cloud58_lab import consulapi, programs
+from cloud58_lab.mirror import Mirror
 from cloud58_lab.netlab import NetLab, run_prefix, wait_until
 from cloud58_lab.pki import CertificateAuthority
 
@@ -69,32 +66,6 @@ PLAYBOOK = """\
 """
 # Bounds against a hang only; no result depends on how fast the machine is.
 WAIT = 180
-DNS_QUERY = r"""
-import socket, struct, sys
-name = sys.argv[1]
-query = struct.pack(">HHHHHH", 0x5858, 0x0100, 1, 0, 0, 0)
-query += b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0" + struct.pack(">HH", 1, 1)
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.settimeout(10)
-s.sendto(query, ("127.0.0.1", int(sys.argv[2])))
-data = s.recv(4096)
-rcode, answers = data[3] & 15, struct.unpack(">H", data[6:8])[0]
-pos = len(query)
-found = []
-for _ in range(answers):
-    pos += 2 if data[pos] & 0xC0 == 0xC0 else data.index(b"\0", pos) + 1 - pos
-    rtype, _c, _t, length = struct.unpack(">HHIH", data[pos:pos + 10])
-    pos += 10
-    if rtype == 1:
-        found.append(socket.inet_ntoa(data[pos:pos + length]))
-    pos += length
-print(rcode, " ".join(sorted(found)))
-"""
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
 
 
 class Work:
@@ -255,22 +226,11 @@ class Work:
 def work(tmp_path_factory):
     programs.require("consul", "ip", "ansible-playbook")
     root = tmp_path_factory.mktemp("consul-role")
-    mirror = root / "mirror"
-    mirror.mkdir()
-    binary = Path(programs.path("consul"))
-    (mirror / "consul").symlink_to(binary)
-    sha256 = hashlib.sha256(binary.read_bytes()).hexdigest()
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(mirror))
-    )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    mirror = Mirror(root / "mirror", {"consul": programs.path("consul")})
     try:
-        yield Work(root, f"http://127.0.0.1:{server.server_port}/consul", sha256)
+        yield Work(root, mirror.url("consul"), mirror.sha256["consul"])
     finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+        mirror.close()
 
 
 @pytest.fixture(scope="module")
@@ -401,7 +361,7 @@ def test_servers_elect_a_leader_with_gossip_encryption_and_acls_default_deny(wor
 
 
 def _dns(net: NetLab, host: str = AGENT, name: str = "consul.service.consul") -> str:
-    proc = net.exec(host, sys.executable, "-c", DNS_QUERY, name, "8600")
+    proc = net.exec(host, sys.executable, "-c", consulapi.DNS_QUERY, name, "8600")
     return proc.stdout.strip()
 
 

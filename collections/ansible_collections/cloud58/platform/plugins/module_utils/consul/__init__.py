@@ -21,6 +21,7 @@ from .nodes import (
     secrets_problem,
     tls_names,
 )
+from .pki import consul_pki_plan
 from .servers import DEFAULT_SETTINGS, SERVER_COUNTS, ConsulError, server_config
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "SERVER_ROLE",
     "ConsulError",
     "agent_token",
+    "consul_pki_plan",
     "datacenter_servers",
     "dns_token",
     "install_problem",

@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: cloud58 platform team
 # Apache License 2.0
-"""A cluster's PKI directory on the controller: read what exists, issue what is missing.
+"""A PKI directory on the controller (a cluster's, or Consul's): read what exists, issue what
+is missing.
 
 Rules, per item of the PKI plan:
 
@@ -235,17 +236,21 @@ def ensure_pki(
     directory: str,
     plan: dict,
     *,
-    context: str,
-    server: str,
+    context: str = "",
+    server: str = "",
     key_type: str = "ecdsa-p256",
     ca_days: int = 3650,
     cert_days: int = 365,
     renew_before_days: int = 0,
     check_mode: bool = False,
     now=None,
+    cluster_files: bool = True,
 ) -> dict:
-    """Bring ``directory`` in line with ``plan`` (controlplane.pki_plan); returns
-    ``{"changed", "actions": [{"name", "action", "reason"}], "expiry": {name: date}}``."""
+    """Bring ``directory`` in line with ``plan`` (controlplane.pki_plan, or another plan of the
+    same shape such as consul.consul_pki_plan); returns
+    ``{"changed", "actions": [{"name", "action", "reason"}], "expiry": {name: date}}``.
+    ``cluster_files``: also the encryption-at-rest configuration and the admin kubeconfig
+    (``context``, ``server``) that a cluster's directory holds."""
     if key_type not in px.KEY_TYPES:
         raise px.PkiError(f"unknown key type {key_type!r} (known: {', '.join(px.KEY_TYPES)})")
     if not 0 <= renew_before_days < cert_days:
@@ -277,6 +282,7 @@ def ensure_pki(
         )
     for name in plan["signing_keys"]:
         _signing_key(store, name, key_type, result)
-    _encryption(store, result)
-    _admin_kubeconfig(store, context, server, result)
+    if cluster_files:
+        _encryption(store, result)
+        _admin_kubeconfig(store, context, server, result)
     return {"changed": result.changed, "actions": result.actions, "expiry": result.expiry}

@@ -156,6 +156,7 @@ COMPUTED_HOSTS = {
     "cloud58.platform.prometheus": "masters:monitoring",  # the group, else the first masters
     "cloud58.platform.log_store": "masters:monitoring:logs",  # logs, else the Prometheus hosts
     "cloud58.platform.log_shipper": "all",  # every host of the plan
+    "cloud58.platform.consul": "all",  # every host of the plan
 }
 
 
