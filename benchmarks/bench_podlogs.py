@@ -12,8 +12,14 @@ all (100 per container), for SECONDS seconds, then waits until the store holds e
     BENCH pod_log_shipper_rss_mib <MiB>      its largest VmRSS, sampled every 100 ms in the
                                              same window
     BENCH pod_log_shipper_lines_per_s <n>    the rate the writer kept (a check of the pacing)
-Sizes (CLOUD58_BENCH_SIZE): full = 30 s x 3 runs; ci = 8 s x 2 runs. Each figure is the median
-of the runs, with every run and the spread. The machine is shared: expect wide spreads.
+    BENCH pod_log_shipper_full_buffer_rss_mib <MiB>
+                                             its VmRSS with no store to send to, once it has
+                                             read 30,000 lines (unpaced) and holds its default
+                                             buffer's 20,000 records, the rest dropped: the
+                                             most it keeps in memory with lines of this size
+Sizes (CLOUD58_BENCH_SIZE): full = 30 s x 3 runs; ci = 8 s x 2 runs; the full buffer 2 runs at
+both sizes. Each figure is the median of the runs, with every run and the spread. The machine
+is shared: expect wide spreads.
 """
 
 from __future__ import annotations
@@ -110,6 +116,37 @@ def one_run(work: Path, store: logstore.LogStore, seconds: int, run: int) -> tup
     return cores, rss, total / wrote_for
 
 
+def full_buffer(work: Path, run: int) -> float:
+    """VmRSS MiB of a tailer whose store is down once its buffer is full."""
+    pods = work / f"full{run}"
+    path = pods / f"bench_app-0_{0:08d}-0000-0000-0000-000000000000" / "app" / "0.log"
+    path.parent.mkdir(parents=True)
+    lines = 30_000
+    stamp = "2026-12-05T00:00:00.000000001Z"
+    path.write_bytes(
+        b"".join(
+            logstore.cri_line(
+                stamp, "stdout", f"full{run} {i:08d} GET /api/v1/items?page=3 200 1532 bytes in 4.2 ms"
+            )
+            for i in range(lines)
+        )
+    )
+    down = f"http://127.0.0.1:{logstore.free_port()}"
+    tailer = logstore.PodLogs(work / f"fullpodlogs{run}", pods, down, LABELS)
+    try:
+        metrics = wait_until(
+            lambda: (m := tailer.metrics()).get("lines_read_total") == lines and m,
+            120,
+            what="every line read",
+        )
+        if (metrics["buffered_records"], metrics["records_dropped_total"]) != (20_000, lines - 20_000):
+            raise SystemExit(f"full buffer: unexpected counters {metrics}")
+        time.sleep(0.5)
+        return _rss_mib(tailer.process.pid)
+    finally:
+        tailer.stop()
+
+
 def main() -> None:
     size = bench_size()
     seconds, runs = SIZES[size]
@@ -121,9 +158,11 @@ def main() -> None:
             results = [one_run(work, store, seconds, run) for run in range(runs)]
         finally:
             store.stop()
+        full = [full_buffer(work, run) for run in range(2)]
     print(figure("pod_log_shipper_cpu_cores", [c for c, _, _ in results], 4))
     print(figure("pod_log_shipper_rss_mib", [r for _, r, _ in results], 1))
     print(figure("pod_log_shipper_lines_per_s", [w for _, _, w in results], 0))
+    print(figure("pod_log_shipper_full_buffer_rss_mib", full, 1))
 
 
 if __name__ == "__main__":
