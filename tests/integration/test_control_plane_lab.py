@@ -432,7 +432,7 @@ def test_every_hosts_journal_reaches_the_log_store_with_its_labels(lab):
     for host in lab.hosts:
         lab.exec(host, ["logger", "-t", "cloud58-labtest", f"{token} {host}"])
     store = f"http://{lab.hosts[f'{lab.dc}-m1'].address}:9428"
-    expected = {h: (lab.dc, plan["hosts"][h].get("cluster", "")) for h in lab.hosts}
+    expected = {h: (lab.dc, plan["hosts"][h]["cluster"] or "") for h in lab.hosts}
 
     def arrived():
         found = {
