@@ -261,9 +261,9 @@ SERVER_TEMPLATE = (
 
 def test_the_ingress_gateway_answers_on_its_frontend_with_no_backend_yet(lab):
     """site.yml's gateway stage on the datacenter's ingress node: HAProxy runs the checked
-    haproxy.cfg with the lab's service (inventories/lab/group_vars/all/gateway.yml). No Consul
-    runs in the lab yet, so every server slot waits in maintenance and the frontend answers
-    with HAProxy's own 503; the non-ingress minion runs no gateway."""
+    haproxy.cfg with the lab's service (inventories/lab/group_vars/all/gateway.yml). No
+    instance of it is in Consul yet, so every server slot waits in maintenance and the frontend
+    answers with HAProxy's own 503; the non-ingress minion runs no gateway."""
     plan = lab.plan["hosts"]
     gateways = [
         h for h in plan if plan[h]["datacenter"] == lab.dc and plan[h]["labels"]["function"] == "ingress"
@@ -295,6 +295,59 @@ def test_the_ingress_gateway_answers_on_its_frontend_with_no_backend_yet(lab):
         )
         found[host] = (active, ours, status)
     assert found == {f"{lab.dc}-w1": ("active", "3", 503), f"{lab.dc}-w2": ("inactive", "", None)}
+
+
+# On a host: one request to its Consul agent's HTTPS API with the host's certificate and the
+# token read from stdin (never on a command line); prints the HTTP status.
+_CONSUL_CALL = (
+    "import ssl,sys,urllib.request\n"
+    "ctx=ssl.create_default_context(cafile='/etc/consul.d/tls/ca.crt')\n"
+    "ctx.load_cert_chain('/etc/consul.d/tls/agent.crt','/etc/consul.d/tls/agent.key')\n"
+    "req=urllib.request.Request('https://127.0.0.1:8501'+sys.argv[2],data=sys.argv[3].encode(),"
+    "method=sys.argv[1],headers={'X-Consul-Token':sys.stdin.read().strip()})\n"
+    "print(urllib.request.urlopen(req,context=ctx,timeout=10).status)\n"
+)
+
+
+def test_the_gateway_routes_to_an_instance_registered_in_consul_until_it_leaves(lab):
+    """Consul and the gateway together: an instance of the lab's service `web` registered
+    with the agent of the other minion is found by the ingress node's HAProxy through its
+    agent's DNS (SRV) and serves the gateway's frontend; deregistered, it leaves rotation and
+    the frontend answers 503 again."""
+    gateway, other = f"{lab.dc}-w1", f"{lab.dc}-w2"
+    address = lab.hosts[other].address
+    token = f"cloud58-lab-web-{os.getpid()}-{time.time_ns()}"
+    url = f"http://{lab.hosts[gateway].address}:8080/"
+    management = lab.secrets["consul_acl_management_token"]
+    register = json.dumps({"ID": "labweb", "Name": "web", "Address": address, "Port": 8080})
+    lab.exec(other, ["mkdir", "-p", "/tmp/labweb"])
+    lab.exec(other, ["sh", "-c", f"echo {token} > /tmp/labweb/index.html && echo ok > /tmp/labweb/healthz"])
+    try:
+        web = ["python3", "-m", "http.server", "8080", "--bind", address, "--directory", "/tmp/labweb"]
+        lab.exec(other, ["systemd-run", "--unit", "cloud58-labweb", *web])
+        call = ["python3", "-c", _CONSUL_CALL, "PUT", "/v1/agent/service/register", register]
+        assert lab.exec(other, call, input_text=management).stdout.strip() == "200"
+
+        def served():
+            found = lab.http_get_in(gateway, url)
+            if found[0] == 200 and found[1].strip() == token:
+                return found
+            raise AssertionError(found)
+
+        assert _wait("the registered instance serving through the gateway", served) == (200, token)
+        call = ["python3", "-c", _CONSUL_CALL, "PUT", "/v1/agent/service/deregister/labweb", ""]
+        assert lab.exec(other, call, input_text=management).stdout.strip() == "200"
+
+        def gone():
+            found = lab.http_get_in(gateway, url)
+            if found[0] == 503:
+                return found
+            raise AssertionError(found)
+
+        assert _wait("the deregistered instance out of rotation", gone)[0] == 503
+    finally:
+        lab.exec(other, ["systemctl", "stop", "cloud58-labweb"], check=False)
+        lab.exec(other, ["rm", "-rf", "/tmp/labweb"], check=False)
 
 
 # Inside the Prometheus host: every active target as [job, host label, health, last error].
