@@ -40,6 +40,7 @@ ROUTER_HOSTS = "Configure FRR on the routers that are hosts of the inventory"
 LVS = "Make the LVS directors full-NAT directors that announce their healthy VIPs by BGP"
 CONSUL = "Run Consul, its servers on the plan's consul servers and an agent on every other host"
 AGENTS = "Run the node agents on the minions, each agent that talks to the API with a certificate of its own"
+NODE_EXPORTER = "Run node-exporter on every host of the plan"
 MONITORING = "Run the Prometheus of each datacenter, on its monitoring hosts or else its first master"
 LOG_STORE = "Run the log store of each datacenter, on its logs hosts or else its Prometheus host"
 LOG_SHIPPER = "Ship the journal of every host of the plan to its datacenter's log store"
@@ -87,6 +88,7 @@ def _plays_with_tasks(listing: str) -> list[str]:
                     LVS,
                     CONSUL,
                     AGENTS,
+                    NODE_EXPORTER,
                     MONITORING,
                     LOG_STORE,
                     LOG_SHIPPER,
@@ -109,7 +111,7 @@ def _plays_with_tasks(listing: str) -> list[str]:
         pytest.param(["--tags", "lvs"], [PREFLIGHT, LVS], id="lvs"),
         pytest.param(["--tags", "consul"], [PREFLIGHT, CONSUL], id="consul"),
         pytest.param(["--tags", "agents"], [PREFLIGHT, AGENTS], id="agents"),
-        pytest.param(["--tags", "monitoring"], [PREFLIGHT, MONITORING], id="monitoring"),
+        pytest.param(["--tags", "monitoring"], [PREFLIGHT, NODE_EXPORTER, MONITORING], id="monitoring"),
         pytest.param(["--tags", "logs"], [PREFLIGHT, LOG_STORE, LOG_SHIPPER], id="logs"),
         pytest.param(["--tags", "gateway"], [PREFLIGHT, GATEWAY], id="gateway"),
         pytest.param(["--tags", "gitops"], [PREFLIGHT, RECONCILE], id="gitops-only-when-asked"),
