@@ -105,6 +105,14 @@ def test_shipper_runs_pointed_at_the_store_with_the_plans_fields(host, name):
 
 
 @pytest.mark.parametrize(("host", "name"), NODES)
+def test_pod_log_shipper_runs(host, name):
+    # No kubelet here, so no pod logs: the tests of cloud58-podlogs are tests/network/test_podlogs.py.
+    service = host.service("cloud58-podlogs.service")
+    assert service.is_enabled, name
+    assert service.is_running, name
+
+
+@pytest.mark.parametrize(("host", "name"), NODES)
 def test_a_journal_line_reaches_the_store_with_its_fields(host, name):
     token = f"obs-{uuid.uuid4().hex}"
     host.check_output(f"systemd-cat -t cloud58-obs-test echo {token} shipped")
@@ -131,6 +139,7 @@ def test_prometheus_config_passes_promtool():
     assert "SUCCESS: /etc/prometheus/prometheus.yml is valid prometheus config file syntax" in result.stdout
     assert "Checking /etc/prometheus/rules/cloud58-recording.yml\n  SUCCESS: 4 rules found" in result.stdout
     assert "Checking /etc/prometheus/rules/cloud58-alerts.yml\n  SUCCESS: 8 rules found" in result.stdout
+    assert "Checking /etc/prometheus/rules/team-alerts.yml\n  SUCCESS: 1 rules found" in result.stdout
 
 
 def test_prometheus_runs_with_the_roles_retention_and_rules():
@@ -147,6 +156,7 @@ def test_prometheus_runs_with_the_roles_retention_and_rules():
     assert sorted((g["name"], len(g["rules"])) for g in groups) == [
         ("cloud58.alerts", 8),
         ("cloud58.recording", 4),
+        ("team.alerts", 1),
     ]
 
 
