@@ -97,8 +97,6 @@ host_files:
   sample: {lab1-w1: [{src: ca.crt, dest: ca.crt, secret: false}]}
 """
 
-import os  # noqa: E402
-
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
 
 from ansible_collections.cloud58.platform.plugins.module_utils.consul import (  # noqa: E402
@@ -132,7 +130,7 @@ def main():
     from ansible_collections.cloud58.platform.plugins.module_utils.controlplane.pki_store import ensure_pki
 
     params = module.params
-    directory = os.path.expanduser(params["pki_dir"])
+    directory = params["pki_dir"]  # type path: ~ already expanded
     try:
         plan = consul_pki_plan(params["plan"], params["domain"])
         result = ensure_pki(
