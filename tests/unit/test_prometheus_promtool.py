@@ -71,7 +71,7 @@ def test_rendered_config_passes_promtool_check_config(tmp_path, inventory, datac
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"SUCCESS: {conf} is valid prometheus config file syntax" in result.stdout
     assert f"Checking {RECORDING}\n  SUCCESS: 4 rules found" in result.stdout
-    assert f"Checking {ALERTS}\n  SUCCESS: 8 rules found" in result.stdout
+    assert f"Checking {ALERTS}\n  SUCCESS: 9 rules found" in result.stdout
 
 
 def test_missing_client_certificate_is_refused_by_name(tmp_path):
@@ -89,7 +89,7 @@ def test_rules_files_pass_promtool_check_rules():
     result = _promtool("check", "rules", RECORDING, ALERTS)
     assert (result.returncode, result.stdout) == (
         0,
-        f"Checking {RECORDING}\n  SUCCESS: 4 rules found\n\nChecking {ALERTS}\n  SUCCESS: 8 rules found\n\n",
+        f"Checking {RECORDING}\n  SUCCESS: 4 rules found\n\nChecking {ALERTS}\n  SUCCESS: 9 rules found\n\n",
     ), result.stderr
 
 
@@ -147,6 +147,24 @@ RULE_TESTS = [
                 "2m",
                 {"severity": "page", "job": "etcd", **M1},
                 {"summary": "etcd member lab1-m1 of lab1-k8s has no leader"},
+            ),
+        ],
+    },
+    # etcd-events on lab1-m2 stops answering Prometheus after a minute; `for: 3m`, so pending
+    # at 3m and firing at 4m; lab1-m1's member, up throughout, never fires.
+    {
+        "interval": "1m",
+        "input_series": [
+            _series("up", {"job": "etcd-events", **M1}, "1 1 1 1 1 1"),
+            _series("up", {"job": "etcd-events", **M2}, "1 0 0 0 0 0"),
+        ],
+        "alert_rule_test": [
+            _alert("EtcdMemberDown", "3m"),
+            _alert(
+                "EtcdMemberDown",
+                "4m",
+                {"severity": "page", "job": "etcd-events", **M2},
+                {"summary": "etcd-events member lab1-m2 of lab1-k8s is down or unreachable"},
             ),
         ],
     },

@@ -138,7 +138,7 @@ def test_prometheus_config_passes_promtool():
     assert result.rc == 0, result.stdout + result.stderr
     assert "SUCCESS: /etc/prometheus/prometheus.yml is valid prometheus config file syntax" in result.stdout
     assert "Checking /etc/prometheus/rules/cloud58-recording.yml\n  SUCCESS: 4 rules found" in result.stdout
-    assert "Checking /etc/prometheus/rules/cloud58-alerts.yml\n  SUCCESS: 8 rules found" in result.stdout
+    assert "Checking /etc/prometheus/rules/cloud58-alerts.yml\n  SUCCESS: 9 rules found" in result.stdout
     assert "Checking /etc/prometheus/rules/team-alerts.yml\n  SUCCESS: 1 rules found" in result.stdout
 
 
@@ -154,7 +154,7 @@ def test_prometheus_runs_with_the_roles_retention_and_rules():
     assert status == 200
     groups = json.loads(body)["data"]["groups"]
     assert sorted((g["name"], len(g["rules"])) for g in groups) == [
-        ("cloud58.alerts", 8),
+        ("cloud58.alerts", 9),
         ("cloud58.recording", 4),
         ("team.alerts", 1),
     ]
