@@ -29,6 +29,7 @@ description:
 extends_documentation_fragment:
   - cloud58.platform.attributes
   - cloud58.platform.attributes.no_diff
+  - cloud58.platform.pki
 options:
   cluster:
     description:
@@ -46,25 +47,6 @@ options:
       - The cluster's PKI directory on the controller. Keep it outside any Git work tree.
     type: path
     required: true
-  key_type:
-    description: Algorithm of new keys; existing keys are kept whatever their type.
-    type: str
-    choices: [ecdsa-p256, rsa-2048, rsa-3072]
-    default: ecdsa-p256
-  ca_days:
-    description: Validity of a new or renewed CA certificate, in days.
-    type: int
-    default: 3650
-  cert_days:
-    description: Validity of a new or renewed leaf certificate, in days (never beyond its CA).
-    type: int
-    default: 365
-  renew_before_days:
-    description:
-      - Re-issue certificates that expire within this many days. C(0) renews only expired ones
-        (a normal run); the renewal playbook uses a window such as 30.
-    type: int
-    default: 0
 requirements:
   - cryptography (on the controller)
 """
@@ -122,8 +104,8 @@ from ansible_collections.cloud58.platform.plugins.module_utils.controlplane.erro
 from ansible_collections.cloud58.platform.plugins.module_utils.pki.x509 import (  # noqa: E402
     CRYPTOGRAPHY_IMPORT_ERROR,
     HAS_CRYPTOGRAPHY,
-    KEY_TYPES,
     PkiError,
+    issue_argspec,
 )
 
 
@@ -132,10 +114,7 @@ def argspec():
         "cluster": {"type": "dict", "required": True},
         "settings": {"type": "dict", "default": {}},
         "pki_dir": {"type": "path", "required": True},
-        "key_type": {"type": "str", "choices": list(KEY_TYPES), "default": "ecdsa-p256"},
-        "ca_days": {"type": "int", "default": 3650},
-        "cert_days": {"type": "int", "default": 365},
-        "renew_before_days": {"type": "int", "default": 0},
+        **issue_argspec(),
     }
 
 

@@ -26,6 +26,7 @@ description:
 extends_documentation_fragment:
   - cloud58.platform.attributes
   - cloud58.platform.attributes.no_diff
+  - cloud58.platform.pki
 options:
   plan:
     description: The topology plan (the C(plan) result of M(cloud58.platform.topology_plan)).
@@ -39,23 +40,6 @@ options:
     description: Consul's DNS domain (C(consul_domain) of the role C(consul)).
     type: str
     default: consul
-  key_type:
-    description: Algorithm of new keys; existing keys are kept whatever their type.
-    type: str
-    choices: [ecdsa-p256, rsa-2048, rsa-3072]
-    default: ecdsa-p256
-  ca_days:
-    description: Validity of a new or renewed CA certificate, in days.
-    type: int
-    default: 3650
-  cert_days:
-    description: Validity of a new or renewed host certificate, in days (never beyond its CA).
-    type: int
-    default: 365
-  renew_before_days:
-    description: Re-issue certificates that expire within this many days (C(0) renews only expired ones).
-    type: int
-    default: 0
 requirements:
   - cryptography (on the controller)
 """
@@ -106,8 +90,8 @@ from ansible_collections.cloud58.platform.plugins.module_utils.consul import (  
 from ansible_collections.cloud58.platform.plugins.module_utils.pki.x509 import (  # noqa: E402
     CRYPTOGRAPHY_IMPORT_ERROR,
     HAS_CRYPTOGRAPHY,
-    KEY_TYPES,
     PkiError,
+    issue_argspec,
 )
 
 
@@ -116,10 +100,7 @@ def argspec():
         "plan": {"type": "dict", "required": True},
         "pki_dir": {"type": "path", "required": True},
         "domain": {"type": "str", "default": "consul"},
-        "key_type": {"type": "str", "choices": list(KEY_TYPES), "default": "ecdsa-p256"},
-        "ca_days": {"type": "int", "default": 3650},
-        "cert_days": {"type": "int", "default": 365},
-        "renew_before_days": {"type": "int", "default": 0},
+        **issue_argspec(),
     }
 
 

@@ -26,6 +26,17 @@ KEY_TYPES = ("ecdsa-p256", "rsa-2048", "rsa-3072")
 BACKDATE = datetime.timedelta(minutes=5)
 
 
+def issue_argspec() -> dict:
+    """The argument spec of the options every certificate-issuing module has (documented
+    once in the doc fragment cloud58.platform.pki)."""
+    return {
+        "key_type": {"type": "str", "choices": list(KEY_TYPES), "default": "ecdsa-p256"},
+        "ca_days": {"type": "int", "default": 3650},
+        "cert_days": {"type": "int", "default": 365},
+        "renew_before_days": {"type": "int", "default": 0},
+    }
+
+
 class PkiError(Exception):
     """A PKI directory holds something that cannot be used or repaired without losing a key."""
 
