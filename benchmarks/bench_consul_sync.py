@@ -38,7 +38,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -56,6 +55,7 @@ from kubernetes import client, config  # noqa: E402
 
 from cloud58_lab import programs  # noqa: E402
 from cloud58_lab.controlplane import start_clusters  # noqa: E402
+from cloud58_lab.netlab import free_ports  # noqa: E402
 
 PROGRAM = (
     REPO / "collections/ansible_collections/cloud58/platform/roles/consul_sync/files/cloud58-consul-sync"
@@ -81,19 +81,6 @@ def bin_dir() -> Path:
     if out.returncode != 0:
         raise SystemExit(f"bench_consul_sync: the pinned upstream programs are missing: {out.stderr.strip()}")
     return Path(out.stdout.strip())
-
-
-def free_ports(count):
-    socks = []
-    try:
-        for _ in range(count):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 class Consul:

@@ -28,23 +28,10 @@ import urllib.request
 from pathlib import Path
 
 from cloud58_lab import programs
+from cloud58_lab.netlab import free_ports
 
 # Bounds against a hang only; no result depends on how fast the machine is.
 WAIT = 120
-
-
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct TCP ports free on 127.0.0.1 (bound at once, then released)."""
-    socks = []
-    try:
-        for _ in range(count):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def wait_for(predicate, what: str, timeout: float = WAIT, interval: float = 0.05):

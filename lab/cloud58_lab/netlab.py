@@ -32,6 +32,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -70,6 +71,20 @@ def _run(args: list[str], *, check: bool = True, timeout: float = 30) -> subproc
     if check and proc.returncode != 0:
         raise NetLabError(f"{' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}")
     return proc
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct TCP ports free on 127.0.0.1 (bound at once, then released)."""
+    socks = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 def wait_until(

@@ -25,7 +25,6 @@ import json
 import os
 import re
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -40,7 +39,7 @@ import pytest
 from kubernetes import client, config
 
 from cloud58_lab import programs
-from cloud58_lab.netlab import wait_until
+from cloud58_lab.netlab import free_ports, wait_until
 from cloud58_lab.pki import CertificateAuthority
 
 pytestmark = pytest.mark.slow
@@ -56,26 +55,13 @@ WAIT = 120  # bounds against a hang only
 TAGS = ["cluster=c1", "datacenter=bj1", "version=1.4.2"]
 
 
-def _free_ports(count):
-    socks = []
-    try:
-        for _ in range(count):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 class Consul:
     """One Consul server on loopback: ACLs default-deny, the API on HTTPS only, verifying
     the client's certificate (a throwaway CA), as the consul role runs the servers."""
 
     def __init__(self, workdir):
         self.workdir = workdir
-        self.https, serf, server = _free_ports(3)
+        self.https, serf, server = free_ports(3)
         self.address = f"https://127.0.0.1:{self.https}"
         self.ca = CertificateAuthority("cloud58-consul-sync-test-ca")
         self.ca_file = workdir / "ca.crt"
