@@ -13,6 +13,7 @@ from the source tree) and :func:`cri_line` writes a line of a CRI log file for i
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -32,6 +33,7 @@ __all__ = [
     "cri_line",
     "export_entry",
     "free_port",
+    "podlogs_env",
     "query",
     "upload_argv",
     "upload_url",
@@ -149,6 +151,15 @@ def cri_line(stamp: str, stream: str, message: str, *, partial: bool = False) ->
     return f"{stamp} {stream} {'P' if partial else 'F'} {message}\n".encode()
 
 
+def podlogs_env() -> dict:
+    """The environment to run :data:`PODLOGS` from the repository: the collection on the
+    Python path, since the program imports its logs package from there (an installed copy has
+    it beside itself as cloud58_logs)."""
+    collections = str(PODLOGS.parents[6])
+    path = os.pathsep.join(filter(None, [collections, os.environ.get("PYTHONPATH")]))
+    return dict(os.environ, PYTHONPATH=path)
+
+
 class PodLogs:
     """One ``cloud58-podlogs`` following ``pods_dir`` for the store at ``store_url``, with its
     counters on a free loopback port; stopped by its PID (SIGTERM: a last send, state saved)."""
@@ -172,7 +183,9 @@ class PodLogs:
         ]
         self.log_path = directory / "podlogs.log"
         self.log = self.log_path.open("ab")
-        self.process = subprocess.Popen(self.argv, stdout=self.log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            self.argv, stdout=self.log, stderr=subprocess.STDOUT, env=podlogs_env()
+        )
 
     def metrics(self) -> dict[str, float]:
         """The tailer's counters as {name without the cloud58_podlogs_ prefix: value}; {} while

@@ -239,7 +239,9 @@ def test_a_bad_option_exits_2_with_one_line_naming_it(tmp_path: Path, option: st
         f"--state-file={tmp_path / 'state.json'}",
         option,
     ]
-    done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=60)
+    done = subprocess.run(
+        argv, capture_output=True, text=True, check=False, timeout=60, env=logstore.podlogs_env()
+    )
     assert done.returncode == 2
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith(f"cloud58-podlogs: error: {message}")
