@@ -167,7 +167,11 @@ def _roles_applied():
     for play in _plays("site.yml"):
         hosts = play["hosts"]
         if "{{" in hosts:
-            roles = [entry["role"] for entry in play.get("roles") or []]
+            roles = [entry["role"] for entry in play.get("roles") or []] + [
+                task["ansible.builtin.include_role"]["name"]
+                for task in play.get("tasks") or []
+                if "ansible.builtin.include_role" in task
+            ]
             if len(roles) != 1 or roles[0] not in COMPUTED_HOSTS:
                 continue  # the routers that are inventory hosts
             hosts = COMPUTED_HOSTS[roles[0]]
