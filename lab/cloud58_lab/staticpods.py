@@ -779,6 +779,21 @@ class StaticPodLab:
         ours = {p for m in self.masters.values() for p in m.pods}
         return {p["Name"]: p["Status"] for p in json.loads(out or "[]") if p["Name"] in ours}
 
+    def stop_pod(self, host: str, name: str) -> None:
+        """Static pod ``name`` (its manifest's name) of ``host`` stops, its manifest kept: a
+        crashed pod before the kubelet restarts it (:meth:`restart_pod`)."""
+        _run(["podman", "pod", "stop", "--time", "10", f"{name}-{host}"], env=self.env)
+
+    def restart_pod(self, host: str, name: str) -> None:
+        """The kubelet's restart of a stopped static pod: its manifest is played again, by the
+        next sync pass when the lab syncs, else at once."""
+        m = self.masters[host]
+        for file, pod in self.manifests(host).items():
+            if pod["metadata"]["name"] == name:
+                m.played.pop(file, None)
+        if getattr(self, "_sync_thread", None) is None:
+            self.play([host])
+
     def stop_master(self, host: str) -> None:
         """A master goes down: its static pods, HAProxy and the host itself."""
         m = self.masters[host]
