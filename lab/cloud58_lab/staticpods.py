@@ -877,7 +877,8 @@ class StaticPodLab:
         what could not be removed (empty when all went)."""
         problems = []
         self.stop_sync()
-        if self.mirror is not None:
+        # down() builds a lab by name only, without a mirror.
+        if getattr(self, "mirror", None) is not None:
             self.mirror.close()
             self.mirror = None
         pods = [pod for m in self.masters.values() for pod in m.pods]
