@@ -330,7 +330,7 @@ class StaticPodLab:
         self._network_created = False
         # The operator's mirror (Consul's binary, served once the network exists) and the
         # secrets an operator keeps in Ansible Vault, new for every lab; site.yml gets them in
-        # a vars file of mode 0600 in the work directory, never in Git or a log.
+        # secrets.json (mode 0600) in the work directory, never in Git or a log.
         self.mirror: Mirror | None = None
         self.secrets = {
             "consul_encrypt_key": base64.b64encode(os.urandom(32)).decode(),
@@ -549,7 +549,6 @@ class StaticPodLab:
             # store keeps at most 1 GiB (the oldest data goes first).
             "log_store_binary_src": programs.path("victoria-logs"),
             "log_store_max_disk_bytes": 1073741824,
-            **self.secrets,
         }
         if self.mirror is not None:
             variables.update(
@@ -561,8 +560,11 @@ class StaticPodLab:
             )
         variables.update(extra_vars)
         vars_file = self.workdir / f"vars-{len(list(self.workdir.glob('vars-*.json')))}.json"
-        vars_file.touch(mode=0o600)
         vars_file.write_text(json.dumps(variables))
+        # The secrets apart, in a file for secrets (0600), as an operator's vault file is.
+        secrets_file = self.workdir / "secrets.json"
+        secrets_file.touch(mode=0o600)
+        secrets_file.write_text(json.dumps(self.secrets))
         env = dict(
             self.env,
             ANSIBLE_CONFIG=str(config or REPO / "ansible.cfg"),
@@ -582,6 +584,8 @@ class StaticPodLab:
             ",".join(["localhost", *self.hosts]),
             "-e",
             f"@{vars_file}",
+            "-e",
+            f"@{secrets_file}",
             *args,
             str(REPO / "playbooks" / playbook),
         ]

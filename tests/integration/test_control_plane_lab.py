@@ -749,12 +749,13 @@ def test_secrets_are_encrypted_at_rest_and_audited(lab):
 
 
 def _run_secrets(lab) -> list[str]:
-    """What this run holds secret: key bodies, the encryption key, the admin kubeconfig's key."""
+    """What this run holds secret: key bodies, the encryption key, the admin kubeconfig's key,
+    Consul's secrets."""
     pki = lab.pki_dir / lab.cluster["name"]
     known = key_bodies(p.read_text() for p in pki.rglob("*.key"))
     encryption = yaml.safe_load((pki / "encryption-config.yaml").read_text())
     known.append(encryption["resources"][0]["providers"][0]["secretbox"]["keys"][0]["secret"])
-    return known
+    return known + sorted(lab.secrets.values())  # Consul's gossip key and management token
 
 
 def test_check_mode_runs_logs_and_rendered_files_hold_no_secret(lab):
@@ -770,7 +771,7 @@ def test_check_mode_runs_logs_and_rendered_files_hold_no_secret(lab):
     findings = [f for name, text in outputs.items() for f in scan_text(text, name, known)]
     # The lab's own credentials (the PKI directory, kubeconfigs through a master's balancer)
     # are files for secrets, readable by root only; everything else it wrote is output.
-    credentials = [lab.pki_dir, *lab.workdir.glob("kubeconfig-*")]
+    credentials = [lab.pki_dir, *lab.workdir.glob("kubeconfig-*"), lab.workdir / "secrets.json"]
     assert {oct(p.stat().st_mode & 0o777) for p in credentials[1:]} == {"0o600"}
     logs = [p for p in lab.workdir.iterdir() if p not in credentials]
     repo_outputs = [REPO / "clusters", *[REPO / "build"] * (REPO / "build").exists()]
