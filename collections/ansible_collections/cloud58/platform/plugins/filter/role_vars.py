@@ -1,8 +1,10 @@
 # -*- coding: utf-8 -*-
 # Copyright: cloud58 platform team
 # Apache License 2.0
-"""``role_host_vars(hostvars, hosts, roles)``: each host's role variables, each with the file
-and line that set it, for the module ``cloud58.platform.role_vars_check``.
+"""``role_host_vars(hostvars, hosts, roles, roles_dir)``: each host's role variables, each with
+the file and line that set it, for the module ``cloud58.platform.role_vars_check``; the values
+of the variables the roles' argument specs mark ``no_log`` are masked, since the module's
+arguments are printed at -vvv.
 
 Only a filter sees where a value comes from (Ansible tags every value it reads from YAML
 with its origin); a module gets plain JSON. The checking happens in the module, over
@@ -16,10 +18,17 @@ from collections.abc import Mapping
 from ansible.errors import AnsibleError, AnsibleFilterError
 from jinja2 import Undefined
 
+from ansible_collections.cloud58.platform.plugins.module_utils.topology.role_vars import (
+    RoleVarsError,
+    load_role_specs,
+)
 from ansible_collections.cloud58.platform.plugins.plugin_utils.origin import (
     located_message,
     origin_of,
 )
+
+# What a secret's value becomes: of the same type, so the module still checks the type.
+MASK = "********"
 
 
 def _has_undefined(value):
@@ -33,14 +42,35 @@ def _has_undefined(value):
     return False
 
 
-def role_host_vars(hostvars, hosts, roles):
+def _masked(value):
+    if isinstance(value, Mapping):
+        return {}
+    if isinstance(value, (list, tuple)):
+        return []
+    return MASK if isinstance(value, str) else value
+
+
+def _secret_names(roles_dir, roles) -> set:
+    if not roles_dir:
+        return set()
+    try:
+        specs = load_role_specs(roles_dir, roles)
+    except RoleVarsError as exc:
+        raise AnsibleFilterError(f"role_host_vars: {exc}") from None
+    return {
+        name for options in specs.values() for name, spec in options.items() if (spec or {}).get("no_log")
+    }
+
+
+def role_host_vars(hostvars, hosts, roles, roles_dir=None):
     """``{host: {variable: {value, origin, unresolved}}}`` for the variables of ``hosts`` whose
     name starts with one of ``roles`` and ``_``.
 
     ``value`` is templated as the host would see it; when that fails on the controller (the
     value needs facts or variables only the host has) it is the raw text and ``unresolved`` is
     true. ``origin`` is ``<file>:<line>`` where Ansible can tell, else the host's inventory
-    directory.
+    directory. With ``roles_dir``, a variable whose option is ``no_log`` in its role's
+    argument specs has its value masked (a string becomes ``MASK``, a mapping or list empty).
     """
     if not isinstance(hostvars, Mapping):
         raise AnsibleFilterError(
@@ -49,6 +79,7 @@ def role_host_vars(hostvars, hosts, roles):
     if isinstance(roles, (str, bytes)) or isinstance(hosts, (str, bytes)):
         raise AnsibleFilterError("role_host_vars expects lists of host names and role names, got a string")
     prefixes = tuple(f"{role}_" for role in roles)
+    secrets = _secret_names(roles_dir, roles)
     out = {}
     for host in hosts:
         try:
@@ -68,6 +99,8 @@ def role_host_vars(hostvars, hosts, roles):
                 unresolved = True
             if unresolved:
                 value = str(raw[name])
+            if name in secrets:
+                value = _masked(value)
             found[str(name)] = {"value": value, "origin": origin, "unresolved": unresolved}
         out[str(host)] = found
     return out

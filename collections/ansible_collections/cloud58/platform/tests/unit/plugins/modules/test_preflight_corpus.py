@@ -714,3 +714,43 @@ def test_validate_yml_names_each_mistake(tmp_path, edits, args, expected):
 def test_the_corpus_holds_at_least_40_kinds_of_mistake():
     ids = [case.id for case in PLANNER_MISTAKES + PLAYBOOK_MISTAKES]
     assert len(set(ids)) == len(ids) >= 40
+
+
+@pytest.mark.slow
+def test_validate_yml_does_not_show_a_roles_secret_at_vvv(tmp_path):
+    """The preflight hands every host's role variables to role_vars_check, whose arguments
+    Ansible prints at -vvv: the values of options a role marks no_log (Consul's gossip key and
+    management token) are masked, the others are shown."""
+    inventory = _broken_copy(tmp_path, [])
+    secrets = tmp_path / "secrets.json"
+    secrets.write_text(
+        json.dumps(
+            {
+                "consul_encrypt_key": "c2VjcmV0LWdvc3NpcC1rZXktb2YtMzItYnl0ZXMhISE=",
+                "consul_acl_management_token": "6f1b8ad4-5c4e-4b1a-9d0e-3a1f2b3c4d5e",
+                "consul_dns_port": 8653,
+            }
+        )
+    )
+    run = subprocess.run(
+        [
+            os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
+            "-i",
+            str(inventory),
+            PLAYBOOK,
+            "-e",
+            f"@{secrets}",
+            "-vvv",
+        ],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"), ANSIBLE_NOCOLOR="1"),
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout[-3000:]
+    out = run.stdout + run.stderr
+    assert "c2VjcmV0LWdvc3NpcC1rZXktb2YtMzItYnl0ZXMhISE=" not in out
+    assert "6f1b8ad4-5c4e-4b1a-9d0e-3a1f2b3c4d5e" not in out
+    # The masked values are there in their place, and a variable that is no secret is shown.
+    assert "value: '********'" in out
+    assert "value: 8653" in out
