@@ -1033,54 +1033,6 @@ def test_a_pod_runs_on_each_minion_with_an_address_of_its_block(lab):
     lab.kubectl(lab.endpoint, "delete", "pod", "--namespace", "default", *names)
 
 
-def test_a_line_a_pod_writes_reaches_the_log_store_with_its_namespace_pod_and_container(lab):
-    """site.yml's logs stage ships container logs too: a pod on a minion writes one line
-    (/say of the lab's pause image) into its CRI log under /var/log/pods; cloud58-podlogs on
-    that minion sends it to the datacenter's store with the pod's namespace, name and container
-    beside the host's datacenter, cluster and node."""
-    host = lab.minions[0]
-    name = f"say-{host}"
-    token = f"cloud58-lab-pod-{os.getpid()}-{time.time_ns()}"
-    lab.kubectl(lab.endpoint, "create", "serviceaccount", "default", "--namespace", "default", check=False)
-    pod = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {
-            "nodeName": host,
-            "restartPolicy": "Never",
-            "automountServiceAccountToken": False,
-            "containers": [
-                {
-                    "name": "say",
-                    "image": lab.pause_image,
-                    "imagePullPolicy": "Never",
-                    "command": ["/say", token],
-                }
-            ],
-        },
-    }
-    lab.kubectl(lab.endpoint, "apply", "-f", "-", input_text=json.dumps(pod))
-    store = f"http://{lab.hosts[f'{lab.dc}-m1'].address}:9428"
-    fields = ("datacenter", "cluster", "node", "namespace", "pod", "container")
-
-    def arrived():
-        found = [
-            tuple(r.get(f) for f in fields)
-            for r in logstore.query(store, f'"{token}"')
-            if r.get("_msg") == token
-        ]
-        if found:
-            return found
-        raise AssertionError("not in the store yet")
-
-    try:
-        found = _wait("the pod's line in the log store", arrived)
-    finally:
-        lab.kubectl(lab.endpoint, "delete", "pod", "-n", "default", name, "--wait=false", check=False)
-    assert found == [(lab.dc, lab.cluster["name"], host, "default", name, "say")]
-
-
 # node subnet.
 SCALE_OUT = {
     "lab1": ("lab1-w3", {"rack": "lab1-r1", "address": "198.18.0.22", "labels": {"function": "online"}}),
