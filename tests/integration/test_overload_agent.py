@@ -5,9 +5,10 @@ the ``c1`` apiserver of ``kube_clusters`` and patches a Node object the test cre
 kubelet: the apiserver keeps a Node like any object). On a host the agent reads
 /proc/pressure/cpu; here its ``--source`` is a file in the same PSI format that the test writes,
 so the test decides when the load is high or low and the agent's window runs on those
-samples. The test waits for each state (a 30 s guard turns a hang into a failure); it asserts
-no durations. The hysteresis itself (windows restarting, thresholds) is in the unit tests
-(test_node_overload.py).
+samples. The test replaces the file whole (a rename, as /proc never shows a half-written
+sample), so each read is one sample. The test waits for each state (a 30 s guard turns a
+hang into a failure); it asserts no durations. The hysteresis itself (windows restarting,
+thresholds) is in the unit tests (test_node_overload.py).
 """
 
 from __future__ import annotations
@@ -32,6 +33,13 @@ def _psi(percent: float) -> str:
         f"some avg10={percent:.2f} avg60=0.00 avg300=0.00 total=0\n"
         "full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"
     )
+
+
+def _write(path: Path, text: str) -> None:
+    """Replace ``path`` whole: the agent reads either the old sample or the new one."""
+    part = path.with_name(path.name + ".part")
+    part.write_text(text)
+    os.replace(part, path)
 
 
 @pytest.fixture
@@ -65,7 +73,8 @@ def _agent(kubeconfig, name, source, *extra):
 def test_overloaded_node_is_tainted_and_cleared_with_its_condition(kube_clusters, node, tmp_path, wait_for):
     api, name = node
     source = tmp_path / "cpu-pressure"
-    source.write_text(_psi(10))
+    _write(source, _psi(10))
+    errors = tmp_path / "agent.err"
     env = {**os.environ, "PYTHONPATH": str(REPO / "collections")}
     argv = _agent(
         kube_clusters.kubeconfig,
@@ -84,7 +93,8 @@ def test_overloaded_node_is_tainted_and_cleared_with_its_condition(kube_clusters
             "0.1",
         ),
     )
-    agent = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with errors.open("w") as err_file:
+        agent = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=err_file, text=True)
     try:
 
         def taints():
@@ -117,7 +127,7 @@ def test_overloaded_node_is_tainted_and_cleared_with_its_condition(kube_clusters
         assert taint_dicts(OTHER_TAINT)[0] in before
         assert OUR_TAINT["key"] not in [t["key"] for t in before]
 
-        source.write_text(_psi(90))
+        _write(source, _psi(90))
         wait_for(taints, [*before, *taint_dicts(OUR_TAINT)], "the taints while overloaded")
         assert condition() == {
             "status": "True",
@@ -126,7 +136,16 @@ def test_overloaded_node_is_tainted_and_cleared_with_its_condition(kube_clusters
             "cloud58-overload tainted the node cloud58.io/overloaded:NoSchedule",
         }
 
-        source.write_text(_psi(5))
+        # A sample that cannot be read (the signals agent restarting): one line, the state kept.
+        _write(source, "nonsense\n")
+        unreadable = (
+            f"cloud58-overload: node {name}: {source}: 'nonsense' is not a load average "
+            "'<load1> <load5> <load15> ...'; keeping the last state\n"
+        )
+        wait_for(errors.read_text, unreadable, "the agent's line on the unreadable sample")
+        assert taints() == [*before, *taint_dicts(OUR_TAINT)]
+
+        _write(source, _psi(5))
         wait_for(taints, before, "the taints after the load fell")
         assert condition() == {
             "status": "False",
@@ -136,9 +155,10 @@ def test_overloaded_node_is_tainted_and_cleared_with_its_condition(kube_clusters
         }
     finally:
         agent.terminate()
-        out, err = agent.communicate(timeout=30)
+        out, _ = agent.communicate(timeout=30)
+    err = errors.read_text()
     assert agent.returncode == 0, err
-    assert err == ""
+    assert err == unreadable
     assert [line for line in out.splitlines() if line] == [
         f'{{"node": "{name}", "overloaded": true, "value": 90.0, "source": "{source}"}}',
         f'{{"node": "{name}", "overloaded": false, "value": 5.0, "source": "{source}"}}',

@@ -20,6 +20,8 @@ load per CPU) or 90/70 (% CPU busy). On start the agent takes its state from the
 condition, so a restart neither clears nor re-taints. Options and the source are checked before
 anything is changed: a bad one is one line naming it and the value, exit status 2. An API server
 that cannot be reached at start is one line on stderr and a retry (the service keeps running).
+A sample that cannot be read once running (the signals agent restarting) is one line on
+stderr, the last state kept, and the next sample tried.
 """
 
 from __future__ import annotations
@@ -158,8 +160,20 @@ def _run(args) -> int:
             backoff = min(backoff * 2, 30.0)
     stop = []
     signal.signal(signal.SIGTERM, lambda *args: stop.append(True))
+    unreadable = None
     while not stop:
-        kind, value = read()
+        try:
+            kind, value = read()
+        except overload.OverloadError as e:
+            # A sample that cannot be read once running (the signals agent restarting, a file being
+            # rewritten) keeps the state and is tried again; it is reported once until it changes.
+            if str(e) != unreadable:
+                line = f"{PROGRAM}: node {args.node}: {e}; keeping the last state"
+                print(line, file=sys.stderr, flush=True)
+            unreadable = str(e)
+            time.sleep(args.interval)
+            continue
+        unreadable = None
         new = overload.decide(policy, state, time.monotonic(), value)
         if new.overloaded != state.overloaded:
             try:
