@@ -74,8 +74,11 @@ def agents(tmp_path, wait_for):
             line = agent.stdout.readline()
             assert line.startswith(f'{{"listening": "{address}:'), (line, agent.stderr.read())
             port = int(json.loads(line)["listening"].rsplit(":", 1)[1])
-            # The first sample (taken before listening) holds `before`; now the step.
-            (tmp_path / key / "proc/stat").write_text(_stat(*after))
+            # The first sample (taken before listening) holds `before`; now the step, replacing
+            # the file by rename so the agent reads one sample or the other, never half of one.
+            part = tmp_path / key / "stat.part"
+            part.write_text(_stat(*after))
+            os.replace(part, tmp_path / key / "proc/stat")
             expected = round(100 * (after[0] - before[0]) / (after[1] - before[1]), 3)
             wait_for(
                 lambda a=address, p=port: _get(f"http://{a}:{p}/signals.json")["averages"]["5m"][
