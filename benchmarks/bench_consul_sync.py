@@ -54,6 +54,7 @@ from benchstats import bench_size, figure  # noqa: E402
 from kubernetes import client, config  # noqa: E402
 
 from cloud58_lab import programs  # noqa: E402
+from cloud58_lab.consulapi import single_server_config  # noqa: E402
 from cloud58_lab.controlplane import start_clusters  # noqa: E402
 from cloud58_lab.netlab import free_ports  # noqa: E402
 
@@ -208,22 +209,13 @@ def main() -> int:
         (work / "data").mkdir()
         (work / "consul.json").write_text(
             json.dumps(
-                {
-                    "node_name": "c58csb-s1",
-                    "datacenter": "bj1",
-                    "server": True,
-                    "bootstrap_expect": 1,
-                    "data_dir": str(work / "data"),
-                    "bind_addr": "127.0.0.1",
-                    "advertise_addr": "127.0.0.1",
-                    "client_addr": "127.0.0.1",
-                    "ports": {"http": http, "serf_lan": serf, "server": server, "serf_wan": -1, "dns": -1}
-                    | {"grpc": -1, "grpc_tls": -1, "https": -1},
-                    "acl": {"enabled": True, "default_policy": "deny", "enable_token_persistence": False},
-                    "performance": {"raft_multiplier": 1},
-                    "disable_update_check": True,
-                    "log_level": "warn",
-                }
+                single_server_config(
+                    "c58csb-s1",
+                    "bj1",
+                    work / "data",
+                    {"http": http, "serf_lan": serf, "server": server},
+                    acl=True,
+                )
             )
         )
         with (work / "consul.log").open("w") as out:

@@ -1,6 +1,7 @@
 """Consul's HTTPS API over the unix socket of a server the tests started (nothing on the
-network is addressed), the server's certificate checked against the test's CA; and
-:data:`DNS_QUERY`, a lookup in an agent's DNS for the tests and the lab."""
+network is addressed), the server's certificate checked against the test's CA;
+:data:`DNS_QUERY`, a lookup in an agent's DNS for the tests and the lab; and
+:func:`single_server_config`, the one-server Consul on loopback that tests and benchmarks run."""
 
 from __future__ import annotations
 
@@ -9,6 +10,45 @@ import json
 import socket
 import ssl
 from pathlib import Path
+
+LISTENERS = ("http", "https", "dns", "grpc", "grpc_tls", "serf_lan", "serf_wan", "server")
+
+
+def single_server_config(
+    node: str,
+    datacenter: str,
+    data_dir: Path,
+    ports: dict,
+    *,
+    acl: bool = False,
+    tls: dict | None = None,
+    log_level: str = "warn",
+) -> dict:
+    """One Consul server on 127.0.0.1 that elects itself at once: the listeners in ``ports``
+    (e.g. ``{"http": 8500, "serf_lan": 8301, "server": 8300}``) open, every other one off;
+    ``acl`` default-deny as the consul role sets it; ``tls`` Consul's ``tls`` block."""
+    unknown = sorted(set(ports) - set(LISTENERS))
+    if unknown:
+        raise ValueError(f"ports: {unknown} are not Consul listeners {list(LISTENERS)}")
+    config = {
+        "node_name": node,
+        "datacenter": datacenter,
+        "server": True,
+        "bootstrap_expect": 1,
+        "data_dir": str(data_dir),
+        "bind_addr": "127.0.0.1",
+        "advertise_addr": "127.0.0.1",
+        "client_addr": "127.0.0.1",
+        "ports": {name: ports.get(name, -1) for name in LISTENERS},
+        "performance": {"raft_multiplier": 1},
+        "disable_update_check": True,
+        "log_level": log_level,
+    }
+    if acl:
+        config["acl"] = {"enabled": True, "default_policy": "deny", "enable_token_persistence": False}
+    if tls is not None:
+        config["tls"] = tls
+    return config
 
 
 class UnixHTTPSConnection(http.client.HTTPConnection):

@@ -39,6 +39,7 @@ import pytest
 from kubernetes import client, config
 
 from cloud58_lab import programs
+from cloud58_lab.consulapi import single_server_config
 from cloud58_lab.netlab import free_ports, wait_until
 from cloud58_lab.pki import CertificateAuthority
 
@@ -78,22 +79,13 @@ class Consul:
         test_cert = self.ca.issue("cloud58-consul-sync-test", client=True).write(workdir, "test")
         self.tls = ssl.create_default_context(cafile=str(self.ca_file))
         self.tls.load_cert_chain(*(str(f) for f in test_cert))
-        self.config = {
-            "node_name": "c58csync-s1",
-            "datacenter": DATACENTER,
-            "server": True,
-            "bootstrap_expect": 1,
-            "data_dir": str(workdir / "data"),
-            "bind_addr": "127.0.0.1",
-            "advertise_addr": "127.0.0.1",
-            "client_addr": "127.0.0.1",
-            "ports": {
-                "https": self.https,
-                "serf_lan": serf,
-                "server": server,
-                **{"serf_wan": -1, "dns": -1, "grpc": -1, "grpc_tls": -1, "http": -1},
-            },
-            "tls": {
+        self.config = single_server_config(
+            "c58csync-s1",
+            DATACENTER,
+            workdir / "data",
+            {"https": self.https, "serf_lan": serf, "server": server},
+            acl=True,
+            tls={
                 "defaults": {
                     "ca_file": str(self.ca_file),
                     "cert_file": str(cert),
@@ -102,11 +94,8 @@ class Consul:
                     "verify_outgoing": True,
                 }
             },
-            "acl": {"enabled": True, "default_policy": "deny", "enable_token_persistence": False},
-            "performance": {"raft_multiplier": 1},
-            "disable_update_check": True,
-            "log_level": "info",
-        }
+            log_level="info",
+        )
         self.proc = None
         self.management = ""
 
