@@ -5,7 +5,8 @@ and benchmarks/bench_haproxy_converge.py.
   127.0.0.1 with free ports of its own, DNS included, no ACLs; services registered through the
   agent's HTTP API, each with a TTL check the caller passes or fails.
 * :class:`Backend`: an HTTP server in a thread that answers every request with its own name
-  (``/healthz`` too) and counts the requests it served.
+  (``/healthz`` too) and counts the requests it served; its ``status`` (200) is the status of
+  every request but ``/healthz``, which always answers 200: a bad instance that passes its checks.
 * :class:`Gateway`: a haproxy master-worker process in the foreground (as systemd's ``-Ws``
   runs it) on a rendered haproxy.cfg; its admin socket, its workers (the master's children)
   and a reload as systemd runs the role's drop-in (check, save the servers' state, USR2).
@@ -15,8 +16,10 @@ Every process is stopped by its own PID; nothing listens beyond loopback.
 
 from __future__ import annotations
 
+import csv
 import http.client
 import http.server
+import io
 import json
 import shlex
 import socket
@@ -170,10 +173,11 @@ class _Server(http.server.ThreadingHTTPServer):
 class Backend:
     """An HTTP server on ``address`` (a loopback address, 127.0.0.0/8) that answers every request
     (200) with its name and counts them; each backend on an address of its own, as instances
-    on different hosts are (Consul's SRV answers name an instance by its address)."""
+    on different hosts are (Consul's SRV answers name an instance by its address). Setting
+    ``status`` (say 500) changes the answer to every request but ``/healthz``."""
 
     def __init__(self, name: str, address: str) -> None:
-        self.name, self.hits, self.first_hit = name, 0, None
+        self.name, self.hits, self.first_hit, self.status = name, 0, None, 200
         backend = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -185,7 +189,7 @@ class Backend:
                     if backend.first_hit is None:
                         backend.first_hit = time.monotonic()
                 body = backend.name.encode()
-                self.send_response(200)
+                self.send_response(200 if self.path == "/healthz" else backend.status)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -271,6 +275,21 @@ class Gateway:
         rows = [line.split() for line in self.admin(f"show servers state {backend}").splitlines()[2:] if line]
         # be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state ... srv_port (18)
         return {int(row[18]): row[5] for row in rows if row[4] != "-" and int(row[6]) & 0x20 == 0}
+
+    def stats(self, backend: str) -> dict[int, dict[str, str]]:
+        """The ``show stat`` rows of the servers of ``backend`` that have an address from DNS, by
+        port: each a mapping of the CSV header's fields (``status``, ``check_status``, ``last_chk``,
+        ``throttle``, ``chkdown``, ``hanafail``, ...) to their text. The slot's port comes from
+        ``show servers state``: ``show stat`` leaves ``addr`` empty while a server is DOWN."""
+        state = [
+            line.split() for line in self.admin(f"show servers state {backend}").splitlines()[2:] if line
+        ]
+        ports = {row[3]: int(row[18]) for row in state if row[4] != "-"}
+        # quoted fields (last_chk) may hold commas
+        rows = csv.DictReader(io.StringIO(self.admin("show stat").removeprefix("# ")))
+        return {
+            ports[row["svname"]]: row for row in rows if row["pxname"] == backend and row["svname"] in ports
+        }
 
     def workers(self) -> list[int]:
         """The PIDs of the master's children (its workers, old ones still finishing included)."""

@@ -12,7 +12,12 @@ with their name (lab/cloud58_lab/gatewaylab.py):
 * reloads as systemd runs the role's drop-in (check, save the servers' state, USR2) while two
   clients keep sending requests, each on a new connection: every reload starts a new worker
   and not one request fails. Without the saved state the new worker answers 503 until its
-  first DNS answer (docs/service-discovery.md).
+  first DNS answer (docs/service-discovery.md);
+* the circuit breaker of a second service, ``api`` (``error_limit`` 3, ``slowstart`` 5s): an
+  instance that answers 500 to traffic while its ``/healthz`` answers 200 and Consul reports it
+  passing is marked DOWN by HAProxy's observation of that traffic (check status HANA) after
+  exactly three errors, the others serve alone; healed, its health checks bring it back in slow
+  start (a throttle below 100 %), and then it serves again.
 
 The role's resolve_hold_obsolete (30s) keeps a server missing from DNS answers that long; the
 test sets 1s so that a removal shows in seconds. Waits are bounds against a hang only.
@@ -41,6 +46,9 @@ PLAYBOOK = """\
     - cloud58.platform.haproxy_gateway
 """
 NAMES = ("b1", "b2", "b3")
+# The instances of the service api, whose servers have a circuit breaker of three errors.
+API_NAMES = ("api1", "api2", "api3")
+API_ERROR_LIMIT = 3
 RELOADS = 5
 
 
@@ -49,9 +57,10 @@ class Lab:
 
     def __init__(self, work: Path) -> None:
         self.work = work
-        self.port = gatewaylab.free_ports(1)[0]
+        self.port, self.api_port = gatewaylab.free_ports(2)
         self.consul = gatewaylab.Consul(work / "consul", "hgwc-consul")
         self.backends = {name: gatewaylab.Backend(name, f"127.0.0.{21 + n}") for n, name in enumerate(NAMES)}
+        self.api = {name: gatewaylab.Backend(name, f"127.0.0.{31 + n}") for n, name in enumerate(API_NAMES)}
         self.config = work / "haproxy.cfg"
         self.dropin = work / "haproxy.service.d" / "cloud58-reload.conf"
         self.state = work / "server-state"
@@ -61,7 +70,17 @@ class Lab:
         variables = {
             # what the preflight play registers on localhost; the role's default reads it there
             "cloud58_topology": {"plan": {"hosts": {HOST: {"labels": {"function": "ingress"}}}}},
-            "haproxy_gateway_services": [{"name": "web", "port": self.port, "check_path": "/healthz"}],
+            "haproxy_gateway_services": [
+                {"name": "web", "port": self.port, "check_path": "/healthz"},
+                # short enough that the test sees the whole warm-up, long enough to poll it
+                {
+                    "name": "api",
+                    "port": self.api_port,
+                    "check_path": "/healthz",
+                    "slowstart": "5s",
+                    "error_limit": API_ERROR_LIMIT,
+                },
+            ],
             "haproxy_gateway_bind_address": "127.0.0.1",
             "haproxy_gateway_resolver_port": self.consul.dns_port,
             "haproxy_gateway_resolve_hold_obsolete": "1s",
@@ -103,7 +122,7 @@ class Lab:
     def stop(self) -> None:
         if self.gateway is not None:
             self.gateway.stop()
-        for backend in self.backends.values():
+        for backend in (*self.backends.values(), *self.api.values()):
             backend.stop()
         self.consul.stop()
 
@@ -200,7 +219,93 @@ def test_reloads_under_load_start_new_workers_and_fail_no_request(lab):
     assert set(results) == {"ok"}, results
     # The last reload saved the three servers for the new worker.
     saved = [line.split() for line in lab.state.read_text().splitlines()[2:] if line]
-    assert sorted(int(row[18]) for row in saved if row[4] != "-") == sorted(
+    assert sorted(int(row[18]) for row in saved if row[1] == "web" and row[4] != "-") == sorted(
         b.port for b in lab.backends.values()
     )
     assert lab.answers(30) == {(200, name) for name in NAMES}
+
+
+def _api_server(lab, name: str) -> dict[str, str]:
+    """The ``show stat`` row of the api server that holds instance ``name``."""
+    return lab.gateway.stats("api")[lab.api[name].port]
+
+
+def test_a_bad_backend_is_marked_down_by_the_circuit_breaker_and_comes_back_in_slow_start(lab):
+    """api1 answers 500 to traffic while its health check and its Consul check pass: HAProxy's
+    observation of the traffic (``observe layer7``, ``error-limit 3``, ``on-error mark-down``)
+    takes it out, not the check and not Consul; healed, the checks bring it back through slow start."""
+    for name in API_NAMES:
+        backend = lab.api[name]
+        lab.consul.register("api", name, backend.address, backend.port)
+    ports = sorted(b.port for b in lab.api.values())
+
+    def all_running():
+        servers = lab.gateway.servers("api")
+        return servers if sorted(servers) == ports and set(servers.values()) == {"2"} else None
+
+    gatewaylab.wait_for(all_running, f"the runtime API to list {list(API_NAMES)} running")
+    bad = lab.api["api1"]
+    # counters since haproxy started (a slot starts with one transition counted)
+    before = _api_server(lab, "api1")
+    downs, hanafail = int(before["chkdown"]), int(before["hanafail"])
+
+    # api1 goes bad on the traffic path only; requests until the breaker trips.
+    bad.status = 500
+    answers: collections.Counter = collections.Counter()
+    for _ in range(60):
+        answers[gatewaylab.get(lab.api_port)] += 1
+        tripped = _api_server(lab, "api1")
+        if tripped["status"].startswith("DOWN"):
+            break
+    else:
+        pytest.fail(f"api1 not marked DOWN after 60 requests; answers {dict(answers)}; row {tripped}")
+    # exactly error_limit errors reached a client; the reason is the observed traffic (HANA),
+    # not a failed health check (L7STS), and Consul still reports api1 passing
+    # (HAProxy's default on-error, fail-check, would count them as failed checks: more errors)
+    assert answers[(500, "api1")] == API_ERROR_LIMIT, f"errors clients saw before the trip: {dict(answers)}"
+    assert set(answers) <= {(500, "api1"), (200, "api2"), (200, "api3")}
+    assert (tripped["status"], tripped["check_status"], tripped["chkdown"], tripped["hanafail"]) == (
+        "DOWN",
+        "HANA",
+        str(downs + 1),
+        str(hanafail + 1),
+    )
+    assert (
+        tripped["last_chk"]
+        == f"Detected {API_ERROR_LIMIT} consecutive errors, last one was: Wrong http response"
+    )
+    assert lab.consul.passing_ports("api") == ports
+    assert lab.gateway.servers("api")[bad.port] == "0"
+
+    # While api1 is down the two others serve every request.
+    hits = bad.hits
+    assert {gatewaylab.get(lab.api_port) for _ in range(10)} == {(200, "api2"), (200, "api3")}
+    assert bad.hits == hits
+    still = _api_server(lab, "api1")
+    assert (still["status"].split()[0], still["chkdown"]) == ("DOWN", str(downs + 1)), (
+        f"api1 left DOWN before the ten requests were answered (so they prove nothing): {still}"
+    )
+
+    # Healed: its health checks bring it back (rise), first throttled by slow start ...
+    bad.status = 200
+
+    def warming_up():
+        row, state = _api_server(lab, "api1"), lab.gateway.servers("api")[bad.port]
+        return row if (row["status"], state) == ("UP", "1") and row["throttle"] != "" else None
+
+    warm = gatewaylab.wait_for(warming_up, "api1 UP and starting (op state 1) with a slow-start throttle")
+    assert 0 <= int(warm["throttle"]) < 100
+    assert (warm["check_status"], warm["chkdown"]) == ("L7OK", str(downs + 1))
+
+    # ... then running at full weight, and serving again.
+    def full():
+        row = _api_server(lab, "api1")
+        return row if lab.gateway.servers("api")[bad.port] == "2" and row["throttle"] == "" else None
+
+    gatewaylab.wait_for(full, "api1 running at full weight after slow start (no throttle)")
+    gatewaylab.wait_for(
+        lambda: gatewaylab.get(lab.api_port) == (200, "api1"), "a request through the gateway served by api1"
+    )
+    assert {gatewaylab.get(lab.api_port) for _ in range(30)} == {(200, name) for name in API_NAMES}
+    assert _api_server(lab, "api1")["chkdown"] == str(downs + 1)
+    assert lab.consul.passing_ports("api") == ports
