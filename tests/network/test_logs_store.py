@@ -12,8 +12,13 @@ Container logs (CRI files under /var/log/pods) are tested in test_podlogs.py.
 
 from __future__ import annotations
 
+import base64
+import json
+import os
+import re
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -140,6 +145,132 @@ def test_retention_by_age_drops_older_records_and_the_size_limit_is_set(tmp_path
     assert metrics['vl_rows_dropped_total{reason="too_small_timestamp"}'] == 1
     assert metrics['flag{name="retentionPeriod", value="7d", is_set="true"}'] == 1
     assert metrics['flag{name="retention.maxDiskSpaceUsageBytes", value="536870912", is_set="true"}'] == 1
+
+
+# Retention by size. VictoriaLogs v1.52.2 (lib/logstorage/storage.go, watchMaxDiskSpaceUsage)
+# checks at start and every 10 s (plus up to 1 s of jitter; no flag changes it): it sums the
+# size of each per-day partition (its data parts written to files, not those still in memory,
+# plus its index), newest day first, and drops every older partition from the first one that
+# takes the sum over the limit, but never the newest two. Rows reach files within two
+# -inmemoryDataFlushInterval (5 s) of ingestion; /internal/force_flush only makes them
+# searchable. Random base64 does not compress, so a day of RECORDS_PER_DAY messages of 1,024
+# characters takes about 1.09 MB (measured: 5,428,312 bytes of data parts for five days), and
+# THREE_DAYS_LIMIT holds three such days but not four.
+RECORDS_PER_DAY = 1000
+THREE_DAYS_LIMIT = 3_800_000
+BELOW_ONE_DAY_LIMIT = 500_000
+_SIZE_DROP = re.compile(
+    r"the partition \S+/partitions/(\d{8}) is scheduled to be deleted because the total size of "
+    r"partitions exceeds -retention\.maxDiskSpaceUsageBytes=(\d+)$",
+    re.MULTILINE,
+)
+
+
+def _day(days_ago: int) -> str:
+    """The UTC day ``days_ago`` before today as VictoriaLogs names its partition (YYYYMMDD)."""
+    return time.strftime("%Y%m%d", time.gmtime(time.time() - days_ago * 86_400))
+
+
+def _record(day: str, i: int) -> dict:
+    stamp = f"{day[:4]}-{day[4:6]}-{day[6:]}T12:00:00.{i:06d}Z"
+    return {"_time": stamp, "day": day, "_msg": base64.b64encode(os.urandom(768)).decode()}
+
+
+def _ingest(store: logstore.LogStore, records: list[dict]) -> None:
+    """POST ``records`` to the JSON-lines endpoint (``day`` is the stream), then make them
+    searchable."""
+    body = "".join(json.dumps(r) + "\n" for r in records).encode()
+    request = urllib.request.Request(
+        f"{store.url}/insert/jsonline?_stream_fields=day",
+        data=body,
+        headers={"Content-Type": "application/stream+json"},
+    )
+    with urllib.request.urlopen(request, timeout=60) as r:
+        assert r.status == 200
+    with urllib.request.urlopen(f"{store.url}/internal/force_flush", timeout=60) as r:
+        assert r.status == 200
+
+
+def _counts(store: logstore.LogStore) -> dict[str, int]:
+    """Records in the store per day, over all time."""
+    return {r["day"]: int(r["n"]) for r in store.query("* | stats by (day) count() n")}
+
+
+def _wait_dropped(store: logstore.LogStore, days: list[str]) -> None:
+    """Wait until no record of ``days`` is left; fail naming them, the records per day and the
+    size of the data on disk."""
+    last: dict[str, int] = {}
+
+    def gone() -> bool:
+        nonlocal last
+        last = _counts(store)
+        return bool(last) and not last.keys() & set(days)
+
+    try:
+        wait_until(gone, 180, what=f"days {days} dropped by size")
+    except TimeoutError:
+        on_disk = sum(v for k, v in store.metrics().items() if k.startswith("vl_compressed_data_size_bytes"))
+        raise AssertionError(
+            f"days {days} not dropped by size within 180 s: records per day {last}, {on_disk:.0f} bytes "
+            f"of data parts, flags {[f for f in store.flags if f.startswith('-retention')]}"
+        ) from None
+
+
+def _partitions(store: logstore.LogStore) -> list[str]:
+    return sorted(p.name for p in (store.directory / "data" / "partitions").iterdir())
+
+
+def _size_drops(store: logstore.LogStore) -> list[tuple[str, int]]:
+    """(partition, limit) for each partition the store's log says it dropped by size."""
+    text = (store.directory / "victoria-logs.log").read_text()
+    return sorted((day, int(limit)) for day, limit in _SIZE_DROP.findall(text))
+
+
+def test_retention_by_size_drops_the_oldest_days_first_and_keeps_the_newest_two(tmp_path: Path) -> None:
+    days = [_day(n) for n in (5, 4, 3, 2, 1)]  # oldest first, all inside -retentionPeriod=7d
+    oldest, second, third, newer, newest = days
+    directory = tmp_path / "sized"
+    store = logstore.LogStore(directory, retention_period="7d", max_disk_bytes=THREE_DAYS_LIMIT)
+    try:
+        _ingest(store, [_record(day, i) for day in days for i in range(RECORDS_PER_DAY)])
+        _wait_dropped(store, [oldest, second])
+        assert _counts(store) == {third: RECORDS_PER_DAY, newer: RECORDS_PER_DAY, newest: RECORDS_PER_DAY}
+        # A partition is logged, then its directory removed, once no query holds it.
+        wait_until(
+            lambda: _partitions(store) == [third, newer, newest],
+            60,
+            what=f"the directories of {oldest} and {second} to be removed",
+        )
+        assert _size_drops(store) == [(oldest, THREE_DAYS_LIMIT), (second, THREE_DAYS_LIMIT)]
+
+        # A late record for a day dropped by size is skipped (the day is remembered until a
+        # restart); one for a kept day in the same request is stored.
+        _ingest(store, [_record(oldest, RECORDS_PER_DAY), _record(newest, RECORDS_PER_DAY)])
+        wait_until(
+            lambda: _counts(store).get(newest) == RECORDS_PER_DAY + 1, 60, what=f"the late record of {newest}"
+        )
+        assert _counts(store) == {
+            third: RECORDS_PER_DAY,
+            newer: RECORDS_PER_DAY,
+            newest: RECORDS_PER_DAY + 1,
+        }
+        log = (directory / "victoria-logs.log").read_text()
+        assert "cannot be saved into inactive per-day partition" in log
+        assert _partitions(store) == [third, newer, newest]
+    finally:
+        store.stop()
+
+    # Under a limit smaller than one day, the newest two days stay all the same.
+    store = logstore.LogStore(directory, retention_period="7d", max_disk_bytes=BELOW_ONE_DAY_LIMIT)
+    try:
+        _wait_dropped(store, [third])
+        assert _counts(store) == {newer: RECORDS_PER_DAY, newest: RECORDS_PER_DAY + 1}
+        wait_until(
+            lambda: _partitions(store) == [newer, newest], 60, what=f"the directory of {third} to be removed"
+        )
+        assert _size_drops(store) == [(third, BELOW_ONE_DAY_LIMIT)]
+    finally:
+        store.stop()
 
 
 @pytest.mark.parametrize(
