@@ -2,7 +2,8 @@
 (Debian's 2.6) on loopback, a master-worker process in the foreground as systemd runs it: with
 no Consul answering, every server slot waits in maintenance and HAProxy still serves; the
 per-client rate limit of an HTTP service answers 503 (no server) up to the limit and 429 beyond
-it, a TCP service accepts connections up to its limit and resets the next.
+it, a TCP service accepts connections up to its limit and resets the next; the exporter frontend
+serves HAProxy's Prometheus metrics of every frontend and backend on its path, 404 elsewhere.
 
 Consul's DNS is pointed at a loopback port nobody answers on; the stick tables count over
 one minute, far longer than the test runs, so no result depends on how fast the machine is.
@@ -43,13 +44,15 @@ def gateway(tmp_path_factory):
     """A running haproxy master in the foreground (as systemd's -Ws runs it) with the rendered
     config: the process, its ports, its admin socket and its log."""
     work = tmp_path_factory.mktemp("haproxy-gateway")
-    web, db, dns = _free_port(), _free_port(), _free_port()
+    web, db, dns, metrics = _free_port(), _free_port(), _free_port(), _free_port()
     services = [
         {"name": "web", "port": web, "check_path": "/healthz", "rate_limit": 3, "rate_period": "1m"},
         {"name": "db", "port": db, "mode": "tcp", "rate_limit": 2, "rate_period": "1m"},
     ]
     settings = {
         "bind_address": "127.0.0.1",
+        "metrics_address": "127.0.0.1",
+        "metrics_port": metrics,
         "resolver_port": dns,
         "stats_socket": str(work / "admin.sock"),
         "server_state_file": str(work / "server-state"),
@@ -68,7 +71,14 @@ def gateway(tmp_path_factory):
     try:
         # The listeners serve once the first worker is up.
         _wait_for_log(log, 1)
-        yield {"master": master, "web": web, "db": db, "socket": str(work / "admin.sock"), "log": log}
+        yield {
+            "master": master,
+            "web": web,
+            "db": db,
+            "metrics": metrics,
+            "socket": str(work / "admin.sock"),
+            "log": log,
+        }
     finally:
         master.terminate()
         master.wait()
@@ -115,3 +125,38 @@ def test_http_rate_limit_answers_429_beyond_the_limit(gateway):
 
 def test_tcp_rate_limit_resets_connections_beyond_the_limit(gateway):
     assert [_tcp_outcome(gateway["db"]) for _ in range(4)] == ["closed", "closed", "reset", "reset"]
+
+
+def _get(port: int, path: str) -> tuple:
+    """(status, body) of GET ``path`` on 127.0.0.1:``port`` (HTTP/1.0: the server closes)."""
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(f"GET {path} HTTP/1.0\r\nHost: prometheus\r\n\r\n".encode())
+        chunks = []
+        while chunk := s.recv(65536):
+            chunks.append(chunk)
+    head, _sep, body = b"".join(chunks).partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body.decode()
+
+
+def _states(body: str, metric: str) -> dict:
+    """``{proxy[/server]: state}`` of the series of ``metric`` whose value is 1 (one per state)."""
+    out = {}
+    for line in body.splitlines():
+        if line.startswith(metric + "{") and line.endswith(" 1"):
+            labels = dict(pair.split("=", 1) for pair in line[len(metric) + 1 : line.index("}")].split(","))
+            labels = {k: v.strip('"') for k, v in labels.items()}
+            key = "/".join(labels[k] for k in ("proxy", "server") if k in labels)
+            out[key] = labels["state"]
+    return out
+
+
+def test_exporter_serves_every_proxy_on_its_path_only(gateway):
+    status, body = _get(gateway["metrics"], "/metrics")
+    assert status == 200
+    assert _states(body, "haproxy_frontend_status") == {"cloud58_metrics": "UP", "db": "UP", "web": "UP"}
+    # Every slot waits in maintenance (no Consul answer), so both backends are down.
+    assert _states(body, "haproxy_backend_status") == {"db": "DOWN", "web": "DOWN"}
+    assert _states(body, "haproxy_server_status") == {
+        f"{name}/{name}-{n}": "MAINT" for name in ("db", "web") for n in range(1, 17)
+    }
+    assert _get(gateway["metrics"], "/")[0] == 404

@@ -53,6 +53,7 @@ def _check(tmp_path, text: str):
         pytest.param([PG], None, id="tcp"),
         pytest.param([WEB, PG, SEARCH], None, id="three-services"),
         pytest.param([], None, id="no-service"),
+        pytest.param([WEB], {"metrics_port": 0}, id="no-exporter"),
         pytest.param(
             [WEB, PG],
             {
@@ -64,6 +65,9 @@ def _check(tmp_path, text: str):
                 "maxconn": 1000,
                 "stick_table_size": "1m",
                 "check_interval": "500ms",
+                "metrics_address": "198.18.0.21",
+                "metrics_port": 9101,
+                "metrics_path": "/haproxy/metrics",
             },
             id="settings",
         ),
@@ -132,6 +136,18 @@ def test_broken_config_is_refused_by_haproxy(tmp_path, old, new, alert):
         alert.format(where=where),
         f"Error(s) found in configuration file : {tmp_path / 'haproxy.cfg'}",
         "Fatal errors found in configuration.",
+    ]
+
+
+def test_haproxy_refuses_an_unknown_service_in_the_exporter_frontend(tmp_path):
+    """The exporter's line is checked too: a service haproxy lacks is an error (haproxy 2.6 does not
+    add its "Fatal errors" line for this one)."""
+    where, result = _broken(tmp_path, "use-service prometheus-exporter", "use-service prometheus-exportr")
+    assert (result.returncode, result.stdout) == (1, "")
+    assert _alerts(result) == [
+        f"parsing {where} : error detected in frontend 'cloud58_metrics' while parsing 'http-request"
+        " use-service' rule : 'prometheus-exportr' unknown service name..",
+        f"Error(s) found in configuration file : {tmp_path / 'haproxy.cfg'}",
     ]
 
 

@@ -18,6 +18,11 @@
   circuit breaker: ``observe layer7`` (``layer4`` in TCP mode), ``error-limit`` and
   ``on-error mark-down``.
 
+A frontend of its own (``metrics_address``:``metrics_port``, 8405 by default; port 0: none)
+serves HAProxy's built-in Prometheus exporter (``http-request use-service
+prometheus-exporter``) on ``metrics_path``, any other path 404; its requests are not logged.
+Prometheus' ``haproxy-gateway`` job scrapes it (module_utils/monitoring/scrape.py).
+
 Reloads keep the listening sockets: ``master-worker`` mode and ``expose-fd listeners`` on the
 stats socket let the new worker take the old one's sockets; systemd's ``ExecReload`` (Debian's
 unit: ``haproxy -c`` then USR2 to the master) starts it; the old worker finishes its
@@ -39,6 +44,10 @@ DEFAULT_SETTINGS = {
     "stats_socket": "/run/haproxy/admin.sock",
     "server_state_file": "/var/lib/haproxy/server-state",
     "hard_stop_after": "30m",
+    # HAProxy's Prometheus exporter (a frontend of its own); port 0: none.
+    "metrics_address": "0.0.0.0",
+    "metrics_port": 8405,
+    "metrics_path": "/metrics",
     "resolver_address": "127.0.0.1",
     "resolver_port": 8600,
     "consul_domain": "consul",
@@ -85,6 +94,7 @@ _FILE = re.compile(r"^/[A-Za-z0-9._/@+-]*$")
 _INTS = {
     "maxconn": (1, 10_000_000),
     "resolver_port": (1, 65535),
+    "metrics_port": (0, 65535),
     "check_fall": (1, 1000),
     "check_rise": (1, 1000),
     "servers": (1, 1024),
@@ -124,6 +134,8 @@ def _matches(pattern, *extra):
 _STRINGS = {
     "bind_address": (_matches(_IPV4, "*", "::"), "an IPv4 address, '*' or '::'"),
     "resolver_address": (_matches(_IPV4), "an IPv4 address"),
+    "metrics_address": (_matches(_IPV4, "*", "::"), "an IPv4 address, '*' or '::'"),
+    "metrics_path": (_matches(_PATH), "an absolute URL path without spaces"),
     "stats_socket": (_matches(_FILE), "an absolute path of letters, digits and . _ - / @ +"),
     "server_state_file": (_matches(_FILE), "an absolute path of letters, digits and . _ - / @ +"),
     "consul_domain": (_matches(_DOMAIN), "a DNS domain like consul"),
@@ -221,6 +233,11 @@ def _services(services, opts: dict) -> list:
                     f"service {other!r} (services[{other_index}])"
                 )
             seen[(key, value)] = (service["name"], index)
+        if service["port"] == opts["metrics_port"]:
+            raise GatewayError(
+                f"service {service['name']!r} (services[{index}]) port: {service['port']} is taken by "
+                "the Prometheus exporter (setting metrics_port)"
+            )
     return sorted(checked, key=lambda s: s["name"])
 
 
@@ -254,6 +271,25 @@ def _global(opts: dict) -> list:
         "    timeout retry 1s",
         f"    hold valid {opts['resolve_hold_valid']}",
         f"    hold obsolete {opts['resolve_hold_obsolete']}",
+        "",
+    ]
+
+
+# The exporter's frontend: not a DNS label, so no service can have its name.
+METRICS_FRONTEND = "cloud58_metrics"
+
+
+def _metrics(opts: dict) -> list:
+    """The frontend of HAProxy's built-in Prometheus exporter, or nothing (port 0)."""
+    if not opts["metrics_port"]:
+        return []
+    return [
+        f"frontend {METRICS_FRONTEND}",
+        "    mode http",
+        f"    bind {opts['metrics_address']}:{opts['metrics_port']}",
+        "    http-request set-log-level silent",
+        f"    http-request use-service prometheus-exporter if {{ path {opts['metrics_path']} }}",
+        "    http-request deny deny_status 404",
         "",
     ]
 
@@ -316,6 +352,7 @@ def haproxy_config(services, settings=None) -> str:
         "# Ingress gateway: backends from Consul DNS (SRV), rendered by cloud58.platform",
         "# (module_utils/gateway/haproxy.py; docs/service-discovery.md).",
         *_global(opts),
+        *_metrics(opts),
     ]
     for service in checked:
         lines += _frontend(service, opts) + _backend(service, opts)

@@ -50,6 +50,30 @@ def test_global_defaults_and_resolvers_exactly():
     ]
 
 
+def test_prometheus_exporter_frontend_exactly():
+    assert _section(haproxy_config([WEB]), "frontend cloud58_metrics") == [
+        "frontend cloud58_metrics",
+        "    mode http",
+        "    bind 0.0.0.0:8405",
+        "    http-request set-log-level silent",
+        "    http-request use-service prometheus-exporter if { path /metrics }",
+        "    http-request deny deny_status 404",
+    ]
+    settings = {"metrics_address": "198.18.0.21", "metrics_port": 9101, "metrics_path": "/haproxy"}
+    assert _section(haproxy_config([WEB], settings), "frontend cloud58_metrics")[2:5] == [
+        "    bind 198.18.0.21:9101",
+        "    http-request set-log-level silent",
+        "    http-request use-service prometheus-exporter if { path /haproxy }",
+    ]
+
+
+def test_metrics_port_zero_renders_no_exporter():
+    text = haproxy_config([WEB], {"metrics_port": 0})
+    assert "frontend cloud58_metrics" not in text
+    assert "prometheus-exporter" not in text
+    assert "frontend cloud58_metrics\n" in haproxy_config([WEB])
+
+
 @pytest.mark.parametrize(
     ("service", "header", "expected"),
     [
@@ -236,6 +260,7 @@ def test_no_service_renders_only_global_defaults_and_resolvers():
         "global",
         "defaults",
         "resolvers consul",
+        "frontend cloud58_metrics",
     ]
 
 
@@ -428,6 +453,31 @@ def test_no_service_renders_only_global_defaults_and_resolvers():
             {"servers": 0},
             "gateway setting servers: expected an integer 1-1024, got 0",
             id="servers-zero",
+        ),
+        pytest.param(
+            [WEB, {"name": "stats", "port": 8405}],
+            None,
+            "service 'stats' (services[1]) port: 8405 is taken by the Prometheus exporter"
+            " (setting metrics_port)",
+            id="port-of-the-exporter",
+        ),
+        pytest.param(
+            [WEB],
+            {"metrics_port": 65536},
+            "gateway setting metrics_port: expected an integer 0-65535, got 65536",
+            id="metrics-port-too-high",
+        ),
+        pytest.param(
+            [WEB],
+            {"metrics_path": "metrics"},
+            "gateway setting metrics_path: expected an absolute URL path without spaces, got 'metrics'",
+            id="metrics-path-relative",
+        ),
+        pytest.param(
+            [WEB],
+            {"metrics_address": "localhost"},
+            "gateway setting metrics_address: expected an IPv4 address, '*' or '::', got 'localhost'",
+            id="metrics-address-not-address",
         ),
         pytest.param(
             [WEB], ["maxconn"], "gateway settings must be a mapping, got list", id="settings-not-mapping"
