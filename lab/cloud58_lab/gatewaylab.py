@@ -31,6 +31,7 @@ import urllib.request
 from pathlib import Path
 
 from cloud58_lab import programs
+from cloud58_lab.consulapi import single_server_config
 from cloud58_lab.netlab import free_ports
 
 # Bounds against a hang only; no result depends on how fast the machine is.
@@ -68,25 +69,8 @@ class Consul:
         http_port, serf, server, dns = free_ports(4)
         self.address, self.dns_port = f"http://127.0.0.1:{http_port}", dns
         (work / "data").mkdir(parents=True)
-        (work / "consul.json").write_text(
-            json.dumps(
-                {
-                    "node_name": node,
-                    "datacenter": "dc1",
-                    "server": True,
-                    "bootstrap_expect": 1,
-                    "data_dir": str(work / "data"),
-                    "bind_addr": "127.0.0.1",
-                    "advertise_addr": "127.0.0.1",
-                    "client_addr": "127.0.0.1",
-                    "ports": {"http": http_port, "serf_lan": serf, "server": server, "dns": dns}
-                    | {"serf_wan": -1, "grpc": -1, "grpc_tls": -1, "https": -1},
-                    "performance": {"raft_multiplier": 1},
-                    "disable_update_check": True,
-                    "log_level": "warn",
-                }
-            )
-        )
+        ports = {"http": http_port, "serf_lan": serf, "server": server, "dns": dns}
+        (work / "consul.json").write_text(json.dumps(single_server_config(node, "dc1", work / "data", ports)))
         with (work / "consul.log").open("w") as out:
             self.proc = subprocess.Popen(
                 [programs.path("consul"), "agent", f"-config-file={work / 'consul.json'}"],
