@@ -42,7 +42,8 @@ def _config_with_certificates(plan, datacenter, pki: Path, **options) -> str:
     }
     config = scrape_config(plan, datacenter, {**paths, "rule_files": [f"{RULES_DIR}/*.yml"], **options})
     for job in config["scrape_configs"]:
-        for key, value in job.get("tls_config", {}).items():
+        files = {**job.get("tls_config", {}), **job.get("authorization", {})}
+        for key, value in files.items():
             if key.endswith("_file"):
                 Path(value).parent.mkdir(parents=True, exist_ok=True)
                 Path(value).touch()
@@ -50,17 +51,19 @@ def _config_with_certificates(plan, datacenter, pki: Path, **options) -> str:
 
 
 @pytest.mark.parametrize(
-    ("inventory", "datacenter", "jobs"),
+    ("inventory", "datacenter", "options", "jobs"),
     [
-        pytest.param("lab", "lab1", 10, id="lab-lab1"),
-        pytest.param("lab", "lab2", 10, id="lab-lab2"),
-        pytest.param("bj1", "bj1", 10, id="bj1"),
-        pytest.param("sh1", "sh1", 10, id="sh1"),
+        pytest.param("lab", "lab1", {}, 12, id="lab-lab1"),
+        pytest.param("lab", "lab2", {}, 12, id="lab-lab2"),
+        pytest.param("bj1", "bj1", {}, 12, id="bj1"),
+        pytest.param("sh1", "sh1", {}, 12, id="sh1"),
+        # the two consul jobs: HTTPS with a client certificate, server_name and a Bearer token file
+        pytest.param("lab", "lab1", {"consul_https_port": 8501}, 14, id="lab-lab1-consul"),
     ],
 )
-def test_rendered_config_passes_promtool_check_config(tmp_path, inventory, datacenter, jobs):
+def test_rendered_config_passes_promtool_check_config(tmp_path, inventory, datacenter, options, jobs):
     plan = build_plan(load_inventory(str(REPO / "inventories" / inventory))).as_dict()
-    text = _config_with_certificates(plan, datacenter, tmp_path / "pki")
+    text = _config_with_certificates(plan, datacenter, tmp_path / "pki", **options)
     assert text.count("- job_name: ") == jobs
     # the second-level job of cloud58-signals (its timeout no longer than its interval, as promtool wants)
     assert "- job_name: signals/" in text
@@ -83,6 +86,20 @@ def test_missing_client_certificate_is_refused_by_name(tmp_path):
     result = _promtool("check", "config", conf)
     assert result.returncode == 1
     assert f'error checking client key file "{missing}"' in result.stdout + result.stderr
+
+
+def test_missing_consul_token_file_is_refused_by_name(tmp_path):
+    plan = build_plan(load_inventory(str(REPO / "inventories/lab"))).as_dict()
+    conf = tmp_path / "prometheus.yml"
+    token = tmp_path / "pki/consul-token"
+    text = _config_with_certificates(
+        plan, "lab1", tmp_path / "pki", consul_https_port=8501, consul_token_file=str(token)
+    )
+    conf.write_text(text)
+    token.unlink()
+    result = _promtool("check", "config", conf)
+    assert result.returncode == 1
+    assert str(token) in result.stdout + result.stderr, result.stdout + result.stderr
 
 
 def test_rules_files_pass_promtool_check_rules():

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from ansible_collections.cloud58.platform.plugins.module_utils.monitoring import (
     DEFAULT_OPTIONS,
@@ -192,6 +193,12 @@ def test_a_missing_client_certificate_keeps_the_old_config(work):
             id="port-zero",
         ),
         pytest.param(
+            {"prometheus_consul_https_port": 8501},
+            "prometheus_consul_token: required when prometheus_consul_https_port is set (8501); the value "
+            "is not shown",
+            id="consul-without-token",
+        ),
+        pytest.param(
             {"prometheus_datacenter": "lab3"},
             "prometheus_config(lab3): datacenter 'lab3' is not in the plan",
             id="unknown-datacenter",
@@ -203,7 +210,7 @@ def test_a_missing_client_certificate_keeps_the_old_config(work):
             id="retention-zero",
         ),
         pytest.param(
-            {"prometheus_jobs": ["node", "haproxy"]},
+            {"prometheus_jobs": ["node", "haproxy"], "prometheus_haproxy_exporter_port": 0},
             "prometheus_config(lab1): monitoring option jobs: role 'haproxy' has no target in datacenter "
             "'lab1' (haproxy_exporter_port is 0)",
             id="role-the-plan-lacks",
@@ -287,3 +294,35 @@ def test_bad_extra_rules_file_name_fails_before_the_host_changes(work, tmp_path,
     assert len(failed) == 1
     assert failed[0].endswith(message.format(tmp=tmp_path))
     assert "Traceback" not in failed[0]
+
+
+def test_consul_jobs_get_their_certificate_and_token_file(work):
+    """Last in the file: it turns the consul jobs on. The Consul CA and Prometheus' certificate
+    come from <pki_dir>/consul/ (consul/pki.py's layout), the token goes to its own file, 0640."""
+    _plan, directory = work
+    for name in ("ca.crt", "prometheus.crt", "prometheus.key"):
+        (directory / "controller-pki/consul").mkdir(parents=True, exist_ok=True)
+        (directory / "controller-pki/consul" / name).write_text(f"consul {name}\n")
+    consul = {
+        "prometheus_consul_https_port": 8501,
+        "prometheus_consul_token": "6f1c5b0e-secret",
+        "prometheus_consul_token_file": str(directory / "consul-token"),
+        **{
+            f"prometheus_consul_{key}_file": str(directory / f"pki/consul/{name}")
+            for key, name in (("ca", "ca.crt"), ("cert", "prometheus.crt"), ("key", "prometheus.key"))
+        },
+    }
+    stats, failed = _play(work, **consul)
+    # tasks changed: the directory, the certificates, the key, the token, prometheus.yml
+    assert (stats, failed) == ({"changed": 5, "failures": 0}, [])
+    config = yaml.safe_load((directory / "prometheus.yml").read_text())
+    jobs = {j["job_name"]: j for j in config["scrape_configs"]}
+    assert (jobs["consul/server"]["authorization"], jobs["consul/client"]["tls_config"]["server_name"]) == (
+        {"type": "Bearer", "credentials_file": str(directory / "consul-token")},
+        "client.lab1.consul",
+    )
+    token = directory / "consul-token"
+    assert (token.read_text(), token.stat().st_mode & 0o777) == ("6f1c5b0e-secret", 0o640)
+    key = directory / "pki/consul/prometheus.key"
+    assert (key.read_text(), key.stat().st_mode & 0o777) == ("consul prometheus.key\n", 0o640)
+    assert _play(work, **consul) == ({"changed": 0, "failures": 0}, [])

@@ -22,9 +22,25 @@ etcd, etcd-events           each member's client URL (its /metrics)      https  
 kube-apiserver              each API endpoint of the plan                https   kubernetes
 kube-controller-manager     each master                                  https   kubernetes
 kube-scheduler              each master                                  https   kubernetes
-haproxy                     each master's api_endpoint, when a port set  http    no
+haproxy                     each master's api_endpoint (its exporter)    http    no
+haproxy-gateway             each ingress node's gateway (its exporter)   http    no
 lvs                         each LVS director's exporter                 http    no
+consul                      every host's Consul agent, when a port set   https   consul
 ==========================  ===========================================  ======  ===========
+
+Both HAProxy jobs read HAProxy's built-in exporter (roles api_endpoint and haproxy_gateway,
+port 8405 by default; a port of 0 here drops the job). ``haproxy-gateway`` targets the hosts
+the plan labels ``function: ingress`` (:data:`INGRESS_FUNCTION`).
+
+``consul`` is two jobs, ``consul/server`` (the datacenter's servers) and ``consul/client``
+(every other host of the datacenter: each runs an agent), because each checks the name its
+hosts' certificates carry (``server.<dc>.<domain>``, ``client.<dc>.<domain>``; they carry no
+host address) through ``tls_config.server_name``. They read ``/v1/agent/metrics?format=
+prometheus`` over HTTPS with a client certificate of the Consul CA (Consul verifies incoming
+HTTPS) and an ACL token (``Authorization: Bearer``, read from ``consul_token_file``; the
+policy needs ``agent:read``). Consul's HTTPS API listens on 127.0.0.1 by default
+(``consul_https_address``), out of another host's reach, so the jobs exist only when
+``consul_https_port`` is set: set it when the agents' HTTPS listens on their host address.
 
 etcd's ``listen-metrics-urls`` (2381, 2384) is plain HTTP on 127.0.0.1 only
 (controlplane/manifests.py), so a Prometheus on another host reads the same /metrics on the
@@ -65,7 +81,9 @@ JOB_ROLES = (
     "kube-controller-manager",
     "kube-scheduler",
     "haproxy",
+    "haproxy-gateway",
     "lvs",
+    "consul",
 )
 # Jobs whose scrapes carry the cluster's client certificate (the control plane).
 KUBERNETES_JOBS = ("kubelet", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
@@ -90,8 +108,10 @@ DEFAULT_OPTIONS = {
     # Equal to controlplane.manifests CONTROLLER_MANAGER_PORT and SCHEDULER_PORT (a test checks).
     "controller_manager_port": 10257,
     "scheduler_port": 10259,
-    # 0: no job (the api_endpoint role's HAProxy exposes no Prometheus endpoint yet).
-    "haproxy_exporter_port": 0,
+    # HAProxy's built-in exporter: the masters' (role api_endpoint) and the ingress nodes'
+    # (role haproxy_gateway); 0: no job.
+    "haproxy_exporter_port": 8405,
+    "haproxy_gateway_exporter_port": 8405,
     "lvs_exporter_port": 9110,
     "kubernetes_ca_file": "/etc/prometheus/pki/{cluster}/ca.crt",
     "kubernetes_cert_file": "/etc/prometheus/pki/{cluster}/prometheus.crt",
@@ -99,6 +119,17 @@ DEFAULT_OPTIONS = {
     "etcd_ca_file": "/etc/prometheus/pki/{cluster}/etcd-ca.crt",
     "etcd_cert_file": "/etc/prometheus/pki/{cluster}/etcd-client.crt",
     "etcd_key_file": "/etc/prometheus/pki/{cluster}/etcd-client.key",
+    # Consul's HTTPS API on every host's address; 0: no consul job (Consul's default HTTPS
+    # address is 127.0.0.1, which no other host reaches).
+    "consul_https_port": 0,
+    # Consul's DNS domain: the servers' certificates name server.<dc>.<domain>, the agents'
+    # client.<dc>.<domain>.
+    "consul_domain": "consul",
+    "consul_ca_file": "/etc/prometheus/pki/consul/ca.crt",
+    "consul_cert_file": "/etc/prometheus/pki/consul/prometheus.crt",
+    "consul_key_file": "/etc/prometheus/pki/consul/prometheus.key",
+    # The ACL token (policy agent:read) sent as Authorization: Bearer.
+    "consul_token_file": "/etc/prometheus/consul-token",
     # Servers that present a self-signed certificate today (no serving certificate is issued
     # to kubelets, controller-managers and schedulers): the client certificate is still sent.
     "insecure_skip_verify_jobs": ["kubelet", "kube-controller-manager", "kube-scheduler"],
@@ -112,9 +143,16 @@ _PORTS = (
     "scheduler_port",
     "lvs_exporter_port",
 )
+# Ports whose 0 means "no job".
+_OPTIONAL_PORTS = ("haproxy_exporter_port", "haproxy_gateway_exporter_port", "consul_https_port")
 _PATHS = tuple(k for k in DEFAULT_OPTIONS if k.endswith("_file"))
 _INTERVALS = ("scrape_interval", "evaluation_interval", "signals_scrape_interval")
 _RETENTION_TIME = re.compile(r"(?:[0-9]+(?:ms|s|m|h|d|w|y))+")
+_DOMAIN = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*")
+# The plan label of the ingress nodes (equal to gateway.INGRESS_FUNCTION; a test checks).
+INGRESS_FUNCTION = "ingress"
+# The Consul role of a host in the plan (equal to consul.SERVER_ROLE; a test checks).
+CONSUL_SERVER_ROLE = "consul_server"
 _RETENTION_SIZE = re.compile(r"[1-9][0-9]*(?:B|KB|MB|GB|TB|PB|EB)")
 
 
@@ -139,9 +177,9 @@ def _options(options) -> dict:
                 f"known: {', '.join(DEFAULT_OPTIONS)}"
             )
     merged = {**DEFAULT_OPTIONS, **options}
-    for key in (*_PORTS, "haproxy_exporter_port"):
+    for key in (*_PORTS, *_OPTIONAL_PORTS):
         value = merged[key]
-        lowest = 0 if key == "haproxy_exporter_port" else 1
+        lowest = 0 if key in _OPTIONAL_PORTS else 1
         if isinstance(value, bool) or not isinstance(value, int) or not lowest <= value <= 65535:
             raise MonitoringError(f"monitoring option {key}: expected a port {lowest}-65535, got {value!r}")
     for key in _PATHS:
@@ -179,6 +217,11 @@ def _options(options) -> dict:
         raise MonitoringError(
             f"monitoring option retention_size: expected a size above 0 like 512MB, 50GB, or '' for no "
             f"limit, got {size!r}"
+        )
+    domain = merged["consul_domain"]
+    if not isinstance(domain, str) or not _DOMAIN.fullmatch(domain):
+        raise MonitoringError(
+            f"monitoring option consul_domain: expected a DNS domain like consul, got {domain!r}"
         )
     _check_names(merged, "jobs", JOB_ROLES, expected="a list of roles", noun="scrape role", listing="roles")
     tls_jobs = (*KUBERNETES_JOBS, *ETCD_JOBS)
@@ -251,6 +294,41 @@ def _job(role, cluster, targets, opts, scheme="http"):
     return job
 
 
+def _consul_job(kind, targets, datacenter, opts):
+    """``consul/<kind>``: the agents' metrics over HTTPS, checked against ``<kind>.<dc>.<domain>``."""
+    return {
+        "job_name": f"consul/{kind}",
+        "metrics_path": "/v1/agent/metrics",
+        "params": {"format": ["prometheus"]},
+        "scheme": "https",
+        "authorization": {"type": "Bearer", "credentials_file": opts["consul_token_file"]},
+        "tls_config": {
+            "ca_file": opts["consul_ca_file"],
+            "cert_file": opts["consul_cert_file"],
+            "key_file": opts["consul_key_file"],
+            "server_name": f"{kind}.{datacenter}.{opts['consul_domain']}",
+        },
+        "static_configs": targets,
+        "relabel_configs": [{"target_label": "job", "replacement": "consul"}],
+    }
+
+
+def _consul_jobs(plan, dc, datacenter, opts, where):
+    """The two consul jobs of the datacenter (servers, agents), none without a port or servers."""
+    consul = dc.get("consul") or {}
+    servers = sorted(m["name"] for m in consul.get("servers") or [])
+    if not opts["consul_https_port"] or not servers:
+        return []
+    port = opts["consul_https_port"]
+    others = [h for h in sorted(dc["hosts"]) if h not in servers]
+    consul_dc = consul.get("datacenter") or datacenter
+    jobs = []
+    for kind, hosts in (("server", servers), ("client", others)):
+        if hosts:
+            jobs.append(_consul_job(kind, [_target(plan, h, port, where) for h in hosts], consul_dc, opts))
+    return jobs
+
+
 def _member_port(member, where):
     url = member["client_url"]
     try:
@@ -303,6 +381,12 @@ def scrape_config(plan, datacenter, options=None) -> dict:
         "node": [_target(plan, h, opts["node_exporter_port"], where) for h in sorted(dc["hosts"])],
     }
     per_cluster = {name: _cluster_jobs(plan, name, opts) for name in sorted(dc.get("clusters") or [])}
+    if opts["haproxy_gateway_exporter_port"]:
+        by_role["haproxy-gateway"] = [
+            _target(plan, h, opts["haproxy_gateway_exporter_port"], where)
+            for h in sorted(dc["hosts"])
+            if (_host(plan, h, where).get("labels") or {}).get("function") == INGRESS_FUNCTION
+        ]
     directors = ((dc.get("lvs") or {}).get("directors")) or {}
     lvs = [
         _target(plan, name, opts["lvs_exporter_port"], where, d["address"])
@@ -311,7 +395,10 @@ def scrape_config(plan, datacenter, options=None) -> dict:
     jobs = []
     for role in JOB_ROLES:
         if role in by_role:
-            jobs.append(_job(role, None, by_role[role], opts))
+            if by_role[role]:
+                jobs.append(_job(role, None, by_role[role], opts))
+        elif role == "consul":
+            jobs += _consul_jobs(plan, dc, datacenter, opts, where)
         elif role == "lvs":
             if lvs:
                 jobs.append(_job(role, None, lvs, opts))
@@ -342,18 +429,27 @@ def scrape_config(plan, datacenter, options=None) -> dict:
 
 _WHY_NO_TARGET = {
     "haproxy": " (haproxy_exporter_port is 0)",
+    "haproxy-gateway": " (no host labelled function: ingress there, or haproxy_gateway_exporter_port is 0)",
+    "consul": " (consul_https_port is 0, or the plan has no Consul servers there)",
     "lvs": " (the plan has no LVS directors there)",
 }
 
 
 # Where each file of a job's tls_config comes from in the controller's PKI of its cluster
-# (<pki_dir>/<cluster>/..., controlplane/pki_plan.py's layout); the keys are secrets.
+# (<pki_dir>/<cluster>/..., controlplane/pki_plan.py's layout); the keys are secrets. Consul's
+# come from the Consul PKI (<pki_dir>/consul/, site.yml's default site_consul_pki_dir, the
+# layout of consul/pki.py).
 CLIENT_FILE_SOURCES = {
     "kubernetes": {"ca_file": "ca.crt", "cert_file": "prometheus.crt", "key_file": "prometheus.key"},
     "etcd": {
         "ca_file": "etcd/ca.crt",
         "cert_file": "prometheus-etcd-client.crt",
         "key_file": "prometheus-etcd-client.key",
+    },
+    "consul": {
+        "ca_file": "consul/ca.crt",
+        "cert_file": "consul/prometheus.crt",
+        "key_file": "consul/prometheus.key",
     },
 }
 
@@ -370,9 +466,10 @@ def client_files(plan, datacenter, options=None) -> list:
         tls = job.get("tls_config")
         if not tls or not cluster:
             continue
-        prefix = "etcd" if role in ETCD_JOBS else "kubernetes"
+        prefix = "consul" if role == "consul" else "etcd" if role in ETCD_JOBS else "kubernetes"
         for key, source in CLIENT_FILE_SOURCES[prefix].items():
-            entry = {"src": f"{cluster}/{source}", "dest": tls[key], "secret": key == "key_file"}
+            src = source if prefix == "consul" else f"{cluster}/{source}"
+            entry = {"src": src, "dest": tls[key], "secret": key == "key_file"}
             taken = out.setdefault(tls[key], entry)
             if taken["src"] != entry["src"]:
                 raise MonitoringError(

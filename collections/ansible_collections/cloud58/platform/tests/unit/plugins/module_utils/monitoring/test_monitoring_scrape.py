@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from ansible_collections.cloud58.platform.plugins.module_utils import consul, gateway
 from ansible_collections.cloud58.platform.plugins.module_utils.controlplane import manifests, pki_plan
 from ansible_collections.cloud58.platform.plugins.module_utils.controlplane.settings import settings_from
 from ansible_collections.cloud58.platform.plugins.module_utils.monitoring import (
@@ -14,6 +15,7 @@ from ansible_collections.cloud58.platform.plugins.module_utils.monitoring import
     client_files,
     config_text,
     monitoring_hosts,
+    scrape,
     scrape_config,
     server_args,
 )
@@ -50,6 +52,8 @@ def test_job_names_of_lab1_in_role_order(plan):
         "kube-apiserver/lab1-k8s",
         "kube-controller-manager/lab1-k8s",
         "kube-scheduler/lab1-k8s",
+        "haproxy/lab1-k8s",
+        "haproxy-gateway",
         "lvs",
     ]
 
@@ -183,14 +187,105 @@ def test_every_https_job_carries_a_client_certificate(plan):
     assert [j["job_name"] for j in jobs if "cert_file" in j.get("tls_config", {})] == https
 
 
-def test_haproxy_job_only_with_a_port(plan):
-    config = scrape_config(plan, "lab1", {"haproxy_exporter_port": 8404})
+def _names(config):
+    return [j["job_name"] for j in config["scrape_configs"]]
+
+
+def test_haproxy_job_reads_the_masters_exporter_and_port_zero_drops_it(plan):
+    config = scrape_config(plan, "lab1")
     assert _targets(_job(config, "haproxy/lab1-k8s")) == [
-        ("198.18.0.11:8404", "lab1-k8s", "lab1-r1", "lab1-m1"),
-        ("198.18.0.75:8404", "lab1-k8s", "lab1-r2", "lab1-m2"),
-        ("198.18.0.12:8404", "lab1-k8s", "lab1-r1", "lab1-m3"),
+        ("198.18.0.11:8405", "lab1-k8s", "lab1-r1", "lab1-m1"),
+        ("198.18.0.75:8405", "lab1-k8s", "lab1-r2", "lab1-m2"),
+        ("198.18.0.12:8405", "lab1-k8s", "lab1-r1", "lab1-m3"),
     ]
-    assert "haproxy/lab1-k8s" not in [j["job_name"] for j in scrape_config(plan, "lab1")["scrape_configs"]]
+    assert _job(config, "haproxy/lab1-k8s")["scheme"] == "http"
+    assert "haproxy/lab1-k8s" not in _names(scrape_config(plan, "lab1", {"haproxy_exporter_port": 0}))
+
+
+def test_haproxy_gateway_job_reads_the_ingress_nodes_exporter(plan):
+    job = _job(scrape_config(plan, "lab2", {"haproxy_gateway_exporter_port": 9101}), "haproxy-gateway")
+    assert (job["scheme"], _targets(job)) == (
+        "http",
+        [("198.19.0.21:9101", "lab2-k8s", "lab2-r1", "lab2-w1")],
+    )
+    assert "relabel_configs" not in job
+    assert "haproxy-gateway" not in _names(scrape_config(plan, "lab2", {"haproxy_gateway_exporter_port": 0}))
+
+
+def test_haproxy_gateway_job_needs_an_ingress_node(plan):
+    bare = copy.deepcopy(plan)
+    for host in bare["hosts"].values():
+        (host.get("labels") or {}).pop("function", None)
+    assert "haproxy-gateway" not in _names(scrape_config(bare, "lab1"))
+    with pytest.raises(MonitoringError) as e:
+        scrape_config(bare, "lab1", {"jobs": ["haproxy-gateway"]})
+    assert str(e.value) == (
+        "monitoring option jobs: role 'haproxy-gateway' has no target in datacenter 'lab1' "
+        "(no host labelled function: ingress there, or haproxy_gateway_exporter_port is 0)"
+    )
+
+
+def test_plan_names_equal_the_gateway_and_consul_packages():
+    assert scrape.INGRESS_FUNCTION == gateway.INGRESS_FUNCTION
+    assert scrape.CONSUL_SERVER_ROLE == consul.SERVER_ROLE
+
+
+def test_consul_jobs_only_with_a_port(plan):
+    assert [n for n in _names(scrape_config(plan, "lab1")) if n.startswith("consul")] == []
+    config = scrape_config(plan, "lab1", {"consul_https_port": 8501})
+    assert _names(config)[-2:] == ["consul/server", "consul/client"]
+    server = _job(config, "consul/server")
+    assert {k: v for k, v in server.items() if k != "static_configs"} == {
+        "job_name": "consul/server",
+        "metrics_path": "/v1/agent/metrics",
+        "params": {"format": ["prometheus"]},
+        "scheme": "https",
+        "authorization": {"type": "Bearer", "credentials_file": "/etc/prometheus/consul-token"},
+        "tls_config": {
+            "ca_file": "/etc/prometheus/pki/consul/ca.crt",
+            "cert_file": "/etc/prometheus/pki/consul/prometheus.crt",
+            "key_file": "/etc/prometheus/pki/consul/prometheus.key",
+            "server_name": "server.lab1.consul",
+        },
+        "relabel_configs": [{"target_label": "job", "replacement": "consul"}],
+    }
+    assert _targets(server) == [
+        ("198.18.0.11:8501", "lab1-k8s", "lab1-r1", "lab1-m1"),
+        ("198.18.0.75:8501", "lab1-k8s", "lab1-r2", "lab1-m2"),
+        ("198.18.0.12:8501", "lab1-k8s", "lab1-r1", "lab1-m3"),
+    ]
+    client = _job(config, "consul/client")
+    assert client["tls_config"]["server_name"] == "client.lab1.consul"
+    assert _targets(client) == [
+        ("198.18.0.31:8501", None, "lab1-r1", "lab1-lvs1"),
+        ("198.18.0.95:8501", None, "lab1-r2", "lab1-lvs2"),
+        ("198.18.0.21:8501", "lab1-k8s", "lab1-r1", "lab1-w1"),
+        ("198.18.0.85:8501", "lab1-k8s", "lab1-r2", "lab1-w2"),
+    ]
+
+
+def test_consul_jobs_take_the_consul_datacenter_domain_and_files(plan):
+    renamed = copy.deepcopy(plan)
+    renamed["datacenters"]["lab2"]["consul"]["datacenter"] = "bj2"
+    options = {
+        "consul_https_port": 443,
+        "consul_domain": "sd.example",
+        "consul_ca_file": "/p/ca.pem",
+        "consul_cert_file": "/p/c.pem",
+        "consul_key_file": "/p/k.pem",
+        "consul_token_file": "/p/token",
+    }
+    job = _job(scrape_config(renamed, "lab2", options), "consul/client")
+    assert (job["tls_config"], job["authorization"], _targets(job)[0][0]) == (
+        {
+            "ca_file": "/p/ca.pem",
+            "cert_file": "/p/c.pem",
+            "key_file": "/p/k.pem",
+            "server_name": "client.bj2.sd.example",
+        },
+        {"type": "Bearer", "credentials_file": "/p/token"},
+        "198.19.0.31:443",
+    )
 
 
 def test_default_ports_match_the_control_plane_manifests(plan):
@@ -319,23 +414,45 @@ def test_jobs_option_selects_roles(plan, jobs, names):
     ("options", "message"),
     [
         pytest.param(
-            {"jobs": ["haproxy"]},
+            {"jobs": ["haproxy"], "haproxy_exporter_port": 0},
             "monitoring option jobs: role 'haproxy' has no target in datacenter 'lab1' "
             "(haproxy_exporter_port is 0)",
             id="role-the-plan-lacks-haproxy",
         ),
         pytest.param(
-            {"jobs": ["node", "consul"]},
-            "monitoring option jobs: 'consul' is no scrape role; roles: prometheus, node, kubelet, signals, "
-            "etcd, etcd-events, kube-apiserver, kube-controller-manager, kube-scheduler, haproxy, lvs",
+            {"jobs": ["consul"]},
+            "monitoring option jobs: role 'consul' has no target in datacenter 'lab1' "
+            "(consul_https_port is 0, or the plan has no Consul servers there)",
+            id="consul-without-port",
+        ),
+        pytest.param(
+            {"jobs": ["node", "vault"]},
+            "monitoring option jobs: 'vault' is no scrape role; roles: prometheus, node, kubelet, signals, "
+            "etcd, etcd-events, kube-apiserver, kube-controller-manager, kube-scheduler, haproxy, "
+            "haproxy-gateway, lvs, consul",
             id="unknown-role",
         ),
         pytest.param(
             {"jobs": ["kubelets"]},
             "monitoring option jobs: 'kubelets' is no scrape role (did you mean 'kubelet'?); roles: "
             "prometheus, node, kubelet, signals, etcd, etcd-events, kube-apiserver, kube-controller-manager, "
-            "kube-scheduler, haproxy, lvs",
+            "kube-scheduler, haproxy, haproxy-gateway, lvs, consul",
             id="misspelt-role",
+        ),
+        pytest.param(
+            {"consul_domain": "Consul."},
+            "monitoring option consul_domain: expected a DNS domain like consul, got 'Consul.'",
+            id="consul-domain",
+        ),
+        pytest.param(
+            {"consul_https_port": -1},
+            "monitoring option consul_https_port: expected a port 0-65535, got -1",
+            id="consul-port-negative",
+        ),
+        pytest.param(
+            {"consul_token_file": "token"},
+            "monitoring option consul_token_file: expected an absolute path, got 'token'",
+            id="consul-token-relative",
         ),
         pytest.param(
             {"jobs": "node"},
@@ -429,6 +546,23 @@ LAB1_CLIENT_FILES = [
                 {"src": "lab1-k8s/prometheus.key", "dest": "/k/lab1-k8s.key", "secret": True},
             ],
             id="own-path",
+        ),
+        pytest.param(
+            {"jobs": ["consul"], "consul_https_port": 8501},
+            [
+                {"src": "consul/ca.crt", "dest": "/etc/prometheus/pki/consul/ca.crt", "secret": False},
+                {
+                    "src": "consul/prometheus.crt",
+                    "dest": "/etc/prometheus/pki/consul/prometheus.crt",
+                    "secret": False,
+                },
+                {
+                    "src": "consul/prometheus.key",
+                    "dest": "/etc/prometheus/pki/consul/prometheus.key",
+                    "secret": True,
+                },
+            ],
+            id="consul-from-the-consul-pki",
         ),
     ],
 )
