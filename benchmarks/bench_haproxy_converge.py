@@ -72,6 +72,8 @@ def main() -> int:
             "maxconn": 1000,
             "stats_socket": str(work / "admin.sock"),
             "server_state_file": str(work / "server-state"),
+            # no exporter frontend: it would bind 0.0.0.0:8405 on this machine, and nothing reads it here
+            "metrics_port": 0,
         }
         config = work / "haproxy.cfg"
         service = {"name": SERVICE, "port": port, "check_path": "/healthz"}
