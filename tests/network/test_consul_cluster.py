@@ -10,6 +10,10 @@ in a file of its own (issue 15, items 1 and 5):
   certificate of the CA;
 * without a token a write is refused (403) and a catalog read sees nothing of a service that a
   token registered through ``/v1/txn``; with the token the read sees exactly that instance;
+* each server serves its metrics in Prometheus' format (``/v1/agent/metrics?format=prometheus``,
+  telemetry on, no host name in the names) to a token of Prometheus' policy (``agent:read``,
+  ``nodes.PROMETHEUS_RULES``) sent as ``Authorization: Bearer``, as Prometheus' consul jobs
+  send it, and to no request without it or with a token lacking ``agent:read``;
 * with a follower stopped, then (the follower back) with the leader stopped, a registration
   through each remaining server succeeds and the catalog holds every instance.
 
@@ -33,7 +37,11 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.cloud58.platform.plugins.module_utils.consul import server_config
+from ansible_collections.cloud58.platform.plugins.module_utils.consul import (
+    PROMETHEUS_POLICY,
+    PROMETHEUS_RULES,
+    server_config,
+)
 from cloud58_lab import consulapi, programs
 from cloud58_lab.netlab import NetLab, run_prefix, wait_until
 from cloud58_lab.pki import CertificateAuthority
@@ -320,6 +328,47 @@ def test_without_a_token_writes_are_refused_and_reads_see_nothing(cluster):
         )
     # Nothing of the refused writes reached the catalog.
     assert _instances(cluster, "s3", "web") == []
+
+
+def _metrics(cluster: Cluster, name: str, headers: dict) -> tuple:
+    """``(status, body)`` of Prometheus' request for server ``name``'s metrics."""
+    conn = consulapi.UnixHTTPSConnection(cluster.directory(name) / "https.sock", cluster.tls, SERVER_NAME)
+    try:
+        conn.request("GET", "/v1/agent/metrics?format=prometheus", headers=headers)
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode()
+    finally:
+        conn.close()
+
+
+def test_metrics_in_prometheus_format_need_an_agent_read_token_sent_as_bearer(cluster):
+    status, _, policy = cluster.request(
+        "s1",
+        "PUT",
+        "/v1/acl/policy",
+        {"Name": PROMETHEUS_POLICY, "Rules": PROMETHEUS_RULES},
+        cluster.management,
+    )
+    assert status == 200, policy
+    status, _, token = cluster.request(
+        "s1", "PUT", "/v1/acl/token", {"Policies": [{"ID": policy["ID"]}]}, cluster.management
+    )
+    assert status == 200, token
+    bearer = {"Authorization": f"Bearer {token['SecretID']}"}
+    for name in SERVERS:
+        # A follower knows the new token once the leader's raft entry reached it ("ACL not found" before).
+        wait_until(
+            lambda name=name: _metrics(cluster, name, bearer)[0] == 200, WAIT, what=f"{name} knows the token"
+        )
+        status, body = _metrics(cluster, name, bearer)
+        names = {line.split("{")[0].split(" ")[0] for line in body.splitlines() if line and line[0] != "#"}
+        assert (name, status) == (name, 200), body
+        # Prometheus' text, with the raft and runtime gauges under their plain names (disable_hostname).
+        assert {"consul_raft_state_leader", "consul_runtime_alloc_bytes"} <= names, sorted(names)[:20]
+        assert [n for n in names if n.startswith(f"consul_{name}_")] == []
+        # Without a token, or with one lacking agent:read, the agent refuses.
+        assert _metrics(cluster, name, {})[0] == 403
+        assert _metrics(cluster, name, {"Authorization": f"Bearer {cluster.sync}"})[0] == 403
 
 
 def test_registration_continues_with_a_follower_then_the_leader_stopped(cluster):

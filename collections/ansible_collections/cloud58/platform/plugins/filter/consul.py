@@ -5,7 +5,7 @@
 and the checks of the consul role's inputs.
 
 Documented in consul_node_config.yml, consul_tls_names.yml, consul_problem.yml,
-consul_agent_token.yml and consul_dns_token.yml next to this
+consul_agent_token.yml, consul_dns_token.yml and consul_prometheus_token.yml next to this
 file, as ansible-doc reads them.
 """
 
@@ -16,11 +16,14 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.cloud58.platform.plugins.module_utils.consul import (
     DNS_POLICY,
     DNS_RULES,
+    PROMETHEUS_POLICY,
+    PROMETHEUS_RULES,
     ConsulError,
     agent_token,
     dns_token,
     install_problem,
     node_config,
+    prometheus_token,
     secrets_problem,
     tls_names,
 )
@@ -47,6 +50,13 @@ def consul_dns_token(management_token):
         raise AnsibleFilterError(f"consul_dns_token: {e}") from e
 
 
+def consul_prometheus_token(management_token):
+    try:
+        return {**prometheus_token(management_token), "Policy": PROMETHEUS_POLICY, "Rules": PROMETHEUS_RULES}
+    except ConsulError as e:
+        raise AnsibleFilterError(f"consul_prometheus_token: {e}") from e
+
+
 def consul_tls_names(plan, host, domain="consul"):
     try:
         return tls_names(plan, host, domain)
@@ -71,5 +81,6 @@ class FilterModule:
             "consul_dns_token": consul_dns_token,
             "consul_node_config": consul_node_config,
             "consul_problem": consul_problem,
+            "consul_prometheus_token": consul_prometheus_token,
             "consul_tls_names": consul_tls_names,
         }

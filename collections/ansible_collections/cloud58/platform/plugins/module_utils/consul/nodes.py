@@ -19,6 +19,8 @@ nothing of the planner is imported.
 * :func:`dns_token`: the IDs of the one token of DNS lookups (policy :data:`DNS_RULES`, read
   of nodes, services and prepared queries), derived the same way; the agents use it as their
   default token, so ``*.service.<domain>`` resolves under ACLs default-deny;
+* :func:`prometheus_token`: the IDs of Prometheus' token (policy :data:`PROMETHEUS_RULES`,
+  ``agent:read`` of every node, what ``/v1/agent/metrics`` requires), derived the same way;
 * :func:`secrets_problem` and :func:`install_problem`: one line naming the variable, or ``""``;
   a secret's value is never in the line.
 """
@@ -41,6 +43,8 @@ DNS_RULES = (
     'service_prefix "" { policy = "read" }\n'
     'query_prefix "" { policy = "read" }\n'
 )
+PROMETHEUS_POLICY = "cloud58-prometheus"
+PROMETHEUS_RULES = 'agent_prefix "" { policy = "read" }\n'
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _VERSION = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+$")
 _URL = re.compile(r"^https?://[^\s/]+/\S*$")
@@ -203,4 +207,17 @@ def dns_token(management_token: str) -> dict:
     return {
         "AccessorID": _derived_uuid(management_token, "cloud58 consul dns accessor"),
         "SecretID": _derived_uuid(management_token, "cloud58 consul dns secret"),
+    }
+
+
+def prometheus_token(management_token: str) -> dict:
+    """``{AccessorID, SecretID}`` of Prometheus' token (policy :data:`PROMETHEUS_POLICY`: read of
+    every agent, for ``/v1/agent/metrics``), derived from the management token like :func:`agent_token`."""
+    if not (isinstance(management_token, str) and _UUID.match(management_token)):
+        raise ConsulError(
+            "consul prometheus token: the management token is not a UUID; the value is not shown"
+        )
+    return {
+        "AccessorID": _derived_uuid(management_token, "cloud58 consul prometheus accessor"),
+        "SecretID": _derived_uuid(management_token, "cloud58 consul prometheus secret"),
     }

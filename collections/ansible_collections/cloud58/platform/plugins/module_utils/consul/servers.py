@@ -15,7 +15,11 @@ server's configuration as a dict (Consul reads it as JSON), the same dict for th
 * TLS on RPC and on the HTTPS API, incoming and outgoing verified, with the servers' name
   ``server.<datacenter>.<domain>`` checked on RPC (``verify_server_hostname``); plain HTTP off;
 * ACLs on with ``default_policy = deny``; tokens are created through the API, never here;
-* DNS on ``client_addr`` (127.0.0.1 by default) for ``*.service.<domain>``.
+* DNS on ``client_addr`` (127.0.0.1 by default) for ``*.service.<domain>``;
+* metrics in Prometheus' format on ``/v1/agent/metrics?format=prometheus`` (which needs
+  ``telemetry.prometheus_retention_time`` above 0; the setting ``prometheus_retention_time``),
+  without the host name in every metric's name (``disable_hostname``): Prometheus' ``consul``
+  jobs label each target with its host (module_utils/monitoring/scrape.py).
 
 ``tests/network/test_consul_cluster.py`` runs three real servers with these configurations.
 """
@@ -39,12 +43,15 @@ DEFAULT_SETTINGS = {
     # 1 is Consul's recommendation for production servers (its default of 5 suits laptops).
     "raft_multiplier": 1,
     "log_level": "info",
+    # How long /v1/agent/metrics keeps a metric for Prometheus; it must exceed the scrape interval.
+    "prometheus_retention_time": "60s",
 }
 LOG_LEVELS = ("trace", "debug", "info", "warn", "error")
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _DOMAIN = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
 _PATH = re.compile(r"^/[\x21-\x7e]*$")
+_DURATION = re.compile(r"^[1-9][0-9]*(s|m|h)$")
 
 
 class ConsulError(ValueError):
@@ -82,6 +89,10 @@ _RULES = {
         "an integer 1-10",
     ),
     "log_level": (lambda v: v in LOG_LEVELS, f"one of {', '.join(LOG_LEVELS)}"),
+    "prometheus_retention_time": (
+        lambda v: isinstance(v, str) and bool(_DURATION.match(v)),
+        "a duration above 0 like 60s, 5m",
+    ),
 }
 
 
@@ -174,6 +185,7 @@ def server_config(name: str, servers: dict, datacenter: str, settings: dict | No
         },
         "acl": {"enabled": True, "default_policy": "deny", "enable_token_persistence": False},
         "performance": {"raft_multiplier": s["raft_multiplier"]},
+        "telemetry": {"prometheus_retention_time": s["prometheus_retention_time"], "disable_hostname": True},
         "disable_update_check": True,
         "log_level": s["log_level"],
     }

@@ -16,6 +16,7 @@ from ansible_collections.cloud58.platform.plugins.module_utils.consul import (
     agent_token,
     dns_token,
     node_config,
+    prometheus_token,
 )
 from ansible_collections.cloud58.platform.plugins.module_utils.topology import build_plan, load_inventory
 
@@ -34,6 +35,7 @@ def test_filters_are_registered():
         "consul_dns_token",
         "consul_node_config",
         "consul_problem",
+        "consul_prometheus_token",
         "consul_tls_names",
     ]
 
@@ -97,4 +99,19 @@ def test_dns_token_carries_its_policy():
     assert (
         str(caught.value)
         == "consul_dns_token: consul dns token: the management token is not a UUID; the value is not shown"
+    )
+
+
+def test_prometheus_token_carries_its_policy():
+    token = "6f1b8ad4-5c4e-4b1a-9d0e-3a1f2b3c4d5e"
+    assert FILTERS["consul_prometheus_token"](token) == {
+        **prometheus_token(token),
+        "Policy": "cloud58-prometheus",
+        "Rules": 'agent_prefix "" { policy = "read" }\n',
+    }
+    with pytest.raises(AnsibleFilterError) as caught:
+        FILTERS["consul_prometheus_token"]("x")
+    assert str(caught.value) == (
+        "consul_prometheus_token: consul prometheus token: the management token is not a UUID; "
+        "the value is not shown"
     )

@@ -13,12 +13,15 @@ import pytest
 
 from ansible_collections.cloud58.platform.plugins.module_utils.consul import (
     DNS_RULES,
+    PROMETHEUS_POLICY,
+    PROMETHEUS_RULES,
     ConsulError,
     agent_token,
     datacenter_servers,
     dns_token,
     install_problem,
     node_config,
+    prometheus_token,
     secrets_problem,
     server_config,
     tls_names,
@@ -95,6 +98,7 @@ def test_an_agent_exactly():
             "internal_rpc": {"verify_server_hostname": True},
         },
         "acl": {"enabled": True, "default_policy": "deny", "enable_token_persistence": False},
+        "telemetry": {"prometheus_retention_time": "60s", "disable_hostname": True},
         "disable_update_check": True,
         "log_level": "info",
     }
@@ -302,3 +306,22 @@ def test_the_dns_token_is_derived_apart_from_the_agent_tokens():
     with pytest.raises(ConsulError) as caught:
         dns_token(None)
     assert str(caught.value) == "consul dns token: the management token is not a UUID; the value is not shown"
+
+
+def test_the_prometheus_token_is_derived_apart_and_reads_agents_only():
+    token = prometheus_token(TOKEN)
+    assert token == prometheus_token(TOKEN)
+    assert all(str(uuid.UUID(v)) == v for v in token.values())
+    assert set(token.values()).isdisjoint(
+        [*dns_token(TOKEN).values(), *agent_token(TOKEN, "bj1", "bj1-w1").values()]
+    )
+    assert token != prometheus_token("0f1b8ad4-5c4e-4b1a-9d0e-3a1f2b3c4d5e")
+    assert (PROMETHEUS_POLICY, PROMETHEUS_RULES) == (
+        "cloud58-prometheus",
+        'agent_prefix "" { policy = "read" }\n',
+    )
+    with pytest.raises(ConsulError) as caught:
+        prometheus_token("")
+    assert str(caught.value) == (
+        "consul prometheus token: the management token is not a UUID; the value is not shown"
+    )

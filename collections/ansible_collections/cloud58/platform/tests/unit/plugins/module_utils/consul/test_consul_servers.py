@@ -44,6 +44,7 @@ def test_a_server_of_three_exactly():
         },
         "acl": {"enabled": True, "default_policy": "deny", "enable_token_persistence": False},
         "performance": {"raft_multiplier": 1},
+        "telemetry": {"prometheus_retention_time": "60s", "disable_hostname": True},
         "disable_update_check": True,
         "log_level": "info",
     }
@@ -60,6 +61,7 @@ def test_settings_reach_their_fields():
         "dns_port": 53,
         "raft_multiplier": 2,
         "log_level": "debug",
+        "prometheus_retention_time": "5m",
     }
     config = server_config("bj1-c1", SERVERS, "bj1", settings)
     assert {
@@ -74,6 +76,7 @@ def test_settings_reach_their_fields():
     }
     assert config["tls"]["defaults"]["key_file"] == "/srv/tls/server.key"
     assert config["log_level"] == "debug"
+    assert config["telemetry"] == {"prometheus_retention_time": "5m", "disable_hostname": True}
     assert config["retry_join"] == ["10.1.0.12", "10.1.0.13"]
 
 
@@ -205,6 +208,14 @@ def test_the_gossip_key_and_tokens_are_never_in_the_config():
             {"log_level": "verbose"},
             "consul settings: log_level: expected one of trace, debug, info, warn, error, got 'verbose'",
             id="bad-log-level",
+        ),
+        pytest.param(
+            "bj1-c1",
+            SERVERS,
+            "bj1",
+            {"prometheus_retention_time": "0s"},
+            "consul settings: prometheus_retention_time: expected a duration above 0 like 60s, 5m, got '0s'",
+            id="retention-zero",
         ),
     ],
 )
