@@ -16,7 +16,8 @@ description:
     datacenter (servers verify each other across the WAN), and per host of the plan a
     certificate for server and client use named C(server.<dc>.<domain>) on the hosts of the
     group C(consul_servers), C(client.<dc>.<domain>) on every other host, plus C(localhost)
-    and 127.0.0.1.
+    and 127.0.0.1; and Prometheus' client certificate C(prometheus.crt) (client use only), which
+    the prometheus role copies for its consul jobs.
   - Issues what is missing and keeps the rest byte for byte, with the rules of
     M(cloud58.platform.cluster_pki) (re-issued with the same key when the names differ, it
     expires within O(renew_before_days) or another CA signed it; a certificate without its key

@@ -5,7 +5,9 @@
 servers of all datacenters verify each other over the WAN), and per host of the plan one
 certificate for server and client use with the names :func:`.nodes.tls_names` gives
 (``server.<dc>.<domain>`` on servers, ``client.<dc>.<domain>`` on agents, then ``localhost``)
-and 127.0.0.1, the address the role reaches the HTTPS API on.
+and 127.0.0.1, the address the role reaches the HTTPS API on; and Prometheus' client
+certificate (:data:`PROMETHEUS`, client use only), which the prometheus role copies from
+``<pki_dir>/consul/`` for its consul jobs (module_utils/monitoring/scrape.py).
 
 The result has the shape of ``controlplane.pki_plan``'s (``cas``, ``certs``, ``signing_keys``,
 ``host_files``), so the controller's certificate store issues and renews both the same way.
@@ -14,6 +16,7 @@ Layout of the Consul PKI directory on the controller::
 
     ca.{crt,key}           the Consul CA
     hosts/<host>.{crt,key} each host's certificate and key
+    prometheus.{crt,key}   Prometheus' client certificate and key
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from __future__ import annotations
 from .nodes import SERVER_ROLE, _hosts, tls_names
 
 CA = "ca"
+# Prometheus' client certificate (CLIENT_FILE_SOURCES["consul"] in monitoring/scrape.py names it).
+PROMETHEUS = "prometheus"
 
 
 def consul_pki_plan(plan, domain: str = "consul") -> dict:
@@ -47,6 +52,17 @@ def consul_pki_plan(plan, domain: str = "consul") -> dict:
             {"src": f"hosts/{name}.crt", "dest": f"{stem}.crt", "secret": False},
             {"src": f"hosts/{name}.key", "dest": f"{stem}.key", "secret": True},
         ]
+    certs.append(
+        {
+            "name": PROMETHEUS,
+            "ca": CA,
+            "common_name": "cloud58-prometheus",
+            "organizations": [],
+            "dns_names": [],
+            "ip_addresses": [],
+            "usages": ["client"],
+        }
+    )
     return {
         "cas": [{"name": CA, "common_name": "cloud58-consul-ca"}],
         "certs": certs,

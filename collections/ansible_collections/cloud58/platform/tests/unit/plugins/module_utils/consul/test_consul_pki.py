@@ -12,6 +12,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ansible_collections.cloud58.platform.plugins.module_utils.consul import ConsulError, consul_pki_plan
 from ansible_collections.cloud58.platform.plugins.module_utils.controlplane.pki_store import ensure_pki
+from ansible_collections.cloud58.platform.plugins.module_utils.monitoring import scrape
 
 PLAN = {
     "hosts": {
@@ -29,9 +30,10 @@ def test_plan_names_servers_and_agents_and_the_files_each_host_receives():
         ("hosts/bj1-c1", "server.bj1.consul", ["server.bj1.consul", "localhost"], ["127.0.0.1"]),
         ("hosts/bj1-lvs1", "client.bj1.consul", ["client.bj1.consul", "localhost"], ["127.0.0.1"]),
         ("hosts/sh1-w1", "client.sh1.consul", ["client.sh1.consul", "localhost"], ["127.0.0.1"]),
+        ("prometheus", "cloud58-prometheus", [], []),
     ]
     assert {c["ca"] for c in plan["certs"]} == {"ca"}
-    assert {tuple(c["usages"]) for c in plan["certs"]} == {("client", "server")}
+    assert [tuple(c["usages"]) for c in plan["certs"]] == [("client", "server")] * 3 + [("client",)]
     assert plan["host_files"]["sh1-w1"] == [
         {"src": "ca.crt", "dest": "ca.crt", "secret": False},
         {"src": "hosts/sh1-w1.crt", "dest": "agent.crt", "secret": False},
@@ -63,6 +65,7 @@ def test_store_issues_the_ca_and_every_host_then_keeps_them(tmp_path):
         ("hosts/bj1-c1", "issued"),
         ("hosts/bj1-lvs1", "issued"),
         ("hosts/sh1-w1", "issued"),
+        ("prometheus", "issued"),
     ]
     files = sorted(
         (
@@ -81,6 +84,8 @@ def test_store_issues_the_ca_and_every_host_then_keeps_them(tmp_path):
         ("hosts/bj1-lvs1.key", "0o600"),
         ("hosts/sh1-w1.crt", "0o644"),
         ("hosts/sh1-w1.key", "0o600"),
+        ("prometheus.crt", "0o644"),
+        ("prometheus.key", "0o600"),
     ]
     cert = x509.load_pem_x509_certificate((tmp_path / "consul/hosts/bj1-c1.crt").read_bytes())
     ca = x509.load_pem_x509_certificate((tmp_path / "consul/ca.crt").read_bytes())
@@ -96,3 +101,16 @@ def test_store_issues_the_ca_and_every_host_then_keeps_them(tmp_path):
     assert second["changed"] is False
     assert {a["action"] for a in second["actions"]} == {"kept"}
     assert {name: (tmp_path / "consul" / name).read_bytes() for name in before} == before
+
+
+def test_prometheus_certificate_is_the_one_the_scrape_configuration_names(tmp_path):
+    """The consul jobs' client files (monitoring/scrape.py, sources under <pki_dir>/consul/) are
+    files this PKI issues, and Prometheus' certificate is for client use only."""
+    directory = tmp_path / "consul"
+    ensure_pki(str(directory), consul_pki_plan(PLAN), cluster_files=False)
+    sources = scrape.CLIENT_FILE_SOURCES["consul"]
+    assert all((tmp_path / source).is_file() for source in sources.values())
+    cert = x509.load_pem_x509_certificate((tmp_path / sources["cert_file"]).read_bytes())
+    usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(usages) == [ExtendedKeyUsageOID.CLIENT_AUTH]
+    assert cert.issuer == x509.load_pem_x509_certificate((tmp_path / sources["ca_file"]).read_bytes()).subject
