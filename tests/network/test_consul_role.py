@@ -18,6 +18,8 @@ the plan's addresses (198.18.0.0/15):
 * a run with Consul answering creates the DNS policy and token (every agent's default token)
   and every host's agent token (node identity), all derived from the management token, on one
   server; every node then registers itself in its datacenter's catalog, and DNS answers;
+* a run whose play has no server of the primary datacenter (a secondary datacenter's
+  inventory; ``--limit`` to an agent) creates its hosts' missing agent tokens, on one of them;
 * a second run changes nothing;
 * two servers in the datacenter, a bad gossip key, a bad sha256 fail before anything changes,
   naming the datacenter and hosts or the variable (a secret's value never shown).
@@ -114,9 +116,9 @@ class Work:
             "https_address": v["consul_https_address"],
         }
 
-    def play(self, check: bool = False, plan: dict | None = None, **extra):
-        """Run the role on every host: per host its stats, the failed tasks' messages, the diffs
-        of the changed files, and ansible-playbook's whole output."""
+    def play(self, check: bool = False, plan: dict | None = None, limit: str = "", **extra):
+        """Run the role on every host (or those of ``limit``): per host its stats, the failed
+        tasks' messages, the diffs of the changed files, and ansible-playbook's whole output."""
         for host in HOSTS:
             # The stand-in for /usr/local/bin, which a host has.
             self.dir(host, "bin").mkdir(parents=True, exist_ok=True)
@@ -156,6 +158,7 @@ class Work:
             "-e",
             f"@{self.root / 'vars.json'}",
             *(["--check", "--diff"] if check else []),
+            *(["--limit", limit] if limit else []),
         )
         proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=REPO, check=False)
         report = json.loads(proc.stdout)
@@ -406,6 +409,39 @@ def test_the_role_creates_the_agent_tokens_once_consul_answers(work, net):
     refused += "permission 'node:write' on \"x\""
     assert (status, value.replace("rpc error making call: ", "")) == (403, refused)
     assert value.startswith("rpc error making call: ")
+
+
+def _token_nodes(work, hosts) -> dict:
+    """Per host: the node identities of its agent token as Consul holds it, or the status."""
+    found = {}
+    for host in hosts:
+        accessor = agent_token(work.token, host[:4], host)["AccessorID"]
+        status, token = work.request("lab1-m1", "GET", f"/v1/acl/token/{accessor}", token=work.token)
+        found[host] = token["NodeIdentities"] if status == 200 else status
+    return found
+
+
+@pytest.mark.parametrize(
+    ("limit", "creator"),
+    [
+        # site.yml run with a secondary datacenter's inventory: its servers forward to the primary
+        pytest.param(",".join(SERVERS2), "lab2-m1", id="secondary-datacenter"),
+        # scale-out with --limit to a new agent: the agent forwards to its servers
+        pytest.param(AGENT, AGENT, id="limit-to-an-agent"),
+    ],
+)
+def test_a_run_without_a_primary_server_creates_its_hosts_agent_tokens(work, net, limit, creator):
+    hosts = limit.split(",")
+    for host in hosts:  # as if these hosts were new: their tokens do not exist yet
+        accessor = agent_token(work.token, host[:4], host)["AccessorID"]
+        status, _ = work.request("lab1-m1", "DELETE", f"/v1/acl/token/{accessor}", token=work.token)
+        assert status == 200
+    assert _token_nodes(work, hosts) == {h: 403 for h in hosts}  # Consul 1.14: "ACL not found"
+    stats, failed, _diffs, stdout = work.play(consul_create_tokens=True, limit=limit)
+    # One host of the run creates the missing agent tokens: one changed task, on it alone.
+    assert (stats, failed) == ({h: {"changed": 1 if h == creator else 0, "failures": 0} for h in hosts}, {})
+    assert [s for s in _secrets(work) if s in stdout] == []
+    assert _token_nodes(work, hosts) == {h: [{"NodeName": h, "Datacenter": h[:4]}] for h in hosts}
 
 
 def test_a_second_run_changes_nothing(work, net):
