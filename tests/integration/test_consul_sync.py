@@ -39,9 +39,8 @@ import pytest
 from kubernetes import client, config
 
 from cloud58_lab import programs
-from cloud58_lab.consulapi import single_server_config
-from cloud58_lab.netlab import free_ports, wait_until
-from cloud58_lab.pki import CertificateAuthority
+from cloud58_lab.consulsync import SYNC_RULES, Consul
+from cloud58_lab.netlab import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -51,115 +50,8 @@ PROGRAM = (
 )
 CLUSTER, DATACENTER = "c1", "bj1"
 GRACE_S = 3
-SYNC_RULES = 'node_prefix "k8s-" { policy = "write" }\nservice_prefix "" { policy = "write" }\n'
 WAIT = 120  # bounds against a hang only
 TAGS = ["cluster=c1", "datacenter=bj1", "version=1.4.2"]
-
-
-class Consul:
-    """One Consul server on loopback: ACLs default-deny, the API on HTTPS only, verifying
-    the client's certificate (a throwaway CA), as the consul role runs the servers."""
-
-    def __init__(self, workdir):
-        self.workdir = workdir
-        self.https, serf, server = free_ports(3)
-        self.address = f"https://127.0.0.1:{self.https}"
-        self.ca = CertificateAuthority("cloud58-consul-sync-test-ca")
-        self.ca_file = workdir / "ca.crt"
-        self.ca_file.write_bytes(self.ca.pair.cert_pem)
-        cert, key = self.ca.issue(
-            f"server.{DATACENTER}.consul",
-            dns_names=(f"server.{DATACENTER}.consul",),
-            ip_addresses=("127.0.0.1",),
-            server=True,
-            client=True,
-        ).write(workdir, "server")
-        # one client certificate for the sync, one for the test
-        self.sync_cert = self.ca.issue("cloud58-consul-sync", client=True).write(workdir, "sync")
-        test_cert = self.ca.issue("cloud58-consul-sync-test", client=True).write(workdir, "test")
-        self.tls = ssl.create_default_context(cafile=str(self.ca_file))
-        self.tls.load_cert_chain(*(str(f) for f in test_cert))
-        self.config = single_server_config(
-            "c58csync-s1",
-            DATACENTER,
-            workdir / "data",
-            {"https": self.https, "serf_lan": serf, "server": server},
-            acl=True,
-            tls={
-                "defaults": {
-                    "ca_file": str(self.ca_file),
-                    "cert_file": str(cert),
-                    "key_file": str(key),
-                    "verify_incoming": True,
-                    "verify_outgoing": True,
-                }
-            },
-            log_level="info",
-        )
-        self.proc = None
-        self.management = ""
-
-    def start(self):
-        (self.workdir / "data").mkdir(parents=True, exist_ok=True)
-        path = self.workdir / "consul.json"
-        path.write_text(json.dumps(self.config))
-        with open(self.workdir / "consul.log", "ab") as log:
-            self.proc = subprocess.Popen(
-                [programs.path("consul"), "agent", f"-config-file={path}"],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-
-    def log(self):
-        path = self.workdir / "consul.log"
-        return "\n".join(path.read_text(errors="replace").splitlines()[-30:]) if path.exists() else ""
-
-    def request(self, method, path, body=None, token=None):
-        """``(status, headers, decoded JSON or text)``; ``token`` None: the management token."""
-        token = self.management if token is None else token
-        req = urllib.request.Request(
-            self.address + path, data=json.dumps(body).encode() if body is not None else None, method=method
-        )
-        if token:
-            req.add_header("X-Consul-Token", token)
-        try:
-            with urllib.request.urlopen(req, timeout=60, context=self.tls) as resp:
-                status, headers, raw = resp.status, resp.headers, resp.read().decode()
-        except urllib.error.HTTPError as e:
-            status, headers, raw = e.code, e.headers, e.read().decode()
-        try:
-            return status, headers, json.loads(raw) if raw else None
-        except ValueError:
-            return status, headers, raw.strip()
-
-    def instances(self, service="web"):
-        """``{ID: (node, address, port, tags, status, gone-marked)}`` of ``service``."""
-        status, _, entries = self.request("GET", f"/v1/health/service/{service}")
-        assert status == 200, entries
-        out = {}
-        for e in entries:
-            svc = e["Service"]
-            checks = [c["Status"] for c in e["Checks"]]
-            out[svc["ID"]] = (
-                e["Node"]["Node"],
-                svc["Address"],
-                svc["Port"],
-                svc["Tags"],
-                checks[0] if len(checks) == 1 else checks,
-                "cloud58-sync-gone" in (svc.get("Meta") or {}),
-            )
-        return out
 
 
 class Watcher:
@@ -304,30 +196,16 @@ def _inst(address, status, gone=False):
 def lab(kube_clusters, tmp_path_factory):
     programs.require("consul")
     workdir = tmp_path_factory.mktemp("consul-sync")
-    consul = Consul(workdir)
+    consul = Consul(workdir, DATACENTER)
     lab = None
     try:
         consul.start()
 
-        def bootstrap():
-            try:
-                status, _, value = consul.request("PUT", "/v1/acl/bootstrap", token="")
-            except OSError:
-                return None
-            return value["SecretID"] if status == 200 else None
-
-        consul.management = wait_until(bootstrap, WAIT, what="ACL bootstrap")
-        status, _, policy = consul.request(
-            "PUT", "/v1/acl/policy", {"Name": "cloud58-sync", "Rules": SYNC_RULES}
-        )
-        assert status == 200, policy
-        status, _, token = consul.request(
-            "PUT", "/v1/acl/token", {"Description": "cloud58-consul-sync", "Policies": [{"ID": policy["ID"]}]}
-        )
-        assert status == 200, token
+        consul.bootstrap(WAIT)
+        _, token = consul.sync_token()
         namespace = f"consul-sync-{uuid.uuid4().hex[:8]}"
         lab = Lab(kube_clusters.kubeconfig, consul, workdir, namespace)
-        lab.token = token["SecretID"]
+        lab.token = token
         fd = os.open(lab.token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as out:
             out.write(lab.token + "\n")
