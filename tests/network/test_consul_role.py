@@ -253,6 +253,7 @@ def _secrets(work) -> list[str]:
         *(work.pems[h].key_pem.decode().splitlines()[1] for h in HOSTS),
         *(agent_token(work.token, h[:4], h)["SecretID"] for h in HOSTS),
         FilterModule().filters()["consul_dns_token"](work.token)["SecretID"],
+        FilterModule().filters()["consul_prometheus_token"](work.token)["SecretID"],
     ]
 
 
@@ -370,8 +371,8 @@ def _dns(net: NetLab, host: str = AGENT, name: str = "consul.service.consul") ->
 
 def test_the_role_creates_the_agent_tokens_once_consul_answers(work, net):
     stats, failed, _diffs, stdout = work.play(consul_create_tokens=True)
-    # One server of the primary datacenter creates the seven tokens in one task.
-    # DNS policy, DNS token, agent tokens: three tasks, all on that server.
+    # One server of the primary datacenter creates the seven agent tokens in one task.
+    # The two policies, the DNS and Prometheus tokens, the agent tokens: three tasks, on that server.
     assert (stats, failed) == ({h: {"changed": 3 if h == "lab1-m1" else 0, "failures": 0} for h in HOSTS}, {})
     assert [s for s in _secrets(work) if s in stdout] == []
     for host in HOSTS:
@@ -395,6 +396,12 @@ def test_the_role_creates_the_agent_tokens_once_consul_answers(work, net):
     dns = FilterModule().filters()["consul_dns_token"](work.token)
     status, token = work.request("lab1-m1", "GET", f"/v1/acl/token/{dns['AccessorID']}", token=work.token)
     assert (status, [p["Name"] for p in token["Policies"]]) == (200, ["cloud58-dns"])
+    # Prometheus' token reads an agent's metrics (agent:read), which the DNS token may not.
+    metrics = FilterModule().filters()["consul_prometheus_token"](work.token)
+    status, token = work.request("lab1-m1", "GET", f"/v1/acl/token/{metrics['AccessorID']}", token=work.token)
+    assert (status, [p["Name"] for p in token["Policies"]]) == (200, ["cloud58-prometheus"])
+    path = "/v1/agent/metrics?format=prometheus"
+    assert [work.request(AGENT, "GET", path, token=t["SecretID"])[0] for t in (metrics, dns)] == [200, 403]
     # The agents' default token now reads: the agent's DNS answers with the three servers of
     # lab1, and a server of lab2 answers for lab1's service over WAN; a write stays refused.
     expected = "0 " + " ".join(sorted(work.plan["hosts"][h]["address"] for h in SERVERS))
