@@ -82,6 +82,8 @@ class Lab:
                 },
             ],
             "haproxy_gateway_bind_address": "127.0.0.1",
+            # no exporter frontend: it would bind 0.0.0.0:8405 on this machine (the live test reads one)
+            "haproxy_gateway_metrics_port": 0,
             "haproxy_gateway_resolver_port": self.consul.dns_port,
             "haproxy_gateway_resolve_hold_obsolete": "1s",
             "haproxy_gateway_maxconn": 1000,
