@@ -403,6 +403,23 @@ def test_prometheus_finds_node_exporter_on_every_host_and_the_minions_kubelets_a
     assert active.strip() == "active"
 
 
+def test_prometheus_scrapes_haproxys_exporter_on_the_masters_and_the_ingress_gateway(lab):
+    """HAProxy's built-in Prometheus exporter on its own frontend (8405): the api_endpoint
+    stage's HAProxy on every master (job haproxy) and the gateway stage's on the ingress node
+    (job haproxy-gateway), both scraped by the datacenter's Prometheus."""
+    plan = lab.plan["hosts"]
+    gateways = sorted(
+        h for h in plan if plan[h]["datacenter"] == lab.dc and plan[h]["labels"]["function"] == "ingress"
+    )
+    jobs = ("haproxy", "haproxy-gateway")
+    found = _wait("HAProxy's exporters up", functools.partial(_targets_up, lab, jobs))
+    assert found == {
+        "haproxy": dict.fromkeys(sorted(lab.masters), "up"),
+        "haproxy-gateway": {gateways[0]: "up"},
+    }
+    assert gateways == [f"{lab.dc}-w1"]
+
+
 def test_a_stopped_etcd_member_is_down_for_prometheus_until_it_runs_again(lab):
     """The alert rules' input, live: with one member's etcd pod stopped, up{job="etcd"} is 0
     for that member and 1 for the others; restarted (its manifest played again, as the kubelet
