@@ -1,7 +1,9 @@
 """The api_endpoint role's haproxy.cfg (roles/api_endpoint/templates/haproxy.cfg.j2) rendered by
 Jinja2 with the role's defaults and checked by the real haproxy (Debian's 2.6, `haproxy -dW -c`,
 stricter than the role's `haproxy -c`): the exporter frontend Prometheus' job `haproxy` scrapes,
-exactly, with its port, address and path from the role's variables; port 0 renders none."""
+exactly, with its port, address and path from the role's variables (written by the filter
+`haproxy_exporter_frontend`, the ingress gateways' text); port 0 renders none, and the blank
+lines around it stay as they were."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import jinja2
 import pytest
 import yaml
 
+from ansible_collections.cloud58.platform.plugins.filter.gateway import FilterModule as GatewayFilters
 from ansible_collections.cloud58.platform.plugins.module_utils.pki import x509
 from cloud58_lab import programs
 
@@ -38,6 +41,8 @@ def _render(**overrides) -> str:
     )
     # Ansible's template module: trim_blocks on.
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, trim_blocks=True)
+    # The collection's filters under their FQCN, as Ansible's templar finds them.
+    env.filters.update({f"cloud58.platform.{k}": f for k, f in GatewayFilters().filters().items()})
     return env.from_string((ROLE / "templates/haproxy.cfg.j2").read_text()).render(variables)
 
 
@@ -90,6 +95,23 @@ def test_port_zero_renders_no_exporter():
         "frontend kube-apiserver",
         "backend kube-apiserver",
     ]
+    assert "    default_backend kube-apiserver\n\nbackend kube-apiserver\n" in text
+
+
+def test_one_blank_line_around_the_exporter():
+    assert (
+        "    default_backend kube-apiserver\n"
+        "\n"
+        "# HAProxy's built-in Prometheus exporter; Prometheus' job haproxy scrapes it.\n"
+        "frontend cloud58_metrics\n"
+        "    mode http\n"
+        "    bind 0.0.0.0:8405\n"
+        "    http-request set-log-level silent\n"
+        "    http-request use-service prometheus-exporter if { path /metrics }\n"
+        "    http-request deny deny_status 404\n"
+        "\n"
+        "backend kube-apiserver\n"
+    ) in _render()
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ from .haproxy import (
     INGRESS_FUNCTION,
     SERVICE_FIELDS,
     GatewayError,
+    exporter_frontend,
     gateway_hosts,
     haproxy_config,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "INGRESS_FUNCTION",
     "SERVICE_FIELDS",
     "GatewayError",
+    "exporter_frontend",
     "gateway_hosts",
     "haproxy_config",
 ]

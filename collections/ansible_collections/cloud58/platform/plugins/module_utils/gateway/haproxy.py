@@ -279,6 +279,17 @@ def _global(opts: dict) -> list:
 METRICS_FRONTEND = "cloud58_metrics"
 
 
+def exporter_frontend(address, port, path) -> str:
+    """The frontend of HAProxy's built-in Prometheus exporter as text ending in a newline,
+    or ``""`` for port 0; the same frontend for any HAProxy of the project (the ingress
+    gateways here, the masters' API endpoint through the filter ``haproxy_exporter_frontend``).
+    Each value is checked as the gateway setting of the same name (``metrics_*``)."""
+    opts = {"metrics_address": address, "metrics_port": port, "metrics_path": path}
+    for key, value in opts.items():
+        _check_value("", key, value)
+    return "\n".join(_metrics(opts))
+
+
 def _metrics(opts: dict) -> list:
     """The frontend of HAProxy's built-in Prometheus exporter, or nothing (port 0)."""
     if not opts["metrics_port"]:

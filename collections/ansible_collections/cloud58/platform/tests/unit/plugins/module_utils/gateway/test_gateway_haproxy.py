@@ -9,6 +9,7 @@ import pytest
 from ansible_collections.cloud58.platform.plugins.module_utils.gateway import (
     DEFAULT_SETTINGS,
     GatewayError,
+    exporter_frontend,
     gateway_hosts,
     haproxy_config,
 )
@@ -72,6 +73,48 @@ def test_metrics_port_zero_renders_no_exporter():
     assert "frontend cloud58_metrics" not in text
     assert "prometheus-exporter" not in text
     assert "frontend cloud58_metrics\n" in haproxy_config([WEB])
+
+
+def test_exporter_frontend_alone_is_the_gateways_text():
+    """What the masters' API endpoint writes through the filter haproxy_exporter_frontend."""
+    assert exporter_frontend("198.18.0.11", 9101, "/haproxy") == (
+        "frontend cloud58_metrics\n"
+        "    mode http\n"
+        "    bind 198.18.0.11:9101\n"
+        "    http-request set-log-level silent\n"
+        "    http-request use-service prometheus-exporter if { path /haproxy }\n"
+        "    http-request deny deny_status 404\n"
+    )
+    assert exporter_frontend("0.0.0.0", 0, "/metrics") == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(
+            ("0.0.0.0", 70000, "/metrics"), "metrics_port: expected an integer 0-65535, got 70000", id="port"
+        ),
+        pytest.param(
+            ("0.0.0.0", "8405", "/metrics"),
+            "metrics_port: expected an integer 0-65535, got '8405'",
+            id="port-str",
+        ),
+        pytest.param(
+            ("master-1", 8405, "/metrics"),
+            "metrics_address: expected an IPv4 address, '*' or '::', got 'master-1'",
+            id="address",
+        ),
+        pytest.param(
+            ("0.0.0.0", 8405, "metrics"),
+            "metrics_path: expected an absolute URL path without spaces, got 'metrics'",
+            id="path",
+        ),
+    ],
+)
+def test_exporter_frontend_refuses_a_bad_value_by_name(args, message):
+    with pytest.raises(GatewayError) as e:
+        exporter_frontend(*args)
+    assert str(e.value) == message
 
 
 @pytest.mark.parametrize(
