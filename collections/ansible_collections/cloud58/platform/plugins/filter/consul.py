@@ -5,7 +5,8 @@
 and the checks of the consul role's inputs.
 
 Documented in consul_node_config.yml, consul_tls_names.yml, consul_problem.yml,
-consul_agent_token.yml, consul_dns_token.yml and consul_prometheus_token.yml next to this
+consul_agent_token.yml, consul_dns_token.yml, consul_prometheus_token.yml and
+consul_sync_token.yml next to this
 file, as ansible-doc reads them.
 """
 
@@ -25,6 +26,7 @@ from ansible_collections.cloud58.platform.plugins.module_utils.consul import (
     node_config,
     prometheus_token,
     secrets_problem,
+    sync_token,
     tls_names,
 )
 
@@ -57,6 +59,13 @@ def consul_prometheus_token(management_token):
         raise AnsibleFilterError(f"consul_prometheus_token: {e}") from e
 
 
+def consul_sync_token(management_token, cluster):
+    try:
+        return sync_token(management_token, cluster)
+    except ConsulError as e:
+        raise AnsibleFilterError(f"consul_sync_token: {e}") from e
+
+
 def consul_tls_names(plan, host, domain="consul"):
     try:
         return tls_names(plan, host, domain)
@@ -82,5 +91,6 @@ class FilterModule:
             "consul_node_config": consul_node_config,
             "consul_problem": consul_problem,
             "consul_prometheus_token": consul_prometheus_token,
+            "consul_sync_token": consul_sync_token,
             "consul_tls_names": consul_tls_names,
         }

@@ -15,6 +15,8 @@ from .nodes import (
     PROMETHEUS_POLICY,
     PROMETHEUS_RULES,
     SERVER_ROLE,
+    SYNC_POLICY,
+    SYNC_RULES,
     agent_token,
     datacenter_servers,
     dns_token,
@@ -22,6 +24,7 @@ from .nodes import (
     node_config,
     prometheus_token,
     secrets_problem,
+    sync_token,
     tls_names,
 )
 from .pki import consul_pki_plan
@@ -35,6 +38,8 @@ __all__ = [
     "PROMETHEUS_RULES",
     "SERVER_COUNTS",
     "SERVER_ROLE",
+    "SYNC_POLICY",
+    "SYNC_RULES",
     "ConsulError",
     "agent_token",
     "consul_pki_plan",
@@ -45,5 +50,6 @@ __all__ = [
     "prometheus_token",
     "secrets_problem",
     "server_config",
+    "sync_token",
     "tls_names",
 ]

@@ -21,6 +21,8 @@ nothing of the planner is imported.
   default token, so ``*.service.<domain>`` resolves under ACLs default-deny;
 * :func:`prometheus_token`: the IDs of Prometheus' token (policy :data:`PROMETHEUS_RULES`,
   ``agent:read`` of every node, what ``/v1/agent/metrics`` requires), derived the same way;
+* :func:`sync_token`: the IDs, policy name and rules of a cluster's cloud58-consul-sync token
+  (``node:write`` of its node ``k8s-<cluster>`` alone and ``service:write``), derived the same way;
 * :func:`secrets_problem` and :func:`install_problem`: one line naming the variable, or ``""``;
   a secret's value is never in the line.
 """
@@ -34,7 +36,7 @@ import hmac
 import re
 import uuid
 
-from .servers import ConsulError, _did_you_mean, _ipv4, _servers, _settings, server_config
+from .servers import _DNS_LABEL, ConsulError, _did_you_mean, _ipv4, _servers, _settings, server_config
 
 SERVER_ROLE = "consul_server"
 DNS_POLICY = "cloud58-dns"
@@ -45,6 +47,12 @@ DNS_RULES = (
 )
 PROMETHEUS_POLICY = "cloud58-prometheus"
 PROMETHEUS_RULES = 'agent_prefix "" { policy = "read" }\n'
+# cloud58-consul-sync (roles/consul_sync) of a cluster registers every instance on its one node
+# k8s-<cluster> (discovery/catalog.py's node_name) with /v1/txn and reads that node back
+# (/v1/catalog/node, /v1/health/node): write of that node and of services, whose names are
+# the Services' annotations (any DNS label), so every service; nothing else.
+SYNC_POLICY = "cloud58-consul-sync-{cluster}"
+SYNC_RULES = 'node "k8s-{cluster}" {{ policy = "write" }}\nservice_prefix "" {{ policy = "write" }}\n'
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _VERSION = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+$")
 _URL = re.compile(r"^https?://[^\s/]+/\S*$")
@@ -220,4 +228,22 @@ def prometheus_token(management_token: str) -> dict:
     return {
         "AccessorID": _derived_uuid(management_token, "cloud58 consul prometheus accessor"),
         "SecretID": _derived_uuid(management_token, "cloud58 consul prometheus secret"),
+    }
+
+
+def sync_token(management_token: str, cluster: str) -> dict:
+    """``{AccessorID, SecretID, Policy, Rules}`` of cluster ``cluster``'s cloud58-consul-sync token
+    (policy :data:`SYNC_POLICY`: write of its node ``k8s-<cluster>`` and of services), derived
+    from the management token like :func:`agent_token`."""
+    if not (isinstance(management_token, str) and _UUID.match(management_token)):
+        raise ConsulError("consul sync token: the management token is not a UUID; the value is not shown")
+    if not isinstance(cluster, str) or not _DNS_LABEL.match(cluster):
+        raise ConsulError(
+            f"consul sync token: cluster: {cluster!r} is not a DNS label (a-z, 0-9, '-', at most 63)"
+        )
+    return {
+        "AccessorID": _derived_uuid(management_token, f"cloud58 consul sync accessor {cluster}"),
+        "SecretID": _derived_uuid(management_token, f"cloud58 consul sync secret {cluster}"),
+        "Policy": SYNC_POLICY.format(cluster=cluster),
+        "Rules": SYNC_RULES.format(cluster=cluster),
     }

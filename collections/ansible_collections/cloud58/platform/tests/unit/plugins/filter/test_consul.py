@@ -17,6 +17,7 @@ from ansible_collections.cloud58.platform.plugins.module_utils.consul import (
     dns_token,
     node_config,
     prometheus_token,
+    sync_token,
 )
 from ansible_collections.cloud58.platform.plugins.module_utils.topology import build_plan, load_inventory
 
@@ -36,6 +37,7 @@ def test_filters_are_registered():
         "consul_node_config",
         "consul_problem",
         "consul_prometheus_token",
+        "consul_sync_token",
         "consul_tls_names",
     ]
 
@@ -114,4 +116,15 @@ def test_prometheus_token_carries_its_policy():
     assert str(caught.value) == (
         "consul_prometheus_token: consul prometheus token: the management token is not a UUID; "
         "the value is not shown"
+    )
+
+
+def test_sync_token_is_the_clusters():
+    token = "6f1b8ad4-5c4e-4b1a-9d0e-3a1f2b3c4d5e"
+    assert FILTERS["consul_sync_token"](token, "lab1-k8s") == sync_token(token, "lab1-k8s")
+    assert FILTERS["consul_sync_token"](token, "lab1-k8s")["Policy"] == "cloud58-consul-sync-lab1-k8s"
+    with pytest.raises(AnsibleFilterError) as caught:
+        FILTERS["consul_sync_token"](token, "")
+    assert str(caught.value) == (
+        "consul_sync_token: consul sync token: cluster: '' is not a DNS label (a-z, 0-9, '-', at most 63)"
     )

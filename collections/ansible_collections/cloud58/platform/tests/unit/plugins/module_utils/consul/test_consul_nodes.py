@@ -24,6 +24,7 @@ from ansible_collections.cloud58.platform.plugins.module_utils.consul import (
     prometheus_token,
     secrets_problem,
     server_config,
+    sync_token,
     tls_names,
 )
 
@@ -324,4 +325,29 @@ def test_the_prometheus_token_is_derived_apart_and_reads_agents_only():
         prometheus_token("")
     assert str(caught.value) == (
         "consul prometheus token: the management token is not a UUID; the value is not shown"
+    )
+
+
+def test_the_sync_token_of_a_cluster_writes_its_node_and_services_only():
+    token = sync_token(TOKEN, "bj1-k8s")
+    assert token == sync_token(TOKEN, "bj1-k8s")
+    assert all(str(uuid.UUID(token[k])) == token[k] for k in ("AccessorID", "SecretID"))
+    assert token["Policy"] == "cloud58-consul-sync-bj1-k8s"
+    assert token["Rules"] == (
+        'node "k8s-bj1-k8s" { policy = "write" }\nservice_prefix "" { policy = "write" }\n'
+    )
+    other = sync_token(TOKEN, "sh1-k8s")
+    ids = [token["AccessorID"], token["SecretID"]]
+    assert set(ids).isdisjoint([other["AccessorID"], other["SecretID"]])
+    assert set(ids).isdisjoint([*dns_token(TOKEN).values(), *prometheus_token(TOKEN).values()])
+    assert sync_token("0f1b8ad4-5c4e-4b1a-9d0e-3a1f2b3c4d5e", "bj1-k8s")["SecretID"] != token["SecretID"]
+    with pytest.raises(ConsulError) as caught:
+        sync_token("", "bj1-k8s")
+    assert str(caught.value) == (
+        "consul sync token: the management token is not a UUID; the value is not shown"
+    )
+    with pytest.raises(ConsulError) as caught:
+        sync_token(TOKEN, "BJ1 k8s")
+    assert str(caught.value) == (
+        "consul sync token: cluster: 'BJ1 k8s' is not a DNS label (a-z, 0-9, '-', at most 63)"
     )

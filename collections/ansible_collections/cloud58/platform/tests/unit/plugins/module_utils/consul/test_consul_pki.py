@@ -31,9 +31,10 @@ def test_plan_names_servers_and_agents_and_the_files_each_host_receives():
         ("hosts/bj1-lvs1", "client.bj1.consul", ["client.bj1.consul", "localhost"], ["127.0.0.1"]),
         ("hosts/sh1-w1", "client.sh1.consul", ["client.sh1.consul", "localhost"], ["127.0.0.1"]),
         ("prometheus", "cloud58-prometheus", [], []),
+        ("consul-sync", "cloud58-consul-sync", [], []),
     ]
     assert {c["ca"] for c in plan["certs"]} == {"ca"}
-    assert [tuple(c["usages"]) for c in plan["certs"]] == [("client", "server")] * 3 + [("client",)]
+    assert [tuple(c["usages"]) for c in plan["certs"]] == [("client", "server")] * 3 + [("client",)] * 2
     assert plan["host_files"]["sh1-w1"] == [
         {"src": "ca.crt", "dest": "ca.crt", "secret": False},
         {"src": "hosts/sh1-w1.crt", "dest": "agent.crt", "secret": False},
@@ -66,6 +67,7 @@ def test_store_issues_the_ca_and_every_host_then_keeps_them(tmp_path):
         ("hosts/bj1-lvs1", "issued"),
         ("hosts/sh1-w1", "issued"),
         ("prometheus", "issued"),
+        ("consul-sync", "issued"),
     ]
     files = sorted(
         (
@@ -78,6 +80,8 @@ def test_store_issues_the_ca_and_every_host_then_keeps_them(tmp_path):
     assert files == [
         ("ca.crt", "0o644"),
         ("ca.key", "0o600"),
+        ("consul-sync.crt", "0o644"),
+        ("consul-sync.key", "0o600"),
         ("hosts/bj1-c1.crt", "0o644"),
         ("hosts/bj1-c1.key", "0o600"),
         ("hosts/bj1-lvs1.crt", "0o644"),
