@@ -20,6 +20,8 @@ Layout of a cluster's PKI directory on the controller (paths relative to it)::
     admin.*, controller-manager.*, scheduler.*   kubeconfig clients
     prometheus.*, prometheus-etcd-client.*       the datacenter's Prometheus (not copied to
                                                  the masters: the role prometheus takes them)
+    consul-sync.*                     cloud58-consul-sync -> apiserver (CONSUL_SYNC_USER; not
+                                      copied to the masters: site.yml's consul_sync stage takes it)
     etcd/<host>-server.*, etcd/<host>-peer.*                 main etcd members
     etcd/<host>-events-server.*, etcd/<host>-events-peer.*   events etcd members
     kubelet/<node>.*                  each node's kubelet -> apiserver (system:node:<node>)
@@ -39,6 +41,10 @@ KUBERNETES_CA = "ca"
 ETCD_CA = "etcd/ca"
 # The user Prometheus scrapes the control plane and the kubelets as (its certificate's CN).
 PROMETHEUS_USER = "cloud58:prometheus"
+# The user cloud58-consul-sync reads Services and EndpointSlices as (its certificate's CN; the
+# ClusterRole cloud58-consul-sync, render/platform.py); one sync per cluster.
+CONSUL_SYNC_USER = "cloud58:consul-sync"
+CONSUL_SYNC_CERT = "consul-sync"
 # The node agents that talk to the API (role node_agents), each with a certificate per minion:
 # user cloud58:<agent>:<node> in group cloud58:<agent>, the group bound to the agent's
 # ClusterRole (render/platform.py).
@@ -143,6 +149,7 @@ def pki_plan(cluster, settings):
         # render/platform.py), and of both etcds with the etcd CA's client certificate.
         _cert("prometheus", KUBERNETES_CA, PROMETHEUS_USER),
         _cert("prometheus-etcd-client", ETCD_CA, "cloud58-prometheus-etcd-client"),
+        _cert(CONSUL_SYNC_CERT, KUBERNETES_CA, CONSUL_SYNC_USER),
     ]
     for kind, prefix in (("etcd", ""), ("etcd_events", "events-")):
         for member in cluster[kind]["members"]:

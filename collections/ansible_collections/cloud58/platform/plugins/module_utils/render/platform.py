@@ -19,7 +19,7 @@ producer the same ownership labels.
 
 from __future__ import annotations
 
-from ..controlplane.pki_plan import NODE_AGENTS, PROMETHEUS_USER, agent_user
+from ..controlplane.pki_plan import CONSUL_SYNC_USER, NODE_AGENTS, PROMETHEUS_USER, agent_user
 from ..kube.objects import IDENTITY_NAME, IDENTITY_NAMESPACE, labels_for
 
 SYSTEM_NAMESPACE = "cloud58-system"
@@ -40,6 +40,14 @@ PROMETHEUS = "cloud58-prometheus"
 PROMETHEUS_RULES = [
     {"nonResourceURLs": ["/metrics"], "verbs": ["get"]},
     {"apiGroups": [""], "resources": ["nodes/metrics"], "verbs": ["get"]},
+]
+
+# cloud58-consul-sync (role consul_sync, one per cluster, outside the cluster) reads Services and
+# EndpointSlices with a client certificate of the cluster's CA (controlplane/pki_plan.py).
+CONSUL_SYNC = "cloud58-consul-sync"
+CONSUL_SYNC_RULES = [
+    {"apiGroups": [""], "resources": ["services"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["get", "list", "watch"]},
 ]
 
 # The node agents (role node_agents), each minion's certificate in the agent's group
@@ -119,6 +127,7 @@ def platform_objects(cluster: str, datacenter: str, uid: str) -> list[dict]:
         )
     objs.extend(_component_rbac(cluster))
     objs.extend(prometheus_rbac(cluster))
+    objs.extend(consul_sync_rbac(cluster))
     for agent in NODE_AGENTS:
         objs.extend(agent_rbac(cluster, agent))
     return objs
@@ -174,6 +183,13 @@ def prometheus_rbac(cluster: str) -> list[dict]:
     Prometheus' client certificate; no ServiceAccount: Prometheus runs outside the cluster."""
     subject = {"apiGroup": RBAC_GROUP, "kind": "User", "name": PROMETHEUS_USER}
     return _role_and_binding(cluster, PROMETHEUS, PROMETHEUS_RULES, subject)
+
+
+def consul_sync_rbac(cluster: str) -> list[dict]:
+    """ClusterRole ``cloud58-consul-sync`` (get, list and watch of Services and EndpointSlices)
+    bound to the user of the sync's client certificate; no ServiceAccount: it runs outside."""
+    subject = {"apiGroup": RBAC_GROUP, "kind": "User", "name": CONSUL_SYNC_USER}
+    return _role_and_binding(cluster, CONSUL_SYNC, CONSUL_SYNC_RULES, subject)
 
 
 def agent_rbac(cluster: str, agent: str) -> list[dict]:

@@ -48,6 +48,7 @@ def test_plan_lists_every_certificate_once(lab_plan):
         "scheduler",
         "prometheus",
         "prometheus-etcd-client",
+        "consul-sync",
         "etcd/lab2-m1-server",
         "etcd/lab2-m1-peer",
         "etcd/lab2-m2-server",
@@ -93,6 +94,15 @@ def test_plan_lists_every_certificate_once(lab_plan):
         "name": "prometheus",
         "ca": "ca",
         "common_name": "cloud58:prometheus",
+        "organizations": [],
+        "dns_names": [],
+        "ip_addresses": [],
+        "usages": ["client"],
+    }
+    assert by_name["consul-sync"] == {
+        "name": "consul-sync",
+        "ca": "ca",
+        "common_name": "cloud58:consul-sync",
         "organizations": [],
         "dns_names": [],
         "ip_addresses": [],

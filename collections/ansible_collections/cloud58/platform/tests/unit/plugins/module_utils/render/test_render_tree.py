@@ -62,11 +62,13 @@ def kinds_and_names(rendered):
 def test_every_cluster_gets_platform_objects_and_its_apps():
     bj1, sh1 = render_clusters([BJ1, SH1], [spec(clusters={"bj1-k8s": 1})])
     platform = [
+        ("ClusterRole", "", "cloud58-consul-sync"),
         ("ClusterRole", "", "cloud58-netshaper"),
         ("ClusterRole", "", "cloud58-observer"),
         ("ClusterRole", "", "cloud58-overload"),
         ("ClusterRole", "", "cloud58-prometheus"),
         ("ClusterRole", "", "cloud58-reconciler"),
+        ("ClusterRoleBinding", "", "cloud58-consul-sync"),
         ("ClusterRoleBinding", "", "cloud58-netshaper"),
         ("ClusterRoleBinding", "", "cloud58-observer"),
         ("ClusterRoleBinding", "", "cloud58-overload"),
@@ -275,6 +277,44 @@ def test_prometheus_may_read_metrics_and_nothing_else():
     }
 
 
+def test_the_consul_sync_user_may_read_services_and_endpointslices_only():
+    [cluster] = render_clusters([SH1], [])
+    files = cluster_files(cluster)
+    found = {name: yaml.safe_load(text) for name, text in files.items() if "consul-sync" in name}
+    metadata = {
+        "name": "cloud58-consul-sync",
+        "labels": {
+            "app.kubernetes.io/component": "cloud58-consul-sync",
+            "app.kubernetes.io/managed-by": "cloud58",
+            "cloud58.io/cluster": "sh1-k8s",
+        },
+    }
+    assert found == {
+        "22_clusterrole_cloud58-consul-sync.yaml": {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": metadata,
+            # get, list and watch of Services and EndpointSlices, as cloud58-lvs-sync's (below)
+            "rules": LVS_SYNC_FILES["22_clusterrole_cloud58-lvs-sync.yaml"]["rules"],
+        },
+        "23_clusterrolebinding_cloud58-consul-sync.yaml": {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": metadata,
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "cloud58-consul-sync",
+            },
+            "subjects": [
+                {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "cloud58:consul-sync"}
+            ],
+        },
+    }
+    # The rendered text is stable: a second render gives the same bytes.
+    assert cluster_files(render_clusters([SH1], [])[0]) == files
+
+
 LVS_SYNC_FILES = {
     "22_clusterrole_cloud58-lvs-sync.yaml": {
         "kind": "ClusterRole",
@@ -344,7 +384,7 @@ def test_rendered_directory_loads_in_the_engine(tmp_path):
     cluster = load_cluster_dir(str(tmp_path), "bj1-k8s")
     assert cluster.context == "bj1-k8s"
     assert cluster.identity == {"cluster": "bj1-k8s", "datacenter": "bj1", "uid": BJ1.uid}
-    assert len(cluster.manifests) == len(bj1.objects) == 25
+    assert len(cluster.manifests) == len(bj1.objects) == 27
     assert ("v1", "ResourceQuota") in cluster.prune_kinds
     assert cluster.node_annotations == {}  # a target made by hand carries no plan
 
