@@ -9,6 +9,8 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.cloud58.platform.plugins.module_utils.controlplane.configs import kubeconfig
 from ansible_collections.cloud58.platform.plugins.module_utils.controlplane.pki_plan import (
+    CONSUL_SYNC_CERT,
+    CONSUL_SYNC_USER,
     NODE_AGENTS,
     agent_user,
 )
@@ -74,6 +76,26 @@ def agent_kubeconfig(cluster, host, agent, server, config_dir):
     )
 
 
+def consul_sync_kubeconfig(cluster, server, config_dir):
+    """The kubeconfig of cloud58-consul-sync of ``cluster``: its client pair (user
+    cloud58:consul-sync) and the cluster CA under ``config_dir``/pki, where site.yml's
+    consul_sync stage copies them; no secret in it."""
+    _cluster("consul_sync_kubeconfig", cluster)
+    return _by_path(
+        "consul_sync_kubeconfig",
+        cluster,
+        cluster["name"],
+        server,
+        config_dir,
+        pair=CONSUL_SYNC_CERT,
+        user=CONSUL_SYNC_USER,
+    )
+
+
 class FilterModule:
     def filters(self):
-        return {"agent_kubeconfig": agent_kubeconfig, "kubelet_kubeconfig": kubelet_kubeconfig}
+        return {
+            "agent_kubeconfig": agent_kubeconfig,
+            "consul_sync_kubeconfig": consul_sync_kubeconfig,
+            "kubelet_kubeconfig": kubelet_kubeconfig,
+        }

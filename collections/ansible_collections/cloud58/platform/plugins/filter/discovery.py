@@ -4,6 +4,7 @@
 """Filters of service discovery (issue 15 item 3), over module_utils/discovery.
 
 consul_sync_config(variables) -> the configuration file of cloud58-consul-sync.
+consul_sync_hosts(plan, group) -> the hosts site.yml's consul_sync stage runs the sync on.
 A bad or missing variable fails with one line naming it; a secret's value is never shown.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.cloud58.platform.plugins.module_utils.discovery.catalog import DiscoveryError
+from ansible_collections.cloud58.platform.plugins.module_utils.discovery.hosts import sync_hosts
 from ansible_collections.cloud58.platform.plugins.module_utils.discovery.syncconfig import sync_config
 
 
@@ -24,6 +26,13 @@ def consul_sync_config(variables):
         raise AnsibleFilterError(f"consul_sync_config: {e}") from e
 
 
+def consul_sync_hosts(plan, group=None):
+    try:
+        return sync_hosts(plan, group)
+    except DiscoveryError as e:
+        raise AnsibleFilterError(str(e)) from e
+
+
 class FilterModule:
     def filters(self):
-        return {"consul_sync_config": consul_sync_config}
+        return {"consul_sync_config": consul_sync_config, "consul_sync_hosts": consul_sync_hosts}

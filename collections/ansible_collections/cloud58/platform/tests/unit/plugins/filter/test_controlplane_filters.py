@@ -14,6 +14,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.cloud58.platform.plugins.filter.controlplane import (
     FilterModule,
     agent_kubeconfig,
+    consul_sync_kubeconfig,
     kubelet_kubeconfig,
 )
 from ansible_collections.cloud58.platform.plugins.module_utils.topology import build_plan, load_inventory
@@ -29,7 +30,11 @@ def cluster():
 
 
 def test_filters_are_registered():
-    assert sorted(FilterModule().filters()) == ["agent_kubeconfig", "kubelet_kubeconfig"]
+    assert sorted(FilterModule().filters()) == [
+        "agent_kubeconfig",
+        "consul_sync_kubeconfig",
+        "kubelet_kubeconfig",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -93,3 +98,33 @@ def test_agent_kubeconfig_refuses_by_name(cluster, args, message):
     with pytest.raises(AnsibleFilterError) as caught:
         agent_kubeconfig(cluster, host, agent, server, "/etc/kubernetes")
     assert str(caught.value) == message
+
+
+def test_the_consul_sync_kubeconfig_names_its_user_and_files_and_holds_no_secret(cluster):
+    assert consul_sync_kubeconfig(cluster, SERVER, "/etc/cloud58/consul-sync/") == {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "preferences": {},
+        "current-context": "lab1-k8s",
+        "clusters": [
+            {
+                "name": "lab1-k8s",
+                "cluster": {"server": SERVER, "certificate-authority": "/etc/cloud58/consul-sync/pki/ca.crt"},
+            }
+        ],
+        "users": [
+            {
+                "name": "cloud58:consul-sync",
+                "user": {
+                    "client-certificate": "/etc/cloud58/consul-sync/pki/consul-sync.crt",
+                    "client-key": "/etc/cloud58/consul-sync/pki/consul-sync.key",
+                },
+            }
+        ],
+        "contexts": [{"name": "lab1-k8s", "context": {"cluster": "lab1-k8s", "user": "cloud58:consul-sync"}}],
+    }
+    with pytest.raises(AnsibleFilterError) as caught:
+        consul_sync_kubeconfig(cluster, "http://198.18.0.11:8443", "/etc/cloud58/consul-sync")
+    assert str(caught.value) == (
+        "consul_sync_kubeconfig: the API server of 'lab1-k8s' must be an https URL, got 'http://198.18.0.11:8443'"
+    )
