@@ -7,6 +7,9 @@ and benchmarks/bench_haproxy_converge.py.
 * :class:`Backend`: an HTTP server in a thread that answers every request with its own name
   (``/healthz`` too) and counts the requests it served; its ``status`` (200) is the status of
   every request but ``/healthz``, which always answers 200: a bad instance that passes its checks.
+* :class:`TcpBackend`: a TCP server in a thread that greets every connection with its name and
+  closes it (a protocol where the server speaks first); it can stop listening (connections
+  refused) and listen again on the same port.
 * :class:`Gateway`: a haproxy master-worker process in the foreground (as systemd's ``-Ws``
   runs it) on a rendered haproxy.cfg; its admin socket, its workers (the master's children)
   and a reload as systemd runs the role's drop-in (check, save the servers' state, USR2).
@@ -16,6 +19,7 @@ Every process is stopped by its own PID; nothing listens beyond loopback.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import http.client
 import http.server
@@ -189,6 +193,61 @@ class Backend:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class TcpBackend:
+    """A TCP server on ``address`` (a loopback address of its own) that sends its name on every
+    connection it accepts and closes it, counting them in ``hits`` (health checks included).
+    :meth:`refuse` stops listening: the kernel then answers every connection attempt to the
+    address and port with a reset (connection refused), HAProxy's TCP health checks included.
+    :meth:`listen` takes the same port again."""
+
+    def __init__(self, name: str, address: str) -> None:
+        self.name, self.address, self.port, self.hits = name, address, 0, 0
+        self.sock: socket.socket | None = None
+        self.listen()
+
+    def listen(self) -> None:
+        sock = socket.socket()
+        # the port again after refuse(), past the TIME_WAIT of the connections it closed
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.address, self.port))
+        sock.listen(64)
+        self.port, self.sock = sock.getsockname()[1], sock
+        self.thread = threading.Thread(target=self._serve, args=(sock,), daemon=True)
+        self.thread.start()
+
+    def _serve(self, sock: socket.socket) -> None:
+        while True:
+            try:
+                conn, _ = sock.accept()
+            except OSError:  # refuse() or stop() shut the socket down
+                return
+            self.hits += 1
+            # a health check closes its connection at once
+            with conn, contextlib.suppress(OSError):
+                conn.sendall(self.name.encode())
+
+    def refuse(self) -> None:
+        """Stop listening; connections to the port are refused until :meth:`listen`."""
+        if self.sock is not None:
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the accept() of the thread
+            self.sock.close()
+            self.thread.join()
+            self.sock = None
+
+    stop = refuse
+
+
+def tcp_get(port: int) -> str:
+    """What a new connection to 127.0.0.1:``port`` receives before the other side closes it:
+    a :class:`TcpBackend`'s name through the gateway, or ``""`` when HAProxy closes the
+    connection without a byte (it found no server that accepted it)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
+        chunks = []
+        while chunk := s.recv(4096):
+            chunks.append(chunk)
+    return b"".join(chunks).decode()
 
 
 def get(port: int, path: str = "/") -> tuple[int, str]:

@@ -13,11 +13,14 @@ with their name (lab/cloud58_lab/gatewaylab.py):
   clients keep sending requests, each on a new connection: every reload starts a new worker
   and not one request fails. Without the saved state the new worker answers 503 until its
   first DNS answer (docs/service-discovery.md);
-* the circuit breaker of a second service, ``api`` (``error_limit`` 3, ``slowstart`` 5s): an
-  instance that answers 500 to traffic while its ``/healthz`` answers 200 and Consul reports it
-  passing is marked DOWN by HAProxy's observation of that traffic (check status HANA) after
-  exactly three errors, the others serve alone; healed, its health checks bring it back in slow
-  start (a throttle below 100 %), and then it serves again.
+* the circuit breaker (``error_limit`` 3, ``slowstart`` 5s) of an HTTP service, ``api``, and of
+  a TCP one, ``db`` (its backends :class:`gatewaylab.TcpBackend`, greeting with their name): an
+  instance that answers 500 to traffic while its ``/healthz`` answers 200, or one that refuses
+  connections, while Consul reports it passing, is marked DOWN by HAProxy's observation of
+  that traffic ("reason: Health analyze") after exactly three errors: three 500s to clients,
+  or three refused attempts of a single client connection (HAProxy retries it); the others
+  serve alone; healed, its health checks bring it back in slow start (a throttle below
+  100 %), and then it serves again.
 
 The role's resolve_hold_obsolete (30s) keeps a server missing from DNS answers that long; the
 test sets 1s so that a removal shows in seconds. Waits are bounds against a hang only.
@@ -26,9 +29,13 @@ test sets 1s so that a removal shows in seconds. Waits are bounds against a hang
 from __future__ import annotations
 
 import collections
+import dataclasses
 import itertools
+import math
+import re
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -46,9 +53,11 @@ PLAYBOOK = """\
     - cloud58.platform.haproxy_gateway
 """
 NAMES = ("b1", "b2", "b3")
-# The instances of the service api, whose servers have a circuit breaker of three errors.
+# The instances of the services api (HTTP) and db (TCP), whose servers have a circuit breaker
+# of three errors.
 API_NAMES = ("api1", "api2", "api3")
-API_ERROR_LIMIT = 3
+DB_NAMES = ("db1", "db2", "db3")
+ERROR_LIMIT = 3
 RELOADS = 5
 
 
@@ -57,10 +66,11 @@ class Lab:
 
     def __init__(self, work: Path) -> None:
         self.work = work
-        self.port, self.api_port = gatewaylab.free_ports(2)
+        self.port, self.api_port, self.db_port = gatewaylab.free_ports(3)
         self.consul = gatewaylab.Consul(work / "consul", "hgwc-consul")
         self.backends = {name: gatewaylab.Backend(name, f"127.0.0.{21 + n}") for n, name in enumerate(NAMES)}
         self.api = {name: gatewaylab.Backend(name, f"127.0.0.{31 + n}") for n, name in enumerate(API_NAMES)}
+        self.db = {name: gatewaylab.TcpBackend(name, f"127.0.0.{41 + n}") for n, name in enumerate(DB_NAMES)}
         self.config = work / "haproxy.cfg"
         self.dropin = work / "haproxy.service.d" / "cloud58-reload.conf"
         self.state = work / "server-state"
@@ -78,7 +88,14 @@ class Lab:
                     "port": self.api_port,
                     "check_path": "/healthz",
                     "slowstart": "5s",
-                    "error_limit": API_ERROR_LIMIT,
+                    "error_limit": ERROR_LIMIT,
+                },
+                {
+                    "name": "db",
+                    "mode": "tcp",
+                    "port": self.db_port,
+                    "slowstart": "5s",
+                    "error_limit": ERROR_LIMIT,
                 },
             ],
             "haproxy_gateway_bind_address": "127.0.0.1",
@@ -124,7 +141,7 @@ class Lab:
     def stop(self) -> None:
         if self.gateway is not None:
             self.gateway.stop()
-        for backend in (*self.backends.values(), *self.api.values()):
+        for backend in (*self.backends.values(), *self.api.values(), *self.db.values()):
             backend.stop()
         self.consul.stop()
 
@@ -227,87 +244,186 @@ def test_reloads_under_load_start_new_workers_and_fail_no_request(lab):
     assert lab.answers(30) == {(200, name) for name in NAMES}
 
 
-def _api_server(lab, name: str) -> dict[str, str]:
-    """The ``show stat`` row of the api server that holds instance ``name``."""
-    return lab.gateway.stats("api")[lab.api[name].port]
+# HAProxy's number of connection retries (its default: the renderer sets no "retries").
+HAPROXY_RETRIES = 3
 
 
-def test_a_bad_backend_is_marked_down_by_the_circuit_breaker_and_comes_back_in_slow_start(lab):
-    """api1 answers 500 to traffic while its health check and its Consul check pass: HAProxy's
-    observation of the traffic (``observe layer7``, ``error-limit 3``, ``on-error mark-down``)
-    takes it out, not the check and not Consul; healed, the checks bring it back through slow start."""
-    for name in API_NAMES:
-        backend = lab.api[name]
-        lab.consul.register("api", name, backend.address, backend.port)
-    ports = sorted(b.port for b in lab.api.values())
+@dataclasses.dataclass(frozen=True)
+class Breaker:
+    """A service with a circuit breaker, as a client sees it, and how its bad instance fails."""
+
+    service: str
+    backends: Callable[[Lab], dict]  # instance name -> backend
+    request: Callable[[Lab], object]  # the answer of one request (a new connection) through the gateway
+    ok: Callable[[str], object]  # the answer of a healthy instance
+    failed: object  # the answer of the bad instance
+    go_bad: Callable[[object], None]
+    heal: Callable[[object], None]
+    failures: int  # failed answers that reach clients before the breaker trips
+    retries: int  # the connection retries HAProxy made for them (``show stat`` wretr)
+    observed: str  # HAProxy's name of the last error it observed
+    bad_checks: tuple[str, str]  # check_status, last_chk once the breaker tripped
+    check_ok: str  # check_status once healed
+
+
+BREAKERS = {
+    # The bad instance answers 500 to traffic; /healthz answers 200: its checks keep passing.
+    "http": Breaker(
+        service="api",
+        backends=lambda lab: lab.api,
+        request=lambda lab: gatewaylab.get(lab.api_port),
+        ok=lambda name: (200, name),
+        failed=(500, "api1"),
+        go_bad=lambda backend: setattr(backend, "status", 500),
+        heal=lambda backend: setattr(backend, "status", 200),
+        failures=ERROR_LIMIT,
+        retries=0,
+        observed="Wrong http response",
+        bad_checks=(
+            "HANA",
+            f"Detected {ERROR_LIMIT} consecutive errors, last one was: Wrong http response",
+        ),
+        check_ok="L7OK",
+    ),
+    # The bad instance refuses connections. Every attempt counts, retries included: one client
+    # connection is 1 + 3 attempts, the third trips the breaker, the client gets the connection
+    # closed without a byte. Its TCP check (a connect to the same address) is refused too.
+    "tcp": Breaker(
+        service="db",
+        backends=lambda lab: lab.db,
+        request=lambda lab: gatewaylab.tcp_get(lab.db_port),
+        ok=lambda name: name,
+        failed="",
+        go_bad=lambda backend: backend.refuse(),
+        heal=lambda backend: backend.listen(),
+        failures=math.ceil(ERROR_LIMIT / (1 + HAPROXY_RETRIES)),
+        retries=HAPROXY_RETRIES * math.ceil(ERROR_LIMIT / (1 + HAPROXY_RETRIES)),
+        observed="L4 unsuccessful connection",
+        bad_checks=("L4CON", "Connection refused"),
+        check_ok="L4OK",
+    ),
+}
+
+
+@pytest.mark.parametrize("mode", BREAKERS)
+def test_a_bad_backend_is_marked_down_by_the_circuit_breaker_and_comes_back_in_slow_start(lab, mode):
+    """The first instance of a service goes bad on the traffic path while Consul reports it
+    passing; HAProxy's observation of the traffic (``observe``, ``error-limit 3``, ``on-error
+    mark-down``) takes it out (``show stat`` hanafail, the worker's "reason: Health analyze"),
+    the others serve; healed, its health checks bring it back through slow start.
+
+    http (``observe layer7``): it answers 500 while ``/healthz`` answers 200; each 500 is an
+    error, so exactly 3 reach clients, and the checks keep passing (check status HANA).
+
+    tcp (``observe layer4``): HAProxy 2.6's documentation says "In layer4 mode, only
+    successful/unsuccessful tcp connections are significant": an error is a connection attempt
+    that fails (refused, timed out, or in error before HAProxy wrote anything to it); a
+    connection the server accepts and resets later counts as a success. So the bad instance
+    refuses connections, and its TCP health check, a connect to the same address and port, is
+    refused as well: at layer 4 no instance can fail traffic and pass its check. HAProxy
+    retries a refused connection on the same server (``retries`` 3, its default, 1 s apart;
+    no ``option redispatch``) and counts every attempt: the third attempt of the first client
+    connection trips the breaker, about 2 s after the first, and that client alone sees a
+    failure (the connection closed without a byte). The checks (``fall`` 3, ``inter`` 2s)
+    would need three refusals, 4 s at least.
+    """
+    breaker = BREAKERS[mode]
+    backends = breaker.backends(lab)
+    for name, backend in backends.items():
+        lab.consul.register(breaker.service, name, backend.address, backend.port)
+    ports = sorted(b.port for b in backends.values())
+    names = list(backends)
+    bad_name, bad = names[0], backends[names[0]]
 
     def all_running():
-        servers = lab.gateway.servers("api")
+        servers = lab.gateway.servers(breaker.service)
         return servers if sorted(servers) == ports and set(servers.values()) == {"2"} else None
 
-    gatewaylab.wait_for(all_running, f"the runtime API to list {list(API_NAMES)} running")
-    bad = lab.api["api1"]
-    # counters since haproxy started (a slot starts with one transition counted)
-    before = _api_server(lab, "api1")
-    downs, hanafail = int(before["chkdown"]), int(before["hanafail"])
+    def row():
+        return lab.gateway.stats(breaker.service)[bad.port]
 
-    # api1 goes bad on the traffic path only; requests until the breaker trips.
-    bad.status = 500
+    gatewaylab.wait_for(all_running, f"the runtime API to list {names} running")
+    # counters since haproxy started (a slot starts with one transition counted)
+    before = row()
+    assert before["hanafail"].isdigit(), f"{bad_name} counts no observed errors (no observe?): {before}"
+    downs, hanafail, retries = int(before["chkdown"]), int(before["hanafail"]), int(before["wretr"])
+    healthy = {breaker.ok(name) for name in names[1:]}
+
+    # The instance goes bad; requests until the breaker trips.
+    breaker.go_bad(bad)
     answers: collections.Counter = collections.Counter()
     for _ in range(60):
-        answers[gatewaylab.get(lab.api_port)] += 1
-        tripped = _api_server(lab, "api1")
+        answers[breaker.request(lab)] += 1
+        tripped = row()
         if tripped["status"].startswith("DOWN"):
             break
     else:
-        pytest.fail(f"api1 not marked DOWN after 60 requests; answers {dict(answers)}; row {tripped}")
-    # exactly error_limit errors reached a client; the reason is the observed traffic (HANA),
-    # not a failed health check (L7STS), and Consul still reports api1 passing
-    # (HAProxy's default on-error, fail-check, would count them as failed checks: more errors)
-    assert answers[(500, "api1")] == API_ERROR_LIMIT, f"errors clients saw before the trip: {dict(answers)}"
-    assert set(answers) <= {(500, "api1"), (200, "api2"), (200, "api3")}
-    assert (tripped["status"], tripped["check_status"], tripped["chkdown"], tripped["hanafail"]) == (
+        pytest.fail(f"{bad_name} not marked DOWN after 60 requests; answers {dict(answers)}; row {tripped}")
+    # exactly that many failures reached a client (http: HAProxy's default on-error, fail-check,
+    # would count them as failed checks and let more through; tcp: the log's reason below
+    # tells the breaker from the refused checks)
+    assert answers[breaker.failed] == breaker.failures, (
+        f"failures clients saw before the trip: {dict(answers)}"
+    )
+    assert set(answers) <= {breaker.failed, *healthy}
+    assert (tripped["status"], tripped["chkdown"], tripped["hanafail"], tripped["wretr"]) == (
         "DOWN",
-        "HANA",
         str(downs + 1),
         str(hanafail + 1),
+        str(retries + breaker.retries),
     )
-    assert (
-        tripped["last_chk"]
-        == f"Detected {API_ERROR_LIMIT} consecutive errors, last one was: Wrong http response"
+    # the reason, the worker's only one for this server, is the observed traffic, not a failed
+    # health check (the reloads' "changed from server-state" lines give none)
+    downs_logged = re.findall(
+        rf'Server {breaker.service}/{tripped["svname"]} is DOWN, (reason: [^"]*"[^"]*")', lab.gateway.log()
     )
-    assert lab.consul.passing_ports("api") == ports
-    assert lab.gateway.servers("api")[bad.port] == "0"
+    assert downs_logged == [
+        "reason: Health analyze, info: "
+        f'"Detected {ERROR_LIMIT} consecutive errors, last one was: {breaker.observed}"'
+    ]
+    gatewaylab.wait_for(
+        lambda: (row()["check_status"], row()["last_chk"]) == breaker.bad_checks,
+        f"{bad_name}'s check status and last check {breaker.bad_checks}",
+    )
+    assert lab.consul.passing_ports(breaker.service) == ports
+    assert lab.gateway.servers(breaker.service)[bad.port] == "0"
 
-    # While api1 is down the two others serve every request.
+    # While it is down the two others serve every request.
     hits = bad.hits
-    assert {gatewaylab.get(lab.api_port) for _ in range(10)} == {(200, "api2"), (200, "api3")}
+    assert {breaker.request(lab) for _ in range(10)} == healthy
     assert bad.hits == hits
-    still = _api_server(lab, "api1")
+    still = row()
     assert (still["status"].split()[0], still["chkdown"]) == ("DOWN", str(downs + 1)), (
-        f"api1 left DOWN before the ten requests were answered (so they prove nothing): {still}"
+        f"{bad_name} left DOWN before the ten requests were answered (so they prove nothing): {still}"
     )
 
     # Healed: its health checks bring it back (rise), first throttled by slow start ...
-    bad.status = 200
+    breaker.heal(bad)
 
     def warming_up():
-        row, state = _api_server(lab, "api1"), lab.gateway.servers("api")[bad.port]
-        return row if (row["status"], state) == ("UP", "1") and row["throttle"] != "" else None
+        current, state = row(), lab.gateway.servers(breaker.service)[bad.port]
+        return current if (current["status"], state) == ("UP", "1") and current["throttle"] != "" else None
 
-    warm = gatewaylab.wait_for(warming_up, "api1 UP and starting (op state 1) with a slow-start throttle")
+    warm = gatewaylab.wait_for(
+        warming_up, f"{bad_name} UP and starting (op state 1) with a slow-start throttle"
+    )
     assert 0 <= int(warm["throttle"]) < 100
-    assert (warm["check_status"], warm["chkdown"]) == ("L7OK", str(downs + 1))
+    assert (warm["check_status"], warm["chkdown"]) == (breaker.check_ok, str(downs + 1))
 
     # ... then running at full weight, and serving again.
     def full():
-        row = _api_server(lab, "api1")
-        return row if lab.gateway.servers("api")[bad.port] == "2" and row["throttle"] == "" else None
+        current = row()
+        return (
+            current
+            if lab.gateway.servers(breaker.service)[bad.port] == "2" and current["throttle"] == ""
+            else None
+        )
 
-    gatewaylab.wait_for(full, "api1 running at full weight after slow start (no throttle)")
+    gatewaylab.wait_for(full, f"{bad_name} running at full weight after slow start (no throttle)")
     gatewaylab.wait_for(
-        lambda: gatewaylab.get(lab.api_port) == (200, "api1"), "a request through the gateway served by api1"
+        lambda: breaker.request(lab) == breaker.ok(bad_name),
+        f"a request through the gateway served by {bad_name}",
     )
-    assert {gatewaylab.get(lab.api_port) for _ in range(30)} == {(200, name) for name in API_NAMES}
-    assert _api_server(lab, "api1")["chkdown"] == str(downs + 1)
-    assert lab.consul.passing_ports("api") == ports
+    assert {breaker.request(lab) for _ in range(30)} == {breaker.ok(name) for name in names}
+    assert row()["chkdown"] == str(downs + 1)
+    assert lab.consul.passing_ports(breaker.service) == ports
