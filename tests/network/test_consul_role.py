@@ -15,9 +15,12 @@ the plan's addresses (198.18.0.0/15):
   global-management token; the agent's DNS (port 8600) answers consul.service.consul with the
   three servers once the role created the DNS token, and a server of lab2 answers
   consul.service.lab1.consul with the same addresses (over WAN);
-* a run with Consul answering creates the DNS policy and token (every agent's default token)
-  and every host's agent token (node identity), all derived from the management token, on one
-  server; every node then registers itself in its datacenter's catalog, and DNS answers;
+* a run with Consul answering creates the DNS policy and token (every agent's default token),
+  each cluster's cloud58-consul-sync policy and token and every host's agent token (node
+  identity), all derived from the management token, on one server; every node then registers
+  itself in its datacenter's catalog, and DNS answers; a cluster's sync token registers a
+  service on its node k8s-<cluster> with /v1/txn and is refused (409, permission denied) on
+  any other node;
 * a run whose play has no server of the primary datacenter (a secondary datacenter's
   inventory; ``--limit`` to an agent) creates its hosts' missing agent tokens, on one of them;
 * a second run changes nothing;
@@ -372,7 +375,8 @@ def _dns(net: NetLab, host: str = AGENT, name: str = "consul.service.consul") ->
 def test_the_role_creates_the_agent_tokens_once_consul_answers(work, net):
     stats, failed, _diffs, stdout = work.play(consul_create_tokens=True)
     # One server of the primary datacenter creates the seven agent tokens in one task.
-    # The two policies, the DNS and Prometheus tokens, the agent tokens: three tasks, on that server.
+    # The policies (DNS, Prometheus, each cluster's sync), their tokens, the agent tokens: three
+    # tasks, on that server.
     assert (stats, failed) == ({h: {"changed": 3 if h == "lab1-m1" else 0, "failures": 0} for h in HOSTS}, {})
     assert [s for s in _secrets(work) if s in stdout] == []
     for host in HOSTS:
@@ -416,6 +420,69 @@ def test_the_role_creates_the_agent_tokens_once_consul_answers(work, net):
     refused += "permission 'node:write' on \"x\""
     assert (status, value.replace("rpc error making call: ", "")) == (403, refused)
     assert value.startswith("rpc error making call: ")
+    _sync_tokens_write_their_node_only(work)
+
+
+def _sync_tokens_write_their_node_only(work):
+    """Each cluster's cloud58-consul-sync token (policy cloud58-consul-sync-<cluster>) registers
+    a service on the cluster's node k8s-<cluster> with /v1/txn, as the sync does, and reads it
+    back; another cluster's node and any other node are refused (the transaction: 409, naming
+    node:write)."""
+    sync = FilterModule().filters()["consul_sync_token"]
+    assert sorted(work.plan["clusters"]) == ["lab1-k8s", "lab2-k8s"]
+    for cluster in sorted(work.plan["clusters"]):
+        token = sync(work.token, cluster)
+        path = f"/v1/acl/token/{token['AccessorID']}"
+        status, held = work.request("lab1-m1", "GET", path, token=work.token)
+        assert (status, [p["Name"] for p in held["Policies"]]) == (200, [f"cloud58-consul-sync-{cluster}"])
+        status, policy = work.request(
+            "lab1-m1", "GET", f"/v1/acl/policy/name/cloud58-consul-sync-{cluster}", token=work.token
+        )
+        assert (status, policy["Rules"]) == (
+            200,
+            f'node "k8s-{cluster}" {{ policy = "write" }}\nservice_prefix "" {{ policy = "write" }}\n',
+        )
+
+    def register(node, secret):
+        ops = [
+            {"Node": {"Verb": "set", "Node": {"Node": node, "Address": "127.0.0.1"}}},
+            {
+                "Service": {
+                    "Verb": "set",
+                    "Node": node,
+                    "Service": {
+                        "ID": "web-198.18.40.1-80",
+                        "Service": "web",
+                        "Address": "198.18.40.1",
+                        "Port": 80,
+                    },
+                }
+            },
+        ]
+        status, value = work.request("lab1-m1", "PUT", "/v1/txn", ops, token=secret)
+        return status, [e["What"] for e in value["Errors"]] if status == 409 else None
+
+    secret = sync(work.token, "lab1-k8s")["SecretID"]
+    accessor = sync(work.token, "lab1-k8s")["AccessorID"]
+    # A transaction is refused as a whole (409), its first operation naming the permission.
+    assert [register(n, secret) for n in ("k8s-lab1-k8s", "k8s-lab2-k8s", "lab1-w1")] == [
+        (200, None),
+        *[
+            (
+                409,
+                [
+                    f"Permission denied: token with AccessorID '{accessor}' "
+                    f"lacks permission 'node:write' on \"{n}\""
+                ],
+            )
+            for n in ("k8s-lab2-k8s", "lab1-w1")
+        ],
+    ]
+    status, node = work.request("lab1-m1", "GET", "/v1/catalog/node/k8s-lab1-k8s", token=secret)
+    assert (status, sorted(node["Services"])) == (200, ["web-198.18.40.1-80"])
+    body = {"Node": "k8s-lab1-k8s"}
+    status, _ = work.request("lab1-m1", "PUT", "/v1/catalog/deregister", body, token=secret)
+    assert status == 200
 
 
 def _token_nodes(work, hosts) -> dict:
