@@ -39,6 +39,7 @@ ROUTERS = "Write the router configurations of each datacenter for the network te
 ROUTER_HOSTS = "Configure FRR on the routers that are hosts of the inventory"
 LVS = "Make the LVS directors full-NAT directors that announce their healthy VIPs by BGP"
 CONSUL = "Run Consul, its servers on the plan's consul servers and an agent on every other host"
+CONSUL_SYNC = "Register each cluster's Services in Consul, one sync per cluster with identities of its own"
 AGENTS = "Run the node agents on the minions, each agent that talks to the API with a certificate of its own"
 NODE_EXPORTER = "Run node-exporter on every host of the plan"
 MONITORING = "Run the Prometheus of each datacenter, on its monitoring hosts or else its first master"
@@ -87,6 +88,7 @@ def _plays_with_tasks(listing: str) -> list[str]:
                     ROUTER_HOSTS,
                     LVS,
                     CONSUL,
+                    CONSUL_SYNC,
                     AGENTS,
                     NODE_EXPORTER,
                     MONITORING,
@@ -110,6 +112,8 @@ def _plays_with_tasks(listing: str) -> list[str]:
         pytest.param(["--tags", "routers"], [PREFLIGHT, ROUTERS, ROUTER_HOSTS], id="routers"),
         pytest.param(["--tags", "lvs"], [PREFLIGHT, LVS], id="lvs"),
         pytest.param(["--tags", "consul"], [PREFLIGHT, CONSUL], id="consul"),
+        pytest.param(["--tags", "consul_sync"], [PREFLIGHT, CONSUL_SYNC], id="consul-sync"),
+        pytest.param(["--tags", "discovery"], [PREFLIGHT, CONSUL_SYNC], id="discovery"),
         pytest.param(["--tags", "agents"], [PREFLIGHT, AGENTS], id="agents"),
         pytest.param(["--tags", "monitoring"], [PREFLIGHT, NODE_EXPORTER, MONITORING], id="monitoring"),
         pytest.param(["--tags", "logs"], [PREFLIGHT, LOG_STORE, LOG_SHIPPER], id="logs"),

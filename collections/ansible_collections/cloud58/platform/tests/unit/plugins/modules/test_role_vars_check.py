@@ -157,6 +157,7 @@ COMPUTED_HOSTS = {
     "cloud58.platform.log_store": "masters:monitoring:logs",  # logs, else the Prometheus hosts
     "cloud58.platform.log_shipper": "all",  # every host of the plan
     "cloud58.platform.consul": "all",  # every host of the plan
+    "cloud58.platform.consul_sync": "masters:minions:consul_sync",  # the group, else the first masters
     "cloud58.platform.node_exporter": "all",  # every host of the plan
 }
 
