@@ -40,7 +40,7 @@ from kubernetes import client, config
 
 from cloud58_lab import programs
 from cloud58_lab.consulsync import SYNC_RULES, Consul
-from cloud58_lab.netlab import wait_until
+from cloud58_lab.netlab import free_ports, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -148,7 +148,7 @@ class Lab:
 
         wait_until(seen, WAIT, interval=0.1, what=f"{text!r} in {self.log.name}")
 
-    def write_slice(self, endpoints, name="web-1"):
+    def write_slice(self, endpoints, name="web-1", service="web", discovery=None):
         body = {
             "apiVersion": "discovery.k8s.io/v1",
             "kind": "EndpointSlice",
@@ -156,7 +156,7 @@ class Lab:
                 "name": name,
                 "namespace": self.namespace,
                 "labels": {
-                    "kubernetes.io/service-name": "web",
+                    "kubernetes.io/service-name": service,
                     "endpointslice.kubernetes.io/managed-by": "cloud58-test",
                 },
             },
@@ -167,12 +167,13 @@ class Lab:
                 {"name": "metrics", "port": 9090, "protocol": "TCP"},
             ],
         }
+        api = discovery or self.discovery
         try:
-            self.discovery.replace_namespaced_endpoint_slice(name, self.namespace, body)
+            api.replace_namespaced_endpoint_slice(name, self.namespace, body)
         except client.exceptions.ApiException as e:
             if e.status != 404:
                 raise
-            self.discovery.create_namespaced_endpoint_slice(self.namespace, body)
+            api.create_namespaced_endpoint_slice(self.namespace, body)
 
     def metrics(self):
         url = re.search(r"metrics on (http://\S+)", self.log.read_text()).group(1)
@@ -188,8 +189,8 @@ def _ep(address, ready=True):
     return {"addresses": [address], "conditions": {"ready": ready}}
 
 
-def _inst(address, status, gone=False):
-    return {f"web-{address}-8080": ("k8s-c1", address, 8080, TAGS, status, gone)}
+def _inst(address, status, gone=False, service="web"):
+    return {f"{service}-{address}-8080": ("k8s-c1", address, 8080, TAGS, status, gone)}
 
 
 @pytest.fixture(scope="module")
@@ -434,6 +435,132 @@ def test_removing_the_annotation_marks_every_instance_then_deregisters_them(lab)
     assert all(len(state) in (0, 4) for state in states), states
     assert "0 set, 4 marked gone, 0 deregistered; 4 instances" in lab.log.read_text()
     assert "0 set, 0 marked gone, 4 deregistered; 0 instances" in lab.log.read_text()
+
+
+@contextlib.contextmanager
+def _second_apiserver(cluster, workdir):
+    """Another kube-apiserver of ``cluster`` on its etcd, as a second master, on a port of its
+    own; yields a DiscoveryV1Api through it. Stopped by PID when the block ends."""
+    (port,) = free_ports(1)
+    argv = [
+        f"--secure-port={port}"
+        if arg.startswith("--secure-port=")
+        else f"--cert-dir={workdir / 'apiserver-2'}"
+        if arg.startswith("--cert-dir=")
+        else arg
+        for arg in cluster.processes["kube-apiserver"].argv
+    ]
+    tls = ssl.create_default_context(cafile=str(cluster.ca_file))
+    tls.load_cert_chain(cluster.pki / "admin.crt", cluster.pki / "admin.key")
+
+    def ready():
+        assert proc.poll() is None, (workdir / "apiserver-2.log").read_text()[-3000:]
+        try:
+            with urllib.request.urlopen(f"https://127.0.0.1:{port}/readyz", context=tls, timeout=5) as r:
+                return r.read() == b"ok"
+        except OSError:
+            return False
+
+    with (workdir / "apiserver-2.log").open("wb") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_until(ready, WAIT, what="the second kube-apiserver ready")
+        api = config.new_client_from_config(config_file=str(cluster.kubeconfig), context=cluster.name)
+        api.configuration.host = f"https://127.0.0.1:{port}"
+        yield client.DiscoveryV1Api(api)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_an_expired_watch_lists_again_and_consul_converges(lab, kube_clusters):
+    """The apiserver answers the sync's watch 410 Gone; the sync lists both kinds again, and
+    Consul ends up exactly as the cluster is, although the sync saw none of the changes.
+
+    What answers 410 here: the sync's kube-apiserver is restarted (as one master of three is
+    on an upgrade) while a second apiserver on the same etcd takes the writes. A restarted
+    apiserver's watch cache begins at the revision it listed when it came up, so the sync's
+    re-watch from its older resourceVersion is refused: ``410 Expired: too old resource
+    version: <rv> (<oldest>)``. No etcd compaction is needed for that (tried: the apiservers'
+    own lease writes alone move the revision past it, with no write of ours). With
+    ``--watch-cache=false`` the watch would go to etcd, which replays the missed events
+    unless they were compacted (then 410 "The resourceVersion for the provided watch is too
+    old"). Missed meanwhile: one endpoint removed, one added, and a whole EndpointSlice
+    deleted (a DELETED event that no re-watch could bring back, only a full list).
+    """
+    cp = kube_clusters["c1"]
+    a, b, c, d = "198.18.9.21", "198.18.9.22", "198.18.9.23", "198.18.9.24"
+    lab.core.create_namespaced_service(
+        lab.namespace,
+        {
+            "metadata": {
+                "name": "relist",
+                "annotations": {"consul.cloud58.io/service": "relist", "consul.cloud58.io/port": "http"},
+                "labels": {"app.kubernetes.io/version": "1.4.2"},
+            },
+            "spec": {"ports": [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}]},
+        },
+    )
+    lab.write_slice([_ep(a), _ep(b)], name="relist-1", service="relist")
+    lab.write_slice([_ep(d)], name="relist-2", service="relist")
+    before = {k: v for x in (a, b, d) for k, v in _inst(x, "passing", service="relist").items()}
+    wait_until(lambda: lab.consul.instances("relist") == before, WAIT, what="relist's three instances")
+    owned = len(lab.consul.request("GET", "/v1/catalog/node/k8s-c1")[2]["Services"])
+    wait_until(lambda: lab.metrics()["instances"] == owned, WAIT, what="the sync's gauge")
+    metrics = lab.metrics()
+    seen = len(lab.log.read_text())
+
+    with _second_apiserver(cp, lab.workdir) as other:
+        cp.stop()
+        try:
+            lab.write_slice([_ep(b), _ep(c)], name="relist-1", service="relist", discovery=other)
+            other.delete_namespaced_endpoint_slice("relist-2", lab.namespace)
+        finally:
+            cp.start()
+
+    after = {k: v for x in (b, c) for k, v in _inst(x, "passing", service="relist").items()}
+    try:
+        wait_until(lambda: lab.consul.instances("relist") == after, WAIT, what="relist converged")
+    except TimeoutError:
+        pytest.fail(
+            f"Consul holds {lab.consul.instances('relist')}, not {after}; the sync logged:\n"
+            f"{lab.log.read_text()[seen:]}",
+            pytrace=False,
+        )
+    text = lab.log.read_text()[seen:]
+    expired = re.findall(
+        r"^WARNING watch of (services|endpointslices) failed \(410 Expired: too old resource version: "
+        r"(\d+) \((\d+)\)\)$",
+        text,
+        re.M,
+    )
+    assert expired, text
+    assert all(int(old) < int(oldest) for _, old, oldest in expired), expired
+    relisted = re.findall(
+        r"^WARNING watch of (.+) expired: listing Services and EndpointSlices again$", text, re.M
+    )
+    assert len(relisted) == 1, text
+    assert len(re.findall(r"^INFO listed \d+ Service\(s\) and \d+ EndpointSlice\(s\)$", text, re.M)) == 1, (
+        text
+    )
+    # the list's difference in one transaction: c set, a and d marked; then the sweep
+    n = metrics["instances"]
+    assert (
+        f"catalog updated in 1 transaction(s): 1 set, 2 marked gone, 0 deregistered; {n + 1} instances"
+        in text
+    )
+    assert (
+        f"catalog updated in 1 transaction(s): 0 set, 0 marked gone, 2 deregistered; {n - 1} instances"
+        in text
+    )
+    assert lab.metrics()["relists_total"] == metrics["relists_total"] + 1
+    assert "Traceback" not in text
+    assert lab.proc.poll() is None
+    assert cp.apiserver_ready()
 
 
 @pytest.mark.parametrize(

@@ -301,6 +301,7 @@ class RateLimit:
 
 METRICS = (
     ("events_total", "counter", "Watch events of Services and EndpointSlices received."),
+    ("relists_total", "counter", "Full lists again after a watch expired (410 Gone)."),
     ("reconciles_total", "counter", "Reconciliations of Consul's catalog with the cluster."),
     ("requests_total", "counter", "HTTP requests to Consul (reads and transactions)."),
     ("txn_total", "counter", "Transactions (/v1/txn) Consul accepted."),

@@ -351,8 +351,10 @@ def test_prometheus_text():
     assert 'cloud58_consul_sync_txn_total{cluster="c1"} 3\n' in text
     assert 'cloud58_consul_sync_instances{cluster="c1"} 2\n' in text
     assert 'cloud58_consul_sync_deregistered_total{cluster="c1"} 0\n' in text
+    assert 'cloud58_consul_sync_relists_total{cluster="c1"} 0\n' in text
     assert "# TYPE cloud58_consul_sync_instances gauge\n" in text
-    assert text.count("# TYPE ") == 11
+    assert "# TYPE cloud58_consul_sync_relists_total counter\n" in text
+    assert text.count("# TYPE ") == 12
 
 
 @pytest.mark.parametrize(
