@@ -363,7 +363,8 @@ def test_a_bad_backend_is_marked_down_by_the_circuit_breaker_and_comes_back_in_s
     # would count them as failed checks and let more through; tcp: the log's reason below
     # tells the breaker from the refused checks)
     assert answers[breaker.failed] == breaker.failures, (
-        f"failures clients saw before the trip: {dict(answers)}"
+        f"failures clients saw before the trip: {dict(answers)}; row {tripped}; "
+        f"haproxy's last lines:\n{lab.gateway.log()[-2000:]}"
     )
     assert set(answers) <= {breaker.failed, *healthy}
     assert (tripped["status"], tripped["chkdown"], tripped["hanafail"], tripped["wretr"]) == (
