@@ -11,9 +11,15 @@ verifying client certificates) and the apiserver of ``kube_clusters`` (context c
 * a missing or empty required variable fails with one line naming it, before any file is
   written, never showing a secret;
 * the unit's command, with the files the role wrote and no source tree on the path,
-  registers the endpoints of an annotated Service in Consul.
+  registers the endpoints of an annotated Service in Consul;
+* with site.yml's identities (the token of policy cloud58-consul-sync-c1 derived from the
+  management token, the user cloud58:consul-sync of a certificate of the cluster's CA bound
+  to the rendered ClusterRole, the kubeconfig naming its pair by path, the certificates copied
+  by consul_sync_pki_files: keys 0600) the role's second run changes nothing and the sync
+  registers a Service's endpoint on node k8s-c1; with the ClusterRole narrowed to Services,
+  every list is refused (403 naming the user) and the sync exits 1.
 
-Consul and the sync are stopped by PID; the test's namespace is deleted.
+Consul and the sync are stopped by PID; the test's namespaces, ClusterRole and binding are deleted.
 """
 
 from __future__ import annotations
@@ -33,6 +39,11 @@ import pytest
 import yaml
 from kubernetes import client, config
 
+from ansible_collections.cloud58.platform.plugins.filter.consul import consul_sync_token
+from ansible_collections.cloud58.platform.plugins.filter.controlplane import consul_sync_kubeconfig
+from ansible_collections.cloud58.platform.plugins.module_utils.controlplane.pki_plan import CONSUL_SYNC_USER
+from ansible_collections.cloud58.platform.plugins.module_utils.pki import x509
+from ansible_collections.cloud58.platform.plugins.module_utils.render.platform import consul_sync_rbac
 from cloud58_lab import programs, roleplay
 from cloud58_lab.consulsync import Consul
 from cloud58_lab.netlab import wait_until
@@ -253,21 +264,14 @@ def test_a_missing_or_empty_variable_fails_naming_it_before_any_file(run, tmp_pa
         assert secret not in output
 
 
-@pytest.fixture
-def sync(run, kube_clusters):
+@contextlib.contextmanager
+def _running(run: Run, api):
     """The unit's ExecStart, run from the files the role wrote (no source tree on the path),
     and a namespace of the test's; both gone at the end (the process by PID)."""
-    unit = (run.host / "systemd/cloud58-consul-sync.service").read_text()
-    exec_start = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
-    argv = shlex.split(exec_start[len("ExecStart=") :])
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    log_path = run.root / "sync.log"
-    api = config.new_client_from_config(config_file=str(kube_clusters.kubeconfig), context="c1")
     core = client.CoreV1Api(api)
     namespace = f"consul-sync-role-{uuid.uuid4().hex[:8]}"
     core.create_namespace({"metadata": {"name": namespace}})
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=run.root)
+    proc, log_path = _start(run)
     try:
         yield proc, log_path, core, client.DiscoveryV1Api(api), namespace
     except BaseException:
@@ -281,16 +285,21 @@ def sync(run, kube_clusters):
             core.delete_namespace(namespace)
 
 
-def test_the_unit_s_command_registers_an_annotated_service_in_consul(run, sync):
-    proc, log_path, core, discovery, namespace = sync
+@pytest.fixture
+def sync(run, kube_clusters):
+    api = config.new_client_from_config(config_file=str(kube_clusters.kubeconfig), context="c1")
+    with _running(run, api) as started:
+        yield started
+
+
+def _annotated_service(core, discovery, namespace, *, name, consul_name, ready, labels=None):
+    """Service ``name`` (port http 80 -> 8080) annotated ``consul_name`` and its EndpointSlice
+    with an endpoint per address of ``ready`` ({address: ready})."""
+    meta = {"name": name, "annotations": {"consul.cloud58.io/service": consul_name}, "labels": labels or {}}
     core.create_namespaced_service(
         namespace,
         {
-            "metadata": {
-                "name": "shop",
-                "annotations": {"consul.cloud58.io/service": "shop-role"},
-                "labels": {"app.kubernetes.io/version": "2.0.1"},
-            },
+            "metadata": meta,
             "spec": {"ports": [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}]},
         },
     )
@@ -300,19 +309,29 @@ def test_the_unit_s_command_registers_an_annotated_service_in_consul(run, sync):
             "apiVersion": "discovery.k8s.io/v1",
             "kind": "EndpointSlice",
             "metadata": {
-                "name": "shop-1",
+                "name": f"{name}-1",
                 "labels": {
-                    "kubernetes.io/service-name": "shop",
+                    "kubernetes.io/service-name": name,
                     "endpointslice.kubernetes.io/managed-by": "cloud58-test",
                 },
             },
             "addressType": "IPv4",
-            "endpoints": [
-                {"addresses": ["198.18.9.20"], "conditions": {"ready": True}},
-                {"addresses": ["198.18.9.21"], "conditions": {"ready": False}},
-            ],
+            "endpoints": [{"addresses": [a], "conditions": {"ready": r}} for a, r in ready.items()],
             "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
         },
+    )
+
+
+def test_the_unit_s_command_registers_an_annotated_service_in_consul(run, sync):
+    proc, log_path, core, discovery, namespace = sync
+    _annotated_service(
+        core,
+        discovery,
+        namespace,
+        name="shop",
+        consul_name="shop-role",
+        ready={"198.18.9.20": True, "198.18.9.21": False},
+        labels={"app.kubernetes.io/version": "2.0.1"},
     )
 
     def registered():
@@ -326,3 +345,190 @@ def test_the_unit_s_command_registers_an_annotated_service_in_consul(run, sync):
         "shop-role-198.18.9.21-8080": ("k8s-c1", "198.18.9.21", 8080, tags, "critical", False),
     }
     assert run.token not in log_path.read_text()
+
+
+# ---- identities of its own, as site.yml's consul_sync stage gives them ---------------------
+# The Consul token of policy cloud58-consul-sync-<cluster> (filter consul_sync_token, created
+# through the API as the consul role creates it), the Kubernetes user cloud58:consul-sync (a
+# client certificate of the cluster's CA, as the cluster PKI issues it; the rendered ClusterRole
+# and binding applied), the kubeconfig naming its pair by path (filter consul_sync_kubeconfig),
+# and the certificates copied from a stand-in of the controller's PKI (consul_sync_pki_files).
+
+
+def _issue(pki: Path, common_name: str, directory: Path, stem: str) -> None:
+    """A client certificate of the CA in ``pki`` (ca.crt, ca.key) as ``directory/stem.{crt,key}``."""
+    ca_cert = x509.load_cert((pki / "ca.crt").read_bytes(), "ca.crt")
+    ca_key = x509.load_key((pki / "ca.key").read_bytes(), "ca.key")
+    key = x509.generate_key("ecdsa-p256")
+    spec = {
+        "common_name": common_name,
+        "organizations": [],
+        "dns_names": [],
+        "ip_addresses": [],
+        "usages": ["client"],
+    }
+    cert = x509.make_leaf(spec, key, ca_cert=ca_cert, ca_key=ca_key, days=1)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"{stem}.crt").write_bytes(x509.cert_pem(cert))
+    (directory / f"{stem}.key").touch(mode=0o600)
+    (directory / f"{stem}.key").write_bytes(x509.key_pem(key))
+
+
+def _may_list_endpointslices(api) -> bool:
+    review = client.AuthorizationV1Api(api).create_subject_access_review(
+        {
+            "spec": {
+                "user": CONSUL_SYNC_USER,
+                "resourceAttributes": {
+                    "group": "discovery.k8s.io",
+                    "resource": "endpointslices",
+                    "verb": "list",
+                },
+            }
+        }
+    )
+    return bool(review.status.allowed)
+
+
+@pytest.fixture(scope="module")
+def identity(consul, kube_clusters, tmp_path_factory):
+    """A Run whose variables are site.yml's: the cluster's own token and Kubernetes user."""
+    root = tmp_path_factory.mktemp("identity")
+    # the controller's PKI: the cluster's (control_plane) and Consul's (consul stage)
+    controller = root / "controller"
+    _issue(kube_clusters["c1"].pki, CONSUL_SYNC_USER, controller / "c1", "consul-sync")
+    (controller / "c1/ca.crt").write_bytes((kube_clusters["c1"].pki / "ca.crt").read_bytes())
+    (controller / "consul").mkdir()
+    (controller / "consul/ca.crt").write_bytes(consul.ca_file.read_bytes())
+    for source, stem in zip(consul.sync_cert, ("consul-sync.crt", "consul-sync.key"), strict=True):
+        (controller / "consul" / stem).write_bytes(Path(source).read_bytes())
+    # the token, as the consul role creates it: derived from the management token
+    token = consul_sync_token(consul.management, "c1")
+    status, _, value = consul.request(
+        "PUT", "/v1/acl/policy", {"Name": token["Policy"], "Rules": token["Rules"]}
+    )
+    assert status == 200, value
+    body = {k: token[k] for k in ("AccessorID", "SecretID")} | {"Policies": [{"Name": token["Policy"]}]}
+    status, _, value = consul.request("PUT", "/v1/acl/token", body)
+    assert status == 200, value
+    # the ClusterRole and its binding as clusters/<cluster>/ holds them
+    api = config.new_client_from_config(config_file=str(kube_clusters.kubeconfig), context="c1")
+    rbac = client.RbacAuthorizationV1Api(api)
+    role, binding = consul_sync_rbac("c1")
+    rbac.create_cluster_role(role)
+    rbac.create_cluster_role_binding(binding)
+    run = Run(root / "run", consul, token["SecretID"], "")
+    config_dir = run.host / "etc/consul-sync"
+    run.kubeconfig = yaml.safe_dump(
+        consul_sync_kubeconfig({"name": "c1"}, kube_clusters["c1"].server, str(config_dir)), sort_keys=True
+    )
+    pki = config_dir / "pki"
+    run.site_variables = {
+        "consul_sync_ca_file": str(pki / "consul-ca.crt"),
+        "consul_sync_cert_file": str(pki / "consul.crt"),
+        "consul_sync_key_file": str(pki / "consul.key"),
+        "consul_sync_pki_files": [
+            {"src": str(controller / "c1/ca.crt"), "dest": "ca.crt", "secret": False},
+            {"src": str(controller / "c1/consul-sync.crt"), "dest": "consul-sync.crt", "secret": False},
+            {"src": str(controller / "c1/consul-sync.key"), "dest": "consul-sync.key", "secret": True},
+            {"src": str(controller / "consul/ca.crt"), "dest": "consul-ca.crt", "secret": False},
+            {"src": str(controller / "consul/consul-sync.crt"), "dest": "consul.crt", "secret": False},
+            {"src": str(controller / "consul/consul-sync.key"), "dest": "consul.key", "secret": True},
+        ],
+    }
+    try:
+        yield run, api, rbac
+    finally:
+        with contextlib.suppress(client.exceptions.ApiException):
+            rbac.delete_cluster_role_binding("cloud58-consul-sync")
+        with contextlib.suppress(client.exceptions.ApiException):
+            rbac.delete_cluster_role("cloud58-consul-sync")
+
+
+def _start(run: Run, *args: str):
+    """The unit's ExecStart (plus ``args``) from the files the role wrote: (process, log path)."""
+    unit = (run.host / "systemd/cloud58-consul-sync.service").read_text()
+    exec_start = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
+    argv = [*shlex.split(exec_start[len("ExecStart=") :]), *args]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    log_path = run.root / f"sync-{uuid.uuid4().hex[:6]}.log"
+    with log_path.open("w") as log:
+        return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=run.root), log_path
+
+
+def test_with_its_own_token_and_user_the_sync_registers_a_services_endpoints(identity, kube_clusters):
+    run, api, _rbac = identity
+    key = run.root.parent / "controller/c1/consul-sync.key"
+    stats, failed, _, output = run.play(**run.site_variables)
+    assert (failed, stats["failures"]) == ([], 0)
+    files = run.files()
+    assert {k: v for k, v in files.items() if "/pki/" in k} == {
+        "etc/consul-sync/pki/ca.crt": 0o644,
+        "etc/consul-sync/pki/consul-sync.crt": 0o644,
+        "etc/consul-sync/pki/consul-sync.key": 0o600,
+        "etc/consul-sync/pki/consul-ca.crt": 0o644,
+        "etc/consul-sync/pki/consul.crt": 0o644,
+        "etc/consul-sync/pki/consul.key": 0o600,
+    }
+    pki = run.host / "etc/consul-sync/pki"
+    assert (pki / "consul-sync.key").read_bytes() == key.read_bytes()
+    assert stat.S_IMODE(pki.stat().st_mode) == 0o750
+    # the kubeconfig names the user and its files; no key or certificate inside
+    kubeconfig = yaml.safe_load((run.host / "etc/consul-sync/consul-sync.kubeconfig").read_text())
+    assert kubeconfig["users"] == [
+        {
+            "name": "cloud58:consul-sync",
+            "user": {"client-certificate": f"{pki}/consul-sync.crt", "client-key": f"{pki}/consul-sync.key"},
+        }
+    ]
+    for secret in (run.token, key.read_text().strip().splitlines()[1]):
+        assert secret not in output
+    stats, failed, _, _ = run.play(**run.site_variables)
+    assert (failed, stats) == ([], {"changed": 0, "failures": 0})
+
+    wait_until(lambda: _may_list_endpointslices(api), WAIT, what="RBAC allowing cloud58:consul-sync")
+    with _running(run, api) as (proc, log_path, core, discovery, namespace):
+        _annotated_service(
+            core, discovery, namespace, name="cart", consul_name="cart-identity", ready={"198.18.9.30": True}
+        )
+
+        def registered():
+            assert proc.poll() is None, f"the sync exited ({proc.returncode}):\n{log_path.read_text()}"
+            return bool(run.consul.instances("cart-identity"))
+
+        wait_until(registered, WAIT, interval=0.2, what="cart-identity's instance in Consul")
+        assert run.consul.instances("cart-identity") == {
+            "cart-identity-198.18.9.30-8080": (
+                "k8s-c1",
+                "198.18.9.30",
+                8080,
+                ["cluster=c1", "datacenter=bj1"],
+                "passing",
+                False,
+            )
+        }
+        assert run.token not in log_path.read_text()
+
+
+def test_with_rbac_too_narrow_the_sync_is_refused_and_exits(identity):
+    run, api, rbac = identity
+    # the ClusterRole without its EndpointSlices rule: Services only
+    narrow = consul_sync_rbac("c1")[0]
+    narrow["rules"] = narrow["rules"][:1]
+    rbac.replace_cluster_role("cloud58-consul-sync", narrow)
+    try:
+        wait_until(lambda: not _may_list_endpointslices(api), WAIT, what="RBAC refusing EndpointSlices")
+        proc, log_path = _start(run, "--once")
+        assert proc.wait(timeout=WAIT) == 1
+        log = log_path.read_text()
+        # the apiserver's Status message, as the client logs the response body (JSON)
+        refused = json.dumps(
+            'endpointslices.discovery.k8s.io is forbidden: User "cloud58:consul-sync" cannot list resource '
+            '"endpointslices" in API group "discovery.k8s.io" at the cluster scope'
+        )[1:-1]
+        assert log.count(refused) == 5, log  # every attempt (consul_sync_retries: 5)
+        assert log.rstrip().endswith(
+            f"{run.host}/etc/consul-sync/consul-sync.kubeconfig: cannot list Services and EndpointSlices"
+        ), log
+    finally:
+        rbac.replace_cluster_role("cloud58-consul-sync", consul_sync_rbac("c1")[0])
