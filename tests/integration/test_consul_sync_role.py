@@ -17,7 +17,9 @@ verifying client certificates) and the apiserver of ``kube_clusters`` (context c
   to the rendered ClusterRole, the kubeconfig naming its pair by path, the certificates copied
   by consul_sync_pki_files: keys 0600) the role's second run changes nothing and the sync
   registers a Service's endpoint on node k8s-c1; with the ClusterRole narrowed to Services,
-  every list is refused (403 naming the user) and the sync exits 1.
+  every list is refused (403 naming the user) and the sync exits 1; check mode writes
+  nothing; a pki file with a slash in its name or a missing source fails naming it before any
+  file is written.
 
 Consul and the sync are stopped by PID; the test's namespaces, ClusterRole and binding are deleted.
 """
@@ -459,6 +461,10 @@ def _start(run: Run, *args: str):
 def test_with_its_own_token_and_user_the_sync_registers_a_services_endpoints(identity, kube_clusters):
     run, api, _rbac = identity
     key = run.root.parent / "controller/c1/consul-sync.key"
+    # check mode: nothing written, the key not shown
+    stats, failed, _, output = run.play(check=True, **run.site_variables)
+    assert (failed, stats["failures"], run.files()) == ([], 0, {})
+    assert key.read_text().strip().splitlines()[1] not in output
     stats, failed, _, output = run.play(**run.site_variables)
     assert (failed, stats["failures"]) == ([], 0)
     files = run.files()
@@ -532,3 +538,35 @@ def test_with_rbac_too_narrow_the_sync_is_refused_and_exits(identity):
         ), log
     finally:
         rbac.replace_cluster_role("cloud58-consul-sync", consul_sync_rbac("c1")[0])
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"dest": "../ca.crt"}, 'consul_sync_pki_files: "../ca.crt" is not a plain file name'),
+        (
+            {"src": "/nonexistent/ca.crt"},
+            'consul_sync_pki_files: "ca.crt": source /nonexistent/ca.crt is not a file on the controller',
+        ),
+    ],
+    ids=["dest-with-a-slash", "missing-source"],
+)
+def test_a_bad_pki_file_fails_naming_it_before_any_file(identity, tmp_path, change, message):
+    run, _api, _rbac = identity
+    fresh = Run(tmp_path, run.consul, run.token, run.kubeconfig)
+    files = [
+        dict(run.site_variables["consul_sync_pki_files"][0], **change),
+        *run.site_variables["consul_sync_pki_files"][1:],
+    ]
+    stats, failed, _, output = fresh.play(**{**run.site_variables, "consul_sync_pki_files": files})
+    assert stats == {"changed": 0, "failures": 1}
+    items = [
+        item["msg"]
+        for result in roleplay.task_results(output)
+        if result.get("failed")
+        for item in result.get("results") or []
+        if item.get("failed")
+    ]
+    assert (failed, items) == (["One or more items failed"], [f"{HOST}: {message}"])
+    assert fresh.files() == {}
+    assert run.token not in output
