@@ -246,7 +246,11 @@ def up(
             workdir = state_dir / "datacenters" / dc
             state["datacenters"][dc] = {"workdir": str(workdir)}
             _write_state(state_dir, state)
-            dclab = staticpods.StaticPodLab(dc, plan, workdir, bin_dir(), image, with_nodes=True)
+            # `make lab` (no caller staying) leaves the lab up: its state file keeps it.
+            kept_by = None if labs is not None else state_dir / "state.json"
+            dclab = staticpods.StaticPodLab(
+                dc, plan, workdir, bin_dir(), image, with_nodes=True, kept_by=kept_by
+            )
             if labs is not None:
                 labs[dc] = dclab
             out(f"lab: {dc}: {len(dclab.hosts)} hosts ({', '.join(dclab.hosts)}); playbooks/site.yml on them")

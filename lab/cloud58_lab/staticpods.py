@@ -88,6 +88,9 @@ CONSUL_VERSION = "1.14.11"  # the pin of upstream/consul/go.mod, which make setu
 _PODMAN_TIMEOUT = 300
 # On the lab network: "<pid>:<start time>" of the process that created it.
 OWNER_LABEL = "cloud58.io/owner"
+# `make lab` exits and leaves its lab up until `make lab-down`: the network names the state
+# file that records it, and remove_leftovers keeps such a lab while that file exists.
+KEEPER_LABEL = "cloud58.io/kept-by"
 
 
 # `podman exec` into a container whose own name=systemd cgroup was trimmed (see _boot).
@@ -288,8 +291,10 @@ class StaticPodLab:
         *,
         prefix: str = "c58cp",
         with_nodes: bool = False,
+        kept_by: Path | str | None = None,
     ) -> None:
         self.dc = datacenter
+        self.kept_by = str(kept_by) if kept_by else ""
         self.plan = plan
         self.workdir = Path(workdir)
         self.bin_dir = Path(bin_dir)
@@ -364,6 +369,7 @@ class StaticPodLab:
                 "cloud58.io/lab=staticpods",
                 "--label",
                 f"{OWNER_LABEL}={os.getpid()}:{proc_start_time(os.getpid())}",
+                *(["--label", f"{KEEPER_LABEL}={self.kept_by}"] if self.kept_by else []),
                 self.network,
             ],
             env=self.env,
@@ -950,6 +956,19 @@ def live_owner(datacenter: str, env: dict | None = None) -> int | None:
     return int(pid) if alive else None
 
 
+def keeper(datacenter: str, env: dict | None = None) -> str | None:
+    """The state file of the `make lab` that keeps this datacenter's lab up, while that file
+    exists (``make lab-down`` removes both); else None."""
+    label = f'{{{{index .Labels "{KEEPER_LABEL}"}}}}'
+    out = _run(
+        ["podman", "network", "inspect", f"c58cp-{datacenter}", "--format", label], check=False, env=env
+    )
+    path = out.stdout.strip()
+    if out.returncode != 0 or not path or path == "<no value>" or not Path(path).is_file():
+        return None
+    return path
+
+
 def down(datacenter: str, workdir: Path) -> list:
     """Remove a datacenter's pods, masters and network, by the names ``up`` gives them."""
     lab = StaticPodLab.__new__(StaticPodLab)
@@ -976,12 +995,17 @@ def remove_leftovers(datacenters: Iterable[str] = ("lab1", "lab2"), out=print) -
     """Remove what a killed run (a CI timeout, a stopped session) left of these datacenters'
     labs under their fixed names, before a test would trip over it. A lab whose creator is
     still running is not a leftover: it is left alone (that run's lab, or this run's, then
-    fails to start and says so). Returns the problems ``down`` met."""
+    fails to start and says so), nor is a lab that `make lab` left up on purpose while its
+    state file exists (`make lab-down` removes it). Returns the problems ``down`` met."""
     problems = []
     for dc in datacenters:
         owner = live_owner(dc)
         if owner is not None:
             out(f"static-pod lab {dc} belongs to the running process {owner}; left alone")
+            continue
+        kept = keeper(dc)
+        if kept is not None:
+            out(f"static-pod lab {dc} is up by `make lab` ({kept}); left alone: `make lab-down` removes it")
             continue
         network = _run(["podman", "network", "exists", f"c58cp-{dc}"], check=False).returncode == 0
         master = _run(["podman", "container", "exists", f"c58cp-{dc}-m1"], check=False).returncode == 0
