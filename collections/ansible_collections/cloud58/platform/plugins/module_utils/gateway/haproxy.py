@@ -23,6 +23,12 @@ serves HAProxy's built-in Prometheus exporter (``http-request use-service
 prometheus-exporter``) on ``metrics_path``, any other path 404; its requests are not logged.
 Prometheus' ``haproxy-gateway`` job scrapes it (module_utils/monitoring/scrape.py).
 
+Setting ``backend_source`` ``runtime`` (the default is ``dns``) renders no ``resolvers``
+section and the same ``servers`` slots per backend as plain, disabled servers
+(``server-template <name>- <servers> 0.0.0.0:0 disabled``): nothing in HAProxy fills them, the
+program ``cloud58-gateway-sync`` does, over the stats socket (``set server ... addr``, ``state
+ready|maint``), from Consul's passing instances (``gateway/runtime.py``).
+
 Reloads keep the listening sockets: ``master-worker`` mode and ``expose-fd listeners`` on the
 stats socket let the new worker take the old one's sockets; systemd's ``ExecReload`` (Debian's
 unit: ``haproxy -c`` then USR2 to the master) starts it; the old worker finishes its
@@ -48,6 +54,9 @@ DEFAULT_SETTINGS = {
     "metrics_address": "0.0.0.0",
     "metrics_port": 8405,
     "metrics_path": "/metrics",
+    # Who fills the servers' slots: HAProxy from Consul DNS (dns), or cloud58-gateway-sync
+    # over the stats socket (runtime: no resolvers; module_utils/gateway/runtime.py).
+    "backend_source": "dns",
     "resolver_address": "127.0.0.1",
     "resolver_port": 8600,
     "consul_domain": "consul",
@@ -82,6 +91,7 @@ SERVICE_DEFAULTS = (
 )
 SERVICE_FIELDS = ("name", "consul_service", "port", "mode", "check_path", *SERVICE_DEFAULTS)
 MODES = ("http", "tcp")
+BACKEND_SOURCES = ("dns", "runtime")
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _DOMAIN = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
@@ -140,6 +150,7 @@ _STRINGS = {
     "server_state_file": (_matches(_FILE), "an absolute path of letters, digits and . _ - / @ +"),
     "consul_domain": (_matches(_DOMAIN), "a DNS domain like consul"),
     "stick_table_size": (_matches(_SIZE), "a size like 100k or 1m"),
+    "backend_source": (lambda value: value in BACKEND_SOURCES, "one of " + ", ".join(BACKEND_SOURCES)),
     **{key: (_matches(_DURATION), "a duration like 500ms, 10s, 1m") for key in _DURATIONS},
 }
 
@@ -242,7 +253,7 @@ def _services(services, opts: dict) -> list:
 
 
 def _global(opts: dict) -> list:
-    return [
+    lines = [
         "global",
         "    master-worker",
         "    log stdout format raw daemon",
@@ -263,6 +274,11 @@ def _global(opts: dict) -> list:
         f"    timeout server {opts['timeout_server']}",
         f"    timeout check {opts['timeout_check']}",
         "",
+    ]
+    if opts["backend_source"] != "dns":
+        return lines
+    return [
+        *lines,
         "resolvers consul",
         f"    nameserver consul {opts['resolver_address']}:{opts['resolver_port']}",
         "    accepted_payload_size 8192",
@@ -343,13 +359,16 @@ def _backend(service: dict, opts: dict) -> list:
             "    http-check expect status 200",
         ]
     observe = "layer7" if mode == "http" else "layer4"
-    srv = f"_{service['consul_service']}._tcp.service.{opts['consul_domain']}"
+    if opts["backend_source"] == "dns":
+        srv = f"_{service['consul_service']}._tcp.service.{opts['consul_domain']}"
+        slots = f"{srv} resolvers consul resolve-prefer ipv4 init-addr last,none"
+    else:  # empty and in maintenance until cloud58-gateway-sync sets them (gateway/runtime.py)
+        slots = "0.0.0.0:0 disabled"
     lines += [
         f"    default-server check inter {opts['check_interval']} fall {opts['check_fall']}"
         f" rise {opts['check_rise']} slowstart {service['slowstart']} maxconn {service['server_maxconn']}"
         f" observe {observe} error-limit {service['error_limit']} on-error mark-down",
-        f"    server-template {name}- {service['servers']} {srv}"
-        " resolvers consul resolve-prefer ipv4 init-addr last,none",
+        f"    server-template {name}- {service['servers']} {slots}",
         "",
     ]
     return lines
@@ -359,8 +378,12 @@ def haproxy_config(services, settings=None) -> str:
     """The text of haproxy.cfg for ``services`` (a list of mappings) under ``settings``."""
     opts = _settings(settings)
     checked = _services(services, opts)
+    source = {
+        "dns": "Consul DNS (SRV)",
+        "runtime": "Consul through the runtime API (cloud58-gateway-sync)",
+    }[opts["backend_source"]]
     lines = [
-        "# Ingress gateway: backends from Consul DNS (SRV), rendered by cloud58.platform",
+        f"# Ingress gateway: backends from {source}, rendered by cloud58.platform",
         "# (module_utils/gateway/haproxy.py; docs/service-discovery.md).",
         *_global(opts),
         *_metrics(opts),
