@@ -1,0 +1,278 @@
+"""The ingress gateway's runtime-API path against a real Consul and a real haproxy: the
+haproxy.cfg rendered with ``backend_source: runtime`` (slots no resolver fills), run by Debian's
+haproxy 2.6 (master-worker in the foreground), one Consul 1.14.11 server, and the program
+``roles/haproxy_gateway/files/cloud58-gateway-sync`` (from the source tree) that watches Consul
+with blocking queries and sets the slots over the stats socket (module_utils/gateway/runtime.py).
+Consul, the backends and the gateway are lab/cloud58_lab/gatewaylab.py's, as in
+test_haproxy_gateway_consul.py:
+
+* registered instances are set into slots and every one gets requests through the gateway;
+* a deregistered instance, and one whose check in Consul fails, go to maintenance and get no
+  more requests; the failed one comes back into its old slot with one ``state ready``;
+* the program restarted with the slots already right sends no command (its log, and haproxy's
+  log that records every runtime change, both show none) and then follows the next change;
+* a bad configuration, and a Consul that does not answer, end it with exit 1, one line per
+  error and no traceback.
+
+Waits are bounds against a hang only.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ansible_collections.cloud58.platform.plugins.module_utils.gateway import haproxy_config
+from ansible_collections.cloud58.platform.plugins.module_utils.gateway.runtime import parse_servers_state
+from cloud58_lab import gatewaylab, programs
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+PROGRAM = (
+    REPO / "collections/ansible_collections/cloud58/platform/roles/haproxy_gateway/files/cloud58-gateway-sync"
+)
+NAMES = ("r1", "r2", "r3")
+SLOTS = 4
+COMMAND = re.compile(r"^INFO web: (set server .*)$", re.M)
+
+
+class Sync:
+    """cloud58-gateway-sync in the background, its log (stderr) in a file of its own."""
+
+    def __init__(self, config: Path, log: Path) -> None:
+        self.log_path = log
+        with log.open("w") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, str(PROGRAM), "--config", str(config)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=out,
+            )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def commands(self) -> list[str]:
+        return COMMAND.findall(self.log())
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+
+
+class Lab:
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        self.port = gatewaylab.free_ports(1)[0]
+        self.consul = gatewaylab.Consul(work / "consul", "hgwr-consul")
+        self.backends = {name: gatewaylab.Backend(name, f"127.0.0.{51 + n}") for n, name in enumerate(NAMES)}
+        settings = {
+            "backend_source": "runtime",
+            "servers": SLOTS,
+            "bind_address": "127.0.0.1",
+            "metrics_port": 0,
+            "maxconn": 1000,
+            "rate_limit": 10_000_000,
+            "stats_socket": str(work / "admin.sock"),
+            "server_state_file": str(work / "server-state"),
+        }
+        (work / "server-state").write_text("1\n")
+        self.config = work / "haproxy.cfg"
+        self.config.write_text(
+            haproxy_config([{"name": "web", "port": self.port, "check_path": "/healthz"}], settings)
+        )
+        self.sync_config = self.write_config("sync.json", self.consul.address)
+        self.gateway = gatewaylab.Gateway(self.config, work / "admin.sock")
+        self.sync = Sync(self.sync_config, work / "sync-1.log")
+        self.runs = 1
+
+    def write_config(self, name: str, consul_address: str, **extra) -> Path:
+        path = self.work / name
+        config = {
+            "consul_address": consul_address,
+            "stats_socket": str(self.work / "admin.sock"),
+            "services": [{"backend": "web"}],
+            "wait_s": 5,
+            **extra,
+        }
+        path.write_text(json.dumps(config))
+        return path
+
+    def restart_sync(self) -> Sync:
+        self.sync.stop()
+        self.runs += 1
+        self.sync = Sync(self.sync_config, self.work / f"sync-{self.runs}.log")
+        return self.sync
+
+    def slots(self) -> dict[tuple[str, int], str]:
+        """The slots in service: (address, port) -> slot name."""
+        state = parse_servers_state(self.gateway.admin("show servers state web"), "web")
+        return {(s.address, s.port): s.name for s in state if s.in_service}
+
+    def wait_slots(self, names) -> dict[tuple[str, int], str]:
+        want = {(self.backends[n].address, self.backends[n].port) for n in names}
+
+        def right():
+            if self.sync.proc.poll() is not None:
+                raise RuntimeError(
+                    f"cloud58-gateway-sync exited ({self.sync.proc.returncode}):\n{self.sync.log()}"
+                )
+            slots = self.slots()
+            return slots if set(slots) == want else None
+
+        return gatewaylab.wait_for(right, f"the slots in service to be {sorted(names)}")
+
+    def answers(self, count: int) -> set[tuple[int, str]]:
+        return {gatewaylab.get(self.port) for _ in range(count)}
+
+    def hits(self) -> dict[str, int]:
+        return {name: backend.hits for name, backend in self.backends.items()}
+
+    def stop(self) -> None:
+        self.sync.stop()
+        self.gateway.stop()
+        for backend in self.backends.values():
+            backend.stop()
+        self.consul.stop()
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    programs.require("consul", "haproxy")
+    work = tmp_path_factory.mktemp("haproxy-gateway-runtime")
+    lab = None
+    try:
+        lab = Lab(work)
+        yield lab
+    except BaseException:
+        if lab is not None:
+            print(f"--- consul\n{lab.consul.log()}\n--- haproxy\n{lab.gateway.log()}")
+            print(f"--- sync\n{lab.sync.log()}")
+        raise
+    finally:
+        if lab is not None:
+            lab.stop()
+
+
+def test_registered_instances_are_set_into_slots_and_all_get_traffic(lab):
+    assert lab.slots() == {}
+    for name in NAMES:
+        backend = lab.backends[name]
+        lab.consul.register("web", name, backend.address, backend.port)
+    slots = lab.wait_slots(NAMES)
+    assert sorted(slots.values()) == ["web-1", "web-2", "web-3"]
+    assert lab.answers(30) == {(200, name) for name in NAMES}
+    # each instance set once: its address and port, then ready (registrations may land in one
+    # answer or several, so the slots are matched by what they hold)
+    commands = lab.sync.commands()
+    expected = []
+    for (address, port), slot in sorted(slots.items(), key=lambda item: item[1]):
+        expected += [
+            f"set server web/{slot} addr {address} port {port}",
+            f"set server web/{slot} state ready",
+        ]
+    assert sorted(commands) == sorted(expected)
+
+
+def test_a_deregistered_or_failing_instance_stops_getting_traffic(lab):
+    before_slots, done = lab.slots(), len(lab.sync.commands())
+    lab.consul.deregister("r1")
+    lab.wait_slots(("r2", "r3"))
+    r1 = before_slots[(lab.backends["r1"].address, lab.backends["r1"].port)]
+    assert lab.sync.commands()[done:] == [f"set server web/{r1} state maint"]
+    hits = lab.hits()
+    assert lab.answers(20) == {(200, "r2"), (200, "r3")}
+    assert lab.hits()["r1"] == hits["r1"]
+
+    done = len(lab.sync.commands())
+    lab.consul.set_check("r2", passing=False)
+    lab.wait_slots(("r3",))
+    hits = lab.hits()
+    assert lab.answers(10) == {(200, "r3")}
+    assert lab.hits()["r2"] == hits["r2"]
+    lab.consul.set_check("r2", passing=True)
+    slots = lab.wait_slots(("r2", "r3"))
+    r2 = slots[(lab.backends["r2"].address, lab.backends["r2"].port)]
+    # back into the slot that still holds its address: no addr command
+    assert r2 == before_slots[(lab.backends["r2"].address, lab.backends["r2"].port)]
+    assert lab.sync.commands()[done:] == [
+        f"set server web/{r2} state maint",
+        f"set server web/{r2} state ready",
+    ]
+    gatewaylab.wait_for(lambda: lab.answers(20) == {(200, "r2"), (200, "r3")}, "r2 and r3 both answering")
+
+
+def test_a_restart_with_the_slots_right_sends_nothing_and_follows_the_next_change(lab):
+    lab.wait_slots(("r2", "r3"))
+    state_before = lab.slots()
+    haproxy_log = lab.gateway.log()
+    sync = lab.restart_sync()
+    # its first answer from Consul, read and compared with HAProxy's slots
+    first = gatewaylab.wait_for(
+        lambda: re.search(
+            r"^INFO web: 2 passing instance\(s\) of web \(index \d+\), (\d+) command\(s\) sent$",
+            sync.log(),
+            re.M,
+        ),
+        "the restarted sync's first pass",
+    )
+    assert first.group(1) == "0"
+    assert sync.commands() == []
+    assert lab.slots() == state_before
+    # haproxy logs every change made through the runtime API ("... by 'stats socket command'",
+    # "is going DOWN for maintenance", "is UP/READY (leaving forced maintenance)"): none
+    assert lab.gateway.log() == haproxy_log
+    # still watching: a registration is followed
+    backend = lab.backends["r1"]
+    lab.consul.register("web", "r1", backend.address, backend.port)
+    lab.wait_slots(NAMES)
+    assert len(sync.commands()) in (1, 2)  # its old slot back (ready), or another one (addr, ready)
+    assert sync.commands()[-1].endswith("state ready")
+    assert lab.answers(30) == {(200, name) for name in NAMES}
+
+
+def _run(config: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(PROGRAM), "--config", str(config)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_bad_configuration_and_silent_consul_exit_1_with_one_line_per_error(lab):
+    bad = lab.write_config("bad.json", "https://127.0.0.1:1")
+    result = _run(bad)
+    assert (result.returncode, result.stderr) == (
+        1,
+        f"ERROR {bad}: consul_address: 'https://127.0.0.1:1' is not an http:// URL\n",
+    )
+    bad = lab.write_config("bad2.json", lab.consul.address, services=[{"backend": "Web"}])
+    result = _run(bad)
+    assert (result.returncode, result.stderr) == (
+        1,
+        f"ERROR {bad}: services[0] backend: 'Web' is not a DNS label\n",
+    )
+
+    # nothing listens on the port: refused three times, one line each, then one line and exit 1
+    silent = f"http://127.0.0.1:{gatewaylab.free_ports(1)[0]}"
+    config = lab.write_config("silent.json", silent, retries=3)
+    result = _run(config)
+    lines = result.stderr.splitlines()
+    refused = f"Consul {silent}: web: [Errno 111] Connection refused"
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert lines[0].startswith("INFO Consul ")
+    assert lines[1:] == [f"ERROR {refused} (attempt {n} of 3)" for n in (1, 2, 3)] + [
+        f"ERROR web: giving up on Consul after 3 attempts: {refused}"
+    ]
+    # the gateway's slots were not touched by any of them
+    assert set(lab.slots()) == {(b.address, b.port) for b in lab.backends.values()}
