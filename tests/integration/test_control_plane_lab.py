@@ -354,6 +354,113 @@ def test_the_gateway_routes_to_an_instance_registered_in_consul_until_it_leaves(
         lab.exec(other, ["rm", "-rf", "/tmp/labweb"], check=False)
 
 
+# Inside a host: GET a path of its Consul's API (token on stdin), print status and body.
+_CONSUL_GET = (
+    "import ssl,sys,urllib.request\n"
+    "ctx=ssl.create_default_context(cafile='/etc/consul.d/tls/ca.crt')\n"
+    "ctx.load_cert_chain('/etc/consul.d/tls/server.crt','/etc/consul.d/tls/server.key')\n"
+    "req=urllib.request.Request('https://127.0.0.1:8501'+sys.argv[1],"
+    "headers={'X-Consul-Token':sys.stdin.read().strip()})\n"
+    "print(urllib.request.urlopen(req,context=ctx,timeout=10).read().decode())\n"
+)
+
+
+def test_consul_sync_registers_a_services_endpoint_with_identities_of_its_own(lab):
+    """site.yml's consul_sync stage: cloud58-consul-sync runs on the cluster's first master
+    with the cluster's own Consul token (derived from the management token; policy
+    cloud58-consul-sync-<cluster>) and the Kubernetes user cloud58:consul-sync (its pair copied
+    from the controller's PKI, 0600 key, no key in the kubeconfig); once the reconcile applied
+    its ClusterRole it lists, and an annotated Service's endpoint reaches Consul's catalog on
+    node k8s-<cluster>."""
+    from ansible_collections.cloud58.platform.plugins.filter.consul import consul_sync_token
+
+    host, cluster = lab.cluster["masters"][0], lab.cluster["name"]
+    management = lab.secrets["consul_acl_management_token"]
+    base = "/etc/cloud58/consul-sync"
+    stat = ["stat", "-c", "%n %a %U"]
+    files = [f"{base}/consul-sync.token", f"{base}/consul-sync.kubeconfig", f"{base}/pki/consul-sync.key"]
+    assert lab.exec(host, [*stat, *files, f"{base}/pki/consul.key"]).stdout.split("\n")[:4] == [
+        f"{path} 600 root" for path in [*files, f"{base}/pki/consul.key"]
+    ]
+    token = lab.exec(host, ["cat", f"{base}/consul-sync.token"]).stdout.strip()
+    assert token == consul_sync_token(management, cluster)["SecretID"]
+    kubeconfig = yaml.safe_load(lab.exec(host, ["cat", f"{base}/consul-sync.kubeconfig"]).stdout)
+    assert kubeconfig["users"] == [
+        {
+            "name": "cloud58:consul-sync",
+            "user": {
+                "client-certificate": f"{base}/pki/consul-sync.crt",
+                "client-key": f"{base}/pki/consul-sync.key",
+            },
+        }
+    ]
+
+    def listed():
+        journal = lab.exec(
+            host, ["journalctl", "-u", "cloud58-consul-sync", "-o", "cat", "--no-pager"]
+        ).stdout
+        active = lab.exec(host, ["systemctl", "is-active", "cloud58-consul-sync"], check=False).stdout.strip()
+        if active == "active" and re.search(r"listed \d+ Service\(s\)", journal):
+            return True
+        raise AssertionError(f"{active}\n{journal[-3000:]}")
+
+    _wait("cloud58-consul-sync listing the cluster", listed)
+    name = f"labsync-{os.getpid()}"
+    namespace = f"cloud58-labsync-{os.getpid()}"
+    address = lab.hosts[f"{lab.dc}-w2"].address
+    objects = {
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": [
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {
+                    "name": name,
+                    "namespace": namespace,
+                    "annotations": {"consul.cloud58.io/service": name},
+                },
+                "spec": {"ports": [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}]},
+            },
+            {
+                "apiVersion": "discovery.k8s.io/v1",
+                "kind": "EndpointSlice",
+                "metadata": {
+                    "name": f"{name}-1",
+                    "namespace": namespace,
+                    "labels": {
+                        "kubernetes.io/service-name": name,
+                        "endpointslice.kubernetes.io/managed-by": "cloud58-lab-test",
+                    },
+                },
+                "addressType": "IPv4",
+                "endpoints": [{"addresses": [address], "conditions": {"ready": True}}],
+                "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+            },
+        ],
+    }
+    try:
+        lab.kubectl(lab.endpoint, "apply", "-f", "-", input_text=json.dumps(objects))
+
+        def registered():
+            out = lab.exec(
+                host, ["python3", "-c", _CONSUL_GET, f"/v1/catalog/service/{name}"], input_text=management
+            ).stdout
+            found = [
+                (e["Node"], e["ServiceAddress"], e["ServicePort"], e["ServiceTags"]) for e in json.loads(out)
+            ]
+            if found:
+                return found
+            raise AssertionError(out)
+
+        assert _wait(f"{name}'s endpoint in Consul", registered) == [
+            (f"k8s-{cluster}", address, 8080, [f"cluster={cluster}", f"datacenter={lab.dc}"])
+        ]
+    finally:
+        lab.kubectl(lab.endpoint, "delete", "namespace", namespace, "--wait=false", check=False)
+
+
 # The jobs whose every target is up in the lab (beside etcd, etcd-events and kube-apiserver).
 JOBS_UP = ("node", "kubelet", "signals")
 # Inside the Prometheus host: every active target as [job, host label, health, last error].
