@@ -650,6 +650,23 @@ PLAYBOOK_MISTAKES = [
         id="yaml-syntax-error-in-hosts",
     ),
     pytest.param(
+        [
+            (
+                H,
+                "    consul_servers:\n",
+                "    consul_sync:\n      hosts:\n        lab1-lvs1:\n    consul_servers:\n",
+            )
+        ],
+        [],
+        [
+            "Task failed: Finalization of task args for 'ansible.builtin.set_fact' failed: Error while "
+            "resolving value for 'validate__consul_sync_hosts': The filter plugin "
+            "'cloud58.platform.consul_sync_hosts' failed: consul_sync_hosts: group consul_sync: 'lab1-lvs1' "
+            "is no node of a cluster of the plan (clusters: lab1-k8s, lab2-k8s)",
+        ],
+        id="consul-sync-group-host-in-no-cluster",
+    ),
+    pytest.param(
         [],
         ["--limit", "lab1-w9"],
         [
