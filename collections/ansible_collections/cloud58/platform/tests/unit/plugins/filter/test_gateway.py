@@ -20,7 +20,19 @@ WEB = {"name": "web", "port": 8080, "check_path": "/healthz"}
 
 
 def test_filter_is_registered():
-    assert sorted(FilterModule().filters()) == ["gateway_hosts", "haproxy_gateway_config"]
+    assert sorted(FilterModule().filters()) == [
+        "gateway_hosts",
+        "haproxy_exporter_frontend",
+        "haproxy_gateway_config",
+    ]
+
+
+def test_exporter_frontend_filter_refuses_a_bad_port_as_an_ansible_error():
+    with pytest.raises(AnsibleFilterError) as caught:
+        FilterModule().filters()["haproxy_exporter_frontend"](70000, "0.0.0.0", "/metrics")
+    assert (
+        str(caught.value) == "haproxy_exporter_frontend: metrics_port: expected an integer 0-65535, got 70000"
+    )
 
 
 def test_gateway_hosts_of_the_lab_are_its_two_ingress_minions():
