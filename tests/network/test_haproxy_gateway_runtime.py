@@ -249,11 +249,11 @@ def _run(config: Path) -> subprocess.CompletedProcess:
 
 
 def test_bad_configuration_and_silent_consul_exit_1_with_one_line_per_error(lab):
-    bad = lab.write_config("bad.json", "https://127.0.0.1:1")
+    bad = lab.write_config("bad.json", "ftp://127.0.0.1:1")
     result = _run(bad)
     assert (result.returncode, result.stderr) == (
         1,
-        f"ERROR {bad}: consul_address: 'https://127.0.0.1:1' is not an http:// URL\n",
+        f"ERROR {bad}: consul_address: 'ftp://127.0.0.1:1' is not an http:// or https:// URL\n",
     )
     bad = lab.write_config("bad2.json", lab.consul.address, services=[{"backend": "Web"}])
     result = _run(bad)
