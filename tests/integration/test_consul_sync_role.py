@@ -527,12 +527,13 @@ def test_with_rbac_too_narrow_the_sync_is_refused_and_exits(identity):
         proc, log_path = _start(run, "--once")
         assert proc.wait(timeout=WAIT) == 1
         log = log_path.read_text()
-        # the apiserver's Status message, as the client logs the response body (JSON)
-        refused = json.dumps(
-            'endpointslices.discovery.k8s.io is forbidden: User "cloud58:consul-sync" cannot list resource '
-            '"endpointslices" in API group "discovery.k8s.io" at the cluster scope'
-        )[1:-1]
+        # the apiserver's status, reason and Status message, one line per attempt
+        refused = (
+            ': 403 Forbidden: endpointslices.discovery.k8s.io is forbidden: User "cloud58:consul-sync" '
+            'cannot list resource "endpointslices" in API group "discovery.k8s.io" at the cluster scope\n'
+        )
         assert log.count(refused) == 5, log  # every attempt (consul_sync_retries: 5)
+        assert "HTTP response headers" not in log, log
         assert log.rstrip().endswith(
             f"{run.host}/etc/consul-sync/consul-sync.kubeconfig: cannot list Services and EndpointSlices"
         ), log
