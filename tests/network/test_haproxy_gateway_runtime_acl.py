@@ -466,3 +466,26 @@ def test_the_files_the_role_wrote_run_and_an_instance_gets_traffic(role, lab):
     assert "Traceback" not in text
     assert "ERROR" not in text, text
     assert role.token not in text
+
+
+def test_back_to_dns_the_role_removes_the_program_and_its_unit(role, lab):
+    for proc in lab.procs:  # the unit's command of the test above, as systemd would stop it
+        proc.terminate()
+        proc.wait(timeout=30)
+    before = role.files()
+    stats, failed, _ = role.play(check=True, haproxy_gateway_backend_source="dns")
+    assert (failed, stats["failures"]) == ([], 0)
+    assert role.files() == before
+    stats, failed, _ = role.play(haproxy_gateway_backend_source="dns")
+    assert (failed, stats["failures"]) == ([], 0)
+    assert role.files() == {
+        "haproxy.cfg": 0o644,
+        "haproxy.log": 0o644,  # the test's haproxy, above
+        "server-state": 0o644,
+        "haproxy.service.d/cloud58-reload.conf": 0o644,
+    }
+    assert not (role.host / "lib").exists()
+    assert not (role.host / "etc/gateway-sync").exists()
+    assert "\nresolvers consul\n" in (role.host / "haproxy.cfg").read_text()
+    stats, failed, _ = role.play(haproxy_gateway_backend_source="dns")
+    assert (failed, stats) == ([], {"changed": 0, "failures": 0})
