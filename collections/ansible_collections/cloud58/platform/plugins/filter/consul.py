@@ -5,7 +5,7 @@
 and the checks of the consul role's inputs.
 
 Documented in consul_node_config.yml, consul_tls_names.yml, consul_problem.yml,
-consul_agent_token.yml, consul_dns_token.yml, consul_prometheus_token.yml and
+consul_agent_token.yml, consul_dns_token.yml, consul_prometheus_token.yml, consul_gateway_token.yml and
 consul_sync_token.yml next to this
 file, as ansible-doc reads them.
 """
@@ -17,11 +17,14 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.cloud58.platform.plugins.module_utils.consul import (
     DNS_POLICY,
     DNS_RULES,
+    GATEWAY_POLICY,
+    GATEWAY_RULES,
     PROMETHEUS_POLICY,
     PROMETHEUS_RULES,
     ConsulError,
     agent_token,
     dns_token,
+    gateway_token,
     install_problem,
     node_config,
     prometheus_token,
@@ -59,6 +62,13 @@ def consul_prometheus_token(management_token):
         raise AnsibleFilterError(f"consul_prometheus_token: {e}") from e
 
 
+def consul_gateway_token(management_token):
+    try:
+        return {**gateway_token(management_token), "Policy": GATEWAY_POLICY, "Rules": GATEWAY_RULES}
+    except ConsulError as e:
+        raise AnsibleFilterError(f"consul_gateway_token: {e}") from e
+
+
 def consul_sync_token(management_token, cluster):
     try:
         return sync_token(management_token, cluster)
@@ -88,6 +98,7 @@ class FilterModule:
         return {
             "consul_agent_token": consul_agent_token,
             "consul_dns_token": consul_dns_token,
+            "consul_gateway_token": consul_gateway_token,
             "consul_node_config": consul_node_config,
             "consul_problem": consul_problem,
             "consul_prometheus_token": consul_prometheus_token,

@@ -47,6 +47,10 @@ DNS_RULES = (
 )
 PROMETHEUS_POLICY = "cloud58-prometheus"
 PROMETHEUS_RULES = 'agent_prefix "" { policy = "read" }\n'
+# cloud58-gateway-sync (roles/haproxy_gateway, backend source runtime) reads every service's
+# passing instances (/v1/health/service/<name>), which needs read of the services and their nodes.
+GATEWAY_POLICY = "cloud58-gateway-sync"
+GATEWAY_RULES = 'service_prefix "" { policy = "read" }\nnode_prefix "" { policy = "read" }\n'
 # cloud58-consul-sync (roles/consul_sync) of a cluster registers every instance on its one node
 # k8s-<cluster> (discovery/catalog.py's node_name) with /v1/txn and reads that node back
 # (/v1/catalog/node, /v1/health/node): write of that node and of services, whose names are
@@ -228,6 +232,17 @@ def prometheus_token(management_token: str) -> dict:
     return {
         "AccessorID": _derived_uuid(management_token, "cloud58 consul prometheus accessor"),
         "SecretID": _derived_uuid(management_token, "cloud58 consul prometheus secret"),
+    }
+
+
+def gateway_token(management_token: str) -> dict:
+    """``{AccessorID, SecretID}`` of cloud58-gateway-sync's token (policy :data:`GATEWAY_POLICY`:
+    read of every service and node), derived from the management token like :func:`agent_token`."""
+    if not (isinstance(management_token, str) and _UUID.match(management_token)):
+        raise ConsulError("consul gateway token: the management token is not a UUID; the value is not shown")
+    return {
+        "AccessorID": _derived_uuid(management_token, "cloud58 consul gateway accessor"),
+        "SecretID": _derived_uuid(management_token, "cloud58 consul gateway secret"),
     }
 
 

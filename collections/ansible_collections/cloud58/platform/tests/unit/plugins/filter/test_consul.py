@@ -15,6 +15,7 @@ from ansible_collections.cloud58.platform.plugins.module_utils.consul import (
     DNS_RULES,
     agent_token,
     dns_token,
+    gateway_token,
     node_config,
     prometheus_token,
     sync_token,
@@ -34,6 +35,7 @@ def test_filters_are_registered():
     assert sorted(FILTERS) == [
         "consul_agent_token",
         "consul_dns_token",
+        "consul_gateway_token",
         "consul_node_config",
         "consul_problem",
         "consul_prometheus_token",
@@ -127,4 +129,22 @@ def test_sync_token_is_the_clusters():
         FILTERS["consul_sync_token"](token, "")
     assert str(caught.value) == (
         "consul_sync_token: consul sync token: cluster: '' is not a DNS label (a-z, 0-9, '-', at most 63)"
+    )
+
+
+def test_gateway_token_carries_its_policy():
+    token = "6f1b8ad4-5c4e-4b1a-9d0e-3a1f2b3c4d5e"
+    value = FILTERS["consul_gateway_token"](token)
+    assert value == {
+        **gateway_token(token),
+        "Policy": "cloud58-gateway-sync",
+        "Rules": 'service_prefix "" { policy = "read" }\nnode_prefix "" { policy = "read" }\n',
+    }
+    # its own IDs, none of another derived token's
+    assert value["SecretID"] not in (dns_token(token)["SecretID"], prometheus_token(token)["SecretID"])
+    with pytest.raises(AnsibleFilterError) as caught:
+        FILTERS["consul_gateway_token"]("x")
+    assert str(caught.value) == (
+        "consul_gateway_token: consul gateway token: the management token is not a UUID; "
+        "the value is not shown"
     )
