@@ -257,6 +257,7 @@ def _secrets(work) -> list[str]:
         *(agent_token(work.token, h[:4], h)["SecretID"] for h in HOSTS),
         FilterModule().filters()["consul_dns_token"](work.token)["SecretID"],
         FilterModule().filters()["consul_prometheus_token"](work.token)["SecretID"],
+        FilterModule().filters()["consul_gateway_token"](work.token)["SecretID"],
     ]
 
 
@@ -406,6 +407,15 @@ def test_the_role_creates_the_agent_tokens_once_consul_answers(work, net):
     assert (status, [p["Name"] for p in token["Policies"]]) == (200, ["cloud58-prometheus"])
     path = "/v1/agent/metrics?format=prometheus"
     assert [work.request(AGENT, "GET", path, token=t["SecretID"])[0] for t in (metrics, dns)] == [200, 403]
+    # cloud58-gateway-sync's token reads every passing instance of a service with its node (the
+    # three servers' service consul); Prometheus' token gets Consul's filtered, empty answer.
+    gateway = FilterModule().filters()["consul_gateway_token"](work.token)
+    status, token = work.request("lab1-m1", "GET", f"/v1/acl/token/{gateway['AccessorID']}", token=work.token)
+    assert (status, [p["Name"] for p in token["Policies"]]) == (200, ["cloud58-gateway-sync"])
+    health = "/v1/health/service/consul?passing=true"
+    status, entries = work.request(AGENT, "GET", health, token=gateway["SecretID"])
+    assert (status, sorted(e["Node"]["Node"] for e in entries)) == (200, sorted(SERVERS))
+    assert work.request(AGENT, "GET", health, token=metrics["SecretID"]) == (200, [])
     # The agents' default token now reads: the agent's DNS answers with the three servers of
     # lab1, and a server of lab2 answers for lab1's service over WAN; a write stays refused.
     expected = "0 " + " ".join(sorted(work.plan["hosts"][h]["address"] for h in SERVERS))
