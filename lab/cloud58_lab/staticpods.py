@@ -199,8 +199,10 @@ def build_images(bin_dir: Path, workdir: Path, env: dict, registry: str = REGIST
 def build_pause_image(workdir: Path, env: dict, registry: str = REGISTRY) -> tuple[str, Path]:
     """``(image, oci archive)`` of the pause image built from images/pause; an image of the
     same source is reused. The tag is the source's digest."""
-    files = sorted(p for p in PAUSE_SOURCE.iterdir() if p.suffix in (".go", ".mod"))
-    digest = hashlib.sha256(b"".join(p.name.encode() + b"\0" + p.read_bytes() for p in files)).hexdigest()
+    files = sorted(p for p in PAUSE_SOURCE.rglob("*") if p.suffix in (".go", ".mod"))
+    digest = hashlib.sha256(
+        b"".join(str(p.relative_to(PAUSE_SOURCE)).encode() + b"\0" + p.read_bytes() for p in files)
+    ).hexdigest()
     image = f"{registry}/pause:{digest[:16]}"
     archive = workdir / f"pause-{digest[:16]}.oci.tar"
     if _run(["podman", "image", "exists", image], check=False, env=env).returncode != 0:
@@ -208,13 +210,15 @@ def build_pause_image(workdir: Path, env: dict, registry: str = REGISTRY) -> tup
         context.mkdir(parents=True, exist_ok=True)
         go = shutil.which("go") or "/usr/local/go/bin/go"
         build_env = dict(env, CGO_ENABLED="0", GOTOOLCHAIN="local", GOFLAGS="-mod=mod", GOWORK="off")
-        _run(
-            [go, "build", "-trimpath", "-ldflags", "-s -w", "-o", str(context / "pause"), "."],
-            env=build_env,
-            cwd=PAUSE_SOURCE,
-        )
+        # pause, and say: a lab pod's known line in its container log (images/pause/README.md).
+        for name, package in (("pause", "."), ("say", "./say")):
+            _run(
+                [go, "build", "-trimpath", "-ldflags", "-s -w", "-o", str(context / name), package],
+                env=build_env,
+                cwd=PAUSE_SOURCE,
+            )
         (context / "Containerfile").write_text(
-            'FROM scratch\nCOPY pause /pause\nUSER 65535:65535\nENTRYPOINT ["/pause"]\n'
+            'FROM scratch\nCOPY pause /pause\nCOPY say /say\nUSER 65535:65535\nENTRYPOINT ["/pause"]\n'
             f'LABEL cloud58.source-sha256="{digest}"\n'
         )
         _run(["podman", "build", "--quiet", "--tag", image, str(context)], env=env)

@@ -40,6 +40,7 @@ is bounded; everything is removed by exact name at the end.
 
 from __future__ import annotations
 
+import datetime
 import functools
 import hashlib
 import ipaddress
@@ -370,8 +371,9 @@ def test_consul_sync_registers_a_services_endpoint_with_identities_of_its_own(la
     with the cluster's own Consul token (derived from the management token; policy
     cloud58-consul-sync-<cluster>) and the Kubernetes user cloud58:consul-sync (its pair copied
     from the controller's PKI, 0600 key, no key in the kubeconfig); once the reconcile applied
-    its ClusterRole it lists, and an annotated Service's endpoint reaches Consul's catalog on
-    node k8s-<cluster>."""
+    its ClusterRole it lists, and an annotated Service selecting a pod that runs on a minion
+    (the real kubelet; the slice written by the real EndpointSlice controller) has the pod's
+    address and port in Consul's catalog on node k8s-<cluster>."""
     from ansible_collections.cloud58.platform.plugins.filter.consul import consul_sync_token
 
     host, cluster = lab.cluster["masters"][0], lab.cluster["name"]
@@ -405,9 +407,11 @@ def test_consul_sync_registers_a_services_endpoint_with_identities_of_its_own(la
         raise AssertionError(f"{active}\n{journal[-3000:]}")
 
     _wait("cloud58-consul-sync listing the cluster", listed)
+    # A pod on a minion (the real kubelet), a Service selecting it: the real EndpointSlice
+    # controller writes the slice the sync reads.
     name = f"labsync-{os.getpid()}"
     namespace = f"cloud58-labsync-{os.getpid()}"
-    address = lab.hosts[f"{lab.dc}-w2"].address
+    minion = lab.minions[-1]
     objects = {
         "apiVersion": "v1",
         "kind": "List",
@@ -415,33 +419,44 @@ def test_consul_sync_registers_a_services_endpoint_with_identities_of_its_own(la
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
             {
                 "apiVersion": "v1",
+                "kind": "ServiceAccount",
+                "metadata": {"name": "default", "namespace": namespace},
+            },
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": name, "namespace": namespace, "labels": {"app": name}},
+                "spec": {
+                    "nodeName": minion,
+                    "automountServiceAccountToken": False,
+                    "containers": [{"name": "pause", "image": lab.pause_image, "imagePullPolicy": "Never"}],
+                },
+            },
+            {
+                "apiVersion": "v1",
                 "kind": "Service",
                 "metadata": {
                     "name": name,
                     "namespace": namespace,
-                    "annotations": {"consul.cloud58.io/service": name},
+                    "annotations": {"consul.cloud58.io/service": name, "consul.cloud58.io/version": "1.4.2"},
                 },
-                "spec": {"ports": [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}]},
-            },
-            {
-                "apiVersion": "discovery.k8s.io/v1",
-                "kind": "EndpointSlice",
-                "metadata": {
-                    "name": f"{name}-1",
-                    "namespace": namespace,
-                    "labels": {
-                        "kubernetes.io/service-name": name,
-                        "endpointslice.kubernetes.io/managed-by": "cloud58-lab-test",
-                    },
+                "spec": {
+                    "selector": {"app": name},
+                    "ports": [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}],
                 },
-                "addressType": "IPv4",
-                "endpoints": [{"addresses": [address], "conditions": {"ready": True}}],
-                "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
             },
         ],
     }
     try:
         lab.kubectl(lab.endpoint, "apply", "-f", "-", input_text=json.dumps(objects))
+
+        def pod_ip():
+            pod = json.loads(
+                lab.kubectl(lab.endpoint, "get", "pod", "-n", namespace, name, "-o", "json").stdout
+            )
+            return pod["status"].get("podIP") if pod["status"].get("phase") == "Running" else None
+
+        address = _wait(f"{name} running on {minion}", pod_ip)
 
         def registered():
             out = lab.exec(
@@ -455,10 +470,11 @@ def test_consul_sync_registers_a_services_endpoint_with_identities_of_its_own(la
             raise AssertionError(out)
 
         assert _wait(f"{name}'s endpoint in Consul", registered) == [
-            (f"k8s-{cluster}", address, 8080, [f"cluster={cluster}", f"datacenter={lab.dc}"])
+            (f"k8s-{cluster}", address, 8080, [f"cluster={cluster}", f"datacenter={lab.dc}", "version=1.4.2"])
         ]
     finally:
-        lab.kubectl(lab.endpoint, "delete", "namespace", namespace, "--wait=false", check=False)
+        # Waited for: a pod left on the minion would stop remove-node.yml's drain.
+        lab.kubectl(lab.endpoint, "delete", "namespace", namespace, "--wait=true", check=False, timeout=180)
 
 
 # The jobs whose every target is up in the lab (beside etcd, etcd-events and kube-apiserver).
@@ -1155,6 +1171,153 @@ def test_a_pod_runs_on_each_minion_with_an_address_of_its_block(lab):
     # Bare pods: a drain (remove-node.yml) refuses them, as kubectl drain does.
     names = [f"pause-{host}" for host in lab.minions]
     lab.kubectl(lab.endpoint, "delete", "pod", "--namespace", "default", *names)
+
+
+# What `tc -j qdisc show` on the minion says of shaping qdiscs: (device kind, qdisc, bytes/s).
+_TBF_ON_NODE = (
+    "import json,subprocess\n"
+    "links={l['ifname']:l for l in json.loads(subprocess.run(['ip','-j','-d','link','show'],"
+    "capture_output=True,text=True,check=True).stdout)}\n"
+    "out=[]\n"
+    "qdiscs=subprocess.run(['tc','-j','qdisc','show'],capture_output=True,text=True,check=True).stdout\n"
+    "for q in json.loads(qdiscs):\n"
+    "    if q.get('kind')=='tbf':\n"
+    "        kind=links.get(q['dev'],{}).get('linkinfo',{}).get('info_kind','')\n"
+    "        out.append([kind,q['kind'],q['options']['rate']])\n"
+    "print(json.dumps(sorted(out)))\n"
+)
+
+
+def test_a_pods_bandwidth_annotations_shape_its_veth_through_the_cni_chain(lab):
+    """The lab minions' CNI chain ends with the `bandwidth` plugin (docs/node-protection.md):
+    the real kubelet and containerd pass a pod's kubernetes.io/{ingress,egress}-bandwidth
+    annotations as the `bandwidth` capability, and the plugin shapes the pod's host-side veth
+    (a tbf at the ingress rate) and an ifb its ingress is redirected to (a tbf at the egress
+    rate); the pod's deletion removes both."""
+    host = lab.minions[-1]
+    name = f"shaped-{host}"
+
+    def tbfs():
+        return json.loads(lab.exec(host, ["python3", "-c", _TBF_ON_NODE]).stdout)
+
+    def both():  # the plugin adds the veth's qdisc and the ifb's one by two tc calls
+        found = tbfs()
+        return found if len(found) >= 2 else None
+
+    assert tbfs() == []
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": "default",
+            "annotations": {
+                "kubernetes.io/ingress-bandwidth": "10M",
+                "kubernetes.io/egress-bandwidth": "20M",
+            },
+        },
+        "spec": {
+            "nodeName": host,
+            "automountServiceAccountToken": False,
+            "containers": [{"name": "pause", "image": lab.pause_image, "imagePullPolicy": "Never"}],
+        },
+    }
+    lab.kubectl(lab.endpoint, "create", "serviceaccount", "default", "--namespace", "default", check=False)
+    lab.kubectl(lab.endpoint, "apply", "-f", "-", input_text=json.dumps(pod))
+    try:
+        shaped = _wait("the pod's veth and ifb shaped", both)
+    finally:
+        lab.kubectl(lab.endpoint, "delete", "pod", "-n", "default", name, "--wait=true", check=False)
+    # 10M and 20M bits/s are 1,250,000 and 2,500,000 bytes/s, as tc's JSON gives rates.
+    assert shaped == [["ifb", "tbf", 2500000], ["veth", "tbf", 1250000]]
+    assert _wait("no shaping left once the pod is gone", lambda: tbfs() == [] or None)
+
+
+def _pod_log_diagnosis(lab, host: str, name: str) -> str:
+    """What to read when a pod's line is missing: the pod's status, what the kubelet wrote
+    under /var/log/pods, and the tailer's state and counters on the node."""
+    pod = lab.kubectl(lab.endpoint, "get", "pod", "-n", "default", name, "-o", "json", check=False).stdout
+    status = json.loads(pod).get("status", {}) if pod.strip() else {}
+    on_node = lab.exec(
+        host,
+        [
+            "sh",
+            "-c",
+            "ls -liR /var/log/pods; cat /var/log/pods/default_" + name + "_*/*/0.log;"
+            " cat /var/lib/cloud58-podlogs/state.json; systemctl is-active cloud58-podlogs;"
+            ' python3 -c "import urllib.request;'
+            " print(urllib.request.urlopen('http://127.0.0.1:9661/metrics').read().decode())\"",
+        ],
+        check=False,
+    )
+    return (
+        f"phase {status.get('phase')!r}, containers {status.get('containerStatuses')!r}\n"
+        f"on {host}:\n{on_node.stdout}{on_node.stderr}"
+    )
+
+
+def test_a_line_a_pod_writes_reaches_the_log_store_with_its_namespace_pod_and_container(lab):
+    """site.yml's logs stage ships container logs too: a pod on a minion writes one line
+    (/say of the lab's pause image, images/pause/say) and exits; the real kubelet and
+    containerd write it into the pod's CRI log under /var/log/pods, and cloud58-podlogs on
+    that minion sends it to the datacenter's store, where it is found with exactly the pod's
+    namespace, name and container beside the host's datacenter, cluster and node. The delay
+    from the container's start to the line being found is printed, not asserted (a shared
+    machine)."""
+    host = lab.minions[0]
+    name = f"say-{host}"
+    token = f"cloud58-lab-pod-{os.getpid()}-{time.time_ns()}"
+    lab.kubectl(lab.endpoint, "create", "serviceaccount", "default", "--namespace", "default", check=False)
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "nodeName": host,
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": False,
+            "containers": [
+                {
+                    "name": "say",
+                    "image": lab.pause_image,
+                    "imagePullPolicy": "Never",
+                    "command": ["/say", token],
+                }
+            ],
+        },
+    }
+    lab.kubectl(lab.endpoint, "apply", "-f", "-", input_text=json.dumps(pod))
+    store = f"http://{lab.hosts[f'{lab.dc}-m1'].address}:9428"
+    fields = ("datacenter", "cluster", "node", "namespace", "pod", "container", "stream")
+
+    def arrived():
+        found = [
+            tuple(r.get(f) for f in fields)
+            for r in logstore.query(store, f'"{token}"')
+            if r.get("_msg") == token
+        ]
+        if found:
+            return found
+        raise AssertionError("not in the store yet")
+
+    try:
+        try:
+            found = _wait("the pod's line in the log store", arrived)
+        except pytest.fail.Exception as e:
+            pytest.fail(f"{e}\n{_pod_log_diagnosis(lab, host, name)}", pytrace=False)
+        found_at = time.time()
+        pod_now = json.loads(
+            lab.kubectl(lab.endpoint, "get", "pod", "-n", "default", name, "-o", "json").stdout
+        )
+    finally:
+        lab.kubectl(lab.endpoint, "delete", "pod", "-n", "default", name, "--wait=false", check=False)
+    assert found == [(lab.dc, lab.cluster["name"], host, "default", name, "say", "stdout")]
+    state = pod_now["status"]["containerStatuses"][0]["state"]
+    assert state["terminated"]["exitCode"] == 0, state
+    started = datetime.datetime.fromisoformat(state["terminated"]["startedAt"].replace("Z", "+00:00"))
+    print(
+        f"\npod log line found in the store {found_at - started.timestamp():.1f}s after the container started"
+    )
 
 
 # node subnet.
