@@ -68,9 +68,7 @@ from cloud58_lab import gatewaylab, programs  # noqa: E402
 CHANGES = {"full": 40, "ci": 10}
 RUNS = 3
 BACKEND = "web"
-SYNC = (
-    REPO / "collections/ansible_collections/cloud58/platform/roles/haproxy_gateway/files/cloud58-gateway-sync"
-)
+SYNC = gatewaylab.GATEWAY_SYNC
 
 
 class GatewayPath:
@@ -121,6 +119,7 @@ class GatewayPath:
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.DEVNULL,
                     stderr=log,
+                    env=gatewaylab.gateway_sync_env(),
                 )
 
     def listed(self) -> set[tuple[str, int]]:

@@ -25,6 +25,7 @@ import http.client
 import http.server
 import io
 import json
+import os
 import shlex
 import socket
 import subprocess
@@ -40,6 +41,20 @@ from cloud58_lab.netlab import free_ports
 
 # Bounds against a hang only; no result depends on how fast the machine is.
 WAIT = 120
+
+COLLECTIONS = Path(__file__).resolve().parents[2] / "collections"
+# The runtime-API path's program, run from the source tree by the tests and the benchmark.
+GATEWAY_SYNC = (
+    COLLECTIONS / "ansible_collections/cloud58/platform/roles/haproxy_gateway/files/cloud58-gateway-sync"
+)
+
+
+def gateway_sync_env() -> dict:
+    """The environment to run :data:`GATEWAY_SYNC` from the repository: the collection on the
+    Python path, since the program imports its gateway package from there (an installed copy
+    has it beside itself as cloud58_gateway). `make test` puts only lab/ on the path."""
+    path = os.pathsep.join(filter(None, [str(COLLECTIONS), os.environ.get("PYTHONPATH")]))
+    return dict(os.environ, PYTHONPATH=path)
 
 
 def wait_for(predicate, what: str, timeout: float = WAIT, interval: float = 0.05):

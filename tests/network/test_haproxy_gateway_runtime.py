@@ -34,9 +34,7 @@ from cloud58_lab import gatewaylab, programs
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
-PROGRAM = (
-    REPO / "collections/ansible_collections/cloud58/platform/roles/haproxy_gateway/files/cloud58-gateway-sync"
-)
+PROGRAM = gatewaylab.GATEWAY_SYNC
 NAMES = ("r1", "r2", "r3")
 SLOTS = 4
 COMMAND = re.compile(r"^INFO web: (set server .*)$", re.M)
@@ -53,6 +51,7 @@ class Sync:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=out,
+                env=gatewaylab.gateway_sync_env(),
             )
 
     def log(self) -> str:
@@ -245,6 +244,7 @@ def _run(config: Path) -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
         timeout=600,
+        env=gatewaylab.gateway_sync_env(),
     )
 
 

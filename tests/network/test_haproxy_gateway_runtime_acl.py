@@ -44,9 +44,7 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 GATEWAY = REPO / "collections/ansible_collections/cloud58/platform/plugins/module_utils/gateway"
-PROGRAM = (
-    REPO / "collections/ansible_collections/cloud58/platform/roles/haproxy_gateway/files/cloud58-gateway-sync"
-)
+PROGRAM = gatewaylab.GATEWAY_SYNC
 DATACENTER = "bj1"
 HOST = "hgwacl-h1"
 READ_RULES = 'service_prefix "" { policy = "read" }\nnode_prefix "" { policy = "read" }\n'
@@ -180,6 +178,7 @@ def _once(config: Path) -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
         timeout=600,
+        env=gatewaylab.gateway_sync_env(),
     )
 
 
