@@ -413,6 +413,7 @@ def test_remove_node_refuses_what_it_cannot_remove_before_touching_anything(args
     counts = {
         h: {k: r[k] for k in ("ok", "changed", "unreachable", "failed")} for h, r in recap(run.stdout).items()
     }
-    assert counts == {"localhost": {"ok": 4, "changed": 0, "unreachable": 0, "failed": 1}}
+    # ok counts the preflight's tasks (validate.yml); 15bc0d9 added its consul_sync hosts check
+    assert counts == {"localhost": {"ok": 5, "changed": 0, "unreachable": 0, "failed": 1}}
     assert "TASK [Look up the Node]" not in run.stdout
     assert "PLAY [Stop the kubelet on the host" not in run.stdout
