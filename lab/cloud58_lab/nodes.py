@@ -46,21 +46,40 @@ def _podman(args: list, env: dict, timeout: float = 120) -> str:
     return proc.stdout.strip()
 
 
+# How a host container runs systemd on this cgroup v1 hybrid machine, whose own PID 1 is not
+# systemd. Podman's --systemd=always bind-mounts the machine's whole name=systemd hierarchy over
+# the container's /sys/fs/cgroup/systemd; with a private cgroup namespace, /proc/1/cgroup then
+# names a path that does not match that mount, and every host's systemd put its units in the
+# same shared /system.slice/<unit>, where one host's systemd trimmed another's empty cgroups
+# (seen: runc in a minion failing with "stat /sys/fs/cgroup/systemd/system.slice/
+# containerd.service: no such file"). Without that mount the private namespace's own
+# name=systemd mount stays in place: each host's systemd has its own subtree. The rest is what
+# --systemd=always would add.
+SYSTEMD_HOST_FLAGS = (
+    "--privileged",
+    # The kubelet's pod cgroups nest under the container's own (kubelet-spike E3).
+    "--cgroupns=private",
+    "--systemd=false",
+    "--tmpfs=/run",
+    "--tmpfs=/run/lock",
+    "--tmpfs=/tmp",
+    "--tmpfs=/var/log/journal",
+    "--stop-signal=SIGRTMIN+3",
+    "--env=container=podman",
+)
+
+
 def start_containers(
     containers: dict[str, str], image: str, label: str, env: dict, *, boot_timeout: float = 180
 ) -> None:
     """Start systemd containers (container name -> hostname) from ``image`` with ``label`` and
     wait until systemd in each reports running or degraded (the verifiers name failed units)."""
     for container, hostname in containers.items():
-        # A private cgroup namespace, so that the kubelet's pods nest under the container's
-        # own cgroups, and a process that keeps the container's own name=systemd cgroup from
-        # being trimmed (staticpods.py, StaticPodLab._boot, says why).
         _podman(
             ["run", "--detach", "--name", container, "--hostname", hostname, "--label", label,
-             "--privileged", "--systemd=always", "--cgroupns=private", image, "/sbin/init"],
+             *SYSTEMD_HOST_FLAGS, image, "/sbin/init"],
             env,
         )  # fmt: skip
-        _podman(["exec", "--detach", container, "sleep", "infinity"], env)
     for container in containers:
         deadline = time.monotonic() + boot_timeout
         while True:

@@ -40,6 +40,7 @@ is bounded; everything is removed by exact name at the end.
 
 from __future__ import annotations
 
+import datetime
 import functools
 import hashlib
 import ipaddress
@@ -1230,6 +1231,93 @@ def test_a_pods_bandwidth_annotations_shape_its_veth_through_the_cni_chain(lab):
     # 10M and 20M bits/s are 1,250,000 and 2,500,000 bytes/s, as tc's JSON gives rates.
     assert shaped == [["ifb", "tbf", 2500000], ["veth", "tbf", 1250000]]
     assert _wait("no shaping left once the pod is gone", lambda: tbfs() == [] or None)
+
+
+def _pod_log_diagnosis(lab, host: str, name: str) -> str:
+    """What to read when a pod's line is missing: the pod's status, what the kubelet wrote
+    under /var/log/pods, and the tailer's state and counters on the node."""
+    pod = lab.kubectl(lab.endpoint, "get", "pod", "-n", "default", name, "-o", "json", check=False).stdout
+    status = json.loads(pod).get("status", {}) if pod.strip() else {}
+    on_node = lab.exec(
+        host,
+        [
+            "sh",
+            "-c",
+            "ls -liR /var/log/pods; cat /var/log/pods/default_" + name + "_*/*/0.log;"
+            " cat /var/lib/cloud58-podlogs/state.json; systemctl is-active cloud58-podlogs;"
+            ' python3 -c "import urllib.request;'
+            " print(urllib.request.urlopen('http://127.0.0.1:9661/metrics').read().decode())\"",
+        ],
+        check=False,
+    )
+    return (
+        f"phase {status.get('phase')!r}, containers {status.get('containerStatuses')!r}\n"
+        f"on {host}:\n{on_node.stdout}{on_node.stderr}"
+    )
+
+
+def test_a_line_a_pod_writes_reaches_the_log_store_with_its_namespace_pod_and_container(lab):
+    """site.yml's logs stage ships container logs too: a pod on a minion writes one line
+    (/say of the lab's pause image, images/pause/say) and exits; the real kubelet and
+    containerd write it into the pod's CRI log under /var/log/pods, and cloud58-podlogs on
+    that minion sends it to the datacenter's store, where it is found with exactly the pod's
+    namespace, name and container beside the host's datacenter, cluster and node. The delay
+    from the container's start to the line being found is printed, not asserted (a shared
+    machine)."""
+    host = lab.minions[0]
+    name = f"say-{host}"
+    token = f"cloud58-lab-pod-{os.getpid()}-{time.time_ns()}"
+    lab.kubectl(lab.endpoint, "create", "serviceaccount", "default", "--namespace", "default", check=False)
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "nodeName": host,
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": False,
+            "containers": [
+                {
+                    "name": "say",
+                    "image": lab.pause_image,
+                    "imagePullPolicy": "Never",
+                    "command": ["/say", token],
+                }
+            ],
+        },
+    }
+    lab.kubectl(lab.endpoint, "apply", "-f", "-", input_text=json.dumps(pod))
+    store = f"http://{lab.hosts[f'{lab.dc}-m1'].address}:9428"
+    fields = ("datacenter", "cluster", "node", "namespace", "pod", "container", "stream")
+
+    def arrived():
+        found = [
+            tuple(r.get(f) for f in fields)
+            for r in logstore.query(store, f'"{token}"')
+            if r.get("_msg") == token
+        ]
+        if found:
+            return found
+        raise AssertionError("not in the store yet")
+
+    try:
+        try:
+            found = _wait("the pod's line in the log store", arrived)
+        except pytest.fail.Exception as e:
+            pytest.fail(f"{e}\n{_pod_log_diagnosis(lab, host, name)}", pytrace=False)
+        found_at = time.time()
+        pod_now = json.loads(
+            lab.kubectl(lab.endpoint, "get", "pod", "-n", "default", name, "-o", "json").stdout
+        )
+    finally:
+        lab.kubectl(lab.endpoint, "delete", "pod", "-n", "default", name, "--wait=false", check=False)
+    assert found == [(lab.dc, lab.cluster["name"], host, "default", name, "say", "stdout")]
+    state = pod_now["status"]["containerStatuses"][0]["state"]
+    assert state["terminated"]["exitCode"] == 0, state
+    started = datetime.datetime.fromisoformat(state["terminated"]["startedAt"].replace("Z", "+00:00"))
+    print(
+        f"\npod log line found in the store {found_at - started.timestamp():.1f}s after the container started"
+    )
 
 
 # node subnet.
