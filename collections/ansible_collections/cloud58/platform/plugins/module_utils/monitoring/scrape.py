@@ -16,6 +16,7 @@ role                        targets                                      scheme 
 ==========================  ===========================================  ======  ===========
 prometheus                  the server itself (localhost:9090)           http    no
 node                        every host of the datacenter, node-exporter  http    no
+podlogs                     every host of the datacenter, cloud58-podlogs http   no
 kubelet                     every node of each cluster                   https   kubernetes
 signals                     every node of each cluster, cloud58-signals  http    no
 etcd, etcd-events           each member's client URL (its /metrics)      https   etcd
@@ -47,6 +48,10 @@ etcd's ``listen-metrics-urls`` (2381, 2384) is plain HTTP on 127.0.0.1 only
 client URL, over TLS with an etcd client certificate. Certificate paths may hold ``{cluster}``:
 every cluster has its own CAs.
 
+``podlogs`` reads the counters of the container log shipper (role log_shipper, which runs it
+on every host of the plan, ``log_shipper_podlogs_metrics_listen``): lines shipped, batches
+failed, records dropped from a full buffer. A port of 0 drops the job.
+
 ``signals`` (the node agent cloud58-signals, second-level CPU, load, memory and per-pod
 figures) is the one job scraped at ``signals_scrape_interval`` (1 s), its timeout the same;
 every other job at the global ``scrape_interval``.
@@ -73,6 +78,7 @@ except ImportError:  # pragma: no cover - exercised only without PyYAML
 JOB_ROLES = (
     "prometheus",
     "node",
+    "podlogs",
     "kubelet",
     "signals",
     "etcd",
@@ -102,6 +108,8 @@ DEFAULT_OPTIONS = {
     "rule_files": ["/etc/prometheus/rules/*.yml"],
     "listen_port": 9090,
     "node_exporter_port": 9100,
+    # cloud58-podlogs' counters on every host (role log_shipper); 0: no job.
+    "podlogs_port": 9661,
     "kubelet_port": 10250,
     # cloud58-signals on every node (agents/cloud58_signals.py, its default --listen port).
     "signals_port": 9112,
@@ -144,7 +152,12 @@ _PORTS = (
     "lvs_exporter_port",
 )
 # Ports whose 0 means "no job".
-_OPTIONAL_PORTS = ("haproxy_exporter_port", "haproxy_gateway_exporter_port", "consul_https_port")
+_OPTIONAL_PORTS = (
+    "podlogs_port",
+    "haproxy_exporter_port",
+    "haproxy_gateway_exporter_port",
+    "consul_https_port",
+)
 _PATHS = tuple(k for k in DEFAULT_OPTIONS if k.endswith("_file"))
 _INTERVALS = ("scrape_interval", "evaluation_interval", "signals_scrape_interval")
 _RETENTION_TIME = re.compile(r"(?:[0-9]+(?:ms|s|m|h|d|w|y))+")
@@ -380,6 +393,8 @@ def scrape_config(plan, datacenter, options=None) -> dict:
         ],
         "node": [_target(plan, h, opts["node_exporter_port"], where) for h in sorted(dc["hosts"])],
     }
+    if opts["podlogs_port"]:
+        by_role["podlogs"] = [_target(plan, h, opts["podlogs_port"], where) for h in sorted(dc["hosts"])]
     per_cluster = {name: _cluster_jobs(plan, name, opts) for name in sorted(dc.get("clusters") or [])}
     if opts["haproxy_gateway_exporter_port"]:
         by_role["haproxy-gateway"] = [
@@ -428,6 +443,7 @@ def scrape_config(plan, datacenter, options=None) -> dict:
 
 
 _WHY_NO_TARGET = {
+    "podlogs": " (podlogs_port is 0)",
     "haproxy": " (haproxy_exporter_port is 0)",
     "haproxy-gateway": " (no host labelled function: ingress there, or haproxy_gateway_exporter_port is 0)",
     "consul": " (consul_https_port is 0, or the plan has no Consul servers there)",

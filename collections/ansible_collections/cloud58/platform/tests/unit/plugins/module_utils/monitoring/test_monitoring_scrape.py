@@ -45,6 +45,7 @@ def test_job_names_of_lab1_in_role_order(plan):
     assert [j["job_name"] for j in scrape_config(plan, "lab1")["scrape_configs"]] == [
         "prometheus",
         "node",
+        "podlogs",
         "kubelet/lab1-k8s",
         "signals/lab1-k8s",
         "etcd/lab1-k8s",
@@ -74,6 +75,20 @@ def test_job_names_of_lab1_in_role_order(plan):
                 ("198.18.0.85:9100", "lab1-k8s", "lab1-r2", "lab1-w2"),
             ],
             id="lab1-node-every-host",
+        ),
+        pytest.param(
+            "lab2",
+            "podlogs",
+            [
+                ("198.19.0.31:9661", None, "lab2-r1", "lab2-lvs1"),
+                ("198.19.0.95:9661", None, "lab2-r2", "lab2-lvs2"),
+                ("198.19.0.11:9661", "lab2-k8s", "lab2-r1", "lab2-m1"),
+                ("198.19.0.75:9661", "lab2-k8s", "lab2-r2", "lab2-m2"),
+                ("198.19.0.12:9661", "lab2-k8s", "lab2-r1", "lab2-m3"),
+                ("198.19.0.21:9661", "lab2-k8s", "lab2-r1", "lab2-w1"),
+                ("198.19.0.85:9661", "lab2-k8s", "lab2-r2", "lab2-w2"),
+            ],
+            id="lab2-podlogs-every-host",
         ),
         pytest.param(
             "lab1",
@@ -200,6 +215,16 @@ def test_haproxy_job_reads_the_masters_exporter_and_port_zero_drops_it(plan):
     ]
     assert _job(config, "haproxy/lab1-k8s")["scheme"] == "http"
     assert "haproxy/lab1-k8s" not in _names(scrape_config(plan, "lab1", {"haproxy_exporter_port": 0}))
+
+
+def test_podlogs_job_is_plain_http_and_port_zero_drops_it(plan):
+    job = _job(scrape_config(plan, "lab1", {"podlogs_port": 9700}), "podlogs")
+    assert (job["scheme"], [t for t, *_ in _targets(job)][:2]) == (
+        "http",
+        ["198.18.0.31:9700", "198.18.0.95:9700"],
+    )
+    assert "relabel_configs" not in job
+    assert "podlogs" not in _names(scrape_config(plan, "lab1", {"podlogs_port": 0}))
 
 
 def test_haproxy_gateway_job_reads_the_ingress_nodes_exporter(plan):
@@ -420,6 +445,11 @@ def test_jobs_option_selects_roles(plan, jobs, names):
             id="role-the-plan-lacks-haproxy",
         ),
         pytest.param(
+            {"jobs": ["podlogs"], "podlogs_port": 0},
+            "monitoring option jobs: role 'podlogs' has no target in datacenter 'lab1' (podlogs_port is 0)",
+            id="role-the-plan-lacks-podlogs",
+        ),
+        pytest.param(
             {"jobs": ["consul"]},
             "monitoring option jobs: role 'consul' has no target in datacenter 'lab1' "
             "(consul_https_port is 0, or the plan has no Consul servers there)",
@@ -427,15 +457,16 @@ def test_jobs_option_selects_roles(plan, jobs, names):
         ),
         pytest.param(
             {"jobs": ["node", "vault"]},
-            "monitoring option jobs: 'vault' is no scrape role; roles: prometheus, node, kubelet, signals, "
-            "etcd, etcd-events, kube-apiserver, kube-controller-manager, kube-scheduler, haproxy, "
+            "monitoring option jobs: 'vault' is no scrape role; roles: prometheus, node, podlogs, kubelet, "
+            "signals, etcd, etcd-events, kube-apiserver, kube-controller-manager, kube-scheduler, haproxy, "
             "haproxy-gateway, lvs, consul",
             id="unknown-role",
         ),
         pytest.param(
             {"jobs": ["kubelets"]},
             "monitoring option jobs: 'kubelets' is no scrape role (did you mean 'kubelet'?); roles: "
-            "prometheus, node, kubelet, signals, etcd, etcd-events, kube-apiserver, kube-controller-manager, "
+            "prometheus, node, podlogs, kubelet, signals, etcd, etcd-events, kube-apiserver, "
+            "kube-controller-manager, "
             "kube-scheduler, haproxy, haproxy-gateway, lvs, consul",
             id="misspelt-role",
         ),
