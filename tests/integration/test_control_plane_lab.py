@@ -257,17 +257,17 @@ def test_the_directors_hold_their_vips_nat_them_and_announce_the_healthy_one(lab
     assert found == dict.fromkeys(directors, expected)
 
 
-SERVER_TEMPLATE = (
-    "    server-template web- 16 _web._tcp.service.consul resolvers consul resolve-prefer ipv4"
-    " init-addr last,none"
-)
+# The slots of the lab's service, which cloud58-gateway-sync fills (site.yml's default
+# backend source, runtime).
+SERVER_TEMPLATE = "    server-template web- 16 0.0.0.0:0 disabled"
 
 
 def test_the_ingress_gateway_answers_on_its_frontend_with_no_backend_yet(lab):
     """site.yml's gateway stage on the datacenter's ingress node: HAProxy runs the checked
-    haproxy.cfg with the lab's service (inventories/lab/group_vars/all/gateway.yml). No
+    haproxy.cfg with the lab's service (inventories/lab/group_vars/all/gateway.yml) and
+    cloud58-gateway-sync runs beside it (the stage's default backend source, runtime). No
     instance of it is in Consul yet, so every server slot waits in maintenance and the frontend
-    answers with HAProxy's own 503; the non-ingress minion runs no gateway."""
+    answers with HAProxy's own 503; the non-ingress minion runs neither."""
     plan = lab.plan["hosts"]
     gateways = [
         h for h in plan if plan[h]["datacenter"] == lab.dc and plan[h]["labels"]["function"] == "ingress"
@@ -275,9 +275,10 @@ def test_the_ingress_gateway_answers_on_its_frontend_with_no_backend_yet(lab):
     assert gateways == [f"{lab.dc}-w1"]
     found = {}
     for host in (f"{lab.dc}-w1", f"{lab.dc}-w2"):
-        active = lab.exec(host, ["systemctl", "is-active", "haproxy.service"], check=False).stdout.strip()
-        # The lines of the lab's service: its frontend on 8080, its slots filled from Consul's SRV
-        # records (none on the other minion: no haproxy.cfg there).
+        units = ["haproxy.service", "cloud58-gateway-sync.service"]
+        active = lab.exec(host, ["systemctl", "is-active", *units], check=False).stdout.split()
+        # The lines of the lab's service: its frontend on 8080 and its slots (none on the other
+        # minion: no haproxy.cfg there).
         ours = lab.exec(
             host,
             [
@@ -298,7 +299,10 @@ def test_the_ingress_gateway_answers_on_its_frontend_with_no_backend_yet(lab):
             lab.http_get_in(host, f"http://{lab.hosts[host].address}:8080/")[0] if host in gateways else None
         )
         found[host] = (active, ours, status)
-    assert found == {f"{lab.dc}-w1": ("active", "3", 503), f"{lab.dc}-w2": ("inactive", "", None)}
+    assert found == {
+        f"{lab.dc}-w1": (["active", "active"], "3", 503),
+        f"{lab.dc}-w2": (["inactive", "inactive"], "", None),
+    }
 
 
 # On a host: one request to its Consul agent's HTTPS API with the host's certificate and the
@@ -315,15 +319,22 @@ _CONSUL_CALL = (
 
 def test_the_gateway_routes_to_an_instance_registered_in_consul_until_it_leaves(lab):
     """Consul and the gateway together: an instance of the lab's service `web` registered
-    with the agent of the other minion is found by the ingress node's HAProxy through its
-    agent's DNS (SRV) and serves the gateway's frontend; deregistered, it leaves rotation and
-    the frontend answers 503 again."""
+    with the agent of the other minion is set into a slot of the ingress node's HAProxy by
+    cloud58-gateway-sync (a blocking query to its agent with the gateway's own token, the
+    runtime API) and serves the gateway's frontend; deregistered, it goes to maintenance and
+    the frontend answers 503 again. The sync's journal names the change each time."""
     gateway, other = f"{lab.dc}-w1", f"{lab.dc}-w2"
     address = lab.hosts[other].address
     token = f"cloud58-lab-web-{os.getpid()}-{time.time_ns()}"
     url = f"http://{lab.hosts[gateway].address}:8080/"
     management = lab.secrets["consul_acl_management_token"]
     register = json.dumps({"ID": "labweb", "Name": "web", "Address": address, "Port": 8080})
+    since = lab.exec(gateway, ["date", "+%Y-%m-%d %H:%M:%S"]).stdout.strip()
+
+    def sync_log() -> str:
+        argv = ["journalctl", "-u", "cloud58-gateway-sync", "--since", since, "-o", "cat", "--no-pager"]
+        return lab.exec(gateway, argv).stdout
+
     lab.exec(other, ["mkdir", "-p", "/tmp/labweb"])
     lab.exec(other, ["sh", "-c", f"echo {token} > /tmp/labweb/index.html && echo ok > /tmp/labweb/healthz"])
     try:
@@ -340,6 +351,8 @@ def test_the_gateway_routes_to_an_instance_registered_in_consul_until_it_leaves(
 
         # http_get_in returns the body as printed: the line and the newline print adds.
         assert _wait("the registered instance serving through the gateway", served) == (200, f"{token}\n")
+        set_in = re.findall(rf"web: (set server web/web-\d+) addr {re.escape(address)} port 8080", sync_log())
+        assert len(set_in) == 1, sync_log()
         call = ["python3", "-c", _CONSUL_CALL, "PUT", "/v1/agent/service/deregister/labweb", ""]
         assert lab.exec(other, call, input_text=management).stdout.strip() == "200"
 
@@ -350,6 +363,7 @@ def test_the_gateway_routes_to_an_instance_registered_in_consul_until_it_leaves(
             raise AssertionError(found)
 
         assert _wait("the deregistered instance out of rotation", gone)[0] == 503
+        assert f"web: {set_in[0]} state maint" in sync_log()
     finally:
         lab.exec(other, ["systemctl", "stop", "cloud58-labweb"], check=False)
         lab.exec(other, ["rm", "-rf", "/tmp/labweb"], check=False)
