@@ -430,12 +430,6 @@ def test_consul_sync_registers_a_services_endpoint_with_identities_of_its_own(la
         "apiVersion": "v1",
         "kind": "List",
         "items": [
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
-            {
-                "apiVersion": "v1",
-                "kind": "ServiceAccount",
-                "metadata": {"name": "default", "namespace": namespace},
-            },
             {
                 "apiVersion": "v1",
                 "kind": "Pod",
@@ -462,6 +456,11 @@ def test_consul_sync_registers_a_services_endpoint_with_identities_of_its_own(la
         ],
     }
     try:
+        lab.kubectl(lab.endpoint, "create", "namespace", namespace)
+        # The pod's admission needs the namespace's default ServiceAccount, which the
+        # controller-manager creates too: whichever comes first (a List applying it raced the
+        # controller: AlreadyExists).
+        lab.kubectl(lab.endpoint, "create", "serviceaccount", "default", "-n", namespace, check=False)
         lab.kubectl(lab.endpoint, "apply", "-f", "-", input_text=json.dumps(objects))
 
         def pod_ip():
