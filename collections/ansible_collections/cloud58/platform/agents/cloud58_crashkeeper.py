@@ -99,7 +99,7 @@ class Keeper:
             dump = self._dump(cid, policy, site, files)
         else:
             dump = f"not run: the container's task is {status.lower()} (nothing left to exec into)"
-        self._logs(namespace, pod_name, container, site, files, settle=status != "RUNNING")
+        self._logs(namespace, pod_name, container, site, files)
         layer_entries = self._layer(info, site, files)
         veth = self.args.veth or self._veth(crash.network_namespace(spec), pid if status == "RUNNING" else 0)
         if veth:
@@ -175,14 +175,9 @@ class Keeper:
         files.append(_file_entry(site, "dump.stderr"))
         return outcome if outcome != "completed" else f"completed, exit status {code}"
 
-    def _logs(
-        self, namespace: str, pod: str, container: str, site: str, files: list, *, settle: bool
-    ) -> None:
+    def _logs(self, namespace: str, pod: str, container: str, site: str, files: list) -> None:
         pattern = os.path.join(self.args.pod_logs, f"{namespace}_{pod}_*", container, "*.log*")
-        paths = sorted(glob.glob(pattern))
-        if settle:
-            _wait_until_unchanged(paths)
-        for path in paths:
+        for path in sorted(glob.glob(pattern)):
             name = f"logs/{os.path.basename(path)}"
             os.makedirs(os.path.join(site, "logs"), exist_ok=True)
             files.append(_copy(path, site, name))
@@ -313,24 +308,6 @@ class _PodApi:
         except self.client.exceptions.ApiException as e:
             return f"not marked: the API server says {e.status} {e.reason}"
         return "Failed"
-
-
-def _wait_until_unchanged(paths: list[str], quiet: float = 0.2, limit: float = 3.0) -> None:
-    """Until no file grows for ``quiet`` seconds (at most ``limit``). The exit event can come
-    before the shim has copied the last lines of the container's stdout and stderr (seen: a
-    stderr line written just before exit missing from the site's copy)."""
-
-    def sizes() -> list:
-        return [os.stat(p).st_size if os.path.exists(p) else -1 for p in paths]
-
-    deadline = time.monotonic() + limit
-    seen = sizes()
-    while time.monotonic() < deadline:
-        time.sleep(quiet)
-        now = sizes()
-        if now == seen:
-            return
-        seen = now
 
 
 def _run_checked(argv: list[str]) -> str:
