@@ -219,7 +219,7 @@ def test_haproxy_job_reads_the_masters_exporter_and_port_zero_drops_it(plan):
 
 def test_podlogs_job_is_plain_http_and_port_zero_drops_it(plan):
     job = _job(scrape_config(plan, "lab1", {"podlogs_port": 9700}), "podlogs")
-    assert (job["scheme"], [t for t, *_ in _targets(job)][:2]) == (
+    assert (job["scheme"], [target[0] for target in _targets(job)][:2]) == (
         "http",
         ["198.18.0.31:9700", "198.18.0.95:9700"],
     )
