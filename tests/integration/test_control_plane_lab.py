@@ -332,8 +332,8 @@ def test_the_gateway_routes_to_an_instance_registered_in_consul_until_it_leaves(
     since = lab.exec(gateway, ["date", "+%Y-%m-%d %H:%M:%S"]).stdout.strip()
 
     def sync_log() -> str:
-        argv = ["journalctl", "-u", "cloud58-gateway-sync", "--since", since, "-o", "cat", "--no-pager"]
-        return lab.exec(gateway, argv).stdout
+        journal = ["journalctl", "-u", "cloud58-gateway-sync", "--since", since, "-o", "cat", "--no-pager"]
+        return lab.exec(gateway, journal).stdout
 
     lab.exec(other, ["mkdir", "-p", "/tmp/labweb"])
     lab.exec(other, ["sh", "-c", f"echo {token} > /tmp/labweb/index.html && echo ok > /tmp/labweb/healthz"])
