@@ -742,21 +742,31 @@ _AGENT_CALLS = (
     "    'overload reads its node':status('overload',lambda a:a.read_node(node)),\n"
     "    'overload patches its node':status('overload',taint),\n"
     "    'overload lists pods':status('overload',pods),\n"
+    # authorized, then not found: 404; refused: 403
+    "    'crashkeeper patches a pod status':status('crashkeeper',lambda a:a.patch_namespaced_pod_status("
+    "'cloud58-no-such-pod','default',{'status':{'phase':'Failed'}},dry_run='All')),\n"
+    "    'crashkeeper lists pods':status('crashkeeper',pods),\n"
     "}))\n"
 )
 
 
 def test_the_node_agents_run_on_the_minions_with_their_own_certificates(lab):
-    """site.yml's agents stage: cloud58-netshaper, cloud58-overload and cloud58-signals run on
-    every minion; the first two reach the API with the client certificates the join stage
-    installed, which the ClusterRoles of clusters/ allow exactly what their agent does (a
-    dry-run patch stands for overload's taint); Prometheus scrapes each minion's signals."""
+    """site.yml's agents stage: cloud58-netshaper, cloud58-overload, cloud58-crashkeeper and
+    cloud58-signals run on every minion; the first three reach the API with the client
+    certificates the join stage installed, which the ClusterRoles of clusters/ allow exactly
+    what their agent does (a dry-run patch stands for overload's taint; crashkeeper's patch of
+    a pod that does not exist is authorized, then not found); Prometheus scrapes each minion's
+    signals."""
     minions = [f"{lab.dc}-w1", f"{lab.dc}-w2"]
     found = {}
     for host in minions:
         states = lab.exec(
             host,
-            ["systemctl", "is-active", "cloud58-netshaper", "cloud58-overload", "cloud58-signals"],
+            [
+                "systemctl",
+                "is-active",
+                *(f"cloud58-{a}" for a in ("netshaper", "overload", "crashkeeper", "signals")),
+            ],
             check=False,
         ).stdout.split()
         calls = json.loads(lab.exec(host, ["python3", "-c", _AGENT_CALLS, host]).stdout)
@@ -767,8 +777,10 @@ def test_the_node_agents_run_on_the_minions_with_their_own_certificates(lab):
         "overload reads its node": 200,
         "overload patches its node": 200,
         "overload lists pods": 403,
+        "crashkeeper patches a pod status": 404,
+        "crashkeeper lists pods": 403,
     }
-    assert found == dict.fromkeys(minions, (["active"] * 3, expected_calls))
+    assert found == dict.fromkeys(minions, (["active"] * 4, expected_calls))
 
     def signals_up():
         out = lab.exec(f"{lab.dc}-m1", ["python3", "-c", _TARGETS], check=False).stdout
@@ -1246,6 +1258,120 @@ def test_a_pods_bandwidth_annotations_shape_its_veth_through_the_cni_chain(lab):
     # 10M and 20M bits/s are 1,250,000 and 2,500,000 bytes/s, as tc's JSON gives rates.
     assert shaped == [["ifb", "tbf", 2500000], ["veth", "tbf", 1250000]]
     assert _wait("no shaping left once the pod is gone", lambda: tbfs() == [] or None)
+
+
+# On a minion: the host PID of a pod's container through containerd (the CRI's k8s.io
+# namespace, the labels the CRI sets), "" while it has no running task.
+_CONTAINER_PID = (
+    "import json,subprocess,sys\n"
+    "ctr=['ctr','-n','k8s.io']\n"
+    "want={'io.kubernetes.pod.namespace':sys.argv[1],'io.kubernetes.pod.name':sys.argv[2],"
+    "'io.kubernetes.container.name':sys.argv[3]}\n"
+    "ids=subprocess.run(ctr+['containers','ls','-q'],capture_output=True,text=True,check=True).stdout.split()\n"
+    "tasks={l.split()[0]:l.split() for l in subprocess.run(ctr+['tasks','ls'],capture_output=True,text=True,"
+    "check=True).stdout.splitlines()[1:]}\n"
+    "for i in ids:\n"
+    "    out=subprocess.run(ctr+['containers','info',i],capture_output=True,text=True).stdout\n"
+    "    info=json.loads(out or '{}')\n"
+    "    labels=info.get('Labels') or {}\n"
+    "    if all(labels.get(k)==v for k,v in want.items()) and tasks.get(i,['','',''])[2]=='RUNNING':\n"
+    "        print(tasks[i][1])\n"
+)
+
+
+def test_a_crashing_container_leaves_its_crash_site_and_its_pod_is_replaced(lab):
+    """site.yml's agents stage runs cloud58-crashkeeper on the minions, and the
+    container_runtime stage has containerd pass the pod annotation cloud58.io/crash into the
+    containers. A Deployment's pod opting in runs /pause; SIGQUIT makes that Go program exit
+    with its goroutine dump on stderr (exit code 2), a crash. On the minion the agent keeps
+    the site (manifest, the container's log with the dump, the writable layer's listing), takes
+    the pod's veth down, and marks the pod Failed through the API with its own certificate
+    (ClusterRole cloud58-crashkeeper: patch of pods/status); the ReplicaSet's replacement
+    becomes Ready."""
+    host = lab.minions[-1]
+    namespace, name = f"cloud58-labcrash-{os.getpid()}", "crashy"
+    policy = json.dumps({"app": name, "dump": ["/say", "no dump: the process has exited"]})
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}, "annotations": {"cloud58.io/crash": policy}},
+                "spec": {
+                    "nodeName": host,
+                    "automountServiceAccountToken": False,
+                    "terminationGracePeriodSeconds": 1,
+                    "containers": [{"name": "app", "image": lab.pause_image, "imagePullPolicy": "Never"}],
+                },
+            },
+        },
+    }
+
+    def pods():
+        out = lab.kubectl(lab.endpoint, "get", "pods", "-n", namespace, "-o", "json").stdout
+        return json.loads(out)["items"]
+
+    def ready(pod):
+        conditions = {c["type"]: c["status"] for c in pod["status"].get("conditions", [])}
+        return pod["status"].get("phase") == "Running" and conditions.get("Ready") == "True"
+
+    try:
+        lab.kubectl(lab.endpoint, "create", "namespace", namespace)
+        lab.kubectl(lab.endpoint, "create", "serviceaccount", "default", "-n", namespace, check=False)
+        lab.kubectl(lab.endpoint, "apply", "-f", "-", input_text=json.dumps(deployment))
+        running = _wait(f"{name} ready on {host}", lambda: [p for p in pods() if ready(p)])
+        first = running[0]["metadata"]["name"]
+
+        def container_pid():
+            argv = ["python3", "-c", _CONTAINER_PID, namespace, first, "app"]
+            return lab.exec(host, argv).stdout.strip()
+
+        pid = _wait("its container's task", container_pid)
+        lab.exec(host, ["kill", "-QUIT", pid])
+
+        def site():
+            found = lab.exec(
+                host,
+                ["sh", "-c", f"cat /var/lib/cloud58/crash/{namespace}_{first}/*/manifest.json"],
+                check=False,
+            ).stdout
+            return json.loads(found) if found.strip() else None
+
+        manifest = _wait("the crash site's manifest", site)
+        assert (manifest["pod"], manifest["container"], manifest["exit_code"]) == (
+            f"{namespace}/{first}",
+            "app",
+            2,
+        )
+        assert sorted(f["name"] for f in manifest["files"]) == ["layer.txt", "logs/0.log"]
+        # containerd's CRI deletes an exited task soon after its exit event: stopped, or gone
+        assert re.fullmatch(
+            r"not run: the container's task is (stopped|none) \(nothing left to exec into\)", manifest["dump"]
+        ), manifest
+        assert manifest["veth_down"].startswith("veth"), manifest
+        log = lab.exec(
+            host, ["sh", "-c", f"cat /var/lib/cloud58/crash/{namespace}_{first}/*/logs/0.log"]
+        ).stdout
+        assert " stderr F SIGQUIT: quit" in log, log[-2000:]
+
+        def failed_and_replaced():
+            now = {p["metadata"]["name"]: p for p in pods()}
+            old = now.get(first, {}).get("status", {})
+            others = [n for n, p in now.items() if n != first and ready(p)]
+            return (
+                (old.get("phase"), old.get("reason"), others)
+                if old.get("phase") == "Failed" and others
+                else None
+            )
+
+        phase, reason, replacements = _wait("the pod Failed and a replacement ready", failed_and_replaced)
+        assert (phase, reason, len(replacements)) == ("Failed", "CrashPreserved", 1)
+    finally:
+        lab.kubectl(lab.endpoint, "delete", "namespace", namespace, "--wait=true", check=False, timeout=180)
+        lab.exec(host, ["sh", "-c", f"rm -rf /var/lib/cloud58/crash/{namespace}_*"], check=False)
 
 
 def _pod_log_diagnosis(lab, host: str, name: str) -> str:

@@ -27,6 +27,7 @@ def test_config_as_containerd_reads_it():
         'sandbox_image = "registry.cloud58.test/k8s/pause:3.10"',
         "max_container_log_line_size = 16384",
         "SystemdCgroup = true",
+        'pod_annotations = ["cloud58.io/crash"]',
         'config_path = "/etc/containerd/certs.d"',
         'snapshotter = "overlayfs"',
         'bin_dir = "/opt/cni/bin"',

@@ -48,7 +48,7 @@ CONSUL_SYNC_CERT = "consul-sync"
 # The node agents that talk to the API (role node_agents), each with a certificate per minion:
 # user cloud58:<agent>:<node> in group cloud58:<agent>, the group bound to the agent's
 # ClusterRole (render/platform.py).
-NODE_AGENTS = ("netshaper", "overload")
+NODE_AGENTS = ("netshaper", "overload", "crashkeeper")
 
 
 def agent_user(agent, node):

@@ -79,9 +79,9 @@ def test_kubeconfig_names_the_user_and_its_files(cluster, call, user, pair):
     ("args", "message"),
     [
         (
-            ("lab1-w1", "crashkeeper", SERVER),
-            "agent_kubeconfig: 'crashkeeper' is not a node agent with a certificate "
-            "(agents: netshaper, overload)",
+            ("lab1-w1", "signals", SERVER),
+            "agent_kubeconfig: 'signals' is not a node agent with a certificate "
+            "(agents: netshaper, overload, crashkeeper)",
         ),
         (
             ("lab1-m1", "overload", SERVER),

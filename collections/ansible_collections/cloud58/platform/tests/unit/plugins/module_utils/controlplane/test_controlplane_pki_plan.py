@@ -68,8 +68,10 @@ def test_plan_lists_every_certificate_once(lab_plan):
         "kubelet/lab2-w2",
         "agents/lab2-w1-netshaper",
         "agents/lab2-w1-overload",
+        "agents/lab2-w1-crashkeeper",
         "agents/lab2-w2-netshaper",
         "agents/lab2-w2-overload",
+        "agents/lab2-w2-crashkeeper",
     ]
     by_name = {c["name"]: c for c in plan["certs"]}
     assert by_name["etcd/lab2-m2-server"] == {
@@ -184,6 +186,8 @@ def test_minion_gets_the_ca_its_kubelet_pair_and_its_agents_pairs_only(lab_plan)
     files = pki_plan(lab_plan["clusters"]["lab1-k8s"], settings_from({}))["host_files"]["lab1-w2"]
     assert [(f["src"], f["dest"], f["secret"]) for f in files] == [
         ("ca.crt", "ca.crt", False),
+        ("agents/lab1-w2-crashkeeper.crt", "crashkeeper.crt", False),
+        ("agents/lab1-w2-crashkeeper.key", "crashkeeper.key", True),
         ("kubelet/lab1-w2.crt", "kubelet-client.crt", False),
         ("kubelet/lab1-w2.key", "kubelet-client.key", True),
         ("agents/lab1-w2-netshaper.crt", "netshaper.crt", False),
