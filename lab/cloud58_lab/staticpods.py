@@ -766,7 +766,7 @@ class StaticPodLab:
     def stop_pod(self, host: str, name: str) -> None:
         """Static pod ``name`` (its manifest's name) of ``host`` stops, its manifest kept: a
         crashed pod before the kubelet restarts it (:meth:`restart_pod`)."""
-        _run(["podman", "pod", "stop", "--time", "10", f"{name}-{host}"], env=self.env)
+        self._stop_pod(f"{name}-{host}")
 
     def restart_pod(self, host: str, name: str) -> None:
         """The kubelet's restart of a stopped static pod: its manifest is played again, by the
