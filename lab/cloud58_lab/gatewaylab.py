@@ -177,10 +177,13 @@ class Backend:
     """An HTTP server on ``address`` (a loopback address, 127.0.0.0/8) that answers every request
     (200) with its name and counts them; each backend on an address of its own, as instances
     on different hosts are (Consul's SRV answers name an instance by its address). Setting
-    ``status`` (say 500) changes the answer to every request but ``/healthz``."""
+    ``status`` (say 500) changes the answer to every request but ``/healthz``. ``served``
+    lists what it answered, in order: the status of each request, ``"check"`` for each
+    ``/healthz``."""
 
     def __init__(self, name: str, address: str) -> None:
         self.name, self.hits, self.first_hit, self.status = name, 0, None, 200
+        self.served: list[int | str] = []
         backend = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -192,6 +195,7 @@ class Backend:
                     if backend.first_hit is None:
                         backend.first_hit = time.monotonic()
                 body = backend.name.encode()
+                backend.served.append("check" if self.path == "/healthz" else backend.status)
                 self.send_response(200 if self.path == "/healthz" else backend.status)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
