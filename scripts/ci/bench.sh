@@ -13,7 +13,9 @@ failed=()
 for bench in "$repo"/benchmarks/bench_*.py; do
   [[ -e "$bench" ]] || continue
   echo "== $(basename "$bench")"
+  started=$SECONDS
   python "$bench" || failed+=("$(basename "$bench")")
+  echo "== $(basename "$bench") took $((SECONDS - started)) s"
 done
 if ((${#failed[@]})); then
   echo "bench: these benchmarks did not complete: ${failed[*]}" >&2

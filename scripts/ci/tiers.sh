@@ -11,6 +11,12 @@
 # A failing tier does not stop the later ones: one CI run reports every tier. The script
 # exits non-zero when any tier failed, and its summary names them.
 #
+# CLOUD58_CI_DEADLINE (seconds since the epoch; `make test` sets it 85 minutes after it
+# started, setup included): with lanes, a tier still running then is stopped (its process
+# group, TERM then KILL), reported FAILED with the output it had written, and the tiers after
+# it are not started. CI kills the whole run at 90 minutes, and a run killed from outside
+# prints nothing of the tier that was slow; this one says which it was and how far it got.
+#
 # Lanes share one host, so the script settles for the whole run what two tiers would
 # otherwise set and put back in turn:
 # * each lane has its own TMPDIR: pytest keeps only the 3 newest basetemp directories
@@ -67,7 +73,18 @@ run_tier() {
   if [[ $stream == yes ]]; then
     make --no-print-directory -C "$repo" "$tier" || result=FAILED
   else
-    make --no-print-directory -C "$repo" "$tier" >"$logs/$tier.log" 2>&1 || result=FAILED
+    if [[ -e $run/deadline ]]; then
+      echo "== tier $tier not started: the deadline had passed"
+      printf '%-12s %-7s %5d s (not started: deadline)\n' "$tier" FAILED 0 >"$run/$tier.result"
+      return
+    fi
+    # its own process group, which the deadline stops whole
+    setsid make --no-print-directory -C "$repo" "$tier" >"$logs/$tier.log" 2>&1 &
+    local pid=$!
+    echo "$pid" >"$run/$tier.running"
+    wait "$pid" || result=FAILED
+    rm -f "$run/$tier.running"
+    [[ -e $run/$tier.stopped ]] && result="FAILED (stopped at the deadline)"
     {
       flock 9
       echo "== tier $tier: $result in $((SECONDS - started)) s; its output ($logs/$tier.log):"
@@ -75,7 +92,27 @@ run_tier() {
       echo "== end of tier $tier"
     } 9>"$run/print.lock"
   fi
-  printf '%-12s %-7s %5d s\n' "$tier" "$result" $((SECONDS - started)) >"$run/$tier.result"
+  printf '%-12s %-7s %5d s\n' "$tier" "${result%% *}" $((SECONDS - started)) >"$run/$tier.result"
+}
+
+# watch_deadline EPOCH: then, stop the tiers still running (see the top of this file).
+watch_deadline() {
+  local deadline=$1 now tier
+  while now=$(date +%s) && ((now < deadline)); do
+    sleep $((deadline - now < 30 ? deadline - now : 30))
+  done
+  touch "$run/deadline"
+  for f in "$run"/*.running; do
+    [[ -e $f ]] || continue
+    tier=$(basename "$f" .running)
+    echo "== deadline: stopping tier $tier (process group $(<"$f")) after $((SECONDS - total)) s of tiers"
+    touch "$run/$tier.stopped"
+    kill -TERM -- "-$(<"$f")" 2>/dev/null
+  done
+  sleep 20
+  for f in "$run"/*.running; do
+    [[ -e $f ]] && kill -KILL -- "-$(<"$f")" 2>/dev/null
+  done
 }
 
 if ((${#lanes[@]} == 1)); then
@@ -96,7 +133,16 @@ else
     ) &
     pids+=($!)
   done
+  watcher=
+  if [[ -n ${CLOUD58_CI_DEADLINE:-} ]]; then
+    echo "== deadline for the tiers: $(date -u -d "@$CLOUD58_CI_DEADLINE" +%H:%M:%S) UTC"
+    watch_deadline "$CLOUD58_CI_DEADLINE" &
+    watcher=$!
+  fi
   wait "${pids[@]}"
+  if [[ -n $watcher ]]; then
+    kill "$watcher" 2>/dev/null
+  fi
 fi
 
 echo "== tiers summary (total $((SECONDS - total)) s; lanes: $(printf '[%s] ' "${lanes[@]}"))"
