@@ -1221,7 +1221,8 @@ def test_a_pods_bandwidth_annotations_shape_its_veth_through_the_cni_chain(lab):
     the real kubelet and containerd pass a pod's kubernetes.io/{ingress,egress}-bandwidth
     annotations as the `bandwidth` capability, and the plugin shapes the pod's host-side veth
     (a tbf at the ingress rate) and an ifb its ingress is redirected to (a tbf at the egress
-    rate); the pod's deletion removes both. Other pods on the minion may be shaped already
+    rate); cloud58-netshaper applies changed annotations to the running pod; the pod's
+    deletion removes both. Other pods on the minion may be shaped already
     (lab-demo's echo, which its app spec gives 100M and 50M): the test counts what this pod
     adds to them."""
     host = lab.minions[-1]
@@ -1257,8 +1258,22 @@ def test_a_pods_bandwidth_annotations_shape_its_veth_through_the_cni_chain(lab):
     }
     lab.kubectl(lab.endpoint, "create", "serviceaccount", "default", "--namespace", "default", check=False)
     lab.kubectl(lab.endpoint, "apply", "-f", "-", input_text=json.dumps(pod))
+
+    def reshaped():
+        added = sorted((tbfs() - before).elements())
+        return added if added == [("ifb", "tbf", 5000000), ("veth", "tbf", 3750000)] else None
+
     try:
         shaped = _wait("the pod's veth and ifb shaped", both)
+        # A change on the running pod: the CNI plugin acts only when the sandbox is made;
+        # cloud58-netshaper (site.yml's agents stage) follows the annotation. It finds the
+        # bridge plugin's veth<hex> by the pod's address (--veth-lookup auto) and replaces the
+        # tbf on it and on the plugin's ifb; 30M and 40M are 3,750,000 and 5,000,000 bytes/s.
+        lab.kubectl(
+            lab.endpoint, "annotate", "--overwrite", "pod", "-n", "default", name,
+            "kubernetes.io/ingress-bandwidth=30M", "kubernetes.io/egress-bandwidth=40M",
+        )  # fmt: skip
+        _wait("cloud58-netshaper's new rates on the running pod's veth and ifb", reshaped)
     finally:
         lab.kubectl(lab.endpoint, "delete", "pod", "-n", "default", name, "--wait=true", check=False)
     # 10M and 20M bits/s are 1,250,000 and 2,500,000 bytes/s, as tc's JSON gives rates.

@@ -236,3 +236,32 @@ def test_removed_annotations_remove_the_shaping_and_its_ifb(lab):
     lab.annotate({INGRESS: None, EGRESS: None})
     _wait_for(lab.rates, (None, None), f"tc rates of {lab.veth} and {lab.ifb}", lab.log)
     assert lab.net.exec("host", "ip", "link", "show", "dev", lab.ifb, check=False).returncode == 1
+
+
+def test_a_veth_that_calico_did_not_name_is_found_by_the_pods_address(lab):
+    """--veth-lookup auto (the default): no link has the second pod's Calico name, so the agent
+    takes the peer of the interface that holds its status.podIP in a network namespace under
+    /run/netns, as it must for the bridge plugin's veth<hex> (the lab's minions)."""
+    name, veth = "echo-1", f"veth{uuid.uuid4().hex[:8]}"
+    lab.net.add_namespace("pod2", forwarding=False)
+    lab.net.link("host", "pod2", if_a=veth, if_b="eth0", addr_a="198.18.212.5/30", addr_b="198.18.212.6/30")
+    body = {
+        "metadata": {"name": name, "annotations": {INGRESS: "15M", EGRESS: "25M"}},
+        "spec": {"nodeName": NODE, "containers": [{"name": "echo", "image": "echo:1"}]},
+    }
+    lab.core.create_namespaced_pod(lab.namespace, body)
+    try:
+        # what the kubelet reports once the CNI plugin gave the sandbox its address
+        status = {"status": {"podIP": "198.18.212.6", "podIPs": [{"ip": "198.18.212.6"}]}}
+        lab.core.patch_namespaced_pod_status(name, lab.namespace, status)
+        ifb = shaper.ifb_name(veth)
+        # 15M into the pod on the veth, 25M out of it on the ifb; bytes per second
+        _wait_for(
+            lambda: (lab._tbf_rate(veth), lab._tbf_rate(ifb)),
+            (1_875_000, 3_125_000),
+            f"tc rates of {veth} and {ifb}",
+            lab.log,
+        )
+        assert lab._tbf_rate(lab.veth) is None  # the first pod's veth is left as the last test left it
+    finally:
+        lab.core.delete_namespaced_pod(name, lab.namespace, grace_period_seconds=0)

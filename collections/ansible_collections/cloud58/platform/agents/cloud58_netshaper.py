@@ -8,6 +8,7 @@ in module_utils/node/shaper.py (tc) and podwatch.py (pods, cgroups, metrics); th
 parses its arguments, runs tc, writes pids.max and talks to the API server.
 
   cloud58_netshaper.py watch --node NAME [--kubeconfig PATH] [--context NAME] [--netns NS]
+                             [--veth-lookup calico|address|auto] [--netns-dir DIR]
                              [--cgroup-root DIR] [--cgroup-driver cgroupfs|systemd]
                              [--metrics-address A] [--metrics-port P] [--resync-seconds S]
   cloud58_netshaper.py apply --pod NS/NAME --veth VETH [--ingress RATE] [--egress RATE]
@@ -16,9 +17,13 @@ parses its arguments, runs tc, writes pids.max and talks to the API server.
 
 ``watch`` lists the pods of its node (field selector spec.nodeName) and watches them from the
 list's resourceVersion (a 410 Gone lists again): every added or changed pod is applied at once
-- its bandwidth annotations to its Calico veth (``cali`` + sha1 of namespace.name) and its
-``cloud58.io/pids-limit`` to its cgroup's pids.max; every --resync-seconds all pods are applied
-again (veths that appeared since). It serves the applied rates, the drops and the PID limits on
+- its bandwidth annotations to its host-side veth and its ``cloud58.io/pids-limit`` to its
+cgroup's pids.max; every --resync-seconds all pods are applied again (veths that appeared
+since). --veth-lookup says how the veth is found: ``calico``, Calico's name (``cali`` + sha1 of
+namespace.name); ``address``, the peer of the interface that holds the pod's status.podIP in
+one of the network namespaces under --netns-dir (where containerd's CNI setup mounts them), for
+any CNI plugin's veth; ``auto`` (the default), Calico's name if that link exists, else the
+address. It serves the applied rates, the drops and the PID limits on
 /metrics (Prometheus text). An API server that cannot be reached, or a kubeconfig that cannot
 be read, is one line on stderr and a retry; the agent keeps running. A pod with a bad annotation
 is one line naming the pod, the annotation and the value, and is skipped.
@@ -86,6 +91,7 @@ class Agent:
         self.objects = {}  # pod key -> the pod as the API server last sent it
         self.entries = {}  # pod key -> {"veth", "pids_max"} of what was applied
         self.said = {}  # pod key -> the last problem logged for it (logged once until it changes)
+        self.veths = {}  # pod key -> (address, veth) found by address
         self.lock = threading.Lock()
 
     def _problem(self, key: str, message: str | None) -> None:
@@ -98,6 +104,42 @@ class Agent:
             self.objects.pop(key, None)
             self.entries.pop(key, None)
             self.said.pop(key, None)
+            self.veths.pop(key, None)
+
+    def _exists(self, device: str) -> bool:
+        return self.run(["ip", "link", "show", "dev", device])[0] == 0
+
+    def _veth(self, view) -> str:
+        """The pod's host-side veth by --veth-lookup; ShaperError while it has none."""
+        lookup = self.args.veth_lookup
+        if lookup == "calico" or (lookup == "auto" and self._exists(view.veth)):
+            return view.veth
+        known = self.veths.get(view.key)
+        if known is not None and known[0] == view.address and self._exists(known[1]):
+            return known[1]
+        if not view.address:
+            raise shaper.ShaperError("no status.podIP yet, so no veth to find by address")
+        directory = self.args.netns_dir
+        try:
+            names = sorted(os.listdir(directory))
+        except OSError as e:
+            raise shaper.ShaperError(f"--netns-dir {directory}: {e.strerror}") from None
+        namespaces = {}
+        for name in names:
+            enter = ["nsenter", f"--net={os.path.join(directory, name)}"]
+            code, out, _ = run([*enter, "ip", "-j", "addr", "show"])
+            if code == 0:  # not one that went away meanwhile
+                namespaces[name] = out
+        code, links, err = self.run(["ip", "-j", "link", "show"])
+        if code != 0:
+            raise shaper.ShaperError(f"ip link show: {err.strip()}")
+        veth = podwatch.peer_veth(view.address, namespaces, links)
+        if veth is None:
+            raise shaper.ShaperError(
+                f"no network namespace under {directory} holds {view.address} on a veth whose peer is here"
+            )
+        self.veths[view.key] = (view.address, veth)
+        return veth
 
     def sync(self, pod: dict) -> None:
         key = podwatch.pod_key(pod)
@@ -111,16 +153,19 @@ class Agent:
             with self.lock:
                 self.entries.pop(key, None)
             return
-        problems = []
+        problems, veth = [], None
         try:
-            result = shaper.apply(view.veth, view.limits, self.run)
+            veth = self._veth(view)
+            result = shaper.apply(veth, view.limits, self.run)
             if result["changed"]:
-                print(json.dumps({"pod": key, "veth": view.veth, **result}, sort_keys=True), flush=True)
+                print(json.dumps({"pod": key, "veth": veth, **result}, sort_keys=True), flush=True)
         except shaper.ShaperError as e:  # no veth (yet) on this node, or tc refused
-            problems.append(f"pod {key}: veth {view.veth}: {e}")
+            problems.append(f"pod {key}: veth {veth}: {e}" if veth else f"pod {key}: {e}")
+            if veth is not None:
+                self.veths.pop(key, None)  # found by address but gone: look again next time
         pids_max = self._pids(view, problems) if view.pids_limit is not None else None
         with self.lock:
-            self.entries[key] = {"veth": view.veth, "pids_max": pids_max}
+            self.entries[key] = {"veth": veth or view.veth, "pids_max": pids_max}
         self._problem(key, "; ".join(problems) or None)
 
     def _pids(self, view, problems) -> int | None:
@@ -274,6 +319,12 @@ def main(argv=None) -> int:
         "--netns", default=None, help="named network namespace of the veths (default: the agent's)"
     )
     watch_p.add_argument("--veth-prefix", default=podwatch.VETH_PREFIX, help="Calico's FELIX_INTERFACEPREFIX")
+    watch_p.add_argument(
+        "--veth-lookup", choices=podwatch.VETH_LOOKUPS, default="auto", help="how a pod's veth is found"
+    )
+    watch_p.add_argument(
+        "--netns-dir", default="/run/netns", help="the pods' network namespaces (--veth-lookup address)"
+    )
     watch_p.add_argument(
         "--cgroup-root", default=None, help="the hierarchy with pids.max (default: v2's, else v1's pids)"
     )

@@ -12,6 +12,7 @@ cgroup files are the agent's (agents/cloud58_netshaper.py); the tc commands are 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from dataclasses import dataclass
 
@@ -23,6 +24,10 @@ PIDS_LIMIT_MAX = 4194304  # the kernel's pid_max on 64-bit hosts
 # Calico's host-side veth of a workload: the prefix (FELIX_INTERFACEPREFIX) and 11 hex digits
 # of sha1("<namespace>.<pod>") (libcalico-go's VethNameForWorkload).
 VETH_PREFIX = "cali"
+# How the agent finds a pod's host-side veth: by Calico's name, by the pod's address (the peer
+# of the interface that holds status.podIP in one of the node's network namespaces: any CNI
+# plugin's veth, the bridge plugin's veth<hex> included), or the name first, then the address.
+VETH_LOOKUPS = ("calico", "address", "auto")
 CGROUP_DRIVERS = ("cgroupfs", "systemd")
 _QOS = {"Guaranteed": "", "Burstable": "burstable", "BestEffort": "besteffort"}
 
@@ -37,6 +42,7 @@ class PodView:
     limits: dict  # {"ingress": bits or None, "egress": bits or None}
     pids_limit: int | None
     qos: str
+    address: str = ""  # status.podIP ("" until the pod has one)
 
 
 def pod_key(pod: dict) -> str:
@@ -84,7 +90,29 @@ def view(pod: dict, veth_prefix: str = VETH_PREFIX) -> PodView | None:
         limits=limits_from_annotations(key, annotations),
         pids_limit=pids_limit_from_annotations(key, annotations),
         qos=status.get("qosClass") or "BestEffort",
+        address=status.get("podIP") or "",
     )
+
+
+def peer_veth(address: str, namespaces: dict, host_links: str) -> str | None:
+    """The host-side veth of the pod whose address is ``address``, or None.
+
+    ``namespaces``: network namespace name -> ``ip -j addr show`` inside it; ``host_links``:
+    ``ip -j link show`` where the agent shapes. The pod's interface holds the address; its peer
+    is the host link whose ifindex is the pod interface's link_index and whose link_index is the
+    pod interface's ifindex (both ends name each other, so an ifindex that merely recurs in
+    another namespace does not match).
+    """
+    host = json.loads(host_links or "[]")
+    for name in sorted(namespaces):
+        for link in json.loads(namespaces[name] or "[]"):
+            if not any(a.get("local") == address for a in link.get("addr_info") or []):
+                continue
+            ends = (link.get("link_index"), link.get("ifindex"))
+            for peer in host:
+                if (peer.get("ifindex"), peer.get("link_index")) == ends:
+                    return peer.get("ifname")
+    return None
 
 
 def pod_cgroup(uid: str, qos: str, driver: str = "cgroupfs") -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from ansible_collections.cloud58.platform.plugins.module_utils.node import podwatch
@@ -111,6 +113,68 @@ def test_view_of_a_pod_with_limits():
         pids_limit=64,
         qos="Burstable",
     )
+
+
+def test_view_carries_the_pods_address():
+    pod = _pod(status={"qosClass": "BestEffort", "phase": "Running", "podIP": "198.18.96.7"})
+    assert podwatch.view(pod).address == "198.18.96.7"
+
+
+# `ip -j addr show` in two pod namespaces (trimmed to the fields the lookup reads, as iproute2
+# 6.1 prints them): each pod's eth0 is ifindex 2 with its peer at link_index 559 / 560 here.
+def _addrs(address, peer):
+    return json.dumps(
+        [
+            {"ifindex": 1, "ifname": "lo", "addr_info": [{"family": "inet", "local": "127.0.0.1"}]},
+            {
+                "ifindex": 2,
+                "link_index": peer,
+                "ifname": "eth0",
+                "link_netnsid": 0,
+                "addr_info": [
+                    {"family": "inet", "local": address, "prefixlen": 24},
+                    {"family": "inet6", "local": "fe80::a030:13ff:feda:b748", "prefixlen": 64},
+                ],
+            },
+        ]
+    )
+
+
+NAMESPACES = {
+    "cni-0b6f": _addrs("198.18.96.7", 559),
+    "cni-91aa": _addrs("198.18.96.8", 560),
+}
+HOST_LINKS = json.dumps(
+    [
+        {"ifindex": 1, "ifname": "lo"},
+        {"ifindex": 3, "ifname": "cni0"},
+        {"ifindex": 559, "link_index": 2, "ifname": "veth5e2c1a07", "link_netnsid": 7},
+        {"ifindex": 560, "link_index": 2, "ifname": "veth0d41b9f3", "link_netnsid": 8},
+        # an ifindex 2 recurs in every namespace: a host link that names 559 but is not its peer
+        {"ifindex": 561, "link_index": 559, "ifname": "vxlan.calico"},
+    ]
+)
+
+
+@pytest.mark.parametrize(
+    ("address", "namespaces", "host_links", "veth"),
+    [
+        pytest.param("198.18.96.7", NAMESPACES, HOST_LINKS, "veth5e2c1a07", id="first-pod"),
+        pytest.param("198.18.96.8", NAMESPACES, HOST_LINKS, "veth0d41b9f3", id="second-pod"),
+        pytest.param("198.18.96.9", NAMESPACES, HOST_LINKS, None, id="no-namespace-holds-it"),
+        pytest.param("fe80::a030:13ff:feda:b748", NAMESPACES, "[]", None, id="peer-not-here"),
+        pytest.param(
+            "198.18.96.7",
+            NAMESPACES,
+            json.dumps([{"ifindex": 559, "link_index": 9, "ifname": "other"}]),
+            None,
+            id="ifindex-recurs-but-not-paired",
+        ),
+        pytest.param("198.18.96.7", {"cni-gone": ""}, HOST_LINKS, None, id="empty-output"),
+    ],
+)
+def test_peer_veth_is_the_host_end_of_the_link_holding_the_address(address, namespaces, host_links, veth):
+    assert podwatch.peer_veth(address, namespaces, host_links) == veth
 
 
 @pytest.mark.parametrize(
