@@ -492,7 +492,7 @@ def test_consul_sync_registers_a_services_endpoint_with_identities_of_its_own(la
 
 
 # The jobs whose every target is up in the lab (beside etcd, etcd-events and kube-apiserver).
-JOBS_UP = ("node", "podlogs", "kubelet", "signals")
+JOBS_UP = ("node", "podlogs", "kubelet", "signals", "netshaper")
 # Inside the Prometheus host: every active target as [job, host label, health, last error].
 _TARGETS = (
     "import json,urllib.request\n"
@@ -529,15 +529,23 @@ def _up(lab, selector: str) -> dict:
 def test_prometheus_finds_node_exporter_on_every_host_and_the_minions_kubelets_and_agents_up(lab):
     """site.yml's monitoring stage runs node-exporter on every host of the plan, and its logs
     stage cloud58-podlogs (its counters on every address, job podlogs); with the kubelets of
-    the minions (Prometheus' client certificate, ClusterRole of clusters/) and cloud58-signals
-    on them, those targets are up. The same jobs' targets on the masters are not (their
+    the minions (Prometheus' client certificate, ClusterRole of clusters/), cloud58-signals and
+    cloud58-netshaper on them, those targets are up. The same jobs' targets on the masters are not (their
     kubelets run standalone in the lab, no node agents run there), nor are the jobs
     docs/monitoring.md names."""
     minions = dict.fromkeys(sorted(lab.minions), "up")
     every_host = dict.fromkeys(sorted(lab.hosts), "up")
-    only = {"kubelet": lab.minions, "signals": lab.minions}
-    found = _wait("node, podlogs, kubelet and signals targets up", lambda: _targets_up(lab, JOBS_UP, only))
-    assert found == {"node": every_host, "podlogs": every_host, "kubelet": minions, "signals": minions}
+    only = {"kubelet": lab.minions, "signals": lab.minions, "netshaper": lab.minions}
+    found = _wait(
+        "node, podlogs, kubelet, signals and netshaper targets up", lambda: _targets_up(lab, JOBS_UP, only)
+    )
+    assert found == {
+        "node": every_host,
+        "podlogs": every_host,
+        "kubelet": minions,
+        "signals": minions,
+        "netshaper": minions,
+    }
     active = lab.exec(f"{lab.dc}-lvs1", ["systemctl", "is-active", "prometheus-node-exporter"]).stdout
     assert active.strip() == "active"
 

@@ -19,6 +19,7 @@ node                        every host of the datacenter, node-exporter  http   
 podlogs                     every host of the datacenter, cloud58-podlogs http   no
 kubelet                     every node of each cluster                   https   kubernetes
 signals                     every node of each cluster, cloud58-signals  http    no
+netshaper                   every node of each cluster, cloud58-netshaper http   no
 etcd, etcd-events           each member's client URL (its /metrics)      https   etcd
 kube-apiserver              each API endpoint of the plan                https   kubernetes
 kube-controller-manager     each master                                  https   kubernetes
@@ -56,6 +57,10 @@ failed, records dropped from a full buffer. A port of 0 drops the job.
 figures) is the one job scraped at ``signals_scrape_interval`` (1 s), its timeout the same;
 every other job at the global ``scrape_interval``.
 
+``netshaper`` reads the node agent cloud58-netshaper (role node_agents,
+``node_agents_netshaper_metrics_address``): the bandwidth limits it applied to each pod's veth
+pair, the drops of its qdiscs and the PID limits it wrote. A port of 0 drops the job.
+
 ``jobs`` selects roles: empty (the default), every role that has targets in the datacenter; a
 list, exactly those, and a listed role without a target there is an error (a role the plan
 lacks). ``retention_time`` and ``retention_size`` are the server's flags
@@ -81,6 +86,7 @@ JOB_ROLES = (
     "podlogs",
     "kubelet",
     "signals",
+    "netshaper",
     "etcd",
     "etcd-events",
     "kube-apiserver",
@@ -113,6 +119,8 @@ DEFAULT_OPTIONS = {
     "kubelet_port": 10250,
     # cloud58-signals on every node (agents/cloud58_signals.py, its default --listen port).
     "signals_port": 9112,
+    # cloud58-netshaper on every node (role node_agents, its --metrics-port); 0: no job.
+    "netshaper_port": 9659,
     # Equal to controlplane.manifests CONTROLLER_MANAGER_PORT and SCHEDULER_PORT (a test checks).
     "controller_manager_port": 10257,
     "scheduler_port": 10259,
@@ -154,6 +162,7 @@ _PORTS = (
 # Ports whose 0 means "no job".
 _OPTIONAL_PORTS = (
     "podlogs_port",
+    "netshaper_port",
     "haproxy_exporter_port",
     "haproxy_gateway_exporter_port",
     "consul_https_port",
@@ -377,6 +386,8 @@ def _cluster_jobs(plan, name, opts):
         ],
         "kube-scheduler": [_target(plan, h, opts["scheduler_port"], where) for h in cluster["masters"]],
     }
+    if opts["netshaper_port"]:
+        jobs["netshaper"] = [_target(plan, h, opts["netshaper_port"], where) for h in cluster["nodes"]]
     if opts["haproxy_exporter_port"]:
         jobs["haproxy"] = [_target(plan, h, opts["haproxy_exporter_port"], where) for h in cluster["masters"]]
     return jobs
@@ -444,6 +455,7 @@ def scrape_config(plan, datacenter, options=None) -> dict:
 
 _WHY_NO_TARGET = {
     "podlogs": " (podlogs_port is 0)",
+    "netshaper": " (netshaper_port is 0)",
     "haproxy": " (haproxy_exporter_port is 0)",
     "haproxy-gateway": " (no host labelled function: ingress there, or haproxy_gateway_exporter_port is 0)",
     "consul": " (consul_https_port is 0, or the plan has no Consul servers there)",

@@ -48,6 +48,7 @@ def test_job_names_of_lab1_in_role_order(plan):
         "podlogs",
         "kubelet/lab1-k8s",
         "signals/lab1-k8s",
+        "netshaper/lab1-k8s",
         "etcd/lab1-k8s",
         "etcd-events/lab1-k8s",
         "kube-apiserver/lab1-k8s",
@@ -424,6 +425,28 @@ def test_signals_job_scrapes_every_node_each_second(plan):
     assert [j for j in others if "scrape_interval" in j] == []
 
 
+def test_netshaper_job_scrapes_every_node_at_the_global_interval(plan):
+    job = _job(scrape_config(plan, "lab2", {"netshaper_port": 9300}), "netshaper/lab2-k8s")
+    assert {k: job.get(k) for k in ("scrape_interval", "scheme", "relabel_configs")} == {
+        "scrape_interval": None,
+        "scheme": "http",
+        "relabel_configs": [{"target_label": "job", "replacement": "netshaper"}],
+    }
+    assert _targets(job) == [
+        ("198.19.0.11:9300", "lab2-k8s", "lab2-r1", "lab2-m1"),
+        ("198.19.0.75:9300", "lab2-k8s", "lab2-r2", "lab2-m2"),
+        ("198.19.0.12:9300", "lab2-k8s", "lab2-r1", "lab2-m3"),
+        ("198.19.0.21:9300", "lab2-k8s", "lab2-r1", "lab2-w1"),
+        ("198.19.0.85:9300", "lab2-k8s", "lab2-r2", "lab2-w2"),
+    ]
+    names = [j["job_name"] for j in scrape_config(plan, "lab2", {"netshaper_port": 0})["scrape_configs"]]
+    assert [n for n in names if n.endswith("/lab2-k8s")][:3] == [
+        "kubelet/lab2-k8s",
+        "signals/lab2-k8s",
+        "etcd/lab2-k8s",
+    ]
+
+
 @pytest.mark.parametrize(
     ("jobs", "names"),
     [
@@ -450,6 +473,12 @@ def test_jobs_option_selects_roles(plan, jobs, names):
             id="role-the-plan-lacks-podlogs",
         ),
         pytest.param(
+            {"jobs": ["netshaper"], "netshaper_port": 0},
+            "monitoring option jobs: role 'netshaper' has no target in datacenter 'lab1' "
+            "(netshaper_port is 0)",
+            id="role-the-plan-lacks-netshaper",
+        ),
+        pytest.param(
             {"jobs": ["consul"]},
             "monitoring option jobs: role 'consul' has no target in datacenter 'lab1' "
             "(consul_https_port is 0, or the plan has no Consul servers there)",
@@ -458,14 +487,14 @@ def test_jobs_option_selects_roles(plan, jobs, names):
         pytest.param(
             {"jobs": ["node", "vault"]},
             "monitoring option jobs: 'vault' is no scrape role; roles: prometheus, node, podlogs, kubelet, "
-            "signals, etcd, etcd-events, kube-apiserver, kube-controller-manager, kube-scheduler, haproxy, "
-            "haproxy-gateway, lvs, consul",
+            "signals, netshaper, etcd, etcd-events, kube-apiserver, kube-controller-manager, kube-scheduler, "
+            "haproxy, haproxy-gateway, lvs, consul",
             id="unknown-role",
         ),
         pytest.param(
             {"jobs": ["kubelets"]},
             "monitoring option jobs: 'kubelets' is no scrape role (did you mean 'kubelet'?); roles: "
-            "prometheus, node, podlogs, kubelet, signals, etcd, etcd-events, kube-apiserver, "
+            "prometheus, node, podlogs, kubelet, signals, netshaper, etcd, etcd-events, kube-apiserver, "
             "kube-controller-manager, "
             "kube-scheduler, haproxy, haproxy-gateway, lvs, consul",
             id="misspelt-role",
