@@ -10,9 +10,10 @@ role with ``node_agents_packages: []``.
 Every run enables all four agents. netshaper and overload get a kubeconfig whose server is a
 loopback port nobody listens on inside the container: their units must stay active and the
 journal must carry one clear line about the unreachable API server. cloud58-signals needs no
-kubeconfig and must answer /metrics inside the container. cloud58-crashkeeper (off by default)
-is switched on to check its unit's exact command line; the image has no containerd, so the
-agent itself exits and systemd restarts it (its capture is proven by test_crashkeeper.py).
+kubeconfig and must answer /metrics inside the container. cloud58-crashkeeper is switched on
+(the test sets it) to check its unit's exact command line, as are signals' and netshaper's;
+the image has no containerd, so the agent itself exits and systemd restarts it (its capture is
+proven by test_crashkeeper.py).
 Converge, a second run that changes nothing, check mode that changes nothing, a missing
 credential that fails the host by the variable's name, an agent switched off.
 The agents' behaviour against a real API server is proven by
@@ -245,6 +246,14 @@ def test_signals_agent_answers_metrics_in_the_node(node):
             "ExecStart=/usr/bin/python3 /usr/local/lib/cloud58-agents/cloud58_signals.py run"
             " --node lab1-w1 --listen 0.0.0.0:9112 --interval 1",
             id="signals",
+        ),
+        # /metrics on every address: the datacenter's Prometheus scrapes it (job netshaper)
+        pytest.param(
+            "cloud58-netshaper",
+            "ExecStart=/usr/bin/python3 /usr/local/lib/cloud58-agents/cloud58_netshaper.py watch"
+            " --node lab1-w1 --kubeconfig /etc/cloud58/netshaper.kubeconfig --metrics-address 0.0.0.0"
+            " --metrics-port 9659 --cgroup-driver cgroupfs --resync-seconds 30",
+            id="netshaper",
         ),
     ],
 )
