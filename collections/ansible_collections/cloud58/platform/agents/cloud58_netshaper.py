@@ -127,7 +127,7 @@ class Agent:
         namespaces = {}
         for name in names:
             enter = ["nsenter", f"--net={os.path.join(directory, name)}"]
-            code, out, _ = run([*enter, "ip", "-j", "addr", "show"])
+            code, out, _err = run([*enter, "ip", "-j", "addr", "show"])
             if code == 0:  # not one that went away meanwhile
                 namespaces[name] = out
         code, links, err = self.run(["ip", "-j", "link", "show"])
