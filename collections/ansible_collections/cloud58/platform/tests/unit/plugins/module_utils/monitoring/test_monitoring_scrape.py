@@ -404,41 +404,34 @@ def test_bad_input_is_refused_by_name(plan, datacenter, options, message):
         scrape_config(plan, datacenter, options)
 
 
-def test_signals_job_scrapes_every_node_each_second(plan):
-    job = _job(scrape_config(plan, "lab2", {"signals_port": 9200}), "signals/lab2-k8s")
-    assert {k: job[k] for k in ("scrape_interval", "scrape_timeout", "scheme", "relabel_configs")} == {
-        "scrape_interval": "1s",
-        "scrape_timeout": "1s",
-        "scheme": "http",
-        "relabel_configs": [{"target_label": "job", "replacement": "signals"}],
-    }
+# The node agents' jobs: every node of each cluster at its own port; signals each second
+# (its timeout the same), netshaper at the global interval (no interval of its own).
+@pytest.mark.parametrize(
+    ("role", "port", "intervals"),
+    [
+        pytest.param("signals", 9200, {"scrape_interval": "1s", "scrape_timeout": "1s"}, id="signals"),
+        pytest.param("netshaper", 9300, {}, id="netshaper"),
+    ],
+)
+def test_a_node_agents_job_scrapes_every_node_of_the_cluster(plan, role, port, intervals):
+    job = _job(scrape_config(plan, "lab2", {f"{role}_port": port}), f"{role}/lab2-k8s")
+    assert {k: job[k] for k in ("scrape_interval", "scrape_timeout") if k in job} == intervals
+    assert (job["scheme"], job["relabel_configs"]) == ("http", [{"target_label": "job", "replacement": role}])
     assert _targets(job) == [
-        ("198.19.0.11:9200", "lab2-k8s", "lab2-r1", "lab2-m1"),
-        ("198.19.0.75:9200", "lab2-k8s", "lab2-r2", "lab2-m2"),
-        ("198.19.0.12:9200", "lab2-k8s", "lab2-r1", "lab2-m3"),
-        ("198.19.0.21:9200", "lab2-k8s", "lab2-r1", "lab2-w1"),
-        ("198.19.0.85:9200", "lab2-k8s", "lab2-r2", "lab2-w2"),
+        (f"198.19.0.11:{port}", "lab2-k8s", "lab2-r1", "lab2-m1"),
+        (f"198.19.0.75:{port}", "lab2-k8s", "lab2-r2", "lab2-m2"),
+        (f"198.19.0.12:{port}", "lab2-k8s", "lab2-r1", "lab2-m3"),
+        (f"198.19.0.21:{port}", "lab2-k8s", "lab2-r1", "lab2-w1"),
+        (f"198.19.0.85:{port}", "lab2-k8s", "lab2-r2", "lab2-w2"),
     ]
-    others = [
-        j for j in scrape_config(plan, "lab2")["scrape_configs"] if not j["job_name"].startswith("signals")
-    ]
-    assert [j for j in others if "scrape_interval" in j] == []
 
 
-def test_netshaper_job_scrapes_every_node_at_the_global_interval(plan):
-    job = _job(scrape_config(plan, "lab2", {"netshaper_port": 9300}), "netshaper/lab2-k8s")
-    assert {k: job.get(k) for k in ("scrape_interval", "scheme", "relabel_configs")} == {
-        "scrape_interval": None,
-        "scheme": "http",
-        "relabel_configs": [{"target_label": "job", "replacement": "netshaper"}],
-    }
-    assert _targets(job) == [
-        ("198.19.0.11:9300", "lab2-k8s", "lab2-r1", "lab2-m1"),
-        ("198.19.0.75:9300", "lab2-k8s", "lab2-r2", "lab2-m2"),
-        ("198.19.0.12:9300", "lab2-k8s", "lab2-r1", "lab2-m3"),
-        ("198.19.0.21:9300", "lab2-k8s", "lab2-r1", "lab2-w1"),
-        ("198.19.0.85:9300", "lab2-k8s", "lab2-r2", "lab2-w2"),
-    ]
+def test_only_the_signals_job_has_an_interval_of_its_own(plan):
+    jobs = scrape_config(plan, "lab2")["scrape_configs"]
+    assert [j["job_name"] for j in jobs if "scrape_interval" in j] == ["signals/lab2-k8s"]
+
+
+def test_a_netshaper_port_of_0_drops_the_job(plan):
     names = [j["job_name"] for j in scrape_config(plan, "lab2", {"netshaper_port": 0})["scrape_configs"]]
     assert [n for n in names if n.endswith("/lab2-k8s")][:3] == [
         "kubelet/lab2-k8s",
