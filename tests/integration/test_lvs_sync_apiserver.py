@@ -122,7 +122,11 @@ class Lab:
     def stop(self):
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(timeout=10)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:  # stopped by its PID all the same
+                self.proc.kill()
+                self.proc.wait()
         self.proc = None
 
     def metrics(self):
@@ -261,20 +265,23 @@ def lab(request, kube_clusters, tmp_path_factory):
         )
         yield lab
     finally:
-        if lab is not None:
-            lab.stop()
-            for call in (
-                lambda: lab.discovery.delete_namespaced_endpoint_slice("web-1", namespace),
-                lambda: lab.core.delete_namespaced_service("web", namespace),
-                lambda: lab.core.delete_namespace(namespace),
-            ):
-                try:
-                    call()
-                except client.exceptions.ApiException as e:
-                    if e.status != 404:
-                        raise
-            lab.api.close()
-        problems = net.close()
+        # The namespaces go whatever the steps before them raise (a CI run once left them).
+        try:
+            if lab is not None:
+                lab.stop()
+                for call in (
+                    lambda: lab.discovery.delete_namespaced_endpoint_slice("web-1", namespace),
+                    lambda: lab.core.delete_namespaced_service("web", namespace),
+                    lambda: lab.core.delete_namespace(namespace),
+                ):
+                    try:
+                        call()
+                    except client.exceptions.ApiException as e:
+                        if e.status != 404:
+                            raise
+                lab.api.close()
+        finally:
+            problems = net.close()
         assert problems == [], f"lab cleanup left: {problems}"
 
 

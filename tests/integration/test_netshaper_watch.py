@@ -167,23 +167,30 @@ def lab(kube_clusters, tmp_path_factory):
             )  # fmt: skip
         yield lab
     finally:
-        if lab is not None and lab.proc is not None:
-            lab.proc.terminate()
-            lab.proc.wait(timeout=10)
-        for call in (
-            lambda: core.delete_namespaced_pod(POD, namespace, grace_period_seconds=0),
-            lambda: core.delete_namespace(namespace),
-        ):
-            try:
-                call()
-            except client.exceptions.ApiException as e:
-                if e.status != 404:
-                    raise
-        api.close()
-        for part in reversed(made):
-            if part.exists():
-                part.rmdir()
-        problems = net.close()
+        # The namespaces go whatever the steps before them raise (a CI run once left them).
+        try:
+            if lab is not None and lab.proc is not None:
+                lab.proc.terminate()
+                try:
+                    lab.proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    lab.proc.kill()
+                    lab.proc.wait()
+            for call in (
+                lambda: core.delete_namespaced_pod(POD, namespace, grace_period_seconds=0),
+                lambda: core.delete_namespace(namespace),
+            ):
+                try:
+                    call()
+                except client.exceptions.ApiException as e:
+                    if e.status != 404:
+                        raise
+            api.close()
+            for part in reversed(made):
+                if part.exists():
+                    part.rmdir()
+        finally:
+            problems = net.close()
         assert problems == [], f"lab cleanup left: {problems}"
 
 

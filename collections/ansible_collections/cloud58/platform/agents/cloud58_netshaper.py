@@ -21,9 +21,9 @@ list's resourceVersion (a 410 Gone lists again): every added or changed pod is a
 cgroup's pids.max; every --resync-seconds all pods are applied again (veths that appeared
 since). --veth-lookup says how the veth is found: ``calico``, Calico's name (``cali`` + sha1 of
 namespace.name); ``address``, the peer of the interface that holds the pod's status.podIP in
-one of the network namespaces under --netns-dir (where containerd's CNI setup mounts them), for
-any CNI plugin's veth; ``auto`` (the default), Calico's name if that link exists, else the
-address. It serves the applied rates, the drops and the PID limits on
+one of the host's network namespaces (those under --netns-dir and those of its processes: a
+pod's sandbox), for any CNI plugin's veth; ``auto`` (the default), Calico's name if that link
+exists, else the address. It serves the applied rates, the drops and the PID limits on
 /metrics (Prometheus text). An API server that cannot be reached, or a kubeconfig that cannot
 be read, is one line on stderr and a retry; the agent keeps running. A pod with a bad annotation
 is one line naming the pod, the annotation and the value, and is skipped.
@@ -91,7 +91,7 @@ class Agent:
         self.objects = {}  # pod key -> the pod as the API server last sent it
         self.entries = {}  # pod key -> {"veth", "pids_max"} of what was applied
         self.said = {}  # pod key -> the last problem logged for it (logged once until it changes)
-        self.veths = {}  # pod key -> (address, veth) found by address
+        self.by_address = {}  # pod address -> host-side veth, from the last look at the namespaces
         self.lock = threading.Lock()
 
     def _problem(self, key: str, message: str | None) -> None:
@@ -104,41 +104,54 @@ class Agent:
             self.objects.pop(key, None)
             self.entries.pop(key, None)
             self.said.pop(key, None)
-            self.veths.pop(key, None)
 
     def _exists(self, device: str) -> bool:
         return self.run(["ip", "link", "show", "dev", device])[0] == 0
+
+    def _namespaces(self) -> dict:
+        """``ip -j addr show`` in every network namespace this host has: the named ones under
+        --netns-dir and each one a process is in (``/proc/<pid>/ns/net``: every pod's sandbox).
+        The processes matter: the agent's unit has a mount namespace of its own (PrivateTmp),
+        which does not see the namespaces containerd mounts under /run/netns after it started."""
+        paths = []
+        with contextlib.suppress(OSError):
+            paths += [os.path.join(self.args.netns_dir, n) for n in sorted(os.listdir(self.args.netns_dir))]
+        paths += [
+            f"/proc/{pid}/ns/net" for pid in sorted((p for p in os.listdir("/proc") if p.isdigit()), key=int)
+        ]
+        seen, namespaces = set(), {}
+        for path in paths:
+            try:
+                st = os.stat(path)
+            except OSError:  # a process that exited, a namespace removed meanwhile
+                continue
+            if (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            code, out, _err = run(["nsenter", f"--net={path}", "ip", "-j", "addr", "show"])
+            if code == 0:  # not a file under --netns-dir that is no namespace (any more)
+                namespaces[path] = out
+        return namespaces
 
     def _veth(self, view) -> str:
         """The pod's host-side veth by --veth-lookup; ShaperError while it has none."""
         lookup = self.args.veth_lookup
         if lookup == "calico" or (lookup == "auto" and self._exists(view.veth)):
             return view.veth
-        known = self.veths.get(view.key)
-        if known is not None and known[0] == view.address and self._exists(known[1]):
-            return known[1]
         if not view.address:
             raise shaper.ShaperError("no status.podIP yet, so no veth to find by address")
-        directory = self.args.netns_dir
-        try:
-            names = sorted(os.listdir(directory))
-        except OSError as e:
-            raise shaper.ShaperError(f"--netns-dir {directory}: {e.strerror}") from None
-        namespaces = {}
-        for name in names:
-            enter = ["nsenter", f"--net={os.path.join(directory, name)}"]
-            code, out, _err = run([*enter, "ip", "-j", "addr", "show"])
-            if code == 0:  # not one that went away meanwhile
-                namespaces[name] = out
-        code, links, err = self.run(["ip", "-j", "link", "show"])
-        if code != 0:
-            raise shaper.ShaperError(f"ip link show: {err.strip()}")
-        veth = podwatch.peer_veth(view.address, namespaces, links)
+        veth = self.by_address.get(view.address)
+        if veth is None or not self._exists(veth):
+            # one look at every namespace finds the veths of every pod (a restart, many pods)
+            code, links, err = self.run(["ip", "-j", "link", "show"])
+            if code != 0:
+                raise shaper.ShaperError(f"ip link show: {err.strip()}")
+            self.by_address = podwatch.veths_by_address(self._namespaces(), links)
+            veth = self.by_address.get(view.address)
         if veth is None:
             raise shaper.ShaperError(
-                f"no network namespace under {directory} holds {view.address} on a veth whose peer is here"
+                f"no network namespace holds {view.address} on a veth whose peer is here"
             )
-        self.veths[view.key] = (view.address, veth)
         return veth
 
     def sync(self, pod: dict) -> None:
@@ -161,8 +174,6 @@ class Agent:
                 print(json.dumps({"pod": key, "veth": veth, **result}, sort_keys=True), flush=True)
         except shaper.ShaperError as e:  # no veth (yet) on this node, or tc refused
             problems.append(f"pod {key}: veth {veth}: {e}" if veth else f"pod {key}: {e}")
-            if veth is not None:
-                self.veths.pop(key, None)  # found by address but gone: look again next time
         pids_max = self._pids(view, problems) if view.pids_limit is not None else None
         with self.lock:
             self.entries[key] = {"veth": veth or view.veth, "pids_max": pids_max}

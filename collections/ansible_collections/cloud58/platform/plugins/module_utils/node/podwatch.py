@@ -94,25 +94,29 @@ def view(pod: dict, veth_prefix: str = VETH_PREFIX) -> PodView | None:
     )
 
 
-def peer_veth(address: str, namespaces: dict, host_links: str) -> str | None:
-    """The host-side veth of the pod whose address is ``address``, or None.
+def veths_by_address(namespaces: dict, host_links: str) -> dict:
+    """``{address: host-side veth}`` of the pods on this host.
 
-    ``namespaces``: network namespace name -> ``ip -j addr show`` inside it; ``host_links``:
-    ``ip -j link show`` where the agent shapes. The pod's interface holds the address; its peer
-    is the host link whose ifindex is the pod interface's link_index and whose link_index is the
-    pod interface's ifindex (both ends name each other, so an ifindex that merely recurs in
-    another namespace does not match).
+    ``namespaces``: network namespace -> ``ip -j addr show`` inside it; ``host_links``:
+    ``ip -j link show`` where the agent shapes. An interface of a namespace whose peer is a
+    link here gives that link to each of its addresses. Peer means both ends name each other:
+    the link's ifindex is the interface's link_index and the link's link_index the
+    interface's ifindex (an ifindex alone recurs in every namespace).
     """
-    host = json.loads(host_links or "[]")
+    peers = {
+        (link.get("ifindex"), link.get("link_index")): link.get("ifname")
+        for link in json.loads(host_links or "[]")
+    }
+    found = {}
     for name in sorted(namespaces):
         for link in json.loads(namespaces[name] or "[]"):
-            if not any(a.get("local") == address for a in link.get("addr_info") or []):
+            veth = peers.get((link.get("link_index"), link.get("ifindex")))
+            if link.get("link_index") is None or veth is None:
                 continue
-            ends = (link.get("link_index"), link.get("ifindex"))
-            for peer in host:
-                if (peer.get("ifindex"), peer.get("link_index")) == ends:
-                    return peer.get("ifname")
-    return None
+            for address in link.get("addr_info") or []:
+                if address.get("local"):
+                    found.setdefault(address["local"], veth)
+    return found
 
 
 def pod_cgroup(uid: str, qos: str, driver: str = "cgroupfs") -> str:

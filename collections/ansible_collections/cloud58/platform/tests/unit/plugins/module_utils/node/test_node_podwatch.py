@@ -133,7 +133,7 @@ def _addrs(address, peer):
                 "link_netnsid": 0,
                 "addr_info": [
                     {"family": "inet", "local": address, "prefixlen": 24},
-                    {"family": "inet6", "local": "fe80::a030:13ff:feda:b748", "prefixlen": 64},
+                    {"family": "inet6", "local": f"fe80::{peer}", "prefixlen": 64},
                 ],
             },
         ]
@@ -141,8 +141,8 @@ def _addrs(address, peer):
 
 
 NAMESPACES = {
-    "cni-0b6f": _addrs("198.18.96.7", 559),
-    "cni-91aa": _addrs("198.18.96.8", 560),
+    "/run/netns/cni-0b6f": _addrs("198.18.96.7", 559),
+    "/proc/4242/ns/net": _addrs("198.18.96.8", 560),
 }
 HOST_LINKS = json.dumps(
     [
@@ -157,24 +157,31 @@ HOST_LINKS = json.dumps(
 
 
 @pytest.mark.parametrize(
-    ("address", "namespaces", "host_links", "veth"),
+    ("namespaces", "host_links", "found"),
     [
-        pytest.param("198.18.96.7", NAMESPACES, HOST_LINKS, "veth5e2c1a07", id="first-pod"),
-        pytest.param("198.18.96.8", NAMESPACES, HOST_LINKS, "veth0d41b9f3", id="second-pod"),
-        pytest.param("198.18.96.9", NAMESPACES, HOST_LINKS, None, id="no-namespace-holds-it"),
-        pytest.param("fe80::a030:13ff:feda:b748", NAMESPACES, "[]", None, id="peer-not-here"),
         pytest.param(
-            "198.18.96.7",
+            NAMESPACES,
+            HOST_LINKS,
+            {
+                "198.18.96.7": "veth5e2c1a07",
+                "fe80::559": "veth5e2c1a07",
+                "198.18.96.8": "veth0d41b9f3",
+                "fe80::560": "veth0d41b9f3",
+            },
+            id="two-pods",
+        ),
+        pytest.param(NAMESPACES, "[]", {}, id="peers-not-here"),
+        pytest.param(
             NAMESPACES,
             json.dumps([{"ifindex": 559, "link_index": 9, "ifname": "other"}]),
-            None,
+            {},
             id="ifindex-recurs-but-not-paired",
         ),
-        pytest.param("198.18.96.7", {"cni-gone": ""}, HOST_LINKS, None, id="empty-output"),
+        pytest.param({"/run/netns/cni-gone": ""}, HOST_LINKS, {}, id="empty-output"),
     ],
 )
-def test_peer_veth_is_the_host_end_of_the_link_holding_the_address(address, namespaces, host_links, veth):
-    assert podwatch.peer_veth(address, namespaces, host_links) == veth
+def test_veths_by_address_are_the_host_ends_of_the_pods_links(namespaces, host_links, found):
+    assert podwatch.veths_by_address(namespaces, host_links) == found
 
 
 @pytest.mark.parametrize(
