@@ -334,7 +334,7 @@ def main(argv=None) -> int:
         "--veth-lookup", choices=podwatch.VETH_LOOKUPS, default="auto", help="how a pod's veth is found"
     )
     watch_p.add_argument(
-        "--netns-dir", default="/run/netns", help="the pods' network namespaces (--veth-lookup address)"
+        "--netns-dir", default="/run/netns", help="named network namespaces the address lookup reads too"
     )
     watch_p.add_argument(
         "--cgroup-root", default=None, help="the hierarchy with pids.max (default: v2's, else v1's pids)"

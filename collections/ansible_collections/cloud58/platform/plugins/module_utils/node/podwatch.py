@@ -111,7 +111,7 @@ def veths_by_address(namespaces: dict, host_links: str) -> dict:
     for name in sorted(namespaces):
         for link in json.loads(namespaces[name] or "[]"):
             veth = peers.get((link.get("link_index"), link.get("ifindex")))
-            if link.get("link_index") is None or veth is None:
+            if veth is None:
                 continue
             for address in link.get("addr_info") or []:
                 if address.get("local"):
