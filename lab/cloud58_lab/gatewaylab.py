@@ -37,7 +37,7 @@ from pathlib import Path
 
 from cloud58_lab import programs
 from cloud58_lab.consulapi import single_server_config
-from cloud58_lab.netlab import free_ports
+from cloud58_lab.netlab import free_ports, stop_process
 
 # Bounds against a hang only; no result depends on how fast the machine is.
 WAIT = 120
@@ -67,17 +67,6 @@ def wait_for(predicate, what: str, timeout: float = WAIT, interval: float = 0.05
         if time.monotonic() > deadline:
             raise RuntimeError(f"timed out after {timeout}s waiting for {what}; last: {value!r}")
         time.sleep(interval)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """Stop a process this module started, by its PID: TERM, then KILL after 30 s."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 class Consul:
@@ -163,7 +152,7 @@ class Consul:
         return sorted(row["Service"]["Port"] for row in rows)
 
     def stop(self) -> None:
-        _stop(self.proc)
+        stop_process(self.proc, timeout=30)
 
 
 class _Server(http.server.ThreadingHTTPServer):
@@ -366,4 +355,4 @@ class Gateway:
             subprocess.run(argv, check=True)
 
     def stop(self) -> None:
-        _stop(self.master)
+        stop_process(self.master, timeout=30)

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from ansible_collections.cloud58.platform.plugins.module_utils.logs import upload_url
 from cloud58_lab import programs
+from cloud58_lab.netlab import stop_process
 
 __all__ = [
     "PODLOGS",
@@ -209,12 +210,6 @@ class PodLogs:
 
 def _stop(process: subprocess.Popen, log, timeout: float) -> int:
     """SIGTERM ``process`` (by its PID) and wait, SIGKILL after ``timeout`` s; close its log."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    stop_process(process, timeout=timeout)
     log.close()
     return process.returncode

@@ -155,10 +155,10 @@ class NetLab:
         self._closed = True
         problems = []
         for proc in self.servers:
-            problems += _stop_process(proc)
+            problems += stop_process(proc)
         for router in list(self.routers.values()):
             for proc in router.processes.values():
-                problems += _stop_process(proc)
+                problems += stop_process(proc)
         for ns in reversed(self.namespaces):
             proc = _run(["ip", "netns", "delete", ns], check=False)
             if proc.returncode != 0 and ns in _existing_namespaces():
@@ -372,7 +372,7 @@ class NetLab:
         """Stop router ``name`` by its PIDs with ``sig`` (SIGKILL: no goodbye to its peers)."""
         router = self.routers[name]
         for proc in router.processes.values():
-            _stop_process(proc, sig)
+            stop_process(proc, sig)
         return router.pids
 
     # ---- queries ---------------------------------------------------------------------------------
@@ -507,8 +507,9 @@ def _spawn(args: list[str], log: Path) -> subprocess.Popen:
         )
 
 
-def _stop_process(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 5) -> list[str]:
-    """Signal one process by its PID, wait; SIGKILL when it does not go away."""
+def stop_process(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 5) -> list[str]:
+    """Signal one process by its PID, wait ``timeout`` s; SIGKILL when it does not go away.
+    What is left, as problems (a process that survived SIGKILL); [] when it is gone."""
     if proc.poll() is not None:
         return []
     with contextlib.suppress(ProcessLookupError):

@@ -39,7 +39,7 @@ from ansible_collections.cloud58.platform.plugins.module_utils.lvs.announce impo
 from ansible_collections.cloud58.platform.plugins.module_utils.lvs.fullnat import read_table
 from ansible_collections.cloud58.platform.plugins.module_utils.topology import build_plan, load_inventory
 from cloud58_lab import programs
-from cloud58_lab.netlab import NetLab, run_prefix
+from cloud58_lab.netlab import NetLab, run_prefix, stop_process
 
 pytestmark = pytest.mark.slow
 
@@ -120,14 +120,9 @@ class Lab:
             )
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:  # stopped by its PID all the same
-                self.proc.kill()
-                self.proc.wait()
+        problems = stop_process(self.proc, timeout=10) if self.proc else []
         self.proc = None
+        assert problems == [], problems
 
     def metrics(self):
         """The sync's /metrics for the VIP 198.18.2.10: {(metric, realserver, port): value}."""

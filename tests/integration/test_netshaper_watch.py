@@ -31,7 +31,7 @@ import pytest
 from kubernetes import client, config
 
 from ansible_collections.cloud58.platform.plugins.module_utils.node import podwatch, shaper
-from cloud58_lab.netlab import NetLab, run_prefix
+from cloud58_lab.netlab import NetLab, run_prefix, stop_process
 
 pytestmark = pytest.mark.slow
 
@@ -168,14 +168,10 @@ def lab(kube_clusters, tmp_path_factory):
         yield lab
     finally:
         # The namespaces go whatever the steps before them raise (a CI run once left them).
+        stopped = []
         try:
             if lab is not None and lab.proc is not None:
-                lab.proc.terminate()
-                try:
-                    lab.proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    lab.proc.kill()
-                    lab.proc.wait()
+                stopped = stop_process(lab.proc, timeout=10)
             for call in (
                 lambda: core.delete_namespaced_pod(POD, namespace, grace_period_seconds=0),
                 lambda: core.delete_namespace(namespace),
@@ -190,7 +186,7 @@ def lab(kube_clusters, tmp_path_factory):
                 if part.exists():
                     part.rmdir()
         finally:
-            problems = net.close()
+            problems = stopped + net.close()
         assert problems == [], f"lab cleanup left: {problems}"
 
 
