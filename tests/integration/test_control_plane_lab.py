@@ -492,7 +492,7 @@ def test_consul_sync_registers_a_services_endpoint_with_identities_of_its_own(la
 
 
 # The jobs whose every target is up in the lab (beside etcd, etcd-events and kube-apiserver).
-JOBS_UP = ("node", "podlogs", "kubelet", "signals", "netshaper")
+JOBS_UP = ("node", "podlogs", "kubelet", "signals", "netshaper", "overload", "crashkeeper")
 # Inside the Prometheus host: every active target as [job, host label, health, last error].
 _TARGETS = (
     "import json,urllib.request\n"
@@ -530,14 +530,16 @@ def test_prometheus_finds_node_exporter_on_every_host_and_the_minions_kubelets_a
     """site.yml's monitoring stage runs node-exporter on every host of the plan, and its logs
     stage cloud58-podlogs (its counters on every address, job podlogs); with the kubelets of
     the minions (Prometheus' client certificate, ClusterRole of clusters/), cloud58-signals and
-    cloud58-netshaper on them, those targets are up. The same jobs' targets on the masters are not (their
-    kubelets run standalone in the lab, no node agents run there), nor are the jobs
-    docs/monitoring.md names."""
+    the other node agents on them (cloud58-netshaper, cloud58-overload, cloud58-crashkeeper),
+    those targets are up. The same jobs' targets on the masters are not (their kubelets run
+    standalone in the lab, no node agents run there), nor are the jobs docs/monitoring.md
+    names."""
     minions = dict.fromkeys(sorted(lab.minions), "up")
     every_host = dict.fromkeys(sorted(lab.hosts), "up")
-    only = {"kubelet": lab.minions, "signals": lab.minions, "netshaper": lab.minions}
+    only = {job: lab.minions for job in JOBS_UP[2:]}
     found = _wait(
-        "node, podlogs, kubelet, signals and netshaper targets up", lambda: _targets_up(lab, JOBS_UP, only)
+        "node, podlogs, kubelet, signals and the node agents' targets up",
+        lambda: _targets_up(lab, JOBS_UP, only),
     )
     assert found == {
         "node": every_host,
@@ -545,6 +547,8 @@ def test_prometheus_finds_node_exporter_on_every_host_and_the_minions_kubelets_a
         "kubelet": minions,
         "signals": minions,
         "netshaper": minions,
+        "overload": minions,
+        "crashkeeper": minions,
     }
     active = lab.exec(f"{lab.dc}-lvs1", ["systemctl", "is-active", "prometheus-node-exporter"]).stdout
     assert active.strip() == "active"

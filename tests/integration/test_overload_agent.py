@@ -14,8 +14,10 @@ thresholds) is in the unit tests (test_node_overload.py).
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -91,6 +93,8 @@ def test_overloaded_node_is_tainted_and_cleared_with_its_condition(kube_clusters
             "0.3",
             "--interval",
             "0.1",
+            "--metrics-port",
+            "0",
         ),
     )
     with errors.open("w") as err_file:
@@ -112,6 +116,31 @@ def test_overloaded_node_is_tainted_and_cleared_with_its_condition(kube_clusters
                 for t in ts
             ]
 
+        def metrics():
+            first = errors.read_text().splitlines()[0]
+            url = re.fullmatch(r"cloud58-overload: metrics on (http://127\.0\.0\.1:\d+/metrics)", first)
+            opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+            with opener.open(url.group(1), timeout=10) as response:
+                text = response.read().decode()
+            lines = [line for line in text.splitlines() if line and line[0] != "#"]
+            # the samples read so far go on counting: every other series is exact
+            return [line for line in lines if not line.startswith("cloud58_overload_samples_total")]
+
+        def series(overloaded, load, to_overloaded, to_clear, sample_errors):
+            at = f'node="{name}"'
+            return [
+                f"cloud58_overload_overloaded{{{at}}} {overloaded}",
+                f'cloud58_overload_load{{{at},source="pressure"}} {load}',
+                f'cloud58_overload_threshold{{{at},bound="high"}} 50',
+                f'cloud58_overload_threshold{{{at},bound="low"}} 25',
+                f'cloud58_overload_window_seconds{{{at},to="overloaded"}} 0.3',
+                f'cloud58_overload_window_seconds{{{at},to="clear"}} 0.3',
+                f'cloud58_overload_transitions_total{{{at},to="overloaded"}} {to_overloaded}',
+                f'cloud58_overload_transitions_total{{{at},to="clear"}} {to_clear}',
+                f"cloud58_overload_sample_errors_total{{{at}}} {sample_errors}",
+                f"cloud58_overload_publish_errors_total{{{at}}} 0",
+            ]
+
         # On start the agent records the state it begins in (the Node had no condition: clear).
         wait_for(
             condition,
@@ -127,8 +156,11 @@ def test_overloaded_node_is_tainted_and_cleared_with_its_condition(kube_clusters
         assert taint_dicts(OTHER_TAINT)[0] in before
         assert OUR_TAINT["key"] not in [t["key"] for t in before]
 
+        wait_for(metrics, series(0, 10, 0, 0, 0), "/metrics on start")
+
         _write(source, _psi(90))
         wait_for(taints, [*before, *taint_dicts(OUR_TAINT)], "the taints while overloaded")
+        wait_for(metrics, series(1, 90, 1, 0, 0), "/metrics while overloaded")
         assert condition() == {
             "status": "True",
             "reason": "LoadAboveThreshold",
@@ -142,8 +174,15 @@ def test_overloaded_node_is_tainted_and_cleared_with_its_condition(kube_clusters
             f"cloud58-overload: node {name}: {source}: 'nonsense' is not a load average "
             "'<load1> <load5> <load15> ...'; keeping the last state\n"
         )
-        wait_for(errors.read_text, unreadable, "the agent's line on the unreadable sample")
+        wait_for(
+            lambda: errors.read_text().splitlines(keepends=True)[1:],
+            [unreadable],
+            "the agent's line on the unreadable sample",
+        )
         assert taints() == [*before, *taint_dicts(OUR_TAINT)]
+        assert metrics()[0] == f'cloud58_overload_overloaded{{node="{name}"}} 1'
+        assert metrics()[8].startswith(f'cloud58_overload_sample_errors_total{{node="{name}"}} ')
+        assert metrics()[8] != f'cloud58_overload_sample_errors_total{{node="{name}"}} 0'
 
         _write(source, _psi(5))
         wait_for(taints, before, "the taints after the load fell")
@@ -153,12 +192,14 @@ def test_overloaded_node_is_tainted_and_cleared_with_its_condition(kube_clusters
             "message": "5 % cpu pressure (some avg10); not overloaded "
             "(tainted after 0.3s above 50, cleared after 0.3s below 25)",
         }
+        # (sample_errors: as many reads as the bad sample got; it is not 0, checked above)
+        assert metrics()[:8] == series(0, 5, 1, 1, None)[:8]
     finally:
         agent.terminate()
         out, _ = agent.communicate(timeout=30)
     err = errors.read_text()
     assert agent.returncode == 0, err
-    assert err == unreadable
+    assert err.splitlines(keepends=True)[1:] == [unreadable]
     assert [line for line in out.splitlines() if line] == [
         f'{{"node": "{name}", "overloaded": true, "value": 90.0, "source": "{source}"}}',
         f'{{"node": "{name}", "overloaded": false, "value": 5.0, "source": "{source}"}}',

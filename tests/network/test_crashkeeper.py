@@ -10,7 +10,8 @@ namespace, as on a node:
 * ``capture`` of a running container runs the dump inside it, keeps dump, logs, the writable
   layer's listing and the manifest, takes the veth down: connections stop;
 * ``watch`` follows containerd's events: a container that exits leaves a site with its logs,
-  its layer and its core file (no dump: nothing left to exec into);
+  its layer and its core file (no dump: nothing left to exec into), and its ``/metrics``
+  counts that exit;
 * a bad annotation and a budget larger than the disk fail with one line, nothing written.
 
 Marking the pod Failed through the API server: tests/integration/test_crashkeeper_replacement.py.
@@ -138,6 +139,17 @@ class Node:
     def agent(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(self.agent_argv(*args), capture_output=True, text=True, check=False)
 
+    def metrics(self, url: str) -> dict:
+        """The agent's /metrics, read in the host namespace where it listens: {series: value}."""
+        fetch = f"import urllib.request; print(urllib.request.urlopen({url!r}).read().decode())"
+        done = subprocess.run(
+            programs.argv("ip", "netns", "exec", self.host, programs.path("python3"), "-c", fetch),
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return dict(line.rsplit(" ", 1) for line in done.stdout.splitlines() if line and line[0] != "#")
+
     def link_up(self, veth: str) -> bool:
         return "UP" in self.net.ip_json("host", "link", "show", veth)[0]["flags"]
 
@@ -214,11 +226,19 @@ def test_watch_keeps_the_site_of_a_container_that_exited(node):
     pod_ns, address = node.add_pod("pod2", "h2", 4)
     assert node.probe(address) == "ok"
     watch = subprocess.Popen(
-        node.agent_argv("watch"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        node.agent_argv("watch", "--metrics-port", "0"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     lines: queue.Queue = queue.Queue()
+    errors: queue.Queue = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in watch.stdout], daemon=True).start()
+    threading.Thread(target=lambda: [errors.put(line) for line in watch.stderr], daemon=True).start()
     try:
+        first = errors.get(timeout=60)
+        assert first.startswith("cloud58-crashkeeper: metrics on http://127.0.0.1:"), first
+        url = first.split(" metrics on ", 1)[1].strip()
         assert json.loads(lines.get(timeout=60))["namespace"] == "k8s.io"
         # The pause before the exit is the harness's: Debian's containerd 1.6 shim, logging to a
         # file for `ctr run --log-uri file://`, lost the stderr line of a container that exited
@@ -232,9 +252,29 @@ def test_watch_keeps_the_site_of_a_container_that_exited(node):
             netns=pod_ns,
         )
         result = json.loads(lines.get(timeout=60))
+        samples = node.metrics(url)
     finally:
         watch.terminate()
         watch.wait()
+    kept = list(node.root.glob("*/*/manifest.json"))
+    assert {k: v for k, v in samples.items() if "last_capture" not in k} == {
+        'cloud58_crashkeeper_exits_total{result="captured"}': "1",
+        'cloud58_crashkeeper_exits_total{result="skipped"}': "0",
+        'cloud58_crashkeeper_exits_total{result="failed"}': "0",
+        'cloud58_crashkeeper_dumps_total{outcome="completed"}': "0",
+        'cloud58_crashkeeper_dumps_total{outcome="stopped"}': "0",
+        'cloud58_crashkeeper_dumps_total{outcome="not_run"}': "1",
+        'cloud58_crashkeeper_pod_marks_total{result="failed"}': "0",  # no --kubeconfig here
+        'cloud58_crashkeeper_pod_marks_total{result="not_marked"}': "0",
+        "cloud58_crashkeeper_sites_deleted_total": "0",
+        "cloud58_crashkeeper_sites": str(len(kept)),
+        "cloud58_crashkeeper_bytes": str(
+            sum(f.stat().st_size for m in kept for f in m.parent.rglob("*") if f.is_file())
+        ),
+        "cloud58_crashkeeper_budget_sites": "20",
+        "cloud58_crashkeeper_budget_bytes": str(64 << 20),
+    }
+    assert "cloud58_crashkeeper_last_capture_timestamp_seconds" in samples
     site = Path(result["site"])
     manifest = result["manifest"]
     assert site.parent == node.root / "shop_shop-7d9c-fghij"

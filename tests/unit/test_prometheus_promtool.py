@@ -53,12 +53,12 @@ def _config_with_certificates(plan, datacenter, pki: Path, **options) -> str:
 @pytest.mark.parametrize(
     ("inventory", "datacenter", "options", "jobs"),
     [
-        pytest.param("lab", "lab1", {}, 14, id="lab-lab1"),
-        pytest.param("lab", "lab2", {}, 14, id="lab-lab2"),
-        pytest.param("bj1", "bj1", {}, 14, id="bj1"),
-        pytest.param("sh1", "sh1", {}, 14, id="sh1"),
+        pytest.param("lab", "lab1", {}, 16, id="lab-lab1"),
+        pytest.param("lab", "lab2", {}, 16, id="lab-lab2"),
+        pytest.param("bj1", "bj1", {}, 16, id="bj1"),
+        pytest.param("sh1", "sh1", {}, 16, id="sh1"),
         # the two consul jobs: HTTPS with a client certificate, server_name and a Bearer token file
-        pytest.param("lab", "lab1", {"consul_https_port": 8501}, 16, id="lab-lab1-consul"),
+        pytest.param("lab", "lab1", {"consul_https_port": 8501}, 18, id="lab-lab1-consul"),
     ],
 )
 def test_rendered_config_passes_promtool_check_config(tmp_path, inventory, datacenter, options, jobs):
@@ -74,7 +74,7 @@ def test_rendered_config_passes_promtool_check_config(tmp_path, inventory, datac
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"SUCCESS: {conf} is valid prometheus config file syntax" in result.stdout
     assert f"Checking {RECORDING}\n  SUCCESS: 4 rules found" in result.stdout
-    assert f"Checking {ALERTS}\n  SUCCESS: 9 rules found" in result.stdout
+    assert f"Checking {ALERTS}\n  SUCCESS: 11 rules found" in result.stdout
 
 
 def test_missing_client_certificate_is_refused_by_name(tmp_path):
@@ -106,7 +106,7 @@ def test_rules_files_pass_promtool_check_rules():
     result = _promtool("check", "rules", RECORDING, ALERTS)
     assert (result.returncode, result.stdout) == (
         0,
-        f"Checking {RECORDING}\n  SUCCESS: 4 rules found\n\nChecking {ALERTS}\n  SUCCESS: 9 rules found\n\n",
+        f"Checking {RECORDING}\n  SUCCESS: 4 rules found\n\nChecking {ALERTS}\n  SUCCESS: 11 rules found\n\n",
     ), result.stderr
 
 
@@ -242,6 +242,9 @@ RULE_TESTS = [
             ),
             _series("apiserver_request_total", {"job": "kube-apiserver", "code": "200", **M1}, "0+99x20"),
             _series("apiserver_request_total", {"job": "kube-apiserver", "code": "500", **M1}, "0+1x20"),
+            _series("cloud58_overload_overloaded", {"job": "overload", "node": "lab1-w1", **W1}, "0x40"),
+            _series("cloud58_crashkeeper_bytes", {"job": "crashkeeper", **W1}, "900x20"),
+            _series("cloud58_crashkeeper_budget_bytes", {"job": "crashkeeper", **W1}, "1000x20"),
         ],
         "alert_rule_test": [
             _alert(name, "20m")
@@ -251,8 +254,10 @@ RULE_TESTS = [
                 "BgpSessionDown",
                 "LvsVipWithoutRealservers",
                 "KubeApiserverErrorRatioHigh",
+                "CrashSitesNearBudget",
             )
-        ],
+        ]
+        + [_alert("NodeOverloadedLong", "40m")],
     },
     # The same signals past their limits fire, each after its `for`. Alerts over a recorded
     # series are checked one interval after their `for`: the recording rules are another group,
@@ -281,6 +286,10 @@ RULE_TESTS = [
             ),
             _series("apiserver_request_total", {"job": "kube-apiserver", "code": "200", **M1}, "0+80x30"),
             _series("apiserver_request_total", {"job": "kube-apiserver", "code": "503", **M2}, "0+20x30"),
+            # tainted from minute 5 on: pending from then, firing 30 minutes later
+            _series("cloud58_overload_overloaded", {"job": "overload", "node": "lab1-w1", **W1}, "0x4 1x40"),
+            _series("cloud58_crashkeeper_bytes", {"job": "crashkeeper", **W1}, "950x20"),
+            _series("cloud58_crashkeeper_budget_bytes", {"job": "crashkeeper", **W1}, "1000x20"),
         ],
         "alert_rule_test": [
             _alert(
@@ -313,6 +322,20 @@ RULE_TESTS = [
                 "20m",
                 {"severity": "page", "datacenter": "lab1", "cluster": "lab1-k8s"},
                 {"summary": "20% of the requests to lab1-k8s's apiservers fail with 5xx"},
+            ),
+            _alert("NodeOverloadedLong", "34m"),
+            _alert(
+                "NodeOverloadedLong",
+                "35m",
+                {"severity": "ticket", "job": "overload", "node": "lab1-w1", **W1},
+                {"summary": "lab1-w1 has been tainted cloud58.io/overloaded for 30 minutes"},
+            ),
+            _alert("CrashSitesNearBudget", "14m"),
+            _alert(
+                "CrashSitesNearBudget",
+                "15m",
+                {"severity": "ticket", "job": "crashkeeper", **W1},
+                {"summary": "crash sites on lab1-w1 use 95% of their budget"},
             ),
         ],
     },

@@ -138,7 +138,7 @@ def test_prometheus_config_passes_promtool():
     assert result.rc == 0, result.stdout + result.stderr
     assert "SUCCESS: /etc/prometheus/prometheus.yml is valid prometheus config file syntax" in result.stdout
     assert "Checking /etc/prometheus/rules/cloud58-recording.yml\n  SUCCESS: 4 rules found" in result.stdout
-    assert "Checking /etc/prometheus/rules/cloud58-alerts.yml\n  SUCCESS: 9 rules found" in result.stdout
+    assert "Checking /etc/prometheus/rules/cloud58-alerts.yml\n  SUCCESS: 11 rules found" in result.stdout
     assert "Checking /etc/prometheus/rules/team-alerts.yml\n  SUCCESS: 1 rules found" in result.stdout
 
 

@@ -17,10 +17,14 @@ containerd's ``pod_annotations``), it
    replaces it, and deletes the oldest crash sites beyond the node's budget.
 
   cloud58_crashkeeper.py capture --container-id ID [--exit-code N] [options]
-  cloud58_crashkeeper.py watch [options]       # containerd's /tasks/exit events -> capture
+  cloud58_crashkeeper.py watch [options] [--metrics-address A --metrics-port P]
+                                               # containerd's /tasks/exit events -> capture
 
 The logic lives in module_utils/node/crash.py; this program does the I/O. Prints one JSON
 object per capture; a bad option is one line and exit status 2, before anything changes.
+``watch`` with --metrics-port serves /metrics (Prometheus text: exits captured, skipped and
+failed, dumps by outcome, pods marked, sites deleted, the sites and bytes kept against the
+budget) and logs its URL on stderr; port 0 takes a free port.
 """
 
 from __future__ import annotations
@@ -39,10 +43,10 @@ import sys
 import time
 
 try:
-    from ansible_collections.cloud58.platform.plugins.module_utils.node import crash
+    from ansible_collections.cloud58.platform.plugins.module_utils.node import crash, exposition
 except ImportError:  # run from a checkout: the collections directory four levels up
     sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), *[os.pardir] * 4)))
-    from ansible_collections.cloud58.platform.plugins.module_utils.node import crash
+    from ansible_collections.cloud58.platform.plugins.module_utils.node import crash, exposition
 
 PROGRAM = "cloud58-crashkeeper"
 CHUNK = 1 << 20
@@ -67,6 +71,7 @@ class Keeper:
         crash.check_budget(self.budget, args.root, disk.f_blocks * disk.f_frsize)
         os.makedirs(args.root, exist_ok=True)
         self.api = _PodApi(args.kubeconfig, args.context) if args.kubeconfig else None
+        self.counts = crash.Counts()
 
     # -- containerd ------------------------------------------------------------------------
     def ctr(self, *args) -> list[str]:
@@ -238,7 +243,8 @@ class Keeper:
         return names[0] if names else None
 
     # -- retention ---------------------------------------------------------------------------
-    def retain(self, protect: str | None = None) -> list[str]:
+    def sites(self) -> tuple[list, dict]:
+        """The crash sites on the node, and how many sites each app keeps."""
         sites, keep = [], {}
         for manifest in glob.glob(os.path.join(self.args.root, "*", "*", crash.MANIFEST)):
             path = os.path.dirname(manifest)
@@ -251,7 +257,19 @@ class Keeper:
                 continue
             app = doc.get("app", "")
             keep[app] = max(keep.get(app, 0), doc.get("keep", crash.DEFAULT_KEEP))
-            sites.append(crash.Site(path, app, os.path.basename(path), _tree_size(path)))
+            try:
+                size = _tree_size(path)
+            except OSError:
+                continue  # deleted meanwhile (a scrape of /metrics during retention)
+            sites.append(crash.Site(path, app, os.path.basename(path), size))
+        return sites, keep
+
+    def metrics(self) -> str:
+        sites, _keep = self.sites()
+        return crash.metrics_text(self.counts, len(sites), sum(s.size for s in sites), self.budget)
+
+    def retain(self, protect: str | None = None) -> list[str]:
+        sites, keep = self.sites()
         new = [s for s in sites if s.path == protect]
         old = [s for s in sites if s.path != protect]
         disk = os.statvfs(self.args.root)
@@ -265,6 +283,7 @@ class Keeper:
             parent = os.path.dirname(site.path)
             if not os.listdir(parent):
                 os.rmdir(parent)
+        self.counts.deleted += len(doomed)
         return [s.path for s in doomed]
 
     # -- the event source --------------------------------------------------------------------
@@ -282,9 +301,13 @@ class Keeper:
             try:
                 result = self.capture(event.container_id, event.exit_code, event.container_id in oom)
             except (crash.CrashError, OSError, ValueError) as e:
+                self.counts.exits["failed"] += 1
                 print(f"{PROGRAM}: container {event.container_id}: {e}", file=sys.stderr, flush=True)
                 continue
             oom.discard(event.container_id)
+            self.counts.record(result)
+            if "site" in result:
+                self.counts.last_capture = time.time()
             print(json.dumps(result, sort_keys=True), flush=True)
         return events.wait()
 
@@ -371,10 +394,18 @@ def main(argv=None) -> int:
     capture_p.add_argument("--veth", help="the pod's host-side veth; default: found from the pod's netns")
     watch_p = sub.add_parser("watch", parents=[common], help="capture each container that exits")
     watch_p.set_defaults(veth=None)
+    watch_p.add_argument("--metrics-address", default="127.0.0.1", help="where /metrics is served")
+    watch_p.add_argument("--metrics-port", type=int, help="port of /metrics; 0: any free port (logged)")
     args = parser.parse_args(argv)
     try:
         keeper = Keeper(args)
         if args.command == "watch":
+            if args.metrics_port is not None:
+                try:
+                    host, bound = exposition.serve(args.metrics_address, args.metrics_port, keeper.metrics)
+                except exposition.ListenError as e:
+                    raise crash.CrashError(f"--metrics-address/--metrics-port: {e}") from None
+                print(f"{PROGRAM}: metrics on http://{host}:{bound}/metrics", file=sys.stderr, flush=True)
             return keeper.watch()
         result = keeper.capture(args.container_id, args.exit_code)
     except (crash.CrashError, OSError) as e:

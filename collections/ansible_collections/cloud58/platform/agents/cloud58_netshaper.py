@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import http.server
 import json
 import os
 import subprocess
@@ -47,10 +46,10 @@ import threading
 import time
 
 try:
-    from ansible_collections.cloud58.platform.plugins.module_utils.node import podwatch, shaper
+    from ansible_collections.cloud58.platform.plugins.module_utils.node import exposition, podwatch, shaper
 except ImportError:  # run from a checkout: the collections directory four levels up
     sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), *[os.pardir] * 4)))
-    from ansible_collections.cloud58.platform.plugins.module_utils.node import podwatch, shaper
+    from ansible_collections.cloud58.platform.plugins.module_utils.node import exposition, podwatch, shaper
 
 PROGRAM = "cloud58-netshaper"
 
@@ -206,28 +205,6 @@ class Agent:
         return podwatch.metrics_text(self.args.node, entries)
 
 
-def _serve_metrics(agent: Agent, address: str, port: int) -> None:
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            if self.path != "/metrics":
-                self.send_error(404)
-                return
-            body = agent.metrics().encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer((address, port), Handler)
-    host, bound = server.server_address[:2]
-    _log(f"metrics on http://{host}:{bound}/metrics")
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-
-
 def _watch(args) -> int:
     try:
         from kubernetes import client, config, watch
@@ -241,7 +218,11 @@ def _watch(args) -> int:
         raise shaper.ShaperError(f"--resync-seconds: {args.resync_seconds!r} is not a number > 0")
     agent = Agent(args, runner_in(args.netns))
     if args.metrics_port is not None:
-        _serve_metrics(agent, args.metrics_address, args.metrics_port)
+        try:
+            host, bound = exposition.serve(args.metrics_address, args.metrics_port, agent.metrics)
+        except exposition.ListenError as e:
+            raise shaper.ShaperError(f"--metrics-address/--metrics-port: {e}") from None
+        _log(f"metrics on http://{host}:{bound}/metrics")
     selector = f"spec.nodeName={args.node}"
     core, version, backoff = None, None, 1.0
     while True:

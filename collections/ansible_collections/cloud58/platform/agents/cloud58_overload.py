@@ -10,6 +10,7 @@ keeps the clock, and on a change patches the Node (taint and condition CloudFift
   cloud58_overload.py run --node NAME [--kubeconfig PATH] [--context NAME]
                           [--source FILE | --signals-url URL]
                           [--high X] [--low Y] [--over-seconds S] [--clear-seconds S] [--interval S]
+                          [--metrics-address A] [--metrics-port P]
   cloud58_overload.py sample [--source FILE | --signals-url URL]
 
 --source is /proc/pressure/cpu when the kernel has PSI, else /proc/loadavg; any file in either
@@ -21,7 +22,10 @@ condition, so a restart neither clears nor re-taints. Options and the source are
 anything is changed: a bad one is one line naming it and the value, exit status 2. An API server
 that cannot be reached at start is one line on stderr and a retry (the service keeps running).
 A sample that cannot be read once running (the signals agent restarting) is one line on
-stderr, the last state kept, and the next sample tried.
+stderr, the last state kept, and the next sample tried. With --metrics-port the agent serves
+/metrics (Prometheus text: its state once the Node's is known, the last sample, the thresholds,
+transitions and errors) on --metrics-address and logs that URL on stderr; port 0 takes a free
+port. A port that cannot be bound fails at start like a bad option.
 """
 
 from __future__ import annotations
@@ -37,10 +41,10 @@ import urllib.error
 import urllib.request
 
 try:
-    from ansible_collections.cloud58.platform.plugins.module_utils.node import overload
+    from ansible_collections.cloud58.platform.plugins.module_utils.node import exposition, overload
 except ImportError:  # run from a checkout: the collections directory four levels up
     sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), *[os.pardir] * 4)))
-    from ansible_collections.cloud58.platform.plugins.module_utils.node import overload
+    from ansible_collections.cloud58.platform.plugins.module_utils.node import exposition, overload
 
 PROGRAM = "cloud58-overload"
 PSI_FILE = "/proc/pressure/cpu"
@@ -142,6 +146,20 @@ def _run(args) -> int:
     api = NodeApi(args.kubeconfig, args.context, args.node)
     from urllib3.exceptions import HTTPError  # the client's transport: the API server unreachable
 
+    counts = overload.Counts(samples=1, last={"kind": kind, "value": value})
+    state = None
+    if args.metrics_port is not None:  # bound before the Node is touched: a busy port changes nothing
+
+        def render() -> str:  # reads ``state`` as the loops below rebind it
+            return overload.metrics_text(
+                args.node, policy, None if state is None else state.overloaded, counts
+            )
+
+        try:
+            host, bound = exposition.serve(args.metrics_address, args.metrics_port, render)
+        except exposition.ListenError as e:
+            raise overload.OverloadError(f"--metrics-address/--metrics-port: {e}") from None
+        print(f"{PROGRAM}: metrics on http://{host}:{bound}/metrics", file=sys.stderr, flush=True)
     backoff = 1.0
     while True:  # an API server that cannot be reached yet: one line, and again later
         try:
@@ -167,6 +185,7 @@ def _run(args) -> int:
         except overload.OverloadError as e:
             # A sample that cannot be read once running (the signals agent restarting, a file being
             # rewritten) keeps the state and is tried again; it is reported once until it changes.
+            counts.sample_errors += 1
             if str(e) != unreadable:
                 line = f"{PROGRAM}: node {args.node}: {e}; keeping the last state"
                 print(line, file=sys.stderr, flush=True)
@@ -174,15 +193,22 @@ def _run(args) -> int:
             time.sleep(args.interval)
             continue
         unreadable = None
+        counts.samples += 1
+        counts.last = {"kind": kind, "value": value}
         new = overload.decide(policy, state, time.monotonic(), value)
         if new.overloaded != state.overloaded:
             try:
                 api.publish(new.overloaded, value, kind, policy)
             except (overload.OverloadError, api.client.exceptions.ApiException, OSError, HTTPError) as e:
                 # keep the old state: the next sample tries again
+                counts.publish_errors += 1
                 print(f"{PROGRAM}: node {args.node}: {str(e).splitlines()[0]}", file=sys.stderr, flush=True)
                 time.sleep(args.interval)
                 continue
+            if new.overloaded:
+                counts.tainted += 1
+            else:
+                counts.cleared += 1
             print(
                 json.dumps(
                     {"node": args.node, "overloaded": new.overloaded, "value": value, "source": source}
@@ -210,6 +236,10 @@ def main(argv=None) -> int:
     run_p.add_argument("--over-seconds", type=float, default=60.0, help="above --high this long: overloaded")
     run_p.add_argument("--clear-seconds", type=float, default=300.0, help="below --low this long: clear")
     run_p.add_argument("--interval", type=float, default=5.0, help="seconds between samples")
+    run_p.add_argument("--metrics-address", default="127.0.0.1", help="where /metrics is served")
+    run_p.add_argument(
+        "--metrics-port", type=int, default=None, help="port of /metrics; 0: any free port (logged)"
+    )
     sample_p = sub.add_parser("sample", help="print one reading of the source")
     sample_p.add_argument("--source", default=None)
     sample_p.add_argument("--signals-url", default=None)

@@ -20,6 +20,8 @@ podlogs                     every host of the datacenter, cloud58-podlogs http  
 kubelet                     every node of each cluster                   https   kubernetes
 signals                     every node of each cluster, cloud58-signals  http    no
 netshaper                   every node of each cluster, cloud58-netshaper http   no
+overload                    every node of each cluster, cloud58-overload http    no
+crashkeeper                 every node of each cluster, cloud58-crashkeeper http  no
 etcd, etcd-events           each member's client URL (its /metrics)      https   etcd
 kube-apiserver              each API endpoint of the plan                https   kubernetes
 kube-controller-manager     each master                                  https   kubernetes
@@ -60,6 +62,10 @@ every other job at the global ``scrape_interval``.
 ``netshaper`` reads the node agent cloud58-netshaper (role node_agents,
 ``node_agents_netshaper_metrics_address``): the bandwidth limits it applied to each pod's veth
 pair, the drops of its qdiscs and the PID limits it wrote. A port of 0 drops the job.
+``overload`` and ``crashkeeper`` read the two other node agents of role node_agents
+(``node_agents_overload_metrics_port``, ``node_agents_crashkeeper_metrics_port``): the node's
+overloaded state, last load sample, thresholds and transitions; the container exits captured,
+dumps by outcome and the crash sites kept against the budget. A port of 0 drops each.
 
 ``jobs`` selects roles: empty (the default), every role that has targets in the datacenter; a
 list, exactly those, and a listed role without a target there is an error (a role the plan
@@ -87,6 +93,8 @@ JOB_ROLES = (
     "kubelet",
     "signals",
     "netshaper",
+    "overload",
+    "crashkeeper",
     "etcd",
     "etcd-events",
     "kube-apiserver",
@@ -121,6 +129,9 @@ DEFAULT_OPTIONS = {
     "signals_port": 9112,
     # cloud58-netshaper on every node (role node_agents, its --metrics-port); 0: no job.
     "netshaper_port": 9659,
+    # cloud58-overload and cloud58-crashkeeper on every node (role node_agents); 0: no job.
+    "overload_port": 9662,
+    "crashkeeper_port": 9663,
     # Equal to controlplane.manifests CONTROLLER_MANAGER_PORT and SCHEDULER_PORT (a test checks).
     "controller_manager_port": 10257,
     "scheduler_port": 10259,
@@ -163,6 +174,8 @@ _PORTS = (
 _OPTIONAL_PORTS = (
     "podlogs_port",
     "netshaper_port",
+    "overload_port",
+    "crashkeeper_port",
     "haproxy_exporter_port",
     "haproxy_gateway_exporter_port",
     "consul_https_port",
@@ -386,8 +399,9 @@ def _cluster_jobs(plan, name, opts):
         ],
         "kube-scheduler": [_target(plan, h, opts["scheduler_port"], where) for h in cluster["masters"]],
     }
-    if opts["netshaper_port"]:
-        jobs["netshaper"] = [_target(plan, h, opts["netshaper_port"], where) for h in cluster["nodes"]]
+    for agent in ("netshaper", "overload", "crashkeeper"):
+        if opts[f"{agent}_port"]:
+            jobs[agent] = [_target(plan, h, opts[f"{agent}_port"], where) for h in cluster["nodes"]]
     if opts["haproxy_exporter_port"]:
         jobs["haproxy"] = [_target(plan, h, opts["haproxy_exporter_port"], where) for h in cluster["masters"]]
     return jobs
@@ -456,6 +470,8 @@ def scrape_config(plan, datacenter, options=None) -> dict:
 _WHY_NO_TARGET = {
     "podlogs": " (podlogs_port is 0)",
     "netshaper": " (netshaper_port is 0)",
+    "overload": " (overload_port is 0)",
+    "crashkeeper": " (crashkeeper_port is 0)",
     "haproxy": " (haproxy_exporter_port is 0)",
     "haproxy-gateway": " (no host labelled function: ingress there, or haproxy_gateway_exporter_port is 0)",
     "consul": " (consul_https_port is 0, or the plan has no Consul servers there)",

@@ -10,7 +10,8 @@
 * the layout ``<root>/<namespace>_<pod>/<UTC time>/`` and its ``manifest.json``;
 * the retention plan: which sites to delete, oldest first;
 * the writable layer's directory from ``ctr snapshots mounts``, and the Pod status patch
-  that marks the pod failed.
+  that marks the pod failed;
+* the agent's ``/metrics`` (``Counts`` and ``metrics_text``).
 
 docs/node-protection.md describes the agent around these functions.
 """
@@ -20,7 +21,9 @@ from __future__ import annotations
 import datetime
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from . import exposition
 
 ANNOTATION = "cloud58.io/crash"
 DEFAULT_TIMEOUT_S = 60
@@ -300,4 +303,96 @@ def core_files(entries: list) -> list:
     """Paths in the writable layer that look like core dumps (``core``, ``core.<pid>``)."""
     return sorted(
         p for p, kind, _size in entries if kind == "f" and re.fullmatch(r"core(\.\d+)?", p.rsplit("/", 1)[-1])
+    )
+
+
+# How a capture's dump went (the manifest's ``dump`` text), the label of its counter.
+DUMP_OUTCOMES = ("completed", "stopped", "not_run")
+EXIT_RESULTS = ("captured", "skipped", "failed")
+MARK_RESULTS = ("failed", "not_marked")
+
+
+def dump_outcome(text: str) -> str:
+    """``completed``, ``stopped`` (time limit or budget) or ``not_run`` (nothing left to exec into)."""
+    for outcome in DUMP_OUTCOMES[:2]:
+        if text.startswith(outcome):
+            return outcome
+    return "not_run"
+
+
+@dataclass
+class Counts:
+    """What the watching agent counted since it started (its ``/metrics`` counters)."""
+
+    exits: dict = field(default_factory=lambda: dict.fromkeys(EXIT_RESULTS, 0))
+    dumps: dict = field(default_factory=lambda: dict.fromkeys(DUMP_OUTCOMES, 0))
+    marks: dict = field(default_factory=lambda: dict.fromkeys(MARK_RESULTS, 0))
+    deleted: int = 0  # counted by the agent's retention, which runs before and after each capture
+    last_capture: float | None = None  # Unix time of the last site written
+
+    def record(self, result: dict) -> None:
+        """Count one ``capture`` result (the agent's JSON line)."""
+        if "skipped" in result:
+            self.exits["skipped"] += 1
+            return
+        self.exits["captured"] += 1
+        self.dumps[dump_outcome(result["manifest"]["dump"])] += 1
+        if result.get("pod_failed") is not None:
+            self.marks["failed" if result["pod_failed"] == "Failed" else "not_marked"] += 1
+
+
+def metrics_text(counts: Counts, sites: int, size: int, budget: Budget) -> str:
+    """The agent's ``/metrics``: its counters, the ``sites`` kept now (``size`` bytes), its budget."""
+    last = [] if counts.last_capture is None else [({}, round(counts.last_capture, 3))]
+    return exposition.text(
+        [
+            exposition.family(
+                "cloud58_crashkeeper_exits_total",
+                "counter",
+                "Container exits seen: captured, skipped (not opted in, not a pod's) or failed (an error).",
+                [({"result": r}, counts.exits[r]) for r in EXIT_RESULTS],
+            ),
+            exposition.family(
+                "cloud58_crashkeeper_dumps_total",
+                "counter",
+                "Dump commands by outcome: completed, stopped (time limit or budget), not_run (exited).",
+                [({"outcome": o}, counts.dumps[o]) for o in DUMP_OUTCOMES],
+            ),
+            exposition.family(
+                "cloud58_crashkeeper_pod_marks_total",
+                "counter",
+                "Pods marked Failed through the API server, and those the API server refused.",
+                [({"result": r}, counts.marks[r]) for r in MARK_RESULTS],
+            ),
+            exposition.family(
+                "cloud58_crashkeeper_sites_deleted_total",
+                "counter",
+                "Crash sites deleted to stay within the budget.",
+                [({}, counts.deleted)],
+            ),
+            exposition.family(
+                "cloud58_crashkeeper_sites", "gauge", "Crash sites kept on the node now.", [({}, sites)]
+            ),
+            exposition.family(
+                "cloud58_crashkeeper_bytes", "gauge", "Bytes of the crash sites kept now.", [({}, size)]
+            ),
+            exposition.family(
+                "cloud58_crashkeeper_budget_sites",
+                "gauge",
+                "At most this many sites.",
+                [({}, budget.max_sites)],
+            ),
+            exposition.family(
+                "cloud58_crashkeeper_budget_bytes",
+                "gauge",
+                "At most this many bytes.",
+                [({}, budget.max_bytes)],
+            ),
+            exposition.family(
+                "cloud58_crashkeeper_last_capture_timestamp_seconds",
+                "gauge",
+                "When the last crash site was written (Unix time).",
+                last,
+            ),
+        ]
     )

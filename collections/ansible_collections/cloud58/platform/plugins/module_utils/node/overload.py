@@ -19,7 +19,8 @@ docs/monitoring.md): ``averages.1m.cpu_percent`` of its ``/signals.json``, the b
 node's CPU time over the last minute (0..100).
 
 On a change the agent sets (or removes) the taint ``cloud58.io/overloaded:NoSchedule`` and the
-Node condition ``CloudFiftyEightOverloaded``. Nothing here does I/O: the agent
+Node condition ``CloudFiftyEightOverloaded``. ``metrics_text`` is the agent's ``/metrics``
+(:class:`Counts` and the last sample). Nothing here does I/O: the agent
 (``agents/cloud58_overload.py``) reads the file, keeps the clock and calls the API server.
 """
 
@@ -27,7 +28,9 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from . import exposition
 
 TAINT_KEY = "cloud58.io/overloaded"
 TAINT_EFFECT = "NoSchedule"
@@ -200,3 +203,78 @@ def condition(overloaded: bool, value: float, kind: str, policy: Policy, now_iso
         "lastHeartbeatTime": now_iso,
         "lastTransitionTime": now_iso,
     }
+
+
+@dataclass
+class Counts:
+    """What the agent counted since it started (its ``/metrics`` counters)."""
+
+    tainted: int = 0
+    cleared: int = 0
+    sample_errors: int = 0
+    publish_errors: int = 0
+    samples: int = 0
+    last: dict = field(default_factory=dict)  # {"kind": ..., "value": ...} of the last sample read
+
+
+def metrics_text(node: str, policy: Policy, overloaded, counts: Counts) -> str:
+    """The agent's ``/metrics``: its state, the last sample against the thresholds, its counters.
+
+    ``overloaded`` None: the Node's state is not known yet (the API server not reached), no series.
+    """
+    at = {"node": node}
+    state = [] if overloaded is None else [(at, overloaded)]
+    last = counts.last
+    load = [({**at, "source": last["kind"]}, last["value"])] if last else []
+    return exposition.text(
+        [
+            exposition.family(
+                "cloud58_overload_overloaded",
+                "gauge",
+                f"1 while the agent keeps the node tainted {TAINT_KEY}:{TAINT_EFFECT}, else 0.",
+                state,
+            ),
+            exposition.family(
+                "cloud58_overload_load",
+                "gauge",
+                "The last sample the agent read, in its source's unit (% pressure, load per CPU, % busy).",
+                load,
+            ),
+            exposition.family(
+                "cloud58_overload_threshold",
+                "gauge",
+                "Overloaded above high for over_seconds; clear below low for clear_seconds.",
+                [({**at, "bound": "high"}, policy.high), ({**at, "bound": "low"}, policy.low)],
+            ),
+            exposition.family(
+                "cloud58_overload_window_seconds",
+                "gauge",
+                "How long the load must stay beyond a threshold before the state changes.",
+                [
+                    ({**at, "to": "overloaded"}, policy.over_seconds),
+                    ({**at, "to": "clear"}, policy.clear_seconds),
+                ],
+            ),
+            exposition.family(
+                "cloud58_overload_transitions_total",
+                "counter",
+                "State changes the agent published to the Node.",
+                [({**at, "to": "overloaded"}, counts.tainted), ({**at, "to": "clear"}, counts.cleared)],
+            ),
+            exposition.family(
+                "cloud58_overload_samples_total", "counter", "Samples read.", [(at, counts.samples)]
+            ),
+            exposition.family(
+                "cloud58_overload_sample_errors_total",
+                "counter",
+                "Samples that could not be read (the state was kept).",
+                [(at, counts.sample_errors)],
+            ),
+            exposition.family(
+                "cloud58_overload_publish_errors_total",
+                "counter",
+                "Changes the API server did not take (tried again at the next sample).",
+                [(at, counts.publish_errors)],
+            ),
+        ]
+    )

@@ -16,6 +16,7 @@ import json
 import os
 from dataclasses import dataclass
 
+from . import exposition
 from .shaper import ShaperError, limits_from_annotations
 
 # The pod annotation of an app's pids_limit (render/apps.py writes it; the same name).
@@ -147,46 +148,40 @@ def pids_max_path(root: str, uid: str, qos: str, driver: str = "cgroupfs") -> st
     return os.path.join(root, pod_cgroup(uid, qos, driver), "pids.max")
 
 
-def _labels(**labels) -> str:
-    inner = ",".join(
-        f'{k}="{str(v).replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"'
-        for k, v in labels.items()
-    )
-    return "{" + inner + "}"
-
-
 def metrics_text(node: str, pods: dict) -> str:
     """Prometheus text of ``{pod key: {"veth", "applied": {...}, "drops": {...}, "pids_max": n or None}}``.
 
     Applied rates in bits per second (a direction without a limit has no series), drops of the
     shaping qdiscs, and the pids.max the agent wrote.
     """
-    lines = [
-        "# HELP cloud58_netshaper_rate_bits Bandwidth limit on the pod's veth pair, bits per second.",
-        "# TYPE cloud58_netshaper_rate_bits gauge",
-    ]
+    directions = ("ingress", "egress")
+    rates, drops, pids = [], [], []
     for key in sorted(pods):
         entry = pods[key]
-        for direction in ("ingress", "egress"):
+        for direction in directions:
+            where = {"node": node, "pod": key, "veth": entry["veth"], "direction": direction}
             rate = (entry.get("applied") or {}).get(direction)
             if rate is not None:
-                labels = _labels(node=node, pod=key, veth=entry["veth"], direction=direction)
-                lines.append(f"cloud58_netshaper_rate_bits{labels} {rate}")
-    lines += [
-        "# HELP cloud58_netshaper_drops_total Packets dropped by the shaping qdiscs of the pod's veth pair.",
-        "# TYPE cloud58_netshaper_drops_total counter",
-    ]
-    for key in sorted(pods):
-        entry = pods[key]
-        for direction in ("ingress", "egress"):
-            drops = (entry.get("drops") or {}).get(direction, 0)
-            labels = _labels(node=node, pod=key, veth=entry["veth"], direction=direction)
-            lines.append(f"cloud58_netshaper_drops_total{labels} {drops}")
-    lines += [
-        "# HELP cloud58_netshaper_pids_max pids.max the agent wrote into the pod's cgroup.",
-        "# TYPE cloud58_netshaper_pids_max gauge",
-    ]
-    for key in sorted(pods):
-        if pods[key].get("pids_max") is not None:
-            lines.append(f"cloud58_netshaper_pids_max{_labels(node=node, pod=key)} {pods[key]['pids_max']}")
-    return "\n".join(lines) + "\n"
+                rates.append((where, rate))
+            drops.append((where, (entry.get("drops") or {}).get(direction, 0)))
+        if entry.get("pids_max") is not None:
+            pids.append(({"node": node, "pod": key}, entry["pids_max"]))
+    return exposition.text(
+        [
+            exposition.family(
+                "cloud58_netshaper_rate_bits",
+                "gauge",
+                "Bandwidth limit on the pod's veth pair, bits per second.",
+                rates,
+            ),
+            exposition.family(
+                "cloud58_netshaper_drops_total",
+                "counter",
+                "Packets dropped by the shaping qdiscs of the pod's veth pair.",
+                drops,
+            ),
+            exposition.family(
+                "cloud58_netshaper_pids_max", "gauge", "pids.max the agent wrote into the pod's cgroup.", pids
+            ),
+        ]
+    )

@@ -49,6 +49,8 @@ def test_job_names_of_lab1_in_role_order(plan):
         "kubelet/lab1-k8s",
         "signals/lab1-k8s",
         "netshaper/lab1-k8s",
+        "overload/lab1-k8s",
+        "crashkeeper/lab1-k8s",
         "etcd/lab1-k8s",
         "etcd-events/lab1-k8s",
         "kube-apiserver/lab1-k8s",
@@ -405,12 +407,14 @@ def test_bad_input_is_refused_by_name(plan, datacenter, options, message):
 
 
 # The node agents' jobs: every node of each cluster at its own port; signals each second
-# (its timeout the same), netshaper at the global interval (no interval of its own).
+# (its timeout the same), the others at the global interval (no interval of their own).
 @pytest.mark.parametrize(
     ("role", "port", "intervals"),
     [
         pytest.param("signals", 9200, {"scrape_interval": "1s", "scrape_timeout": "1s"}, id="signals"),
         pytest.param("netshaper", 9300, {}, id="netshaper"),
+        pytest.param("overload", 9301, {}, id="overload"),
+        pytest.param("crashkeeper", 9302, {}, id="crashkeeper"),
     ],
 )
 def test_a_node_agents_job_scrapes_every_node_of_the_cluster(plan, role, port, intervals):
@@ -431,11 +435,20 @@ def test_only_the_signals_job_has_an_interval_of_its_own(plan):
     assert [j["job_name"] for j in jobs if "scrape_interval" in j] == ["signals/lab2-k8s"]
 
 
-def test_a_netshaper_port_of_0_drops_the_job(plan):
-    names = [j["job_name"] for j in scrape_config(plan, "lab2", {"netshaper_port": 0})["scrape_configs"]]
-    assert [n for n in names if n.endswith("/lab2-k8s")][:3] == [
+@pytest.mark.parametrize(
+    ("port", "left"),
+    [
+        pytest.param("netshaper_port", ["overload", "crashkeeper"], id="netshaper"),
+        pytest.param("overload_port", ["netshaper", "crashkeeper"], id="overload"),
+        pytest.param("crashkeeper_port", ["netshaper", "overload"], id="crashkeeper"),
+    ],
+)
+def test_a_node_agents_port_of_0_drops_its_job(plan, port, left):
+    names = [j["job_name"] for j in scrape_config(plan, "lab2", {port: 0})["scrape_configs"]]
+    assert [n for n in names if n.endswith("/lab2-k8s")][:5] == [
         "kubelet/lab2-k8s",
         "signals/lab2-k8s",
+        *(f"{agent}/lab2-k8s" for agent in left),
         "etcd/lab2-k8s",
     ]
 
@@ -472,6 +485,11 @@ def test_jobs_option_selects_roles(plan, jobs, names):
             id="role-the-plan-lacks-netshaper",
         ),
         pytest.param(
+            {"jobs": ["overload", "node"], "overload_port": 0},
+            "monitoring option jobs: role 'overload' has no target in datacenter 'lab1' (overload_port is 0)",
+            id="role-the-plan-lacks-overload",
+        ),
+        pytest.param(
             {"jobs": ["consul"]},
             "monitoring option jobs: role 'consul' has no target in datacenter 'lab1' "
             "(consul_https_port is 0, or the plan has no Consul servers there)",
@@ -480,16 +498,16 @@ def test_jobs_option_selects_roles(plan, jobs, names):
         pytest.param(
             {"jobs": ["node", "vault"]},
             "monitoring option jobs: 'vault' is no scrape role; roles: prometheus, node, podlogs, kubelet, "
-            "signals, netshaper, etcd, etcd-events, kube-apiserver, kube-controller-manager, kube-scheduler, "
-            "haproxy, haproxy-gateway, lvs, consul",
+            "signals, netshaper, overload, crashkeeper, etcd, etcd-events, kube-apiserver, "
+            "kube-controller-manager, kube-scheduler, haproxy, haproxy-gateway, lvs, consul",
             id="unknown-role",
         ),
         pytest.param(
             {"jobs": ["kubelets"]},
             "monitoring option jobs: 'kubelets' is no scrape role (did you mean 'kubelet'?); roles: "
-            "prometheus, node, podlogs, kubelet, signals, netshaper, etcd, etcd-events, kube-apiserver, "
-            "kube-controller-manager, "
-            "kube-scheduler, haproxy, haproxy-gateway, lvs, consul",
+            "prometheus, node, podlogs, kubelet, signals, netshaper, overload, crashkeeper, etcd, "
+            "etcd-events, kube-apiserver, kube-controller-manager, kube-scheduler, haproxy, "
+            "haproxy-gateway, lvs, consul",
             id="misspelt-role",
         ),
         pytest.param(

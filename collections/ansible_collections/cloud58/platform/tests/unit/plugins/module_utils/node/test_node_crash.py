@@ -384,3 +384,90 @@ def test_listing():
 )
 def test_core_files(entries, expected):
     assert crash.core_files(entries) == expected
+
+
+@pytest.mark.parametrize(
+    ("dump", "outcome"),
+    [
+        pytest.param("completed, exit status 0", "completed", id="completed"),
+        pytest.param("completed, exit status 3", "completed", id="completed-nonzero"),
+        pytest.param("stopped after its time limit of 5s", "stopped", id="time-limit"),
+        pytest.param(
+            "stopped at 10 bytes: the budget or the free-space floor is reached", "stopped", id="budget"
+        ),
+        pytest.param(
+            "not run: the container's task is stopped (nothing left to exec into)", "not_run", id="exited"
+        ),
+    ],
+)
+def test_dump_outcome(dump, outcome):
+    assert crash.dump_outcome(dump) == outcome
+
+
+def test_counts_record_each_kind_of_capture_result():
+    counts = crash.Counts()
+    counts.record({"container_id": "c1", "skipped": "not a container of a pod"})
+    counts.record({"site": "/s/1", "manifest": {"dump": "completed, exit status 0"}, "pod_failed": "Failed"})
+    counts.record(
+        {"site": "/s/2", "manifest": {"dump": "stopped after its time limit of 5s"}, "pod_failed": None}
+    )
+    counts.record(
+        {
+            "site": "/s/3",
+            "manifest": {"dump": "not run: the container's task is stopped (nothing left to exec into)"},
+            "pod_failed": "not marked: the API server says 403 Forbidden",
+        }
+    )
+    assert (counts.exits, counts.dumps, counts.marks) == (
+        {"captured": 3, "skipped": 1, "failed": 0},
+        {"completed": 1, "stopped": 1, "not_run": 1},
+        {"failed": 1, "not_marked": 1},
+    )
+
+
+def test_metrics_text():
+    counts = crash.Counts(
+        exits={"captured": 3, "skipped": 5, "failed": 1},
+        dumps={"completed": 2, "stopped": 0, "not_run": 1},
+        marks={"failed": 3, "not_marked": 0},
+        deleted=2,
+        last_capture=1796400000.1234,
+    )
+    assert crash.metrics_text(counts, 4, 123456, Budget(20, 10 * GIB, 2 * GIB)) == (
+        "# HELP cloud58_crashkeeper_exits_total Container exits seen: captured, skipped "
+        "(not opted in, not a pod's) or failed (an error).\n"
+        "# TYPE cloud58_crashkeeper_exits_total counter\n"
+        'cloud58_crashkeeper_exits_total{result="captured"} 3\n'
+        'cloud58_crashkeeper_exits_total{result="skipped"} 5\n'
+        'cloud58_crashkeeper_exits_total{result="failed"} 1\n'
+        "# HELP cloud58_crashkeeper_dumps_total Dump commands by outcome: completed, stopped "
+        "(time limit or budget), not_run (exited).\n"
+        "# TYPE cloud58_crashkeeper_dumps_total counter\n"
+        'cloud58_crashkeeper_dumps_total{outcome="completed"} 2\n'
+        'cloud58_crashkeeper_dumps_total{outcome="stopped"} 0\n'
+        'cloud58_crashkeeper_dumps_total{outcome="not_run"} 1\n'
+        "# HELP cloud58_crashkeeper_pod_marks_total Pods marked Failed through the API server, "
+        "and those the API server refused.\n"
+        "# TYPE cloud58_crashkeeper_pod_marks_total counter\n"
+        'cloud58_crashkeeper_pod_marks_total{result="failed"} 3\n'
+        'cloud58_crashkeeper_pod_marks_total{result="not_marked"} 0\n'
+        "# HELP cloud58_crashkeeper_sites_deleted_total Crash sites deleted to stay within the budget.\n"
+        "# TYPE cloud58_crashkeeper_sites_deleted_total counter\n"
+        "cloud58_crashkeeper_sites_deleted_total 2\n"
+        "# HELP cloud58_crashkeeper_sites Crash sites kept on the node now.\n"
+        "# TYPE cloud58_crashkeeper_sites gauge\n"
+        "cloud58_crashkeeper_sites 4\n"
+        "# HELP cloud58_crashkeeper_bytes Bytes of the crash sites kept now.\n"
+        "# TYPE cloud58_crashkeeper_bytes gauge\n"
+        "cloud58_crashkeeper_bytes 123456\n"
+        "# HELP cloud58_crashkeeper_budget_sites At most this many sites.\n"
+        "# TYPE cloud58_crashkeeper_budget_sites gauge\n"
+        "cloud58_crashkeeper_budget_sites 20\n"
+        "# HELP cloud58_crashkeeper_budget_bytes At most this many bytes.\n"
+        "# TYPE cloud58_crashkeeper_budget_bytes gauge\n"
+        "cloud58_crashkeeper_budget_bytes 10737418240\n"
+        "# HELP cloud58_crashkeeper_last_capture_timestamp_seconds When the last crash site was written "
+        "(Unix time).\n"
+        "# TYPE cloud58_crashkeeper_last_capture_timestamp_seconds gauge\n"
+        "cloud58_crashkeeper_last_capture_timestamp_seconds 1796400000.123\n"
+    )

@@ -334,3 +334,64 @@ def test_is_overloaded_reads_the_condition(node, expected):
 )
 def test_condition(overloaded, value, kind, expected):
     assert overload.condition(overloaded, value, kind, POLICY, "2026-12-04T13:00:00Z") == expected
+
+
+def test_metrics_text_state_last_sample_thresholds_and_counters():
+    counts = overload.Counts(
+        tainted=2,
+        cleared=1,
+        sample_errors=4,
+        publish_errors=1,
+        samples=40,
+        last={"kind": "pressure", "value": 63.2},
+    )
+    assert overload.metrics_text("n1", POLICY, True, counts) == (
+        "# HELP cloud58_overload_overloaded 1 while the agent keeps the node tainted "
+        "cloud58.io/overloaded:NoSchedule, else 0.\n"
+        "# TYPE cloud58_overload_overloaded gauge\n"
+        'cloud58_overload_overloaded{node="n1"} 1\n'
+        "# HELP cloud58_overload_load The last sample the agent read, in its source's unit "
+        "(% pressure, load per CPU, % busy).\n"
+        "# TYPE cloud58_overload_load gauge\n"
+        'cloud58_overload_load{node="n1",source="pressure"} 63.2\n'
+        "# HELP cloud58_overload_threshold Overloaded above high for over_seconds; clear below low "
+        "for clear_seconds.\n"
+        "# TYPE cloud58_overload_threshold gauge\n"
+        'cloud58_overload_threshold{node="n1",bound="high"} 50\n'
+        'cloud58_overload_threshold{node="n1",bound="low"} 25\n'
+        "# HELP cloud58_overload_window_seconds How long the load must stay beyond a threshold before "
+        "the state changes.\n"
+        "# TYPE cloud58_overload_window_seconds gauge\n"
+        'cloud58_overload_window_seconds{node="n1",to="overloaded"} 10\n'
+        'cloud58_overload_window_seconds{node="n1",to="clear"} 20\n'
+        "# HELP cloud58_overload_transitions_total State changes the agent published to the Node.\n"
+        "# TYPE cloud58_overload_transitions_total counter\n"
+        'cloud58_overload_transitions_total{node="n1",to="overloaded"} 2\n'
+        'cloud58_overload_transitions_total{node="n1",to="clear"} 1\n'
+        "# HELP cloud58_overload_samples_total Samples read.\n"
+        "# TYPE cloud58_overload_samples_total counter\n"
+        'cloud58_overload_samples_total{node="n1"} 40\n'
+        "# HELP cloud58_overload_sample_errors_total Samples that could not be read (the state was kept).\n"
+        "# TYPE cloud58_overload_sample_errors_total counter\n"
+        'cloud58_overload_sample_errors_total{node="n1"} 4\n'
+        "# HELP cloud58_overload_publish_errors_total Changes the API server did not take "
+        "(tried again at the next sample).\n"
+        "# TYPE cloud58_overload_publish_errors_total counter\n"
+        'cloud58_overload_publish_errors_total{node="n1"} 1\n'
+    )
+
+
+def test_metrics_text_before_the_node_is_read_has_no_state_series():
+    text = overload.metrics_text("n1", POLICY, None, overload.Counts())
+    samples = [line for line in text.splitlines() if not line.startswith("#")]
+    assert [line.split("{")[0] for line in samples] == [
+        "cloud58_overload_threshold",
+        "cloud58_overload_threshold",
+        "cloud58_overload_window_seconds",
+        "cloud58_overload_window_seconds",
+        "cloud58_overload_transitions_total",
+        "cloud58_overload_transitions_total",
+        "cloud58_overload_samples_total",
+        "cloud58_overload_sample_errors_total",
+        "cloud58_overload_publish_errors_total",
+    ]
