@@ -163,6 +163,18 @@ def _play(node, check=False, **extra):
     return {"changed": stats["changed"], "failures": stats["failures"]}, failed, proc.stdout
 
 
+def _changed_tasks(out: str) -> list[str]:
+    """The tasks a run reported changed, with the loop items that changed (for failure messages)."""
+    names = []
+    for play in json.loads(out)["plays"]:
+        for task in play["tasks"]:
+            for result in task["hosts"].values():
+                if result.get("changed"):
+                    items = [r.get("_ansible_item_label") for r in result.get("results", []) if r.get("changed")]
+                    names.append(f"{task['task']['name']} {items}" if items else task["task"]["name"])
+    return names
+
+
 def _in(node, *argv):
     return _podman("exec", node[0], *argv, check=False)
 
@@ -238,8 +250,15 @@ def test_signals_agent_answers_metrics_in_the_node(node):
             "cloud58-crashkeeper",
             "ExecStart=/usr/bin/python3 /usr/local/lib/cloud58-agents/cloud58_crashkeeper.py watch"
             " --root /var/lib/cloud58/crash --max-sites 20 --max-bytes 10G --min-free-bytes 2G"
-            " --kubeconfig /etc/cloud58/crashkeeper.kubeconfig",
+            " --kubeconfig /etc/cloud58/crashkeeper.kubeconfig --metrics-address 0.0.0.0 --metrics-port 9663",
             id="crashkeeper",
+        ),
+        pytest.param(
+            "cloud58-overload",
+            "ExecStart=/usr/bin/python3 /usr/local/lib/cloud58-agents/cloud58_overload.py run"
+            " --node lab1-w1 --kubeconfig /etc/cloud58/overload.kubeconfig --over-seconds 60"
+            " --clear-seconds 300 --interval 5 --metrics-address 0.0.0.0 --metrics-port 9662",
+            id="overload",
         ),
         pytest.param(
             "cloud58-signals",
@@ -286,17 +305,44 @@ def test_unreachable_api_server_is_logged_and_the_agent_keeps_running(node, unit
     assert _in(node, "systemctl", "is-active", f"{unit}.service").stdout.strip() == "active"
 
 
+def test_overload_agent_serves_metrics_before_it_reaches_the_api_server(node):
+    _journal_has(node, "cloud58-overload", "cloud58-overload: metrics on http://0.0.0.0:9662/metrics")
+    fetch = "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:9662/metrics').read().decode())"
+    metrics = _in(node, "python3", "-c", fetch)
+    assert metrics.returncode == 0, metrics.stderr
+    samples = dict(line.rsplit(" ", 1) for line in metrics.stdout.splitlines() if line and line[0] != "#")
+    at = 'node="lab1-w1"'
+    # The Node's state is not known while the API server cannot be reached: no series for it.
+    assert f"cloud58_overload_overloaded{{{at}}}" not in samples
+    assert {
+        k: samples[k]
+        for k in (
+            f'cloud58_overload_window_seconds{{{at},to="overloaded"}}',
+            f'cloud58_overload_window_seconds{{{at},to="clear"}}',
+            f'cloud58_overload_transitions_total{{{at},to="overloaded"}}',
+            f'cloud58_overload_transitions_total{{{at},to="clear"}}',
+            f"cloud58_overload_publish_errors_total{{{at}}}",
+        )
+    } == {
+        f'cloud58_overload_window_seconds{{{at},to="overloaded"}}': "60",
+        f'cloud58_overload_window_seconds{{{at},to="clear"}}': "300",
+        f'cloud58_overload_transitions_total{{{at},to="overloaded"}}': "0",
+        f'cloud58_overload_transitions_total{{{at},to="clear"}}': "0",
+        f"cloud58_overload_publish_errors_total{{{at}}}": "0",
+    }
+
+
 def test_second_run_changes_nothing(node):
-    stats, failed, _out = _play(node)
-    assert (stats, failed) == ({"changed": 0, "failures": 0}, [])
+    stats, failed, out = _play(node)
+    assert (stats, failed) == ({"changed": 0, "failures": 0}, []), _changed_tasks(out)
 
 
 def test_check_mode_shows_a_changed_setting_and_changes_nothing(node):
     unit = _in(node, "cat", "/etc/systemd/system/cloud58-overload.service").stdout
     pid = _main_pid(node, "cloud58-overload")
-    stats, failed, _out = _play(node, check=True, node_agents_overload_interval=10)
+    stats, failed, out = _play(node, check=True, node_agents_overload_interval=10)
     # the unit file and the restart it would bring
-    assert (stats, failed) == ({"changed": 2, "failures": 0}, [])
+    assert (stats, failed) == ({"changed": 2, "failures": 0}, []), _changed_tasks(out)
     assert _in(node, "cat", "/etc/systemd/system/cloud58-overload.service").stdout == unit
     assert _main_pid(node, "cloud58-overload") == pid
 
@@ -311,7 +357,7 @@ def test_an_enabled_agent_without_kubeconfig_fails_by_the_variables_name(node):
 
 
 def test_an_agent_switched_off_is_stopped_and_disabled(node):
-    stats, failed, _out = _play(node, node_agents_overload=False, node_agents_overload_kubeconfig="")
-    assert (stats, failed) == ({"changed": 1, "failures": 0}, [])
+    stats, failed, out = _play(node, node_agents_overload=False, node_agents_overload_kubeconfig="")
+    assert (stats, failed) == ({"changed": 1, "failures": 0}, []), _changed_tasks(out)
     assert _active(node) == ["active", "inactive", "active"]
     assert _in(node, "systemctl", "is-enabled", "cloud58-overload.service").stdout.strip() == "disabled"
