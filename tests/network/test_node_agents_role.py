@@ -170,7 +170,8 @@ def _changed_tasks(out: str) -> list[str]:
         for task in play["tasks"]:
             for result in task["hosts"].values():
                 if result.get("changed"):
-                    items = [r.get("_ansible_item_label") for r in result.get("results", []) if r.get("changed")]
+                    loop = result.get("results", [])
+                    items = [r.get("_ansible_item_label") for r in loop if r.get("changed")]
                     names.append(f"{task['task']['name']} {items}" if items else task["task"]["name"])
     return names
 
