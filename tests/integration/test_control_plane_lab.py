@@ -260,7 +260,7 @@ def test_the_directors_hold_their_vips_nat_them_and_announce_the_healthy_one(lab
 
 # The slots of the lab's service, which cloud58-gateway-sync fills (site.yml's default
 # backend source, runtime).
-SERVER_TEMPLATE = "    server-template web- 16 0.0.0.0:0 disabled"
+SERVER_TEMPLATE = "    server-template web- 16 web.slot.invalid:1 disabled init-addr last,0.0.0.0"
 
 
 def test_the_ingress_gateway_answers_on_its_frontend_with_no_backend_yet(lab):

@@ -11,6 +11,12 @@ test_haproxy_gateway_consul.py:
   more requests; the failed one comes back into its old slot with one ``state ready``;
 * the program restarted with the slots already right sends no command (its log, and haproxy's
   log that records every runtime change, both show none) and then follows the next change;
+* reloads as systemd runs the role's drop-in (check, save the servers' state, USR2) while the
+  program runs and two clients send requests: the new workers start from the saved slots, no
+  request fails, the program notices each new worker and has nothing to send;
+* a change the program sends to the old worker after the state was saved (the race a reload
+  opens) is missing in the new worker: the program notices the new worker and sends it again
+  at once, not at Consul's next answer (``wait_s`` is 60 s in those two tests);
 * a bad configuration, and a Consul that does not answer, end it with exit 1, one line per
   error and no traceback.
 
@@ -19,12 +25,16 @@ Waits are bounds against a hang only.
 
 from __future__ import annotations
 
+import collections
+import itertools
 import json
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
+import jinja2
 import pytest
 
 from ansible_collections.cloud58.platform.plugins.module_utils.gateway import haproxy_config
@@ -38,6 +48,12 @@ PROGRAM = gatewaylab.GATEWAY_SYNC
 NAMES = ("r1", "r2", "r3")
 SLOTS = 4
 COMMAND = re.compile(r"^INFO web: (set server .*)$", re.M)
+RELOAD = re.compile(
+    r"^INFO web: HAProxy worker (\d+) replaced (\d+) \(a reload\), (\d+) command\(s\) sent$", re.M
+)
+ROLE = REPO / "collections/ansible_collections/cloud58/platform/roles/haproxy_gateway"
+DROPIN = ROLE / "templates/haproxy-reload.conf.j2"
+RELOADS = 3
 
 
 class Sync:
@@ -59,6 +75,10 @@ class Sync:
 
     def commands(self) -> list[str]:
         return COMMAND.findall(self.log())
+
+    def reloads(self) -> list[tuple[str, str, str]]:
+        """(new worker, old worker, commands sent) of each reload the program noticed."""
+        return RELOAD.findall(self.log())
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -88,7 +108,18 @@ class Lab:
             haproxy_config([{"name": "web", "port": self.port, "check_path": "/healthz"}], settings)
         )
         self.sync_config = self.write_config("sync.json", self.consul.address)
+        self.state = work / "server-state"
+        # the role's reload drop-in, from its template, for this test's socket and state file
+        self.dropin = work / "cloud58-reload.conf"
+        self.dropin.write_text(
+            jinja2.Template(DROPIN.read_text(), undefined=jinja2.StrictUndefined).render(
+                ansible_managed="test_haproxy_gateway_runtime.py",
+                haproxy_gateway_stats_socket=str(work / "admin.sock"),
+                haproxy_gateway_server_state_file=str(self.state),
+            )
+        )
         self.gateway = gatewaylab.Gateway(self.config, work / "admin.sock")
+        self.loads = 1
         self.sync = Sync(self.sync_config, work / "sync-1.log")
         self.runs = 1
 
@@ -104,11 +135,20 @@ class Lab:
         path.write_text(json.dumps(config))
         return path
 
-    def restart_sync(self) -> Sync:
+    def restart_sync(self, config: Path | None = None) -> Sync:
         self.sync.stop()
         self.runs += 1
-        self.sync = Sync(self.sync_config, self.work / f"sync-{self.runs}.log")
+        self.sync = Sync(config or self.sync_config, self.work / f"sync-{self.runs}.log")
         return self.sync
+
+    def run_reload_step(self, argv: list[str]) -> None:
+        subprocess.run(argv, check=True)
+        if argv[:2] == ["/bin/kill", "-USR2"]:
+            self.loads += 1
+            self.gateway.wait_loaded(self.loads)
+
+    def worker(self) -> int:
+        return int(re.search(r"^Pid: (\d+)$", self.gateway.admin("show info"), re.M).group(1))
 
     def slots(self) -> dict[tuple[str, int], str]:
         """The slots in service: (address, port) -> slot name."""
@@ -144,7 +184,7 @@ class Lab:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    programs.require("consul", "haproxy")
+    programs.require("consul", "haproxy", "socat")
     work = tmp_path_factory.mktemp("haproxy-gateway-runtime")
     lab = None
     try:
@@ -235,6 +275,81 @@ def test_a_restart_with_the_slots_right_sends_nothing_and_follows_the_next_chang
     assert len(sync.commands()) in (1, 2)  # its old slot back (ready), or another one (addr, ready)
     assert sync.commands()[-1].endswith("state ready")
     assert lab.answers(30) == {(200, name) for name in NAMES}
+
+
+def test_reloads_while_the_sync_runs_keep_the_slots_and_fail_no_request(lab):
+    lab.wait_slots(NAMES)
+    # Consul's next answer a minute away: what follows a reload is the program's reload check
+    sync = lab.restart_sync(lab.write_config("sync-slow.json", lab.consul.address, wait_s=60))
+    gatewaylab.wait_for(lambda: re.search(r"passing instance\(s\) of web", sync.log()), "the first pass")
+    slots = lab.slots()
+    results: collections.Counter = collections.Counter()
+    stop = threading.Event()
+
+    def client():
+        while not stop.is_set():
+            try:
+                status, body = gatewaylab.get(lab.port)
+                results["ok" if status == 200 and body in NAMES else f"{status} {body[:40]!r}"] += 1
+            except OSError as e:
+                results[type(e).__name__] += 1
+
+    clients = [threading.Thread(target=client) for _ in range(2)]
+    workers = [lab.worker()]
+    for thread in clients:
+        thread.start()
+    try:
+        for n in range(RELOADS):
+            start = results["ok"]
+            gatewaylab.wait_for(
+                lambda start=start: results["ok"] >= start + 100, "100 requests before a reload"
+            )
+            for argv in gatewaylab.reload_commands(lab.dropin, lab.config, lab.gateway.master.pid):
+                lab.run_reload_step(argv)
+            gatewaylab.wait_for(
+                lambda n=n: len(sync.reloads()) == n + 1, f"the program noticing reload {n + 1}"
+            )
+            workers.append(lab.worker())
+            assert lab.slots() == slots  # the new worker started from the saved state
+        start = results["ok"]
+        gatewaylab.wait_for(lambda: results["ok"] >= start + 100, "100 requests after the last reload")
+    finally:
+        stop.set()
+        for thread in clients:
+            thread.join()
+    assert set(results) == {"ok"}, results
+    assert len(set(workers)) == RELOADS + 1
+    assert sync.reloads() == [(str(new), str(old), "0") for old, new in itertools.pairwise(workers)]
+    assert sync.commands() == []
+
+
+def test_a_change_sent_to_the_old_worker_during_a_reload_is_sent_again_to_the_new_one(lab):
+    lab.wait_slots(NAMES)
+    sync = lab.sync  # the previous test's, Consul's next answer up to a minute away
+    before = len(sync.reloads())
+    check, save, usr2 = gatewaylab.reload_commands(lab.dropin, lab.config, lab.gateway.master.pid)
+    lab.run_reload_step(check)
+    lab.run_reload_step(save)  # r1 in service in the saved state
+    r1 = lab.backends["r1"]
+    saved = parse_servers_state(lab.state.read_text(), "web")
+    assert (r1.address, r1.port) in {(s.address, s.port) for s in saved if s.in_service}
+    r1_slot = lab.slots()[(r1.address, r1.port)]
+    lab.consul.deregister("r1")
+    gatewaylab.wait_for(lambda: sync.commands() != [], "the program taking r1 out of the old worker")
+    assert sync.commands() == [f"set server web/{r1_slot} state maint"]
+    old = lab.worker()
+    lab.run_reload_step(usr2)  # the new worker starts from the saved state: r1 in service again
+    gatewaylab.wait_for(lambda: len(sync.reloads()) == before + 1, "the program noticing the reload")
+    assert sync.reloads()[-1] == (str(lab.worker()), str(old), "1")
+    assert sync.commands() == [f"set server web/{r1_slot} state maint"] * 2
+    assert set(lab.slots()) == {(b.address, b.port) for name, b in lab.backends.items() if name != "r1"}
+    hits = lab.hits()
+    assert lab.answers(20) == {(200, "r2"), (200, "r3")}
+    assert lab.hits()["r1"] == hits["r1"]
+    # back to the module's program (wait_s 5) and r1, for the tests after this one
+    lab.restart_sync()
+    lab.consul.register("web", "r1", r1.address, r1.port)
+    lab.wait_slots(NAMES)
 
 
 def _run(config: Path) -> subprocess.CompletedProcess:

@@ -410,7 +410,7 @@ def test_a_run_writes_exactly_the_files_and_a_second_changes_nothing(role, lab):
     }
     cfg = (h / "haproxy.cfg").read_text()
     assert "resolvers" not in cfg
-    assert "server-template web- 2 0.0.0.0:0" in cfg
+    assert "server-template web- 2 web.slot.invalid:1 disabled init-addr last,0.0.0.0" in cfg
 
     stats, failed, _ = role.play()
     assert (failed, stats) == ([], {"changed": 0, "failures": 0})

@@ -24,8 +24,10 @@ prometheus-exporter``) on ``metrics_path``, any other path 404; its requests are
 Prometheus' ``haproxy-gateway`` job scrapes it (module_utils/monitoring/scrape.py).
 
 Setting ``backend_source`` ``runtime`` (the default is ``dns``) renders no ``resolvers``
-section and the same ``servers`` slots per backend as plain, disabled servers
-(``server-template <name>- <servers> 0.0.0.0:0 disabled``): nothing in HAProxy fills them, the
+section and the same ``servers`` slots per backend as disabled servers named under ``.invalid``
+(``server-template <name>- <servers> <name>.slot.invalid:1 disabled init-addr last,0.0.0.0``,
+``runtime.slot_server``; a name, so that a reload restores each slot's address from the state
+file): nothing in HAProxy fills them, the
 program ``cloud58-gateway-sync`` does, over the stats socket (``set server ... addr``, ``state
 ready|maint``), from Consul's passing instances (``gateway/runtime.py``).
 
@@ -43,6 +45,8 @@ from __future__ import annotations
 
 import difflib
 import re
+
+from .runtime import slot_server
 
 DEFAULT_SETTINGS = {
     "bind_address": "0.0.0.0",
@@ -363,7 +367,7 @@ def _backend(service: dict, opts: dict) -> list:
         srv = f"_{service['consul_service']}._tcp.service.{opts['consul_domain']}"
         slots = f"{srv} resolvers consul resolve-prefer ipv4 init-addr last,none"
     else:  # empty and in maintenance until cloud58-gateway-sync sets them (gateway/runtime.py)
-        slots = "0.0.0.0:0 disabled"
+        slots = slot_server(name)
     lines += [
         f"    default-server check inter {opts['check_interval']} fall {opts['check_fall']}"
         f" rise {opts['check_rise']} slowstart {service['slowstart']} maxconn {service['server_maxconn']}"

@@ -4,7 +4,8 @@
 """A gateway backend's servers from Consul through HAProxy's runtime API (pure).
 
 With ``backend_source: runtime`` (``haproxy.py``) every backend has ``servers`` slots that
-nothing in HAProxy fills: ``server-template <name>- <n> 0.0.0.0:0 disabled``. The program
+nothing in HAProxy fills: ``server-template <name>- <n> <name>.slot.invalid:1 disabled init-addr
+last,0.0.0.0`` (:func:`slot_server`). The program
 ``cloud58-gateway-sync`` reads Consul's passing instances of the backend's service
 (``/v1/health/service/<name>?passing=true``) and HAProxy's ``show servers state <backend>``,
 and sends the commands :func:`plan` computes over the stats socket.
@@ -29,8 +30,15 @@ the new ones fill the free slots in address order, and the rest are returned in
 ``Plan.overflow`` (the program logs them; raise the backend's ``servers`` to make room). An
 instance whose address is not an IP address (a host name in Consul) cannot be set through
 ``set server ... addr`` and is returned in ``Plan.unusable`` with the reason. A backend whose
-slots are filled by DNS (``srv_fqdn`` or ``srvrecord`` set) is refused (:class:`RuntimeSyncError`):
-two owners of the same slots would undo each other.
+slots are filled by DNS (``srvrecord`` set, or a ``srv_fqdn`` other than the slots' own name) is
+refused (:class:`RuntimeSyncError`): two owners of the same slots would undo each other.
+
+Why a name under ``.invalid`` (RFC 6761: never resolves) and port 1 rather than ``0.0.0.0:0``:
+HAProxy 2.6 restores a server's address from the server-state file after a reload only through
+``init-addr last``, which it consults only for a server declared by name; and a server declared
+with port 0 keeps meaning "the port the client connected to" after a reload although the state
+shows the saved port. With ``0.0.0.0:0`` every slot came back from a reload in service at
+0.0.0.0 and every request failed (503) until the program set it again.
 """
 
 from __future__ import annotations
@@ -45,6 +53,19 @@ import ipaddress
 SRV_ADMF_MAINT = 0x23
 # show servers state: the header's first line is the format version
 STATE_VERSION = "1"
+# The slots' placeholder name and port (see the module docstring); the name never resolves and
+# HAProxy has no resolvers for it, init-addr gives 0.0.0.0 to a slot the state file lacks.
+SLOT_DOMAIN = "slot.invalid"
+SLOT_PORT = 1
+
+
+def slot_fqdn(backend: str) -> str:
+    return f"{backend}.{SLOT_DOMAIN}"
+
+
+def slot_server(backend: str) -> str:
+    """What follows ``server-template <backend>- <n>`` for the runtime slots (haproxy.py renders it)."""
+    return f"{slot_fqdn(backend)}:{SLOT_PORT} disabled init-addr last,0.0.0.0"
 
 
 class RuntimeSyncError(ValueError):
@@ -106,7 +127,7 @@ def parse_servers_state(text: str, backend: str) -> list[Slot]:
         row = dict(zip(columns, line.split(), strict=False))  # a short row fails below
         if row.get("be_name") != backend:
             continue
-        if row["srv_fqdn"] != "-" or row["srvrecord"] != "-":
+        if row["srv_fqdn"] not in ("-", slot_fqdn(backend)) or row["srvrecord"] != "-":
             raise RuntimeSyncError(
                 f"backend {backend!r}: server {row['srv_name']} is filled by DNS "
                 f"(srv_fqdn {row['srv_fqdn']}, srvrecord {row['srvrecord']}); render the gateway "
@@ -188,3 +209,17 @@ def plan(backend: str, health, servers_state: str, service: str | None = None) -
             commands.append(f"set server {backend}/{slot.name} addr {address} port {port}")
         commands.append(f"set server {backend}/{slot.name} state ready")
     return Plan(tuple(commands), tuple(overflow), tuple(unusable))
+
+
+def worker_pid(show_info: str) -> int:
+    """The ``Pid:`` of ``show info``: the HAProxy worker answering the stats socket.
+
+    A reload (``USR2`` to the master) starts a worker with another PID, from the servers' state
+    saved just before; a command sent to the old worker after that save is not in it. The program
+    compares PIDs to notice a reload and checks every backend again at once.
+    """
+    for line in show_info.splitlines():
+        key, _sep, value = line.partition(":")
+        if key == "Pid" and value.strip().isdigit():
+            return int(value.strip())
+    raise RuntimeSyncError(f"show info: no 'Pid:' line in {show_info[:200]!r}")

@@ -15,6 +15,7 @@ from ansible_collections.cloud58.platform.plugins.module_utils.gateway.runtime i
     parse_servers_state,
     passing_instances,
     plan,
+    worker_pid,
 )
 
 HEADER = (
@@ -211,6 +212,13 @@ def test_the_same_inputs_give_the_same_commands():
         ),
         pytest.param(
             [],
+            _state(("web-1", "10.0.0.1", 80, READY), fqdn="api.slot.invalid"),
+            "backend 'web': server web-1 is filled by DNS (srv_fqdn api.slot.invalid, "
+            "srvrecord -); render the gateway with backend_source runtime",
+            id="another-backends-slot-name",
+        ),
+        pytest.param(
+            [],
             "No such backend.\n",
             "backend 'web': not an answer of 'show servers state' (version 1): 'No such backend.'",
             id="not-a-state",
@@ -237,4 +245,53 @@ def test_the_runtime_source_renders_disabled_slots_and_no_resolvers():
         "# Ingress gateway: backends from Consul through the runtime API (cloud58-gateway-sync), "
         "rendered by cloud58.platform"
     )
-    assert "    server-template web- 3 0.0.0.0:0 disabled" in text.splitlines()
+    slots = "    server-template web- 3 web.slot.invalid:1 disabled init-addr last,0.0.0.0"
+    assert slots in text.splitlines()
+
+
+# show info of Debian's haproxy 2.6 in master-worker mode (its first lines), as the stats
+# socket answers it from the worker
+SHOW_INFO = (
+    "Name: HAProxy\nVersion: 2.6.12-1+deb12u4\nRelease_date: 2026/10/17\nNbthread: 2\nNbproc: 1\n"
+    "Process_num: 1\nPid: 3564\nUptime: 0d 0h00m00s\nUptime_sec: 0\n"
+)
+
+
+def test_worker_pid_is_the_pid_line_of_show_info():
+    assert worker_pid(SHOW_INFO) == 3564
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("", id="empty"),
+        pytest.param("Name: HAProxy\nProcess_num: 1\n", id="no-pid"),
+        pytest.param("Pid: none\n", id="not-a-number"),
+    ],
+)
+def test_worker_pid_without_a_pid_line_is_refused(text):
+    with pytest.raises(RuntimeSyncError, match=r"^show info: no 'Pid:' line in "):
+        worker_pid(text)
+
+
+# haproxy 2.6.12's answer for the slots' line as rendered ("server-template web- 3
+# web.slot.invalid:1 disabled init-addr last,0.0.0.0", without checks) after "set server
+# web/web-2 addr 127.0.0.2 port 18932" and "set server web/web-2 state ready"
+REAL_NAMED = HEADER + (
+    "3 web 1 web-1 0.0.0.0 0 5 1 1 1 1 0 0 8 0 0 0 web.slot.invalid 1 - 0 0 - - 0\n"
+    "3 web 2 web-2 127.0.0.2 2 4 1 1 0 1 0 0 8 0 0 0 web.slot.invalid 18932 - 0 0 - - 0\n"
+    "3 web 3 web-3 0.0.0.0 0 5 1 1 1 1 0 0 8 0 0 0 web.slot.invalid 1 - 0 0 - - 0\n"
+)
+
+
+def test_the_named_slots_parse_and_only_missing_instances_get_commands():
+    assert parse_servers_state(REAL_NAMED, "web") == [
+        Slot(1, "web-1", "0.0.0.0", 1, 5),
+        Slot(2, "web-2", "127.0.0.2", 18932, 4),
+        Slot(3, "web-3", "0.0.0.0", 1, 5),
+    ]
+    health = _health(("a", "127.0.0.2", 18932), ("b", "127.0.0.3", 18933))
+    assert plan("web", health, REAL_NAMED).commands == (
+        "set server web/web-1 addr 127.0.0.3 port 18933",
+        "set server web/web-1 state ready",
+    )
