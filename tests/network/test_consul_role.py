@@ -23,6 +23,9 @@ the plan's addresses (198.18.0.0/15):
   any other node;
 * a run whose play has no server of the primary datacenter (a secondary datacenter's
   inventory; ``--limit`` to an agent) creates its hosts' missing agent tokens, on one of them;
+* a cluster that left the plan of its datacenter loses its sync token and policy, one of a
+  datacenter the inventory does not plan keeps them, and a sync policy written before the
+  description recorded the datacenter gets the new description;
 * a second run changes nothing;
 * two servers in the datacenter, a bad gossip key, a bad sha256 fail before anything changes,
   naming the datacenter and hosts or the variable (a secret's value never shown).
@@ -526,6 +529,52 @@ def test_a_run_without_a_primary_server_creates_its_hosts_agent_tokens(work, net
     assert (stats, failed) == ({h: {"changed": 1 if h == creator else 0, "failures": 0} for h in hosts}, {})
     assert [s for s in _secrets(work) if s in stdout] == []
     assert _token_nodes(work, hosts) == {h: [{"NodeName": h, "Datacenter": h[:4]}] for h in hosts}
+
+
+def test_a_cluster_that_left_the_plan_loses_its_sync_token_and_old_policies_get_their_datacenter(work, net):
+    """A cluster of lab1 that left the plan (its policy and token as an earlier run wrote them) is
+    revoked; one of bj1, a datacenter this inventory does not plan, is kept; lab2-k8s's policy,
+    as a run wrote it before descriptions recorded the datacenter, is brought to the new one."""
+    sync = FilterModule().filters()["consul_sync_token"]
+    gone, other = sync(work.token, "lab1-gone", "lab1"), sync(work.token, "bj1-k8s", "bj1")
+    for token in (gone, other):
+        body = {"Name": token["Policy"], "Description": token["PolicyDescription"], "Rules": token["Rules"]}
+        assert work.request("lab1-m1", "PUT", "/v1/acl/policy", body, token=work.token)[0] == 200
+        body = {k: token[k] for k in ("AccessorID", "SecretID")} | {"Policies": [{"Name": token["Policy"]}]}
+        assert work.request("lab1-m1", "PUT", "/v1/acl/token", body, token=work.token)[0] == 200
+    path = "/v1/acl/policy/name/cloud58-consul-sync-lab2-k8s"
+    status, lab2 = work.request("lab1-m1", "GET", path, token=work.token)
+    assert status == 200
+    old = "cloud58-consul-sync of cluster lab2-k8s: its node k8s-lab2-k8s and services"
+    body = {k: lab2[k] for k in ("ID", "Name", "Rules")} | {"Description": old}
+    assert work.request("lab1-m1", "PUT", f"/v1/acl/policy/{lab2['ID']}", body, token=work.token)[0] == 200
+
+    stats, failed, _diffs, stdout = work.play(consul_create_tokens=True)
+    # on the token host: the description brought back, the token revoked, the policy deleted
+    assert (stats, failed) == ({h: {"changed": 3 if h == "lab1-m1" else 0, "failures": 0} for h in HOSTS}, {})
+    assert [s for s in _secrets(work) if s in stdout] == []
+    status, _ = work.request("lab1-m1", "GET", f"/v1/acl/token/{gone['AccessorID']}", token=work.token)
+    assert status == 403  # Consul 1.14: "ACL not found"
+    status, _ = work.request(
+        "lab1-m1", "GET", "/v1/acl/policy/name/cloud58-consul-sync-lab1-gone", token=work.token
+    )
+    assert status == 403
+    status, kept = work.request("lab1-m1", "GET", f"/v1/acl/token/{other['AccessorID']}", token=work.token)
+    assert (status, [p["Name"] for p in kept["Policies"]]) == (200, ["cloud58-consul-sync-bj1-k8s"])
+    status, lab2 = work.request("lab1-m1", "GET", path, token=work.token)
+    assert (status, lab2["Description"]) == (
+        200,
+        "cloud58-consul-sync of cluster lab2-k8s in datacenter lab2: its node k8s-lab2-k8s and services "
+        "(role cloud58.platform.consul)",
+    )
+    # bj1's, made by this test, goes: the next test's run must find nothing to do
+    assert (
+        work.request("lab1-m1", "DELETE", f"/v1/acl/token/{other['AccessorID']}", token=work.token)[0] == 200
+    )
+    status, policy = work.request(
+        "lab1-m1", "GET", "/v1/acl/policy/name/cloud58-consul-sync-bj1-k8s", token=work.token
+    )
+    assert work.request("lab1-m1", "DELETE", f"/v1/acl/policy/{policy['ID']}", token=work.token)[0] == 200
 
 
 def test_a_second_run_changes_nothing(work, net):

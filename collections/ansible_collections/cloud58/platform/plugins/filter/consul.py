@@ -5,9 +5,9 @@
 and the checks of the consul role's inputs.
 
 Documented in consul_node_config.yml, consul_tls_names.yml, consul_problem.yml,
-consul_agent_token.yml, consul_dns_token.yml, consul_prometheus_token.yml, consul_gateway_token.yml and
-consul_sync_token.yml next to this
-file, as ansible-doc reads them.
+consul_agent_token.yml, consul_dns_token.yml, consul_prometheus_token.yml, consul_gateway_token.yml,
+consul_sync_token.yml and consul_stale_sync_policies.yml next to this file, as ansible-doc reads
+them.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ from ansible_collections.cloud58.platform.plugins.module_utils.consul import (
     node_config,
     prometheus_token,
     secrets_problem,
+    stale_sync_policies,
+    sync_policy_description,
     sync_token,
     tls_names,
 )
@@ -69,11 +71,22 @@ def consul_gateway_token(management_token):
         raise AnsibleFilterError(f"consul_gateway_token: {e}") from e
 
 
-def consul_sync_token(management_token, cluster):
+def consul_sync_token(management_token, cluster, datacenter=None):
+    """The cluster's token, and with ``datacenter`` its policy's ``PolicyDescription`` too."""
     try:
-        return sync_token(management_token, cluster)
+        token = sync_token(management_token, cluster)
     except ConsulError as e:
         raise AnsibleFilterError(f"consul_sync_token: {e}") from e
+    if datacenter is None:
+        return token
+    return {**token, "PolicyDescription": sync_policy_description(cluster, datacenter)}
+
+
+def consul_stale_sync_policies(policies, plan):
+    try:
+        return stale_sync_policies(policies, plan)
+    except ConsulError as e:
+        raise AnsibleFilterError(f"consul_stale_sync_policies: {e}") from e
 
 
 def consul_tls_names(plan, host, domain="consul"):
@@ -102,6 +115,7 @@ class FilterModule:
             "consul_node_config": consul_node_config,
             "consul_problem": consul_problem,
             "consul_prometheus_token": consul_prometheus_token,
+            "consul_stale_sync_policies": consul_stale_sync_policies,
             "consul_sync_token": consul_sync_token,
             "consul_tls_names": consul_tls_names,
         }

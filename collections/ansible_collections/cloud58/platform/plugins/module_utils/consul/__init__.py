@@ -27,6 +27,8 @@ from .nodes import (
     node_config,
     prometheus_token,
     secrets_problem,
+    stale_sync_policies,
+    sync_policy_description,
     sync_token,
     tls_names,
 )
@@ -56,6 +58,8 @@ __all__ = [
     "prometheus_token",
     "secrets_problem",
     "server_config",
+    "stale_sync_policies",
+    "sync_policy_description",
     "sync_token",
     "tls_names",
 ]

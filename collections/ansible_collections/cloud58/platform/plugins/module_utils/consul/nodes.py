@@ -23,6 +23,8 @@ nothing of the planner is imported.
   ``agent:read`` of every node, what ``/v1/agent/metrics`` requires), derived the same way;
 * :func:`sync_token`: the IDs, policy name and rules of a cluster's cloud58-consul-sync token
   (``node:write`` of its node ``k8s-<cluster>`` alone and ``service:write``), derived the same way;
+  :func:`sync_policy_description` records the cluster's datacenter in its policy, and
+  :func:`stale_sync_policies` finds the policies of clusters that left the plan;
 * :func:`secrets_problem` and :func:`install_problem`: one line naming the variable, or ``""``;
   a secret's value is never in the line.
 """
@@ -244,6 +246,54 @@ def gateway_token(management_token: str) -> dict:
         "AccessorID": _derived_uuid(management_token, "cloud58 consul gateway accessor"),
         "SecretID": _derived_uuid(management_token, "cloud58 consul gateway secret"),
     }
+
+
+def sync_policy_description(cluster: str, datacenter: str) -> str:
+    """The description of cluster ``cluster``'s sync policy; it records the cluster's datacenter,
+    which :func:`stale_sync_policies` reads back."""
+    return (
+        f"cloud58-consul-sync of cluster {cluster} in datacenter {datacenter}: its node k8s-{cluster} "
+        "and services (role cloud58.platform.consul)"
+    )
+
+
+_SYNC_DESCRIPTION = re.compile(
+    r"^cloud58-consul-sync of cluster (?P<cluster>\S+) in datacenter (?P<datacenter>\S+): "
+)
+
+
+def stale_sync_policies(policies, plan) -> list[dict]:
+    """The cloud58-consul-sync policies to revoke, from Consul's ``/v1/acl/policies`` list.
+
+    A policy is stale when its name is ``cloud58-consul-sync-<cluster>``, its description records
+    (:func:`sync_policy_description`) that cluster and a datacenter of ``plan``, and the plan has
+    no such cluster. Each site.yml run sees one datacenter's inventory, so a policy of another
+    datacenter's cluster is never stale here; a policy whose description records no datacenter
+    (written before it was recorded, or by hand) is never touched. Returns ``[{"ID", "Name",
+    "cluster", "datacenter"}]`` sorted by name.
+    """
+    if not isinstance(policies, list):
+        kind = type(policies).__name__
+        raise ConsulError(f"stale sync policies: Consul's policy list is not a list: {kind}")
+    datacenters = set((plan.get("datacenters") or {}) if isinstance(plan, dict) else ())
+    clusters = set((plan.get("clusters") or {}) if isinstance(plan, dict) else ())
+    stale = []
+    for policy in policies:
+        if not isinstance(policy, dict):
+            continue
+        found = _SYNC_DESCRIPTION.match(str(policy.get("Description") or ""))
+        if found is None or policy.get("Name") != SYNC_POLICY.format(cluster=found["cluster"]):
+            continue
+        if found["datacenter"] in datacenters and found["cluster"] not in clusters:
+            stale.append(
+                {
+                    "ID": policy.get("ID"),
+                    "Name": policy["Name"],
+                    "cluster": found["cluster"],
+                    "datacenter": found["datacenter"],
+                }
+            )
+    return sorted(stale, key=lambda p: p["Name"])
 
 
 def sync_token(management_token: str, cluster: str) -> dict:

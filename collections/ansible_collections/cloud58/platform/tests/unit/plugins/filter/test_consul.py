@@ -39,6 +39,7 @@ def test_filters_are_registered():
         "consul_node_config",
         "consul_problem",
         "consul_prometheus_token",
+        "consul_stale_sync_policies",
         "consul_sync_token",
         "consul_tls_names",
     ]
@@ -129,6 +130,57 @@ def test_sync_token_is_the_clusters():
         FILTERS["consul_sync_token"](token, "")
     assert str(caught.value) == (
         "consul_sync_token: consul sync token: cluster: '' is not a DNS label (a-z, 0-9, '-', at most 63)"
+    )
+
+
+def test_sync_token_with_a_datacenter_carries_the_policy_description():
+    token = "6f1b8ad4-5c4e-4b1a-9d0e-3a1f2b3c4d5e"
+    assert FILTERS["consul_sync_token"](token, "lab1-k8s", "lab1") == {
+        **sync_token(token, "lab1-k8s"),
+        "PolicyDescription": "cloud58-consul-sync of cluster lab1-k8s in datacenter lab1: its node "
+        "k8s-lab1-k8s and services (role cloud58.platform.consul)",
+    }
+
+
+def _policy(name, description, ident="0"):
+    return {"ID": ident, "Name": name, "Description": description, "Datacenters": None}
+
+
+def _recorded(cluster, datacenter):
+    return (
+        f"cloud58-consul-sync of cluster {cluster} in datacenter {datacenter}: its node k8s-{cluster} "
+        "and services (role cloud58.platform.consul)"
+    )
+
+
+def test_stale_sync_policies_are_those_of_this_plans_datacenters_whose_cluster_left(plan):
+    policies = [
+        _policy("global-management", "Builtin Policy", "00000000-0000-0000-0000-000000000001"),
+        _policy("cloud58-consul-sync-lab1-k8s", _recorded("lab1-k8s", "lab1"), "a1"),  # in the plan
+        _policy("cloud58-consul-sync-lab1-old", _recorded("lab1-old", "lab1"), "a2"),  # left the plan
+        _policy("cloud58-consul-sync-lab2-gone", _recorded("lab2-gone", "lab2"), "a3"),  # left the plan
+        _policy("cloud58-consul-sync-bj1-k8s", _recorded("bj1-k8s", "bj1"), "a4"),  # another inventory's
+        # written before the datacenter was recorded: never touched
+        _policy(
+            "cloud58-consul-sync-lab1-older",
+            "cloud58-consul-sync of cluster lab1-older: its node k8s-lab1-older and services",
+            "a5",
+        ),
+        # a description that names another cluster than the policy: not ours
+        _policy("cloud58-consul-sync-lab1-x", _recorded("lab1-y", "lab1"), "a6"),
+        _policy("cloud58-dns", "DNS lookups of cloud58 (role cloud58.platform.consul)", "a7"),
+    ]
+    assert FILTERS["consul_stale_sync_policies"](policies, plan) == [
+        {"ID": "a2", "Name": "cloud58-consul-sync-lab1-old", "cluster": "lab1-old", "datacenter": "lab1"},
+        {"ID": "a3", "Name": "cloud58-consul-sync-lab2-gone", "cluster": "lab2-gone", "datacenter": "lab2"},
+    ]
+
+
+def test_stale_sync_policies_refuse_an_answer_that_is_not_a_list(plan):
+    with pytest.raises(AnsibleFilterError) as caught:
+        FILTERS["consul_stale_sync_policies"]({"ID": "x"}, plan)
+    assert str(caught.value) == (
+        "consul_stale_sync_policies: stale sync policies: Consul's policy list is not a list: dict"
     )
 
 
