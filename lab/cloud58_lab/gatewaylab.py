@@ -19,6 +19,7 @@ Every process is stopped by its own PID; nothing listens beyond loopback.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import csv
 import http.client
@@ -267,6 +268,41 @@ def get(port: int, path: str = "/") -> tuple[int, str]:
         return resp.status, resp.read().decode()
     finally:
         conn.close()
+
+
+class Load:
+    """Clients sending requests through the gateway on ``port``, each on a new connection, until
+    the ``with`` block ends. ``results`` counts ``"ok"`` (a 200 from one of ``names``) and every
+    other outcome by its status and body, or by the error's type."""
+
+    def __init__(self, port: int, names, clients: int = 2) -> None:
+        self.port, self.names = port, set(names)
+        self.results: collections.Counter = collections.Counter()
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._client, daemon=True) for _ in range(clients)]
+
+    def _client(self) -> None:
+        while not self._stop.is_set():
+            try:
+                status, body = get(self.port)
+                self.results["ok" if status == 200 and body in self.names else f"{status} {body[:40]!r}"] += 1
+            except OSError as e:
+                self.results[type(e).__name__] += 1
+
+    def wait_ok(self, count: int, what: str) -> None:
+        """Until ``count`` more requests were answered ok than when called."""
+        start = self.results["ok"]
+        wait_for(lambda: self.results["ok"] >= start + count, what)
+
+    def __enter__(self) -> Load:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
 
 
 def reload_commands(dropin: Path, config: Path, mainpid: int) -> list[list[str]]:

@@ -34,7 +34,6 @@ import itertools
 import math
 import re
 import sys
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -199,37 +198,17 @@ def test_a_failing_consul_check_stops_traffic_and_a_passing_one_brings_it_back(l
 def test_reloads_under_load_start_new_workers_and_fail_no_request(lab):
     lab.register("b1")
     lab.wait_servers(NAMES)
-    results: collections.Counter = collections.Counter()
-    stop = threading.Event()
-
-    def client():
-        while not stop.is_set():
-            try:
-                status, body = gatewaylab.get(lab.port)
-                results["ok" if status == 200 and body in NAMES else f"{status} {body[:40]!r}"] += 1
-            except OSError as e:
-                results[type(e).__name__] += 1
-
-    clients = [threading.Thread(target=client) for _ in range(2)]
     workers, served = [lab.gateway.workers()], []
-    for thread in clients:
-        thread.start()
-    try:
+    with gatewaylab.Load(lab.port, NAMES) as load:
         for n in range(RELOADS):
-            start = results["ok"]
-            gatewaylab.wait_for(
-                lambda start=start: results["ok"] >= start + 200, "200 requests before a reload"
-            )
+            start = load.results["ok"]
+            load.wait_ok(200, "200 requests before a reload")
             lab.gateway.reload(lab.dropin)
             lab.gateway.wait_loaded(2 + n)
             workers.append(lab.gateway.workers())
-            served.append(results["ok"] - start)
-        start = results["ok"]
-        gatewaylab.wait_for(lambda: results["ok"] >= start + 200, "200 requests after the last reload")
-    finally:
-        stop.set()
-        for thread in clients:
-            thread.join()
+            served.append(load.results["ok"] - start)
+        load.wait_ok(200, "200 requests after the last reload")
+    results = load.results
     # Every reload forked a worker that none of the earlier ones was; the newest serves.
     new = [sorted(set(after) - set(before)) for before, after in itertools.pairwise(workers)]
     assert [len(pids) for pids in new] == [1] * RELOADS

@@ -25,13 +25,11 @@ Waits are bounds against a hang only.
 
 from __future__ import annotations
 
-import collections
 import itertools
 import json
 import re
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import jinja2
@@ -283,27 +281,10 @@ def test_reloads_while_the_sync_runs_keep_the_slots_and_fail_no_request(lab):
     sync = lab.restart_sync(lab.write_config("sync-slow.json", lab.consul.address, wait_s=60))
     gatewaylab.wait_for(lambda: re.search(r"passing instance\(s\) of web", sync.log()), "the first pass")
     slots = lab.slots()
-    results: collections.Counter = collections.Counter()
-    stop = threading.Event()
-
-    def client():
-        while not stop.is_set():
-            try:
-                status, body = gatewaylab.get(lab.port)
-                results["ok" if status == 200 and body in NAMES else f"{status} {body[:40]!r}"] += 1
-            except OSError as e:
-                results[type(e).__name__] += 1
-
-    clients = [threading.Thread(target=client) for _ in range(2)]
     workers = [lab.worker()]
-    for thread in clients:
-        thread.start()
-    try:
+    with gatewaylab.Load(lab.port, NAMES) as load:
         for n in range(RELOADS):
-            start = results["ok"]
-            gatewaylab.wait_for(
-                lambda start=start: results["ok"] >= start + 100, "100 requests before a reload"
-            )
+            load.wait_ok(100, "100 requests before a reload")
             for argv in gatewaylab.reload_commands(lab.dropin, lab.config, lab.gateway.master.pid):
                 lab.run_reload_step(argv)
             gatewaylab.wait_for(
@@ -311,13 +292,8 @@ def test_reloads_while_the_sync_runs_keep_the_slots_and_fail_no_request(lab):
             )
             workers.append(lab.worker())
             assert lab.slots() == slots  # the new worker started from the saved state
-        start = results["ok"]
-        gatewaylab.wait_for(lambda: results["ok"] >= start + 100, "100 requests after the last reload")
-    finally:
-        stop.set()
-        for thread in clients:
-            thread.join()
-    assert set(results) == {"ok"}, results
+        load.wait_ok(100, "100 requests after the last reload")
+    assert set(load.results) == {"ok"}, load.results
     assert len(set(workers)) == RELOADS + 1
     assert sync.reloads() == [(str(new), str(old), "0") for old, new in itertools.pairwise(workers)]
     assert sync.commands() == []
