@@ -82,6 +82,13 @@ class Watcher:
         except Exception as e:  # reported by the test
             self.error = e
 
+    def saw(self, predicate, what):
+        """Until the last state Consul served the watcher satisfies ``predicate``: a read of the
+        catalog can see a change before the watcher's blocking query has returned it."""
+        wait_until(
+            lambda: self.states and predicate(self.states[-1]), WAIT, what=f"the watcher seeing {what}"
+        )
+
     def close(self):
         self.stop.set()
         self.thread.join(timeout=30)
@@ -279,6 +286,7 @@ def test_a_removed_endpoint_is_marked_then_deregistered_after_the_grace_period(l
     watcher = Watcher(lab.consul)
     lab.write_slice([_ep("198.18.9.2"), _ep("198.18.9.3", ready=False)])
     wait_until(lambda: "web-198.18.9.4-8080" not in lab.consul.instances(), WAIT, what="9.4 deregistered")
+    watcher.saw(lambda state: "web-198.18.9.4-8080" not in state, "9.4 gone")
     states = watcher.close()
     assert watcher.error is None, watcher.error
     assert lab.consul.instances() == {**_inst("198.18.9.2", "passing"), **_inst("198.18.9.3", "critical")}
@@ -301,6 +309,7 @@ def test_a_restart_removes_no_instance_not_even_briefly(lab):
     # after the restart the sync works: a new endpoint appears
     lab.write_slice([_ep("198.18.9.2"), _ep("198.18.9.3", ready=False), _ep("198.18.9.5")])
     wait_until(lambda: "web-198.18.9.5-8080" in lab.consul.instances(), WAIT, what="9.5 registered")
+    watcher.saw(lambda state: "web-198.18.9.5-8080" in state, "9.5")
     states = watcher.close()
     assert watcher.error is None, watcher.error
     # every state Consul served during the restart still held every instance, unchanged
@@ -427,6 +436,7 @@ def test_removing_the_annotation_marks_every_instance_then_deregisters_them(lab)
         "web", lab.namespace, {"metadata": {"annotations": {"consul.cloud58.io/service": None}}}
     )
     wait_until(lambda: lab.consul.instances() == {}, WAIT, what="web deregistered")
+    watcher.saw(lambda state: state == {}, "web empty")
     states = watcher.close()
     assert watcher.error is None, watcher.error
     # first all four marked critical in one state, then all gone: never fewer before the sweep
