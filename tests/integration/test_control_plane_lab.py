@@ -759,6 +759,9 @@ _AGENT_CALLS = (
     "    'crashkeeper patches a pod status':status('crashkeeper',lambda a:a.patch_namespaced_pod_status("
     "'cloud58-no-such-pod','default',{'status':{'phase':'Failed'}},dry_run='All')),\n"
     "    'crashkeeper lists pods':status('crashkeeper',pods),\n"
+    "    'crashkeeper lists the kubelets probe events':status('crashkeeper',"
+    "lambda a:a.list_event_for_all_namespaces("
+    "field_selector='involvedObject.kind=Pod,reason=Unhealthy,source=kubelet',limit=1)),\n"
     "}))\n"
 )
 
@@ -768,7 +771,8 @@ def test_the_node_agents_run_on_the_minions_with_their_own_certificates(lab):
     cloud58-signals run on every minion; the first three reach the API with the client
     certificates the join stage installed, which the ClusterRoles of clusters/ allow exactly
     what their agent does (a dry-run patch stands for overload's taint; crashkeeper's patch of
-    a pod that does not exist is authorized, then not found); Prometheus scrapes each minion's
+    a pod that does not exist is authorized, then not found; its list of Events takes the
+    field selector its watch uses); Prometheus scrapes each minion's
     signals."""
     minions = [f"{lab.dc}-w1", f"{lab.dc}-w2"]
     found = {}
@@ -792,6 +796,7 @@ def test_the_node_agents_run_on_the_minions_with_their_own_certificates(lab):
         "overload lists pods": 403,
         "crashkeeper patches a pod status": 404,
         "crashkeeper lists pods": 403,
+        "crashkeeper lists the kubelets probe events": 200,
     }
     assert found == dict.fromkeys(minions, (["active"] * 4, expected_calls))
 
@@ -1312,19 +1317,11 @@ _CONTAINER_PID = (
 )
 
 
-def test_a_crashing_container_leaves_its_crash_site_and_its_pod_is_replaced(lab):
-    """site.yml's agents stage runs cloud58-crashkeeper on the minions, and the
-    container_runtime stage has containerd pass the pod annotation cloud58.io/crash into the
-    containers. A Deployment's pod opting in runs /pause; SIGQUIT makes that Go program exit
-    with its goroutine dump on stderr (exit code 2), a crash. On the minion the agent keeps
-    the site (manifest, the container's log with the dump, the writable layer's listing), takes
-    the pod's veth down, and marks the pod Failed through the API with its own certificate
-    (ClusterRole cloud58-crashkeeper: patch of pods/status); the ReplicaSet's replacement
-    becomes Ready."""
-    host = lab.minions[-1]
-    namespace, name = f"cloud58-labcrash-{os.getpid()}", "crashy"
-    policy = json.dumps({"app": name, "dump": ["/say", "no dump: the process has exited"]})
-    deployment = {
+def _opted_in_deployment(lab, host: str, namespace: str, name: str, policy: str, **container) -> dict:
+    """A Deployment of one pod on ``host`` that opted in (``cloud58.io/crash``: ``policy``) and
+    runs the lab's /pause; ``container`` adds fields to its container (a probe)."""
+    app = {"name": "app", "image": lab.pause_image, "imagePullPolicy": "Never", **container}
+    return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {"name": name, "namespace": namespace},
@@ -1337,11 +1334,26 @@ def test_a_crashing_container_leaves_its_crash_site_and_its_pod_is_replaced(lab)
                     "nodeName": host,
                     "automountServiceAccountToken": False,
                     "terminationGracePeriodSeconds": 1,
-                    "containers": [{"name": "app", "image": lab.pause_image, "imagePullPolicy": "Never"}],
+                    "containers": [app],
                 },
             },
         },
     }
+
+
+def test_a_crashing_container_leaves_its_crash_site_and_its_pod_is_replaced(lab):
+    """site.yml's agents stage runs cloud58-crashkeeper on the minions, and the
+    container_runtime stage has containerd pass the pod annotation cloud58.io/crash into the
+    containers. A Deployment's pod opting in runs /pause; SIGQUIT makes that Go program exit
+    with its goroutine dump on stderr (exit code 2), a crash. On the minion the agent keeps
+    the site (manifest, the container's log with the dump, the writable layer's listing), takes
+    the pod's veth down, and marks the pod Failed through the API with its own certificate
+    (ClusterRole cloud58-crashkeeper: patch of pods/status); the ReplicaSet's replacement
+    becomes Ready."""
+    host = lab.minions[-1]
+    namespace, name = f"cloud58-labcrash-{os.getpid()}", "crashy"
+    policy = json.dumps({"app": name, "dump": ["/say", "no dump: the process has exited"]})
+    deployment = _opted_in_deployment(lab, host, namespace, name, policy)
 
     def pods():
         out = lab.kubectl(lab.endpoint, "get", "pods", "-n", namespace, "-o", "json").stdout
@@ -1402,6 +1414,71 @@ def test_a_crashing_container_leaves_its_crash_site_and_its_pod_is_replaced(lab)
 
         phase, reason, replacements = _wait("the pod Failed and a replacement ready", failed_and_replaced)
         assert (phase, reason, len(replacements)) == ("Failed", "CrashPreserved", 1)
+    finally:
+        lab.kubectl(lab.endpoint, "delete", "namespace", namespace, "--wait=true", check=False, timeout=180)
+        lab.exec(host, ["sh", "-c", f"rm -rf /var/lib/cloud58/crash/{namespace}_*"], check=False)
+
+
+def test_a_failing_liveness_probe_is_dumped_live_and_its_kill_completes_the_site(lab):
+    """The kubelet's own liveness probe: a pod that opted in runs /pause, which listens on no
+    port, so its tcpSocket probe fails every 2 s and the kubelet kills it at the fifth failure.
+    At the first failure the kubelet posts an Unhealthy Event; cloud58-crashkeeper on the minion
+    (``--node``, ClusterRole cloud58-crashkeeper: watch of events) runs the dump inside the still
+    running container (/say prints the line); the kill (SIGTERM: pause exits 0) completes the
+    same site with the log and the layer, and the pod is marked Failed."""
+    host = lab.minions[-1]
+    namespace, name = f"cloud58-labhang-{os.getpid()}", "hangs"
+    policy = json.dumps({"app": name, "dump": ["/say", "goroutine 1 [semacquire, 12 minutes]"]})
+    probe = {"tcpSocket": {"port": 9}, "periodSeconds": 2, "failureThreshold": 5}
+    deployment = _opted_in_deployment(lab, host, namespace, name, policy, livenessProbe=probe)
+
+    def pods():
+        out = lab.kubectl(lab.endpoint, "get", "pods", "-n", namespace, "-o", "json").stdout
+        return json.loads(out)["items"]
+
+    def first_site():
+        found = lab.exec(
+            host,
+            [
+                "sh",
+                "-c",
+                f"cat $(ls -d /var/lib/cloud58/crash/{namespace}_*/*/manifest.json | sort | head -1)",
+            ],
+            check=False,
+        ).stdout
+        document = json.loads(found) if found.strip() else None
+        return document if document and document.get("exited") else None
+
+    try:
+        lab.kubectl(lab.endpoint, "create", "namespace", namespace)
+        lab.kubectl(lab.endpoint, "create", "serviceaccount", "default", "-n", namespace, check=False)
+        lab.kubectl(lab.endpoint, "apply", "-f", "-", input_text=json.dumps(deployment))
+        manifest = _wait("a crash site dumped live and completed at the kill", first_site)
+        first = manifest["pod"].split("/", 1)[1]
+        assert manifest["liveness"].startswith("Liveness probe failed: dial tcp "), manifest
+        assert {k: manifest[k] for k in ("container", "exit_code", "dump", "exited")} == {
+            "container": "app",
+            "exit_code": 0,
+            "dump": "completed, exit status 0",
+            "exited": True,
+        }
+        assert manifest["dumped"] < manifest["finished"]
+        assert sorted(f["name"] for f in manifest["files"]) == [
+            "dump",
+            "dump.stderr",
+            "layer.txt",
+            "logs/0.log",
+        ]
+        dump = lab.exec(
+            host, ["sh", "-c", f"cat /var/lib/cloud58/crash/{namespace}_{first}/*/dump | head -1"]
+        )
+        assert dump.stdout == "goroutine 1 [semacquire, 12 minutes]\n"
+
+        def marked():
+            pod = {p["metadata"]["name"]: p for p in pods()}.get(first, {}).get("status", {})
+            return (pod.get("phase"), pod.get("reason")) if pod.get("phase") == "Failed" else None
+
+        assert _wait(f"{first} marked Failed", marked) == ("Failed", "CrashPreserved")
     finally:
         lab.kubectl(lab.endpoint, "delete", "namespace", namespace, "--wait=true", check=False, timeout=180)
         lab.exec(host, ["sh", "-c", f"rm -rf /var/lib/cloud58/crash/{namespace}_*"], check=False)

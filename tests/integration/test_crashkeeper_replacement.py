@@ -7,13 +7,18 @@ kubelet for the API; the container that "is" that pod runs in a private containe
 site and patches the Pod's status through the apiserver: the pod is Failed with reason
 CrashPreserved, and the real ReplicaSet controller starts a replacement that becomes Running.
 The network cut is proven in tests/network/test_crashkeeper.py; here the container has no veth.
+The second test: a live dump at a failed liveness probe (``watch --node``), completed at the exit.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
+import queue
 import subprocess
+import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -45,10 +50,33 @@ def _running(core: k8s.CoreV1Api) -> list[str]:
     return sorted(p.metadata.name for p in pods if p.status.phase == "Running")
 
 
-def test_crashed_pod_is_marked_failed_and_replaced(kube_cluster_factory, tmp_path):
-    cset = kube_cluster_factory(["cr1"], controllers=True, kwok_nodes=1)
-    core = k8s.CoreV1Api(k8s_config.new_client_from_config(config_file=str(cset.kubeconfig), context="cr1"))
-    deployment = {
+def _agent(lab: CrashLab, root: Path, kubeconfig, context: str, command: str, *args: str) -> list[str]:
+    """The agent's command line: ``command`` on the lab's containerd, a 64M budget, the cluster."""
+    return programs.argv(
+        "python3",
+        AGENT,
+        command,
+        *args,
+        "--address",
+        lab.address,
+        "--root",
+        root,
+        "--pod-logs",
+        lab.pod_logs,
+        "--max-bytes",
+        "64M",
+        "--min-free-bytes",
+        "0",
+        "--kubeconfig",
+        kubeconfig,
+        "--context",
+        context,
+    )
+
+
+def _shop(crash: str) -> dict:
+    """A Deployment of one pod of shop that opted in with the annotation ``crash``."""
+    return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {"name": "shop", "namespace": "default"},
@@ -56,12 +84,17 @@ def test_crashed_pod_is_marked_failed_and_replaced(kube_cluster_factory, tmp_pat
             "replicas": 1,
             "selector": {"matchLabels": {"app": "shop"}},
             "template": {
-                "metadata": {"labels": {"app": "shop"}, "annotations": {"cloud58.io/crash": CRASH}},
+                "metadata": {"labels": {"app": "shop"}, "annotations": {"cloud58.io/crash": crash}},
                 "spec": {"containers": [{"name": "app", "image": "registry.invalid/shop:1"}]},
             },
         },
     }
-    cset["cr1"].kubectl("apply", "-f", "-", stdin=json.dumps(deployment))
+
+
+def test_crashed_pod_is_marked_failed_and_replaced(kube_cluster_factory, tmp_path):
+    cset = kube_cluster_factory(["cr1"], controllers=True, kwok_nodes=1)
+    core = k8s.CoreV1Api(k8s_config.new_client_from_config(config_file=str(cset.kubeconfig), context="cr1"))
+    cset["cr1"].kubectl("apply", "-f", "-", stdin=json.dumps(_shop(CRASH)))
     [first] = _eventually(lambda: _running(core), "a Running pod of shop")
 
     with CrashLab() as lab:
@@ -72,27 +105,7 @@ def test_crashed_pod_is_marked_failed_and_replaced(kube_cluster_factory, tmp_pat
             annotations={"cloud58.io/crash": CRASH},
         )
         done = subprocess.run(
-            programs.argv(
-                "python3",
-                AGENT,
-                "capture",
-                "--container-id",
-                "shop-app",
-                "--address",
-                lab.address,
-                "--root",
-                tmp_path / "crash",
-                "--pod-logs",
-                lab.pod_logs,
-                "--max-bytes",
-                "64M",
-                "--min-free-bytes",
-                "0",
-                "--kubeconfig",
-                cset.kubeconfig,
-                "--context",
-                "cr1",
-            ),
+            _agent(lab, tmp_path / "crash", cset.kubeconfig, "cr1", "capture", "--container-id", "shop-app"),
             capture_output=True,
             text=True,
             check=False,
@@ -110,3 +123,165 @@ def test_crashed_pod_is_marked_failed_and_replaced(kube_cluster_factory, tmp_pat
     replacement = _eventually(lambda: [n for n in _running(core) if n != first], "a Running replacement")
     assert len(replacement) == 1
     cset["cr1"].kubectl("delete", "deployment", "shop", "-n", "default")
+
+
+HUNG = json.dumps({"app": "shop", "dump": ["sh", "-c", "echo goroutine 1 [semacquire]; cat /work/state"]})
+
+
+def _unhealthy(name: str, pod: str, node: str, message: str, count: int = 1) -> dict:
+    """A core/v1 Event as a kubelet posts it when a probe of container ``app`` fails."""
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": name, "namespace": "default"},
+        "involvedObject": {
+            "kind": "Pod",
+            "namespace": "default",
+            "name": pod,
+            "apiVersion": "v1",
+            "fieldPath": "spec.containers{app}",
+        },
+        "reason": "Unhealthy",
+        "message": message,
+        "source": {"component": "kubelet", "host": node},
+        "type": "Warning",
+        "count": count,
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+    }
+
+
+def test_a_failed_liveness_probe_dumps_the_running_container_and_its_exit_completes_the_site(
+    kube_cluster_factory, tmp_path
+):
+    """``watch --kubeconfig --node`` follows the kubelet's Unhealthy Events of its node through
+    the real apiserver's watch (server-side field selector, the node kept by the agent). kwok
+    runs no probes, so the test posts the Events the kubelet would: a readiness failure and a
+    liveness failure of another node are ignored; the first liveness failure of this node's pod
+    dumps the still running container (the dump reads a file only that container has); the
+    repeat (the kubelet counts it on the same Event) is skipped; the kill that follows (SIGKILL,
+    as the kubelet's after failureThreshold) completes the same site with the logs and the layer,
+    and marks the pod Failed. The lab runs the same with the kubelet's own probe
+    (tests/integration/test_control_plane_lab.py)."""
+    cset = kube_cluster_factory(["cr2"], controllers=True, kwok_nodes=1)
+    core = k8s.CoreV1Api(k8s_config.new_client_from_config(config_file=str(cset.kubeconfig), context="cr2"))
+    cset["cr2"].kubectl("apply", "-f", "-", stdin=json.dumps(_shop(HUNG)))
+    [first] = _eventually(lambda: _running(core), "a Running pod of shop")
+    node = core.read_namespaced_pod(first, "default").spec.node_name
+    root = tmp_path / "crash"
+
+    with CrashLab() as lab:
+        lab.start(
+            "shop-hung",
+            "echo serving; echo held lock 7 > /work/state; exec sleep 1000",
+            f"default/{first}",
+            annotations={"cloud58.io/crash": HUNG},
+        )
+        _eventually(lambda: lab.status("shop-hung") == "RUNNING", "the container running")
+        agent = subprocess.Popen(
+            _agent(lab, root, cset.kubeconfig, "cr2", "watch", "--node", node, "--metrics-port", "0"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        lines: queue.Queue = queue.Queue()
+        errors: queue.Queue = queue.Queue()
+        threading.Thread(target=lambda: [lines.put(x) for x in agent.stdout], daemon=True).start()
+        threading.Thread(target=lambda: [errors.put(x) for x in agent.stderr], daemon=True).start()
+        try:
+            url = errors.get(timeout=WAIT).split(" metrics on ", 1)[1].strip()
+            assert json.loads(lines.get(timeout=WAIT)) == {
+                "watching": lab.address,
+                "namespace": "k8s.io",
+                "liveness": node,
+            }
+            ignored = [
+                _unhealthy("shop.readiness", first, node, "Readiness probe failed: connection refused"),
+                _unhealthy(
+                    "shop.elsewhere", first, "cr2-other-node", "Liveness probe failed: connection refused"
+                ),
+            ]
+            for event in ignored:
+                core.create_namespaced_event("default", event)
+            liveness = (
+                'Liveness probe failed: Get "http://198.18.64.5:8080/healthz": context deadline exceeded'
+            )
+            core.create_namespaced_event("default", _unhealthy("shop.liveness", first, node, liveness))
+            live = json.loads(lines.get(timeout=WAIT))
+            site = Path(live["site"])
+            assert (site / "dump").read_text() == "goroutine 1 [semacquire]\nheld lock 7\n"
+            assert {
+                k: live["manifest"][k]
+                for k in ("pod", "container", "exit_code", "dump", "liveness", "exited")
+            } == {
+                "pod": f"default/{first}",
+                "container": "app",
+                "exit_code": None,
+                "dump": "completed, exit status 0",
+                "liveness": liveness,
+                "exited": False,
+            }
+            assert sorted(f["name"] for f in live["manifest"]["files"]) == ["dump", "dump.stderr"]
+            assert lab.status("shop-hung") == "RUNNING"
+            assert core.read_namespaced_pod_status(first, "default").status.phase == "Running"
+
+            # the kubelet's repeat: the same Event, counted
+            core.patch_namespaced_event("shop.liveness", "default", {"count": 2})
+            _eventually(
+                lambda: (
+                    _metrics(url).get('cloud58_crashkeeper_liveness_failures_total{result="skipped"}') == "1"
+                ),
+                "the repeat counted as skipped",
+            )
+            lab.ctr("tasks", "kill", "--signal", "SIGKILL", "shop-hung")
+            done = json.loads(lines.get(timeout=WAIT))
+            samples = _metrics(url)
+        finally:
+            agent.terminate()
+            agent.wait()
+    assert done["site"] == str(site)
+    assert done["completed_live_site"] is True
+    manifest = json.loads((site / "manifest.json").read_text())
+    assert manifest == done["manifest"]
+    assert {k: manifest[k] for k in ("exit_code", "dump", "liveness", "exited", "dumped", "started")} == {
+        "exit_code": 137,
+        "dump": "completed, exit status 0",
+        "liveness": liveness,
+        "exited": True,
+        "dumped": live["manifest"]["finished"],
+        "started": live["manifest"]["started"],
+    }
+    assert sorted(f["name"] for f in manifest["files"]) == ["dump", "dump.stderr", "layer.txt", "logs/0.log"]
+    assert (site / "dump").read_text() == "goroutine 1 [semacquire]\nheld lock 7\n"  # kept, not run again
+    assert [p.name for p in root.glob("*/*")] == [site.name]  # one site for the one crash
+    assert {
+        k: samples[k]
+        for k in (
+            'cloud58_crashkeeper_liveness_failures_total{result="dumped"}',
+            'cloud58_crashkeeper_liveness_failures_total{result="skipped"}',
+            'cloud58_crashkeeper_liveness_failures_total{result="failed"}',
+            'cloud58_crashkeeper_exits_total{result="captured"}',
+            'cloud58_crashkeeper_dumps_total{outcome="completed"}',
+            'cloud58_crashkeeper_pod_marks_total{result="failed"}',
+            "cloud58_crashkeeper_sites",
+        )
+    } == {
+        'cloud58_crashkeeper_liveness_failures_total{result="dumped"}': "1",
+        'cloud58_crashkeeper_liveness_failures_total{result="skipped"}': "1",
+        'cloud58_crashkeeper_liveness_failures_total{result="failed"}': "0",
+        'cloud58_crashkeeper_exits_total{result="captured"}': "1",
+        'cloud58_crashkeeper_dumps_total{outcome="completed"}': "1",
+        'cloud58_crashkeeper_pod_marks_total{result="failed"}': "1",
+        "cloud58_crashkeeper_sites": "1",
+    }
+    crashed = core.read_namespaced_pod_status(first, "default").status
+    assert (crashed.phase, crashed.reason) == ("Failed", "CrashPreserved")
+    replacement = _eventually(lambda: [n for n in _running(core) if n != first], "a Running replacement")
+    assert len(replacement) == 1
+
+
+def _metrics(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        text = answer.read().decode()
+    return dict(line.rsplit(" ", 1) for line in text.splitlines() if line and line[0] != "#")

@@ -261,6 +261,10 @@ def test_watch_keeps_the_site_of_a_container_that_exited(node):
         'cloud58_crashkeeper_exits_total{result="captured"}': "1",
         'cloud58_crashkeeper_exits_total{result="skipped"}': "0",
         'cloud58_crashkeeper_exits_total{result="failed"}': "0",
+        # no --kubeconfig and --node: no probe Events followed
+        'cloud58_crashkeeper_liveness_failures_total{result="dumped"}': "0",
+        'cloud58_crashkeeper_liveness_failures_total{result="skipped"}': "0",
+        'cloud58_crashkeeper_liveness_failures_total{result="failed"}': "0",
         'cloud58_crashkeeper_dumps_total{outcome="completed"}': "0",
         'cloud58_crashkeeper_dumps_total{outcome="stopped"}': "0",
         'cloud58_crashkeeper_dumps_total{outcome="not_run"}': "1",

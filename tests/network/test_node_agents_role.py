@@ -250,7 +250,7 @@ def test_signals_agent_answers_metrics_in_the_node(node):
         pytest.param(
             "cloud58-crashkeeper",
             "ExecStart=/usr/bin/python3 /usr/local/lib/cloud58-agents/cloud58_crashkeeper.py watch"
-            " --root /var/lib/cloud58/crash --max-sites 20 --max-bytes 10G --min-free-bytes 2G"
+            " --node lab1-w1 --root /var/lib/cloud58/crash --max-sites 20 --max-bytes 10G --min-free-bytes 2G"
             " --kubeconfig /etc/cloud58/crashkeeper.kubeconfig --metrics-address 0.0.0.0 --metrics-port 9663",
             id="crashkeeper",
         ),

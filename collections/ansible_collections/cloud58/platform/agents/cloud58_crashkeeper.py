@@ -16,9 +16,17 @@ containerd's ``pod_annotations``), it
 4. marks the pod Failed through the API server (with ``--kubeconfig``), so its ReplicaSet
    replaces it, and deletes the oldest crash sites beyond the node's budget.
 
+A container that hangs does not exit: the kubelet kills it once its liveness probe has failed
+failureThreshold times in a row, and by then there is nothing left to exec into. So ``watch``
+with ``--kubeconfig`` and ``--node`` also follows the kubelet's ``Unhealthy`` Events of its node
+and, at a container's first failed liveness probe, runs the dump inside it while it still runs
+(step 1 only; once per container). When that container then exits, steps 2 to 4 complete the
+same crash site.
+
   cloud58_crashkeeper.py capture --container-id ID [--exit-code N] [options]
   cloud58_crashkeeper.py watch [options] [--metrics-address A --metrics-port P]
-                                               # containerd's /tasks/exit events -> capture
+                               [--node NAME]   # containerd's /tasks/exit events -> capture;
+                                               # with --kubeconfig: liveness failures -> dump
 
 The logic lives in module_utils/node/crash.py; this program does the I/O. Prints one JSON
 object per capture; a bad option is one line and exit status 2, before anything changes.
@@ -35,11 +43,13 @@ import glob
 import hashlib
 import json
 import os
+import queue
 import selectors
 import shutil
 import stat
 import subprocess
 import sys
+import threading
 import time
 
 try:
@@ -94,16 +104,26 @@ class Keeper:
         policy = crash.policy(pod, spec.get("annotations") or {})
         if policy is None:
             return {"container_id": cid, "pod": pod, "skipped": f"no annotation {crash.ANNOTATION}"}
-        self.retain()  # room first: the budget as it stands, before this site is written
-        started = _utc_now()
-        site = crash.site_path(self.args.root, namespace, pod_name, started)
-        os.makedirs(site)
-        files: list = []
+        live = self._live_site(namespace, pod_name, cid)
         pid, status = crash.task_states(self._ctr_out("tasks", "ls")).get(cid, (0, "NONE"))
-        if status == "RUNNING":
-            dump = self._dump(cid, policy, site, files)
+        extra: dict = {}
+        if live is not None:  # dumped while its liveness probe failed: the same site, completed
+            site, earlier = live
+            self.retain(protect=site)
+            started = earlier["started"]
+            files = [(f["name"], f["size"], f["sha256"]) for f in earlier["files"]]
+            dump = earlier["dump"]
+            extra = {"liveness": earlier["liveness"], "dumped": earlier["finished"], "exited": True}
         else:
-            dump = f"not run: the container's task is {status.lower()} (nothing left to exec into)"
+            self.retain()  # room first: the budget as it stands, before this site is written
+            now = _utc_now()
+            started, site = _iso(now), crash.site_path(self.args.root, namespace, pod_name, now)
+            os.makedirs(site)
+            files = []
+            if status == "RUNNING":
+                dump = self._dump(cid, policy, site, files)
+            else:
+                dump = f"not run: the container's task is {status.lower()} (nothing left to exec into)"
         self._logs(namespace, pod_name, container, site, files)
         layer_entries = self._layer(info, site, files)
         veth = self.args.veth or self._veth(crash.network_namespace(spec), pid if status == "RUNNING" else 0)
@@ -114,7 +134,7 @@ class Keeper:
             pod,
             container,
             exit_code=exit_code,
-            started=_iso(started),
+            started=started,
             finished=_iso(finished),
             files=files,
             app=policy.app,
@@ -124,16 +144,84 @@ class Keeper:
             dump=dump,
             layer_entries=layer_entries,
             veth_down=veth,
+            **extra,
         )
-        with open(os.path.join(site, crash.MANIFEST), "w", encoding="utf-8") as handle:
-            json.dump(document, handle, indent=2, sort_keys=True)
+        _write_manifest(site, document)
         deleted = self.retain(protect=site)
         failed = None
         if self.api is not None:
             failed = self.api.mark_failed(
                 namespace, pod_name, crash.failed_status(container, exit_code, site, finished, veth)
             )
-        return {"site": site, "manifest": document, "deleted": deleted, "pod_failed": failed}
+        result = {"site": site, "manifest": document, "deleted": deleted, "pod_failed": failed}
+        if live is not None:
+            result["completed_live_site"] = True
+        return result
+
+    def dump_live(self, failure: crash.ProbeFailure) -> dict:
+        """Dump a container whose liveness probe failed while it still runs: a site with the dump
+        and a manifest (``exited: false``) that its exit completes. Once per container."""
+        pod = f"{failure.namespace}/{failure.pod}"
+        base = {"pod": pod, "container": failure.container, "liveness": failure.message}
+        ids = self._ctr_out(
+            "containers",
+            "ls",
+            "--quiet",
+            crash.container_filter(failure.namespace, failure.pod, failure.container),
+        ).split()
+        tasks = crash.task_states(self._ctr_out("tasks", "ls"))
+        running = [cid for cid in ids if tasks.get(cid, (0, ""))[1] == "RUNNING"]
+        if not running:
+            return {**base, "skipped": "no running task of that container on this node"}
+        cid = running[0]
+        info = json.loads(self._ctr_out("containers", "info", cid))
+        policy = crash.policy(pod, (info.get("Spec") or {}).get("annotations") or {})
+        if policy is None:
+            return {**base, "container_id": cid, "skipped": f"no annotation {crash.ANNOTATION}"}
+        if self._live_site(failure.namespace, failure.pod, cid) is not None:
+            return {**base, "container_id": cid, "skipped": "dumped already at an earlier failure"}
+        self.retain()
+        started = _utc_now()
+        site = crash.site_path(self.args.root, failure.namespace, failure.pod, started)
+        os.makedirs(site)
+        files: list = []
+        dump = self._dump(cid, policy, site, files)
+        document = crash.manifest(
+            pod,
+            failure.container,
+            exit_code=None,
+            started=_iso(started),
+            finished=_iso(_utc_now()),
+            files=files,
+            app=policy.app,
+            keep=policy.keep,
+            container_id=cid,
+            dump=dump,
+            liveness=failure.message,
+            exited=False,
+        )
+        _write_manifest(site, document)
+        return {
+            **base,
+            "container_id": cid,
+            "site": site,
+            "manifest": document,
+            "deleted": self.retain(protect=site),
+        }
+
+    def _live_site(self, namespace: str, pod: str, cid: str):
+        """(path, manifest) of the site a live dump of container ``cid`` left and its exit has not
+        completed yet; None when there is none. Read from disk: it survives a restart of the agent."""
+        pattern = os.path.join(self.args.root, f"{namespace}_{pod}", "*", crash.MANIFEST)
+        for path in sorted(glob.glob(pattern)):
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    doc = json.load(handle)
+            except (OSError, ValueError):
+                continue
+            if doc.get("container_id") == cid and doc.get("exited") is False:
+                return os.path.dirname(path), doc
+        return None
 
     def _dump(self, cid: str, policy: crash.Policy, site: str, files: list) -> str:
         """Run the dump inside the container; stop it at its time limit or when the budget is full."""
@@ -288,12 +376,38 @@ class Keeper:
 
     # -- the event source --------------------------------------------------------------------
     def watch(self) -> int:
+        """Capture each exit containerd reports and, with the API server and ``--node``, dump each
+        container the kubelet reports failing its liveness probe; one at a time, in arrival order."""
         events = subprocess.Popen(self.ctr("events"), stdout=subprocess.PIPE, text=True)
-        print(json.dumps({"watching": self.args.address, "namespace": self.args.namespace}), flush=True)
+        inbox: queue.Queue = queue.Queue()
+
+        def exits():
+            for line in events.stdout:
+                event = crash.parse_event(line)
+                if event is not None and event.namespace == self.args.namespace:
+                    inbox.put(event)
+            inbox.put(None)  # containerd's event stream ended: so does the agent
+
+        threading.Thread(target=exits, daemon=True).start()
+        liveness = self.api is not None and bool(self.args.node)
+        if liveness:
+            threading.Thread(
+                target=self.api.follow_probe_failures, args=(self.args.node, inbox.put), daemon=True
+            ).start()
+        print(
+            json.dumps(
+                {
+                    "watching": self.args.address,
+                    "namespace": self.args.namespace,
+                    "liveness": self.args.node if liveness else None,
+                }
+            ),
+            flush=True,
+        )
         oom: set = set()
-        for line in events.stdout:
-            event = crash.parse_event(line)
-            if event is None or event.namespace != self.args.namespace:
+        while (event := inbox.get()) is not None:
+            if isinstance(event, crash.ProbeFailure):
+                self._on_probe_failure(event)
                 continue
             if event.oom:
                 oom.add(event.container_id)
@@ -311,6 +425,19 @@ class Keeper:
             print(json.dumps(result, sort_keys=True), flush=True)
         return events.wait()
 
+    def _on_probe_failure(self, failure: crash.ProbeFailure) -> None:
+        try:
+            result = self.dump_live(failure)
+        except (crash.CrashError, OSError, ValueError) as e:
+            self.counts.probes["failed"] += 1
+            pod = f"{failure.namespace}/{failure.pod}"
+            print(f"{PROGRAM}: pod {pod} container {failure.container}: {e}", file=sys.stderr, flush=True)
+            return
+        self.counts.record(result)
+        if "site" in result:
+            self.counts.last_capture = time.time()
+            print(json.dumps(result, sort_keys=True), flush=True)
+
 
 class _PodApi:
     """The API server, for the Pod status patch (the kubernetes client, like cloud58-overload)."""
@@ -325,6 +452,53 @@ class _PodApi:
         except (config.ConfigException, OSError) as e:
             raise crash.CrashError(f"--kubeconfig {kubeconfig}: {e}") from None
 
+    def follow_probe_failures(self, node: str, emit) -> None:
+        """Watch the kubelet's Unhealthy Events (server-side selector), keep ``node``'s liveness
+        failures, ``emit`` each; from now on: failures from before the agent started are history.
+        Reconnects with backoff (1 s to 30 s) and lists again when the version is gone (410)."""
+        from kubernetes import watch
+
+        version, delay = None, 1
+        while True:
+            try:
+                if version is None:
+                    listed = self.core.list_event_for_all_namespaces(
+                        field_selector=crash.PROBE_EVENT_SELECTOR, limit=1
+                    )
+                    version = listed.metadata.resource_version
+                stream = watch.Watch().stream(
+                    self.core.list_event_for_all_namespaces,
+                    field_selector=crash.PROBE_EVENT_SELECTOR,
+                    resource_version=version,
+                    allow_watch_bookmarks=True,
+                    timeout_seconds=300,
+                )
+                for item in stream:
+                    raw = item.get("raw_object") or {}
+                    version = (raw.get("metadata") or {}).get("resourceVersion") or version
+                    if item.get("type") in ("ADDED", "MODIFIED"):
+                        failure = crash.probe_failure(raw, node)
+                        if failure is not None:
+                            emit(failure)
+                delay = 1
+            except self.client.exceptions.ApiException as e:
+                if e.status == 410:  # too old: list again, from now
+                    version = None
+                    continue
+                delay = self._retry(node, f"the API server says {e.status} {e.reason}", delay)
+            except Exception as e:  # a connection error of any kind (urllib3, ssl, socket): log it, retry
+                delay = self._retry(node, f"{type(e).__name__}: {e}", delay)
+
+    @staticmethod
+    def _retry(node: str, what: str, delay: int) -> int:
+        print(
+            f"{PROGRAM}: node {node}: watching the kubelet's probe events: {what}; retrying in {delay}s",
+            file=sys.stderr,
+            flush=True,
+        )
+        time.sleep(delay)
+        return min(delay * 2, 30)
+
     def mark_failed(self, namespace: str, name: str, body: dict) -> str:
         try:
             self.core.patch_namespaced_pod_status(name, namespace, body)
@@ -338,6 +512,14 @@ def _run_checked(argv: list[str]) -> str:
     if done.returncode != 0:
         raise crash.CrashError(f"{' '.join(argv)}: {done.stderr.strip() or 'failed'}")
     return done.stdout
+
+
+def _write_manifest(site: str, document: dict) -> None:
+    """Write the manifest whole or not at all: retention skips a site whose manifest it cannot read."""
+    path = os.path.join(site, crash.MANIFEST)
+    with open(f"{path}.tmp", "w", encoding="utf-8") as handle:
+        json.dump(document, handle, indent=2, sort_keys=True)
+    os.replace(f"{path}.tmp", path)
 
 
 def _file_entry(site: str, name: str) -> tuple:
@@ -396,6 +578,10 @@ def main(argv=None) -> int:
     watch_p.set_defaults(veth=None)
     watch_p.add_argument("--metrics-address", default="127.0.0.1", help="where /metrics is served")
     watch_p.add_argument("--metrics-port", type=int, help="port of /metrics; 0: any free port (logged)")
+    watch_p.add_argument(
+        "--node",
+        help="this host's Node: with --kubeconfig, dump a container live at its first failed liveness probe",
+    )
     args = parser.parse_args(argv)
     try:
         keeper = Keeper(args)

@@ -11,6 +11,7 @@
 * the retention plan: which sites to delete, oldest first;
 * the writable layer's directory from ``ctr snapshots mounts``, and the Pod status patch
   that marks the pod failed;
+* the kubelet's ``Unhealthy`` Events of a failing liveness probe, the trigger of a live dump;
 * the agent's ``/metrics`` (``Counts`` and ``metrics_text``).
 
 docs/node-protection.md describes the agent around these functions.
@@ -306,9 +307,64 @@ def core_files(entries: list) -> list:
     )
 
 
+# -- the API server's Events ------------------------------------------------------------------
+# The kubelet posts one core/v1 Event (reason Unhealthy, source.component kubelet, source.host its
+# node) when a container's probe fails, and counts the repeats on the same Event. These fields are
+# selectable server-side; the node is not, so the agent keeps its own node's Events.
+PROBE_EVENT_SELECTOR = "involvedObject.kind=Pod,reason=Unhealthy,source=kubelet"
+LIVENESS_FAILED = "Liveness probe failed"
+_FIELD_PATH_RE = re.compile(r"^spec\.containers\{(?P<name>[^}]+)\}$")
+
+
+@dataclass(frozen=True)
+class ProbeFailure:
+    """A container whose liveness probe failed: the kubelet will kill it after failureThreshold
+    failures in a row, so this is the moment to dump it while it still runs."""
+
+    namespace: str
+    pod: str
+    container: str
+    message: str
+
+
+def probe_failure(event: dict, node: str):
+    """The ProbeFailure of one core/v1 Event (the API's JSON), or None: another reason, a readiness
+    or startup probe, a probe that errored rather than failed, another node's kubelet, an init or
+    ephemeral container."""
+    source = event.get("source") or {}
+    involved = event.get("involvedObject") or {}
+    message = event.get("message") or ""
+    if (
+        event.get("reason") != "Unhealthy"
+        or source.get("component") != "kubelet"
+        or source.get("host") != node
+        or involved.get("kind") != "Pod"
+        or not message.startswith(LIVENESS_FAILED)
+    ):
+        return None
+    match = _FIELD_PATH_RE.match(involved.get("fieldPath") or "")
+    if not match or not involved.get("namespace") or not involved.get("name"):
+        return None
+    return ProbeFailure(involved["namespace"], involved["name"], match.group("name"), message)
+
+
+def container_filter(namespace: str, pod: str, container: str) -> str:
+    """The ``ctr containers ls`` filter for the CRI's containers of one pod's container (each
+    value quoted, so that no character of a name is read as filter syntax)."""
+    return ",".join(
+        f'labels."{label}"=={json.dumps(value)}'
+        for label, value in (
+            (POD_NAMESPACE_LABEL, namespace),
+            (POD_NAME_LABEL, pod),
+            (CONTAINER_NAME_LABEL, container),
+        )
+    )
+
+
 # How a capture's dump went (the manifest's ``dump`` text), the label of its counter.
 DUMP_OUTCOMES = ("completed", "stopped", "not_run")
 EXIT_RESULTS = ("captured", "skipped", "failed")
+PROBE_RESULTS = ("dumped", "skipped", "failed")
 MARK_RESULTS = ("failed", "not_marked")
 
 
@@ -327,16 +383,24 @@ class Counts:
     exits: dict = field(default_factory=lambda: dict.fromkeys(EXIT_RESULTS, 0))
     dumps: dict = field(default_factory=lambda: dict.fromkeys(DUMP_OUTCOMES, 0))
     marks: dict = field(default_factory=lambda: dict.fromkeys(MARK_RESULTS, 0))
+    probes: dict = field(default_factory=lambda: dict.fromkeys(PROBE_RESULTS, 0))
     deleted: int = 0  # counted by the agent's retention, which runs before and after each capture
     last_capture: float | None = None  # Unix time of the last site written
 
     def record(self, result: dict) -> None:
-        """Count one ``capture`` result (the agent's JSON line)."""
+        """Count one ``capture`` result (the agent's JSON line); a live dump's result carries
+        ``liveness``, an exit that completed a live dump's site ``completed_live_site``."""
+        if "liveness" in result:
+            self.probes["skipped" if "skipped" in result else "dumped"] += 1
+            if "skipped" not in result:
+                self.dumps[dump_outcome(result["manifest"]["dump"])] += 1
+            return
         if "skipped" in result:
             self.exits["skipped"] += 1
             return
         self.exits["captured"] += 1
-        self.dumps[dump_outcome(result["manifest"]["dump"])] += 1
+        if not result.get("completed_live_site"):  # its dump was counted when it ran
+            self.dumps[dump_outcome(result["manifest"]["dump"])] += 1
         if result.get("pod_failed") is not None:
             self.marks["failed" if result["pod_failed"] == "Failed" else "not_marked"] += 1
 
@@ -351,6 +415,13 @@ def metrics_text(counts: Counts, sites: int, size: int, budget: Budget) -> str:
                 "counter",
                 "Container exits seen: captured, skipped (not opted in, not a pod's) or failed (an error).",
                 [({"result": r}, counts.exits[r]) for r in EXIT_RESULTS],
+            ),
+            exposition.family(
+                "cloud58_crashkeeper_liveness_failures_total",
+                "counter",
+                "Failed liveness probes the kubelet reported on this node: dumped live, skipped (not "
+                "opted in, dumped already, no running task) or failed (an error).",
+                [({"result": r}, counts.probes[r]) for r in PROBE_RESULTS],
             ),
             exposition.family(
                 "cloud58_crashkeeper_dumps_total",

@@ -53,14 +53,18 @@ CONSUL_SYNC_RULES = [
 # The node agents (role node_agents), each minion's certificate in the agent's group
 # (controlplane/pki_plan.py): netshaper lists and watches the pods of its node (field selector),
 # overload reads its Node and patches its taints and its condition, crashkeeper marks a crashed
-# pod Failed (a patch of pods/status; it reads the pod's identity from containerd, not the API).
+# pod Failed (a patch of pods/status; it reads the pod's identity from containerd, not the API)
+# and watches the kubelets' Unhealthy Events (a failed liveness probe: the moment of a live dump).
 AGENT_RULES = {
     "netshaper": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}],
     "overload": [
         {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "patch"]},
         {"apiGroups": [""], "resources": ["nodes/status"], "verbs": ["patch"]},
     ],
-    "crashkeeper": [{"apiGroups": [""], "resources": ["pods/status"], "verbs": ["patch"]}],
+    "crashkeeper": [
+        {"apiGroups": [""], "resources": ["pods/status"], "verbs": ["patch"]},
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["list", "watch"]},
+    ],
 }
 
 # name -> (value, description, preemption policy)

@@ -404,6 +404,103 @@ def test_dump_outcome(dump, outcome):
     assert crash.dump_outcome(dump) == outcome
 
 
+def _unhealthy(**changes) -> dict:
+    """A core/v1 Event as the kubelet of node lab1-w1 posts it for a failed liveness probe."""
+    event = {
+        "metadata": {"name": "shop-7d9c-abcde.18a2f", "namespace": "shop", "resourceVersion": "4711"},
+        "involvedObject": {
+            "kind": "Pod",
+            "namespace": "shop",
+            "name": "shop-7d9c-abcde",
+            "uid": "0c4f",
+            "apiVersion": "v1",
+            "fieldPath": "spec.containers{app}",
+        },
+        "reason": "Unhealthy",
+        "message": "Liveness probe failed: dial tcp 198.18.64.5:8080: connect: connection refused",
+        "source": {"component": "kubelet", "host": "lab1-w1"},
+        "type": "Warning",
+        "count": 1,
+    }
+    for key, value in changes.items():
+        section, _, name = key.partition("__")
+        if name:
+            event[section] = {**event[section], name: value}
+        else:
+            event[section] = value
+    return event
+
+
+@pytest.mark.parametrize(
+    ("event", "expected"),
+    [
+        pytest.param(
+            _unhealthy(),
+            crash.ProbeFailure(
+                "shop",
+                "shop-7d9c-abcde",
+                "app",
+                "Liveness probe failed: dial tcp 198.18.64.5:8080: connect: connection refused",
+            ),
+            id="liveness-failed",
+        ),
+        pytest.param(
+            _unhealthy(count=7, message="Liveness probe failed: HTTP probe failed with statuscode: 500"),
+            crash.ProbeFailure(
+                "shop",
+                "shop-7d9c-abcde",
+                "app",
+                "Liveness probe failed: HTTP probe failed with statuscode: 500",
+            ),
+            id="a-repeat-counted-on-the-same-event",
+        ),
+        pytest.param(_unhealthy(message="Readiness probe failed: connection refused"), None, id="readiness"),
+        pytest.param(_unhealthy(message="Startup probe failed: connection refused"), None, id="startup"),
+        pytest.param(_unhealthy(message="Liveness probe errored: rpc error"), None, id="errored"),
+        pytest.param(_unhealthy(source__host="lab1-w2"), None, id="another-node"),
+        pytest.param(_unhealthy(source__component="kube-controller-manager"), None, id="not-the-kubelet"),
+        pytest.param(_unhealthy(reason="BackOff"), None, id="another-reason"),
+        pytest.param(_unhealthy(involvedObject__kind="Node"), None, id="not-a-pod"),
+        pytest.param(
+            _unhealthy(involvedObject__fieldPath="spec.initContainers{init}"), None, id="init-container"
+        ),
+        pytest.param(_unhealthy(involvedObject__fieldPath=""), None, id="no-container"),
+        pytest.param({}, None, id="empty"),
+    ],
+)
+def test_probe_failure(event, expected):
+    assert crash.probe_failure(event, "lab1-w1") == expected
+
+
+def test_container_filter_quotes_each_value():
+    assert crash.container_filter("shop", "shop-7d9c-abcde", "app") == (
+        'labels."io.kubernetes.pod.namespace"=="shop",'
+        'labels."io.kubernetes.pod.name"=="shop-7d9c-abcde",'
+        'labels."io.kubernetes.container.name"=="app"'
+    )
+
+
+def test_counts_record_live_dumps_and_the_exits_that_complete_them():
+    counts = crash.Counts()
+    live = "Liveness probe failed: connection refused"
+    counts.record({"liveness": live, "site": "/s/1", "manifest": {"dump": "completed, exit status 0"}})
+    counts.record({"liveness": live, "skipped": "dumped already at an earlier failure"})
+    counts.record(
+        {
+            "site": "/s/1",
+            "manifest": {"dump": "completed, exit status 0"},
+            "pod_failed": "Failed",
+            "completed_live_site": True,
+        }
+    )
+    assert (counts.probes, counts.exits, counts.dumps, counts.marks) == (
+        {"dumped": 1, "skipped": 1, "failed": 0},
+        {"captured": 1, "skipped": 0, "failed": 0},
+        {"completed": 1, "stopped": 0, "not_run": 0},  # one dump: the live one
+        {"failed": 1, "not_marked": 0},
+    )
+
+
 def test_counts_record_each_kind_of_capture_result():
     counts = crash.Counts()
     counts.record({"container_id": "c1", "skipped": "not a container of a pod"})
@@ -430,6 +527,7 @@ def test_metrics_text():
         exits={"captured": 3, "skipped": 5, "failed": 1},
         dumps={"completed": 2, "stopped": 0, "not_run": 1},
         marks={"failed": 3, "not_marked": 0},
+        probes={"dumped": 1, "skipped": 6, "failed": 0},
         deleted=2,
         last_capture=1796400000.1234,
     )
@@ -440,6 +538,13 @@ def test_metrics_text():
         'cloud58_crashkeeper_exits_total{result="captured"} 3\n'
         'cloud58_crashkeeper_exits_total{result="skipped"} 5\n'
         'cloud58_crashkeeper_exits_total{result="failed"} 1\n'
+        "# HELP cloud58_crashkeeper_liveness_failures_total Failed liveness probes the kubelet reported "
+        "on this node: dumped live, skipped (not opted in, dumped already, no running task) or failed "
+        "(an error).\n"
+        "# TYPE cloud58_crashkeeper_liveness_failures_total counter\n"
+        'cloud58_crashkeeper_liveness_failures_total{result="dumped"} 1\n'
+        'cloud58_crashkeeper_liveness_failures_total{result="skipped"} 6\n'
+        'cloud58_crashkeeper_liveness_failures_total{result="failed"} 0\n'
         "# HELP cloud58_crashkeeper_dumps_total Dump commands by outcome: completed, stopped "
         "(time limit or budget), not_run (exited).\n"
         "# TYPE cloud58_crashkeeper_dumps_total counter\n"

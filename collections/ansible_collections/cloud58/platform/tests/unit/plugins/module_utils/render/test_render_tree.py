@@ -238,7 +238,8 @@ def test_the_node_agents_groups_may_do_what_their_agent_does_and_nothing_else():
     }
     assert {name: obj.get("rules", obj.get("subjects")) for name, obj in found.items()} == {
         "22_clusterrole_cloud58-crashkeeper.yaml": [
-            {"apiGroups": [""], "resources": ["pods/status"], "verbs": ["patch"]}
+            {"apiGroups": [""], "resources": ["pods/status"], "verbs": ["patch"]},
+            {"apiGroups": [""], "resources": ["events"], "verbs": ["list", "watch"]},
         ],
         "23_clusterrolebinding_cloud58-crashkeeper.yaml": [
             {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "cloud58:crashkeeper"}
