@@ -208,7 +208,7 @@ def test_a_failed_liveness_probe_dumps_the_running_container_and_its_exit_comple
                 'Liveness probe failed: Get "http://198.18.64.5:8080/healthz": context deadline exceeded'
             )
             core.create_namespaced_event("default", _unhealthy("shop.liveness", first, node, liveness))
-            live = json.loads(lines.get(timeout=WAIT))
+            live = json.loads(_next(lines, errors, "the live dump's line"))
             site = Path(live["site"])
             assert (site / "dump").read_text() == "goroutine 1 [semacquire]\nheld lock 7\n"
             assert {
@@ -235,7 +235,7 @@ def test_a_failed_liveness_probe_dumps_the_running_container_and_its_exit_comple
                 "the repeat counted as skipped",
             )
             lab.ctr("tasks", "kill", "--signal", "SIGKILL", "shop-hung")
-            done = json.loads(lines.get(timeout=WAIT))
+            done = json.loads(_next(lines, errors, "the completed site's line"))
             samples = _metrics(url)
         finally:
             agent.terminate()
@@ -279,6 +279,17 @@ def test_a_failed_liveness_probe_dumps_the_running_container_and_its_exit_comple
     assert (crashed.phase, crashed.reason) == ("Failed", "CrashPreserved")
     replacement = _eventually(lambda: [n for n in _running(core) if n != first], "a Running replacement")
     assert len(replacement) == 1
+
+
+def _next(lines: queue.Queue, errors: queue.Queue, what: str) -> str:
+    """The agent's next line; on a hang, a failure with what it logged."""
+    try:
+        return lines.get(timeout=WAIT)
+    except queue.Empty:
+        logged = []
+        while not errors.empty():
+            logged.append(errors.get())
+        pytest.fail(f"{what}: none after {WAIT}s; the agent logged:\n{''.join(logged)}", pytrace=False)
 
 
 def _metrics(url: str) -> dict:

@@ -391,9 +391,13 @@ class Keeper:
         threading.Thread(target=exits, daemon=True).start()
         liveness = self.api is not None and bool(self.args.node)
         if liveness:
+            # "watching" once the Events are listed (or the API server refused): a failure posted
+            # after that line is seen; one posted while the agent starts may not be.
+            listed = threading.Event()
             threading.Thread(
-                target=self.api.follow_probe_failures, args=(self.args.node, inbox.put), daemon=True
+                target=self.api.follow_probe_failures, args=(self.args.node, inbox.put, listed), daemon=True
             ).start()
+            listed.wait(timeout=60)
         print(
             json.dumps(
                 {
@@ -452,25 +456,31 @@ class _PodApi:
         except (config.ConfigException, OSError) as e:
             raise crash.CrashError(f"--kubeconfig {kubeconfig}: {e}") from None
 
-    def follow_probe_failures(self, node: str, emit) -> None:
+    def follow_probe_failures(self, node: str, emit, listed: threading.Event) -> None:
         """Watch the kubelet's Unhealthy Events (server-side selector), keep ``node``'s liveness
         failures, ``emit`` each; from now on: failures from before the agent started are history.
-        Reconnects with backoff (1 s to 30 s) and lists again when the version is gone (410)."""
+        ``listed`` is set after the first list, or the first error. Reconnects with backoff
+        (1 s to 30 s) and lists again when the version is gone (410)."""
         from kubernetes import watch
+
+        def events(**kwargs):
+            """Events as the API's JSON: the client's Watch decodes no model for a function whose
+            documentation names no return type (cheaper, and no model check can refuse one)."""
+            return self.core.list_event_for_all_namespaces(**kwargs)
 
         version, delay = None, 1
         while True:
             try:
                 if version is None:
-                    listed = self.core.list_event_for_all_namespaces(
-                        field_selector=crash.PROBE_EVENT_SELECTOR, limit=1
+                    answer = self.core.list_event_for_all_namespaces(
+                        field_selector=crash.PROBE_EVENT_SELECTOR, limit=1, _preload_content=False
                     )
-                    version = listed.metadata.resource_version
+                    version = json.loads(answer.data)["metadata"]["resourceVersion"]
+                    listed.set()
                 stream = watch.Watch().stream(
-                    self.core.list_event_for_all_namespaces,
+                    events,
                     field_selector=crash.PROBE_EVENT_SELECTOR,
                     resource_version=version,
-                    allow_watch_bookmarks=True,
                     timeout_seconds=300,
                 )
                 for item in stream:
@@ -485,8 +495,10 @@ class _PodApi:
                 if e.status == 410:  # too old: list again, from now
                     version = None
                     continue
+                listed.set()
                 delay = self._retry(node, f"the API server says {e.status} {e.reason}", delay)
             except Exception as e:  # a connection error of any kind (urllib3, ssl, socket): log it, retry
+                listed.set()
                 delay = self._retry(node, f"{type(e).__name__}: {e}", delay)
 
     @staticmethod
