@@ -115,11 +115,12 @@ def test_crashed_pod_is_marked_failed_and_replaced(kube_cluster_factory, tmp_pat
     assert result["pod_failed"] == "Failed"
     assert (Path(result["site"]) / "dump").read_text() == "goroutine 1 [running]\n"
     crashed = core.read_namespaced_pod_status(first, "default").status
-    assert (crashed.phase, crashed.reason) == ("Failed", "CrashPreserved")
-    assert crashed.message == (
+    message = (
         f"container app was failing (still running); crash site {result['site']}; "
         "no veth found to take down by cloud58-crashkeeper"
     )
+    assert (crashed.phase, crashed.reason, crashed.message) == ("Failed", "CrashPreserved", message)
+    assert _crash_condition(crashed) == ("True", "CrashPreserved", message)
     replacement = _eventually(lambda: [n for n in _running(core) if n != first], "a Running replacement")
     assert len(replacement) == 1
     cset["cr1"].kubectl("delete", "deployment", "shop", "-n", "default")
@@ -277,8 +278,16 @@ def test_a_failed_liveness_probe_dumps_the_running_container_and_its_exit_comple
     }
     crashed = core.read_namespaced_pod_status(first, "default").status
     assert (crashed.phase, crashed.reason) == ("Failed", "CrashPreserved")
+    assert _crash_condition(crashed)[:2] == ("True", "CrashPreserved")
+    assert f"crash site {site};" in _crash_condition(crashed)[2]
     replacement = _eventually(lambda: [n for n in _running(core) if n != first], "a Running replacement")
     assert len(replacement) == 1
+
+
+def _crash_condition(status) -> tuple:
+    """(status, reason, message) of the pod's condition cloud58.io/CrashPreserved."""
+    [found] = [c for c in status.conditions or [] if c.type == "cloud58.io/CrashPreserved"]
+    return found.status, found.reason, found.message
 
 
 def _next(lines: queue.Queue, errors: queue.Queue, what: str) -> str:

@@ -35,6 +35,9 @@ DEFAULT_ROOT = "/var/lib/cloud58/crash"
 MANIFEST = "manifest.json"
 TIME_FORMAT = "%Y%m%dT%H%M%S.%fZ"  # microseconds: two crashes of a pod in one second
 FAILED_REASON = "CrashPreserved"
+# A condition of the agent's own type: the kubelet rewrites the status' reason and message and its
+# own conditions (Ready) at its next sync, but keeps the phase Failed and conditions it does not own.
+CRASH_CONDITION = "cloud58.io/CrashPreserved"
 _TIME_RE = re.compile(r"^\d{8}T\d{6}\.\d{6}Z$")
 
 
@@ -202,7 +205,8 @@ def failed_status(container: str, exit_code, site: str, now: datetime.datetime, 
     """The Pod status patch (merge patch on the ``status`` subresource) that marks a pod failed.
 
     A Failed pod no longer counts as active for its ReplicaSet, which creates a replacement
-    at once; the Pod object stays, with this reason, for whoever looks at the crash."""
+    at once; the Pod object stays for whoever looks at the crash, with the condition
+    ``cloud58.io/CrashPreserved`` naming the site (the reason lasts until the kubelet's next sync)."""
     stamp = now.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     how = "was failing (still running)" if exit_code is None else f"failed (exit code {exit_code})"
     cut = f"veth {veth} taken down" if veth else "no veth found to take down"
@@ -219,7 +223,14 @@ def failed_status(container: str, exit_code, site: str, now: datetime.datetime, 
                     "reason": FAILED_REASON,
                     "message": message,
                     "lastTransitionTime": stamp,
-                }
+                },
+                {
+                    "type": CRASH_CONDITION,
+                    "status": "True",
+                    "reason": FAILED_REASON,
+                    "message": message,
+                    "lastTransitionTime": stamp,
+                },
             ],
         }
     }

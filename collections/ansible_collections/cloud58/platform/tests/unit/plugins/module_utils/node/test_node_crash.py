@@ -271,7 +271,14 @@ def test_failed_status(exit_code, how):
                     "reason": "CrashPreserved",
                     "message": message,
                     "lastTransitionTime": "2026-12-04T17:05:09Z",
-                }
+                },
+                {
+                    "type": "cloud58.io/CrashPreserved",
+                    "status": "True",
+                    "reason": "CrashPreserved",
+                    "message": message,
+                    "lastTransitionTime": "2026-12-04T17:05:09Z",
+                },
             ],
         }
     }
