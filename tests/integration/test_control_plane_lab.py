@@ -554,6 +554,25 @@ def test_prometheus_finds_node_exporter_on_every_host_and_the_minions_kubelets_a
     assert active.strip() == "active"
 
 
+def test_prometheus_scrapes_every_consul_agent_with_its_certificate_and_token(lab):
+    """site.yml's consul stage runs an agent on every host of the plan (servers on the plan's
+    Consul servers) with its HTTPS API on every address, a client certificate of the Consul CA
+    required, and creates the token of policy cloud58-prometheus (agent:read); the monitoring
+    stage hands Prometheus that token and the Consul PKI's client pair, so every agent's
+    /v1/agent/metrics is up (jobs consul/server and consul/client, labelled job="consul").
+    From the test's machine, without a client certificate, the same port refuses the TLS
+    handshake."""
+    every_host = dict.fromkeys(sorted(lab.hosts), "up")
+    found = _wait("every Consul agent's metrics up", lambda: _targets_up(lab, ("consul",)))
+    assert found == {"consul": every_host}
+    address = lab.hosts[f"{lab.dc}-w1"].address
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with pytest.raises((ssl.SSLError, ConnectionResetError, urllib.error.URLError)):
+        urllib.request.urlopen(f"https://{address}:8501/v1/agent/metrics", context=context, timeout=10).read()
+
+
 def test_prometheus_scrapes_haproxys_exporter_on_the_masters_and_the_ingress_gateway(lab):
     """HAProxy's built-in Prometheus exporter on its own frontend (8405): the api_endpoint
     stage's HAProxy on every master (job haproxy) and the gateway stage's on the ingress node

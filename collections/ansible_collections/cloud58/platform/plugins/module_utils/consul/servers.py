@@ -36,8 +36,9 @@ DEFAULT_SETTINGS = {
     "data_dir": "/var/lib/consul",
     "tls_dir": "/etc/consul.d/tls",
     "client_addr": "127.0.0.1",
-    # Where the HTTPS API listens: an address, or unix:///path for a unix socket.
-    "https_address": "127.0.0.1",
+    # Where the HTTPS API listens: an address, or unix:///path for a unix socket. Every address:
+    # the datacenter's Prometheus scrapes each agent; clients need a certificate of the Consul CA.
+    "https_address": "0.0.0.0",
     "https_port": 8501,
     "dns_port": 8600,
     # 1 is Consul's recommendation for production servers (its default of 5 suits laptops).

@@ -84,7 +84,7 @@ def test_an_agent_exactly():
         "advertise_addr": "10.1.0.21",
         "client_addr": "127.0.0.1",
         "retry_join": ["10.1.0.11", "10.1.0.12", "10.1.0.13"],
-        "addresses": {"https": "127.0.0.1"},
+        "addresses": {"https": "0.0.0.0"},
         "ports": {"http": -1, "https": 8501, "dns": 8600, "grpc": -1, "grpc_tls": -1},
         "encrypt_verify_incoming": True,
         "encrypt_verify_outgoing": True,
