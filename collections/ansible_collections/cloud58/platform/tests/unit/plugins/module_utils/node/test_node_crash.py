@@ -430,8 +430,8 @@ def _unhealthy(**changes) -> dict:
         "count": 1,
     }
     for key, value in changes.items():
-        section, _, name = key.partition("__")
-        if name:
+        section, separator, name = key.partition("__")
+        if separator:
             event[section] = {**event[section], name: value}
         else:
             event[section] = value
