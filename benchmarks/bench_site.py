@@ -25,7 +25,12 @@ not depend on the datacenter's size, since the plan comes from the inventory and
 host is contacted. Three scale-outs per size at ``full``, one at ``ci``.
 
 Ansible's defaults: an ansible.cfg that sets only where the collection and its roles are
-(forks 5, implicit full fact gathering, no fact cache, no pipelining).
+(forks 5, implicit full fact gathering, no fact cache, no pipelining), the hosts reached by
+the lab's ``podman_nsenter`` connection as with the repository's ansible.cfg alone. The
+third rerun is the repository's ansible.cfg under the mitogen strategy
+(``ANSIBLE_STRATEGY=mitogen_linear``, the hosts reached by ``mitogen_setns``, standing in for
+``mitogen_ssh`` on real hosts): what the lab runs, and so the first run and the scale-outs
+too.
 
 Prints:
 
@@ -33,6 +38,8 @@ Prints:
     BENCH site_noop_rerun_s <s>                  the no-op rerun, repository ansible.cfg
     BENCH site_noop_rerun_defaults_s <s>         the same rerun with Ansible's defaults
     BENCH site_rerun_speedup <x>                 defaults / repository, per pair of runs
+    BENCH site_noop_rerun_mitogen_s <s>          the same rerun, ansible.cfg + mitogen strategy
+    BENCH site_rerun_mitogen_speedup <x>         defaults / mitogen, per pair of runs
     BENCH scale_out_one_node_5_minions_s <s>
     BENCH scale_out_one_node_20_minions_s <s>
     BENCH scale_out_20_vs_5_minions_ratio <x>    goal: within 20 % of 1
@@ -130,6 +137,7 @@ def main() -> int:
         lablib.bin_dir(),
         lablib.node_image(),
         with_nodes=True,
+        mitogen=True,
     )
     defaults_cfg = top / "defaults.cfg"
     defaults_cfg.write_text(
@@ -151,17 +159,22 @@ def main() -> int:
             nodes.checked_recap(first, "site.yml from empty hosts", expect_no_change=False)
             initial = first.seconds
         print(figure("site_initial_lab_s", [initial], digits=1))
-        tuned, defaults = [], []
+        tuned, defaults, mitogen = [], [], []
         for i in range(repeats):
-            run = lab.ansible_playbook("site.yml", {}, *limit)
+            run = lab.ansible_playbook("site.yml", {}, *limit, mitogen=False)
             nodes.checked_recap(run, f"no-op rerun {i + 1} (repository ansible.cfg)", expect_no_change=True)
             tuned.append(run.seconds)
-            run = lab.ansible_playbook("site.yml", {}, *limit, config=defaults_cfg)
+            run = lab.ansible_playbook("site.yml", {}, *limit, config=defaults_cfg, mitogen=False)
             nodes.checked_recap(run, f"no-op rerun {i + 1} (Ansible's defaults)", expect_no_change=True)
             defaults.append(run.seconds)
+            run = lab.ansible_playbook("site.yml", {}, *limit, mitogen=True)
+            nodes.checked_recap(run, f"no-op rerun {i + 1} (ansible.cfg, mitogen)", expect_no_change=True)
+            mitogen.append(run.seconds)
         print(figure("site_noop_rerun_s", tuned, digits=1))
         print(figure("site_noop_rerun_defaults_s", defaults, digits=1))
         print(figure("site_rerun_speedup", [d / t for d, t in zip(defaults, tuned, strict=True)]))
+        print(figure("site_noop_rerun_mitogen_s", mitogen, digits=1))
+        print(figure("site_rerun_mitogen_speedup", [d / m for d, m in zip(defaults, mitogen, strict=True)]))
 
         scale = {}
         free = {rack: iter(addresses) for rack, addresses in PAPER.items()}

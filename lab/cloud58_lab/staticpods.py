@@ -86,6 +86,16 @@ MASTER_KUBELET_MANIFESTS = "/etc/kubernetes/lab-kubelet-manifests"
 ENDPOINT_PORT = 8443  # api_endpoint's default
 CONSUL_VERSION = "1.14.11"  # the pin of upstream/consul/go.mod, which make setup-consul builds
 _PODMAN_TIMEOUT = 300
+# How Ansible reaches a host container: one nsenter per task (the lab's own connection), or,
+# under the mitogen strategy, mitogen's setns connection, which enters the container's
+# namespaces once and keeps one Python in it for the run (its docker kind; podman answers
+# the `docker inspect` it runs to find the container's first process).
+PODMAN_NSENTER = {"ansible_connection": "cloud58.lab.podman_nsenter"}
+MITOGEN_SETNS = {
+    "ansible_connection": "mitogen_setns",
+    "mitogen_kind": "docker",
+    "mitogen_docker_path": "podman",
+}
 # On the lab network: "<pid>:<start time>" of the process that created it.
 OWNER_LABEL = "cloud58.io/owner"
 # `make lab` exits and leaves its lab up until `make lab-down`: the network names the state
@@ -282,8 +292,10 @@ class StaticPodLab:
         prefix: str = "c58cp",
         with_nodes: bool = False,
         kept_by: Path | str | None = None,
+        mitogen: bool = False,
     ) -> None:
         self.dc = datacenter
+        self.mitogen = mitogen
         self.kept_by = str(kept_by) if kept_by else ""
         self.plan = plan
         self.workdir = Path(workdir)
@@ -474,11 +486,13 @@ class StaticPodLab:
 
     # -- Ansible --------------------------------------------------------------------------
 
-    def inventory_overlay(self) -> Path:
-        """Connection variables for the host containers, layered over inventories/lab."""
+    def inventory_overlay(self, mitogen: bool = False) -> Path:
+        """Connection variables for the host containers, layered over inventories/lab: the
+        lab's podman_nsenter, or mitogen's setns connection for the mitogen strategy."""
+        connection = MITOGEN_SETNS if mitogen else PODMAN_NSENTER
         hosts = {
             m.name: {
-                "ansible_connection": "cloud58.lab.podman_nsenter",
+                **connection,
                 "ansible_host": m.container,
                 "ansible_python_interpreter": "/usr/bin/python3",
             }
@@ -505,16 +519,25 @@ class StaticPodLab:
                 # No API VIP is announced in the lab yet (#14): a master's api_endpoint.
                 "control_plane_kubelet_api_server": f"https://{self._endpoint_master().address}:{ENDPOINT_PORT}",
             }
-        path = self.workdir / "connection.yml"
+        path = self.workdir / ("connection-mitogen.yml" if mitogen else "connection.yml")
         path.write_text(yaml.safe_dump(overlay, sort_keys=True))
         return path
 
     def ansible_playbook(
-        self, playbook: str, extra_vars: dict, *args: str, timeout: float = 2400, config: Path | None = None
+        self,
+        playbook: str,
+        extra_vars: dict,
+        *args: str,
+        timeout: float = 2400,
+        config: Path | None = None,
+        mitogen: bool | None = None,
     ):
         """Run a playbook of the repository against this datacenter's hosts (and localhost),
-        with the repository's ansible.cfg unless ``config`` names another. The result's
+        with the repository's ansible.cfg unless ``config`` names another. ``mitogen``: under
+        the mitogen strategy (``ANSIBLE_STRATEGY=mitogen_linear``, the containers reached by
+        ``mitogen_setns``); by default the lab's choice, ``self.mitogen``. The result's
         ``seconds`` is how long ansible-playbook ran."""
+        mitogen = self.mitogen if mitogen is None else mitogen
         variables = {
             "control_plane_image_registry": REGISTRY,
             "control_plane_pki_dir": str(self.pki_dir),
@@ -553,13 +576,15 @@ class StaticPodLab:
             ANSIBLE_FORCE_COLOR="0",
             PY_COLORS="0",
         )
+        if mitogen:
+            env["ANSIBLE_STRATEGY"] = "mitogen_linear"
         env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
         argv = [
             "ansible-playbook",
             "-i",
             str(REPO / "inventories/lab"),
             "-i",
-            str(self.inventory_overlay()),
+            str(self.inventory_overlay(mitogen)),
             "--limit",
             ",".join(["localhost", *self.hosts]),
             "-e",
