@@ -381,7 +381,9 @@ class StaticPodLab:
         # The hosts reach this machine at the network's gateway once a container is on it.
         self.mirror = Mirror(self.workdir / "mirror", {"consul": programs.path("consul")}, str(gateway))
 
-    def provision(self, *, sync: bool = False, api_timeout: float = 240, out=print) -> dict:
+    def provision(
+        self, *, sync: bool = False, api_timeout: float = 240, out=print, site_args: tuple = ()
+    ) -> dict:
         """The datacenter through the front door, from empty hosts to a serving API with
         joined minions: host containers, ``site.yml`` (first run without waiting for health),
         the node stand-ins, the masters' static pods, the API through a master's
@@ -389,6 +391,7 @@ class StaticPodLab:
         (``first_run``, ``second_run``) and ``endpoint`` (a kubeconfig through that balancer);
         returns the seconds each step took. ``sync``: replay changed manifests from then on,
         as a kubelet does (a test's lab; ``make lab`` exits and leaves none running).
+        ``site_args``: more arguments of both site.yml runs (``--skip-tags …``).
         Raises StaticPodLabError naming the step and the run's log."""
         timings = {}
 
@@ -400,7 +403,9 @@ class StaticPodLab:
         self.start()
         step("host containers", started)
         started = time.monotonic()
-        self.first_run = self.ansible_playbook("site.yml", {"control_plane_wait_healthy": False}, "--diff")
+        self.first_run = self.ansible_playbook(
+            "site.yml", {"control_plane_wait_healthy": False}, "--diff", *site_args
+        )
         self._require(self.first_run, "site.yml (first run)")
         self.prepare_nodes()
         step("site.yml from empty hosts", started)
@@ -418,7 +423,7 @@ class StaticPodLab:
             time.sleep(1)
         step("static pods and the API", started)
         started = time.monotonic()
-        self.second_run = self.ansible_playbook("site.yml", {})
+        self.second_run = self.ansible_playbook("site.yml", {}, *site_args)
         self._require(self.second_run, "site.yml (second run)")
         step("site.yml again (health, identity)", started)
         return timings

@@ -45,6 +45,7 @@ import datetime
 import functools
 import hashlib
 import ipaddress
+import itertools
 import json
 import os
 import re
@@ -706,6 +707,47 @@ def test_consul_runs_servers_on_the_masters_and_an_agent_on_every_other_host(lab
     assert lab.exec(f"{lab.dc}-w1", ["cat", "/etc/consul.d/tls/ca.crt"]).stdout.rstrip("\n") == ca
     modes = lab.exec(f"{lab.dc}-w1", ["stat", "-c", "%a %U", "/etc/consul.d/tls/agent.key"]).stdout
     assert modes.split() == ["600", "consul"]
+
+
+def _consul_down_windows(lab) -> dict:
+    """{host: (left active, active again)} of each host's last consul.service restart, in
+    systemd's monotonic microseconds: one clock for every container of this machine."""
+    windows = {}
+    for host in lab.hosts:
+        out = lab.exec(
+            host,
+            ["systemctl", "show", "consul.service", "-p", "ActiveExitTimestampMonotonic",
+             "-p", "ActiveEnterTimestampMonotonic"],
+        ).stdout  # fmt: skip
+        values = dict(line.split("=", 1) for line in out.split())
+        windows[host] = (
+            int(values["ActiveExitTimestampMonotonic"]),
+            int(values["ActiveEnterTimestampMonotonic"]),
+        )
+    return windows
+
+
+def test_a_consul_change_restarts_the_hosts_one_at_a_time(lab):
+    """A change of Consul's configuration (its log level) restarts consul.service on every
+    host through the role's handler, one host at a time, each waiting until its API names
+    the leader: no two hosts are down over the same interval, so the three servers never
+    lose their quorum. The setting put back rolls through the hosts the same way."""
+    for level in ("debug", "info"):
+        before = _consul_down_windows(lab)
+        run = lab.ansible_playbook("site.yml", {"consul_log_level": level}, "--tags", "consul")
+        assert run.returncode == 0, run.stdout[-4000:]
+        recap = play_recap(run.stdout)
+        assert all(recap[h]["changed"] > 0 and recap[h]["failed"] == 0 for h in lab.hosts), recap
+        after = _consul_down_windows(lab)
+        assert sorted(h for h in lab.hosts if after[h][1] > before[h][1]) == sorted(lab.hosts)
+        assert all(down < up for down, up in after.values()), after
+        spans = sorted(after.values())
+        assert [(a, b) for a, b in itertools.pairwise(spans) if b[0] < a[1]] == [], after
+        config = json.loads(lab.exec(f"{lab.dc}-m1", ["cat", "/etc/consul.d/consul.json"]).stdout)
+        assert config["log_level"] == level
+        # An agent's DNS answers from the servers' catalog: they have a leader again.
+        query = ["python3", "-c", consulapi.DNS_QUERY, "consul.service.consul", "8600"]
+        assert lab.exec(f"{lab.dc}-w1", query).stdout.split()[0] == "0"
 
 
 def _get(url: str) -> tuple[int, str]:
