@@ -52,11 +52,13 @@ lock: ## re-resolve requirements.in into the fully pinned requirements.txt
 ## ---- tests ------------------------------------------------------------------------
 # Two lanes side by side (2 cores); scripts/ci/tiers.sh says what the lanes share. One lab
 # datacenter per run: the lab test starts lab1 the way `make lab` does and runs every lab
-# test on it. One lane: the lab test, then sanity, unit and the molecule scenarios of
-# MOLECULE_CI; the other: lint, network, the other integration tests, benchmarks last. By a
-# quiet fresh-clone run of 2026-12-05 (fresh8, molecule-ci then in the second lane): lab
-# 2,070 s, sanity 55, unit 171, molecule-ci 264 | lint 55, network 882, integration-rest 748,
-# bench 880 (CI size), so each lane is about 43 minutes. make molecule runs every scenario;
+# test on it. One lane: the lab test, the other integration tests, then sanity, unit and the
+# molecule scenarios of MOLECULE_CI; the other: lint, network, benchmarks last. The fresh-clone
+# run of ab2d863 (2026-12-05, lanes lab, sanity, unit, molecule-ci | lint, network,
+# integration-rest, bench) took lab 2,789 s, sanity 152, unit 257, molecule-ci 341 | lint 78,
+# network 1,160, integration-rest 852, bench 1,519: the second lane was the longer. Since the
+# lab runs site.yml under mitogen (2026-12-06) the lab test took 985 s alone (2,194-2,353 s
+# alone before), so integration-rest moved to the first lane. make molecule runs every scenario;
 # control_plane and node_stack apply what the lab test runs through site.yml.
 # CI stops a run at 90 minutes; at CI_BUDGET seconds after make started (setup included)
 # tiers.sh stops the tiers still running and reports them, so the run names the slow tier.
@@ -66,8 +68,8 @@ CI_START := $(shell date +%s)
 CI_BUDGET ?= 5100
 test: setup ## every tier: lint, sanity, unit, integration, network, molecule (MOLECULE_CI), benchmarks (CI size)
 	@CLOUD58_BENCH_SIZE=ci CLOUD58_CI_DEADLINE=$$(($(CI_START) + $(CI_BUDGET))) \
-	  scripts/ci/tiers.sh --lanes "integration-lab sanity unit molecule-ci" \
-	  "lint network integration-rest bench"
+	  scripts/ci/tiers.sh --lanes "integration-lab integration-rest sanity unit molecule-ci" \
+	  "lint network bench"
 
 lint: setup-venv ## ruff, import contracts (.importlinter, docs/architecture.md) and ansible-lint (production profile)
 	ruff check .
