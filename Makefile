@@ -58,7 +58,9 @@ lock: ## re-resolve requirements.in into the fully pinned requirements.txt
 # integration-rest, bench) took lab 2,789 s, sanity 152, unit 257, molecule-ci 341 | lint 78,
 # network 1,160, integration-rest 852, bench 1,519: the second lane was the longer. Since the
 # lab runs site.yml under mitogen (2026-12-06) the lab test took 985 s alone (2,194-2,353 s
-# alone before), so integration-rest moved to the first lane. make molecule runs every scenario;
+# alone before), so integration-rest moved to the first lane: in the fresh clone of d930607
+# lab 1,736 s, integration-rest 806, sanity 75, unit 197, molecule-ci 257 (3,071 s) | lint 44,
+# network 1,106, bench 1,438 (2,588 s). make molecule runs every scenario;
 # control_plane and node_stack apply what the lab test runs through site.yml.
 # CI stops a run at 90 minutes; at CI_BUDGET seconds after make started (setup included)
 # tiers.sh stops the tiers still running and reports them, so the run names the slow tier.
