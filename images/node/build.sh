@@ -119,6 +119,13 @@ path-exclude=/usr/share/man/*
 path-exclude=/usr/share/info/*
 path-exclude=/usr/share/lintian/*
 EOF
+  # dpkg in a test host does not fsync what it unpacks: a crash loses the container, not a
+  # machine, and the lab's first site.yml spends most of its time in apt (7 hosts on 2
+  # cores; about a fifth less per install here). Real nodes keep dpkg's default.
+  cat >"$root/etc/dpkg/dpkg.cfg.d/cloud58-unsafe-io" <<'EOF'
+# cloud58 node image: container test hosts, unpacked without fsync.
+force-unsafe-io
+EOF
   find "$root/usr/share/doc" -mindepth 1 ! -name copyright ! -type d -delete
   find "$root/usr/share/doc" -mindepth 1 -type d -empty -delete
   rm -rf "$root/usr/share/man" "$root/usr/share/info" "$root/usr/share/lintian"
