@@ -234,6 +234,11 @@ def up(
             raise LabError(
                 f"{dc}: its host containers belong to the running process {owner}; stop that first"
             )
+    # What a killed run (a CI stopped at its deadline) left under the fixed names would make
+    # `podman network create` fail: removed here as the tests and bench_site do.
+    problems = staticpods.remove_leftovers(dcs, out=lambda m: out(f"lab: {m}"))
+    if problems:
+        raise LabError("could not remove what an earlier run left: " + "; ".join(map(str, problems)))
     shutil.rmtree(state_dir, ignore_errors=True)
     state_dir.mkdir(parents=True)
     state: dict = {"inventory": str(inventory), "datacenters": {}, "clusters": clusters}
