@@ -6,7 +6,7 @@
 
 Starts three control planes (etcd + kube-apiserver, the pinned upstream programs), writes
 one directory per cluster (a Namespace, then ConfigMaps, Deployments and Services: 1,000
-objects per cluster at size ``full``, 500 at size ``ci``; ``CLOUD58_BENCH_SIZE``), and
+objects per cluster at size ``full``, 200 at size ``ci``; ``CLOUD58_BENCH_SIZE``), and
 times three contenders doing the same work, each on its own copy of the manifests (its
 own namespace and owner label, so they never fight over fields):
 
@@ -66,7 +66,7 @@ from cloud58_lab.controlplane import ClusterNetwork, ControlPlaneError, proc_cpu
 
 CLUSTERS = ("bench1", "bench2", "bench3")
 NAMESPACE = "bench"
-OBJECTS = {"full": 1000, "ci": 500}  # per cluster, by CLOUD58_BENCH_SIZE
+OBJECTS = {"full": 1000, "ci": 200}  # per cluster, by CLOUD58_BENCH_SIZE
 RUNS = 3
 
 
