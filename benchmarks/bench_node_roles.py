@@ -268,7 +268,7 @@ def main(argv=None) -> int:
             os.makedirs(args.log_dir, exist_ok=True)
         # At CI size the first run goes through mitogen: it is not a no-op figure's baseline,
         # and over podman_nsenter it took 150 of the tier's seconds on 4 hosts (fresh clone
-        # of d930607) against about a third of that under mitogen.
+        # of d930607), under mitogen 94 (fresh clone of 83ce7a4).
         first = (mitogen_inventory_dir, "mitogen_linear") if size == "ci" else (inventory_dir, None)
         runs = [
             (first[0], tuned_cfg, first[1], "the first run", False),
