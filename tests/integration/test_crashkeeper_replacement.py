@@ -6,22 +6,30 @@ kubelet for the API; the container that "is" that pod runs in a private containe
 (``lab/cloud58_lab/crashlab.py``) with the CRI's pod labels. The agent's ``capture`` keeps the
 site and patches the Pod's status through the apiserver: the pod is Failed with reason
 CrashPreserved, and the real ReplicaSet controller starts a replacement that becomes Running.
+It runs twice: straight to the API server, and through a TCP forwarder that closes the first 5
+connections, where the agent must send the patch again (before, the client's MaxRetryError
+ended the agent and the pod stayed Running, never replaced; a lab run under load, of which no
+agent log was kept, ended with a crashed pod not Failed and replaced within 240 s).
 The network cut is proven in tests/network/test_crashkeeper.py; here the container has no veth.
 The second test: a live dump at a failed liveness probe (``watch --node``), completed at the exit.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import queue
+import socket
 import subprocess
 import threading
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
@@ -91,11 +99,71 @@ def _shop(crash: str) -> dict:
     }
 
 
-def test_crashed_pod_is_marked_failed_and_replaced(kube_cluster_factory, tmp_path):
+class _DroppingProxy:
+    """A TCP forwarder to ``target`` (host, port) on the same host that closes the first
+    ``drop`` connections it accepts before any byte is read: an API server that is lost, to
+    its client, in the middle of each request (TLS passes through untouched)."""
+
+    def __init__(self, target: tuple, drop: int) -> None:
+        self.target, self.drop, self.accepted = target, drop, 0
+        self.server = socket.create_server((target[0], 0))
+        self.port = self.server.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return  # closed
+            self.accepted += 1
+            if self.accepted <= self.drop:
+                conn.close()
+                continue
+            upstream = socket.create_connection(self.target)
+            for a, b in ((conn, upstream), (upstream, conn)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(source, sink) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self.server.close()
+
+
+def _through(kubeconfig: Path, context: str, proxy_target, tmp_path: Path, drop: int):
+    """A copy of ``kubeconfig`` whose ``context`` reaches its API server through a
+    _DroppingProxy that drops the first ``drop`` connections; (path, proxy)."""
+    config = yaml.safe_load(kubeconfig.read_text())
+    cluster_name = next(c["context"]["cluster"] for c in config["contexts"] if c["name"] == context)
+    cluster = next(c["cluster"] for c in config["clusters"] if c["name"] == cluster_name)
+    url = urllib.parse.urlsplit(cluster["server"])
+    proxy = proxy_target((url.hostname, url.port), drop)
+    cluster["server"] = f"https://{url.hostname}:{proxy.port}"
+    path = tmp_path / "kubeconfig-through-proxy"
+    path.write_text(yaml.safe_dump(config))
+    return path, proxy
+
+
+# 0: the API server answers at once. 5: the first five connections are lost, more than the
+# kubernetes client's own retries of one request (urllib3's default, 3 after the first) and
+# fewer than the agent's attempts (6): the agent sends the patch again and the pod is marked.
+@pytest.mark.parametrize("dropped", [0, 5])
+def test_crashed_pod_is_marked_failed_and_replaced(kube_cluster_factory, tmp_path, dropped):
     cset = kube_cluster_factory(["cr1"], controllers=True, kwok_nodes=1)
     core = k8s.CoreV1Api(k8s_config.new_client_from_config(config_file=str(cset.kubeconfig), context="cr1"))
     cset["cr1"].kubectl("apply", "-f", "-", stdin=json.dumps(_shop(CRASH)))
     [first] = _eventually(lambda: _running(core), "a Running pod of shop")
+    kubeconfig, proxy = _through(Path(cset.kubeconfig), "cr1", _DroppingProxy, tmp_path, dropped)
 
     with CrashLab() as lab:
         lab.start(
@@ -104,13 +172,20 @@ def test_crashed_pod_is_marked_failed_and_replaced(kube_cluster_factory, tmp_pat
             f"default/{first}",
             annotations={"cloud58.io/crash": CRASH},
         )
-        done = subprocess.run(
-            _agent(lab, tmp_path / "crash", cset.kubeconfig, "cr1", "capture", "--container-id", "shop-app"),
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    assert (done.returncode, done.stderr) == (0, "")
+        try:
+            done = subprocess.run(
+                _agent(lab, tmp_path / "crash", kubeconfig, "cr1", "capture", "--container-id", "shop-app"),
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+        finally:
+            proxy.close()
+    assert done.returncode == 0, done.stderr[-3000:]
+    retried = [line for line in done.stderr.splitlines() if "marking it Failed" in line]
+    assert (len(retried) > 0) == (dropped > 0), done.stderr[-3000:]
+    assert all(line.startswith(f"cloud58-crashkeeper: pod default/{first}: ") for line in retried), retried
+    assert proxy.accepted > dropped
     result = json.loads(done.stdout)
     assert result["pod_failed"] == "Failed"
     assert (Path(result["site"]) / "dump").read_text() == "goroutine 1 [running]\n"

@@ -511,12 +511,36 @@ class _PodApi:
         time.sleep(delay)
         return min(delay * 2, 30)
 
-    def mark_failed(self, namespace: str, name: str, body: dict) -> str:
-        try:
-            self.core.patch_namespaced_pod_status(name, namespace, body)
-        except self.client.exceptions.ApiException as e:
-            return f"not marked: the API server says {e.status} {e.reason}"
-        return "Failed"
+    # A busy API server (429, 5xx) or a lost connection: the patch is sent again with backoff,
+    # a bounded number of times. One lost patch leaves the crashed pod Running under its
+    # restarted container, and its Deployment never replaces it.
+    RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+    ATTEMPTS = 6
+    REQUEST_TIMEOUT_S = 15
+
+    def mark_failed(self, namespace: str, name: str, body: dict, sleep=time.sleep) -> str:
+        delay = 0.5
+        for attempt in range(1, self.ATTEMPTS + 1):
+            try:
+                self.core.patch_namespaced_pod_status(
+                    name, namespace, body, _request_timeout=self.REQUEST_TIMEOUT_S
+                )
+                return "Failed"
+            except self.client.exceptions.ApiException as e:
+                what = f"the API server says {e.status} {e.reason}"
+                if e.status not in self.RETRY_STATUSES:
+                    return f"not marked: {what}"
+            except Exception as e:  # a connection error of any kind (urllib3, ssl, socket)
+                what = f"{type(e).__name__}: {e}"
+            if attempt < self.ATTEMPTS:
+                print(
+                    f"{PROGRAM}: pod {namespace}/{name}: marking it Failed: {what}; again in {delay}s",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                sleep(delay)
+                delay = min(delay * 2, 8)
+        return f"not marked after {self.ATTEMPTS} attempts: {what}"
 
 
 def _run_checked(argv: list[str]) -> str:
