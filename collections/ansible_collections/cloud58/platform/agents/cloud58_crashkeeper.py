@@ -469,6 +469,7 @@ class _PodApi:
             return self.core.list_event_for_all_namespaces(**kwargs)
 
         version, delay = None, 1
+        watching = f"node {node}: watching the kubelet's probe events"
         while True:
             try:
                 if version is None:
@@ -496,20 +497,18 @@ class _PodApi:
                     version = None
                     continue
                 listed.set()
-                delay = self._retry(node, f"the API server says {e.status} {e.reason}", delay)
+                delay = self._retry(watching, f"the API server says {e.status} {e.reason}", delay, 30)
             except Exception as e:  # a connection error of any kind (urllib3, ssl, socket): log it, retry
                 listed.set()
-                delay = self._retry(node, f"{type(e).__name__}: {e}", delay)
+                delay = self._retry(watching, f"{type(e).__name__}: {e}", delay, 30)
 
     @staticmethod
-    def _retry(node: str, what: str, delay: int) -> int:
-        print(
-            f"{PROGRAM}: node {node}: watching the kubelet's probe events: {what}; retrying in {delay}s",
-            file=sys.stderr,
-            flush=True,
-        )
+    def _retry(doing: str, what: str, delay: float, cap: float) -> float:
+        """Log ``doing`` failed with ``what``, wait ``delay`` seconds; the next delay (doubled, at
+        most ``cap``)."""
+        print(f"{PROGRAM}: {doing}: {what}; retrying in {delay}s", file=sys.stderr, flush=True)
         time.sleep(delay)
-        return min(delay * 2, 30)
+        return min(delay * 2, cap)
 
     # A busy API server (429, 5xx) or a lost connection: the patch is sent again with backoff,
     # a bounded number of times. One lost patch leaves the crashed pod Running under its
@@ -518,7 +517,7 @@ class _PodApi:
     ATTEMPTS = 6
     REQUEST_TIMEOUT_S = 15
 
-    def mark_failed(self, namespace: str, name: str, body: dict, sleep=time.sleep) -> str:
+    def mark_failed(self, namespace: str, name: str, body: dict) -> str:
         delay = 0.5
         for attempt in range(1, self.ATTEMPTS + 1):
             try:
@@ -533,13 +532,7 @@ class _PodApi:
             except Exception as e:  # a connection error of any kind (urllib3, ssl, socket)
                 what = f"{type(e).__name__}: {e}"
             if attempt < self.ATTEMPTS:
-                print(
-                    f"{PROGRAM}: pod {namespace}/{name}: marking it Failed: {what}; again in {delay}s",
-                    file=sys.stderr,
-                    flush=True,
-                )
-                sleep(delay)
-                delay = min(delay * 2, 8)
+                delay = self._retry(f"pod {namespace}/{name}: marking it Failed", what, delay, 8)
         return f"not marked after {self.ATTEMPTS} attempts: {what}"
 
 
