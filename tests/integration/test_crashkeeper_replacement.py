@@ -140,14 +140,14 @@ class _DroppingProxy:
         self.server.close()
 
 
-def _through(kubeconfig: Path, context: str, proxy_target, tmp_path: Path, drop: int):
+def _through(kubeconfig: Path, context: str, tmp_path: Path, drop: int):
     """A copy of ``kubeconfig`` whose ``context`` reaches its API server through a
     _DroppingProxy that drops the first ``drop`` connections; (path, proxy)."""
     config = yaml.safe_load(kubeconfig.read_text())
     cluster_name = next(c["context"]["cluster"] for c in config["contexts"] if c["name"] == context)
     cluster = next(c["cluster"] for c in config["clusters"] if c["name"] == cluster_name)
     url = urllib.parse.urlsplit(cluster["server"])
-    proxy = proxy_target((url.hostname, url.port), drop)
+    proxy = _DroppingProxy((url.hostname, url.port), drop)
     cluster["server"] = f"https://{url.hostname}:{proxy.port}"
     path = tmp_path / "kubeconfig-through-proxy"
     path.write_text(yaml.safe_dump(config))
@@ -163,7 +163,7 @@ def test_crashed_pod_is_marked_failed_and_replaced(kube_cluster_factory, tmp_pat
     core = k8s.CoreV1Api(k8s_config.new_client_from_config(config_file=str(cset.kubeconfig), context="cr1"))
     cset["cr1"].kubectl("apply", "-f", "-", stdin=json.dumps(_shop(CRASH)))
     [first] = _eventually(lambda: _running(core), "a Running pod of shop")
-    kubeconfig, proxy = _through(Path(cset.kubeconfig), "cr1", _DroppingProxy, tmp_path, dropped)
+    kubeconfig, proxy = _through(Path(cset.kubeconfig), "cr1", tmp_path, dropped)
 
     with CrashLab() as lab:
         lab.start(
