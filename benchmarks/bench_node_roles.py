@@ -63,6 +63,7 @@ sys.path[:0] = [os.path.join(REPO, "lab"), os.path.join(REPO, "benchmarks")]
 from benchstats import bench_size, figure  # noqa: E402
 
 from cloud58_lab import nodes  # noqa: E402
+from cloud58_lab.staticpods import MITOGEN_SETNS, PODMAN_NSENTER  # noqa: E402
 
 LABEL = "cloud58.bench=node_roles"
 PREFIX = "bench-node"
@@ -119,16 +120,6 @@ def _layout(count):
             groups, labels = ["minions"], {"function": "online"}
         hosts.append((f"{PREFIX}-{i:02d}", groups, rack, address, labels))
     return hosts
-
-
-PODMAN_NSENTER = {"ansible_connection": "cloud58.lab.podman_nsenter"}
-# mitogen's setns connection finds a container's first process with `docker inspect`;
-# podman answers the same command line.
-MITOGEN_SETNS = {
-    "ansible_connection": "mitogen_setns",
-    "mitogen_kind": "docker",
-    "mitogen_docker_path": "podman",
-}
 
 
 def _inventory(hosts, bin_dir, connection=None):
@@ -269,9 +260,11 @@ def main(argv=None) -> int:
         # At CI size the first run goes through mitogen: it is not a no-op figure's baseline,
         # and over podman_nsenter it took 150 of the tier's seconds on 4 hosts (fresh clone
         # of d930607), under mitogen 94 (fresh clone of 83ce7a4).
-        first = (mitogen_inventory_dir, "mitogen_linear") if size == "ci" else (inventory_dir, None)
+        first_inventory, first_strategy = (
+            (mitogen_inventory_dir, "mitogen_linear") if size == "ci" else (inventory_dir, None)
+        )
         runs = [
-            (first[0], tuned_cfg, first[1], "the first run", False),
+            (first_inventory, tuned_cfg, first_strategy, "the first run", False),
             (inventory_dir, tuned_cfg, None, "the rerun (repository ansible.cfg)", True),
             (inventory_dir, defaults_cfg, None, "the rerun (Ansible defaults)", True),
             (mitogen_inventory_dir, tuned_cfg, "mitogen_linear", "the rerun (ansible.cfg, mitogen)", True),
