@@ -17,6 +17,8 @@ test_haproxy_gateway_consul.py:
 * a change the program sends to the old worker after the state was saved (the race a reload
   opens) is missing in the new worker: the program notices the new worker and sends it again
   at once, not at Consul's next answer (``wait_s`` is 60 s in those two tests);
+* more passing instances than slots: the served keep their slots, the next by address waits
+  for a free one and gets no request meanwhile; an instance with a host name is logged, never set;
 * a bad configuration, and a Consul that does not answer, end it with exit 1, one line per
   error and no traceback.
 
@@ -367,3 +369,78 @@ def test_bad_configuration_and_silent_consul_exit_1_with_one_line_per_error(lab)
     ]
     # the gateway's slots were not touched by any of them
     assert set(lab.slots()) == {(b.address, b.port) for b in lab.backends.values()}
+
+
+OVERFLOW = re.compile(
+    r"^WARNING web: (\d+) passing instance\(s\) beyond the backend's slots, not served: (.*)$", re.M
+)
+PASS = re.compile(r"^INFO web: (\d+) passing instance\(s\) of web \(index \d+\), (\d+) command", re.M)
+UNUSABLE = re.compile(r"^WARNING web: instance (\S+) of web left out: (.*)$", re.M)
+
+
+def test_instances_beyond_the_slots_wait_for_a_free_one_and_an_unusable_one_is_left_out(lab):
+    """More passing instances than slots (SLOTS = 4): the instances in a slot keep it, the lowest
+    address takes the free slot, the rest are logged as not served and get no request; when a
+    served instance leaves, the next one by address takes its slot (maint, addr, ready). An
+    instance whose address is a host name is logged and never set. Against the real haproxy."""
+    lab.wait_slots(NAMES)
+    before = lab.slots()
+    extra = ("r4", "r5", "r6")
+    for n, name in enumerate(extra):
+        lab.backends[name] = gatewaylab.Backend(name, f"127.0.0.{51 + len(NAMES) + n}")
+    done = len(lab.sync.commands())
+    for name in extra:  # in address order: any answer that holds r5 holds r4
+        lab.consul.register("web", name, lab.backends[name].address, lab.backends[name].port)
+    slots = lab.wait_slots((*NAMES, "r4"))
+    r4, r5, r6 = (lab.backends[name] for name in extra)
+    assert {key: slot for key, slot in slots.items() if key in before} == before
+    r4_slot = slots[(r4.address, r4.port)]
+    assert r4_slot not in before.values()
+    assert lab.sync.commands()[done:] == [
+        f"set server web/{r4_slot} addr {r4.address} port {r4.port}",
+        f"set server web/{r4_slot} state ready",
+    ]
+    gatewaylab.wait_for(
+        lambda: (
+            OVERFLOW.findall(lab.sync.log())[-1:] == [("2", f"{r5.address}:{r5.port} {r6.address}:{r6.port}")]
+        ),
+        "the warning naming r5 and r6",
+    )
+    gatewaylab.wait_for(lambda: lab.answers(20) == {(200, n) for n in (*NAMES, "r4")}, "r1 to r4 answering")
+    assert (r5.hits, r6.hits) == (0, 0)
+
+    # r1 leaves: r5, the lowest address not served, takes r1's slot
+    r1 = lab.backends["r1"]
+    r1_slot = slots[(r1.address, r1.port)]
+    done = len(lab.sync.commands())
+    lab.consul.deregister("r1")
+    lab.wait_slots(("r2", "r3", "r4", "r5"))
+    assert lab.sync.commands()[done:] == [
+        f"set server web/{r1_slot} state maint",
+        f"set server web/{r1_slot} addr {r5.address} port {r5.port}",
+        f"set server web/{r1_slot} state ready",
+    ]
+    assert OVERFLOW.findall(lab.sync.log())[-1] == ("1", f"{r6.address}:{r6.port}")
+    gatewaylab.wait_for(
+        lambda: lab.answers(20) == {(200, n) for n in ("r2", "r3", "r4", "r5")}, "r2 to r5 answering"
+    )
+    hits = lab.hits()
+    assert r6.hits == 0
+    assert lab.answers(20) == {(200, n) for n in ("r2", "r3", "r4", "r5")}
+    assert (lab.hits()["r1"], r6.hits) == (hits["r1"], 0)
+
+    # an instance registered by host name: logged, never set
+    done, served = len(lab.sync.commands()), lab.slots()
+    lab.consul.register("web", "r7", "backend-7.lab.invalid", 8080)
+
+    def passes():
+        found = PASS.findall(lab.sync.log())
+        return found if found[-1][0] == "6" else None  # r2 to r6, and r7
+
+    # the pass of Consul's answer with r7 sent nothing, and logged r7 once
+    assert gatewaylab.wait_for(passes, "the pass of Consul's answer with r7")[-1] == ("6", "0")
+    assert UNUSABLE.findall(lab.sync.log()) == [
+        ("r7", "address 'backend-7.lab.invalid' is not an IP address")
+    ]
+    assert lab.slots() == served
+    assert lab.sync.commands()[done:] == []
