@@ -27,6 +27,8 @@ the plan's addresses (198.18.0.0/15):
   datacenter the inventory does not plan keeps them, and a sync policy written before the
   description recorded the datacenter gets the new description;
 * a second run changes nothing;
+* lab2's servers replicate lab1's ACL tokens with the role's replication token; with lab1's
+  servers stopped, a server of lab2 still resolves a sync token and registers with it;
 * two servers in the datacenter, a bad gossip key, a bad sha256 fail before anything changes,
   naming the datacenter and hosts or the variable (a secret's value never shown).
 
@@ -261,6 +263,7 @@ def _secrets(work) -> list[str]:
         FilterModule().filters()["consul_dns_token"](work.token)["SecretID"],
         FilterModule().filters()["consul_prometheus_token"](work.token)["SecretID"],
         FilterModule().filters()["consul_gateway_token"](work.token)["SecretID"],
+        FilterModule().filters()["consul_replication_token"](work.token)["SecretID"],
     ]
 
 
@@ -298,8 +301,15 @@ def test_a_run_writes_the_configuration_the_secrets_and_the_binary(work):
         }
         if host in SERVERS:
             tokens["initial_management"] = work.token
+        if host in SERVERS2:  # lab1 is the primary datacenter: lab2's servers replicate its tokens
+            tokens["replication"] = FilterModule().filters()["consul_replication_token"](work.token)[
+                "SecretID"
+            ]
         expected = {"encrypt": work.key, "acl": {"tokens": tokens}}
         assert json.loads(secrets.read_text()) == expected
+        assert json.loads(config.read_text())["acl"].get("enable_token_replication") == (
+            True if host in SERVERS2 else None
+        )
         kind = "agent" if host == AGENT else "server"
         key = work.dir(host, f"tls/{kind}.key")
         assert key.read_bytes() == work.pems[host].key_pem
@@ -419,6 +429,10 @@ def test_the_role_creates_the_agent_tokens_once_consul_answers(work, net):
     status, entries = work.request(AGENT, "GET", health, token=gateway["SecretID"])
     assert (status, sorted(e["Node"]["Node"] for e in entries)) == (200, sorted(SERVERS))
     assert work.request(AGENT, "GET", health, token=metrics["SecretID"]) == (200, [])
+    replication = FilterModule().filters()["consul_replication_token"](work.token)
+    path = f"/v1/acl/token/{replication['AccessorID']}"
+    status, token = work.request("lab1-m1", "GET", path, token=work.token)
+    assert (status, [p["Name"] for p in token["Policies"]]) == (200, ["cloud58-replication"])
     # The agents' default token now reads: the agent's DNS answers with the three servers of
     # lab1, and a server of lab2 answers for lab1's service over WAN; a write stays refused.
     expected = "0 " + " ".join(sorted(work.plan["hosts"][h]["address"] for h in SERVERS))
@@ -628,3 +642,55 @@ def test_bad_input_fails_before_anything_changes(work, net, case, message):
     assert "c2VjcmV0LWtleQ==" not in stdout
     assert work.files() == before
     assert all(work.procs[h].poll() is None for h in HOSTS)
+
+
+def test_a_secondary_datacenter_replicates_the_tokens_and_resolves_them_without_the_primary(work, net):
+    """lab2's servers replicate lab1's ACLs with the role's replication token (a run created it
+    in lab1): the replication status of lab2 reports tokens replicated from lab1. Then lab1's
+    three servers are stopped: a server of lab2 still resolves lab2-k8s' sync token, never
+    used in lab2 before, and registers with it on its node k8s-lab2-k8s, while an unknown token
+    is refused. Without replication lab2 asks lab1 for every token, and both would fail.
+    Last in this module: lab1's servers stay stopped."""
+
+    def replicating():
+        status, value = work.request("lab2-m1", "GET", "/v1/acl/replication")
+        done = status == 200 and value["Running"] and value["ReplicatedTokenIndex"] > 0
+        return value if done else None
+
+    # Replication retries with a backoff of up to 64 s after failing while the token was missing.
+    status = wait_until(replicating, WAIT, what="lab2 replicating lab1's tokens")
+    assert {k: status[k] for k in ("Enabled", "Running", "SourceDatacenter", "ReplicationType")} == {
+        "Enabled": True,
+        "Running": True,
+        "SourceDatacenter": "lab1",
+        "ReplicationType": "tokens",
+    }
+    for host in SERVERS:
+        work.procs[host].terminate()
+    for host in SERVERS:
+        work.procs[host].wait(timeout=60)
+
+    sync = FilterModule().filters()["consul_sync_token"](work.token, "lab2-k8s")
+    status, token = work.request("lab2-m1", "GET", "/v1/acl/token/self", token=sync["SecretID"])
+    assert (status, [p["Name"] for p in token["Policies"]]) == (200, ["cloud58-consul-sync-lab2-k8s"])
+    ops = [
+        {"Node": {"Verb": "set", "Node": {"Node": "k8s-lab2-k8s", "Address": "127.0.0.1"}}},
+        {
+            "Service": {
+                "Verb": "set",
+                "Node": "k8s-lab2-k8s",
+                "Service": {
+                    "ID": "web-198.19.40.1-80",
+                    "Service": "web",
+                    "Address": "198.19.40.1",
+                    "Port": 80,
+                },
+            }
+        },
+    ]
+    status, _ = work.request("lab2-m2", "PUT", "/v1/txn", ops, token=sync["SecretID"])
+    assert status == 200
+    status, node = work.request("lab2-m3", "GET", "/v1/catalog/node/k8s-lab2-k8s", token=sync["SecretID"])
+    assert (status, sorted(node["Services"])) == (200, ["web-198.19.40.1-80"])
+    status, value = work.request("lab2-m1", "GET", "/v1/acl/token/self", token=str(uuid.uuid4()))
+    assert (status, value.replace("rpc error making call: ", "")) == (403, "ACL not found")

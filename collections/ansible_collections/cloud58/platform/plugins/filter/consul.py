@@ -6,8 +6,8 @@ and the checks of the consul role's inputs.
 
 Documented in consul_node_config.yml, consul_tls_names.yml, consul_problem.yml,
 consul_agent_token.yml, consul_dns_token.yml, consul_prometheus_token.yml, consul_gateway_token.yml,
-consul_sync_token.yml and consul_stale_sync_policies.yml next to this file, as ansible-doc reads
-them.
+consul_replication_token.yml, consul_sync_token.yml and consul_stale_sync_policies.yml next to
+this file, as ansible-doc reads them.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from ansible_collections.cloud58.platform.plugins.module_utils.consul import (
     GATEWAY_RULES,
     PROMETHEUS_POLICY,
     PROMETHEUS_RULES,
+    REPLICATION_POLICY,
+    REPLICATION_RULES,
     ConsulError,
     agent_token,
     dns_token,
@@ -28,6 +30,7 @@ from ansible_collections.cloud58.platform.plugins.module_utils.consul import (
     install_problem,
     node_config,
     prometheus_token,
+    replication_token,
     secrets_problem,
     stale_sync_policies,
     sync_policy_description,
@@ -69,6 +72,17 @@ def consul_gateway_token(management_token):
         return {**gateway_token(management_token), "Policy": GATEWAY_POLICY, "Rules": GATEWAY_RULES}
     except ConsulError as e:
         raise AnsibleFilterError(f"consul_gateway_token: {e}") from e
+
+
+def consul_replication_token(management_token):
+    try:
+        return {
+            **replication_token(management_token),
+            "Policy": REPLICATION_POLICY,
+            "Rules": REPLICATION_RULES,
+        }
+    except ConsulError as e:
+        raise AnsibleFilterError(f"consul_replication_token: {e}") from e
 
 
 def consul_sync_token(management_token, cluster, datacenter=None):
@@ -115,6 +129,7 @@ class FilterModule:
             "consul_node_config": consul_node_config,
             "consul_problem": consul_problem,
             "consul_prometheus_token": consul_prometheus_token,
+            "consul_replication_token": consul_replication_token,
             "consul_stale_sync_policies": consul_stale_sync_policies,
             "consul_sync_token": consul_sync_token,
             "consul_tls_names": consul_tls_names,

@@ -21,6 +21,9 @@ nothing of the planner is imported.
   default token, so ``*.service.<domain>`` resolves under ACLs default-deny;
 * :func:`prometheus_token`: the IDs of Prometheus' token (policy :data:`PROMETHEUS_RULES`,
   ``agent:read`` of every node, what ``/v1/agent/metrics`` requires), derived the same way;
+* :func:`replication_token`: the IDs of the token a secondary datacenter's servers replicate
+  the primary's ACLs with (policy :data:`REPLICATION_RULES`; a secondary server's configuration
+  turns ``acl.enable_token_replication`` on), derived the same way;
 * :func:`sync_token`: the IDs, policy name and rules of a cluster's cloud58-consul-sync token
   (``node:write`` of its node ``k8s-<cluster>`` alone and ``service:write``), derived the same way;
   :func:`sync_policy_description` records the cluster's datacenter in its policy, and
@@ -59,6 +62,15 @@ GATEWAY_RULES = 'service_prefix "" { policy = "read" }\nnode_prefix "" { policy 
 # the Services' annotations (any DNS label), so every service; nothing else.
 SYNC_POLICY = "cloud58-consul-sync-{cluster}"
 SYNC_RULES = 'node "k8s-{cluster}" {{ policy = "write" }}\nservice_prefix "" {{ policy = "write" }}\n'
+# A secondary datacenter's servers copy the primary's ACL tokens, policies and roles with this
+# token (acl.enable_token_replication, node_config), so tokens resolve there while the primary
+# is unreachable. What Consul requires of a replication token: acl:write (the ACL objects),
+# operator:write (the proxy-defaults configuration entry), service and intention read (the
+# service-defaults entries and intentions).
+REPLICATION_POLICY = "cloud58-replication"
+REPLICATION_RULES = (
+    'acl = "write"\noperator = "write"\nservice_prefix "" { policy = "read" intentions = "read" }\n'
+)
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _VERSION = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+$")
 _URL = re.compile(r"^https?://[^\s/]+/\S*$")
@@ -124,6 +136,8 @@ def node_config(plan, name: str, settings: dict | None = None, primary_datacente
     if name in servers:
         config = server_config(name, servers, datacenter, settings)
         config["primary_datacenter"] = primary_datacenter
+        if datacenter != primary_datacenter:  # with the secrets file's replication token
+            config["acl"] = {**config["acl"], "enable_token_replication": True}
         config["retry_join_wan"] = [
             address for dc, members in everywhere.items() for address in members.values() if dc != datacenter
         ]
@@ -234,6 +248,20 @@ def prometheus_token(management_token: str) -> dict:
     return {
         "AccessorID": _derived_uuid(management_token, "cloud58 consul prometheus accessor"),
         "SecretID": _derived_uuid(management_token, "cloud58 consul prometheus secret"),
+    }
+
+
+def replication_token(management_token: str) -> dict:
+    """``{AccessorID, SecretID}`` of the token a secondary datacenter's servers replicate the
+    ACLs with (policy :data:`REPLICATION_POLICY`), derived from the management token like
+    :func:`agent_token`."""
+    if not (isinstance(management_token, str) and _UUID.match(management_token)):
+        raise ConsulError(
+            "consul replication token: the management token is not a UUID; the value is not shown"
+        )
+    return {
+        "AccessorID": _derived_uuid(management_token, "cloud58 consul replication accessor"),
+        "SecretID": _derived_uuid(management_token, "cloud58 consul replication secret"),
     }
 
 

@@ -18,6 +18,7 @@ from ansible_collections.cloud58.platform.plugins.module_utils.consul import (
     gateway_token,
     node_config,
     prometheus_token,
+    replication_token,
     sync_token,
 )
 from ansible_collections.cloud58.platform.plugins.module_utils.topology import build_plan, load_inventory
@@ -39,6 +40,7 @@ def test_filters_are_registered():
         "consul_node_config",
         "consul_problem",
         "consul_prometheus_token",
+        "consul_replication_token",
         "consul_stale_sync_policies",
         "consul_sync_token",
         "consul_tls_names",
@@ -181,6 +183,23 @@ def test_stale_sync_policies_refuse_an_answer_that_is_not_a_list(plan):
         FILTERS["consul_stale_sync_policies"]({"ID": "x"}, plan)
     assert str(caught.value) == (
         "consul_stale_sync_policies: stale sync policies: Consul's policy list is not a list: dict"
+    )
+
+
+def test_replication_token_carries_its_policy():
+    token = "6f1b8ad4-5c4e-4b1a-9d0e-3a1f2b3c4d5e"
+    assert FILTERS["consul_replication_token"](token) == {
+        **replication_token(token),
+        "Policy": "cloud58-replication",
+        "Rules": (
+            'acl = "write"\noperator = "write"\nservice_prefix "" { policy = "read" intentions = "read" }\n'
+        ),
+    }
+    with pytest.raises(AnsibleFilterError) as caught:
+        FILTERS["consul_replication_token"](None)
+    assert str(caught.value) == (
+        "consul_replication_token: consul replication token: the management token is not a UUID; "
+        "the value is not shown"
     )
 
 

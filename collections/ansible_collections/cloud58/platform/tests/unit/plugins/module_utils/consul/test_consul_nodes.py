@@ -15,6 +15,8 @@ from ansible_collections.cloud58.platform.plugins.module_utils.consul import (
     DNS_RULES,
     PROMETHEUS_POLICY,
     PROMETHEUS_RULES,
+    REPLICATION_POLICY,
+    REPLICATION_RULES,
     ConsulError,
     agent_token,
     datacenter_servers,
@@ -22,6 +24,7 @@ from ansible_collections.cloud58.platform.plugins.module_utils.consul import (
     install_problem,
     node_config,
     prometheus_token,
+    replication_token,
     secrets_problem,
     server_config,
     sync_token,
@@ -68,8 +71,21 @@ def test_a_server_is_the_server_config_plus_the_wan_join_of_the_other_datacenter
         **server_config("sh1-c2", servers, "sh1"),
         "primary_datacenter": "bj1",
         "retry_join_wan": ["10.1.0.11", "10.1.0.12", "10.1.0.13"],
+        # a secondary datacenter's server replicates the primary's tokens
+        "acl": {
+            "enabled": True,
+            "default_policy": "deny",
+            "enable_token_persistence": False,
+            "enable_token_replication": True,
+        },
     }
-    assert node_config(PLAN, "bj1-c1")["retry_join_wan"] == ["10.2.0.11", "10.2.0.12", "10.2.0.13"]
+    primary = node_config(PLAN, "bj1-c1")
+    assert primary["retry_join_wan"] == ["10.2.0.11", "10.2.0.12", "10.2.0.13"]
+    assert primary["acl"] == {"enabled": True, "default_policy": "deny", "enable_token_persistence": False}
+    # with sh1 the primary, the roles swap; an agent never replicates
+    assert "enable_token_replication" not in node_config(PLAN, "sh1-c2", primary_datacenter="sh1")["acl"]
+    assert node_config(PLAN, "bj1-c1", primary_datacenter="sh1")["acl"]["enable_token_replication"] is True
+    assert "enable_token_replication" not in node_config(PLAN, "sh1-w1")["acl"]
 
 
 def test_an_agent_exactly():
@@ -325,6 +341,29 @@ def test_the_prometheus_token_is_derived_apart_and_reads_agents_only():
         prometheus_token("")
     assert str(caught.value) == (
         "consul prometheus token: the management token is not a UUID; the value is not shown"
+    )
+
+
+def test_the_replication_token_is_derived_apart_and_holds_what_consul_requires():
+    token = replication_token(TOKEN)
+    assert token == replication_token(TOKEN)
+    assert all(str(uuid.UUID(v)) == v for v in token.values())
+    assert set(token.values()).isdisjoint(
+        [
+            *dns_token(TOKEN).values(),
+            *prometheus_token(TOKEN).values(),
+            *agent_token(TOKEN, "sh1", "sh1-c1").values(),
+        ]
+    )
+    assert token != replication_token("0f1b8ad4-5c4e-4b1a-9d0e-3a1f2b3c4d5e")
+    assert (REPLICATION_POLICY, REPLICATION_RULES) == (
+        "cloud58-replication",
+        'acl = "write"\noperator = "write"\nservice_prefix "" { policy = "read" intentions = "read" }\n',
+    )
+    with pytest.raises(ConsulError) as caught:
+        replication_token("not-a-uuid")
+    assert str(caught.value) == (
+        "consul replication token: the management token is not a UUID; the value is not shown"
     )
 
 
