@@ -203,7 +203,20 @@ class CrashLab:
         namespace, name = pod.split("/", 1)
         log = self.dir / "pods" / f"{namespace}_{name}_{cid}" / container / "0.log"
         log.parent.mkdir(parents=True, exist_ok=True)
-        args = ["run", "-d", "--log-uri", f"file://{log}"]
+        # runc's state under the lab's directory and a cgroup named after it: their defaults
+        # (/run/containerd/runc/<namespace>/<id>, cgroup /<namespace>/<id>) are shared by every
+        # containerd of the machine, so two labs (a CI lane each) that start the same container
+        # id would take each other's container.
+        args = [
+            "run",
+            "-d",
+            "--runc-root",
+            str(self.dir / "runc"),
+            "--cgroup",
+            f"/{NAMESPACE}/{self.dir.name}-{cid}",
+            "--log-uri",
+            f"file://{log}",
+        ]
         if netns:
             args += ["--with-ns", f"network:/run/netns/{netns}"]
         for key, value in (
