@@ -122,6 +122,21 @@ class StaticPodLabError(RuntimeError):
     """The lab could not be built, converged, played or queried."""
 
 
+def _failures(output: str) -> list[str]:
+    """The failed tasks of an ansible-playbook output: each task's header and its ``fatal:`` or
+    ``failed:`` lines (cut to 2,000 characters), which the tail of a long run's output may have
+    left behind."""
+    found, task = [], ""
+    for line in output.splitlines():
+        if line.startswith("TASK ["):
+            task = line
+        elif line.startswith(("fatal: [", "failed: [")):
+            if task and (not found or found[-1] != task):
+                found.append(task)
+            found.append(line[:2000])
+    return found
+
+
 def _run(argv, *, check=True, timeout=_PODMAN_TIMEOUT, env=None, input_text=None, cwd=None):
     try:
         result = subprocess.run(
@@ -433,7 +448,9 @@ class StaticPodLab:
             logs = sorted(self.workdir.glob("vars-*.log"), key=lambda p: p.stat().st_mtime)
             raise StaticPodLabError(
                 f"{self.dc}: {what} failed (rc {result.returncode}, log {logs[-1] if logs else '-'}):\n"
+                + "\n".join(_failures(result.stdout))
                 + result.stdout[-4000:]
+                + result.stderr[-2000:]
             )
 
     def add_host(self, name: str, group: str, host_vars: dict, timeout: float = 120) -> Master:
