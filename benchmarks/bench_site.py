@@ -46,6 +46,8 @@ Prints:
     BENCH scale_out_one_node_5_minions_s <s>
     BENCH scale_out_one_node_20_minions_s <s>
     BENCH scale_out_20_vs_5_minions_ratio <x>    goal: within 20 % of 1
+    BENCH lab_idle_cpu_cores <cores>             the host containers' CPU with nothing to do,
+                                                 after the reruns (three windows of 10 s)
     BENCH lab_peak_memory_mib <MiB>              sum of the host containers' peak memory
 
 Every no-op rerun must report changed=0 on every host, or the benchmark fails. The lab is
@@ -60,6 +62,7 @@ import signal
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import yaml
@@ -90,17 +93,35 @@ class BenchError(Exception):
     pass
 
 
-def _peak_memory_mib(lab: staticpods.StaticPodLab) -> float:
-    """Sum of the host containers' peak memory (cgroup v1 memory.max_usage_in_bytes)."""
+def _cgroup_sum(lab: staticpods.StaticPodLab, controller: str, name: str) -> int:
+    """Sum over the host containers of file ``name`` of their cgroup v1 ``controller``
+    hierarchy (the hierarchy's directory named as /sys/fs/cgroup has it, e.g. cpu,cpuacct)."""
     total = 0
     for m in lab.hosts.values():
         pid = m.pid(lab.env)
         for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
             _id, controllers, path = line.split(":", 2)
-            if "memory" in controllers.split(","):
-                peak = Path("/sys/fs/cgroup/memory", path.lstrip("/"), "memory.max_usage_in_bytes")
-                total += int(peak.read_text())
-    return total / 2**20
+            if controller in controllers.split(","):
+                total += int(Path("/sys/fs/cgroup", controllers, path.lstrip("/"), name).read_text())
+    return total
+
+
+def _peak_memory_mib(lab: staticpods.StaticPodLab) -> float:
+    """Sum of the host containers' peak memory (cgroup v1 memory.max_usage_in_bytes)."""
+    return _cgroup_sum(lab, "memory", "memory.max_usage_in_bytes") / 2**20
+
+
+def _idle_cpu_cores(lab: staticpods.StaticPodLab, windows: int = 3, seconds: float = 10.0) -> list[float]:
+    """CPU the host containers use with nothing asked of them: their CPU time (cgroup v1
+    cpuacct.usage, every process of a container: systemd, containerd, the kubelet, the static
+    pods, the agents) over ``windows`` windows of ``seconds``, in cores, one value each."""
+    cores = []
+    for _ in range(windows):
+        before, start = _cgroup_sum(lab, "cpuacct", "cpuacct.usage"), time.monotonic()
+        time.sleep(seconds)
+        used = _cgroup_sum(lab, "cpuacct", "cpuacct.usage") - before
+        cores.append(used / 1e9 / (time.monotonic() - start))
+    return cores
 
 
 def _clusters_for_20_minions() -> dict:
@@ -182,6 +203,9 @@ def main() -> int:
         print(figure("site_rerun_speedup", [d / t for d, t in zip(defaults, tuned, strict=True)]))
         print(figure("site_noop_rerun_mitogen_s", mitogen, digits=1))
         print(figure("site_rerun_mitogen_speedup", [d / m for d, m in zip(defaults, mitogen, strict=True)]))
+        # After the reruns: the lab has settled since site.yml started it.
+        print(f"# idle CPU of the {len(lab.hosts)} host containers, three windows of 10 s")
+        print(figure("lab_idle_cpu_cores", _idle_cpu_cores(lab)))
 
         scale = {}
         free = {rack: iter(addresses) for rack, addresses in PAPER.items()}
