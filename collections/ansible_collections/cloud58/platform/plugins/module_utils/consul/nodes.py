@@ -227,53 +227,40 @@ def agent_token(management_token: str, datacenter: str, node: str) -> dict:
     }
 
 
+def _named_token(management_token: str, kind: str) -> dict:
+    """``{AccessorID, SecretID}`` of the one token named ``kind``, derived from the management
+    token like :func:`agent_token`."""
+    if not (isinstance(management_token, str) and _UUID.match(management_token)):
+        raise ConsulError(f"consul {kind} token: the management token is not a UUID; the value is not shown")
+    return {
+        "AccessorID": _derived_uuid(management_token, f"cloud58 consul {kind} accessor"),
+        "SecretID": _derived_uuid(management_token, f"cloud58 consul {kind} secret"),
+    }
+
+
 def dns_token(management_token: str) -> dict:
     """``{AccessorID, SecretID}`` of the token of DNS lookups (policy :data:`DNS_POLICY`), derived
     from the management token like :func:`agent_token`."""
-    if not (isinstance(management_token, str) and _UUID.match(management_token)):
-        raise ConsulError("consul dns token: the management token is not a UUID; the value is not shown")
-    return {
-        "AccessorID": _derived_uuid(management_token, "cloud58 consul dns accessor"),
-        "SecretID": _derived_uuid(management_token, "cloud58 consul dns secret"),
-    }
+    return _named_token(management_token, "dns")
 
 
 def prometheus_token(management_token: str) -> dict:
     """``{AccessorID, SecretID}`` of Prometheus' token (policy :data:`PROMETHEUS_POLICY`: read of
     every agent, for ``/v1/agent/metrics``), derived from the management token like :func:`agent_token`."""
-    if not (isinstance(management_token, str) and _UUID.match(management_token)):
-        raise ConsulError(
-            "consul prometheus token: the management token is not a UUID; the value is not shown"
-        )
-    return {
-        "AccessorID": _derived_uuid(management_token, "cloud58 consul prometheus accessor"),
-        "SecretID": _derived_uuid(management_token, "cloud58 consul prometheus secret"),
-    }
+    return _named_token(management_token, "prometheus")
 
 
 def replication_token(management_token: str) -> dict:
     """``{AccessorID, SecretID}`` of the token a secondary datacenter's servers replicate the
     ACLs with (policy :data:`REPLICATION_POLICY`), derived from the management token like
     :func:`agent_token`."""
-    if not (isinstance(management_token, str) and _UUID.match(management_token)):
-        raise ConsulError(
-            "consul replication token: the management token is not a UUID; the value is not shown"
-        )
-    return {
-        "AccessorID": _derived_uuid(management_token, "cloud58 consul replication accessor"),
-        "SecretID": _derived_uuid(management_token, "cloud58 consul replication secret"),
-    }
+    return _named_token(management_token, "replication")
 
 
 def gateway_token(management_token: str) -> dict:
     """``{AccessorID, SecretID}`` of cloud58-gateway-sync's token (policy :data:`GATEWAY_POLICY`:
     read of every service and node), derived from the management token like :func:`agent_token`."""
-    if not (isinstance(management_token, str) and _UUID.match(management_token)):
-        raise ConsulError("consul gateway token: the management token is not a UUID; the value is not shown")
-    return {
-        "AccessorID": _derived_uuid(management_token, "cloud58 consul gateway accessor"),
-        "SecretID": _derived_uuid(management_token, "cloud58 consul gateway secret"),
-    }
+    return _named_token(management_token, "gateway")
 
 
 def sync_policy_description(cluster: str, datacenter: str) -> str:

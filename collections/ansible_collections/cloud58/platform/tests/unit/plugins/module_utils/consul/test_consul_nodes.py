@@ -21,6 +21,7 @@ from ansible_collections.cloud58.platform.plugins.module_utils.consul import (
     agent_token,
     datacenter_servers,
     dns_token,
+    gateway_token,
     install_problem,
     node_config,
     prometheus_token,
@@ -307,6 +308,23 @@ def test_agent_tokens_are_uuids_derived_per_node_and_management_token():
     assert (
         str(caught.value) == "consul agent token: the management token is not a UUID; the value is not shown"
     )
+
+
+# The IDs of TOKEN's named tokens as the role has created them since each was introduced: the
+# derivation must not change, or a new release would create a second token of each kind in
+# every running Consul and leave agents and programs holding the old secrets.
+NAMED = {
+    dns_token: ("fef41987-01b6-46ad-a3b7-e2ff06705501", "1426bcee-f665-4408-93e0-9bbda0d81342"),
+    prometheus_token: ("cd52154c-ab15-4a0a-bd2d-0020b0c73c60", "6a40e90d-a126-4c28-9a1e-ab80b9115491"),
+    gateway_token: ("24fe3968-cac4-4c30-b68b-81f94132a584", "1ee47f30-9bc5-4251-aadb-dfc069d277e8"),
+    replication_token: ("8fb289fc-b8fa-4edc-a8af-5993af32d873", "2dc65fc6-cb44-4d90-a990-0d9b0a728ce2"),
+}
+
+
+@pytest.mark.parametrize("derive", list(NAMED), ids=lambda f: f.__name__)
+def test_the_named_tokens_keep_their_ids(derive):
+    accessor, secret = NAMED[derive]
+    assert derive(TOKEN) == {"AccessorID": accessor, "SecretID": secret}
 
 
 def test_the_dns_token_is_derived_apart_from_the_agent_tokens():
