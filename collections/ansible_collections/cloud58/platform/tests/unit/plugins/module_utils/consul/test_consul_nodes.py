@@ -12,7 +12,10 @@ import uuid
 import pytest
 
 from ansible_collections.cloud58.platform.plugins.module_utils.consul import (
+    DNS_POLICY,
     DNS_RULES,
+    GATEWAY_POLICY,
+    GATEWAY_RULES,
     PROMETHEUS_POLICY,
     PROMETHEUS_RULES,
     REPLICATION_POLICY,
@@ -327,61 +330,65 @@ def test_the_named_tokens_keep_their_ids(derive):
     assert derive(TOKEN) == {"AccessorID": accessor, "SecretID": secret}
 
 
-def test_the_dns_token_is_derived_apart_from_the_agent_tokens():
-    token = dns_token(TOKEN)
-    assert token == dns_token(TOKEN)
+@pytest.mark.parametrize(
+    ("derive", "bad", "named", "expected"),
+    [
+        pytest.param(
+            dns_token,
+            None,
+            (DNS_POLICY, DNS_RULES),
+            (
+                "cloud58-dns",
+                'node_prefix "" { policy = "read" }\n'
+                'service_prefix "" { policy = "read" }\n'
+                'query_prefix "" { policy = "read" }\n',
+            ),
+            id="dns",
+        ),
+        pytest.param(
+            prometheus_token,
+            "",
+            (PROMETHEUS_POLICY, PROMETHEUS_RULES),
+            ("cloud58-prometheus", 'agent_prefix "" { policy = "read" }\n'),
+            id="prometheus",
+        ),
+        pytest.param(
+            gateway_token,
+            "x",
+            (GATEWAY_POLICY, GATEWAY_RULES),
+            (
+                "cloud58-gateway-sync",
+                'service_prefix "" { policy = "read" }\nnode_prefix "" { policy = "read" }\n',
+            ),
+            id="gateway",
+        ),
+        pytest.param(
+            replication_token,
+            "not-a-uuid",
+            (REPLICATION_POLICY, REPLICATION_RULES),
+            (
+                "cloud58-replication",
+                'acl = "write"\noperator = "write"\n'
+                'service_prefix "" { policy = "read" intentions = "read" }\n',
+            ),
+            id="replication",
+        ),
+    ],
+)
+def test_each_named_token_is_derived_apart_with_its_policy(derive, bad, named, expected):
+    token = derive(TOKEN)
+    assert token == derive(TOKEN)
     assert all(str(uuid.UUID(v)) == v for v in token.values())
-    assert set(token.values()).isdisjoint(agent_token(TOKEN, "bj1", "bj1-w1").values())
-    assert token != dns_token("0f1b8ad4-5c4e-4b1a-9d0e-3a1f2b3c4d5e")
-    assert DNS_RULES == (
-        'node_prefix "" { policy = "read" }\n'
-        'service_prefix "" { policy = "read" }\n'
-        'query_prefix "" { policy = "read" }\n'
-    )
+    others = [v for other in NAMED if other is not derive for v in other(TOKEN).values()]
+    assert set(token.values()).isdisjoint([*others, *agent_token(TOKEN, "sh1", "sh1-c1").values()])
+    assert token != derive("0f1b8ad4-5c4e-4b1a-9d0e-3a1f2b3c4d5e")
+    assert named == expected
+    kind = derive.__name__.removesuffix("_token")
     with pytest.raises(ConsulError) as caught:
-        dns_token(None)
-    assert str(caught.value) == "consul dns token: the management token is not a UUID; the value is not shown"
-
-
-def test_the_prometheus_token_is_derived_apart_and_reads_agents_only():
-    token = prometheus_token(TOKEN)
-    assert token == prometheus_token(TOKEN)
-    assert all(str(uuid.UUID(v)) == v for v in token.values())
-    assert set(token.values()).isdisjoint(
-        [*dns_token(TOKEN).values(), *agent_token(TOKEN, "bj1", "bj1-w1").values()]
-    )
-    assert token != prometheus_token("0f1b8ad4-5c4e-4b1a-9d0e-3a1f2b3c4d5e")
-    assert (PROMETHEUS_POLICY, PROMETHEUS_RULES) == (
-        "cloud58-prometheus",
-        'agent_prefix "" { policy = "read" }\n',
-    )
-    with pytest.raises(ConsulError) as caught:
-        prometheus_token("")
-    assert str(caught.value) == (
-        "consul prometheus token: the management token is not a UUID; the value is not shown"
-    )
-
-
-def test_the_replication_token_is_derived_apart_and_holds_what_consul_requires():
-    token = replication_token(TOKEN)
-    assert token == replication_token(TOKEN)
-    assert all(str(uuid.UUID(v)) == v for v in token.values())
-    assert set(token.values()).isdisjoint(
-        [
-            *dns_token(TOKEN).values(),
-            *prometheus_token(TOKEN).values(),
-            *agent_token(TOKEN, "sh1", "sh1-c1").values(),
-        ]
-    )
-    assert token != replication_token("0f1b8ad4-5c4e-4b1a-9d0e-3a1f2b3c4d5e")
-    assert (REPLICATION_POLICY, REPLICATION_RULES) == (
-        "cloud58-replication",
-        'acl = "write"\noperator = "write"\nservice_prefix "" { policy = "read" intentions = "read" }\n',
-    )
-    with pytest.raises(ConsulError) as caught:
-        replication_token("not-a-uuid")
-    assert str(caught.value) == (
-        "consul replication token: the management token is not a UUID; the value is not shown"
+        derive(bad)
+    assert (
+        str(caught.value)
+        == f"consul {kind} token: the management token is not a UUID; the value is not shown"
     )
 
 
