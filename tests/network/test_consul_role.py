@@ -450,6 +450,21 @@ def test_the_role_creates_the_agent_tokens_once_consul_answers(work, net):
     _sync_tokens_write_their_node_only(work)
 
 
+def _web_instance_ops(node: str, address: str) -> list:
+    """The /v1/txn operations a sync sends for one instance of service web (port 80) at
+    ``address`` on ``node``: the node, then the service."""
+    return [
+        {"Node": {"Verb": "set", "Node": {"Node": node, "Address": "127.0.0.1"}}},
+        {
+            "Service": {
+                "Verb": "set",
+                "Node": node,
+                "Service": {"ID": f"web-{address}-80", "Service": "web", "Address": address, "Port": 80},
+            }
+        },
+    ]
+
+
 def _sync_tokens_write_their_node_only(work):
     """Each cluster's cloud58-consul-sync token (policy cloud58-consul-sync-<cluster>) registers
     a service on the cluster's node k8s-<cluster> with /v1/txn, as the sync does, and reads it
@@ -471,21 +486,7 @@ def _sync_tokens_write_their_node_only(work):
         )
 
     def register(node, secret):
-        ops = [
-            {"Node": {"Verb": "set", "Node": {"Node": node, "Address": "127.0.0.1"}}},
-            {
-                "Service": {
-                    "Verb": "set",
-                    "Node": node,
-                    "Service": {
-                        "ID": "web-198.18.40.1-80",
-                        "Service": "web",
-                        "Address": "198.18.40.1",
-                        "Port": 80,
-                    },
-                }
-            },
-        ]
+        ops = _web_instance_ops(node, "198.18.40.1")
         status, value = work.request("lab1-m1", "PUT", "/v1/txn", ops, token=secret)
         return status, [e["What"] for e in value["Errors"]] if status == 409 else None
 
@@ -674,21 +675,7 @@ def test_a_secondary_datacenter_replicates_the_tokens_and_resolves_them_without_
     sync = FilterModule().filters()["consul_sync_token"](work.token, "lab2-k8s")
     status, token = work.request("lab2-m1", "GET", "/v1/acl/token/self", token=sync["SecretID"])
     assert (status, [p["Name"] for p in token["Policies"]]) == (200, ["cloud58-consul-sync-lab2-k8s"])
-    ops = [
-        {"Node": {"Verb": "set", "Node": {"Node": "k8s-lab2-k8s", "Address": "127.0.0.1"}}},
-        {
-            "Service": {
-                "Verb": "set",
-                "Node": "k8s-lab2-k8s",
-                "Service": {
-                    "ID": "web-198.19.40.1-80",
-                    "Service": "web",
-                    "Address": "198.19.40.1",
-                    "Port": 80,
-                },
-            }
-        },
-    ]
+    ops = _web_instance_ops("k8s-lab2-k8s", "198.19.40.1")
     status, _ = work.request("lab2-m2", "PUT", "/v1/txn", ops, token=sync["SecretID"])
     assert status == 200
     status, node = work.request("lab2-m3", "GET", "/v1/catalog/node/k8s-lab2-k8s", token=sync["SecretID"])
