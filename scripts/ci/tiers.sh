@@ -42,6 +42,9 @@ run=$(mktemp -d "${TMPDIR:-/tmp}/c58-tiers-XXXXXX")
 # directories under a lane's TMPDIR; mktemp makes it 0700.
 chmod 0755 "$run"
 total=$SECONDS
+# pytest cuts its short summary lines ("FAILED test - reason") to the terminal's width, 80
+# columns without one; the reason is what a CI log is read for.
+export COLUMNS=${COLUMNS:-200}
 
 inotify=/proc/sys/fs/inotify/max_user_instances
 inotify_old=
@@ -144,6 +147,17 @@ else
     kill "$watcher" 2>/dev/null
   fi
 fi
+
+# The end of a CI log is often all that is kept of it: for each failed tier, its failing tests
+# (pytest's short summary lines) and its last lines come here, before the summary table, and its
+# whole log is copied into $run, which a failed run keeps.
+for tier in ${lanes[*]}; do
+  [[ -f $run/$tier.result ]] && grep -q FAILED "$run/$tier.result" && [[ -f $logs/$tier.log ]] || continue
+  cp "$logs/$tier.log" "$run/$tier.log"
+  echo "== failed tier $tier: its failing tests and last lines (whole log: $run/$tier.log)"
+  grep -E '^(FAILED|ERROR) ' "$logs/$tier.log" | head -20 | cut -c1-300
+  tail -n 15 "$logs/$tier.log" | cut -c1-300
+done
 
 echo "== tiers summary (total $((SECONDS - total)) s; lanes: $(printf '[%s] ' "${lanes[@]}"))"
 failed=()
