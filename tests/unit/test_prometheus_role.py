@@ -298,12 +298,14 @@ def test_bad_extra_rules_file_name_fails_before_the_host_changes(work, tmp_path,
 
 def test_consul_jobs_get_their_certificate_and_token_file(work):
     """Last in the file: it turns the consul jobs on. The Consul CA and Prometheus' certificate
-    come from <pki_dir>/consul/ (consul/pki.py's layout), the token goes to its own file, 0640."""
+    come from prometheus_consul_pki_dir (consul/pki.py's layout), here outside the clusters' PKI
+    as site.yml's site_consul_pki_dir may be; the token goes to its own file, 0640."""
     _plan, directory = work
     for name in ("ca.crt", "prometheus.crt", "prometheus.key"):
-        (directory / "controller-pki/consul").mkdir(parents=True, exist_ok=True)
-        (directory / "controller-pki/consul" / name).write_text(f"consul {name}\n")
+        (directory / "consul-pki").mkdir(parents=True, exist_ok=True)
+        (directory / "consul-pki" / name).write_text(f"consul {name}\n")
     consul = {
+        "prometheus_consul_pki_dir": str(directory / "consul-pki"),
         "prometheus_consul_https_port": 8501,
         "prometheus_consul_token": "6f1c5b0e-secret",
         "prometheus_consul_token_file": str(directory / "consul-token"),

@@ -479,10 +479,10 @@ _WHY_NO_TARGET = {
 }
 
 
-# Where each file of a job's tls_config comes from in the controller's PKI of its cluster
-# (<pki_dir>/<cluster>/..., controlplane/pki_plan.py's layout); the keys are secrets. Consul's
-# come from the Consul PKI (<pki_dir>/consul/, site.yml's default site_consul_pki_dir, the
-# layout of consul/pki.py).
+# Where each file of a job's tls_config comes from: the controller's PKI of its cluster
+# (<pki_dir>/<cluster>/..., controlplane/pki_plan.py's layout), or for Consul's the Consul PKI
+# (its own directory, site.yml's site_consul_pki_dir, the layout of consul/pki.py). The keys
+# are secrets.
 CLIENT_FILE_SOURCES = {
     "kubernetes": {"ca_file": "ca.crt", "cert_file": "prometheus.crt", "key_file": "prometheus.key"},
     "etcd": {
@@ -490,19 +490,17 @@ CLIENT_FILE_SOURCES = {
         "cert_file": "prometheus-etcd-client.crt",
         "key_file": "prometheus-etcd-client.key",
     },
-    "consul": {
-        "ca_file": "consul/ca.crt",
-        "cert_file": "consul/prometheus.crt",
-        "key_file": "consul/prometheus.key",
-    },
+    "consul": {"ca_file": "ca.crt", "cert_file": "prometheus.crt", "key_file": "prometheus.key"},
 }
 
 
 def client_files(plan, datacenter, options=None) -> list:
     """The certificate files the configuration of ``datacenter`` names, each with its source
-    in the controller's PKI: ``[{"src": "<cluster>/<file>", "dest": path, "secret": bool}]``
-    in ``dest`` order, for the jobs kept (option ``jobs``) only. Two sources for one path (a
-    certificate option without ``{cluster}`` while the datacenter has two clusters) fail."""
+    on the controller: ``[{"pki": "clusters" | "consul", "src": path, "dest": path, "secret":
+    bool}]`` in ``dest`` order, for the jobs kept (option ``jobs``) only. ``src`` is relative
+    to the clusters' PKI root (``<cluster>/<file>``) or to the Consul PKI (``<file>``). Two
+    sources for one path (a certificate option without ``{cluster}`` while the datacenter has
+    two clusters) fail."""
     opts = _options(options)
     out = {}
     for job in scrape_config(plan, datacenter, opts)["scrape_configs"]:
@@ -512,10 +510,10 @@ def client_files(plan, datacenter, options=None) -> list:
             continue
         prefix = "consul" if role == "consul" else "etcd" if role in ETCD_JOBS else "kubernetes"
         for key, source in CLIENT_FILE_SOURCES[prefix].items():
-            src = source if prefix == "consul" else f"{cluster}/{source}"
-            entry = {"src": src, "dest": tls[key], "secret": key == "key_file"}
+            pki, src = ("consul", source) if prefix == "consul" else ("clusters", f"{cluster}/{source}")
+            entry = {"pki": pki, "src": src, "dest": tls[key], "secret": key == "key_file"}
             taken = out.setdefault(tls[key], entry)
-            if taken["src"] != entry["src"]:
+            if (taken["pki"], taken["src"]) != (pki, src):
                 raise MonitoringError(
                     f"monitoring option {prefix}_{key}: {opts[f'{prefix}_{key}']!r} is the same file "
                     f"for {taken['src']} and {entry['src']}; put {{cluster}} in it"
