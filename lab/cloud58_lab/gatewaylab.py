@@ -2,8 +2,10 @@
 and benchmarks/bench_haproxy_converge.py.
 
 * :class:`Consul`: one Consul server (the pinned 1.14.11, ``scripts/setup/consul.sh``) on
-  127.0.0.1 with free ports of its own, DNS included, no ACLs; services registered through the
-  agent's HTTP API, each with a TTL check the caller passes or fails.
+  127.0.0.1 with free ports of its own, DNS included; without ACLs, or with default-deny ACLs
+  and the tokens of the caller's ``acl.tokens`` block (its requests then carry the management
+  token); services registered through the agent's HTTP API, each with a TTL check the caller
+  passes or fails.
 * :class:`Backend`: an HTTP server in a thread that answers every request with its own name
   (``/healthz`` too) and counts the requests it served; its ``status`` (200) is the status of
   every request but ``/healthz``, which always answers 200: a bad instance that passes its checks.
@@ -71,15 +73,22 @@ def wait_for(predicate, what: str, timeout: float = WAIT, interval: float = 0.05
 
 
 class Consul:
-    """One Consul server on 127.0.0.1: ``dns_port`` answers SRV queries for the registered services."""
+    """One Consul server on 127.0.0.1: ``dns_port`` answers SRV queries for the registered
+    services. ``acl_tokens``: ACLs on, default deny, with this ``acl.tokens`` block (Consul's
+    keys: ``initial_management``, ``agent``, ``default``, ...); every request of this class
+    then sends ``initial_management``."""
 
-    def __init__(self, work: Path, node: str) -> None:
+    def __init__(self, work: Path, node: str, *, acl_tokens: dict | None = None) -> None:
         self.work = work
         http_port, serf, server, dns = free_ports(4)
         self.address, self.dns_port = f"http://127.0.0.1:{http_port}", dns
+        self.token = (acl_tokens or {}).get("initial_management")
         (work / "data").mkdir(parents=True)
         ports = {"http": http_port, "serf_lan": serf, "server": server, "dns": dns}
-        (work / "consul.json").write_text(json.dumps(single_server_config(node, "dc1", work / "data", ports)))
+        config = single_server_config(node, "dc1", work / "data", ports, acl=acl_tokens is not None)
+        if acl_tokens is not None:
+            config["acl"]["tokens"] = acl_tokens
+        (work / "consul.json").write_text(json.dumps(config))
         with (work / "consul.log").open("w") as out:
             self.proc = subprocess.Popen(
                 [programs.path("consul"), "agent", f"-config-file={work / 'consul.json'}"],
@@ -107,7 +116,8 @@ class Consul:
     def request(self, method: str, path: str, body=None):
         """``(status, decoded JSON or None)`` of one request to the agent's HTTP API."""
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.address + path, data=data, method=method)
+        headers = {"X-Consul-Token": self.token} if self.token else {}
+        req = urllib.request.Request(self.address + path, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=60) as resp:
                 status, raw = resp.status, resp.read()

@@ -1,10 +1,14 @@
 """The ingress gateway following a real Consul: the files the role cloud58.platform.haproxy_gateway
 writes (haproxy.cfg, the servers' state file, the reload drop-in of haproxy.service), run by the
 real haproxy (Debian's 2.6, master-worker in the foreground as systemd runs it) against one
-Consul server (the pinned 1.14.11) whose DNS answers the SRV name the config resolves. Backends
-are HTTP servers of the test, each on a loopback address of its own (127.0.0.0/8), answering
-with their name (lab/cloud58_lab/gatewaylab.py):
+Consul server (the pinned 1.14.11) whose DNS answers the SRV name the config resolves. Consul
+runs with ACLs as the consul role sets them: default deny, and the DNS token of policy
+cloud58-dns (filter consul_dns_token, the role's rules) as the agent's default token, which
+DNS answers with. Backends are HTTP servers of the test, each on a loopback address of its own
+(127.0.0.0/8), answering with their name (lab/cloud58_lab/gatewaylab.py):
 
+* until the DNS token exists in Consul, its DNS answers SERVFAIL; once it does (the consul
+  role's token host creates it after the agents start), the SRV answers reach HAProxy;
 * instances registered in Consul appear in HAProxy's runtime API (``show servers state``) with
   their address and port, and requests reach every one;
 * a deregistered instance, and one whose check in Consul fails, leave the runtime API and get
@@ -33,13 +37,16 @@ import dataclasses
 import itertools
 import math
 import re
+import subprocess
 import sys
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from cloud58_lab import gatewaylab, programs, roleplay
+from ansible_collections.cloud58.platform.plugins.filter.consul import FilterModule
+from cloud58_lab import consulapi, gatewaylab, programs, roleplay
 
 pytestmark = pytest.mark.slow
 
@@ -66,7 +73,16 @@ class Lab:
     def __init__(self, work: Path) -> None:
         self.work = work
         self.port, self.api_port, self.db_port = gatewaylab.free_ports(3)
-        self.consul = gatewaylab.Consul(work / "consul", "hgwc-consul")
+        management = str(uuid.uuid4())
+        self.dns_token = FilterModule().filters()["consul_dns_token"](management)
+        # The tokens of the consul role's servers: the DNS token is in the configuration before
+        # it exists in Consul.
+        tokens = {
+            "initial_management": management,
+            "agent": management,
+            "default": self.dns_token["SecretID"],
+        }
+        self.consul = gatewaylab.Consul(work / "consul", "hgwc-consul", acl_tokens=tokens)
         self.backends = {name: gatewaylab.Backend(name, f"127.0.0.{21 + n}") for n, name in enumerate(NAMES)}
         self.api = {name: gatewaylab.Backend(name, f"127.0.0.{31 + n}") for n, name in enumerate(API_NAMES)}
         self.db = {name: gatewaylab.TcpBackend(name, f"127.0.0.{41 + n}") for n, name in enumerate(DB_NAMES)}
@@ -115,6 +131,28 @@ class Lab:
         }
         stats, failed, _ = roleplay.play(self.work, PLAYBOOK, HOST, variables, with_output=True)
         assert (stats, failed) == ({"changed": 4, "failures": 0}, [])
+
+    def create_dns_token(self) -> None:
+        """The DNS token's policy and the token itself, as the consul role's token host creates them."""
+        token = self.dns_token
+        for path, body in (
+            ("/v1/acl/policy", {"Name": token["Policy"], "Rules": token["Rules"]}),
+            (
+                "/v1/acl/token",
+                {
+                    "AccessorID": token["AccessorID"],
+                    "SecretID": token["SecretID"],
+                    "Policies": [{"Name": token["Policy"]}],
+                },
+            ),
+        ):
+            status, value = self.consul.request("PUT", path, body)
+            assert status == 200, (path, value)
+
+    def dns(self, name: str) -> str:
+        """``"<rcode> <addresses>"`` of an A query of ``name`` to Consul's DNS."""
+        query = [sys.executable, "-c", consulapi.DNS_QUERY, name, str(self.consul.dns_port)]
+        return subprocess.run(query, capture_output=True, text=True, check=True, timeout=60).stdout.strip()
 
     def register(self, name: str) -> None:
         backend = self.backends[name]
@@ -166,6 +204,10 @@ def lab(tmp_path_factory):
 def test_registered_instances_appear_in_the_runtime_api_and_all_serve(lab):
     for name in NAMES:
         lab.register(name)
+    # Default deny: the agent's default token does not exist yet, and its DNS answers SERVFAIL.
+    assert lab.dns("web.service.consul") == "2"
+    lab.create_dns_token()
+    assert lab.dns("web.service.consul") == "0 " + " ".join(sorted(b.address for b in lab.backends.values()))
     servers = lab.wait_servers(NAMES)
     rows = [line.split() for line in lab.gateway.admin("show servers state web").splitlines()[2:] if line]
     # srv_addr (4) and srv_port (18) of the slots that have an address from Consul's SRV answer
