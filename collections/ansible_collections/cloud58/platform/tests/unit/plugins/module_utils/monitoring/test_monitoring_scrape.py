@@ -594,12 +594,12 @@ def test_server_args(options, args):
 
 P = "/etc/prometheus/pki/lab1-k8s"
 LAB1_CLIENT_FILES = [
-    {"src": "lab1-k8s/ca.crt", "dest": f"{P}/ca.crt", "secret": False},
-    {"src": "lab1-k8s/etcd/ca.crt", "dest": f"{P}/etcd-ca.crt", "secret": False},
-    {"src": "lab1-k8s/prometheus-etcd-client.crt", "dest": f"{P}/etcd-client.crt", "secret": False},
-    {"src": "lab1-k8s/prometheus-etcd-client.key", "dest": f"{P}/etcd-client.key", "secret": True},
-    {"src": "lab1-k8s/prometheus.crt", "dest": f"{P}/prometheus.crt", "secret": False},
-    {"src": "lab1-k8s/prometheus.key", "dest": f"{P}/prometheus.key", "secret": True},
+    {"pki": "clusters", "src": "lab1-k8s/ca.crt", "dest": f"{P}/ca.crt", "secret": False},
+    {"pki": "clusters", "src": "lab1-k8s/etcd/ca.crt", "dest": f"{P}/etcd-ca.crt", "secret": False},
+    {"pki": "clusters", "src": "lab1-k8s/prometheus-etcd-client.crt", "dest": f"{P}/etcd-client.crt", "secret": False},
+    {"pki": "clusters", "src": "lab1-k8s/prometheus-etcd-client.key", "dest": f"{P}/etcd-client.key", "secret": True},
+    {"pki": "clusters", "src": "lab1-k8s/prometheus.crt", "dest": f"{P}/prometheus.crt", "secret": False},
+    {"pki": "clusters", "src": "lab1-k8s/prometheus.key", "dest": f"{P}/prometheus.key", "secret": True},
 ]
 
 
@@ -614,21 +614,23 @@ LAB1_CLIENT_FILES = [
             [
                 LAB1_CLIENT_FILES[0],
                 LAB1_CLIENT_FILES[4],
-                {"src": "lab1-k8s/prometheus.key", "dest": "/k/lab1-k8s.key", "secret": True},
+                {"pki": "clusters", "src": "lab1-k8s/prometheus.key", "dest": "/k/lab1-k8s.key", "secret": True},
             ],
             id="own-path",
         ),
         pytest.param(
             {"jobs": ["consul"], "consul_https_port": 8501},
             [
-                {"src": "consul/ca.crt", "dest": "/etc/prometheus/pki/consul/ca.crt", "secret": False},
+                {"pki": "consul", "src": "ca.crt", "dest": "/etc/prometheus/pki/consul/ca.crt", "secret": False},
                 {
-                    "src": "consul/prometheus.crt",
+                    "pki": "consul",
+                    "src": "prometheus.crt",
                     "dest": "/etc/prometheus/pki/consul/prometheus.crt",
                     "secret": False,
                 },
                 {
-                    "src": "consul/prometheus.key",
+                    "pki": "consul",
+                    "src": "prometheus.key",
                     "dest": "/etc/prometheus/pki/consul/prometheus.key",
                     "secret": True,
                 },
