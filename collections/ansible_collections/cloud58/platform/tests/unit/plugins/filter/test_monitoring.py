@@ -40,13 +40,20 @@ def test_filters_are_registered():
 
 def test_prometheus_client_files(plan):
     assert prometheus_client_files(plan, "lab2", {"jobs": ["kube-scheduler"]}) == [
-        {"src": "lab2-k8s/ca.crt", "dest": "/etc/prometheus/pki/lab2-k8s/ca.crt", "secret": False},
         {
+            "pki": "clusters",
+            "src": "lab2-k8s/ca.crt",
+            "dest": "/etc/prometheus/pki/lab2-k8s/ca.crt",
+            "secret": False,
+        },
+        {
+            "pki": "clusters",
             "src": "lab2-k8s/prometheus.crt",
             "dest": "/etc/prometheus/pki/lab2-k8s/prometheus.crt",
             "secret": False,
         },
         {
+            "pki": "clusters",
             "src": "lab2-k8s/prometheus.key",
             "dest": "/etc/prometheus/pki/lab2-k8s/prometheus.key",
             "secret": True,

@@ -108,13 +108,15 @@ def test_store_issues_the_ca_and_every_host_then_keeps_them(tmp_path):
 
 
 def test_prometheus_certificate_is_the_one_the_scrape_configuration_names(tmp_path):
-    """The consul jobs' client files (monitoring/scrape.py, sources under <pki_dir>/consul/) are
-    files this PKI issues, and Prometheus' certificate is for client use only."""
+    """The consul jobs' client files (monitoring/scrape.py, sources relative to the Consul PKI's
+    directory) are files this PKI issues, and Prometheus' certificate is for client use only."""
     directory = tmp_path / "consul"
     ensure_pki(str(directory), consul_pki_plan(PLAN), cluster_files=False)
     sources = scrape.CLIENT_FILE_SOURCES["consul"]
-    assert all((tmp_path / source).is_file() for source in sources.values())
-    cert = x509.load_pem_x509_certificate((tmp_path / sources["cert_file"]).read_bytes())
+    assert all((directory / source).is_file() for source in sources.values())
+    cert = x509.load_pem_x509_certificate((directory / sources["cert_file"]).read_bytes())
     usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     assert list(usages) == [ExtendedKeyUsageOID.CLIENT_AUTH]
-    assert cert.issuer == x509.load_pem_x509_certificate((tmp_path / sources["ca_file"]).read_bytes()).subject
+    assert (
+        cert.issuer == x509.load_pem_x509_certificate((directory / sources["ca_file"]).read_bytes()).subject
+    )
