@@ -596,8 +596,18 @@ P = "/etc/prometheus/pki/lab1-k8s"
 LAB1_CLIENT_FILES = [
     {"pki": "clusters", "src": "lab1-k8s/ca.crt", "dest": f"{P}/ca.crt", "secret": False},
     {"pki": "clusters", "src": "lab1-k8s/etcd/ca.crt", "dest": f"{P}/etcd-ca.crt", "secret": False},
-    {"pki": "clusters", "src": "lab1-k8s/prometheus-etcd-client.crt", "dest": f"{P}/etcd-client.crt", "secret": False},
-    {"pki": "clusters", "src": "lab1-k8s/prometheus-etcd-client.key", "dest": f"{P}/etcd-client.key", "secret": True},
+    {
+        "pki": "clusters",
+        "src": "lab1-k8s/prometheus-etcd-client.crt",
+        "dest": f"{P}/etcd-client.crt",
+        "secret": False,
+    },
+    {
+        "pki": "clusters",
+        "src": "lab1-k8s/prometheus-etcd-client.key",
+        "dest": f"{P}/etcd-client.key",
+        "secret": True,
+    },
     {"pki": "clusters", "src": "lab1-k8s/prometheus.crt", "dest": f"{P}/prometheus.crt", "secret": False},
     {"pki": "clusters", "src": "lab1-k8s/prometheus.key", "dest": f"{P}/prometheus.key", "secret": True},
 ]
@@ -614,14 +624,24 @@ LAB1_CLIENT_FILES = [
             [
                 LAB1_CLIENT_FILES[0],
                 LAB1_CLIENT_FILES[4],
-                {"pki": "clusters", "src": "lab1-k8s/prometheus.key", "dest": "/k/lab1-k8s.key", "secret": True},
+                {
+                    "pki": "clusters",
+                    "src": "lab1-k8s/prometheus.key",
+                    "dest": "/k/lab1-k8s.key",
+                    "secret": True,
+                },
             ],
             id="own-path",
         ),
         pytest.param(
             {"jobs": ["consul"], "consul_https_port": 8501},
             [
-                {"pki": "consul", "src": "ca.crt", "dest": "/etc/prometheus/pki/consul/ca.crt", "secret": False},
+                {
+                    "pki": "consul",
+                    "src": "ca.crt",
+                    "dest": "/etc/prometheus/pki/consul/ca.crt",
+                    "secret": False,
+                },
                 {
                     "pki": "consul",
                     "src": "prometheus.crt",
