@@ -558,6 +558,26 @@ def test_prometheus_finds_node_exporter_on_every_host_and_the_minions_kubelets_a
     assert active.strip() == "active"
 
 
+def test_prometheus_reads_the_realservers_of_each_vip_from_the_directors_lvs_exporter(lab):
+    """site.yml's lvs stage runs cloud58-lvs-exporter on every director (nftables data plane):
+    the datacenter's Prometheus scrapes it (job lvs) and has, per director and VIP, the
+    realservers of the live table: the API VIP's three masters, and none for the ingress VIP,
+    to which the lab's inventory gives no realserver (what LvsVipWithoutRealservers pages on)."""
+    directors = sorted(h for h in lab.hosts if h in lab.plan["datacenters"][lab.dc]["lvs"]["directors"])
+    found = _wait("the directors' LVS exporters up", lambda: _targets_up(lab, ("lvs",), {"lvs": directors}))
+    assert found == {"lvs": dict.fromkeys(directors, "up")}
+    query = urllib.parse.urlencode({"query": "cloud58_lvs_vip_realservers"})
+    address = lab.hosts[f"{lab.dc}-m1"].address
+    with urllib.request.urlopen(f"http://{address}:9090/api/v1/query?{query}", timeout=10) as r:
+        result = json.load(r)["data"]["result"]
+    values = {(m["metric"]["director"], m["metric"]["vip"]): m["value"][1] for m in result}
+    assert values == {
+        **{(d, "198.18.2.1"): "3" for d in directors},
+        **{(d, "198.18.2.10"): "0" for d in directors},
+    }
+    assert directors == ["lab1-lvs1"]
+
+
 def test_prometheus_scrapes_every_consul_agent_with_its_certificate_and_token(lab):
     """site.yml's consul stage runs an agent on every host of the plan (servers on the plan's
     Consul servers) with its HTTPS API on every address, a client certificate of the Consul CA

@@ -15,6 +15,7 @@ our DPVS schema (in the role) and its NAT subset by the real ``keepalived --conf
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +31,7 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 DIRECTOR = "lab1-lvs1"
+EXPORTER_PORT = 9110
 BIRD_START = "router id 198.18.0.31;\nprotocol device {\n}\n"
 PLAYBOOK = """\
 - name: Make the host an LVS director
@@ -65,6 +67,8 @@ def _play(director, check=False, **extra):
         # what the preflight play registers on localhost; the role's default reads it there
         "cloud58_topology": {"plan": plan},
         "lvs_director_sysctl_file": str(work / "62-cloud58-lvs-director.conf"),
+        "lvs_director_exporter_dir": str(work / "exporter"),
+        "lvs_director_exporter_unit_file": str(work / "cloud58-lvs-exporter.service"),
         "lvs_director_slots": 8,
         # The host's nftables and BIRD (apt-packages.txt); this namespace's BIRD is the test's.
         "lvs_director_install_packages": False,
@@ -134,6 +138,72 @@ def test_role_sets_arp_vips_and_data_plane(director):
 def test_second_run_changes_nothing(director):
     stats, failed = _play(director)
     assert (stats, failed) == ({"changed": 0, "failures": 0}, [])
+
+
+# One GET from inside the namespace: the status line, a blank line, the body.
+GET = (
+    "import http.client, sys\n"
+    "c = http.client.HTTPConnection('127.0.0.1', int(sys.argv[1]), timeout=30)\n"
+    "c.request('GET', '/metrics')\n"
+    "r = c.getresponse()\n"
+    "print(r.status, r.reason)\n"
+    "print()\n"
+    "print(r.read().decode(), end='')\n"
+)
+
+
+def _metrics(net) -> tuple[str, dict[str, str]]:
+    """The exporter's status and its series (name and labels -> value)."""
+    out = net.exec("director", "python3", "-c", GET, str(EXPORTER_PORT)).stdout
+    head, _sep, body = out.partition("\n\n")
+    series = dict(line.rsplit(" ", 1) for line in body.splitlines() if line and not line.startswith("#"))
+    return head, series
+
+
+def test_the_exporter_serves_the_realservers_of_each_vip_from_the_live_table(director):
+    """The unit the role wrote, its ExecStart run in the director's namespace (the installed
+    program and its copy of the lvs package): per VIP the distinct realservers and ports of
+    the live table. Emptied by hand, the table shows both VIPs at 0 (the alert
+    LvsVipWithoutRealservers); deleted, only cloud58_lvs_table_present 0; the role brings
+    the table back and the figures with it."""
+    net, _plan, work = director
+    unit = (work / "cloud58-lvs-exporter.service").read_text()
+    command = shlex.split(next(line for line in unit.splitlines() if line.startswith("ExecStart="))[10:])
+    assert command[:1] + command[2:] == [
+        "/usr/bin/python3",
+        "--listen",
+        "0.0.0.0:9110",
+        "--director",
+        DIRECTOR,
+    ]
+    assert command[1] == str(work / "exporter/cloud58-lvs-exporter")
+    proc = subprocess.Popen(
+        ["ip", "netns", "exec", net.ns("director"), *command],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    net.servers.append(proc)
+    assert "serving /metrics of table ip cloud58_fullnat on 0.0.0.0:9110" in proc.stderr.readline()
+    d = f'director="{DIRECTOR}"'
+    # lab1-k8s-api: the three masters on port 6443; lab1-ingress: the one realserver the test gives.
+    full = {
+        f"cloud58_lvs_table_present{{{d}}}": "1",
+        f'cloud58_lvs_vip_realservers{{{d},vip="198.18.2.1"}}': "3",
+        f'cloud58_lvs_vip_realservers{{{d},vip="198.18.2.10"}}': "1",
+        f'cloud58_lvs_vip_ports{{{d},vip="198.18.2.1"}}': "1",
+        f'cloud58_lvs_vip_ports{{{d},vip="198.18.2.10"}}': "1",
+    }
+    assert _metrics(net) == ("200 OK", full)
+    net.exec("director", "nft", "flush", "map", "ip", "cloud58_fullnat", "realservers")
+    assert _metrics(net) == ("200 OK", {k: "0" if "vip=" in k else v for k, v in full.items()})
+    net.exec("director", "nft", "delete", "table", "ip", "cloud58_fullnat")
+    assert _metrics(net) == ("200 OK", {f"cloud58_lvs_table_present{{{d}}}": "0"})
+    stats, failed = _play(director)
+    # the table again; nothing of the exporter
+    assert (stats, failed) == ({"changed": 1, "failures": 0}, [])
+    assert _metrics(net) == ("200 OK", full)
 
 
 # ---- VIP announcement: the healthy set ---------------------------------------------------------

@@ -165,7 +165,7 @@ def _json_value(value, field):
     raise LvsError(f"{field}: unexpected element {value!r} in the output of nft -j")
 
 
-def _key_order(key):
+def element_order(key):
     """Elements in the order the ruleset lists them: addresses and numbers by value."""
     parts = []
     for part in key.split(" . "):
@@ -195,7 +195,7 @@ def read_table(data, table=TABLE):
                         elements[_json_value(elem[0], field)] = _json_value(elem[1], field)
                     else:
                         elements[_json_value(elem, field)] = None
-                state["elements"][obj["name"]] = {k: elements[k] for k in sorted(elements, key=_key_order)}
+                state["elements"][obj["name"]] = {k: elements[k] for k in sorted(elements, key=element_order)}
         rule = item.get("rule")
         if rule and rule.get("table") == table and rule.get("chain") == "prerouting":
             state["structure"] = rule.get("comment")
