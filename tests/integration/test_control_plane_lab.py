@@ -575,7 +575,7 @@ def test_prometheus_reads_the_realservers_of_each_vip_from_the_directors_lvs_exp
         **{(d, "198.18.2.1"): "3" for d in directors},
         **{(d, "198.18.2.10"): "0" for d in directors},
     }
-    assert directors == ["lab1-lvs1"]
+    assert directors == ["lab1-lvs1", "lab1-lvs2"]
 
 
 def test_prometheus_scrapes_every_consul_agent_with_its_certificate_and_token(lab):
