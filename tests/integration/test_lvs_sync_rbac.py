@@ -1,12 +1,12 @@
 """The identity of cloud58-lvs-sync, as rendered into clusters/, against a real kube-apiserver.
 
-The ServiceAccount, ClusterRole and ClusterRoleBinding of ``clusters/lab1-k8s/`` (``make
-render``) are created in cluster ``c2`` of ``kube_clusters``; a token of the ServiceAccount
-from the TokenRequest API is the sync's credential. With it the calls the sync makes (list
-and watch Services and EndpointSlices in every namespace) succeed, a watch sees an
+The ClusterRole and ClusterRoleBinding of ``clusters/lab1-k8s/`` (``make render``) are created
+in cluster ``c2`` of ``kube_clusters``; a client certificate of that cluster's CA with the CN
+``cloud58:lvs-sync`` (what the cluster PKI issues as ``lvs-sync.crt``, the pair site.yml's lvs
+stage copies to the directors) is the sync's credential. With it the calls the sync makes
+(list and watch Services and EndpointSlices in every namespace) succeed, a watch sees an
 EndpointSlice the test creates, and every write, and every read of another resource, is
-refused (403). The objects are removed after; the namespace cloud58-system too when the test
-created it.
+refused (403). The objects are removed after.
 """
 
 from __future__ import annotations
@@ -19,17 +19,41 @@ import pytest
 import yaml
 from kubernetes import client, config, watch
 
+from ansible_collections.cloud58.platform.plugins.module_utils.controlplane.pki_plan import (
+    LVS_SYNC_CERT,
+    LVS_SYNC_USER,
+)
+from ansible_collections.cloud58.platform.plugins.module_utils.pki import x509
+
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 RENDERED = REPO / "clusters/lab1-k8s"
 NAME = "cloud58-lvs-sync"
-SYSTEM = "cloud58-system"
 FILES = [
     "22_clusterrole_cloud58-lvs-sync.yaml",
     "23_clusterrolebinding_cloud58-lvs-sync.yaml",
-    "31_serviceaccount_cloud58-system_cloud58-lvs-sync.yaml",
 ]
+
+
+def _issue(pki: Path, directory: Path) -> tuple[Path, Path]:
+    """The sync's client pair from the CA in ``pki``, as the cluster PKI issues it."""
+    ca_cert = x509.load_cert((pki / "ca.crt").read_bytes(), "ca.crt")
+    ca_key = x509.load_key((pki / "ca.key").read_bytes(), "ca.key")
+    key = x509.generate_key("ecdsa-p256")
+    spec = {
+        "common_name": LVS_SYNC_USER,
+        "organizations": [],
+        "dns_names": [],
+        "ip_addresses": [],
+        "usages": ["client"],
+    }
+    cert = x509.make_leaf(spec, key, ca_cert=ca_cert, ca_key=ca_key, days=1)
+    cert_file, key_file = directory / f"{LVS_SYNC_CERT}.crt", directory / f"{LVS_SYNC_CERT}.key"
+    cert_file.write_bytes(x509.cert_pem(cert))
+    key_file.touch(mode=0o600)
+    key_file.write_bytes(x509.key_pem(key))
+    return cert_file, key_file
 
 
 def _slice(name):
@@ -59,45 +83,32 @@ class Clients:
 
 
 @pytest.fixture(scope="module")
-def clients(kube_clusters):
+def clients(kube_clusters, tmp_path_factory):
     admin = config.new_client_from_config(config_file=str(kube_clusters.kubeconfig), context="c2")
     core, rbac = client.CoreV1Api(admin), client.RbacAuthorizationV1Api(admin)
     namespace = f"lvs-rbac-{uuid.uuid4().hex[:8]}"
     objects = {f: yaml.safe_load((RENDERED / f).read_text()) for f in FILES}
-    created_system = False
+    cert_file, key_file = _issue(kube_clusters["c2"].pki, tmp_path_factory.mktemp("lvs-sync-pki"))
     sync = None
     try:
-        try:
-            core.create_namespace({"metadata": {"name": SYSTEM}})
-            created_system = True
-        except client.exceptions.ApiException as e:
-            if e.status != 409:
-                raise
         core.create_namespace({"metadata": {"name": namespace}})
         core.create_namespaced_service(
             namespace, {"metadata": {"name": "web"}, "spec": {"ports": [{"name": "http", "port": 80}]}}
         )
         rbac.create_cluster_role(objects[FILES[0]])
         rbac.create_cluster_role_binding(objects[FILES[1]])
-        core.create_namespaced_service_account(SYSTEM, objects[FILES[2]])
-        token = core.create_namespaced_service_account_token(
-            NAME, SYSTEM, {"spec": {"expirationSeconds": 3600}}
-        ).status.token
         settings = client.Configuration()
         settings.host = admin.configuration.host
         settings.ssl_ca_cert = admin.configuration.ssl_ca_cert
-        settings.api_key = {"authorization": f"Bearer {token}"}
+        settings.cert_file, settings.key_file = str(cert_file), str(key_file)
         sync = client.ApiClient(settings)
         yield Clients(admin, sync, namespace)
     finally:
         if sync is not None:
             sync.close()
-        _ignore(404, lambda: core.delete_namespaced_service_account(NAME, SYSTEM))
         _ignore(404, lambda: rbac.delete_cluster_role_binding(NAME))
         _ignore(404, lambda: rbac.delete_cluster_role(NAME))
         _ignore(404, lambda: core.delete_namespace(namespace))
-        if created_system:
-            _ignore(404, lambda: core.delete_namespace(SYSTEM))
         admin.close()
 
 
@@ -125,7 +136,7 @@ def test_the_identity_watches_endpointslices(clients):
     assert seen == ("ADDED", "web-1")
 
 
-USER = f'User "system:serviceaccount:{SYSTEM}:{NAME}"'
+USER = f'User "{LVS_SYNC_USER}"'
 REFUSED = [
     pytest.param(
         lambda c, ns: c.discovery.create_namespaced_endpoint_slice(ns, _slice("web-2")),

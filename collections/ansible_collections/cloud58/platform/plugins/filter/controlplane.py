@@ -11,6 +11,8 @@ from ansible_collections.cloud58.platform.plugins.module_utils.controlplane.conf
 from ansible_collections.cloud58.platform.plugins.module_utils.controlplane.pki_plan import (
     CONSUL_SYNC_CERT,
     CONSUL_SYNC_USER,
+    LVS_SYNC_CERT,
+    LVS_SYNC_USER,
     NODE_AGENTS,
     agent_user,
 )
@@ -76,19 +78,28 @@ def agent_kubeconfig(cluster, host, agent, server, config_dir):
     )
 
 
+def _sync_kubeconfig(name, cluster, server, config_dir, *, pair, user):
+    """The kubeconfig of a sync that runs outside ``cluster``: the client pair ``pair`` of
+    ``user`` and the cluster CA by path under ``config_dir``/pki."""
+    _cluster(name, cluster)
+    return _by_path(name, cluster, cluster["name"], server, config_dir, pair=pair, user=user)
+
+
 def consul_sync_kubeconfig(cluster, server, config_dir):
     """The kubeconfig of cloud58-consul-sync of ``cluster``: its client pair (user
     cloud58:consul-sync) and the cluster CA under ``config_dir``/pki, where site.yml's
     consul_sync stage copies them; no secret in it."""
-    _cluster("consul_sync_kubeconfig", cluster)
-    return _by_path(
-        "consul_sync_kubeconfig",
-        cluster,
-        cluster["name"],
-        server,
-        config_dir,
-        pair=CONSUL_SYNC_CERT,
-        user=CONSUL_SYNC_USER,
+    return _sync_kubeconfig(
+        "consul_sync_kubeconfig", cluster, server, config_dir, pair=CONSUL_SYNC_CERT, user=CONSUL_SYNC_USER
+    )
+
+
+def lvs_sync_kubeconfig(cluster, server, config_dir):
+    """The kubeconfig of cloud58-lvs-sync on a director of ``cluster``'s datacenter: its client
+    pair (user cloud58:lvs-sync) and the cluster CA under ``config_dir``/pki, where site.yml's
+    lvs stage copies them; no secret in it."""
+    return _sync_kubeconfig(
+        "lvs_sync_kubeconfig", cluster, server, config_dir, pair=LVS_SYNC_CERT, user=LVS_SYNC_USER
     )
 
 
@@ -98,4 +109,5 @@ class FilterModule:
             "agent_kubeconfig": agent_kubeconfig,
             "consul_sync_kubeconfig": consul_sync_kubeconfig,
             "kubelet_kubeconfig": kubelet_kubeconfig,
+            "lvs_sync_kubeconfig": lvs_sync_kubeconfig,
         }

@@ -22,6 +22,8 @@ Layout of a cluster's PKI directory on the controller (paths relative to it)::
                                                  the masters: the role prometheus takes them)
     consul-sync.*                     cloud58-consul-sync -> apiserver (CONSUL_SYNC_USER; not
                                       copied to the masters: site.yml's consul_sync stage takes it)
+    lvs-sync.*                        cloud58-lvs-sync -> apiserver (LVS_SYNC_USER; not copied to
+                                      the masters: site.yml's lvs stage takes it to the directors)
     etcd/<host>-server.*, etcd/<host>-peer.*                 main etcd members
     etcd/<host>-events-server.*, etcd/<host>-events-peer.*   events etcd members
     kubelet/<node>.*                  each node's kubelet -> apiserver (system:node:<node>)
@@ -45,6 +47,10 @@ PROMETHEUS_USER = "cloud58:prometheus"
 # ClusterRole cloud58-consul-sync, render/platform.py); one sync per cluster.
 CONSUL_SYNC_USER = "cloud58:consul-sync"
 CONSUL_SYNC_CERT = "consul-sync"
+# The user cloud58-lvs-sync reads Services and EndpointSlices as, on every LVS director of the
+# cluster's datacenter (ClusterRole cloud58-lvs-sync, render/platform.py).
+LVS_SYNC_USER = "cloud58:lvs-sync"
+LVS_SYNC_CERT = "lvs-sync"
 # The node agents that talk to the API (role node_agents), each with a certificate per minion:
 # user cloud58:<agent>:<node> in group cloud58:<agent>, the group bound to the agent's
 # ClusterRole (render/platform.py).
@@ -150,6 +156,7 @@ def pki_plan(cluster, settings):
         _cert("prometheus", KUBERNETES_CA, PROMETHEUS_USER),
         _cert("prometheus-etcd-client", ETCD_CA, "cloud58-prometheus-etcd-client"),
         _cert(CONSUL_SYNC_CERT, KUBERNETES_CA, CONSUL_SYNC_USER),
+        _cert(LVS_SYNC_CERT, KUBERNETES_CA, LVS_SYNC_USER),
     ]
     for kind, prefix in (("etcd", ""), ("etcd_events", "events-")):
         for member in cluster[kind]["members"]:

@@ -19,7 +19,7 @@ producer the same ownership labels.
 
 from __future__ import annotations
 
-from ..controlplane.pki_plan import CONSUL_SYNC_USER, NODE_AGENTS, PROMETHEUS_USER, agent_user
+from ..controlplane.pki_plan import CONSUL_SYNC_USER, LVS_SYNC_USER, NODE_AGENTS, PROMETHEUS_USER, agent_user
 from ..kube.objects import IDENTITY_NAME, IDENTITY_NAMESPACE, labels_for
 
 SYSTEM_NAMESPACE = "cloud58-system"
@@ -27,7 +27,8 @@ RBAC_GROUP = "rbac.authorization.k8s.io"
 TEAM_LABEL = "cloud58.io/team"
 RECONCILER = "cloud58-reconciler"
 OBSERVER = "cloud58-observer"
-# cloud58-lvs-sync on the LVS directors (issue #14): reads Services and EndpointSlices, nothing else
+# cloud58-lvs-sync on the LVS directors (role lvs_director, outside the cluster) reads Services and
+# EndpointSlices, nothing else, with a client certificate of the cluster's CA (controlplane/pki_plan.py).
 LVS_SYNC = "cloud58-lvs-sync"
 LVS_SYNC_RULES = [
     {"apiGroups": [""], "resources": ["services"], "verbs": ["get", "list", "watch"]},
@@ -178,10 +179,11 @@ def _component_rbac(cluster: str) -> list[dict]:
 
 
 def lvs_sync_rbac(cluster: str) -> list[dict]:
-    """The identity of cloud58-lvs-sync in a cluster whose datacenter has LVS directors: the
-    ServiceAccount ``cloud58-system/cloud58-lvs-sync``, bound to get, list and watch Services
-    and EndpointSlices in every namespace (``LVS_SYNC_RULES``) and nothing more."""
-    return _component(cluster, LVS_SYNC, LVS_SYNC_RULES)
+    """ClusterRole ``cloud58-lvs-sync`` (get, list and watch of Services and EndpointSlices in
+    every namespace, ``LVS_SYNC_RULES``, nothing more) bound to the user of the sync's client
+    certificate; no ServiceAccount: it runs on the directors, outside the cluster."""
+    subject = {"apiGroup": RBAC_GROUP, "kind": "User", "name": LVS_SYNC_USER}
+    return _role_and_binding(cluster, LVS_SYNC, LVS_SYNC_RULES, subject)
 
 
 def prometheus_rbac(cluster: str) -> list[dict]:

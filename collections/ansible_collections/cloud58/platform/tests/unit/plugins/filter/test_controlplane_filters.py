@@ -16,6 +16,7 @@ from ansible_collections.cloud58.platform.plugins.filter.controlplane import (
     agent_kubeconfig,
     consul_sync_kubeconfig,
     kubelet_kubeconfig,
+    lvs_sync_kubeconfig,
 )
 from ansible_collections.cloud58.platform.plugins.module_utils.topology import build_plan, load_inventory
 
@@ -34,6 +35,7 @@ def test_filters_are_registered():
         "agent_kubeconfig",
         "consul_sync_kubeconfig",
         "kubelet_kubeconfig",
+        "lvs_sync_kubeconfig",
     ]
 
 
@@ -100,31 +102,40 @@ def test_agent_kubeconfig_refuses_by_name(cluster, args, message):
     assert str(caught.value) == message
 
 
-def test_the_consul_sync_kubeconfig_names_its_user_and_files_and_holds_no_secret(cluster):
-    assert consul_sync_kubeconfig(cluster, SERVER, "/etc/cloud58/consul-sync/") == {
+@pytest.mark.parametrize(
+    ("name", "config_dir", "user", "pair"),
+    [
+        pytest.param(
+            "consul_sync_kubeconfig", "/etc/cloud58/consul-sync/", "cloud58:consul-sync", "consul-sync"
+        ),
+        pytest.param("lvs_sync_kubeconfig", "/etc/cloud58/lvs-sync", "cloud58:lvs-sync", "lvs-sync"),
+    ],
+)
+def test_a_sync_s_kubeconfig_names_its_user_and_files_and_holds_no_secret(
+    cluster, name, config_dir, user, pair
+):
+    make = {"consul_sync_kubeconfig": consul_sync_kubeconfig, "lvs_sync_kubeconfig": lvs_sync_kubeconfig}[
+        name
+    ]
+    pki = config_dir.rstrip("/") + "/pki"
+    assert make(cluster, SERVER, config_dir) == {
         "apiVersion": "v1",
         "kind": "Config",
         "preferences": {},
         "current-context": "lab1-k8s",
         "clusters": [
-            {
-                "name": "lab1-k8s",
-                "cluster": {"server": SERVER, "certificate-authority": "/etc/cloud58/consul-sync/pki/ca.crt"},
-            }
+            {"name": "lab1-k8s", "cluster": {"server": SERVER, "certificate-authority": f"{pki}/ca.crt"}}
         ],
         "users": [
             {
-                "name": "cloud58:consul-sync",
-                "user": {
-                    "client-certificate": "/etc/cloud58/consul-sync/pki/consul-sync.crt",
-                    "client-key": "/etc/cloud58/consul-sync/pki/consul-sync.key",
-                },
+                "name": user,
+                "user": {"client-certificate": f"{pki}/{pair}.crt", "client-key": f"{pki}/{pair}.key"},
             }
         ],
-        "contexts": [{"name": "lab1-k8s", "context": {"cluster": "lab1-k8s", "user": "cloud58:consul-sync"}}],
+        "contexts": [{"name": "lab1-k8s", "context": {"cluster": "lab1-k8s", "user": user}}],
     }
     with pytest.raises(AnsibleFilterError) as caught:
-        consul_sync_kubeconfig(cluster, "http://198.18.0.11:8443", "/etc/cloud58/consul-sync")
+        make(cluster, "http://198.18.0.11:8443", config_dir)
     assert str(caught.value) == (
-        "consul_sync_kubeconfig: the API server of 'lab1-k8s' must be an https URL, got 'http://198.18.0.11:8443'"
+        f"{name}: the API server of 'lab1-k8s' must be an https URL, got 'http://198.18.0.11:8443'"
     )

@@ -49,6 +49,7 @@ def test_plan_lists_every_certificate_once(lab_plan):
         "prometheus",
         "prometheus-etcd-client",
         "consul-sync",
+        "lvs-sync",
         "etcd/lab2-m1-server",
         "etcd/lab2-m1-peer",
         "etcd/lab2-m2-server",
@@ -105,6 +106,15 @@ def test_plan_lists_every_certificate_once(lab_plan):
         "name": "consul-sync",
         "ca": "ca",
         "common_name": "cloud58:consul-sync",
+        "organizations": [],
+        "dns_names": [],
+        "ip_addresses": [],
+        "usages": ["client"],
+    }
+    assert by_name["lvs-sync"] == {
+        "name": "lvs-sync",
+        "ca": "ca",
+        "common_name": "cloud58:lvs-sync",
         "organizations": [],
         "dns_names": [],
         "ip_addresses": [],

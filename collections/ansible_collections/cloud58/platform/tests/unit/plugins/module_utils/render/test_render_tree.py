@@ -223,7 +223,7 @@ def test_calico_objects_of_every_cluster_come_from_its_inventory_plan():
     first = files.index("28_bgpconfiguration_default.yaml")
     assert (files[first - 1], files[first + 9]) == (
         "23_clusterrolebinding_cloud58-reconciler.yaml",
-        "31_serviceaccount_cloud58-system_cloud58-lvs-sync.yaml",
+        "31_serviceaccount_cloud58-system_cloud58-observer.yaml",
     )
 
 
@@ -344,9 +344,8 @@ LVS_SYNC_FILES = {
             "kind": "ClusterRole",
             "name": "cloud58-lvs-sync",
         },
-        "subjects": [{"kind": "ServiceAccount", "name": "cloud58-lvs-sync", "namespace": "cloud58-system"}],
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "cloud58:lvs-sync"}],
     },
-    "31_serviceaccount_cloud58-system_cloud58-lvs-sync.yaml": {"kind": "ServiceAccount"},
 }
 
 
