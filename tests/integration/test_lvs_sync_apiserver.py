@@ -26,7 +26,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 import uuid
@@ -44,6 +43,8 @@ from cloud58_lab.netlab import NetLab, run_prefix, stop_process
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
+# The interpreter of the unit cloud58-lvs-sync.service (ExecStart=/usr/bin/python3).
+SYSTEM_PYTHON = "/usr/bin/python3"
 PROGRAM = REPO / "collections/ansible_collections/cloud58/platform/roles/lvs_director/files/cloud58-lvs-sync"
 DIRECTOR = "lab1-lvs1"
 TABLE = "cloud58_fullnat"
@@ -112,8 +113,9 @@ class Lab:
         self.log = self.workdir / f"sync-{self.starts}.log"
         env = dict(os.environ, PYTHONPATH=str(REPO / "collections"))
         with self.log.open("w") as log:
+            # As the unit runs it: Debian's python3 and its python3-kubernetes (make setup).
             self.proc = subprocess.Popen(
-                [sys.executable, str(PROGRAM), "--config", str(self.config)],
+                [SYSTEM_PYTHON, str(PROGRAM), "--config", str(self.config)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
@@ -183,12 +185,12 @@ class Lab:
         return out
 
     # ---- the cluster ------------------------------------------------------------------------
-    def write_slice(self, endpoints):
+    def write_slice(self, endpoints, name="web-1"):
         body = {
             "apiVersion": "discovery.k8s.io/v1",
             "kind": "EndpointSlice",
             "metadata": {
-                "name": "web-1",
+                "name": name,
                 "namespace": self.namespace,
                 "labels": {
                     "kubernetes.io/service-name": "web",
@@ -200,7 +202,7 @@ class Lab:
             "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
         }
         try:
-            self.discovery.replace_namespaced_endpoint_slice("web-1", self.namespace, body)
+            self.discovery.replace_namespaced_endpoint_slice(name, self.namespace, body)
         except client.exceptions.ApiException as e:
             if e.status != 404:
                 raise
@@ -266,6 +268,7 @@ def lab(request, kube_clusters, tmp_path_factory):
                 lab.stop()
                 for call in (
                     lambda: lab.discovery.delete_namespaced_endpoint_slice("web-1", namespace),
+                    lambda: lab.discovery.delete_namespaced_endpoint_slice("web-2", namespace),
                     lambda: lab.core.delete_namespaced_service("web", namespace),
                     lambda: lab.core.delete_namespace(namespace),
                 ):
@@ -296,6 +299,10 @@ def test_first_list_announces_the_vips_with_ready_endpoints(lab):
 
 def test_endpoint_slice_change_becomes_element_changes_without_reload(lab):
     handles = lab.handles()
+    # First a slice without endpoints, as the EndpointSlice controller writes for a Service with
+    # no pod: "endpoints": null, which the client's typed models refuse. The watch must take it
+    # and go on to the change below.
+    lab.write_slice(None, name="web-2")
     # 198.18.9.3 starts terminating (drained), 198.18.9.6 becomes ready
     lab.write_slice(
         [
