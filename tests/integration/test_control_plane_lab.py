@@ -29,7 +29,8 @@ the CI's ninety. CLOUD58_LAB_DCS="lab1 lab2" runs both (one after the other):
 * remove-node.yml drains and deletes a minion's Node and cleans its kubelet (nothing in
   check mode, nothing the second time);
 * the LVS directors hold their VIPs on lo, keep the full-NAT table and run BIRD with the
-  /32 of the VIP that has realservers to announce;
+  /32 of the VIP that has realservers to announce; their cloud58-lvs-sync, with the cluster
+  identity site.yml gave it, puts a Service's pod behind the VIP the Service claims;
 * bad input (a version skipping a minor, a SAN of another cluster) fails before any host
   changes;
 * with one master stopped, the API keeps serving and the leases move.
@@ -385,6 +386,49 @@ _CONSUL_GET = (
 )
 
 
+def _serve_a_pod(lab, name: str, namespace: str, minion: str, annotations: dict) -> str:
+    """A pod on ``minion`` (the real kubelet) and a Service ``name`` (port 80 to 8080, with
+    ``annotations``) selecting it, in a new ``namespace``: the real EndpointSlice controller
+    writes the slice a sync reads. Returns the pod's address once it runs."""
+    objects = {
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": [
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": name, "namespace": namespace, "labels": {"app": name}},
+                "spec": {
+                    "nodeName": minion,
+                    "automountServiceAccountToken": False,
+                    "containers": [{"name": "pause", "image": lab.pause_image, "imagePullPolicy": "Never"}],
+                },
+            },
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": name, "namespace": namespace, "annotations": annotations},
+                "spec": {
+                    "selector": {"app": name},
+                    "ports": [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}],
+                },
+            },
+        ],
+    }
+    lab.kubectl(lab.endpoint, "create", "namespace", namespace)
+    # The pod's admission needs the namespace's default ServiceAccount, which the
+    # controller-manager creates too: whichever comes first (a List applying it raced the
+    # controller: AlreadyExists).
+    lab.kubectl(lab.endpoint, "create", "serviceaccount", "default", "-n", namespace, check=False)
+    lab.kubectl(lab.endpoint, "apply", "-f", "-", input_text=json.dumps(objects))
+
+    def pod_ip():
+        pod = json.loads(lab.kubectl(lab.endpoint, "get", "pod", "-n", namespace, name, "-o", "json").stdout)
+        return pod["status"].get("podIP") if pod["status"].get("phase") == "Running" else None
+
+    return _wait(f"{name} running on {minion}", pod_ip)
+
+
 def test_consul_sync_registers_a_services_endpoint_with_identities_of_its_own(lab):
     """site.yml's consul_sync stage: cloud58-consul-sync runs on the cluster's first master
     with the cluster's own Consul token (derived from the management token; policy
@@ -430,51 +474,9 @@ def test_consul_sync_registers_a_services_endpoint_with_identities_of_its_own(la
     # controller writes the slice the sync reads.
     name = f"labsync-{os.getpid()}"
     namespace = f"cloud58-labsync-{os.getpid()}"
-    minion = lab.minions[-1]
-    objects = {
-        "apiVersion": "v1",
-        "kind": "List",
-        "items": [
-            {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "metadata": {"name": name, "namespace": namespace, "labels": {"app": name}},
-                "spec": {
-                    "nodeName": minion,
-                    "automountServiceAccountToken": False,
-                    "containers": [{"name": "pause", "image": lab.pause_image, "imagePullPolicy": "Never"}],
-                },
-            },
-            {
-                "apiVersion": "v1",
-                "kind": "Service",
-                "metadata": {
-                    "name": name,
-                    "namespace": namespace,
-                    "annotations": {"consul.cloud58.io/service": name, "consul.cloud58.io/version": "1.4.2"},
-                },
-                "spec": {
-                    "selector": {"app": name},
-                    "ports": [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}],
-                },
-            },
-        ],
-    }
+    annotations = {"consul.cloud58.io/service": name, "consul.cloud58.io/version": "1.4.2"}
     try:
-        lab.kubectl(lab.endpoint, "create", "namespace", namespace)
-        # The pod's admission needs the namespace's default ServiceAccount, which the
-        # controller-manager creates too: whichever comes first (a List applying it raced the
-        # controller: AlreadyExists).
-        lab.kubectl(lab.endpoint, "create", "serviceaccount", "default", "-n", namespace, check=False)
-        lab.kubectl(lab.endpoint, "apply", "-f", "-", input_text=json.dumps(objects))
-
-        def pod_ip():
-            pod = json.loads(
-                lab.kubectl(lab.endpoint, "get", "pod", "-n", namespace, name, "-o", "json").stdout
-            )
-            return pod["status"].get("podIP") if pod["status"].get("phase") == "Running" else None
-
-        address = _wait(f"{name} running on {minion}", pod_ip)
+        address = _serve_a_pod(lab, name, namespace, lab.minions[-1], annotations)
 
         def registered():
             out = lab.exec(
@@ -576,6 +578,73 @@ def test_prometheus_reads_the_realservers_of_each_vip_from_the_directors_lvs_exp
         **{(d, "198.18.2.10"): "0" for d in directors},
     }
     assert directors == ["lab1-lvs1", "lab1-lvs2"]
+
+
+def _vip_realservers(lab, host: str, vip: str) -> list:
+    """The realserver . port values of ``vip`` in the director's live full-NAT table."""
+    from ansible_collections.cloud58.platform.plugins.module_utils.lvs.fullnat import read_table
+
+    out = lab.exec(host, ["nft", "-j", "list", "table", "ip", "cloud58_fullnat"]).stdout
+    elements = read_table(json.loads(out))["elements"].get("realservers", {})
+    return sorted({value for key, value in elements.items() if key.split(" . ")[0] == vip})
+
+
+def test_lvs_sync_puts_a_services_pod_behind_its_vip_on_every_director(lab):
+    """site.yml's lvs stage with lvs_director_sync (inventories/lab/group_vars/lvs): on every
+    director cloud58-lvs-sync reads the cluster as the user cloud58:lvs-sync (the cluster PKI's
+    lvs-sync pair copied from the controller, the key 0600, no key in the kubeconfig); once the
+    reconcile applied its ClusterRole, a Service that claims the ingress VIP (annotation
+    lvs.cloud58.io/vip) and selects a pod on a minion (the real kubelet; the slice written by the
+    real EndpointSlice controller) puts the pod's address and port behind that VIP in each
+    director's table, the API VIP keeping its masters, and each director's BIRD announces the VIP;
+    deleting the Service empties the VIP and withdraws it."""
+    directors = [f"{lab.dc}-lvs1", f"{lab.dc}-lvs2"]
+    api, ingress = VIPS[lab.dc]
+    base = "/etc/cloud58/lvs-sync"
+    files = [f"{base}/lvs-sync.kubeconfig", f"{base}/pki/lvs-sync.key"]
+    user = {
+        "name": "cloud58:lvs-sync",
+        "user": {"client-certificate": f"{base}/pki/lvs-sync.crt", "client-key": f"{base}/pki/lvs-sync.key"},
+    }
+    for host in directors:
+        modes = lab.exec(host, ["stat", "-c", "%n %a %U", *files]).stdout.split("\n")[:2]
+        assert modes == [f"{path} 600 root" for path in files]
+        kubeconfig = yaml.safe_load(lab.exec(host, ["cat", files[0]]).stdout)
+        assert (kubeconfig["users"], kubeconfig["current-context"]) == ([user], lab.cluster["name"])
+    masters = sorted(f"{lab.hosts[m].address} . 6443" for m in lab.masters)
+    name = f"labvip-{os.getpid()}"
+    namespace = f"cloud58-labvip-{os.getpid()}"
+    vip_name = next(
+        n for n, v in lab.plan["datacenters"][lab.dc]["lvs"]["vips"].items() if v["address"] == ingress
+    )
+
+    def announced(host):
+        routes = lab.exec(host, ["birdc", "show", "route", "protocol", "cloud58_vips"]).stdout
+        return [v for v in (api, ingress) if f"{v}/32" in routes]
+
+    def behind(wanted):
+        """Each director's realservers of both VIPs, and the VIPs its BIRD announces (the sync
+        writes the healthy set and bird.conf, and runs birdc configure)."""
+
+        def probe():
+            found = {
+                h: (_vip_realservers(lab, h, api), _vip_realservers(lab, h, ingress), announced(h))
+                for h in directors
+            }
+            if found == dict.fromkeys(directors, (masters, wanted, [api, ingress] if wanted else [api])):
+                return found
+            raise AssertionError(found)
+
+        return probe
+
+    try:
+        address = _serve_a_pod(lab, name, namespace, lab.minions[0], {"lvs.cloud58.io/vip": vip_name})
+        _wait(f"{address}:8080 behind {ingress} on {', '.join(directors)}", behind([f"{address} . 8080"]))
+        lab.kubectl(lab.endpoint, "delete", "service", "-n", namespace, name, "--wait=true")
+        _wait(f"{ingress} empty again on {', '.join(directors)}", behind([]))
+    finally:
+        # Waited for: a pod left on the minion would stop remove-node.yml's drain.
+        lab.kubectl(lab.endpoint, "delete", "namespace", namespace, "--wait=true", check=False, timeout=180)
 
 
 def test_prometheus_scrapes_every_consul_agent_with_its_certificate_and_token(lab):

@@ -348,6 +348,40 @@ def test_calico_stage_writes_each_clusters_install_from_the_verified_release(tmp
     assert {h: r["changed"] for h, r in recap(second.stdout).items() if r["changed"]} == {}
 
 
+@pytest.mark.parametrize(
+    ("extra", "failed"),
+    [
+        pytest.param(
+            {"lvs_director_sync": True, "site_lvs_sync_cluster": "lab2-k8s"},
+            [
+                f"site_lvs_sync_cluster of {d}: 'lab2-k8s' is not a cluster of datacenter lab1 "
+                "(clusters: lab1-k8s)"
+                for d in ("lab1-lvs1", "lab1-lvs2")
+            ],
+            id="a-cluster-of-another-datacenter",
+        ),
+        pytest.param(
+            {"lvs_director_sync": True, "site_lvs_sync_cluster": "lab9-k8s"},
+            [
+                f"site_lvs_sync_cluster of {d}: 'lab9-k8s' is not a cluster of datacenter {d[:4]} "
+                f"(clusters: {d[:4]}-k8s)"
+                for d in ("lab1-lvs1", "lab1-lvs2", "lab2-lvs1", "lab2-lvs2")
+            ],
+            id="no-such-cluster",
+        ),
+    ],
+)
+def test_a_director_whose_sync_cannot_tell_its_cluster_fails_in_the_preflight(extra, failed):
+    """lvs_director_sync reads one cluster of the director's datacenter: a bad choice stops the
+    whole site.yml in its preflight, naming each director, before any host is touched."""
+    run = _site("-e", json.dumps(extra))
+    assert run.returncode == 2, run.stdout[-4000:] + run.stderr
+    prefix = "Task failed: The filter plugin 'cloud58.platform.lvs_sync_cluster' failed: lvs_sync_cluster: "
+    assert re.findall(r"^\[ERROR\]: (.*)$", run.stdout, re.M) == [prefix + f for f in failed]
+    assert {h: (r["changed"], r["failed"]) for h, r in recap(run.stdout).items()} == {"localhost": (0, 1)}
+    assert re.findall(r"^PLAY \[(.*?)\]", run.stdout, re.M) == [PREFLIGHT]
+
+
 def test_every_playbook_is_imported_by_site_yml_or_is_a_documented_day_2_operation():
     site = (REPO / "playbooks/site.yml").read_text()
     imported = set(re.findall(r"import_playbook: (\S+\.yml)", site))
@@ -413,7 +447,8 @@ def test_remove_node_refuses_what_it_cannot_remove_before_touching_anything(args
     counts = {
         h: {k: r[k] for k in ("ok", "changed", "unreachable", "failed")} for h, r in recap(run.stdout).items()
     }
-    # ok counts the preflight's tasks (validate.yml); 15bc0d9 added its consul_sync hosts check
-    assert counts == {"localhost": {"ok": 5, "changed": 0, "unreachable": 0, "failed": 1}}
+    # ok counts the preflight's tasks (validate.yml); 15bc0d9 added its consul_sync hosts check,
+    # and the check of the directors' lvs-sync cluster runs too (the lab turns the sync on)
+    assert counts == {"localhost": {"ok": 6, "changed": 0, "unreachable": 0, "failed": 1}}
     assert "TASK [Look up the Node]" not in run.stdout
     assert "PLAY [Stop the kubelet on the host" not in run.stdout

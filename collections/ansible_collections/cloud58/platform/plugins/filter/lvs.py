@@ -2,7 +2,8 @@
 # Copyright: cloud58 platform team
 # Apache License 2.0
 """Filters over module_utils/lvs: the BIRD configuration with which an LVS director announces
-its healthy VIPs (documented in lvs_bird_config.yml next to this file, as ansible-doc reads it).
+its healthy VIPs, and the cluster its cloud58-lvs-sync reads (documented in lvs_bird_config.yml
+and lvs_sync_cluster.yml next to this file, as ansible-doc reads them).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from ansible_collections.cloud58.platform.plugins.module_utils.lvs.announce impo
     bird_config,
     healthy_from_json,
 )
-from ansible_collections.cloud58.platform.plugins.module_utils.lvs.plan import LvsError
+from ansible_collections.cloud58.platform.plugins.module_utils.lvs.plan import LvsError, director_cluster
 
 
 def lvs_bird_config(plan, director, healthy=None, realservers=None, healthy_source="healthy"):
@@ -44,6 +45,19 @@ def lvs_bird_config(plan, director, healthy=None, realservers=None, healthy_sour
         raise AnsibleFilterError(f"lvs_bird_config({director}): {e}") from e
 
 
+def lvs_sync_cluster(plan, director, chosen=""):
+    """The plan's cluster (its entry) whose Services ``director``'s cloud58-lvs-sync reads."""
+    if not isinstance(plan, dict) or not {"datacenters", "hosts", "clusters"} <= set(plan):
+        raise AnsibleFilterError(
+            f"lvs_sync_cluster: expected the plan (a mapping with 'datacenters', 'hosts' and 'clusters'), "
+            f"got {type(plan).__name__}"
+        )
+    try:
+        return plan["clusters"][director_cluster(plan, director, chosen or "")]
+    except LvsError as e:
+        raise AnsibleFilterError(f"lvs_sync_cluster: {e}") from e
+
+
 class FilterModule:
     def filters(self):
-        return {"lvs_bird_config": lvs_bird_config}
+        return {"lvs_bird_config": lvs_bird_config, "lvs_sync_cluster": lvs_sync_cluster}

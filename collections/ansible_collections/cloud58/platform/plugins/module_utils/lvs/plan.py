@@ -108,3 +108,32 @@ def director_vips(director_entry, plan_vips, overrides):
             by_port = realservers_by_port(vip, vip.get("real_servers") or [], f"lvs.vips.{name}.real_servers")
         out.append((name, address, {p: sorted(by_port[p]) for p in sorted(by_port)}))
     return out
+
+
+def director_cluster(plan, director, chosen=""):
+    """The cluster whose Services ``director``'s cloud58-lvs-sync reads: ``chosen`` (a cluster
+    of the director's datacenter) when given, else the datacenter's only cluster.
+
+    A director is no node of a cluster, so the plan gives it none; a datacenter with several
+    clusters must name one (the inventory's ``site_lvs_sync_cluster``)."""
+    host = (plan.get("hosts") or {}).get(director) if isinstance(director, str) else None
+    if host is None or director not in (
+        (plan["datacenters"][host["datacenter"]].get("lvs") or {}).get("directors") or {}
+    ):
+        raise LvsError(f"{director!r} is not an LVS director of the plan")
+    datacenter = host["datacenter"]
+    clusters = sorted(n for n, c in (plan.get("clusters") or {}).items() if c.get("datacenter") == datacenter)
+    if chosen:
+        if chosen not in clusters:
+            raise LvsError(
+                f"site_lvs_sync_cluster of {director}: {chosen!r} is not a cluster of datacenter "
+                f"{datacenter} (clusters: {', '.join(clusters) or 'none'})"
+            )
+        return chosen
+    if len(clusters) != 1:
+        raise LvsError(
+            f"site_lvs_sync_cluster of {director}: datacenter {datacenter} has "
+            f"{len(clusters)} clusters ({', '.join(clusters) or 'none'}); name the one whose "
+            "Services the director serves"
+        )
+    return clusters[0]
