@@ -382,6 +382,40 @@ def test_a_director_whose_sync_cannot_tell_its_cluster_fails_in_the_preflight(ex
     assert re.findall(r"^PLAY \[(.*?)\]", run.stdout, re.M) == [PREFLIGHT]
 
 
+def test_directors_of_a_datacenter_on_two_exporter_ports_fail_in_the_preflight(tmp_path):
+    """The monitoring stage gives each datacenter's Prometheus the port of its directors'
+    exporters (job lvs), one port per datacenter: directors that disagree stop the whole
+    site.yml in its preflight, naming the datacenter and each director's port. lab2's directors
+    agree on another port than the default, which is allowed."""
+    overlay = tmp_path / "ports.yml"
+    overlay.write_text(
+        yaml.safe_dump(
+            {
+                "all": {
+                    "children": {
+                        "lvs": {
+                            "hosts": {
+                                "lab1-lvs2": {"lvs_director_exporter_port": 9111},
+                                "lab2-lvs1": {"lvs_director_exporter_port": 9112},
+                                "lab2-lvs2": {"lvs_director_exporter_port": 9112},
+                            }
+                        }
+                    }
+                }
+            }
+        )
+    )
+    run = _site("-i", str(overlay))
+    assert run.returncode == 2, run.stdout[-4000:] + run.stderr
+    assert re.findall(r"^\[ERROR\]: (.*)$", run.stdout, re.M) == [
+        "Task failed: Action failed: datacenter lab1: lvs_director_exporter_port differs between its LVS "
+        'directors ({"lab1-lvs1": 9110, "lab1-lvs2": 9111}); its Prometheus scrapes them all on one port '
+        "(job lvs): give them one value"
+    ]
+    assert {h: (r["changed"], r["failed"]) for h, r in recap(run.stdout).items()} == {"localhost": (0, 1)}
+    assert re.findall(r"^PLAY \[(.*?)\]", run.stdout, re.M) == [PREFLIGHT]
+
+
 def test_every_playbook_is_imported_by_site_yml_or_is_a_documented_day_2_operation():
     site = (REPO / "playbooks/site.yml").read_text()
     imported = set(re.findall(r"import_playbook: (\S+\.yml)", site))
@@ -447,8 +481,9 @@ def test_remove_node_refuses_what_it_cannot_remove_before_touching_anything(args
     counts = {
         h: {k: r[k] for k in ("ok", "changed", "unreachable", "failed")} for h, r in recap(run.stdout).items()
     }
-    # ok counts the preflight's tasks (validate.yml); 15bc0d9 added its consul_sync hosts check,
-    # and the check of the directors' lvs-sync cluster runs too (the lab turns the sync on)
-    assert counts == {"localhost": {"ok": 6, "changed": 0, "unreachable": 0, "failed": 1}}
+    # ok counts the preflight's tasks (validate.yml): 15bc0d9 added its consul_sync hosts check,
+    # then came the checks of the directors' lvs-sync cluster (the lab turns the sync on) and of
+    # their exporter port
+    assert counts == {"localhost": {"ok": 7, "changed": 0, "unreachable": 0, "failed": 1}}
     assert "TASK [Look up the Node]" not in run.stdout
     assert "PLAY [Stop the kubelet on the host" not in run.stdout
