@@ -43,6 +43,18 @@ class CertificateAuthority:
         self._cert = x509.make_ca(self._key, common_name, VALIDITY_DAYS)
         self.pair = KeyPair(x509.cert_pem(self._cert), x509.key_pem(self._key))
 
+    @classmethod
+    def load(cls, directory: Path, stem: str = "ca") -> CertificateAuthority:
+        """The CA whose ``<stem>.crt`` and ``<stem>.key`` are in ``directory`` (a running
+        control plane's, to issue it more client certificates)."""
+        ca = cls.__new__(cls)
+        cert_pem = (directory / f"{stem}.crt").read_bytes()
+        key_pem = (directory / f"{stem}.key").read_bytes()
+        ca._cert = x509.load_cert(cert_pem, f"{stem}.crt")
+        ca._key = x509.load_key(key_pem, f"{stem}.key")
+        ca.pair = KeyPair(cert_pem, key_pem)
+        return ca
+
     def issue(
         self,
         common_name: str,

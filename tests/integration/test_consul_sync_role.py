@@ -44,11 +44,11 @@ from kubernetes import client, config
 from ansible_collections.cloud58.platform.plugins.filter.consul import consul_sync_token
 from ansible_collections.cloud58.platform.plugins.filter.controlplane import consul_sync_kubeconfig
 from ansible_collections.cloud58.platform.plugins.module_utils.controlplane.pki_plan import CONSUL_SYNC_USER
-from ansible_collections.cloud58.platform.plugins.module_utils.pki import x509
 from ansible_collections.cloud58.platform.plugins.module_utils.render.platform import consul_sync_rbac
 from cloud58_lab import programs, roleplay
 from cloud58_lab.consulsync import Consul
 from cloud58_lab.netlab import wait_until
+from cloud58_lab.pki import CertificateAuthority
 
 pytestmark = pytest.mark.slow
 
@@ -357,25 +357,6 @@ def test_the_unit_s_command_registers_an_annotated_service_in_consul(run, sync):
 # and the certificates copied from a stand-in of the controller's PKI (consul_sync_pki_files).
 
 
-def _issue(pki: Path, common_name: str, directory: Path, stem: str) -> None:
-    """A client certificate of the CA in ``pki`` (ca.crt, ca.key) as ``directory/stem.{crt,key}``."""
-    ca_cert = x509.load_cert((pki / "ca.crt").read_bytes(), "ca.crt")
-    ca_key = x509.load_key((pki / "ca.key").read_bytes(), "ca.key")
-    key = x509.generate_key("ecdsa-p256")
-    spec = {
-        "common_name": common_name,
-        "organizations": [],
-        "dns_names": [],
-        "ip_addresses": [],
-        "usages": ["client"],
-    }
-    cert = x509.make_leaf(spec, key, ca_cert=ca_cert, ca_key=ca_key, days=1)
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / f"{stem}.crt").write_bytes(x509.cert_pem(cert))
-    (directory / f"{stem}.key").touch(mode=0o600)
-    (directory / f"{stem}.key").write_bytes(x509.key_pem(key))
-
-
 def _may_list_endpointslices(api) -> bool:
     review = client.AuthorizationV1Api(api).create_subject_access_review(
         {
@@ -398,7 +379,9 @@ def identity(consul, kube_clusters, tmp_path_factory):
     root = tmp_path_factory.mktemp("identity")
     # the controller's PKI: the cluster's (control_plane) and Consul's (consul stage)
     controller = root / "controller"
-    _issue(kube_clusters["c1"].pki, CONSUL_SYNC_USER, controller / "c1", "consul-sync")
+    CertificateAuthority.load(kube_clusters["c1"].pki).issue(CONSUL_SYNC_USER, client=True).write(
+        controller / "c1", "consul-sync"
+    )
     (controller / "c1/ca.crt").write_bytes((kube_clusters["c1"].pki / "ca.crt").read_bytes())
     (controller / "consul").mkdir()
     (controller / "consul/ca.crt").write_bytes(consul.ca_file.read_bytes())

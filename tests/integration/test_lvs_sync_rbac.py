@@ -23,7 +23,7 @@ from ansible_collections.cloud58.platform.plugins.module_utils.controlplane.pki_
     LVS_SYNC_CERT,
     LVS_SYNC_USER,
 )
-from ansible_collections.cloud58.platform.plugins.module_utils.pki import x509
+from cloud58_lab.pki import CertificateAuthority
 
 pytestmark = pytest.mark.slow
 
@@ -34,26 +34,6 @@ FILES = [
     "22_clusterrole_cloud58-lvs-sync.yaml",
     "23_clusterrolebinding_cloud58-lvs-sync.yaml",
 ]
-
-
-def _issue(pki: Path, directory: Path) -> tuple[Path, Path]:
-    """The sync's client pair from the CA in ``pki``, as the cluster PKI issues it."""
-    ca_cert = x509.load_cert((pki / "ca.crt").read_bytes(), "ca.crt")
-    ca_key = x509.load_key((pki / "ca.key").read_bytes(), "ca.key")
-    key = x509.generate_key("ecdsa-p256")
-    spec = {
-        "common_name": LVS_SYNC_USER,
-        "organizations": [],
-        "dns_names": [],
-        "ip_addresses": [],
-        "usages": ["client"],
-    }
-    cert = x509.make_leaf(spec, key, ca_cert=ca_cert, ca_key=ca_key, days=1)
-    cert_file, key_file = directory / f"{LVS_SYNC_CERT}.crt", directory / f"{LVS_SYNC_CERT}.key"
-    cert_file.write_bytes(x509.cert_pem(cert))
-    key_file.touch(mode=0o600)
-    key_file.write_bytes(x509.key_pem(key))
-    return cert_file, key_file
 
 
 def _slice(name):
@@ -88,7 +68,12 @@ def clients(kube_clusters, tmp_path_factory):
     core, rbac = client.CoreV1Api(admin), client.RbacAuthorizationV1Api(admin)
     namespace = f"lvs-rbac-{uuid.uuid4().hex[:8]}"
     objects = {f: yaml.safe_load((RENDERED / f).read_text()) for f in FILES}
-    cert_file, key_file = _issue(kube_clusters["c2"].pki, tmp_path_factory.mktemp("lvs-sync-pki"))
+    # the sync's client pair from the cluster's CA, as the cluster PKI issues it
+    cert_file, key_file = (
+        CertificateAuthority.load(kube_clusters["c2"].pki)
+        .issue(LVS_SYNC_USER, client=True)
+        .write(tmp_path_factory.mktemp("lvs-sync-pki"), LVS_SYNC_CERT)
+    )
     sync = None
     try:
         core.create_namespace({"metadata": {"name": namespace}})

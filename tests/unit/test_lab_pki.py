@@ -89,3 +89,16 @@ def test_the_service_account_signing_pair_belongs_together():
     private, public = signing_key_pair()
     assert x509.public_pem(x509.load_key(private, "sa.key")) == public
     assert public.startswith(b"-----BEGIN PUBLIC KEY-----\n")
+
+
+def test_a_ca_loaded_from_its_files_issues_certificates_it_signed(ca, tmp_path):
+    ca.pair.write(tmp_path, "ca")
+    loaded = CertificateAuthority.load(tmp_path)
+    pair = loaded.issue("cloud58:lvs-sync", client=True)
+    cert = x509.load_cert(pair.cert_pem, "leaf.crt")
+    assert loaded.pair == ca.pair
+    assert x509.signed_by(cert, x509.load_cert(ca.pair.cert_pem, "ca.crt")) is True
+    assert (x509.cert_identity(cert)["common_name"], x509.cert_identity(cert)["usages"]) == (
+        "cloud58:lvs-sync",
+        ["client"],
+    )
