@@ -85,7 +85,9 @@ def _plan():
     return build_plan(load_inventory(str(REPO / "inventories/lab"))).as_dict()
 
 
-def _wait(what: str, probe, timeout: float = WAIT, interval: float = 1.0):
+def _wait(what: str, probe, timeout: float = WAIT, interval: float = 1.0, detail=None):
+    """``probe()`` once it is true; a failure naming ``what``, the last result and, if given,
+    what ``detail()`` says then, after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
@@ -97,7 +99,8 @@ def _wait(what: str, probe, timeout: float = WAIT, interval: float = 1.0):
             if last:
                 return last
         time.sleep(interval)
-    pytest.fail(f"{what}: not true after {timeout:.0f}s (last: {last!r})", pytrace=False)
+    more = f"; {detail()}" if detail else ""
+    pytest.fail(f"{what}: not true after {timeout:.0f}s (last: {last!r}){more}", pytrace=False)
 
 
 def _digest_of_manifests(lab) -> dict:
@@ -1448,7 +1451,13 @@ def test_a_pods_bandwidth_annotations_shape_its_veth_through_the_cni_chain(lab):
         lab.kubectl(lab.endpoint, "delete", "pod", "-n", "default", name, "--wait=true", check=False)
     # 10M and 20M bits/s are 1,250,000 and 2,500,000 bytes/s, as tc's JSON gives rates.
     assert shaped == [("ifb", "tbf", 2500000), ("veth", "tbf", 1250000)]
-    assert _wait("no shaping of its left once the pod is gone", lambda: tbfs() == before or None)
+
+    def left():
+        now = tbfs()
+        extra, missing = sorted((now - before).elements()), sorted((before - now).elements())
+        return f"tbfs added since the test began: {extra}, gone since: {missing}"
+
+    assert _wait("no shaping of its left once the pod is gone", lambda: tbfs() == before or None, detail=left)
 
 
 # On a minion: the host PID of a pod's container through containerd (the CRI's k8s.io

@@ -241,30 +241,86 @@ def test_removed_annotations_remove_the_shaping_and_its_ifb(lab):
     assert lab.net.exec("host", "ip", "link", "show", "dev", lab.ifb, check=False).returncode == 1
 
 
+def _pod_on_its_own_veth(lab, name: str, ns: str, veth: str, subnet: int, *, grace: int = 0) -> None:
+    """Another pod's sandbox (network namespace ``ns``, ``veth`` on the host side, addresses
+    198.18.212.<subnet>/30) and the pod object, once the agent shaped it: 15M into the pod on
+    the veth, 25M out of it on the ifb (1,875,000 and 3,125,000 bytes per second)."""
+    lab.net.add_namespace(ns, forwarding=False)
+    pod_address = f"198.18.212.{subnet + 2}"
+    lab.net.link(
+        "host", ns, if_a=veth, if_b="eth0", addr_a=f"198.18.212.{subnet + 1}/30", addr_b=f"{pod_address}/30"
+    )
+    body = {
+        "metadata": {"name": name, "annotations": {INGRESS: "15M", EGRESS: "25M"}},
+        "spec": {
+            "nodeName": NODE,
+            "terminationGracePeriodSeconds": grace,
+            "containers": [{"name": "echo", "image": "echo:1"}],
+        },
+    }
+    lab.core.create_namespaced_pod(lab.namespace, body)
+    # what the kubelet reports once the CNI plugin gave the sandbox its address
+    status = {"status": {"podIP": pod_address, "podIPs": [{"ip": pod_address}]}}
+    lab.core.patch_namespaced_pod_status(name, lab.namespace, status)
+    ifb = shaper.ifb_name(veth)
+    _wait_for(
+        lambda: (lab._tbf_rate(veth), lab._tbf_rate(ifb)),
+        (1_875_000, 3_125_000),
+        f"tc rates of {veth} and {ifb}",
+        lab.log,
+    )
+
+
 def test_a_veth_that_calico_did_not_name_is_found_by_the_pods_address(lab):
     """--veth-lookup auto (the default): no link has the second pod's Calico name, so the agent
     takes the peer of the interface that holds its status.podIP in a network namespace under
     /run/netns, as it must for the bridge plugin's veth<hex> (the lab's minions)."""
     name, veth = "echo-1", f"veth{uuid.uuid4().hex[:8]}"
-    lab.net.add_namespace("pod2", forwarding=False)
-    lab.net.link("host", "pod2", if_a=veth, if_b="eth0", addr_a="198.18.212.5/30", addr_b="198.18.212.6/30")
-    body = {
-        "metadata": {"name": name, "annotations": {INGRESS: "15M", EGRESS: "25M"}},
-        "spec": {"nodeName": NODE, "containers": [{"name": "echo", "image": "echo:1"}]},
-    }
-    lab.core.create_namespaced_pod(lab.namespace, body)
     try:
-        # what the kubelet reports once the CNI plugin gave the sandbox its address
-        status = {"status": {"podIP": "198.18.212.6", "podIPs": [{"ip": "198.18.212.6"}]}}
-        lab.core.patch_namespaced_pod_status(name, lab.namespace, status)
-        ifb = shaper.ifb_name(veth)
-        # 15M into the pod on the veth, 25M out of it on the ifb; bytes per second
-        _wait_for(
-            lambda: (lab._tbf_rate(veth), lab._tbf_rate(ifb)),
-            (1_875_000, 3_125_000),
-            f"tc rates of {veth} and {ifb}",
-            lab.log,
-        )
+        _pod_on_its_own_veth(lab, name, "pod2", veth, 4)  # 15M in and 25M out on veth and ifb
         assert lab._tbf_rate(lab.veth) is None  # the first pod's veth is left as the last test left it
     finally:
         lab.core.delete_namespaced_pod(name, lab.namespace, grace_period_seconds=0)
+
+
+def _links(lab) -> list[str]:
+    return sorted(
+        link["ifname"] for link in json.loads(lab.net.exec("host", "ip", "-j", "link", "show").stdout)
+    )
+
+
+def test_a_pod_being_deleted_is_left_to_its_teardown(lab):
+    """The kubelet's teardown of a deleted pod: the CNI bandwidth plugin's DEL deletes the ifb
+    the veth's ingress redirects to, then the veth goes with the sandbox; the kubelet writes the
+    pod's status meanwhile. The agent leaves a pod being deleted alone: shaping it then would
+    make an ifb for a veth about to go (before, it made one named "*", tc's name for the deleted
+    target, and nothing ever deleted it). No kubelet runs here, so the pod stays terminating."""
+    name, veth = "echo-2", f"veth{uuid.uuid4().hex[:8]}"
+    ifb = shaper.ifb_name(veth)
+    _pod_on_its_own_veth(lab, name, "pod3", veth, 8, grace=300)
+    try:
+        lab.core.delete_namespaced_pod(name, lab.namespace)  # its deletionTimestamp is set
+        assert lab.net.exec("host", "ip", "link", "del", "dev", ifb).returncode == 0  # the CNI's DEL
+        ready = {"status": {"conditions": [{"type": "Ready", "status": "False"}]}}
+        lab.core.patch_namespaced_pod_status(name, lab.namespace, ready)
+        # The agent handles events in order: once the first pod's new rate is on its veth, it has
+        # seen the terminating pod's change before it.
+        lab.annotate({INGRESS: "40M"})
+        _wait_for(lab.rates, (5_000_000, None), f"tc rates of {lab.veth} and {lab.ifb}", lab.log)
+        assert [link for link in _links(lab) if link in ("*", ifb)] == []
+    finally:
+        lab.core.delete_namespaced_pod(name, lab.namespace, grace_period_seconds=0)
+
+
+def test_an_ifb_of_ours_goes_once_its_veth_and_pod_are_gone(lab):
+    """A pod whose egress went through an ifb the agent made (no CNI plugin of its own here):
+    the veth's deletion does not take the ifb, so the agent deletes the ifbs of its own whose
+    veth is gone once a pod is deleted (and at each resync)."""
+    name, veth = "echo-3", f"veth{uuid.uuid4().hex[:8]}"
+    ifb = shaper.ifb_name(veth)
+    _pod_on_its_own_veth(lab, name, "pod4", veth, 12)
+    assert lab.net.exec("host", "ip", "link", "del", "dev", veth).returncode == 0  # the sandbox's teardown
+    lab.core.delete_namespaced_pod(name, lab.namespace, grace_period_seconds=0)
+    said = f'{{"removed": "{ifb}", "why": "its veth is gone"}}'  # printed once the deletion returned
+    _wait_for(lambda: said in lab.log.read_text().splitlines(), True, "the agent's line on the ifb", lab.log)
+    assert ifb not in _links(lab)

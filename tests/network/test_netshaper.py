@@ -224,6 +224,27 @@ def test_bad_rate_is_refused_before_anything_changes(pair, args, message):
     assert shown["applied"] == {"ingress": 50_000_000, "egress": 20_000_000}
 
 
+def test_a_redirect_to_a_deleted_ifb_is_made_anew_under_a_name_of_ours(pair):
+    """The CNI bandwidth plugin's DEL deletes its ifb while the veth still lives; tc then shows
+    the redirect's target as "*", a name the kernel takes for a new ifb. apply drops the filter
+    that leads nowhere and redirects to an ifb of its own, which shapes as before."""
+    ifb = shaper.ifb_name(VETH)
+    assert pair.run_in_host(["ip", "link", "del", "dev", ifb])[0] == 0
+    result = pair.apply(ingress="50M", egress="20M")
+    assert result["commands"] == [
+        f"tc qdisc del dev {VETH} ingress",
+        f"ip link add {ifb} type ifb",
+        f"ip link set {ifb} up",
+        f"tc qdisc replace dev {ifb} root tbf rate 20000000bit burst 65536 latency 50000us",
+        f"tc qdisc add dev {VETH} ingress",
+        f"tc filter add dev {VETH} parent ffff: protocol all u32 match u32 0 0 action mirred egress "
+        f"redirect dev {ifb}",
+    ]
+    assert pair.run_in_host(["ip", "link", "show", "dev", "*"])[0] != 0
+    egress = pair.rate("egress")
+    assert _within(egress, 20_000_000), egress
+
+
 def test_removed_limits_give_full_speed_back(pair):
     ifb = shaper.ifb_name(VETH)
     result = pair.apply()

@@ -19,7 +19,9 @@ parses its arguments, runs tc, writes pids.max and talks to the API server.
 list's resourceVersion (a 410 Gone lists again): every added or changed pod is applied at once
 - its bandwidth annotations to its host-side veth and its ``cloud58.io/pids-limit`` to its
 cgroup's pids.max; every --resync-seconds all pods are applied again (veths that appeared
-since). --veth-lookup says how the veth is found: ``calico``, Calico's name (``cali`` + sha1 of
+since). A pod being deleted is left to the kubelet's teardown. After a list, a deleted pod and
+each resync, the ifbs of ours whose veth is gone are deleted. --veth-lookup says how the veth
+is found: ``calico``, Calico's name (``cali`` + sha1 of
 namespace.name); ``address``, the peer of the interface that holds the pod's status.podIP in
 one of the host's network namespaces (those under --netns-dir and those of its processes: a
 pod's sandbox), for any CNI plugin's veth; ``auto`` (the default), Calico's name if that link
@@ -195,6 +197,20 @@ class Agent:
     def resync(self) -> None:
         for pod in list(self.objects.values()):
             self.sync(pod)
+        self.remove_orphans()
+
+    def remove_orphans(self) -> None:
+        """Delete the ifbs of ours whose veth is gone (a pod deleted while we shaped its egress)."""
+        code, links, err = self.run(["ip", "-j", "-d", "link", "show"])
+        if code != 0:
+            _log(f"ip -j -d link show: {err.strip()}")
+            return
+        for ifb in shaper.orphan_ifbs(links):
+            code, _out, err = self.run(["ip", "link", "del", "dev", ifb])
+            if code == 0:
+                print(json.dumps({"removed": ifb, "why": "its veth is gone"}), flush=True)
+            else:  # gone meanwhile, or the kernel refused: said once per try
+                _log(f"ip link del dev {ifb}: {err.strip()}")
 
     def metrics(self) -> str:
         with self.lock:
@@ -243,6 +259,7 @@ def _watch(args) -> int:
                     agent.forget(key)
                 for pod in listed.values():
                     agent.sync(pod)
+                agent.remove_orphans()
                 _log(f"node {args.node}: listed {len(listed)} pod(s) at resourceVersion {version}")
             else:
                 agent.resync()
@@ -260,6 +277,7 @@ def _watch(args) -> int:
                 version = (pod.get("metadata") or {}).get("resourceVersion", version)
                 if kind == "DELETED":
                     agent.forget(podwatch.pod_key(pod))
+                    agent.remove_orphans()
                 elif kind in ("ADDED", "MODIFIED"):
                     agent.sync(pod)
         except client.exceptions.ApiException as e:

@@ -73,14 +73,20 @@ def pids_limit_from_annotations(pod: str, annotations: dict) -> int | None:
 
 
 def view(pod: dict, veth_prefix: str = VETH_PREFIX) -> PodView | None:
-    """The agent's view of a pod; None for a pod with nothing to shape (host network, finished).
+    """The agent's view of a pod; None for a pod with nothing to shape (host network, finished,
+    being deleted: the kubelet tears its sandbox down, and shaping it then would race the CNI
+    plugins' DEL, which removes the bandwidth plugin's ifb before the veth).
 
     ShaperError (naming the pod, the annotation and the value) for a bad annotation.
     """
     meta = pod.get("metadata") or {}
     spec = pod.get("spec") or {}
     status = pod.get("status") or {}
-    if spec.get("hostNetwork") or status.get("phase") in ("Succeeded", "Failed"):
+    if (
+        spec.get("hostNetwork")
+        or status.get("phase") in ("Succeeded", "Failed")
+        or meta.get("deletionTimestamp")
+    ):
         return None
     key = pod_key(pod)
     annotations = meta.get("annotations") or {}

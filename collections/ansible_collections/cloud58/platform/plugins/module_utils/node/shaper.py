@@ -47,6 +47,8 @@ LATENCY_US = 50_000
 # limit). The CNI bandwidth plugin names its own "bwp..."; an ifb the redirect already points
 # to is used whatever its name, and only ours are deleted when the egress limit goes.
 IFB_PREFIX = "c58s"
+# What ``tc -j filter show`` gives as a mirred action's target once that device is deleted.
+GONE_DEVICE = "*"
 # tc reports burst and latency back from the kernel's time units: a few units of rounding.
 _TOLERANCE = 0.02
 
@@ -91,6 +93,9 @@ class VethState:
     root_kind: str | None = None  # kind of the root qdisc the veth has (None: the default)
     ingress_qdisc: bool = False
     redirect_to: str | None = None  # the ifb the ingress filter redirects to
+    # The filter's redirect points at a device that is gone: tc shows its target as "*" once the
+    # device is deleted (the CNI bandwidth plugin's DEL removes its ifb before the veth goes).
+    stale_redirect: bool = False
     ifb_exists: bool = False
     ifb_tbf: Tbf | None = None
     ifb_root_kind: str | None = None
@@ -167,17 +172,20 @@ def read_state(veth_qdiscs: str, veth_filters: str, ifb_qdiscs: str | None) -> V
     ``tc -j qdisc show dev <ifb>`` (None: no ifb is redirected to, or it does not exist)."""
     qdiscs = json.loads(veth_qdiscs or "[]")
     root = _root(qdiscs)
-    redirect = None
+    redirect, stale = None, False
     for flt in json.loads(veth_filters or "[]"):
         for action in (flt.get("options") or {}).get("actions") or []:
             if action.get("kind") == "mirred" and action.get("mirred_action") == "redirect":
                 redirect = action.get("to_dev")
+    if redirect == GONE_DEVICE:  # never a name to create a device by: the kernel accepts "*"
+        redirect, stale = None, True
     ifb_root = _root(json.loads(ifb_qdiscs)) if ifb_qdiscs is not None else None
     return VethState(
         root_tbf=_tbf_of(root) if root and root.get("kind") == "tbf" else None,
         root_kind=root.get("kind") if root else None,
         ingress_qdisc=any(q.get("kind") == "ingress" for q in qdiscs),
         redirect_to=redirect,
+        stale_redirect=stale,
         ifb_exists=ifb_qdiscs is not None,
         ifb_tbf=_tbf_of(ifb_root) if ifb_root and ifb_root.get("kind") == "tbf" else None,
         ifb_root_kind=ifb_root.get("kind") if ifb_root else None,
@@ -203,13 +211,17 @@ def plan(veth: str, state: VethState, limits: dict) -> list[list[str]]:
     ifb = state.redirect_to or ifb_name(veth)
     if egress is not None:
         want = tbf_for(egress)
+        ingress_qdisc = state.ingress_qdisc
+        if state.stale_redirect:  # the filter leads nowhere: drop it with its qdisc, redirect anew
+            commands.append(["tc", "qdisc", "del", "dev", veth, "ingress"])
+            ingress_qdisc = False
         if not state.ifb_exists:
             commands.append(["ip", "link", "add", ifb, "type", "ifb"])
             commands.append(["ip", "link", "set", ifb, "up"])
         if not want.matches(state.ifb_tbf):
             commands.append(["tc", "qdisc", "replace", "dev", ifb, "root", *want.args()])
         if state.redirect_to is None:
-            if not state.ingress_qdisc:
+            if not ingress_qdisc:
                 commands.append(["tc", "qdisc", "add", "dev", veth, "ingress"])
             commands.append(
                 [
@@ -232,6 +244,21 @@ def applied(state: VethState) -> dict:
         "ingress": state.root_tbf.rate * 8 if state.root_tbf else None,
         "egress": egress.rate * 8 if egress else None,
     }
+
+
+def orphan_ifbs(links: str) -> list[str]:
+    """Our ifb devices whose veth is gone, from ``ip -j -d link show``: a pod deleted while its
+    egress went through an ifb of ours leaves it behind, as the veth's deletion does not take it.
+    Only ``c58s`` ifbs (``ifb_name`` of no link present) are named; the CNI plugin's are its own."""
+    present = json.loads(links or "[]")
+    wanted = {ifb_name(link["ifname"]) for link in present if link.get("ifname")}
+    return sorted(
+        link["ifname"]
+        for link in present
+        if str(link.get("ifname", "")).startswith(IFB_PREFIX)
+        and (link.get("linkinfo") or {}).get("info_kind") == "ifb"
+        and link["ifname"] not in wanted
+    )
 
 
 def show_commands(veth: str, ifb: str | None) -> list[list[str]]:

@@ -20,6 +20,11 @@ def _pod(annotations=None, **spec_status):
     }
 
 
+def _being_deleted(pod: dict) -> dict:
+    """The pod as the API server has it once its deletion was asked for (the kubelet tears it down)."""
+    return {**pod, "metadata": {**pod["metadata"], "deletionTimestamp": "2026-12-06T17:00:00Z"}}
+
+
 def test_calico_veth_is_cali_and_11_hex_digits_of_sha1_namespace_dot_name():
     # sha1("lab-demo.echo-0") = 2f15f2fa83d...
     assert podwatch.calico_veth("lab-demo", "echo-0") == "cali2f15f2fa83d"
@@ -190,6 +195,7 @@ def test_veths_by_address_are_the_host_ends_of_the_pods_links(namespaces, host_l
         pytest.param(_pod(spec={"hostNetwork": True}), id="host-network"),
         pytest.param(_pod(status={"phase": "Succeeded"}), id="succeeded"),
         pytest.param(_pod(status={"phase": "Failed"}), id="failed"),
+        pytest.param(_being_deleted(_pod({"kubernetes.io/egress-bandwidth": "10M"})), id="being-deleted"),
     ],
 )
 def test_view_skips_pods_without_a_veth_of_their_own(pod):

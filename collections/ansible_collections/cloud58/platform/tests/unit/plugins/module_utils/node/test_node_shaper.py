@@ -6,6 +6,8 @@ test tests/network/test_netshaper.py runs the same code against the kernel).
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from ansible_collections.cloud58.platform.plugins.module_utils.node.shaper import (
@@ -17,6 +19,7 @@ from ansible_collections.cloud58.platform.plugins.module_utils.node.shaper impor
     drops,
     ifb_name,
     limits_from_annotations,
+    orphan_ifbs,
     plan,
     read_state,
     tbf_for,
@@ -133,6 +136,11 @@ FILTERS_REDIRECT = (
     '"pref":49152,"kind":"u32","chain":0,"options":{"fh":"800::800","order":2048,"actions":[{"order":1,'
     '"kind":"mirred","mirred_action":"redirect","direction":"egress","to_dev":"' + IFB + '"}]}}]'
 )
+# tc's view of the same filter once its ifb was deleted (as the CNI bandwidth plugin's DEL does)
+FILTERS_GONE = FILTERS_REDIRECT.replace(IFB, "*")
+VETH_INGRESS_ONLY = '[{"kind":"noqueue","handle":"0:","root":true,"refcnt":2,"options":{}},' + (
+    '{"kind":"ingress","handle":"ffff:","parent":"ffff:fff1","options":{}}]'
+)
 IFB_SHAPED = (
     '[{"kind":"tbf","handle":"8002:","root":true,"refcnt":2,"options":{"rate":1250000,"burst":65535,"lat":49999},'
     '"drops":3}]'
@@ -148,6 +156,11 @@ IFB_SHAPED = (
             ("[]", FILTERS_REDIRECT, None),
             VethState(redirect_to=IFB),
             id="redirect-to-a-missing-ifb",
+        ),
+        pytest.param(
+            (VETH_INGRESS_ONLY, FILTERS_GONE, None),
+            VethState(root_kind="noqueue", ingress_qdisc=True, stale_redirect=True),
+            id="redirect-to-a-deleted-device",
         ),
     ],
 )
@@ -219,6 +232,25 @@ def test_read_state(texts, expected):
             [f"ip link add {IFB} type ifb", f"ip link set {IFB} up", IFB_10M],
             id="missing-ifb-recreated",
         ),
+        pytest.param(
+            VethState(root_kind="noqueue", ingress_qdisc=True, stale_redirect=True),
+            {"ingress": None, "egress": 10_000_000},
+            [
+                "tc qdisc del dev h0 ingress",
+                f"ip link add {IFB} type ifb",
+                f"ip link set {IFB} up",
+                IFB_10M,
+                "tc qdisc add dev h0 ingress",
+                REDIRECT,
+            ],
+            id="stale-redirect-replaced-by-our-ifb",
+        ),
+        pytest.param(
+            VethState(root_kind="noqueue", ingress_qdisc=True, stale_redirect=True),
+            {"ingress": None, "egress": None},
+            ["tc qdisc del dev h0 ingress"],
+            id="stale-redirect-removed",
+        ),
     ],
 )
 def test_plan_changes_only_what_differs(state, limits, expected):
@@ -284,3 +316,25 @@ def test_apply_names_the_failing_command():
     with pytest.raises(ShaperError) as info:
         apply("h0", {"ingress": None, "egress": 10_000_000}, tc)
     assert str(info.value) == "tc qdisc del dev h0 root: RTNETLINK answers: Operation not permitted"
+
+
+def _link(name: str, kind: str | None) -> dict:
+    link = {"ifindex": 7, "ifname": name, "flags": ["UP"], "mtu": 1500}
+    return {**link, "linkinfo": {"info_kind": kind}} if kind else link
+
+
+@pytest.mark.parametrize(
+    ("links", "expected"),
+    [
+        pytest.param([_link("lo", None), _link("h0", "veth"), _link(IFB, "ifb")], [], id="veth-present"),
+        pytest.param([_link("lo", None), _link(IFB, "ifb")], [IFB], id="veth-gone"),
+        pytest.param(
+            [_link(ifb_name("h1"), "ifb"), _link(IFB, "ifb")], sorted([IFB, ifb_name("h1")]), id="two"
+        ),
+        pytest.param([_link("bwp0123456789ab", "ifb")], [], id="cni-plugin-ifb-is-not-ours"),
+        pytest.param([_link("c58s-not-an-ifb", "dummy")], [], id="our-prefix-on-another-kind"),
+        pytest.param([], [], id="nothing"),
+    ],
+)
+def test_orphan_ifbs_are_ours_without_their_veth(links, expected):
+    assert orphan_ifbs(json.dumps(links)) == expected
