@@ -389,6 +389,21 @@ _CONSUL_GET = (
 )
 
 
+def _pause_pod(lab, name: str, minion: str, namespace: str = "default", **metadata) -> dict:
+    """A bare pod of the lab's pause image bound to ``minion`` (no scheduler involved);
+    ``metadata`` adds labels or annotations."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace, **metadata},
+        "spec": {
+            "nodeName": minion,
+            "automountServiceAccountToken": False,
+            "containers": [{"name": "pause", "image": lab.pause_image, "imagePullPolicy": "Never"}],
+        },
+    }
+
+
 def _serve_a_pod(lab, name: str, namespace: str, minion: str, annotations: dict) -> str:
     """A pod on ``minion`` (the real kubelet) and a Service ``name`` (port 80 to 8080, with
     ``annotations``) selecting it, in a new ``namespace``: the real EndpointSlice controller
@@ -397,16 +412,7 @@ def _serve_a_pod(lab, name: str, namespace: str, minion: str, annotations: dict)
         "apiVersion": "v1",
         "kind": "List",
         "items": [
-            {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "metadata": {"name": name, "namespace": namespace, "labels": {"app": name}},
-                "spec": {
-                    "nodeName": minion,
-                    "automountServiceAccountToken": False,
-                    "containers": [{"name": "pause", "image": lab.pause_image, "imagePullPolicy": "Never"}],
-                },
-            },
+            _pause_pod(lab, name, minion, namespace, labels={"app": name}),
             {
                 "apiVersion": "v1",
                 "kind": "Service",
@@ -1344,16 +1350,7 @@ def test_reconcile_gave_the_nodes_their_as_numbers_and_the_namespaces(lab):
 def test_a_pod_runs_on_each_minion_with_an_address_of_its_block(lab):
     lab.kubectl(lab.endpoint, "create", "serviceaccount", "default", "--namespace", "default", check=False)
     for host in lab.minions:
-        pod = {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": f"pause-{host}", "namespace": "default"},
-            "spec": {
-                "nodeName": host,
-                "automountServiceAccountToken": False,
-                "containers": [{"name": "pause", "image": lab.pause_image, "imagePullPolicy": "Never"}],
-            },
-        }
+        pod = _pause_pod(lab, f"pause-{host}", host)
         lab.kubectl(lab.endpoint, "apply", "-f", "-", input_text=json.dumps(pod))
 
     def ips():
@@ -1412,23 +1409,8 @@ def test_a_pods_bandwidth_annotations_shape_its_veth_through_the_cni_chain(lab):
         added = tbfs() - before
         return sorted(added.elements()) if sum(added.values()) >= 2 else None
 
-    pod = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "name": name,
-            "namespace": "default",
-            "annotations": {
-                "kubernetes.io/ingress-bandwidth": "10M",
-                "kubernetes.io/egress-bandwidth": "20M",
-            },
-        },
-        "spec": {
-            "nodeName": host,
-            "automountServiceAccountToken": False,
-            "containers": [{"name": "pause", "image": lab.pause_image, "imagePullPolicy": "Never"}],
-        },
-    }
+    rates = {"kubernetes.io/ingress-bandwidth": "10M", "kubernetes.io/egress-bandwidth": "20M"}
+    pod = _pause_pod(lab, name, host, annotations=rates)
     lab.kubectl(lab.endpoint, "create", "serviceaccount", "default", "--namespace", "default", check=False)
     lab.kubectl(lab.endpoint, "apply", "-f", "-", input_text=json.dumps(pod))
 
@@ -1458,6 +1440,62 @@ def test_a_pods_bandwidth_annotations_shape_its_veth_through_the_cni_chain(lab):
         return f"tbfs added since the test began: {extra}, gone since: {missing}"
 
     assert _wait("no shaping of its left once the pod is gone", lambda: tbfs() == before or None, detail=left)
+
+
+def test_a_pods_pid_limit_is_its_cgroups_pids_max(lab):
+    """Thread caps (docs/node-protection.md): the real kubelet gives each pod's cgroup the
+    pids.max of its node's function (the kubelet role's kubelet_pod_pids_limits, as
+    podPidsLimit), and cloud58-netshaper writes a pod's cloud58.io/pids-limit over it while the
+    pod runs. The lab's kubelets use the systemd cgroup driver: a BestEffort pod's cgroup is
+    kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod<uid, _ for ->.slice."""
+    role = REPO / "collections/ansible_collections/cloud58/platform/roles/kubelet"
+    defaults = yaml.safe_load((role / "defaults/main.yml").read_text())
+    host = lab.minions[0]
+    function = lab.plan["hosts"][host]["labels"]["function"]
+    names = {"plain": f"pids-plain-{host}", "capped": f"pids-capped-{host}"}
+    lab.kubectl(lab.endpoint, "create", "serviceaccount", "default", "--namespace", "default", check=False)
+    for kind, name in names.items():
+        annotations = {"cloud58.io/pids-limit": "64"} if kind == "capped" else {}
+        pod = _pause_pod(lab, name, host, annotations=annotations)
+        lab.kubectl(lab.endpoint, "apply", "-f", "-", input_text=json.dumps(pod))
+
+    def uids():
+        got = {}
+        for kind, name in names.items():
+            pod = json.loads(
+                lab.kubectl(lab.endpoint, "get", "pod", "-n", "default", name, "-o", "json").stdout
+            )
+            if pod["status"].get("phase") != "Running":
+                return None
+            got[kind] = pod["metadata"]["uid"].replace("-", "_")
+        return got
+
+    def pids_max(uid: str) -> str:
+        slice_ = f"kubepods-besteffort-pod{uid}.slice"
+        path = f"/sys/fs/cgroup/pids/kubepods.slice/kubepods-besteffort.slice/{slice_}/pids.max"
+        return lab.exec(host, ["cat", path]).stdout.strip()
+
+    def written(running: dict):
+        if pids_max(running["capped"]) != "64":
+            return None
+        return {kind: pids_max(uid) for kind, uid in running.items()}
+
+    def where(running: dict) -> str:  # for the failure: where the pods' cgroups are, if not there
+        find = ["find", "/sys/fs/cgroup/pids", "-name", f"*{running['plain'][:8]}*"]
+        return "the plain pod's cgroups: " + lab.exec(host, find, check=False).stdout.strip()
+
+    try:
+        running = _wait("both pods running", uids)
+        found = _wait(
+            "cloud58-netshaper's pids.max on the annotated pod",
+            lambda: written(running),
+            detail=lambda: where(running),
+        )
+    finally:
+        lab.kubectl(
+            lab.endpoint, "delete", "pod", "-n", "default", *names.values(), "--wait=true", check=False
+        )
+    assert found == {"plain": str(defaults["kubelet_pod_pids_limits"][function]), "capped": "64"}
 
 
 # On a minion: the host PID of a pod's container through containerd (the CRI's k8s.io
