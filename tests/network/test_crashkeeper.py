@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import queue
+import re
 import subprocess
 import threading
 from pathlib import Path
@@ -355,3 +356,52 @@ def test_old_sites_go_first_when_the_budget_is_full(node, tmp_path):
         deleted.append(result["deleted"])
     assert deleted == [[], [], [sites[0]]]
     assert sorted(str(p) for p in (tmp_path / "shop_shop-7d9c-klmno").iterdir()) == sites[1:]
+
+
+# (the dump's policy, the agent's extra arguments, what the manifest says of the dump)
+STOPPED_DUMPS = {
+    "time-limit": (
+        {"app": "shop", "dump": ["sh", "-c", "echo begun; exec sleep 600"], "timeout_s": 1},
+        [],
+        r"stopped after its time limit of 1s",
+    ),
+    "byte-budget": (
+        {"app": "shop", "dump": ["head", "-c", "4194304", "/dev/zero"]},
+        ["--max-bytes", "1M"],
+        r"stopped at (\d+) bytes: the budget or the free-space floor is reached",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(STOPPED_DUMPS))
+def test_a_dump_stops_at_its_time_limit_or_at_the_budget(node, tmp_path, case):
+    """A dump that outlasts its ``timeout_s`` or would outgrow the node's byte budget (4 MiB into
+    1 MiB) is stopped: the exec inside the container is killed (only the container's own
+    process is left), the site keeps what came before the stop, and the manifest says why."""
+    crash, extra, outcome = STOPPED_DUMPS[case]
+    cid = f"stopped-{case}"
+    node.lab.start(cid, "exec sleep 1000", f"shop/{cid}", annotations={"cloud58.io/crash": json.dumps(crash)})
+    argv = node.agent_argv("capture", "--container-id", cid)
+    argv[argv.index("--root") + 1] = str(tmp_path)
+    done = subprocess.run([*argv, *extra], capture_output=True, text=True, check=False)
+    assert (done.returncode, done.stderr) == (0, "")
+    result = json.loads(done.stdout)
+    manifest, site = result["manifest"], Path(result["site"])
+    said = re.fullmatch(outcome, manifest["dump"])
+    assert said is not None, manifest["dump"]
+    dump = (site / "dump").read_bytes()
+    if case == "time-limit":
+        assert dump == b"begun\n"
+    else:  # zeros up to the stop, as many as the message says, never past the budget
+        assert (dump.count(0), len(dump), int(said.group(1)) <= 1 << 20) == (
+            len(dump),
+            int(said.group(1)),
+            True,
+        )
+    assert manifest["files"][0] == {
+        "name": "dump",
+        "size": len(dump),
+        "sha256": hashlib.sha256(dump).hexdigest(),
+    }
+    processes = node.lab.ctr("tasks", "ps", cid).stdout.splitlines()[1:]  # under the header
+    assert [line.split()[0] for line in processes] == [str(node.lab.pid(cid))]
