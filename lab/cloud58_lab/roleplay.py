@@ -71,3 +71,15 @@ def play(
         if result.get("failed")
     ]
     return {"changed": stats["changed"], "failures": stats["failures"]}, failed, proc.stdout
+
+
+def failed_items(stdout: str) -> list[str]:
+    """The messages of the failed items of looped tasks in ansible-playbook's JSON ``stdout``
+    (the task's own message is then only "One or more items failed")."""
+    return [
+        item["msg"]
+        for result in task_results(stdout)
+        if result.get("failed")
+        for item in result.get("results") or []
+        if item.get("failed")
+    ]

@@ -544,13 +544,7 @@ def test_a_bad_pki_file_fails_naming_it_before_any_file(identity, tmp_path, chan
     ]
     stats, failed, _, output = fresh.play(**{**run.site_variables, "consul_sync_pki_files": files})
     assert stats == {"changed": 0, "failures": 1}
-    items = [
-        item["msg"]
-        for result in roleplay.task_results(output)
-        if result.get("failed")
-        for item in result.get("results") or []
-        if item.get("failed")
-    ]
+    items = roleplay.failed_items(output)
     assert (failed, items) == (["One or more items failed"], [f"{HOST}: {message}"])
     assert fresh.files() == {}
     assert run.token not in output

@@ -56,8 +56,9 @@ def director(tmp_path_factory):
         assert problems == [], f"lab cleanup left: {problems}"
 
 
-def _play(director, check=False, **extra):
-    """Run the role in the director's namespace; the host's stats and the failed task's message."""
+def _play(director, check=False, output=False, **extra):
+    """Run the role in the director's namespace; the host's stats and the failed task's message
+    (``output``: and ansible-playbook's JSON output)."""
     net, plan, work = director
     bird = net.routers["director"].directory
     variables = {
@@ -80,10 +81,10 @@ def _play(director, check=False, **extra):
         "ansible_python_interpreter": sys.executable,
         **extra,
     }
-    stats, failed, _stdout = roleplay.play(
+    stats, failed, stdout = roleplay.play(
         work, PLAYBOOK, DIRECTOR, variables, check=check, netns=net.ns("director")
     )
-    return stats, failed
+    return (stats, failed, stdout) if output else (stats, failed)
 
 
 def _lo_addresses(net):
@@ -246,6 +247,33 @@ def test_a_healthy_vip_of_another_director_fails_naming_it_and_writes_nothing(di
         "'lab1-lvs1' (its VIPs: 198.18.2.1 (lab1-k8s-api), 198.18.2.10 (lab1-ingress))"
     ]
     assert (net.routers["director"].directory / "bird.conf").read_text() == conf
+
+
+def test_a_sync_pki_source_missing_on_the_controller_fails_before_the_host_changes(director):
+    """lvs_director_sync's inputs are checked first: a certificate the controller's PKI has not
+    issued fails the host with one message naming it, before any task changes the director
+    (its sysctl file, deleted here, is not written back by the failing run)."""
+    _net, _plan, work = director
+    sysctl_file = work / "62-cloud58-lvs-director.conf"
+    sysctl_file.unlink()
+    missing = work / "pki" / "lvs-sync.crt"
+    sync = {
+        "lvs_director_sync": True,
+        "lvs_director_sync_kubeconfig": str(work / "lvs-sync.kubeconfig"),
+        "lvs_director_sync_pki_files": [{"src": str(missing), "dest": "lvs-sync.crt", "secret": False}],
+    }
+    stats, failed, output = _play(director, output=True, **sync)
+    message = (
+        f'lab1-lvs1: lvs_director_sync_pki_files: "lvs-sync.crt": source {missing} is not a file on the '
+    )
+    assert (stats, failed, roleplay.failed_items(output), sysctl_file.exists()) == (
+        {"changed": 0, "failures": 1},
+        ["One or more items failed"],
+        [message + "controller"],
+        False,
+    )
+    stats, failed = _play(director)
+    assert (stats["failures"], failed, sysctl_file.exists()) == (0, [], True)
 
 
 # ---- the fnat data plane: keepalived of DPVS ----------------------------------------------------
