@@ -532,13 +532,17 @@ def _targets_up(lab, jobs, only=None) -> dict:
     raise AssertionError(health)
 
 
-def _up(lab, selector: str) -> dict:
-    """{host: value of up} for ``up{<selector>}``, asked of the lab's Prometheus from here."""
-    query = urllib.parse.urlencode({"query": f"up{{{selector}}}"})
+def _query(lab, promql: str) -> list:
+    """The instant vector of ``promql``, asked of the lab's Prometheus from here: [(labels, value)]."""
+    query = urllib.parse.urlencode({"query": promql})
     address = lab.hosts[f"{lab.dc}-m1"].address
     with urllib.request.urlopen(f"http://{address}:9090/api/v1/query?{query}", timeout=10) as r:
-        result = json.load(r)["data"]["result"]
-    return {m["metric"].get("host", ""): m["value"][1] for m in result}
+        return [(m["metric"], m["value"][1]) for m in json.load(r)["data"]["result"]]
+
+
+def _up(lab, selector: str) -> dict:
+    """{host: value of up} for ``up{<selector>}``."""
+    return {metric.get("host", ""): value for metric, value in _query(lab, f"up{{{selector}}}")}
 
 
 def test_prometheus_finds_node_exporter_on_every_host_and_the_minions_kubelets_and_agents_up(lab):
@@ -567,6 +571,34 @@ def test_prometheus_finds_node_exporter_on_every_host_and_the_minions_kubelets_a
     }
     active = lab.exec(f"{lab.dc}-lvs1", ["systemctl", "is-active", "prometheus-node-exporter"]).stdout
     assert active.strip() == "active"
+
+
+def test_prometheus_reads_a_pods_containers_from_its_minions_cadvisor(lab):
+    """The kubelet serves cAdvisor's per-container figures at /metrics/cadvisor on its own port
+    (job cadvisor: Prometheus' client certificate, as for the kubelet job): every minion's
+    target is up, and a pause pod the test runs on each minion has its container's
+    container_cpu_usage_seconds_total, labelled with its namespace, pod and container and
+    with the host it runs on."""
+    found = _wait(
+        "the minions' cadvisor targets up", lambda: _targets_up(lab, ("cadvisor",), {"cadvisor": lab.minions})
+    )
+    assert found == {"cadvisor": dict.fromkeys(sorted(lab.minions), "up")}
+    lab.kubectl(lab.endpoint, "create", "serviceaccount", "default", "--namespace", "default", check=False)
+    pods = {f"cadvisor-{host}": host for host in lab.minions}
+    for name, host in pods.items():
+        lab.kubectl(lab.endpoint, "apply", "-f", "-", input_text=json.dumps(_pause_pod(lab, name, host)))
+
+    def seen():
+        series = _query(
+            lab, 'container_cpu_usage_seconds_total{job="cadvisor",namespace="default",container="pause"}'
+        )
+        got = {m["pod"]: m.get("host") for m, _value in series if m.get("pod") in pods}
+        return got if sorted(got) == sorted(pods) else None
+
+    try:
+        assert _wait("the pause pods' containers in the cadvisor job", seen) == pods
+    finally:
+        lab.kubectl(lab.endpoint, "delete", "pod", "-n", "default", *pods, "--wait=true", check=False)
 
 
 def test_prometheus_reads_the_realservers_of_each_vip_from_the_directors_lvs_exporter(lab):

@@ -53,12 +53,12 @@ def _config_with_certificates(plan, datacenter, pki: Path, **options) -> str:
 @pytest.mark.parametrize(
     ("inventory", "datacenter", "options", "jobs"),
     [
-        pytest.param("lab", "lab1", {}, 16, id="lab-lab1"),
-        pytest.param("lab", "lab2", {}, 16, id="lab-lab2"),
-        pytest.param("bj1", "bj1", {}, 16, id="bj1"),
-        pytest.param("sh1", "sh1", {}, 16, id="sh1"),
+        pytest.param("lab", "lab1", {}, 17, id="lab-lab1"),
+        pytest.param("lab", "lab2", {}, 17, id="lab-lab2"),
+        pytest.param("bj1", "bj1", {}, 17, id="bj1"),
+        pytest.param("sh1", "sh1", {}, 17, id="sh1"),
         # the two consul jobs: HTTPS with a client certificate, server_name and a Bearer token file
-        pytest.param("lab", "lab1", {"consul_https_port": 8501}, 18, id="lab-lab1-consul"),
+        pytest.param("lab", "lab1", {"consul_https_port": 8501}, 19, id="lab-lab1-consul"),
     ],
 )
 def test_rendered_config_passes_promtool_check_config(tmp_path, inventory, datacenter, options, jobs):

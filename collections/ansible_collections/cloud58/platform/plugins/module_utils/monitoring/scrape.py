@@ -18,6 +18,8 @@ prometheus                  the server itself (localhost:9090)           http   
 node                        every host of the datacenter, node-exporter  http    no
 podlogs                     every host of the datacenter, cloud58-podlogs http   no
 kubelet                     every node of each cluster                   https   kubernetes
+cadvisor                    every node of each cluster, the kubelet's    https   kubernetes
+                            /metrics/cadvisor (per-container figures)
 signals                     every node of each cluster, cloud58-signals  http    no
 netshaper                   every node of each cluster, cloud58-netshaper http   no
 overload                    every node of each cluster, cloud58-overload http    no
@@ -91,6 +93,7 @@ JOB_ROLES = (
     "node",
     "podlogs",
     "kubelet",
+    "cadvisor",
     "signals",
     "netshaper",
     "overload",
@@ -106,7 +109,9 @@ JOB_ROLES = (
     "consul",
 )
 # Jobs whose scrapes carry the cluster's client certificate (the control plane).
-KUBERNETES_JOBS = ("kubelet", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
+KUBERNETES_JOBS = ("kubelet", "cadvisor", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
+# The kubelet serves its cAdvisor's per-container figures on its own port at this path.
+CADVISOR_PATH = "/metrics/cadvisor"
 ETCD_JOBS = ("etcd", "etcd-events")
 
 DEFAULT_OPTIONS = {
@@ -313,6 +318,8 @@ def _job(role, cluster, targets, opts, scheme="http"):
     job = {"job_name": f"{role}/{cluster}" if cluster else role}
     if role == "signals":
         job["scrape_interval"] = job["scrape_timeout"] = opts["signals_scrape_interval"]
+    if role == "cadvisor":
+        job["metrics_path"] = CADVISOR_PATH
     job["scheme"] = scheme
     if scheme == "https":
         prefix = "etcd" if role in ETCD_JOBS else "kubernetes"
@@ -320,7 +327,9 @@ def _job(role, cluster, targets, opts, scheme="http"):
             key: opts[f"{prefix}_{key}"].replace("{cluster}", cluster)
             for key in ("ca_file", "cert_file", "key_file")
         }
-        if role in opts["insecure_skip_verify_jobs"]:
+        # cadvisor is the kubelet's server: its certificate is the kubelet's
+        checked_as = "kubelet" if role == "cadvisor" else role
+        if checked_as in opts["insecure_skip_verify_jobs"]:
             tls["insecure_skip_verify"] = True
         job["tls_config"] = tls
     job["static_configs"] = targets
@@ -382,6 +391,7 @@ def _cluster_jobs(plan, name, opts):
     where = f"cluster {name}"
     jobs = {
         "kubelet": [_target(plan, h, opts["kubelet_port"], where) for h in cluster["nodes"]],
+        "cadvisor": [_target(plan, h, opts["kubelet_port"], where) for h in cluster["nodes"]],
         "signals": [_target(plan, h, opts["signals_port"], where) for h in cluster["nodes"]],
         "etcd": [
             _target(plan, m["name"], _member_port(m, where), where, m["address"])

@@ -47,6 +47,7 @@ def test_job_names_of_lab1_in_role_order(plan):
         "node",
         "podlogs",
         "kubelet/lab1-k8s",
+        "cadvisor/lab1-k8s",
         "signals/lab1-k8s",
         "netshaper/lab1-k8s",
         "overload/lab1-k8s",
@@ -183,6 +184,16 @@ def test_targets_of_a_job(plan, datacenter, job, targets):
             },
             id="controller-manager-self-signed",
         ),
+        pytest.param(
+            "cadvisor/lab1-k8s",
+            {
+                "ca_file": "/etc/prometheus/pki/lab1-k8s/ca.crt",
+                "cert_file": "/etc/prometheus/pki/lab1-k8s/prometheus.crt",
+                "key_file": "/etc/prometheus/pki/lab1-k8s/prometheus.key",
+                "insecure_skip_verify": True,
+            },
+            id="cadvisor-is-the-kubelets-server",
+        ),
     ],
 )
 def test_control_plane_jobs_use_tls_with_a_client_certificate(plan, job, tls):
@@ -196,6 +207,7 @@ def test_every_https_job_carries_a_client_certificate(plan):
     https = [j["job_name"] for j in jobs if j["scheme"] == "https"]
     assert https == [
         "kubelet/lab1-k8s",
+        "cadvisor/lab1-k8s",
         "etcd/lab1-k8s",
         "etcd-events/lab1-k8s",
         "kube-apiserver/lab1-k8s",
@@ -445,8 +457,9 @@ def test_only_the_signals_job_has_an_interval_of_its_own(plan):
 )
 def test_a_node_agents_port_of_0_drops_its_job(plan, port, left):
     names = [j["job_name"] for j in scrape_config(plan, "lab2", {port: 0})["scrape_configs"]]
-    assert [n for n in names if n.endswith("/lab2-k8s")][:5] == [
+    assert [n for n in names if n.endswith("/lab2-k8s")][:6] == [
         "kubelet/lab2-k8s",
+        "cadvisor/lab2-k8s",
         "signals/lab2-k8s",
         *(f"{agent}/lab2-k8s" for agent in left),
         "etcd/lab2-k8s",
@@ -498,15 +511,15 @@ def test_jobs_option_selects_roles(plan, jobs, names):
         pytest.param(
             {"jobs": ["node", "vault"]},
             "monitoring option jobs: 'vault' is no scrape role; roles: prometheus, node, podlogs, kubelet, "
-            "signals, netshaper, overload, crashkeeper, etcd, etcd-events, kube-apiserver, "
+            "cadvisor, signals, netshaper, overload, crashkeeper, etcd, etcd-events, kube-apiserver, "
             "kube-controller-manager, kube-scheduler, haproxy, haproxy-gateway, lvs, consul",
             id="unknown-role",
         ),
         pytest.param(
             {"jobs": ["kubelets"]},
             "monitoring option jobs: 'kubelets' is no scrape role (did you mean 'kubelet'?); roles: "
-            "prometheus, node, podlogs, kubelet, signals, netshaper, overload, crashkeeper, etcd, "
-            "etcd-events, kube-apiserver, kube-controller-manager, kube-scheduler, haproxy, "
+            "prometheus, node, podlogs, kubelet, cadvisor, signals, netshaper, overload, crashkeeper, "
+            "etcd, etcd-events, kube-apiserver, kube-controller-manager, kube-scheduler, haproxy, "
             "haproxy-gateway, lvs, consul",
             id="misspelt-role",
         ),
@@ -686,3 +699,24 @@ def test_client_files_refuse_one_path_for_two_clusters(plan):
         "monitoring option etcd_key_file: '/etc/prometheus/etcd.key' is the same file for "
         "lab1-b/prometheus-etcd-client.key and lab1-k8s/prometheus-etcd-client.key; put {cluster} in it"
     )
+
+
+def test_cadvisor_reads_each_kubelets_cadvisor_path_and_follows_the_kubelets_verification(plan):
+    """Its targets are the kubelet job's (the same server); only the path differs. Verified
+    when the kubelet's certificate is (kubelet left out of insecure_skip_verify_jobs)."""
+    config = scrape_config(plan, "lab1")
+    kubelet, cadvisor = _job(config, "kubelet/lab1-k8s"), _job(config, "cadvisor/lab1-k8s")
+    assert (cadvisor["metrics_path"], "metrics_path" in kubelet) == ("/metrics/cadvisor", False)
+    assert (
+        _targets(cadvisor)
+        == _targets(kubelet)
+        == [
+            ("198.18.0.11:10250", "lab1-k8s", "lab1-r1", "lab1-m1"),
+            ("198.18.0.75:10250", "lab1-k8s", "lab1-r2", "lab1-m2"),
+            ("198.18.0.12:10250", "lab1-k8s", "lab1-r1", "lab1-m3"),
+            ("198.18.0.21:10250", "lab1-k8s", "lab1-r1", "lab1-w1"),
+            ("198.18.0.85:10250", "lab1-k8s", "lab1-r2", "lab1-w2"),
+        ]
+    )
+    verified = scrape_config(plan, "lab1", {"insecure_skip_verify_jobs": ["kube-scheduler"]})
+    assert "insecure_skip_verify" not in _job(verified, "cadvisor/lab1-k8s")["tls_config"]
