@@ -50,7 +50,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "collections"), str(REPO / "lab"), str(REPO / "benchmarks")]
 
-from benchstats import bench_size, figure  # noqa: E402
+from benchstats import bench_size, figure, speedup, upstream_bin_dir  # noqa: E402
 from kubernetes import client, config  # noqa: E402
 
 from cloud58_lab import programs  # noqa: E402
@@ -73,15 +73,6 @@ SYNC_RULES = 'node_prefix "k8s-" { policy = "write" }\nservice_prefix "" { polic
 def _p(values, fraction):
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
-
-
-def bin_dir() -> Path:
-    out = subprocess.run(
-        [REPO / "scripts/setup/upstream-bin-dir"], capture_output=True, text=True, check=False
-    )
-    if out.returncode != 0:
-        raise SystemExit(f"bench_consul_sync: the pinned upstream programs are missing: {out.stderr.strip()}")
-    return Path(out.stdout.strip())
 
 
 class Consul:
@@ -226,7 +217,7 @@ def main() -> int:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        cset = start_clusters([CLUSTER], work / "clusters", bin_dir())
+        cset = start_clusters([CLUSTER], work / "clusters", upstream_bin_dir("bench_consul_sync"))
         deadline = time.monotonic() + 120
         while True:
             try:
@@ -324,7 +315,7 @@ def main() -> int:
             naive.append((time.perf_counter() - t0) * 1000)
         naive_requests = consul.requests / naive_changes
 
-        sync_median, naive_median = statistics.median(latencies), statistics.median(naive)
+        sync_median = statistics.median(latencies)
         endpoints = services * PER_SERVICE
         print(f"BENCH consul_sync_initial_s {initial:.2f}  # {endpoints} instances, from the sync's start")
         print(
@@ -338,11 +329,7 @@ def main() -> int:
         print(f"BENCH consul_sync_requests_per_change {requests:.2f}  # HTTP requests to Consul (/metrics)")
         print(figure("consul_sync_naive_median_ms", naive, 1))
         print(f"BENCH consul_sync_naive_requests_per_change {naive_requests:.2f}")
-        low, high = min(naive) / max(latencies), max(naive) / min(latencies)
-        print(
-            f"BENCH consul_sync_speedup {naive_median / sync_median:.1f}  # naive median / sync median "
-            f"(spread {low:.1f}-{high:.1f}: naive min / sync max - naive max / sync min)"
-        )
+        print(speedup("consul_sync_speedup", naive, latencies, "naive", "sync"))
         return 0
     except SystemExit:
         log = work / "sync.log"

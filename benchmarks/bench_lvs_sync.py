@@ -45,7 +45,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "collections"), str(REPO / "lab"), str(REPO / "benchmarks")]
 
-from benchstats import bench_size, figure  # noqa: E402
+from benchstats import LogTail, bench_size, figure, speedup, upstream_bin_dir  # noqa: E402
 from kubernetes import client, config  # noqa: E402
 
 from ansible_collections.cloud58.platform.plugins.module_utils.lvs.fullnat import (  # noqa: E402
@@ -125,38 +125,6 @@ def _p(values, fraction):
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
-def bin_dir() -> Path:
-    out = subprocess.run(
-        [REPO / "scripts/setup/upstream-bin-dir"], capture_output=True, text=True, check=False
-    )
-    if out.returncode != 0:
-        raise SystemExit(f"bench_lvs_sync: the pinned upstream programs are missing: {out.stderr.strip()}")
-    return Path(out.stdout.strip())
-
-
-class LogTail:
-    """The sync's log from its current end: each new line with the time it was read."""
-
-    def __init__(self, path):
-        self.file = path.open()
-        self.file.seek(0, os.SEEK_END)
-
-    def wait_for(self, text, timeout=60.0):
-        """Poll (every 2 ms) for a new line containing ``text``; the time it appeared."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            line = self.file.readline()
-            if not line:
-                time.sleep(0.002)
-                continue
-            if text in line:
-                return time.perf_counter()
-        raise SystemExit(f"bench_lvs_sync: no log line containing {text!r} within {timeout} s")
-
-    def close(self):
-        self.file.close()
-
-
 def wait_for_log(path, text, proc, timeout=300.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -178,7 +146,7 @@ def main() -> int:
     try:
         net.add_namespace("director")
         net.add_namespace("naive")
-        cset = start_clusters([CLUSTER], work / "clusters", bin_dir())
+        cset = start_clusters([CLUSTER], work / "clusters", upstream_bin_dir("bench_lvs_sync"))
         api = config.new_client_from_config(config_file=str(cset.kubeconfig), context=CLUSTER)
         core, discovery = client.CoreV1Api(api), client.DiscoveryV1Api(api)
         core.create_namespace({"metadata": {"name": NAMESPACE}})
@@ -221,7 +189,7 @@ def main() -> int:
         start = time.perf_counter()
         wait_for_log(log, f"table ip {TABLE} created from the full list", sync)
         print(f"initial full list and table: {time.perf_counter() - start:.2f} s")
-        monitor = LogTail(log)
+        monitor = LogTail(log, "bench_lvs_sync")
 
         # ---- the sync: one endpoint out of / back into one VIP per change --------------
         counts = {i: PER_VIP for i in range(vips)}
@@ -261,18 +229,14 @@ def main() -> int:
             if done.returncode != 0:
                 raise SystemExit(f"bench_lvs_sync: naive nft -f failed: {done.stderr.strip()[:500]}")
 
-        sync_median, naive_median = statistics.median(latencies), statistics.median(naive)
+        sync_median = statistics.median(latencies)
         print(
             f"BENCH lvs_sync_p99_ms {_p(latencies, 0.99):.1f}  # p99 of {changes} changes at {vips} VIPs / "
             f"{vips * PER_VIP} endpoints (p50 {sync_median:.1f}, max {max(latencies):.1f})"
         )
         print(figure("lvs_sync_median_ms", latencies, 1))
         print(figure("lvs_sync_naive_median_ms", naive, 1))
-        low, high = min(naive) / max(latencies), max(naive) / min(latencies)
-        print(
-            f"BENCH lvs_sync_speedup {naive_median / sync_median:.1f}  # naive median / sync median "
-            f"(spread {low:.1f}-{high:.1f}: naive min / sync max - naive max / sync min)"
-        )
+        print(speedup("lvs_sync_speedup", naive, latencies, "naive", "sync"))
         return 0
     except SystemExit:
         log = work / "sync.log"

@@ -56,7 +56,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "collections"), str(REPO / "lab")]
 
 import yaml  # noqa: E402
-from benchstats import bench_size, figure  # noqa: E402
+from benchstats import bench_size, figure, upstream_bin_dir  # noqa: E402
 
 from ansible_collections.cloud58.platform.plugins.module_utils.kube.clusters_format import dump_yaml  # noqa: E402
 from ansible_collections.cloud58.platform.plugins.module_utils.kube.objects import labels_for  # noqa: E402
@@ -279,15 +279,6 @@ def empty_namespaces(cset, namespaces: list[str]) -> None:
         list(pool.map(one, (cset[c] for c in CLUSTERS)))
 
 
-def bin_dir() -> Path:
-    out = subprocess.run(
-        [str(REPO / "scripts/setup/upstream-bin-dir")], capture_output=True, text=True, check=False
-    )
-    if out.returncode != 0:
-        raise SystemExit(f"bench_reconcile: the pinned upstream programs are missing: {out.stderr.strip()}")
-    return Path(out.stdout.strip())
-
-
 def main() -> int:
     size = bench_size()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -298,7 +289,7 @@ def main() -> int:
         "--runs", type=int, default=RUNS, help=f"repetitions of every figure (default {RUNS})"
     )
     args = parser.parse_args()
-    programs = bin_dir()
+    programs = upstream_bin_dir("bench_reconcile")
     work = Path(tempfile.mkdtemp(prefix="cloud58-bench-reconcile-"))
     try:
         # Room for the Services of the three contenders (the default plan gives each cluster a /24).

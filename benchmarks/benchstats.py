@@ -17,7 +17,12 @@ from __future__ import annotations
 
 import os
 import statistics
+import subprocess
+import time
 from collections.abc import Sequence
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
 
 SIZES = ("full", "ci")
 
@@ -43,9 +48,55 @@ def figure(name: str, values: Sequence[float], digits: int = 2) -> str:
     )
 
 
+def speedup(name: str, theirs: Sequence[float], ours: Sequence[float], their: str, our: str) -> str:
+    """``BENCH <name> <their median / our median>`` with the spread of the two runs' extremes:
+    ``their``/``our`` name the two ways in the comment (naive, sync)."""
+    ratio = statistics.median(theirs) / statistics.median(ours)
+    low, high = min(theirs) / max(ours), max(theirs) / min(ours)
+    return (
+        f"BENCH {name} {ratio:.1f}  # {their} median / {our} median "
+        f"(spread {low:.1f}-{high:.1f}: {their} min / {our} max - {their} max / {our} min)"
+    )
+
+
 def percentile(values: Sequence[float], fraction: float) -> float:
     """The value at ``fraction`` (0-1) of the sorted ``values``, by nearest rank (no interpolation)."""
     if not values:
         raise ValueError("percentile of no values")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def upstream_bin_dir(bench: str) -> Path:
+    """The directory of the pinned upstream programs (etcd, kube-apiserver, ...) that
+    ``make setup`` built; SystemExit naming ``bench`` when they are missing."""
+    out = subprocess.run(
+        [REPO / "scripts/setup/upstream-bin-dir"], capture_output=True, text=True, check=False
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"{bench}: the pinned upstream programs are missing: {out.stderr.strip()}")
+    return Path(out.stdout.strip())
+
+
+class LogTail:
+    """A program's log from its current end: each new line with the time it was read."""
+
+    def __init__(self, path: Path, bench: str) -> None:
+        self.file = path.open()
+        self.file.seek(0, os.SEEK_END)
+        self.bench = bench
+
+    def wait_for(self, text: str, timeout: float = 60.0) -> float:
+        """Poll (every 2 ms) for a new line containing ``text``; the time.perf_counter() it was read."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.file.readline()
+            if not line:
+                time.sleep(0.002)
+                continue
+            if text in line:
+                return time.perf_counter()
+        raise SystemExit(f"{self.bench}: no log line containing {text!r} within {timeout} s")
+
+    def close(self) -> None:
+        self.file.close()
