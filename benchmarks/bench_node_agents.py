@@ -2,7 +2,9 @@
 # -*- coding: utf-8 -*-
 # Copyright: cloud58 platform team
 # Apache License 2.0
-"""Benchmark cloud58-netshaper watch: a pod's bandwidth annotation patched -> tc applied.
+"""Benchmark the node agents that talk to the API: netshaper's changes, both agents idle.
+
+cloud58-netshaper watch: a pod's bandwidth annotation patched -> tc applied.
 
 One real control plane (etcd + kube-apiserver, the pinned upstream programs) holds a pod
 bound to a node name of the benchmark's own; no kubelet runs. Its veth pair joins two network
@@ -19,9 +21,10 @@ in a thread of the benchmark (no program start), on the same pod and veth after 
 stopped; each patch comes at another point of its second (n x 0.37 s into it); its latency
 runs from the API write to its apply of those rates returning.
 
-Afterwards the agent runs again, idle (the pod unchanged), for a while: its resident memory
-and its CPU time over that window, the issue's idle goal being < 50 MiB and < 0.01 core.
-Prints:
+Afterwards netshaper runs again, idle (the pod unchanged), beside cloud58-overload (``run``
+for a Node the benchmark creates, on this machine's /proc/pressure/cpu or /proc/loadavg, the
+defaults), for a while: each one's resident memory and its CPU time over that window, the
+issue's idle goal being < 50 MiB and < 0.01 core per agent. Prints:
 
     BENCH netshaper_watch_p99_ms <ms>        p99 of the agent's changes (full: 100, ci: 20)
     BENCH netshaper_watch_median_ms <ms>     their median, with spread
@@ -29,6 +32,8 @@ Prints:
     BENCH netshaper_watch_speedup <x>        poller median / watch median (same run)
     BENCH netshaper_idle_rss_mib <MiB>       the agent's resident memory after the idle window
     BENCH netshaper_idle_cpu_cores <c>       its CPU time over the window (full: 60 s, ci: 15 s)
+    BENCH overload_idle_rss_mib <MiB>        the same of cloud58-overload (a sample every 5 s)
+    BENCH overload_idle_cpu_cores <c>
 
 Benchmarks measure and print; they never fail on time.
 """
@@ -56,8 +61,10 @@ from cloud58_lab import programs  # noqa: E402
 from cloud58_lab.controlplane import start_clusters  # noqa: E402
 from cloud58_lab.netlab import NetLab, run_prefix, stop_process  # noqa: E402
 
-AGENT = REPO / "collections/ansible_collections/cloud58/platform/agents/cloud58_netshaper.py"
-BENCH = "bench_netshaper_watch"
+AGENTS = REPO / "collections/ansible_collections/cloud58/platform/agents"
+AGENT = AGENTS / "cloud58_netshaper.py"
+OVERLOAD = AGENTS / "cloud58_overload.py"
+BENCH = "bench_node_agents"
 CLUSTER = "nsbench"
 NODE = "bench-netshaper-node"
 NAMESPACE = "netshaper-bench"
@@ -109,6 +116,32 @@ class Agent:
             stop_process(self.proc, timeout=10)
 
 
+def start_overload(log: Path, kubeconfig: Path) -> subprocess.Popen:
+    """cloud58-overload for NODE with its default source and thresholds, its output in ``log``."""
+    argv = [
+        sys.executable, str(OVERLOAD), "run", "--node", NODE, "--kubeconfig", str(kubeconfig),
+        "--context", CLUSTER, "--metrics-port", "0",
+    ]  # fmt: skip
+    env = dict(os.environ, PYTHONPATH=str(REPO / "collections"))
+    with log.open("w") as out:
+        return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
+
+
+def published(core, overload: subprocess.Popen, log: Path, timeout: float = 120.0) -> None:
+    """Wait until cloud58-overload has written its condition on the Node (its start is done)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        conditions = core.read_node_status(NODE).status.conditions or []
+        if any(c.type == "CloudFiftyEightOverloaded" for c in conditions):
+            return
+        if overload.poll() is not None:
+            break
+        time.sleep(0.2)
+    raise SystemExit(
+        f"{BENCH}: cloud58-overload wrote no condition on {NODE}; its log:\n{log.read_text()[-3000:]}"
+    )
+
+
 class Poller(threading.Thread):
     """Every POLL_INTERVAL_S: list the node's pods, apply each one's annotations to the veth."""
 
@@ -155,7 +188,7 @@ def main() -> int:
     print(f"size {size}: {changes} changes by the watch, {poll_changes} by the poller, {idle_s} s idle")
     work = Path(tempfile.mkdtemp(prefix="cloud58-bench-netshaper-"))
     net = NetLab(prefix=run_prefix("c58nsb"))
-    cset = agent = None
+    cset = agent = overload = None
     veth = podwatch.calico_veth(NAMESPACE, POD)
     try:
         net.add_namespace("host")
@@ -200,12 +233,16 @@ def main() -> int:
         finally:
             poller.stop()
 
-        # ---- the agent idle ----------------------------------------------------------------
+        # ---- both agents idle --------------------------------------------------------------
+        core.create_node({"metadata": {"name": NODE}})
         agent = Agent(work, cset.kubeconfig, net.ns("host"))
+        overload = start_overload(work / "overload.log", cset.kubeconfig)
         agent.tail.wait_for("listed 1 pod(s)", timeout=120)
-        _rss, cpu_before = rss_and_cpu_seconds(agent.proc.pid)
+        published(core, overload, work / "overload.log")
+        pids = {"netshaper": agent.proc.pid, "overload": overload.pid}
+        before = {name: rss_and_cpu_seconds(pid)[1] for name, pid in pids.items()}
         time.sleep(idle_s)
-        rss, cpu_after = rss_and_cpu_seconds(agent.proc.pid)
+        after = {name: rss_and_cpu_seconds(pid) for name, pid in pids.items()}
 
         watch_median = statistics.median(watch)
         print(
@@ -215,9 +252,11 @@ def main() -> int:
         print(figure("netshaper_watch_median_ms", watch, 1))
         print(figure("netshaper_poll_median_ms", poll, 1))
         print(speedup("netshaper_watch_speedup", poll, watch, "poller", "watch"))
-        print(f"BENCH netshaper_idle_rss_mib {rss:.1f}  # after {idle_s} s idle, goal < 50")
-        cores = (cpu_after - cpu_before) / idle_s
-        print(f"BENCH netshaper_idle_cpu_cores {cores:.4f}  # over {idle_s} s, goal < 0.01")
+        for name in pids:
+            rss, cpu = after[name]
+            print(f"BENCH {name}_idle_rss_mib {rss:.1f}  # after {idle_s} s idle, goal < 50")
+            cores = (cpu - before[name]) / idle_s
+            print(f"BENCH {name}_idle_cpu_cores {cores:.4f}  # over {idle_s} s, goal < 0.01")
         return 0
     except SystemExit:
         log = work / "agent.log"
@@ -225,6 +264,8 @@ def main() -> int:
             print(f"the agent's log (tail):\n{log.read_text()[-3000:]}", file=sys.stderr)
         raise
     finally:
+        if overload is not None:
+            stop_process(overload, timeout=10)
         if agent is not None:
             agent.stop()
         if cset is not None:
