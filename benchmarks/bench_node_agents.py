@@ -10,7 +10,8 @@ One real control plane (etcd + kube-apiserver, the pinned upstream programs) hol
 bound to a node name of the benchmark's own; no kubelet runs. Its veth pair joins two network
 namespaces the benchmark creates (198.18.213.0/30), the host side named as Calico names it.
 The agent's program (``agents/cloud58_netshaper.py``) runs from the source tree with
-``watch --netns <host namespace>``, as on a node. Each change patches the pod's
+``watch --netns <host namespace>`` under /usr/bin/python3 and Debian's Kubernetes client, as
+the role's unit runs it on a node. Each change patches the pod's
 ``kubernetes.io/{ingress,egress}-bandwidth`` annotations to new rates; its latency runs from
 just before the API write to the agent's log line of the change, which it prints once both tc
 commands returned. The issue's goal: a change applied within a second.
@@ -65,6 +66,9 @@ AGENTS = REPO / "collections/ansible_collections/cloud58/platform/agents"
 AGENT = AGENTS / "cloud58_netshaper.py"
 OVERLOAD = AGENTS / "cloud58_overload.py"
 BENCH = "bench_node_agents"
+# What the role's units run the agents with (node_agents_python): Debian's python3 and its
+# python3-kubernetes (scripts/setup/apt-packages.txt), not this virtualenv's client.
+UNIT_PYTHON = "/usr/bin/python3"
 CLUSTER = "nsbench"
 NODE = "bench-netshaper-node"
 NAMESPACE = "netshaper-bench"
@@ -97,7 +101,7 @@ class Agent:
     def __init__(self, work: Path, kubeconfig: Path, netns: str) -> None:
         self.log = work / "agent.log"
         argv = [
-            sys.executable, str(AGENT), "watch", "--node", NODE, "--kubeconfig", str(kubeconfig),
+            UNIT_PYTHON, str(AGENT), "watch", "--node", NODE, "--kubeconfig", str(kubeconfig),
             "--context", CLUSTER, "--netns", netns, "--metrics-port", "0",
         ]  # fmt: skip
         self.log.touch()
@@ -119,7 +123,7 @@ class Agent:
 def start_overload(log: Path, kubeconfig: Path) -> subprocess.Popen:
     """cloud58-overload for NODE with its default source and thresholds, its output in ``log``."""
     argv = [
-        sys.executable, str(OVERLOAD), "run", "--node", NODE, "--kubeconfig", str(kubeconfig),
+        UNIT_PYTHON, str(OVERLOAD), "run", "--node", NODE, "--kubeconfig", str(kubeconfig),
         "--context", CLUSTER, "--metrics-port", "0",
     ]  # fmt: skip
     env = dict(os.environ, PYTHONPATH=str(REPO / "collections"))
