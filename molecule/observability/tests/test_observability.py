@@ -154,7 +154,7 @@ def test_prometheus_runs_with_the_roles_retention_and_rules():
     assert status == 200
     groups = json.loads(body)["data"]["groups"]
     assert sorted((g["name"], len(g["rules"])) for g in groups) == [
-        ("cloud58.alerts", 9),
+        ("cloud58.alerts", 11),
         ("cloud58.recording", 4),
         ("team.alerts", 1),
     ]
