@@ -48,9 +48,11 @@ import threading
 import time
 
 try:
+    from ansible_collections.cloud58.platform.plugins.module_utils.kube import apiclient
     from ansible_collections.cloud58.platform.plugins.module_utils.node import exposition, podwatch, shaper
 except ImportError:  # run from a checkout: the collections directory four levels up
     sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), *[os.pardir] * 4)))
+    from ansible_collections.cloud58.platform.plugins.module_utils.kube import apiclient
     from ansible_collections.cloud58.platform.plugins.module_utils.node import exposition, podwatch, shaper
 
 PROGRAM = "cloud58-netshaper"
@@ -222,13 +224,6 @@ class Agent:
 
 
 def _watch(args) -> int:
-    try:
-        from kubernetes import client, config, watch
-        from urllib3.exceptions import HTTPError
-    except ImportError:
-        raise shaper.ShaperError(
-            "watch needs the Python Kubernetes client (Debian package python3-kubernetes)"
-        ) from None
     podwatch.pod_cgroup("uid", "BestEffort", args.cgroup_driver)  # checks --cgroup-driver
     if not args.resync_seconds > 0:
         raise shaper.ShaperError(f"--resync-seconds: {args.resync_seconds!r} is not a number > 0")
@@ -239,20 +234,17 @@ def _watch(args) -> int:
         except exposition.ListenError as e:
             raise shaper.ShaperError(f"--metrics-address/--metrics-port: {e}") from None
         _log(f"metrics on http://{host}:{bound}/metrics")
-    selector = f"spec.nodeName={args.node}"
-    core, version, backoff = None, None, 1.0
+    query = {"fieldSelector": f"spec.nodeName={args.node}"}
+    api, version, backoff = None, None, 1.0
     while True:
         try:
-            if core is None:
+            if api is None:
                 try:
-                    api = config.new_client_from_config(config_file=args.kubeconfig, context=args.context)
-                except (config.ConfigException, OSError, ValueError) as e:
+                    api = apiclient.Client.from_kubeconfig(args.kubeconfig, args.context)
+                except (apiclient.KubeconfigError, OSError, ValueError) as e:
                     raise shaper.ShaperError(f"--kubeconfig {args.kubeconfig}: {e}") from None
-                core = client.CoreV1Api(api)
             if version is None:
-                data = json.loads(
-                    core.list_pod_for_all_namespaces(field_selector=selector, _preload_content=False).data
-                )
+                data = api.get("/api/v1/pods", query)
                 version = data["metadata"]["resourceVersion"]
                 listed = {podwatch.pod_key(pod): pod for pod in data.get("items") or []}
                 for key in set(agent.objects) - set(listed):
@@ -264,34 +256,35 @@ def _watch(args) -> int:
             else:
                 agent.resync()
             backoff = 1.0
-            for event in watch.Watch().stream(
-                core.list_pod_for_all_namespaces,
-                field_selector=selector,
-                resource_version=version,
-                allow_watch_bookmarks=True,
-                timeout_seconds=int(args.resync_seconds),
-            ):
-                kind, pod = event["type"], event["raw_object"]
+            events = api.watch(
+                "/api/v1/pods",
+                {**query, "resourceVersion": version, "allowWatchBookmarks": "true"},
+                int(args.resync_seconds),
+            )
+            for event in events:
+                kind, pod = event.get("type"), event.get("object") or {}
                 if kind == "ERROR":
-                    raise client.exceptions.ApiException(status=pod.get("code"), reason=pod.get("message"))
+                    raise apiclient.ApiError(
+                        pod.get("code") or 500, pod.get("reason") or "", pod.get("message", "")
+                    )
                 version = (pod.get("metadata") or {}).get("resourceVersion", version)
                 if kind == "DELETED":
                     agent.forget(podwatch.pod_key(pod))
                     agent.remove_orphans()
                 elif kind in ("ADDED", "MODIFIED"):
                     agent.sync(pod)
-        except client.exceptions.ApiException as e:
+        except apiclient.ApiError as e:
             if e.status == 410:
                 _log(f"node {args.node}: the watch expired (410 Gone); listing again")
                 version = None
                 continue
             _log(f"node {args.node}: the API server says {e.status} {e.reason}; retrying in {backoff:.0f}s")
             version = None
-        except (shaper.ShaperError, HTTPError, OSError) as e:
-            where = f"--kubeconfig {args.kubeconfig}: " if core is not None else ""
+        except (shaper.ShaperError, OSError, ValueError) as e:
+            where = f"--kubeconfig {args.kubeconfig}: " if api is not None else ""
             message = str(e).splitlines()[0] if str(e) else type(e).__name__
             _log(f"{where}{message}; retrying in {backoff:.0f}s")
-            core, version = None, None
+            api, version = None, None
         time.sleep(backoff)
         backoff = min(backoff * 2, 30.0)
 

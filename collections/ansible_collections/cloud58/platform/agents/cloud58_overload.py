@@ -41,9 +41,11 @@ import urllib.error
 import urllib.request
 
 try:
+    from ansible_collections.cloud58.platform.plugins.module_utils.kube import apiclient
     from ansible_collections.cloud58.platform.plugins.module_utils.node import exposition, overload
 except ImportError:  # run from a checkout: the collections directory four levels up
     sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), *[os.pardir] * 4)))
+    from ansible_collections.cloud58.platform.plugins.module_utils.kube import apiclient
     from ansible_collections.cloud58.platform.plugins.module_utils.node import exposition, overload
 
 PROGRAM = "cloud58-overload"
@@ -91,27 +93,24 @@ class NodeApi:
     """The Node through the API server: read it, set our taint and condition."""
 
     def __init__(self, kubeconfig, context, node):
-        from kubernetes import client, config  # only `run` needs the client
-
-        self.client = client
         self.node = node
+        self.path = f"/api/v1/nodes/{node}"
         try:
-            api = config.new_client_from_config(config_file=kubeconfig, context=context)
-        except (config.ConfigException, OSError) as e:
+            self.api = apiclient.Client.from_kubeconfig(kubeconfig, context)
+        except (apiclient.KubeconfigError, OSError, ValueError) as e:
             raise overload.OverloadError(f"--kubeconfig {kubeconfig}: {e}") from None
-        self.core = client.CoreV1Api(api)
 
     def read(self) -> dict:
         try:
-            node = self.core.read_node(self.node)
-        except self.client.exceptions.ApiException as e:
+            return self.api.get(self.path)
+        except apiclient.ApiError as e:
             raise overload.OverloadError(
                 f"--node {self.node}: the API server says {e.status} {e.reason}"
             ) from None
-        return self.core.api_client.sanitize_for_serialization(node)
 
     def publish(self, overloaded, value, kind, policy) -> None:
-        """Set the taint (optimistic: the patch carries the resourceVersion read) and the condition."""
+        """Set the taint (optimistic: the patch carries the resourceVersion read) and the condition
+        (a strategic merge: the kubelet's conditions stay, ours is merged by its type)."""
         for _attempt in range(5):
             node = self.read()
             wanted = overload.taints(node.get("spec", {}).get("taints"), overloaded)
@@ -122,13 +121,13 @@ class NodeApi:
                 "spec": {"taints": wanted},
             }
             try:
-                self.core.patch_node(self.node, body)
+                self.api.patch(self.path, body)
                 break
-            except self.client.exceptions.ApiException as e:
+            except apiclient.ApiError as e:
                 if e.status != 409:  # someone else changed the Node in between: read again
                     raise
         status = {"status": {"conditions": [overload.condition(overloaded, value, kind, policy, _now_iso())]}}
-        self.core.patch_node_status(self.node, status)
+        self.api.patch(self.path + "/status", status)
 
 
 def _run(args) -> int:
@@ -144,7 +143,6 @@ def _run(args) -> int:
     if not args.interval > 0:
         raise overload.OverloadError(f"--interval: {args.interval!r} is not a number > 0")
     api = NodeApi(args.kubeconfig, args.context, args.node)
-    from urllib3.exceptions import HTTPError  # the client's transport: the API server unreachable
 
     counts = overload.Counts(samples=1, last={"kind": kind, "value": value})
     state = None
@@ -166,7 +164,7 @@ def _run(args) -> int:
             state = overload.State(overload.is_overloaded(api.read()))
             api.publish(state.overloaded, value, kind, policy)
             break
-        except (OSError, HTTPError) as e:
+        except OSError as e:  # the API server unreachable (apiclient: ConnectionError for a protocol error)
             message = str(e).splitlines()[0] if str(e) else type(e).__name__
             print(
                 f"{PROGRAM}: node {args.node}: --kubeconfig {args.kubeconfig}: the API server cannot be "
@@ -199,7 +197,7 @@ def _run(args) -> int:
         if new.overloaded != state.overloaded:
             try:
                 api.publish(new.overloaded, value, kind, policy)
-            except (overload.OverloadError, api.client.exceptions.ApiException, OSError, HTTPError) as e:
+            except (overload.OverloadError, apiclient.ApiError, OSError) as e:
                 # keep the old state: the next sample tries again
                 counts.publish_errors += 1
                 print(f"{PROGRAM}: node {args.node}: {str(e).splitlines()[0]}", file=sys.stderr, flush=True)
