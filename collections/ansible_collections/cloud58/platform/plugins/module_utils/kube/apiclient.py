@@ -6,8 +6,9 @@
 The node agents (cloud58-netshaper, cloud58-overload) make a handful of calls: list and watch
 the pods of their node, read a Node, patch it and its status. The Python Kubernetes client
 does the same with every model of the API loaded: a Python process that imports Debian's
-``python3-kubernetes`` peaks at 51.8 MiB, one with ``ssl``, ``http.client`` and ``json`` at
-17.7 MiB (measured on Debian 12; issue 16 asks for < 50 MiB per idle agent).
+``python3-kubernetes`` peaks at 51.8 MiB, one with ``ssl``, ``http.client``, ``json``,
+``threading``, ``http.server`` and ``subprocess`` at 17.7 MiB (measured on Debian 12; issue 16
+asks for < 50 MiB per idle agent).
 
 ``load_kubeconfig(text, context, base_dir)`` is pure: it turns a kubeconfig into a
 ``Connection`` (server, CA, client pair or token), naming the field that is missing or
