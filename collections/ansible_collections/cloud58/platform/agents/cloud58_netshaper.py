@@ -241,7 +241,7 @@ def _watch(args) -> int:
             if api is None:
                 try:
                     api = apiclient.Client.from_kubeconfig(args.kubeconfig, args.context)
-                except (apiclient.KubeconfigError, OSError, ValueError) as e:
+                except (OSError, ValueError) as e:  # ValueError: apiclient.KubeconfigError too
                     raise shaper.ShaperError(f"--kubeconfig {args.kubeconfig}: {e}") from None
             if version is None:
                 data = api.get("/api/v1/pods", query)

@@ -97,7 +97,7 @@ class NodeApi:
         self.path = f"/api/v1/nodes/{node}"
         try:
             self.api = apiclient.Client.from_kubeconfig(kubeconfig, context)
-        except (apiclient.KubeconfigError, OSError, ValueError) as e:
+        except (OSError, ValueError) as e:  # ValueError: apiclient.KubeconfigError too
             raise overload.OverloadError(f"--kubeconfig {kubeconfig}: {e}") from None
 
     def read(self) -> dict:

@@ -10,12 +10,13 @@ does the same with every model of the API loaded: a Python process that imports 
 ``threading``, ``http.server`` and ``subprocess`` at 17.7 MiB (measured on Debian 12; issue 16
 asks for < 50 MiB per idle agent).
 
-``load_kubeconfig(text, context, base_dir)`` is pure: it turns a kubeconfig into a
+``load_kubeconfig(doc, context, base_dir)`` is pure: it turns a parsed kubeconfig into a
 ``Connection`` (server, CA, client pair or token), naming the field that is missing or
 unsupported. ``Client`` sends requests over one ``http.client.HTTPSConnection`` at a time:
 ``get``/``patch`` return the decoded JSON object; ``watch`` yields the watch's events, one
 JSON object per line. A status other than 2xx raises ``ApiError`` with the status and the
-API server's message; a connection that fails raises ``OSError`` (as ``http.client`` does).
+API server's message; a connection that fails raises ``OSError`` (``ConnectionError`` for a
+protocol error of ``http.client``).
 """
 
 from __future__ import annotations
