@@ -575,12 +575,9 @@ def _tree_size(path: str) -> int:
 
 
 def _size(value: str) -> int:
-    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50}
-    text = value.strip().upper().removesuffix("IB").removesuffix("B")
-    unit = text[-1:] if text[-1:] in units and text[-1:] else ""
     try:
-        return int(float(text[: len(text) - len(unit)]) * units[unit])
-    except ValueError:
+        return crash.parse_size(value, "size")
+    except crash.CrashError:
         raise argparse.ArgumentTypeError(f"{value!r} is not a size in bytes (like 10G, 512M)") from None
 
 

@@ -14,7 +14,7 @@ import os
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.cloud58.platform.plugins.module_utils.node import kernel, kubelet, queues
+from ansible_collections.cloud58.platform.plugins.module_utils.node import crash, kernel, kubelet, queues
 from ansible_collections.cloud58.platform.plugins.module_utils.node.errors import NodePlanError
 
 
@@ -164,6 +164,37 @@ def node_kubelet_config(ansible_facts, host, max_pods, pod_block_size, **options
         raise AnsibleFilterError(f"host {host!r}: node_kubelet_config: {e}") from e
 
 
+# The role node_agents' variables of the crash-site budget, as its messages name them.
+CRASH_BUDGET_VARIABLES = (
+    "node_agents_crashkeeper_max_sites",
+    "node_agents_crashkeeper_max_bytes",
+    "node_agents_crashkeeper_min_free_bytes",
+)
+
+
+def node_crash_budget_problem(disk_total, host, root, max_sites, max_bytes, min_free_bytes):  # noqa: PLR0917 (a filter: positional)
+    """Why cloud58-crashkeeper's budget cannot be kept on the host; "" when it can.
+
+    ``disk_total``: bytes of the file system that will hold ``root`` (read on the host)."""
+    _sites, bytes_name, free_name = CRASH_BUDGET_VARIABLES
+    try:
+        total = int(str(disk_total).strip())
+    except ValueError:
+        raise AnsibleFilterError(
+            f"host {host}: node_crash_budget_problem: disk size {disk_total!r} is not a number of bytes"
+        ) from None
+    try:
+        budget = crash.Budget(
+            max_sites=max_sites,
+            max_bytes=crash.parse_size(max_bytes, bytes_name),
+            min_free_bytes=crash.parse_size(min_free_bytes, free_name),
+        )
+        crash.check_budget(budget, str(root), total, CRASH_BUDGET_VARIABLES)
+    except crash.CrashError as e:
+        return f"host {host}: {e}"
+    return ""
+
+
 class FilterModule:
     """Filters of the cloud58 node roles."""
 
@@ -175,4 +206,5 @@ class FilterModule:
             "node_labels": node_labels,
             "node_label_args": node_label_args,
             "node_kubelet_config": node_kubelet_config,
+            "node_crash_budget_problem": node_crash_budget_problem,
         }

@@ -39,6 +39,10 @@ FAILED_REASON = "CrashPreserved"
 # own conditions (Ready) at its next sync, but keeps the phase Failed and conditions it does not own.
 CRASH_CONDITION = "cloud58.io/CrashPreserved"
 _TIME_RE = re.compile(r"^\d{8}T\d{6}\.\d{6}Z$")
+# The budget's three figures as the agent's options name them.
+BUDGET_OPTIONS = ("--max-sites", "--max-bytes", "--min-free-bytes")
+_SIZE_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGTP]?)(?:i?B)?\s*", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50}
 
 
 class CrashError(ValueError):
@@ -114,18 +118,37 @@ def _int_in(value, low: int, high: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
 
-def check_budget(budget: Budget, root: str, disk_total: int) -> None:
-    """Refuse a budget the disk under ``root`` cannot hold (before anything is captured)."""
-    for option, value in (
-        ("--max-sites", budget.max_sites),
-        ("--max-bytes", budget.max_bytes),
-        ("--min-free-bytes", budget.min_free_bytes),
+def parse_size(value, name: str) -> int:
+    """Bytes of a size like ``10G``, ``512M``, ``1.5GiB``, ``4096`` (binary units, K to P).
+
+    ``name`` (the option or variable) starts the message of a bad value."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 0:
+            raise CrashError(f"{name}: {value!r} is not a size in bytes (like 10G, 512M)")
+        return value
+    match = _SIZE_RE.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        raise CrashError(f"{name}: {value!r} is not a size in bytes (like 10G, 512M)")
+    number, unit = match.groups()
+    return int(float(number) * _SIZE_UNITS[unit.upper()])
+
+
+def check_budget(budget: Budget, root: str, disk_total: int, names: tuple = BUDGET_OPTIONS) -> None:
+    """Refuse a budget the disk under ``root`` cannot hold (before anything is captured).
+
+    ``names``: what the messages call the three figures (the agent's options by default; the
+    role passes its variables)."""
+    sites_name, bytes_name, free_name = names
+    for option, value, low in (
+        (sites_name, budget.max_sites, 1),
+        (bytes_name, budget.max_bytes, 1),
+        (free_name, budget.min_free_bytes, 0),
     ):
-        if not _int_in(value, 0 if option == "--min-free-bytes" else 1, 2**63):
+        if not _int_in(value, low, 2**63):
             raise CrashError(f"{option}: {value!r} is not a positive integer")
     if budget.max_bytes + budget.min_free_bytes > disk_total:
         raise CrashError(
-            f"--max-bytes: {budget.max_bytes} plus --min-free-bytes {budget.min_free_bytes} is larger "
+            f"{bytes_name}: {budget.max_bytes} plus {free_name} {budget.min_free_bytes} is larger "
             f"than the disk under {root} ({disk_total} bytes)"
         )
 

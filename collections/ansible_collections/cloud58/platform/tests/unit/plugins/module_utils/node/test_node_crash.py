@@ -122,6 +122,53 @@ def test_check_budget(budget, total, message):
         assert str(info.value) == message
 
 
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        pytest.param("10G", 10737418240, id="gib"),
+        pytest.param("512M", 536870912, id="mib"),
+        pytest.param("1.5GiB", 1610612736, id="fraction-and-suffix"),
+        pytest.param(" 2 kb ", 2048, id="lower-case-and-spaces"),
+        pytest.param("4096", 4096, id="bare-bytes"),
+        pytest.param(4096, 4096, id="an-integer"),
+        pytest.param("1P", 1125899906842624, id="pib"),
+    ],
+)
+def test_parse_size(value, expected):
+    assert crash.parse_size(value, "--max-bytes") == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param("10Mbit/s", id="a-rate"),
+        pytest.param("-1", id="negative-text"),
+        pytest.param(-1, id="negative-integer"),
+        pytest.param("inf", id="infinite"),
+        pytest.param("G", id="no-number"),
+        pytest.param("10X", id="unknown-unit"),
+        pytest.param(True, id="a-boolean"),
+        pytest.param(None, id="none"),
+    ],
+)
+def test_parse_size_refuses_what_is_not_a_size(value):
+    with pytest.raises(crash.CrashError) as info:
+        crash.parse_size(value, "node_agents_crashkeeper_max_bytes")
+    assert str(info.value) == (
+        f"node_agents_crashkeeper_max_bytes: {value!r} is not a size in bytes (like 10G, 512M)"
+    )
+
+
+def test_check_budget_names_the_figures_as_told():
+    names = ("sites_var", "bytes_var", "free_var")
+    with pytest.raises(crash.CrashError) as info:
+        crash.check_budget(Budget(20, GIB, GIB), "/crash", GIB, names)
+    assert str(info.value) == (
+        "bytes_var: 1073741824 plus free_var 1073741824 is larger than the disk under /crash "
+        "(1073741824 bytes)"
+    )
+
+
 # -- the layout ----------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("when", "expected"),

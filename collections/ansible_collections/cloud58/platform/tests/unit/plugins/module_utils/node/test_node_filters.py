@@ -22,6 +22,7 @@ ROLE = {"kubernetes": True, "nodeport_range": "30000-32767", "nics": ["eth0"]}
 
 def test_filters_are_registered():
     assert sorted(node.FilterModule().filters()) == [
+        "node_crash_budget_problem",
         "node_kernel_profile",
         "node_kubelet_config",
         "node_label_args",
@@ -173,3 +174,64 @@ def test_kubelet_config_errors(max_pods, block, message):
     with pytest.raises(AnsibleFilterError) as err:
         node.node_kubelet_config(FACTS, "lab1-w1", max_pods, block)
     assert err.value.message == message
+
+
+@pytest.mark.parametrize(
+    ("disk_total", "max_sites", "max_bytes", "min_free_bytes", "expected"),
+    [
+        pytest.param("53687091200\n", 20, "10G", "2G", "", id="fits"),
+        pytest.param(
+            "10737418240",
+            20,
+            "10G",
+            "2G",
+            "host lab1-w1: node_agents_crashkeeper_max_bytes: 10737418240 plus "
+            "node_agents_crashkeeper_min_free_bytes 2147483648 is larger than the disk under "
+            "/var/lib/cloud58/crash (10737418240 bytes)",
+            id="larger-than-the-disk",
+        ),
+        pytest.param(
+            "53687091200",
+            20,
+            "10Mbit/s",
+            "2G",
+            "host lab1-w1: node_agents_crashkeeper_max_bytes: '10Mbit/s' is not a size in bytes "
+            "(like 10G, 512M)",
+            id="bad-size",
+        ),
+        pytest.param(
+            "53687091200",
+            20,
+            "10G",
+            "-1",
+            "host lab1-w1: node_agents_crashkeeper_min_free_bytes: '-1' is not a size in bytes "
+            "(like 10G, 512M)",
+            id="negative-floor",
+        ),
+        pytest.param(
+            "53687091200",
+            0,
+            "10G",
+            "2G",
+            "host lab1-w1: node_agents_crashkeeper_max_sites: 0 is not a positive integer",
+            id="no-sites",
+        ),
+    ],
+)
+def test_crash_budget_problem_names_the_host_and_the_variable(
+    disk_total, max_sites, max_bytes, min_free_bytes, expected
+):
+    assert (
+        node.node_crash_budget_problem(
+            disk_total, "lab1-w1", "/var/lib/cloud58/crash", max_sites, max_bytes, min_free_bytes
+        )
+        == expected
+    )
+
+
+def test_crash_budget_problem_refuses_a_disk_size_that_is_not_a_number():
+    with pytest.raises(AnsibleFilterError) as err:
+        node.node_crash_budget_problem("df: no such file", "lab1-w1", "/x", 20, "10G", "2G")
+    assert err.value.message == (
+        "host lab1-w1: node_crash_budget_problem: disk size 'df: no such file' is not a number of bytes"
+    )
