@@ -958,13 +958,17 @@ _AGENT_CALLS = (
     "    'crashkeeper lists the kubelets probe events':status('crashkeeper',"
     "lambda a:a.list_event_for_all_namespaces("
     "field_selector='involvedObject.kind=Pod,reason=Unhealthy,source=kubelet',limit=1)),\n"
+    "    'loadannotator reads its node':status('loadannotator',lambda a:a.read_node(node)),\n"
+    "    'loadannotator patches its node':status('loadannotator',taint),\n"
+    "    'loadannotator lists pods':status('loadannotator',pods),\n"
     "}))\n"
 )
 
 
 def test_the_node_agents_run_on_the_minions_with_their_own_certificates(lab):
-    """site.yml's agents stage: cloud58-netshaper, cloud58-overload, cloud58-crashkeeper and
-    cloud58-signals run on every minion; the first three reach the API with the client
+    """site.yml's agents stage: cloud58-netshaper, cloud58-overload, cloud58-crashkeeper,
+    cloud58-loadannotator and cloud58-signals run on every minion; all but signals reach the API
+    with the client
     certificates the join stage installed, which the ClusterRoles of clusters/ allow exactly
     what their agent does (a dry-run patch stands for overload's taint; crashkeeper's patch of
     a pod that does not exist is authorized, then not found; its list of Events takes the
@@ -978,7 +982,10 @@ def test_the_node_agents_run_on_the_minions_with_their_own_certificates(lab):
             [
                 "systemctl",
                 "is-active",
-                *(f"cloud58-{a}" for a in ("netshaper", "overload", "crashkeeper", "signals")),
+                *(
+                    f"cloud58-{a}"
+                    for a in ("netshaper", "overload", "crashkeeper", "loadannotator", "signals")
+                ),
             ],
             check=False,
         ).stdout.split()
@@ -993,8 +1000,11 @@ def test_the_node_agents_run_on_the_minions_with_their_own_certificates(lab):
         "crashkeeper patches a pod status": 404,
         "crashkeeper lists pods": 403,
         "crashkeeper lists the kubelets probe events": 200,
+        "loadannotator reads its node": 200,
+        "loadannotator patches its node": 200,
+        "loadannotator lists pods": 403,
     }
-    assert found == dict.fromkeys(minions, (["active"] * 4, expected_calls))
+    assert found == dict.fromkeys(minions, (["active"] * 5, expected_calls))
 
     def signals_up():
         out = lab.exec(f"{lab.dc}-m1", ["python3", "-c", _TARGETS], check=False).stdout
@@ -1006,6 +1016,57 @@ def test_the_node_agents_run_on_the_minions_with_their_own_certificates(lab):
         return up
 
     assert _wait("Prometheus scraping every minion's cloud58-signals", signals_up, timeout=60) == minions
+
+
+LOAD_ANNOTATIONS = (
+    "cloud58.io/load-cpu-1m",
+    "cloud58.io/load-cpu-5m",
+    "cloud58.io/load-memory-1m",
+    "cloud58.io/load-memory-5m",
+)
+
+
+def test_each_minions_node_carries_the_load_its_own_agents_measured(lab):
+    """cloud58-loadannotator on each minion (site.yml's agents stage) writes its Node's four load
+    annotations from the minion's cloud58-signals. The Node holds exactly the last figures the
+    agent's journal says it patched (its first pass patches all four), and the memory figure is
+    that of the minion's /proc/meminfo, read by the test, within 5 percentage points (it is a
+    mean over the last minute; the lab's containers see the host's memory)."""
+    minions = [f"{lab.dc}-w1", f"{lab.dc}-w2"]
+
+    def patched(host):
+        journal = lab.exec(
+            host, ["journalctl", "--no-pager", "-o", "cat", "-u", "cloud58-loadannotator"], check=False
+        ).stdout
+        figures = {}
+        for line in journal.splitlines():
+            if line.startswith('{"node": '):
+                entry = json.loads(line)
+                assert entry["node"] == host, line  # its own Node only
+                figures.update(entry["patched"])
+        return figures
+
+    def agreed():
+        before = {host: patched(host) for host in minions}
+        nodes = _nodes(lab)
+        after = {host: patched(host) for host in minions}
+        if before != after or any(sorted(after[h]) != list(LOAD_ANNOTATIONS) for h in minions):
+            return None  # a pass in between, or the first pass not done yet
+        return {
+            h: (after[h], {k: nodes[h]["metadata"]["annotations"].get(k) for k in LOAD_ANNOTATIONS})
+            for h in minions
+        }
+
+    found = _wait("each minion's Node annotated by its cloud58-loadannotator", agreed, timeout=120)
+    assert {h: written for h, (written, _) in found.items()} == {
+        h: on_node for h, (_, on_node) in found.items()
+    }
+    for host in minions:
+        meminfo = dict(
+            line.split(":", 1) for line in lab.exec(host, ["cat", "/proc/meminfo"]).stdout.splitlines()
+        )
+        used = 100 * (1 - int(meminfo["MemAvailable"].split()[0]) / int(meminfo["MemTotal"].split()[0]))
+        assert abs(float(found[host][1]["cloud58.io/load-memory-1m"]) - used) < 5.0, (host, used, found[host])
 
 
 def test_every_static_pod_is_running(lab):

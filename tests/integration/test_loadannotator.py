@@ -164,6 +164,55 @@ def test_annotations_carry_the_signals_figures_and_unchanged_figures_send_no_pat
     }
 
 
+def test_node_annotates_that_node_only(kube_clusters, nodes, agents):
+    api, names, _selector = nodes
+    done = _annotate(kube_clusters, "--node", names["b"], "--port", str(agents))
+    b = {
+        "cloud58.io/load-cpu-1m": "12.5",
+        "cloud58.io/load-cpu-5m": "12.5",
+        "cloud58.io/load-memory-1m": "25.0",
+        "cloud58.io/load-memory-5m": "25.0",
+    }
+    assert (done.returncode, done.stderr, done.stdout.splitlines()) == (
+        0,
+        "",
+        [json.dumps({"node": names["b"], "patched": b}, sort_keys=True)],
+    )
+    assert {key: api.read_node(name).metadata.annotations for key, name in names.items()} == {
+        "a": OTHER,
+        "b": {**OTHER, **b},
+    }
+
+
+def test_every_repeats_the_pass_until_stopped(kube_clusters, nodes, agents):
+    """A pass every 0.2 s: the first patches, the next ones find nothing moved; SIGTERM ends it
+    cleanly (as systemd stops the role's unit)."""
+    api, names, _selector = nodes
+    agent = subprocess.Popen(
+        [sys.executable, str(ANNOTATOR), "run", "--kubeconfig", str(kube_clusters.kubeconfig),
+         "--context", "c1", "--node", names["a"], "--port", str(agents), "--every", "0.2"],
+        env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        lines = [json.loads(agent.stdout.readline()) for _ in range(3)]
+    finally:
+        agent.terminate()
+        _out, err = agent.communicate(timeout=30)
+    a = {
+        "cloud58.io/load-cpu-1m": "37.5",
+        "cloud58.io/load-cpu-5m": "37.5",
+        "cloud58.io/load-memory-1m": "75.0",
+        "cloud58.io/load-memory-5m": "75.0",
+    }
+    assert (agent.returncode, err) == (0, "")
+    assert lines == [
+        {"node": names["a"], "patched": a},
+        {"node": names["a"], "patched": {}},
+        {"node": names["a"], "patched": {}},
+    ]
+    assert api.read_node(names["a"]).metadata.annotations == {**OTHER, **a}
+
+
 def test_a_node_without_signals_is_reported_and_the_others_still_done(kube_clusters, nodes, agents):
     api, names, selector = nodes
     absent = f"http://127.0.0.1:{agents}/absent.json"
@@ -196,6 +245,16 @@ def test_a_node_without_signals_is_reported_and_the_others_still_done(kube_clust
             id="endpoint",
         ),
         pytest.param(["--port", "0"], "cloud58-loadannotator: --port: 0 is not a port 1-65535\n", id="port"),
+        pytest.param(
+            ["--every", "-1"],
+            "cloud58-loadannotator: --every: -1.0 is not a number of seconds >= 0 (0: one pass)\n",
+            id="every",
+        ),
+        pytest.param(
+            ["--node", "lab1-w1", "--selector", "a=b"],
+            "cloud58-loadannotator: --node lab1-w1 and --selector a=b: give one of them\n",
+            id="node-and-selector",
+        ),
     ],
 )
 def test_bad_options_fail_before_any_node_is_read(kube_clusters, args, message):

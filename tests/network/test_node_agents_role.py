@@ -18,7 +18,9 @@ kubeconfig and must answer /metrics inside the container. cloud58-crashkeeper is
 the image has no containerd, so the agent itself exits and systemd restarts it (its capture is
 proven by test_crashkeeper.py).
 Converge, a second run that changes nothing, check mode that changes nothing, a missing
-credential that fails the host by the variable's name, an agent switched off.
+credential that fails the host by the variable's name, the loadannotator without the signals
+agent it reads, a crash-site budget the disk cannot hold
+(or that is not a size) that fails the host before it changes, an agent switched off.
 The agents' behaviour against a real API server is proven by
 tests/integration/test_netshaper_watch.py and test_overload_agent.py.
 """
@@ -49,7 +51,7 @@ PLAYBOOK = """\
     - cloud58.platform.node_agents
 """
 NODE = "lab1-w1"
-AGENTS = ("cloud58-netshaper", "cloud58-overload", "cloud58-signals")
+AGENTS = ("cloud58-netshaper", "cloud58-overload", "cloud58-signals", "cloud58-loadannotator")
 TOKEN = "c58-test-secret-token-0123456789"
 
 
@@ -136,6 +138,7 @@ def _play(node, check=False, **extra):
         "node_agents_overload_kubeconfig": _kubeconfig("overload"),
         "node_agents_crashkeeper": True,
         "node_agents_crashkeeper_kubeconfig": _kubeconfig("crashkeeper"),
+        "node_agents_loadannotator_kubeconfig": _kubeconfig("loadannotator"),
         **extra,
     }
     (work / "vars.json").write_text(json.dumps(variables))
@@ -208,28 +211,31 @@ def test_check_mode_changes_nothing(node):
     # module_utils dirs, module_utils files, programs, kubeconfig dir, kubeconfigs, units
     assert stats["changed"] == 6
     assert _in(node, "ls", "/usr/local/lib/cloud58-agents", "/etc/cloud58").returncode == 2
-    assert _active(node) == ["inactive", "inactive", "inactive"]
+    assert _active(node) == ["inactive", "inactive", "inactive", "inactive"]
 
 
 def test_converge_installs_the_agents_as_active_units(node):
     stats, failed, out = _play(node)
     assert (stats, failed) == ({"changed": 7, "failures": 0}, [])
     assert TOKEN not in out  # the credentials are never logged
-    assert _active(node) == ["active", "active", "active"]
+    assert _active(node) == ["active", "active", "active", "active"]
     assert _in(node, "ls", "/etc/cloud58").stdout.split() == [  # none for cloud58-signals
         "crashkeeper.kubeconfig",
+        "loadannotator.kubeconfig",
         "netshaper.kubeconfig",
         "overload.kubeconfig",
     ]
     modes = _in(node, "sh", "-c", "stat -c '%a %U %n' /etc/cloud58/*")
     assert modes.stdout.splitlines() == [
         "600 root /etc/cloud58/crashkeeper.kubeconfig",
+        "600 root /etc/cloud58/loadannotator.kubeconfig",
         "600 root /etc/cloud58/netshaper.kubeconfig",
         "600 root /etc/cloud58/overload.kubeconfig",
     ]
     assert _in(node, "cat", "/etc/cloud58/overload.kubeconfig").stdout == _kubeconfig("overload")
     units = (*AGENTS, "cloud58-crashkeeper")
     assert _in(node, "systemctl", "is-enabled", *(f"{a}.service" for a in units)).stdout.split() == [
+        "enabled",
         "enabled",
         "enabled",
         "enabled",
@@ -271,6 +277,14 @@ def test_signals_agent_answers_metrics_in_the_node(node):
             " --node lab1-w1 --listen 0.0.0.0:9112 --interval 1",
             id="signals",
         ),
+        # its own Node, from its own signals agent on loopback
+        pytest.param(
+            "cloud58-loadannotator",
+            "ExecStart=/usr/bin/python3 /usr/local/lib/cloud58-agents/cloud58_loadannotator.py run"
+            " --node lab1-w1 --kubeconfig /etc/cloud58/loadannotator.kubeconfig"
+            " --endpoint lab1-w1=http://127.0.0.1:9112/signals.json --every 30 --threshold 1.0",
+            id="loadannotator",
+        ),
         # /metrics on every address: the datacenter's Prometheus scrapes it (job netshaper)
         pytest.param(
             "cloud58-netshaper",
@@ -308,6 +322,13 @@ def test_unreachable_api_server_is_logged_and_the_agent_keeps_running(node, unit
     assert errors[0].endswith("; retrying in 1s")
     assert "Traceback" not in journal
     assert _in(node, "systemctl", "is-active", f"{unit}.service").stdout.strip() == "active"
+
+
+def test_loadannotator_logs_the_unreachable_api_server_and_keeps_running(node):
+    line = "cloud58-loadannotator: reading the Nodes: [Errno 111] Connection refused"
+    journal = _journal_has(node, "cloud58-loadannotator", line)
+    assert "Traceback" not in journal
+    assert _in(node, "systemctl", "is-active", "cloud58-loadannotator.service").stdout.strip() == "active"
 
 
 def test_overload_agent_serves_metrics_before_it_reaches_the_api_server(node):
@@ -361,8 +382,47 @@ def test_an_enabled_agent_without_kubeconfig_fails_by_the_variables_name(node):
     ]
 
 
+@pytest.mark.parametrize(
+    ("budget", "message"),
+    [
+        pytest.param(
+            {"node_agents_crashkeeper_max_bytes": "1P"},
+            "host lab1-w1: node_agents_crashkeeper_max_bytes: 1125899906842624 plus "
+            "node_agents_crashkeeper_min_free_bytes 2147483648 is larger than the disk under "
+            "/var/lib/cloud58/crash ({disk} bytes)",
+            id="larger-than-the-disk",
+        ),
+        pytest.param(
+            {"node_agents_crashkeeper_min_free_bytes": "2Gbit/s"},
+            "host lab1-w1: node_agents_crashkeeper_min_free_bytes: '2Gbit/s' is not a size in bytes "
+            "(like 10G, 512M)",
+            id="not-a-size",
+        ),
+    ],
+)
+def test_a_crash_budget_the_disk_cannot_hold_fails_before_the_host_changes(node, budget, message):
+    unit = _in(node, "cat", "/etc/systemd/system/cloud58-overload.service").stdout
+    # df, not the role's stat: the size of the container's file system under /var/lib
+    disk = _in(node, "df", "-B1", "--output=size", "/var/lib").stdout.split()[-1]
+    # a changed setting of another agent rides along: the failure must come before it is written
+    stats, failed, out = _play(node, node_agents_overload_interval=10, **budget)
+    assert (stats, failed) == ({"changed": 0, "failures": 1}, [message.format(disk=disk)]), out
+    assert _in(node, "cat", "/etc/systemd/system/cloud58-overload.service").stdout == unit
+
+
+def test_the_loadannotator_without_the_signals_agent_fails_by_the_variables_names(node):
+    stats, failed, _out = _play(node, node_agents_signals=False)
+    assert (stats, failed) == (
+        {"changed": 0, "failures": 1},
+        [
+            "host lab1-w1: node_agents_loadannotator is on and node_agents_signals off; the "
+            "loadannotator reads the host's cloud58-signals: switch both on, or the loadannotator off"
+        ],
+    )
+
+
 def test_an_agent_switched_off_is_stopped_and_disabled(node):
     stats, failed, out = _play(node, node_agents_overload=False, node_agents_overload_kubeconfig="")
     assert (stats, failed) == ({"changed": 1, "failures": 0}, []), _changed_tasks(out)
-    assert _active(node) == ["active", "inactive", "active"]
+    assert _active(node) == ["active", "inactive", "active", "active"]
     assert _in(node, "systemctl", "is-enabled", "cloud58-overload.service").stdout.strip() == "disabled"

@@ -82,6 +82,13 @@ def test_the_python_kubernetes_client_is_installed():
             " --metrics-address 0.0.0.0 --metrics-port 9663",
             id="crashkeeper",
         ),
+        pytest.param(
+            "cloud58-loadannotator",
+            f"{PYTHON}/cloud58_loadannotator.py run --node mol-w1"
+            " --kubeconfig /etc/cloud58/loadannotator.kubeconfig"
+            " --endpoint mol-w1=http://127.0.0.1:9112/signals.json --every 30 --threshold 1.0",
+            id="loadannotator",
+        ),
     ],
 )
 def test_each_agent_is_an_enabled_running_unit_with_its_exact_command_line(unit, exec_start):
@@ -91,7 +98,7 @@ def test_each_agent_is_an_enabled_running_unit_with_its_exact_command_line(unit,
     assert [line for line in text.splitlines() if line.startswith("ExecStart=")] == [exec_start]
 
 
-@pytest.mark.parametrize("agent", ["netshaper", "overload", "crashkeeper"])
+@pytest.mark.parametrize("agent", ["netshaper", "overload", "crashkeeper", "loadannotator"])
 def test_each_kubeconfig_is_root_only_and_holds_the_variables_text(agent):
     kubeconfig = NODE.file(f"/etc/cloud58/{agent}.kubeconfig")
     assert (kubeconfig.user, kubeconfig.group, kubeconfig.mode) == ("root", "root", 0o600)
@@ -101,6 +108,7 @@ def test_each_kubeconfig_is_root_only_and_holds_the_variables_text(agent):
 def test_signals_needs_no_kubeconfig():
     assert sorted(NODE.file("/etc/cloud58").listdir()) == [
         "crashkeeper.kubeconfig",
+        "loadannotator.kubeconfig",
         "netshaper.kubeconfig",
         "overload.kubeconfig",
     ]
@@ -113,6 +121,8 @@ def test_signals_needs_no_kubeconfig():
         "cloud58_overload.py",
         "cloud58_signals.py",
         "cloud58_crashkeeper.py",
+        "cloud58_loadannotator.py",
+        "ansible_collections/cloud58/platform/plugins/module_utils/monitoring/load.py",
         "ansible_collections/cloud58/platform/plugins/module_utils/node/crash.py",
         "ansible_collections/cloud58/platform/plugins/module_utils/node/exposition.py",
         "ansible_collections/cloud58/platform/plugins/module_utils/monitoring/signals.py",
@@ -151,6 +161,12 @@ def test_programs_and_module_utils_are_this_checkouts(relative):
             "cloud58-crashkeeper: node mol-w1: watching the kubelet's probe events: ",
             "; retrying in 1s",
             id="crashkeeper",
+        ),
+        pytest.param(
+            "cloud58-loadannotator",
+            "cloud58-loadannotator: reading the Nodes: ",
+            "Connection refused",
+            id="loadannotator",
         ),
     ],
 )

@@ -54,7 +54,7 @@ LVS_SYNC_CERT = "lvs-sync"
 # The node agents that talk to the API (role node_agents), each with a certificate per minion:
 # user cloud58:<agent>:<node> in group cloud58:<agent>, the group bound to the agent's
 # ClusterRole (render/platform.py).
-NODE_AGENTS = ("netshaper", "overload", "crashkeeper")
+NODE_AGENTS = ("netshaper", "overload", "crashkeeper", "loadannotator")
 
 
 def agent_user(agent, node):

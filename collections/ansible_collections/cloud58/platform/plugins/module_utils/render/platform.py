@@ -55,7 +55,8 @@ CONSUL_SYNC_RULES = [
 # (controlplane/pki_plan.py): netshaper lists and watches the pods of its node (field selector),
 # overload reads its Node and patches its taints and its condition, crashkeeper marks a crashed
 # pod Failed (a patch of pods/status; it reads the pod's identity from containerd, not the API)
-# and watches the kubelets' Unhealthy Events (a failed liveness probe: the moment of a live dump).
+# and watches the kubelets' Unhealthy Events (a failed liveness probe: the moment of a live dump),
+# loadannotator reads its Node and patches its cloud58.io/load-* annotations.
 AGENT_RULES = {
     "netshaper": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}],
     "overload": [
@@ -66,6 +67,7 @@ AGENT_RULES = {
         {"apiGroups": [""], "resources": ["pods/status"], "verbs": ["patch"]},
         {"apiGroups": [""], "resources": ["events"], "verbs": ["list", "watch"]},
     ],
+    "loadannotator": [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "patch"]}],
 }
 
 # name -> (value, description, preemption policy)

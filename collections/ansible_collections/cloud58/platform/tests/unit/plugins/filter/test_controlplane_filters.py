@@ -83,7 +83,7 @@ def test_kubeconfig_names_the_user_and_its_files(cluster, call, user, pair):
         (
             ("lab1-w1", "signals", SERVER),
             "agent_kubeconfig: 'signals' is not a node agent with a certificate "
-            "(agents: netshaper, overload, crashkeeper)",
+            "(agents: netshaper, overload, crashkeeper, loadannotator)",
         ),
         (
             ("lab1-m1", "overload", SERVER),

@@ -70,9 +70,11 @@ def test_plan_lists_every_certificate_once(lab_plan):
         "agents/lab2-w1-netshaper",
         "agents/lab2-w1-overload",
         "agents/lab2-w1-crashkeeper",
+        "agents/lab2-w1-loadannotator",
         "agents/lab2-w2-netshaper",
         "agents/lab2-w2-overload",
         "agents/lab2-w2-crashkeeper",
+        "agents/lab2-w2-loadannotator",
     ]
     by_name = {c["name"]: c for c in plan["certs"]}
     assert by_name["etcd/lab2-m2-server"] == {
@@ -200,6 +202,8 @@ def test_minion_gets_the_ca_its_kubelet_pair_and_its_agents_pairs_only(lab_plan)
         ("agents/lab1-w2-crashkeeper.key", "crashkeeper.key", True),
         ("kubelet/lab1-w2.crt", "kubelet-client.crt", False),
         ("kubelet/lab1-w2.key", "kubelet-client.key", True),
+        ("agents/lab1-w2-loadannotator.crt", "loadannotator.crt", False),
+        ("agents/lab1-w2-loadannotator.key", "loadannotator.key", True),
         ("agents/lab1-w2-netshaper.crt", "netshaper.crt", False),
         ("agents/lab1-w2-netshaper.key", "netshaper.key", True),
         ("agents/lab1-w2-overload.crt", "overload.crt", False),

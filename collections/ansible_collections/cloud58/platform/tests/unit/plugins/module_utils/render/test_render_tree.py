@@ -64,6 +64,7 @@ def test_every_cluster_gets_platform_objects_and_its_apps():
     platform = [
         ("ClusterRole", "", "cloud58-consul-sync"),
         ("ClusterRole", "", "cloud58-crashkeeper"),
+        ("ClusterRole", "", "cloud58-loadannotator"),
         ("ClusterRole", "", "cloud58-netshaper"),
         ("ClusterRole", "", "cloud58-observer"),
         ("ClusterRole", "", "cloud58-overload"),
@@ -71,6 +72,7 @@ def test_every_cluster_gets_platform_objects_and_its_apps():
         ("ClusterRole", "", "cloud58-reconciler"),
         ("ClusterRoleBinding", "", "cloud58-consul-sync"),
         ("ClusterRoleBinding", "", "cloud58-crashkeeper"),
+        ("ClusterRoleBinding", "", "cloud58-loadannotator"),
         ("ClusterRoleBinding", "", "cloud58-netshaper"),
         ("ClusterRoleBinding", "", "cloud58-observer"),
         ("ClusterRoleBinding", "", "cloud58-overload"),
@@ -234,7 +236,7 @@ def test_the_node_agents_groups_may_do_what_their_agent_does_and_nothing_else():
         name: yaml.safe_load(text)
         for name, text in files.items()
         if name.startswith(("22_", "23_"))
-        and any(a in name for a in ("netshaper", "overload", "crashkeeper"))
+        and any(a in name for a in ("netshaper", "overload", "crashkeeper", "loadannotator"))
     }
     assert {name: obj.get("rules", obj.get("subjects")) for name, obj in found.items()} == {
         "22_clusterrole_cloud58-crashkeeper.yaml": [
@@ -243,6 +245,12 @@ def test_the_node_agents_groups_may_do_what_their_agent_does_and_nothing_else():
         ],
         "23_clusterrolebinding_cloud58-crashkeeper.yaml": [
             {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "cloud58:crashkeeper"}
+        ],
+        "22_clusterrole_cloud58-loadannotator.yaml": [
+            {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "patch"]}
+        ],
+        "23_clusterrolebinding_cloud58-loadannotator.yaml": [
+            {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "cloud58:loadannotator"}
         ],
         "22_clusterrole_cloud58-netshaper.yaml": [
             {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}
@@ -393,7 +401,7 @@ def test_rendered_directory_loads_in_the_engine(tmp_path):
     cluster = load_cluster_dir(str(tmp_path), "bj1-k8s")
     assert cluster.context == "bj1-k8s"
     assert cluster.identity == {"cluster": "bj1-k8s", "datacenter": "bj1", "uid": BJ1.uid}
-    assert len(cluster.manifests) == len(bj1.objects) == 29
+    assert len(cluster.manifests) == len(bj1.objects) == 31
     assert ("v1", "ResourceQuota") in cluster.prune_kinds
     assert cluster.node_annotations == {}  # a target made by hand carries no plan
 
