@@ -623,6 +623,48 @@ def test_prometheus_reads_the_realservers_of_each_vip_from_the_directors_lvs_exp
     assert directors == ["lab1-lvs1", "lab1-lvs2"]
 
 
+def test_prometheus_has_each_directors_bgp_sessions_as_its_bird_reports_them(lab):
+    """The LVS exporter also reads the director's BIRD (its control socket): the datacenter's
+    Prometheus has cloud58_bgp_speaker_up 1 per director, and per director and ToR of the plan
+    cloud58_bgp_session_up, 1 exactly when `birdc show protocols` on the director says
+    Established (the series BgpSessionDown pages on). In this lab the directors' ToRs live in
+    the fabric's namespaces, which the containers do not reach: every session is 0 here, as
+    BIRD says."""
+    directors = sorted(h for h in lab.hosts if h in lab.plan["datacenters"][lab.dc]["lvs"]["directors"])
+
+    def bird_says() -> dict:
+        found = {}
+        for d in directors:
+            lines = lab.exec(d, ["birdc", "show", "protocols"]).stdout.splitlines()
+            info = {
+                w[0]: w[5] if len(w) > 5 else ""
+                for w in map(str.split, lines)
+                if len(w) > 1 and w[1] == "BGP"
+            }
+            for peer in lab.plan["hosts"][d]["bgp"]["peers"]:
+                up = info[f"tor_{peer['name'].replace('-', '_')}"] == "Established"
+                found[(d, peer["name"], peer["address"])] = str(int(up))
+        return found
+
+    def in_prometheus() -> dict:
+        return {
+            (m["director"], m["peer"], m["neighbor"]): value
+            for m, value in _query(lab, "cloud58_bgp_session_up")
+        }
+
+    def agreed():
+        expected = bird_says()
+        return expected if in_prometheus() == expected else None
+
+    found = _wait("each director's BGP sessions in Prometheus as BIRD says", agreed, detail=in_prometheus)
+    assert sorted(found) == sorted(
+        (d, p["name"], p["address"]) for d in directors for p in lab.plan["hosts"][d]["bgp"]["peers"]
+    )
+    assert len(found) == 4  # two directors, two ToRs each
+    speakers = {m["director"]: value for m, value in _query(lab, "cloud58_bgp_speaker_up")}
+    assert speakers == dict.fromkeys(directors, "1")
+
+
 def _vip_realservers(lab, host: str, vip: str) -> list:
     """The realserver . port values of ``vip`` in the director's live full-NAT table."""
     from ansible_collections.cloud58.platform.plugins.module_utils.lvs.fullnat import read_table

@@ -70,6 +70,7 @@ def _play(director, check=False, output=False, **extra):
         "lvs_director_sysctl_file": str(work / "62-cloud58-lvs-director.conf"),
         "lvs_director_exporter_dir": str(work / "exporter"),
         "lvs_director_exporter_unit_file": str(work / "cloud58-lvs-exporter.service"),
+        "lvs_director_exporter_bird_socket": str(bird / "bird.ctl"),
         "lvs_director_slots": 8,
         # The host's nftables and BIRD (apt-packages.txt); this namespace's BIRD is the test's.
         "lvs_director_install_packages": False,
@@ -153,9 +154,9 @@ GET = (
 )
 
 
-def _metrics(net) -> tuple[str, dict[str, str]]:
+def _metrics(net, port=EXPORTER_PORT) -> tuple[str, dict[str, str]]:
     """The exporter's status and its series (name and labels -> value)."""
-    out = net.exec("director", "python3", "-c", GET, str(EXPORTER_PORT)).stdout
+    out = net.exec("director", "python3", "-c", GET, str(port)).stdout
     head, _sep, body = out.partition("\n\n")
     series = dict(line.rsplit(" ", 1) for line in body.splitlines() if line and not line.startswith("#"))
     return head, series
@@ -166,8 +167,10 @@ def test_the_exporter_serves_the_realservers_of_each_vip_from_the_live_table(dir
     program and its copy of the lvs package): per VIP the distinct realservers and ports of
     the live table. Emptied by hand, the table shows both VIPs at 0 (the alert
     LvsVipWithoutRealservers); deleted, only cloud58_lvs_table_present 0; the role brings
-    the table back and the figures with it."""
-    net, _plan, work = director
+    the table back and the figures with it. With BIRD's socket the exporter also serves a
+    session gauge per ToR of the plan, 0 here (the ToRs are not in this lab), and 1 for the
+    speaker."""
+    net, plan, work = director
     unit = (work / "cloud58-lvs-exporter.service").read_text()
     command = shlex.split(next(line for line in unit.splitlines() if line.startswith("ExecStart="))[10:])
     assert command[:1] + command[2:] == [
@@ -176,6 +179,8 @@ def test_the_exporter_serves_the_realservers_of_each_vip_from_the_live_table(dir
         "0.0.0.0:9110",
         "--director",
         DIRECTOR,
+        "--bird-socket",
+        str(net.routers["director"].directory / "bird.ctl"),
     ]
     assert command[1] == str(work / "exporter/cloud58-lvs-exporter")
     proc = subprocess.Popen(
@@ -195,16 +200,49 @@ def test_the_exporter_serves_the_realservers_of_each_vip_from_the_live_table(dir
         f'cloud58_lvs_vip_realservers{{{d},vip="198.18.2.10"}}': "1",
         f'cloud58_lvs_vip_ports{{{d},vip="198.18.2.1"}}': "1",
         f'cloud58_lvs_vip_ports{{{d},vip="198.18.2.10"}}': "1",
+        f"cloud58_bgp_speaker_up{{{d}}}": "1",
+        **{
+            f'cloud58_bgp_session_up{{{d},peer="{peer["name"]}",neighbor="{peer["address"]}"}}': "0"
+            for peer in plan["hosts"][DIRECTOR]["bgp"]["peers"]
+        },
     }
+    assert len(full) == 8  # the two ToRs of lab1-r1
     assert _metrics(net) == ("200 OK", full)
     net.exec("director", "nft", "flush", "map", "ip", "cloud58_fullnat", "realservers")
     assert _metrics(net) == ("200 OK", {k: "0" if "vip=" in k else v for k, v in full.items()})
     net.exec("director", "nft", "delete", "table", "ip", "cloud58_fullnat")
-    assert _metrics(net) == ("200 OK", {f"cloud58_lvs_table_present{{{d}}}": "0"})
+    bgp = {k: v for k, v in full.items() if k.startswith("cloud58_bgp_")}
+    assert _metrics(net) == ("200 OK", {f"cloud58_lvs_table_present{{{d}}}": "0", **bgp})
     stats, failed = _play(director)
     # the table again; nothing of the exporter
     assert (stats, failed) == ({"changed": 1, "failures": 0}, [])
     assert _metrics(net) == ("200 OK", full)
+
+
+def test_the_exporter_with_a_bird_that_does_not_answer_serves_the_speaker_down(director):
+    """The installed exporter pointed at a socket where no BIRD listens: the table's figures
+    still, cloud58_bgp_speaker_up 0, no session series, and one line in its log."""
+    net, _plan, work = director
+    missing = work / "no-bird.ctl"
+    proc = subprocess.Popen(
+        ["ip", "netns", "exec", net.ns("director"),
+         "/usr/bin/python3", str(work / "exporter/cloud58-lvs-exporter"),
+         "--listen", "127.0.0.1:9111", "--director", DIRECTOR, "--bird-socket", str(missing)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    net.servers.append(proc)
+    assert "serving /metrics" in proc.stderr.readline()
+    status, series = _metrics(net, 9111)
+    d = f'director="{DIRECTOR}"'
+    assert (status, {k: v for k, v in series.items() if "bgp" in k}) == (
+        "200 OK",
+        {f"cloud58_bgp_speaker_up{{{d}}}": "0"},
+    )
+    assert series[f"cloud58_lvs_table_present{{{d}}}"] == "1"
+    assert proc.stderr.readline() == (
+        "cloud58-lvs-exporter: asking BIRD for its sessions failed: Unable to connect to server "
+        f"control socket ({missing}): No such file or directory\n"
+    )
 
 
 # ---- VIP announcement: the healthy set ---------------------------------------------------------

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from ansible_collections.cloud58.platform.plugins.module_utils.lvs.exporter import (
+    bgp_metrics_text,
+    bird_bgp_sessions,
     metrics_text,
     vip_realservers,
 )
@@ -92,3 +96,71 @@ def test_metrics_text_without_a_table_has_no_vip_series():
         "# HELP cloud58_lvs_vip_ports Distinct ports of the VIP in the realservers map.\n"
         "# TYPE cloud58_lvs_vip_ports gauge\n"
     )
+
+
+# Real output of BIRD 2.0.12 (Debian 12): three BGP protocols, one established (multihop to a
+# second BIRD in a namespace), one whose neighbor is unreachable, one disabled without a
+# description.
+BIRDC_OUTPUT = (Path(__file__).parent / "fixtures/birdc-show-protocols-all.txt").read_text()
+
+
+def test_bird_bgp_sessions_from_real_birdc_output():
+    assert bird_bgp_sessions(BIRDC_OUTPUT) == [
+        {
+            "protocol": "tor_lab1_r1_tor1",
+            "peer": "lab1-r1-tor1",
+            "neighbor": "198.18.250.2",
+            "state": "Established",
+        },
+        {
+            "protocol": "tor_lab1_r1_tor2",
+            "peer": "lab1-r1-tor2",
+            "neighbor": "198.18.250.9",
+            "state": "Active",
+        },
+        {"protocol": "spare", "peer": "spare", "neighbor": "198.18.250.10", "state": "Down"},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            "BIRD 2.0.12 ready.\nName       Proto      Table      State  Since         Info\n", [], id="none"
+        ),
+        pytest.param(
+            "device1    Device     ---        up     20:38:44.374\n  Description:    ToR x\n",
+            [],
+            id="not-bgp",
+        ),
+        pytest.param(
+            "p1 BGP --- start 20:38:44.374 Idle\n",
+            [{"protocol": "p1", "peer": "p1", "neighbor": "", "state": "Down"}],
+            id="no-detail-lines",
+        ),
+    ],
+)
+def test_bird_bgp_sessions_edge_cases(text, expected):
+    assert bird_bgp_sessions(text) == expected
+
+
+def test_bgp_metrics_text_one_gauge_per_session():
+    sessions = bird_bgp_sessions(BIRDC_OUTPUT)
+    assert bgp_metrics_text(sessions, "lab1-lvs1").splitlines() == [
+        "# HELP cloud58_bgp_speaker_up 1 while the director's BIRD answers on its control socket.",
+        "# TYPE cloud58_bgp_speaker_up gauge",
+        'cloud58_bgp_speaker_up{director="lab1-lvs1"} 1',
+        "# HELP cloud58_bgp_session_up 1 while the BGP session to the peer is established.",
+        "# TYPE cloud58_bgp_session_up gauge",
+        'cloud58_bgp_session_up{director="lab1-lvs1",peer="lab1-r1-tor1",neighbor="198.18.250.2"} 1',
+        'cloud58_bgp_session_up{director="lab1-lvs1",peer="lab1-r1-tor2",neighbor="198.18.250.9"} 0',
+        'cloud58_bgp_session_up{director="lab1-lvs1",peer="spare",neighbor="198.18.250.10"} 0',
+    ]
+
+
+def test_bgp_metrics_text_bird_not_answering():
+    assert bgp_metrics_text(None, "lab1-lvs1").splitlines()[2:] == [
+        'cloud58_bgp_speaker_up{director="lab1-lvs1"} 0',
+        "# HELP cloud58_bgp_session_up 1 while the BGP session to the peer is established.",
+        "# TYPE cloud58_bgp_session_up gauge",
+    ]
