@@ -37,6 +37,22 @@ NODES = {
     "b": ("127.0.0.2", (16000000, 12000000), ((200, 5000), (250, 5400))),  # cpu 12.5 %, memory 25 %
 }
 
+# The annotations each node's figures give, written out by hand from NODES.
+ANNOTATIONS = {
+    "a": {
+        "cloud58.io/load-cpu-1m": "37.5",
+        "cloud58.io/load-cpu-5m": "37.5",
+        "cloud58.io/load-memory-1m": "75.0",
+        "cloud58.io/load-memory-5m": "75.0",
+    },
+    "b": {
+        "cloud58.io/load-cpu-1m": "12.5",
+        "cloud58.io/load-cpu-5m": "12.5",
+        "cloud58.io/load-memory-1m": "25.0",
+        "cloud58.io/load-memory-5m": "25.0",
+    },
+}
+
 
 def _stat(busy: int, total: int) -> str:
     # user busy, idle total - busy; every other field 0
@@ -130,18 +146,8 @@ def test_annotations_carry_the_signals_figures_and_unchanged_figures_send_no_pat
 ):
     api, names, selector = nodes
     first = _annotate(kube_clusters, "--selector", selector, "--port", str(agents))
-    a = {
-        "cloud58.io/load-cpu-1m": "37.5",
-        "cloud58.io/load-cpu-5m": "37.5",
-        "cloud58.io/load-memory-1m": "75.0",
-        "cloud58.io/load-memory-5m": "75.0",
-    }
-    b = {
-        "cloud58.io/load-cpu-1m": "12.5",
-        "cloud58.io/load-cpu-5m": "12.5",
-        "cloud58.io/load-memory-1m": "25.0",
-        "cloud58.io/load-memory-5m": "25.0",
-    }
+    a = ANNOTATIONS["a"]
+    b = ANNOTATIONS["b"]
     assert (first.returncode, first.stderr, first.stdout.splitlines()) == (
         0,
         "",
@@ -167,12 +173,7 @@ def test_annotations_carry_the_signals_figures_and_unchanged_figures_send_no_pat
 def test_node_annotates_that_node_only(kube_clusters, nodes, agents):
     api, names, _selector = nodes
     done = _annotate(kube_clusters, "--node", names["b"], "--port", str(agents))
-    b = {
-        "cloud58.io/load-cpu-1m": "12.5",
-        "cloud58.io/load-cpu-5m": "12.5",
-        "cloud58.io/load-memory-1m": "25.0",
-        "cloud58.io/load-memory-5m": "25.0",
-    }
+    b = ANNOTATIONS["b"]
     assert (done.returncode, done.stderr, done.stdout.splitlines()) == (
         0,
         "",
@@ -198,12 +199,7 @@ def test_every_repeats_the_pass_until_stopped(kube_clusters, nodes, agents):
     finally:
         agent.terminate()
         _out, err = agent.communicate(timeout=30)
-    a = {
-        "cloud58.io/load-cpu-1m": "37.5",
-        "cloud58.io/load-cpu-5m": "37.5",
-        "cloud58.io/load-memory-1m": "75.0",
-        "cloud58.io/load-memory-5m": "75.0",
-    }
+    a = ANNOTATIONS["a"]
     assert (agent.returncode, err) == (0, "")
     assert lines == [
         {"node": names["a"], "patched": a},
