@@ -44,7 +44,7 @@ def test_rendered_lab_clusters_are_accepted_by_real_api_servers_and_roll_out(kub
     )
     assert result["failed_clusters"] == [], "\n".join(result["summary"])
     manifests = {name: len(list((tmp_path / "clusters" / name).glob("*.yaml"))) for name in LAB}
-    assert manifests == {"lab1-k8s": 40, "lab2-k8s": 39}  # lab1 has a fixed-IP reservation
+    assert manifests == {"lab1-k8s": 42, "lab2-k8s": 41}  # lab1 has a fixed-IP reservation
     for name in LAB:
         cluster = result["clusters"][name]
         # every rendered object but the identity (bootstrapped just before) was created
@@ -71,7 +71,7 @@ def test_rendered_lab_clusters_are_accepted_by_real_api_servers_and_roll_out(kub
         pools = cset[name].api("GET", "/apis/crd.projectcalico.org/v1/ippools")["items"]
         dc = name.removesuffix("-k8s")
         assert sorted(p["metadata"]["name"] for p in pools) == [f"{name}-{dc}-r1", f"{name}-{dc}-r2"]
-    assert printed[0].startswith("render: lab1-k8s 40 objects, lab2-k8s 39 objects")
+    assert printed[0].startswith("render: lab1-k8s 42 objects, lab2-k8s 41 objects")
     assert printed[1].split() == [
         "cluster",
         "status",
@@ -150,7 +150,7 @@ def test_every_rendered_field_is_stored_so_anyone_may_apply_the_objects_server_s
             dropped[path.name] = missing
     client.close()
     assert dropped == {}
-    assert len(files) == 40  # as test_rendered_lab_clusters_... renders them
+    assert len(files) == 42  # as test_rendered_lab_clusters_... renders them
     assert {"PriorityClass", "Deployment", "ClusterRole", "IPPool"} <= kinds
     applied = cluster.kubectl(
         "apply",
