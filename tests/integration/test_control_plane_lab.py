@@ -1834,7 +1834,19 @@ def test_a_failing_liveness_probe_is_dumped_live_and_its_kill_completes_the_site
             pod = {p["metadata"]["name"]: p for p in pods()}.get(first, {}).get("status", {})
             return (pod.get("phase"), _crash_condition(pod)[:2]) if pod.get("phase") == "Failed" else None
 
-        assert _wait(f"{first} marked Failed", marked) == ("Failed", ("True", "CrashPreserved"))
+        def why_not() -> str:
+            """The pods' phases and what the agent said of its captures (pod_failed) and errors."""
+            phases = {p["metadata"]["name"]: p.get("status", {}).get("phase") for p in pods()}
+            journal = lab.exec(
+                host, ["journalctl", "--no-pager", "-o", "cat", "-u", "cloud58-crashkeeper"], check=False
+            ).stdout
+            said = [line[:400] for line in journal.splitlines() if namespace in line or "Traceback" in line]
+            return f"pods {phases}; the agent: {said[-6:]}"
+
+        assert _wait(f"{first} marked Failed", marked, detail=why_not) == (
+            "Failed",
+            ("True", "CrashPreserved"),
+        )
     finally:
         lab.kubectl(lab.endpoint, "delete", "namespace", namespace, "--wait=true", check=False, timeout=180)
         lab.exec(host, ["sh", "-c", f"rm -rf /var/lib/cloud58/crash/{namespace}_*"], check=False)
