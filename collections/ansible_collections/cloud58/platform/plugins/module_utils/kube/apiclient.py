@@ -154,6 +154,16 @@ def _write(directory: str, name: str, data: bytes) -> str:
     return path
 
 
+def _read(connection, response) -> bytes:
+    """The answer's body; an answer cut short (``http.client.IncompleteRead``, an HTTPException
+    and not an OSError) is a failed connection too, as the module docstring promises."""
+    try:
+        return response.read()
+    except http.client.HTTPException as e:
+        connection.close()
+        raise ConnectionError(f"{type(e).__name__}: {e}") from None
+
+
 class Client:
     """Requests to one API server (see the module docstring)."""
 
@@ -200,7 +210,7 @@ class Client:
             connection.close()
             raise ConnectionError(f"{type(e).__name__}: {e}") from None
         if not 200 <= response.status < 300:
-            text = response.read().decode("utf-8", "replace")
+            text = _read(connection, response).decode("utf-8", "replace")
             connection.close()
             try:
                 message = json.loads(text).get("message", "")
@@ -216,7 +226,7 @@ class Client:
             method, path, query, body=body, content_type=content_type, timeout=self.timeout
         )
         try:
-            return json.loads(response.read())
+            return json.loads(_read(connection, response))
         finally:
             connection.close()
 

@@ -6,8 +6,11 @@ test_netshaper_watch.py and test_overload_agent.py.
 
 from __future__ import annotations
 
+import http.client
+
 import pytest
 
+from ansible_collections.cloud58.platform.plugins.module_utils.kube import apiclient
 from ansible_collections.cloud58.platform.plugins.module_utils.kube.apiclient import (
     Connection,
     KubeconfigError,
@@ -122,3 +125,42 @@ def test_a_kubeconfig_it_cannot_use_is_refused_by_field(doc, context, message):
     with pytest.raises(KubeconfigError) as e:
         load_kubeconfig(doc, context, "/etc/cloud58")
     assert str(e.value) == message
+
+
+class _CutShort:
+    """An HTTPSConnection whose answer (``status``) breaks off after ``b'{"ki'``."""
+
+    def __init__(self, status):
+        self.status, self.closed = status, False
+
+    def __call__(self, *_args, **_kwargs):
+        return self
+
+    def request(self, *_args, **_kwargs):
+        pass
+
+    def getresponse(self):
+        return self
+
+    reason = "OK"
+
+    def read(self):
+        raise http.client.IncompleteRead(b'{"ki', 20)
+
+    def close(self):
+        self.closed = True
+
+
+@pytest.mark.parametrize("status", [200, 503])
+def test_an_answer_cut_short_is_a_connection_error(monkeypatch, status):
+    """Callers retry on OSError; http.client's IncompleteRead is not one, so the client turns it
+    into ConnectionError, for a good answer and for an error's body alike."""
+    connection = _CutShort(status)
+    monkeypatch.setattr(apiclient.http.client, "HTTPSConnection", connection)
+    client = apiclient.Client(Connection(host="198.18.0.11", port=6443, insecure=True))
+    with pytest.raises(ConnectionError) as info:
+        client.get("/api/v1/nodes")
+    assert (str(info.value), connection.closed) == (
+        "IncompleteRead: IncompleteRead(4 bytes read, 20 more expected)",
+        True,
+    )
