@@ -10,8 +10,9 @@ One real control plane (etcd + kube-apiserver, the pinned upstream programs) hol
 bound to a node name of the benchmark's own; no kubelet runs. Its veth pair joins two network
 namespaces the benchmark creates (198.18.213.0/30), the host side named as Calico names it.
 The agent's program (``agents/cloud58_netshaper.py``) runs from the source tree with
-``watch --netns <host namespace>`` under /usr/bin/python3 and Debian's Kubernetes client, as
-the role's unit runs it on a node. Each change patches the pod's
+``watch --netns <host namespace>`` under /usr/bin/python3 and Debian's PyYAML (its API client,
+``module_utils/kube/apiclient.py``, needs nothing else), as the role's unit runs it on a
+node. Each change patches the pod's
 ``kubernetes.io/{ingress,egress}-bandwidth`` annotations to new rates; its latency runs from
 just before the API write to the agent's log line of the change, which it prints once both tc
 commands returned. The issue's goal: a change applied within a second.
@@ -67,7 +68,7 @@ AGENT = AGENTS / "cloud58_netshaper.py"
 OVERLOAD = AGENTS / "cloud58_overload.py"
 BENCH = "bench_node_agents"
 # What the role's units run the agents with (node_agents_python): Debian's python3 and its
-# python3-kubernetes (scripts/setup/apt-packages.txt), not this virtualenv's client.
+# python3-yaml (scripts/setup/apt-packages.txt: python3-kubernetes brings it), not this virtualenv.
 UNIT_PYTHON = "/usr/bin/python3"
 CLUSTER = "nsbench"
 NODE = "bench-netshaper-node"

@@ -972,37 +972,39 @@ def test_every_hosts_journal_reaches_the_log_store_with_its_labels(lab):
     assert _wait("every host's journal line in the log store", arrived) == expected
 
 
-# On a minion, with the kubeconfigs the node agents run with: the HTTP status of each call.
+# On a minion, with the kubeconfigs the node agents run with and their own API client (the
+# role's copy under node_agents_dir; the minions have no Python Kubernetes client): the HTTP
+# status of each call.
 _AGENT_CALLS = (
     "import json,sys\n"
-    "from kubernetes import client,config\n"
-    "from kubernetes.client.rest import ApiException\n"
+    "sys.path.insert(0,'/usr/local/lib/cloud58-agents')\n"
+    "from ansible_collections.cloud58.platform.plugins.module_utils.kube import apiclient\n"
     "node=sys.argv[1]\n"
-    "def status(agent,call):\n"
-    "    api=client.CoreV1Api(config.new_client_from_config(f'/etc/cloud58/{agent}.kubeconfig'))\n"
+    "def status(agent,method,path,query=None,body=None):\n"
+    "    api=apiclient.Client.from_kubeconfig(f'/etc/cloud58/{agent}.kubeconfig')\n"
     "    try:\n"
-    "        call(api)\n"
+    "        api.request(method,path,query,body)\n"
     "        return 200\n"
-    "    except ApiException as e:\n"
+    "    except apiclient.ApiError as e:\n"
     "        return e.status\n"
-    "pods=lambda a:a.list_pod_for_all_namespaces(field_selector=f'spec.nodeName={node}')\n"
-    "taint=lambda a:a.patch_node(node,{'metadata':{'labels':{'cloud58.io/probe':'1'}}},dry_run='All')\n"
+    "pods=('GET','/api/v1/pods',{'fieldSelector':f'spec.nodeName={node}'})\n"
+    "read=('GET',f'/api/v1/nodes/{node}')\n"
+    "taint=('PATCH',f'/api/v1/nodes/{node}',{'dryRun':'All'},{'metadata':{'labels':{'cloud58.io/probe':'1'}}})\n"
     "print(json.dumps({\n"
-    "    'netshaper lists its pods':status('netshaper',pods),\n"
-    "    'netshaper reads its node':status('netshaper',lambda a:a.read_node(node)),\n"
-    "    'overload reads its node':status('overload',lambda a:a.read_node(node)),\n"
-    "    'overload patches its node':status('overload',taint),\n"
-    "    'overload lists pods':status('overload',pods),\n"
+    "    'netshaper lists its pods':status('netshaper',*pods),\n"
+    "    'netshaper reads its node':status('netshaper',*read),\n"
+    "    'overload reads its node':status('overload',*read),\n"
+    "    'overload patches its node':status('overload',*taint),\n"
+    "    'overload lists pods':status('overload',*pods),\n"
     # authorized, then not found: 404; refused: 403
-    "    'crashkeeper patches a pod status':status('crashkeeper',lambda a:a.patch_namespaced_pod_status("
-    "'cloud58-no-such-pod','default',{'status':{'phase':'Failed'}},dry_run='All')),\n"
-    "    'crashkeeper lists pods':status('crashkeeper',pods),\n"
-    "    'crashkeeper lists the kubelets probe events':status('crashkeeper',"
-    "lambda a:a.list_event_for_all_namespaces("
-    "field_selector='involvedObject.kind=Pod,reason=Unhealthy,source=kubelet',limit=1)),\n"
-    "    'loadannotator reads its node':status('loadannotator',lambda a:a.read_node(node)),\n"
-    "    'loadannotator patches its node':status('loadannotator',taint),\n"
-    "    'loadannotator lists pods':status('loadannotator',pods),\n"
+    "    'crashkeeper patches a pod status':status('crashkeeper','PATCH',"
+    "'/api/v1/namespaces/default/pods/cloud58-no-such-pod/status',{'dryRun':'All'},{'status':{'phase':'Failed'}}),\n"
+    "    'crashkeeper lists pods':status('crashkeeper',*pods),\n"
+    "    'crashkeeper lists the kubelets probe events':status('crashkeeper','GET','/api/v1/events',"
+    "{'fieldSelector':'involvedObject.kind=Pod,reason=Unhealthy,source=kubelet','limit':'1'}),\n"
+    "    'loadannotator reads its node':status('loadannotator',*read),\n"
+    "    'loadannotator patches its node':status('loadannotator',*taint),\n"
+    "    'loadannotator lists pods':status('loadannotator',*pods),\n"
     "}))\n"
 )
 

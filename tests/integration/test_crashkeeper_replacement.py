@@ -154,9 +154,9 @@ def _through(kubeconfig: Path, context: str, tmp_path: Path, drop: int):
     return path, proxy
 
 
-# 0: the API server answers at once. 5: the first five connections are lost, more than the
-# kubernetes client's own retries of one request (urllib3's default, 3 after the first) and
-# fewer than the agent's attempts (6): the agent sends the patch again and the pod is marked.
+# 0: the API server answers at once. 5: the first five connections are lost, fewer than the
+# agent's attempts (6; its API client does not retry on its own): the agent sends the patch
+# again and the pod is marked.
 @pytest.mark.parametrize("dropped", [0, 5])
 def test_crashed_pod_is_marked_failed_and_replaced(kube_cluster_factory, tmp_path, dropped):
     cset = kube_cluster_factory(["cr1"], controllers=True, kwok_nodes=1)

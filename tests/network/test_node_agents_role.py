@@ -5,8 +5,8 @@ ansible-playbook runs the role against one container (``c58agents-<pid>``, start
 mitogen strategy, through mitogen's ``mitogen_setns`` connection as the lab runs site.yml
 (one Python in the container for the run). Alone on the 2-core machine this file took 36 s,
 against 105 s over the lab's ``podman_nsenter`` (which tests/integration/test_podman_nsenter.py
-and molecule exercise). The node image has no Python Kubernetes client and
-the test has no network to install Debian's python3-kubernetes, so the test copies the client
+and molecule exercise). The node image has no PyYAML (the agents' API client reads kubeconfigs
+with it) and the test has no network to install Debian's python3-yaml, so the test copies it
 from this checkout's virtualenv into the container (the same Python minor version) and runs the
 role with ``node_agents_packages: []``.
 
@@ -68,9 +68,9 @@ def _kubeconfig(name: str) -> str:
 
 
 def _client_files() -> list[Path]:
-    """The top-level packages and modules of the Kubernetes client and what it requires, in the
-    virtualenv (stands in for Debian's python3-kubernetes)."""
-    todo, seen, files = ["kubernetes"], set(), set()
+    """The top-level packages and modules of PyYAML and what it requires, in the virtualenv
+    (stands in for Debian's python3-yaml)."""
+    todo, seen, files = ["PyYAML"], set(), set()
     while todo:
         dist = metadata.distribution(todo.pop())
         if dist.metadata["Name"].lower() in seen:
@@ -118,7 +118,7 @@ def node(tmp_path_factory):
             copy = shutil.copytree if source.is_dir() else shutil.copy2
             copy(source, client_dir / source.name)
         _podman("cp", f"{client_dir}/.", f"{container}:{site}")
-        _podman("exec", container, "python3", "-c", "import kubernetes")
+        _podman("exec", container, "python3", "-c", "import yaml")
         yield container, work
     finally:
         problems = nodes.remove_containers([container], env)

@@ -48,8 +48,8 @@ def _journal_line(unit: str, start: str) -> str:
         time.sleep(1)
 
 
-def test_the_python_kubernetes_client_is_installed():
-    assert NODE.package("python3-kubernetes").is_installed
+def test_pyyaml_for_the_agents_api_client_is_installed():
+    assert NODE.package("python3-yaml").is_installed
 
 
 @pytest.mark.parametrize(

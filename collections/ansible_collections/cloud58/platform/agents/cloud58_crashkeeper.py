@@ -53,9 +53,11 @@ import threading
 import time
 
 try:
+    from ansible_collections.cloud58.platform.plugins.module_utils.kube import apiclient
     from ansible_collections.cloud58.platform.plugins.module_utils.node import crash, exposition
 except ImportError:  # run from a checkout: the collections directory four levels up
     sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), *[os.pardir] * 4)))
+    from ansible_collections.cloud58.platform.plugins.module_utils.kube import apiclient
     from ansible_collections.cloud58.platform.plugins.module_utils.node import crash, exposition
 
 PROGRAM = "cloud58-crashkeeper"
@@ -444,61 +446,55 @@ class Keeper:
 
 
 class _PodApi:
-    """The API server, for the Pod status patch (the kubernetes client, like cloud58-overload)."""
+    """The API server, for the Pod status patch and the probe Events: the collection's small
+    client (module_utils/kube/apiclient.py, like cloud58-netshaper and cloud58-overload)."""
+
+    EVENTS = "/api/v1/events"
 
     def __init__(self, kubeconfig: str, context) -> None:
-        from kubernetes import client, config  # only marking a pod failed needs the client
-
-        self.client = client
         try:
-            api = config.new_client_from_config(config_file=kubeconfig, context=context)
-            self.core = client.CoreV1Api(api)
-        except (config.ConfigException, OSError) as e:
+            self.api = apiclient.Client.from_kubeconfig(kubeconfig, context)
+        except (OSError, ValueError) as e:  # ValueError: apiclient.KubeconfigError too
             raise crash.CrashError(f"--kubeconfig {kubeconfig}: {e}") from None
+        self.api.timeout = self.REQUEST_TIMEOUT_S
 
     def follow_probe_failures(self, node: str, emit, listed: threading.Event) -> None:
         """Watch the kubelet's Unhealthy Events (server-side selector), keep ``node``'s liveness
         failures, ``emit`` each; from now on: failures from before the agent started are history.
         ``listed`` is set after the first list, or the first error. Reconnects with backoff
         (1 s to 30 s) and lists again when the version is gone (410)."""
-        from kubernetes import watch
-
-        def events(**kwargs):
-            """Events as the API's JSON: the client's Watch decodes no model for a function whose
-            documentation names no return type (cheaper, and no model check can refuse one)."""
-            return self.core.list_event_for_all_namespaces(**kwargs)
-
         version, delay = None, 1
         watching = f"node {node}: watching the kubelet's probe events"
         while True:
             try:
                 if version is None:
-                    answer = self.core.list_event_for_all_namespaces(
-                        field_selector=crash.PROBE_EVENT_SELECTOR, limit=1, _preload_content=False
+                    answer = self.api.get(
+                        self.EVENTS, {"fieldSelector": crash.PROBE_EVENT_SELECTOR, "limit": "1"}
                     )
-                    version = json.loads(answer.data)["metadata"]["resourceVersion"]
+                    version = answer["metadata"]["resourceVersion"]
                     listed.set()
-                stream = watch.Watch().stream(
-                    events,
-                    field_selector=crash.PROBE_EVENT_SELECTOR,
-                    resource_version=version,
-                    timeout_seconds=300,
-                )
-                for item in stream:
-                    raw = item.get("raw_object") or {}
+                query = {"fieldSelector": crash.PROBE_EVENT_SELECTOR, "resourceVersion": version}
+                for event in self.api.watch(self.EVENTS, query, timeout_seconds=300):
+                    raw = event.get("object") or {}
+                    if event.get("type") == "ERROR":  # a Status: 410 when the version is too old
+                        raise apiclient.ApiError(
+                            raw.get("code", 500), raw.get("reason", ""), raw.get("message", "")
+                        )
                     version = (raw.get("metadata") or {}).get("resourceVersion") or version
-                    if item.get("type") in ("ADDED", "MODIFIED"):
+                    if event.get("type") in ("ADDED", "MODIFIED"):
                         failure = crash.probe_failure(raw, node)
                         if failure is not None:
                             emit(failure)
                 delay = 1
-            except self.client.exceptions.ApiException as e:
+            except apiclient.ApiError as e:
                 if e.status == 410:  # too old: list again, from now
                     version = None
                     continue
                 listed.set()
                 delay = self._retry(watching, f"the API server says {e.status} {e.reason}", delay, 30)
-            except Exception as e:  # a connection error of any kind (urllib3, ssl, socket): log it, retry
+            except Exception as e:  # a lost connection, a line not JSON, an Event
+                # of an unexpected shape: this thread must outlive them all, or no probe failure
+                # is seen again until systemd restarts the agent
                 listed.set()
                 delay = self._retry(watching, f"{type(e).__name__}: {e}", delay, 30)
 
@@ -521,15 +517,14 @@ class _PodApi:
         delay = 0.5
         for attempt in range(1, self.ATTEMPTS + 1):
             try:
-                self.core.patch_namespaced_pod_status(
-                    name, namespace, body, _request_timeout=self.REQUEST_TIMEOUT_S
-                )
+                # a strategic merge: the kubelet's conditions stay, ours is merged by its type
+                self.api.patch(f"/api/v1/namespaces/{namespace}/pods/{name}/status", body)
                 return "Failed"
-            except self.client.exceptions.ApiException as e:
+            except apiclient.ApiError as e:
                 what = f"the API server says {e.status} {e.reason}"
                 if e.status not in self.RETRY_STATUSES:
                     return f"not marked: {what}"
-            except Exception as e:  # a connection error of any kind (urllib3, ssl, socket)
+            except Exception as e:  # a connection error of any kind: the patch is sent again
                 what = f"{type(e).__name__}: {e}"
             if attempt < self.ATTEMPTS:
                 delay = self._retry(f"pod {namespace}/{name}: marking it Failed", what, delay, 8)

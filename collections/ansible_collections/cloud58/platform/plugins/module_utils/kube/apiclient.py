@@ -3,8 +3,9 @@
 # Apache License 2.0
 """A small HTTPS client of the Kubernetes API for the node agents: the standard library only.
 
-The node agents (cloud58-netshaper, cloud58-overload) make a handful of calls: list and watch
-the pods of their node, read a Node, patch it and its status. The Python Kubernetes client
+The node agents (cloud58-netshaper, cloud58-overload, cloud58-crashkeeper, cloud58-loadannotator)
+make a handful of calls: list and watch the pods of their node, read a Node, patch it and its
+status, watch Events, patch a Pod's status. The Python Kubernetes client
 does the same with every model of the API loaded: a Python process that imports Debian's
 ``python3-kubernetes`` peaks at 51.8 MiB, one with ``ssl``, ``http.client``, ``json``,
 ``threading``, ``http.server`` and ``subprocess`` at 17.7 MiB (measured on Debian 12; issue 16
