@@ -187,11 +187,21 @@ def test_changed_limit_applies_in_place_on_the_running_pair(pair):
 
 
 def test_show_reports_applied_rates_and_drops(pair):
+    """The streams above pushed more than the limits in both directions: the tbf of each side
+    (the veth's root for traffic into the pod, the ifb's for traffic out of it) dropped packets,
+    and show reports both counts as the kernel's qdisc statistics have them."""
     done = pair.agent("show", "--veth", VETH)
     assert done.returncode == 0, done.stderr
     shown = json.loads(done.stdout)
     assert shown["applied"] == {"ingress": 50_000_000, "egress": 20_000_000}
-    assert sorted(shown["drops"]) == ["egress", "ingress"]
+    kernel = {
+        direction: json.loads(pair.run_in_host(["tc", "-s", "-j", "qdisc", "show", "dev", dev])[1])
+        for direction, dev in (("ingress", VETH), ("egress", shaper.ifb_name(VETH)))
+    }
+    roots = {d: next(q for q in qdiscs if q.get("root")) for d, qdiscs in kernel.items()}
+    assert {d: q["kind"] for d, q in roots.items()} == {"ingress": "tbf", "egress": "tbf"}
+    assert shown["drops"] == {d: q["drops"] for d, q in roots.items()}
+    assert (shown["drops"]["ingress"] > 0, shown["drops"]["egress"] > 0) == (True, True), shown["drops"]
 
 
 @pytest.mark.parametrize(
