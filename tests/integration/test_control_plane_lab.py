@@ -548,14 +548,15 @@ def _up(lab, selector: str) -> dict:
 def test_prometheus_finds_node_exporter_on_every_host_and_the_minions_kubelets_and_agents_up(lab):
     """site.yml's monitoring stage runs node-exporter on every host of the plan, and its logs
     stage cloud58-podlogs (its counters on every address, job podlogs); with the kubelets of
-    the minions (Prometheus' client certificate, ClusterRole of clusters/), cloud58-signals and
-    the other node agents on them (cloud58-netshaper, cloud58-overload, cloud58-crashkeeper),
-    those targets are up. The same jobs' targets on the masters are not (their kubelets run
-    standalone in the lab, no node agents run there), nor are the jobs docs/monitoring.md
-    names."""
+    the minions (Prometheus' client certificate, ClusterRole of clusters/) and the other node
+    agents on them (cloud58-netshaper, cloud58-overload, cloud58-crashkeeper), those targets are
+    up; so is cloud58-signals on every node of the cluster, the masters too (site.yml's agents
+    stage runs it alone there). The masters' targets of the kubelet and node agents' jobs are
+    not checked: their kubelets run standalone in the lab, and no other agent runs there."""
     minions = dict.fromkeys(sorted(lab.minions), "up")
     every_host = dict.fromkeys(sorted(lab.hosts), "up")
     only = {job: lab.minions for job in JOBS_UP[2:]}
+    only["signals"] = lab.cluster["nodes"]
     found = _wait(
         "node, podlogs, kubelet, signals and the node agents' targets up",
         lambda: _targets_up(lab, JOBS_UP, only),
@@ -564,7 +565,7 @@ def test_prometheus_finds_node_exporter_on_every_host_and_the_minions_kubelets_a
         "node": every_host,
         "podlogs": every_host,
         "kubelet": minions,
-        "signals": minions,
+        "signals": dict.fromkeys(sorted(lab.cluster["nodes"]), "up"),
         "netshaper": minions,
         "overload": minions,
         "crashkeeper": minions,

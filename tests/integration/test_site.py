@@ -41,6 +41,7 @@ LVS = "Make the LVS directors full-NAT directors that announce their healthy VIP
 CONSUL = "Run Consul, its servers on the plan's consul servers and an agent on every other host"
 CONSUL_SYNC = "Register each cluster's Services in Consul, one sync per cluster with identities of its own"
 AGENTS = "Run the node agents on the minions, each agent that talks to the API with a certificate of its own"
+MASTER_SIGNALS = "Run cloud58-signals on the masters, the second-level figures of every node of a cluster"
 NODE_EXPORTER = "Run node-exporter on every host of the plan"
 MONITORING = "Run the Prometheus of each datacenter, on its monitoring hosts or else its first master"
 LOG_STORE = "Run the log store of each datacenter, on its logs hosts or else its Prometheus host"
@@ -90,6 +91,7 @@ def _plays_with_tasks(listing: str) -> list[str]:
                     CONSUL,
                     CONSUL_SYNC,
                     AGENTS,
+                    MASTER_SIGNALS,
                     NODE_EXPORTER,
                     MONITORING,
                     LOG_STORE,
@@ -114,7 +116,7 @@ def _plays_with_tasks(listing: str) -> list[str]:
         pytest.param(["--tags", "consul"], [PREFLIGHT, CONSUL], id="consul"),
         pytest.param(["--tags", "consul_sync"], [PREFLIGHT, CONSUL_SYNC], id="consul-sync"),
         pytest.param(["--tags", "discovery"], [PREFLIGHT, CONSUL_SYNC], id="discovery"),
-        pytest.param(["--tags", "agents"], [PREFLIGHT, AGENTS], id="agents"),
+        pytest.param(["--tags", "agents"], [PREFLIGHT, AGENTS, MASTER_SIGNALS], id="agents"),
         pytest.param(["--tags", "monitoring"], [PREFLIGHT, NODE_EXPORTER, MONITORING], id="monitoring"),
         pytest.param(["--tags", "logs"], [PREFLIGHT, LOG_STORE, LOG_SHIPPER], id="logs"),
         pytest.param(["--tags", "gateway"], [PREFLIGHT, GATEWAY], id="gateway"),
