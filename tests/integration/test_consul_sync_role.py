@@ -91,6 +91,7 @@ class Run:
             "consul_sync_cert_file": str(self.consul.sync_cert[0]),
             "consul_sync_key_file": str(self.consul.sync_cert[1]),
             "consul_sync_grace_s": 3,
+            "consul_sync_metrics_address": "127.0.0.1",
             "consul_sync_metrics_port": 0,
             "consul_sync_dir": str(self.host / "lib"),
             "consul_sync_config_dir": str(self.host / "etc/consul-sync"),

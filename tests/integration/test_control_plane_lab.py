@@ -733,6 +733,45 @@ def test_lvs_sync_puts_a_services_pod_behind_its_vip_on_every_director(lab):
         lab.kubectl(lab.endpoint, "delete", "namespace", namespace, "--wait=true", check=False, timeout=180)
 
 
+# Inside a host: the value of one series of a /metrics page, as the program itself serves it.
+_OWN_FIGURE = (
+    "import sys,urllib.request\n"
+    "page=urllib.request.urlopen(sys.argv[1],timeout=10).read().decode()\n"
+    "print(next(l.rsplit(' ',1)[1] for l in page.splitlines() if l.startswith(sys.argv[2]+'{')))\n"
+)
+
+
+def test_prometheus_scrapes_the_sync_programs_on_their_hosts(lab):
+    """site.yml passes the monitoring stage the hosts and ports of the programs that write the
+    data plane from the cluster and Consul: cloud58-lvs-sync on each director (lvs_director_sync
+    in the lab's inventory), cloud58-consul-sync on the cluster's first master and
+    cloud58-gateway-sync on the ingress node, all serving their figures on every address. Their
+    targets (jobs lvs-sync, consul-sync, gateway-sync) are up, and the consul sync's count of
+    instances in Prometheus is the one its own /metrics serves."""
+    directors = sorted(h for h in lab.hosts if h in lab.plan["datacenters"][lab.dc]["lvs"]["directors"])
+    sync_host = lab.cluster["masters"][0]
+    gateway = f"{lab.dc}-w1"  # the lab's ingress node (test_prometheus_scrapes_haproxys_exporter_...)
+    only = {"lvs-sync": directors, "consul-sync": [sync_host], "gateway-sync": [gateway]}
+    found = _wait("the sync programs' targets up", lambda: _targets_up(lab, tuple(only), only))
+    assert found == {
+        "lvs-sync": dict.fromkeys(directors, "up"),
+        "consul-sync": {sync_host: "up"},
+        "gateway-sync": {gateway: "up"},
+    }
+    series = "cloud58_consul_sync_instances"
+
+    def agree():
+        own = lab.exec(
+            sync_host, ["python3", "-c", _OWN_FIGURE, "http://127.0.0.1:9664/metrics", series]
+        ).stdout.strip()
+        scraped = {m["host"]: value for m, value in _query(lab, f'{series}{{job="consul-sync"}}')}
+        if scraped == {sync_host: own}:
+            return own
+        raise AssertionError(f"own /metrics {own}, Prometheus {scraped}")
+
+    assert float(_wait(f"{series} in Prometheus as {sync_host} serves it", agree)) >= 0
+
+
 def test_prometheus_scrapes_every_consul_agent_with_its_certificate_and_token(lab):
     """site.yml's consul stage runs an agent on every host of the plan (servers on the plan's
     Consul servers) with its HTTPS API on every address, a client certificate of the Consul CA

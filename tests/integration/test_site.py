@@ -418,6 +418,39 @@ def test_directors_of_a_datacenter_on_two_exporter_ports_fail_in_the_preflight(t
     assert re.findall(r"^PLAY \[(.*?)\]", run.stdout, re.M) == [PREFLIGHT]
 
 
+def test_directors_that_run_the_sync_on_two_metrics_ports_fail_in_the_preflight(tmp_path):
+    """The job lvs-sync scrapes each datacenter's cloud58-lvs-sync on one port: lab2's directors
+    (both run the sync, inventories/lab/group_vars/lvs) on two ports stop site.yml in its
+    preflight, naming each director's port; lab1's, on one port other than the default, pass."""
+    overlay = tmp_path / "ports.yml"
+    overlay.write_text(
+        yaml.safe_dump(
+            {
+                "all": {
+                    "children": {
+                        "lvs": {
+                            "hosts": {
+                                "lab1-lvs1": {"lvs_director_sync_metrics_port": 9700},
+                                "lab1-lvs2": {"lvs_director_sync_metrics_port": 9700},
+                                "lab2-lvs2": {"lvs_director_sync_metrics_port": 9701},
+                            }
+                        }
+                    }
+                }
+            }
+        )
+    )
+    run = _site("-i", str(overlay))
+    assert run.returncode == 2, run.stdout[-4000:] + run.stderr
+    assert re.findall(r"^\[ERROR\]: (.*)$", run.stdout, re.M) == [
+        "Task failed: Action failed: datacenter lab2: lvs_director_sync_metrics_port differs between its LVS "
+        'directors ({"lab2-lvs1": 9658, "lab2-lvs2": 9701}); its Prometheus scrapes their cloud58-lvs-sync '
+        "on one port (job lvs-sync): give them one value"
+    ]
+    assert {h: (r["changed"], r["failed"]) for h, r in recap(run.stdout).items()} == {"localhost": (0, 1)}
+    assert re.findall(r"^PLAY \[(.*?)\]", run.stdout, re.M) == [PREFLIGHT]
+
+
 def test_every_playbook_is_imported_by_site_yml_or_is_a_documented_day_2_operation():
     site = (REPO / "playbooks/site.yml").read_text()
     imported = set(re.findall(r"import_playbook: (\S+\.yml)", site))
@@ -485,7 +518,7 @@ def test_remove_node_refuses_what_it_cannot_remove_before_touching_anything(args
     }
     # ok counts the preflight's tasks (validate.yml): 15bc0d9 added its consul_sync hosts check,
     # then came the checks of the directors' lvs-sync cluster (the lab turns the sync on) and of
-    # their exporter port
-    assert counts == {"localhost": {"ok": 7, "changed": 0, "unreachable": 0, "failed": 1}}
+    # their exporter port, then of their lvs-sync metrics port
+    assert counts == {"localhost": {"ok": 8, "changed": 0, "unreachable": 0, "failed": 1}}
     assert "TASK [Look up the Node]" not in run.stdout
     assert "PLAY [Stop the kubelet on the host" not in run.stdout

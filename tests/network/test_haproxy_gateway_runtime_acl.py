@@ -27,10 +27,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import stat
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -288,6 +290,8 @@ class Role:
             "haproxy_gateway_sync_key_file": str(self.lab.key),
             "haproxy_gateway_sync_token": self.token,
             "haproxy_gateway_sync_wait_s": 2,
+            "haproxy_gateway_sync_metrics_address": "127.0.0.1",
+            "haproxy_gateway_sync_metrics_port": 0,
             "haproxy_gateway_sync_dir": str(h / "lib"),
             "haproxy_gateway_sync_config_dir": str(h / "etc/gateway-sync"),
             "haproxy_gateway_sync_unit_dir": str(h / "systemd"),
@@ -407,6 +411,8 @@ def test_a_run_writes_exactly_the_files_and_a_second_changes_nothing(role, lab):
         "key_file": str(lab.key),
         "wait_s": 2,
         "retries": 5,
+        "metrics_address": "127.0.0.1",
+        "metrics_port": 0,
     }
     cfg = (h / "haproxy.cfg").read_text()
     assert "resolvers" not in cfg
@@ -465,6 +471,19 @@ def test_the_files_the_role_wrote_run_and_an_instance_gets_traffic(role, lab):
     assert "Traceback" not in text
     assert "ERROR" not in text, text
     assert role.token not in text
+    # its /metrics (port 0: the one it logged): two instances placed, two commands each
+    (url,) = re.findall(r"metrics on (http://\S+/metrics)", text)
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        series = dict(
+            line.rsplit(" ", 1) for line in answer.read().decode().splitlines() if not line.startswith("#")
+        )
+    assert {k: v for k, v in series.items() if "answers_total" not in k} == {
+        'cloud58_gateway_sync_commands_total{backend="web"}': "4",
+        'cloud58_gateway_sync_errors_total{backend="web"}': "0",
+        'cloud58_gateway_sync_passing_instances{backend="web"}': "2",
+        "cloud58_gateway_sync_reloads_total": "0",
+    }
+    assert int(series['cloud58_gateway_sync_answers_total{backend="web"}']) >= 2
 
 
 def test_back_to_dns_the_role_removes_the_program_and_its_unit(role, lab):

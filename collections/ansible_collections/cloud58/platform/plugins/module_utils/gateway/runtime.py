@@ -223,3 +223,31 @@ def worker_pid(show_info: str) -> int:
         if key == "Pid" and value.strip().isdigit():
             return int(value.strip())
     raise RuntimeSyncError(f"show info: no 'Pid:' line in {show_info[:200]!r}")
+
+
+# The program's figures per backend: (key, Prometheus type, help).
+METRICS = (
+    ("answers_total", "counter", "Answers of Consul's health endpoint read for the backend's service."),
+    ("commands_total", "counter", "Commands sent to HAProxy's runtime API for the backend."),
+    ("errors_total", "counter", "Failed attempts at Consul or HAProxy for the backend, each retried."),
+    ("passing_instances", "gauge", "Passing instances of the backend's service in Consul's last answer."),
+)
+
+
+def metrics_text(backends: dict, reloads: int) -> str:
+    """The figures of ``cloud58-gateway-sync`` in the Prometheus text format:
+    ``cloud58_gateway_sync_<key>{backend}`` per backend of ``backends`` ({backend: {key:
+    value}}, in name order; a missing key is 0) for each key of :data:`METRICS`, then
+    ``cloud58_gateway_sync_reloads_total``, the HAProxy reloads noticed."""
+    lines = []
+    for key, kind, help_text in METRICS:
+        metric = f"cloud58_gateway_sync_{key}"
+        lines += [f"# HELP {metric} {help_text}", f"# TYPE {metric} {kind}"]
+        for backend in sorted(backends):
+            lines.append(f'{metric}{{backend="{backend}"}} {int(backends[backend].get(key, 0))}')
+    lines += [
+        "# HELP cloud58_gateway_sync_reloads_total HAProxy reloads noticed (a new worker PID).",
+        "# TYPE cloud58_gateway_sync_reloads_total counter",
+        f"cloud58_gateway_sync_reloads_total {int(reloads)}",
+    ]
+    return "\n".join(lines) + "\n"

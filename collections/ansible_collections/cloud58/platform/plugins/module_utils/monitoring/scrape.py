@@ -30,8 +30,14 @@ kube-controller-manager     each master                                  https  
 kube-scheduler              each master                                  https   kubernetes
 haproxy                     each master's api_endpoint (its exporter)    http    no
 haproxy-gateway             each ingress node's gateway (its exporter)   http    no
+gateway-sync                each ingress node's cloud58-gateway-sync,    http    no
+                            when a port is set
 lvs                         each LVS director's exporter                 http    no
+lvs-sync                    each LVS director's cloud58-lvs-sync,        http    no
+                            when a port is set
 consul                      every host's Consul agent, when a port set   https   consul
+consul-sync                 each cluster's cloud58-consul-sync host,     http    no
+                            when a port is set
 ==========================  ===========================================  ======  ===========
 
 Both HAProxy jobs read HAProxy's built-in exporter (roles api_endpoint and haproxy_gateway,
@@ -69,6 +75,20 @@ pair, the drops of its qdiscs and the PID limits it wrote. A port of 0 drops the
 overloaded state, last load sample, thresholds and transitions; the container exits captured,
 dumps by outcome and the crash sites kept against the budget. A port of 0 drops each.
 
+``gateway-sync`` reads cloud58-gateway-sync on the same ingress nodes as ``haproxy-gateway``
+(role haproxy_gateway with backend source runtime, ``haproxy_gateway_sync_metrics_port``): per
+backend the answers read from Consul, the commands sent to HAProxy, the failed attempts and
+the passing instances, and the reloads noticed. The port is 0 by default: no job.
+
+``lvs-sync`` and ``consul-sync`` read the two programs that write the datacenter's data plane
+from its clusters: cloud58-lvs-sync on each director (its per VIP and realserver counters,
+role lvs_director, ``lvs_director_sync_metrics_port``) and cloud58-consul-sync (its register,
+deregister and error counters per cluster, role consul_sync, ``consul_sync_metrics_port``) on
+the hosts ``consul_sync_hosts`` names, the plan's hosts that run it (site.yml's filter of the
+same name: one per cluster). Both programs are optional, so both ports are 0 by default: no
+job. A host of ``consul_sync_hosts`` that is not in the plan is an error; one of another
+datacenter is left out.
+
 ``jobs`` selects roles: empty (the default), every role that has targets in the datacenter; a
 list, exactly those, and a listed role without a target there is an error (a role the plan
 lacks). ``retention_time`` and ``retention_size`` are the server's flags
@@ -105,8 +125,11 @@ JOB_ROLES = (
     "kube-scheduler",
     "haproxy",
     "haproxy-gateway",
+    "gateway-sync",
     "lvs",
+    "lvs-sync",
     "consul",
+    "consul-sync",
 )
 # Jobs whose scrapes carry the cluster's client certificate (the control plane).
 KUBERNETES_JOBS = ("kubelet", "cadvisor", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
@@ -144,7 +167,17 @@ DEFAULT_OPTIONS = {
     # (role haproxy_gateway); 0: no job.
     "haproxy_exporter_port": 8405,
     "haproxy_gateway_exporter_port": 8405,
+    # cloud58-gateway-sync on the ingress nodes (role haproxy_gateway, backend source runtime,
+    # haproxy_gateway_sync_metrics_port); 0: no job.
+    "gateway_sync_port": 0,
     "lvs_exporter_port": 9110,
+    # cloud58-lvs-sync on each director (role lvs_director, lvs_director_sync_metrics_port);
+    # 0: no job (the sync is optional, lvs_director_sync).
+    "lvs_sync_port": 0,
+    # cloud58-consul-sync (role consul_sync, consul_sync_metrics_port) on the hosts listed;
+    # 0: no job.
+    "consul_sync_port": 0,
+    "consul_sync_hosts": [],
     "kubernetes_ca_file": "/etc/prometheus/pki/{cluster}/ca.crt",
     "kubernetes_cert_file": "/etc/prometheus/pki/{cluster}/prometheus.crt",
     "kubernetes_key_file": "/etc/prometheus/pki/{cluster}/prometheus.key",
@@ -184,6 +217,9 @@ _OPTIONAL_PORTS = (
     "haproxy_exporter_port",
     "haproxy_gateway_exporter_port",
     "consul_https_port",
+    "lvs_sync_port",
+    "consul_sync_port",
+    "gateway_sync_port",
 )
 _PATHS = tuple(k for k in DEFAULT_OPTIONS if k.endswith("_file"))
 _INTERVALS = ("scrape_interval", "evaluation_interval", "signals_scrape_interval")
@@ -262,6 +298,11 @@ def _options(options) -> dict:
     if not isinstance(domain, str) or not _DOMAIN.fullmatch(domain):
         raise MonitoringError(
             f"monitoring option consul_domain: expected a DNS domain like consul, got {domain!r}"
+        )
+    sync_hosts = merged["consul_sync_hosts"]
+    if not isinstance(sync_hosts, list) or not all(isinstance(h, str) and h for h in sync_hosts):
+        raise MonitoringError(
+            f"monitoring option consul_sync_hosts: expected a list of host names, got {sync_hosts!r}"
         )
     _check_names(merged, "jobs", JOB_ROLES, expected="a list of roles", noun="scrape role", listing="roles")
     tls_jobs = (*KUBERNETES_JOBS, *ETCD_JOBS)
@@ -437,11 +478,30 @@ def scrape_config(plan, datacenter, options=None) -> dict:
             for h in sorted(dc["hosts"])
             if (_host(plan, h, where).get("labels") or {}).get("function") == INGRESS_FUNCTION
         ]
+    if opts["gateway_sync_port"]:
+        by_role["gateway-sync"] = [
+            _target(plan, h, opts["gateway_sync_port"], where)
+            for h in sorted(dc["hosts"])
+            if (_host(plan, h, where).get("labels") or {}).get("function") == INGRESS_FUNCTION
+        ]
     directors = ((dc.get("lvs") or {}).get("directors")) or {}
     lvs = [
         _target(plan, name, opts["lvs_exporter_port"], where, d["address"])
         for name, d in sorted(directors.items())
     ]
+    if opts["lvs_sync_port"]:
+        by_role["lvs-sync"] = [
+            _target(plan, name, opts["lvs_sync_port"], where, d["address"])
+            for name, d in sorted(directors.items())
+        ]
+    if opts["consul_sync_port"]:
+        for name in opts["consul_sync_hosts"]:
+            _host(plan, name, "monitoring option consul_sync_hosts")
+        by_role["consul-sync"] = [
+            _target(plan, name, opts["consul_sync_port"], where)
+            for name in sorted(opts["consul_sync_hosts"])
+            if plan["hosts"][name]["datacenter"] == datacenter
+        ]
     jobs = []
     for role in JOB_ROLES:
         if role in by_role:
@@ -486,6 +546,9 @@ _WHY_NO_TARGET = {
     "haproxy-gateway": " (no host labelled function: ingress there, or haproxy_gateway_exporter_port is 0)",
     "consul": " (consul_https_port is 0, or the plan has no Consul servers there)",
     "lvs": " (the plan has no LVS directors there)",
+    "gateway-sync": " (no host labelled function: ingress there, or gateway_sync_port is 0)",
+    "lvs-sync": " (lvs_sync_port is 0, or the plan has no LVS directors there)",
+    "consul-sync": " (consul_sync_port is 0, or no host of consul_sync_hosts is there)",
 }
 
 

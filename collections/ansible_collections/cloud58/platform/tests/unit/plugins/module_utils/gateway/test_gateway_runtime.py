@@ -12,6 +12,7 @@ from ansible_collections.cloud58.platform.plugins.module_utils.gateway.runtime i
     Plan,
     RuntimeSyncError,
     Slot,
+    metrics_text,
     parse_servers_state,
     passing_instances,
     plan,
@@ -295,3 +296,26 @@ def test_the_named_slots_parse_and_only_missing_instances_get_commands():
         "set server web/web-1 addr 127.0.0.3 port 18933",
         "set server web/web-1 state ready",
     )
+
+
+def test_metrics_text_lists_every_backend_in_name_order_and_the_reloads():
+    text = metrics_text(
+        {
+            "web": {"answers_total": 3, "commands_total": 4, "passing_instances": 2},
+            "api": {"errors_total": 1},
+        },
+        reloads=2,
+    )
+    assert [line for line in text.splitlines() if not line.startswith("#")] == [
+        'cloud58_gateway_sync_answers_total{backend="api"} 0',
+        'cloud58_gateway_sync_answers_total{backend="web"} 3',
+        'cloud58_gateway_sync_commands_total{backend="api"} 0',
+        'cloud58_gateway_sync_commands_total{backend="web"} 4',
+        'cloud58_gateway_sync_errors_total{backend="api"} 1',
+        'cloud58_gateway_sync_errors_total{backend="web"} 0',
+        'cloud58_gateway_sync_passing_instances{backend="api"} 0',
+        'cloud58_gateway_sync_passing_instances{backend="web"} 2',
+        "cloud58_gateway_sync_reloads_total 2",
+    ]
+    assert "# TYPE cloud58_gateway_sync_passing_instances gauge" in text.splitlines()
+    assert text.endswith("\n")

@@ -252,6 +252,16 @@ def test_haproxy_gateway_job_reads_the_ingress_nodes_exporter(plan):
     assert "haproxy-gateway" not in _names(scrape_config(plan, "lab2", {"haproxy_gateway_exporter_port": 0}))
 
 
+def test_gateway_sync_job_reads_the_ingress_nodes_sync_only_with_a_port(plan):
+    assert "gateway-sync" not in _names(scrape_config(plan, "lab2"))
+    job = _job(scrape_config(plan, "lab2", {"gateway_sync_port": 9665}), "gateway-sync")
+    assert (job["scheme"], _targets(job)) == (
+        "http",
+        [("198.19.0.21:9665", "lab2-k8s", "lab2-r1", "lab2-w1")],
+    )
+    assert "relabel_configs" not in job
+
+
 def test_haproxy_gateway_job_needs_an_ingress_node(plan):
     bare = copy.deepcopy(plan)
     for host in bare["hosts"].values():
@@ -512,7 +522,8 @@ def test_jobs_option_selects_roles(plan, jobs, names):
             {"jobs": ["node", "vault"]},
             "monitoring option jobs: 'vault' is no scrape role; roles: prometheus, node, podlogs, kubelet, "
             "cadvisor, signals, netshaper, overload, crashkeeper, etcd, etcd-events, kube-apiserver, "
-            "kube-controller-manager, kube-scheduler, haproxy, haproxy-gateway, lvs, consul",
+            "kube-controller-manager, kube-scheduler, haproxy, haproxy-gateway, gateway-sync, lvs, lvs-sync, "
+            "consul, consul-sync",
             id="unknown-role",
         ),
         pytest.param(
@@ -520,7 +531,7 @@ def test_jobs_option_selects_roles(plan, jobs, names):
             "monitoring option jobs: 'kubelets' is no scrape role (did you mean 'kubelet'?); roles: "
             "prometheus, node, podlogs, kubelet, cadvisor, signals, netshaper, overload, crashkeeper, "
             "etcd, etcd-events, kube-apiserver, kube-controller-manager, kube-scheduler, haproxy, "
-            "haproxy-gateway, lvs, consul",
+            "haproxy-gateway, gateway-sync, lvs, lvs-sync, consul, consul-sync",
             id="misspelt-role",
         ),
         pytest.param(
@@ -572,6 +583,71 @@ def test_jobs_option_selects_roles(plan, jobs, names):
     ],
 )
 def test_bad_jobs_and_retention_are_refused_exactly(plan, options, message):
+    with pytest.raises(MonitoringError) as e:
+        scrape_config(plan, "lab1", options)
+    assert str(e.value) == message
+
+
+def test_sync_jobs_only_with_a_port(plan):
+    assert [n for n in _names(scrape_config(plan, "lab1")) if n.endswith("-sync")] == []
+    config = scrape_config(
+        plan,
+        "lab1",
+        {"lvs_sync_port": 9658, "consul_sync_port": 9664, "consul_sync_hosts": ["lab2-m1", "lab1-m1"]},
+    )
+    assert _names(config)[-2:] == ["lvs-sync", "consul-sync"]
+    lvs_sync, consul_sync = _job(config, "lvs-sync"), _job(config, "consul-sync")
+    assert (lvs_sync["scheme"], _targets(lvs_sync)) == (
+        "http",
+        [
+            ("198.18.0.31:9658", None, "lab1-r1", "lab1-lvs1"),
+            ("198.18.0.95:9658", None, "lab1-r2", "lab1-lvs2"),
+        ],
+    )
+    # the sync host of lab2 is left out of lab1's Prometheus
+    assert (consul_sync["scheme"], _targets(consul_sync)) == (
+        "http",
+        [("198.18.0.11:9664", "lab1-k8s", "lab1-r1", "lab1-m1")],
+    )
+    assert "relabel_configs" not in consul_sync
+    assert _names(scrape_config(plan, "lab1", {"consul_sync_port": 9664})) == _names(
+        scrape_config(plan, "lab1")
+    )
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        pytest.param(
+            {"consul_sync_port": 9664, "consul_sync_hosts": ["lab1-m9"]},
+            "monitoring option consul_sync_hosts: host 'lab1-m9' is not in the plan's hosts",
+            id="sync-host-not-in-plan",
+        ),
+        pytest.param(
+            {"consul_sync_port": 9664, "consul_sync_hosts": "lab1-m1"},
+            "monitoring option consul_sync_hosts: expected a list of host names, got 'lab1-m1'",
+            id="sync-hosts-a-string",
+        ),
+        pytest.param(
+            {"lvs_sync_port": 70000},
+            "monitoring option lvs_sync_port: expected a port 0-65535, got 70000",
+            id="lvs-sync-port-too-high",
+        ),
+        pytest.param(
+            {"jobs": ["consul-sync"]},
+            "monitoring option jobs: role 'consul-sync' has no target in datacenter 'lab1' "
+            "(consul_sync_port is 0, or no host of consul_sync_hosts is there)",
+            id="consul-sync-job-without-port",
+        ),
+        pytest.param(
+            {"jobs": ["lvs-sync"]},
+            "monitoring option jobs: role 'lvs-sync' has no target in datacenter 'lab1' "
+            "(lvs_sync_port is 0, or the plan has no LVS directors there)",
+            id="lvs-sync-job-without-port",
+        ),
+    ],
+)
+def test_bad_sync_options_are_refused_exactly(plan, options, message):
     with pytest.raises(MonitoringError) as e:
         scrape_config(plan, "lab1", options)
     assert str(e.value) == message
