@@ -384,69 +384,44 @@ def test_a_director_whose_sync_cannot_tell_its_cluster_fails_in_the_preflight(ex
     assert re.findall(r"^PLAY \[(.*?)\]", run.stdout, re.M) == [PREFLIGHT]
 
 
-def test_directors_of_a_datacenter_on_two_exporter_ports_fail_in_the_preflight(tmp_path):
-    """The monitoring stage gives each datacenter's Prometheus the port of its directors'
-    exporters (job lvs), one port per datacenter: directors that disagree stop the whole
-    site.yml in its preflight, naming the datacenter and each director's port. lab2's directors
-    agree on another port than the default, which is allowed."""
-    overlay = tmp_path / "ports.yml"
-    overlay.write_text(
-        yaml.safe_dump(
+@pytest.mark.parametrize(
+    ("ports", "error"),
+    [
+        pytest.param(
+            # lab2's directors agree on another port than the default, which is allowed
             {
-                "all": {
-                    "children": {
-                        "lvs": {
-                            "hosts": {
-                                "lab1-lvs2": {"lvs_director_exporter_port": 9111},
-                                "lab2-lvs1": {"lvs_director_exporter_port": 9112},
-                                "lab2-lvs2": {"lvs_director_exporter_port": 9112},
-                            }
-                        }
-                    }
-                }
-            }
-        )
-    )
+                "lab1-lvs2": {"lvs_director_exporter_port": 9111},
+                "lab2-lvs1": {"lvs_director_exporter_port": 9112},
+                "lab2-lvs2": {"lvs_director_exporter_port": 9112},
+            },
+            "datacenter lab1: lvs_director_exporter_port differs between its LVS directors "
+            '({"lab1-lvs1": 9110, "lab1-lvs2": 9111}); its Prometheus scrapes them all on one port '
+            "(job lvs): give them one value",
+            id="exporter",
+        ),
+        pytest.param(
+            # both run the sync (inventories/lab/group_vars/lvs); lab1's on one port of their own
+            {
+                "lab1-lvs1": {"lvs_director_sync_metrics_port": 9700},
+                "lab1-lvs2": {"lvs_director_sync_metrics_port": 9700},
+                "lab2-lvs2": {"lvs_director_sync_metrics_port": 9701},
+            },
+            "datacenter lab2: lvs_director_sync_metrics_port differs between its LVS directors "
+            '({"lab2-lvs1": 9658, "lab2-lvs2": 9701}); its Prometheus scrapes their cloud58-lvs-sync on one '
+            "port (job lvs-sync): give them one value",
+            id="lvs-sync",
+        ),
+    ],
+)
+def test_directors_of_a_datacenter_on_two_ports_fail_in_the_preflight(tmp_path, ports, error):
+    """The monitoring stage scrapes a datacenter's directors on one port per job (lvs: the
+    exporters, lvs-sync: cloud58-lvs-sync's counters): directors that disagree stop the whole
+    site.yml in its preflight, naming the datacenter and each director's port."""
+    overlay = tmp_path / "ports.yml"
+    overlay.write_text(yaml.safe_dump({"all": {"children": {"lvs": {"hosts": ports}}}}))
     run = _site("-i", str(overlay))
     assert run.returncode == 2, run.stdout[-4000:] + run.stderr
-    assert re.findall(r"^\[ERROR\]: (.*)$", run.stdout, re.M) == [
-        "Task failed: Action failed: datacenter lab1: lvs_director_exporter_port differs between its LVS "
-        'directors ({"lab1-lvs1": 9110, "lab1-lvs2": 9111}); its Prometheus scrapes them all on one port '
-        "(job lvs): give them one value"
-    ]
-    assert {h: (r["changed"], r["failed"]) for h, r in recap(run.stdout).items()} == {"localhost": (0, 1)}
-    assert re.findall(r"^PLAY \[(.*?)\]", run.stdout, re.M) == [PREFLIGHT]
-
-
-def test_directors_that_run_the_sync_on_two_metrics_ports_fail_in_the_preflight(tmp_path):
-    """The job lvs-sync scrapes each datacenter's cloud58-lvs-sync on one port: lab2's directors
-    (both run the sync, inventories/lab/group_vars/lvs) on two ports stop site.yml in its
-    preflight, naming each director's port; lab1's, on one port other than the default, pass."""
-    overlay = tmp_path / "ports.yml"
-    overlay.write_text(
-        yaml.safe_dump(
-            {
-                "all": {
-                    "children": {
-                        "lvs": {
-                            "hosts": {
-                                "lab1-lvs1": {"lvs_director_sync_metrics_port": 9700},
-                                "lab1-lvs2": {"lvs_director_sync_metrics_port": 9700},
-                                "lab2-lvs2": {"lvs_director_sync_metrics_port": 9701},
-                            }
-                        }
-                    }
-                }
-            }
-        )
-    )
-    run = _site("-i", str(overlay))
-    assert run.returncode == 2, run.stdout[-4000:] + run.stderr
-    assert re.findall(r"^\[ERROR\]: (.*)$", run.stdout, re.M) == [
-        "Task failed: Action failed: datacenter lab2: lvs_director_sync_metrics_port differs between its LVS "
-        'directors ({"lab2-lvs1": 9658, "lab2-lvs2": 9701}); its Prometheus scrapes their cloud58-lvs-sync '
-        "on one port (job lvs-sync): give them one value"
-    ]
+    assert re.findall(r"^\[ERROR\]: (.*)$", run.stdout, re.M) == [f"Task failed: Action failed: {error}"]
     assert {h: (r["changed"], r["failed"]) for h, r in recap(run.stdout).items()} == {"localhost": (0, 1)}
     assert re.findall(r"^PLAY \[(.*?)\]", run.stdout, re.M) == [PREFLIGHT]
 

@@ -580,6 +580,33 @@ def test_jobs_option_selects_roles(plan, jobs, names):
             "monitoring option signals_scrape_interval: expected a duration like 15s, 1m, got '0s'",
             id="signals-interval-zero",
         ),
+        pytest.param(
+            {"consul_sync_port": 9664, "consul_sync_hosts": ["lab1-m9"]},
+            "monitoring option consul_sync_hosts: host 'lab1-m9' is not in the plan's hosts",
+            id="sync-host-not-in-plan",
+        ),
+        pytest.param(
+            {"consul_sync_port": 9664, "consul_sync_hosts": "lab1-m1"},
+            "monitoring option consul_sync_hosts: expected a list of host names, got 'lab1-m1'",
+            id="sync-hosts-a-string",
+        ),
+        pytest.param(
+            {"lvs_sync_port": 70000},
+            "monitoring option lvs_sync_port: expected a port 0-65535, got 70000",
+            id="lvs-sync-port-too-high",
+        ),
+        pytest.param(
+            {"jobs": ["consul-sync"]},
+            "monitoring option jobs: role 'consul-sync' has no target in datacenter 'lab1' "
+            "(consul_sync_port is 0, or no host of consul_sync_hosts is there)",
+            id="consul-sync-job-without-port",
+        ),
+        pytest.param(
+            {"jobs": ["lvs-sync"]},
+            "monitoring option jobs: role 'lvs-sync' has no target in datacenter 'lab1' "
+            "(lvs_sync_port is 0, or the plan has no LVS directors there)",
+            id="lvs-sync-job-without-port",
+        ),
     ],
 )
 def test_bad_jobs_and_retention_are_refused_exactly(plan, options, message):
@@ -613,44 +640,6 @@ def test_sync_jobs_only_with_a_port(plan):
     assert _names(scrape_config(plan, "lab1", {"consul_sync_port": 9664})) == _names(
         scrape_config(plan, "lab1")
     )
-
-
-@pytest.mark.parametrize(
-    ("options", "message"),
-    [
-        pytest.param(
-            {"consul_sync_port": 9664, "consul_sync_hosts": ["lab1-m9"]},
-            "monitoring option consul_sync_hosts: host 'lab1-m9' is not in the plan's hosts",
-            id="sync-host-not-in-plan",
-        ),
-        pytest.param(
-            {"consul_sync_port": 9664, "consul_sync_hosts": "lab1-m1"},
-            "monitoring option consul_sync_hosts: expected a list of host names, got 'lab1-m1'",
-            id="sync-hosts-a-string",
-        ),
-        pytest.param(
-            {"lvs_sync_port": 70000},
-            "monitoring option lvs_sync_port: expected a port 0-65535, got 70000",
-            id="lvs-sync-port-too-high",
-        ),
-        pytest.param(
-            {"jobs": ["consul-sync"]},
-            "monitoring option jobs: role 'consul-sync' has no target in datacenter 'lab1' "
-            "(consul_sync_port is 0, or no host of consul_sync_hosts is there)",
-            id="consul-sync-job-without-port",
-        ),
-        pytest.param(
-            {"jobs": ["lvs-sync"]},
-            "monitoring option jobs: role 'lvs-sync' has no target in datacenter 'lab1' "
-            "(lvs_sync_port is 0, or the plan has no LVS directors there)",
-            id="lvs-sync-job-without-port",
-        ),
-    ],
-)
-def test_bad_sync_options_are_refused_exactly(plan, options, message):
-    with pytest.raises(MonitoringError) as e:
-        scrape_config(plan, "lab1", options)
-    assert str(e.value) == message
 
 
 def test_lvs_role_the_plan_lacks(plan):
