@@ -1056,8 +1056,8 @@ def test_the_node_agents_run_on_the_minions_with_their_own_certificates(lab):
     certificates the join stage installed, which the ClusterRoles of clusters/ allow exactly
     what their agent does (a dry-run patch stands for overload's taint; crashkeeper's patch of
     a pod that does not exist is authorized, then not found; its list of Events takes the
-    field selector its watch uses); Prometheus scrapes each minion's
-    signals."""
+    field selector its watch uses); Prometheus scrapes the signals of every node of the
+    cluster: the minions', and the masters', where the same stage runs signals alone."""
     minions = [f"{lab.dc}-w1", f"{lab.dc}-w2"]
     found = {}
     for host in minions:
@@ -1095,11 +1095,13 @@ def test_the_node_agents_run_on_the_minions_with_their_own_certificates(lab):
         up = sorted(
             name for job, name, state, _ in json.loads(out or "[]") if job == "signals" and state == "up"
         )
-        if up != minions:
+        if up != nodes:
             raise AssertionError(up)
         return up
 
-    assert _wait("Prometheus scraping every minion's cloud58-signals", signals_up, timeout=60) == minions
+    nodes = sorted(lab.cluster["nodes"])
+    assert nodes == sorted([*minions, *lab.masters])
+    assert _wait("Prometheus scraping every node's cloud58-signals", signals_up, timeout=60) == nodes
 
 
 LOAD_ANNOTATIONS = (
