@@ -23,6 +23,8 @@ agents, stopped before the contender's phase, count in ours only). Prints:
     BENCH metrics_scrape_p99_ms <ms>           p99 of every scrape of the node set (both jobs)
     BENCH metrics_scrape_node_p99_ms <ms>      p99 of the node job's scrapes (every 15 s)
     BENCH metrics_scrape_signals_p99_ms <ms>   p99 of the signals job's scrapes (every 1 s)
+                                               (each p99 the median of the p99s of three equal
+                                               parts of the window, with each and the spread)
     BENCH metrics_scrape_{node,signals}_median_ms  the median of each node's median, with every
                                                node's and the spread
     BENCH metrics_scrape_samples_per_s <n>     samples ingested per second, our jobs
@@ -76,6 +78,8 @@ SIGNALS = REPO / "collections/ansible_collections/cloud58/platform/agents/cloud5
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 # Scrapes start at an offset of their own within the interval: the first 15 s are left out.
 SETTLE_S = 20
+# Each p99 is taken in this many equal parts of the window: their median, with the spread.
+PARTS = 3
 
 
 def _free_port() -> int:
@@ -168,7 +172,7 @@ def _phase(work: Path, nodes: list[dict], exporters: list, contender: bool, wind
         durations: dict = {}
         for series in result:
             job, host = series["metric"]["job"], series["metric"]["host"]
-            durations.setdefault(job, {})[host] = [float(v) * 1000 for _t, v in series["values"]]
+            durations.setdefault(job, {})[host] = [(float(t), float(v) * 1000) for t, v in series["values"]]
         query = urllib.parse.urlencode({"query": f"sum(sum_over_time(scrape_samples_scraped[{window}s]))"})
         samples = float(json.loads(_get(f"{base}/api/v1/query?{query}"))["data"]["result"][0]["value"][1])
     finally:
@@ -218,18 +222,34 @@ def _start_nodes(work: Path, count: int) -> tuple[list[dict], list]:
     return nodes, procs
 
 
+def _p99_of_parts(name: str, scrapes: list) -> str:
+    """The p99 of each of PARTS equal parts of the window (by the scrapes' timestamps), as a
+    figure: their median, every part's and the spread."""
+    low, high = min(t for t, _d in scrapes), max(t for t, _d in scrapes)
+    width = (high - low) / PARTS or 1.0
+    parts: list = [[] for _ in range(PARTS)]
+    for t, d in scrapes:
+        parts[min(PARTS - 1, int((t - low) / width))].append(d)
+    line = figure(name, [percentile(part, 0.99) for part in parts if part])
+    return f"{line}; {len(scrapes)} scrapes in {PARTS} parts of the window"
+
+
 def _print_phase(prefix: str, phase: dict, jobs: tuple) -> None:
-    every = [d for job in jobs for per_host in phase["durations"].get(job, {}).values() for d in per_host]
+    every = [s for job in jobs for per_host in phase["durations"].get(job, {}).values() for s in per_host]
     if not every:
         raise SystemExit(f"{BENCH}: {prefix}: Prometheus recorded no scrape")
-    print(f"BENCH {prefix}_p99_ms {percentile(every, 0.99):.2f}  # of {len(every)} scrapes")
+    print(_p99_of_parts(f"{prefix}_p99_ms", every))
     for job in jobs:
         per_host = phase["durations"].get(job, {})
         label = f"{prefix}_{job}" if len(jobs) > 1 else prefix
         if len(jobs) > 1:
-            durations = [d for values in per_host.values() for d in values]
-            print(f"BENCH {label}_p99_ms {percentile(durations, 0.99):.2f}  # of {len(durations)} scrapes")
-        print(figure(f"{label}_median_ms", [statistics.median(v) for _h, v in sorted(per_host.items())]))
+            print(_p99_of_parts(f"{label}_p99_ms", [s for values in per_host.values() for s in values]))
+        print(
+            figure(
+                f"{label}_median_ms",
+                [statistics.median(d for _t, d in values) for _h, values in sorted(per_host.items())],
+            )
+        )
     print(f"BENCH {prefix}_samples_per_s {phase['samples_per_s']:.0f}")
     print(f"BENCH {prefix}_cores {phase['cores']:.4f}  # Prometheus and the exporters")
 
