@@ -472,27 +472,23 @@ def scrape_config(plan, datacenter, options=None) -> dict:
     if opts["podlogs_port"]:
         by_role["podlogs"] = [_target(plan, h, opts["podlogs_port"], where) for h in sorted(dc["hosts"])]
     per_cluster = {name: _cluster_jobs(plan, name, opts) for name in sorted(dc.get("clusters") or [])}
-    if opts["haproxy_gateway_exporter_port"]:
-        by_role["haproxy-gateway"] = [
-            _target(plan, h, opts["haproxy_gateway_exporter_port"], where)
-            for h in sorted(dc["hosts"])
-            if (_host(plan, h, where).get("labels") or {}).get("function") == INGRESS_FUNCTION
-        ]
-    if opts["gateway_sync_port"]:
-        by_role["gateway-sync"] = [
-            _target(plan, h, opts["gateway_sync_port"], where)
-            for h in sorted(dc["hosts"])
-            if (_host(plan, h, where).get("labels") or {}).get("function") == INGRESS_FUNCTION
-        ]
-    directors = ((dc.get("lvs") or {}).get("directors")) or {}
-    lvs = [
-        _target(plan, name, opts["lvs_exporter_port"], where, d["address"])
-        for name, d in sorted(directors.items())
+    # the ingress nodes (the two gateway jobs) and the LVS directors (lvs, lvs-sync)
+    ingress = [
+        h
+        for h in sorted(dc["hosts"])
+        if (_host(plan, h, where).get("labels") or {}).get("function") == INGRESS_FUNCTION
     ]
+    directors = sorted((((dc.get("lvs") or {}).get("directors")) or {}).items())
+    for role, option in (
+        ("haproxy-gateway", "haproxy_gateway_exporter_port"),
+        ("gateway-sync", "gateway_sync_port"),
+    ):
+        if opts[option]:
+            by_role[role] = [_target(plan, h, opts[option], where) for h in ingress]
+    lvs = [_target(plan, name, opts["lvs_exporter_port"], where, d["address"]) for name, d in directors]
     if opts["lvs_sync_port"]:
         by_role["lvs-sync"] = [
-            _target(plan, name, opts["lvs_sync_port"], where, d["address"])
-            for name, d in sorted(directors.items())
+            _target(plan, name, opts["lvs_sync_port"], where, d["address"]) for name, d in directors
         ]
     if opts["consul_sync_port"]:
         for name in opts["consul_sync_hosts"]:
