@@ -839,17 +839,17 @@ def test_a_stopped_etcd_member_is_down_for_prometheus_until_it_runs_again(lab):
     assert [h["health"] for h in health] == [True, True, True]
 
 
-def test_prometheus_scrapes_both_etcds_and_the_apiservers_with_its_own_certificates(lab):
+def test_prometheus_scrapes_the_control_plane_with_its_own_certificates(lab):
     """site.yml's monitoring stage on the datacenter's first master: Prometheus scrapes every
     etcd and events etcd member over TLS with the etcd client certificate the cluster PKI
-    issued to it, and every apiserver's /metrics as user cloud58:prometheus, which only the
-    ClusterRole of clusters/ (reconciled) allows. The jobs whose targets are not up in the lab
-    are named in docs/monitoring.md (controller-manager and scheduler bound to 127.0.0.1, the
-    masters' standalone kubelets, ...)."""
+    issued to it, and every apiserver's, controller-manager's and scheduler's /metrics as user
+    cloud58:prometheus, which only the ClusterRole of clusters/ (reconciled) allows; the last
+    two serve on the master's address (a scrape from another host). The jobs whose targets are
+    not up in the lab are named in docs/monitoring.md (the masters' standalone kubelets)."""
     host = f"{lab.dc}-m1"
-    jobs = ("etcd", "etcd-events", "kube-apiserver")
+    jobs = ("etcd", "etcd-events", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
     scraped = functools.partial(_targets_up, lab, jobs)
-    found = _wait("Prometheus scraping both etcds and the apiservers", scraped)
+    found = _wait("Prometheus scraping both etcds and the control plane", scraped)
     assert found == {job: dict.fromkeys(sorted(lab.masters), "up") for job in jobs}
     modes = lab.exec(
         host,

@@ -263,7 +263,7 @@ def _leader_flags(settings):
 
 
 def controller_manager_pod(cluster, host, settings, pki_digest=""):
-    _master_address(cluster, host)
+    address, _port = _master_address(cluster, host)
     cfg = settings["config_dir"]
     pki = f"{cfg}/pki"
     conf = f"{cfg}/controller-manager.conf"
@@ -273,7 +273,9 @@ def controller_manager_pod(cluster, host, settings, pki_digest=""):
         "allocate-node-cidrs": False,
         "authentication-kubeconfig": conf,
         "authorization-kubeconfig": conf,
-        "bind-address": "127.0.0.1",
+        # The master's address, not loopback: Prometheus on another host scrapes /metrics
+        # (client certificate, RBAC by SubjectAccessReview); not every address either.
+        "bind-address": address,
         "client-ca-file": f"{pki}/ca.crt",
         "cluster-name": cluster["name"],
         "cluster-signing-cert-file": f"{pki}/ca.crt",
@@ -302,7 +304,7 @@ def controller_manager_pod(cluster, host, settings, pki_digest=""):
         "resources": {"requests": {"cpu": "200m", "memory": "256Mi"}},
         "volumeMounts": [_mount("k8s-certs", pki, True), _mount("kubeconfig", conf, True)],
         **_probes(
-            "127.0.0.1",
+            address,
             CONTROLLER_MANAGER_PORT,
             "HTTPS",
             live="/healthz",
@@ -322,7 +324,7 @@ def controller_manager_pod(cluster, host, settings, pki_digest=""):
 
 
 def scheduler_pod(cluster, host, settings, pki_digest=""):
-    _master_address(cluster, host)
+    address, _port = _master_address(cluster, host)
     conf = f"{settings['config_dir']}/scheduler.conf"
     pki = f"{settings['config_dir']}/pki"
     files = [
@@ -333,7 +335,8 @@ def scheduler_pod(cluster, host, settings, pki_digest=""):
     flags = {
         "authentication-kubeconfig": conf,
         "authorization-kubeconfig": conf,
-        "bind-address": "127.0.0.1",
+        # As the controller-manager's: the master's address.
+        "bind-address": address,
         "kubeconfig": conf,
         "profiling": False,
         "secure-port": SCHEDULER_PORT,
@@ -347,7 +350,7 @@ def scheduler_pod(cluster, host, settings, pki_digest=""):
         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}},
         # The kubeconfig names its certificate files: only those are mounted, not pki/.
         "volumeMounts": [_mount("kubeconfig", conf, True)] + [_mount(n, p, True) for n, p in files],
-        **_probes("127.0.0.1", SCHEDULER_PORT, "HTTPS", live="/livez", ready="/readyz", startup="/livez"),
+        **_probes(address, SCHEDULER_PORT, "HTTPS", live="/livez", ready="/readyz", startup="/livez"),
     }
     volumes = [_host_path("kubeconfig", conf, "File")] + [_host_path(n, p, "File") for n, p in files]
     return _pod(

@@ -259,7 +259,7 @@ def test_scheduler_flags(lab_plan):
         {
             "authentication-kubeconfig": "/etc/kubernetes/scheduler.conf",
             "authorization-kubeconfig": "/etc/kubernetes/scheduler.conf",
-            "bind-address": "127.0.0.1",
+            "bind-address": "198.19.0.11",
             "kubeconfig": "/etc/kubernetes/scheduler.conf",
             "leader-elect": "true",
             "leader-elect-lease-duration": "15s",
@@ -269,6 +269,24 @@ def test_scheduler_flags(lab_plan):
             "secure-port": "10259",
         },
     )
+
+
+@pytest.mark.parametrize(
+    ("host", "component", "expected"),
+    [
+        ("lab1-m1", "kube-controller-manager", ("198.18.0.11", 10257, "/healthz")),
+        ("lab1-m2", "kube-scheduler", ("198.18.0.75", 10259, "/livez")),
+        ("lab2-m1", "kube-controller-manager", ("198.19.0.11", 10257, "/healthz")),
+    ],
+)
+def test_controllers_serve_and_are_probed_on_the_masters_address(lab_plan, host, component, expected):
+    """Not on loopback, where a Prometheus on another host cannot scrape their /metrics."""
+    cluster = lab_plan["clusters"][host[:4] + "-k8s"]
+    pod = host_manifests(cluster, host, SETTINGS)[f"{component}.yaml"]
+    container = pod["spec"]["containers"][0]
+    probe = container["livenessProbe"]["httpGet"]
+    assert (_flags(pod)[1]["bind-address"], probe["host"]) == (expected[0], expected[0])
+    assert (probe["port"], probe["path"], probe["scheme"]) == (*expected[1:], "HTTPS")
 
 
 def test_every_container_has_three_probes_and_the_common_labels(lab_plan):
