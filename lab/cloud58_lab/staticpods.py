@@ -80,6 +80,9 @@ IMAGE_BINARIES = {
 }
 _VERSION_ARG = {"etcd": "--version"}
 PAUSE_SOURCE = REPO / "images/pause"
+# A lab host's own CPU pressure: its container's cgroup in the unified hierarchy (cgroup v1
+# hybrid; PSI is kept per cgroup there whatever the controllers).
+OVERLOAD_SOURCE = "/sys/fs/cgroup/unified/cpu.pressure"
 CNI_CONFLIST = "/etc/cni/net.d/10-cloud58-lab.conflist"
 # The masters' kubelets read static pods from here: nothing, while podman kube play runs them.
 MASTER_KUBELET_MANIFESTS = "/etc/kubernetes/lab-kubelet-manifests"
@@ -229,15 +232,17 @@ def build_pause_image(workdir: Path, env: dict, registry: str = REGISTRY) -> tup
         context.mkdir(parents=True, exist_ok=True)
         go = shutil.which("go") or "/usr/local/go/bin/go"
         build_env = dict(env, CGO_ENABLED="0", GOTOOLCHAIN="local", GOFLAGS="-mod=mod", GOWORK="off")
-        # pause, and say: a lab pod's known line in its container log (images/pause/README.md).
-        for name, package in (("pause", "."), ("say", "./say")):
+        # pause; say: a lab pod's known line in its container log; burn: a lab pod's CPU load
+        # (images/pause/README.md).
+        for name, package in (("pause", "."), ("say", "./say"), ("burn", "./burn")):
             _run(
                 [go, "build", "-trimpath", "-ldflags", "-s -w", "-o", str(context / name), package],
                 env=build_env,
                 cwd=PAUSE_SOURCE,
             )
         (context / "Containerfile").write_text(
-            'FROM scratch\nCOPY pause /pause\nCOPY say /say\nUSER 65535:65535\nENTRYPOINT ["/pause"]\n'
+            "FROM scratch\nCOPY pause /pause\nCOPY say /say\nCOPY burn /burn\nUSER 65535:65535\n"
+            'ENTRYPOINT ["/pause"]\n'
             f'LABEL cloud58.source-sha256="{digest}"\n'
         )
         _run(["podman", "build", "--quiet", "--tag", image, str(context)], env=env)
@@ -567,9 +572,19 @@ class StaticPodLab:
             # podman caps open files at 4096 in the hosts; HAProxy needs about 2 per connection.
             "api_endpoint_maxconn": 1000,
             "haproxy_gateway_maxconn": 1000,
-            # The minions' /proc/pressure is this machine's, loaded by the build, not by the
-            # node: cloud58-overload runs with a threshold no sample exceeds (never taints).
-            "node_agents_overload_extra_args": ["--high", "100", "--low", "99"],
+            # The minions' /proc/pressure is this whole machine's: cloud58-overload reads the
+            # minion container's own cgroup (same format), over windows short enough for a test.
+            "node_agents_overload_extra_args": [
+                "--source",
+                OVERLOAD_SOURCE,
+                "--high",
+                "60",
+                "--low",
+                "30",
+            ],
+            "node_agents_overload_over_seconds": 10,
+            "node_agents_overload_clear_seconds": 10,
+            "node_agents_overload_interval": 1,
             # The operator's mirror of VictoriaLogs is the binary make setup built; the lab's
             # store keeps at most 1 GiB (the oldest data goes first).
             "log_store_binary_src": programs.path("victoria-logs"),

@@ -1679,6 +1679,59 @@ def test_a_pods_pid_limit_is_its_cgroups_pids_max(lab):
     assert found == {"plain": str(defaults["kubelet_pod_pids_limits"][function]), "capped": "64"}
 
 
+def _overload_state(lab, node: str) -> tuple:
+    """(cloud58-overload's taint on ``node``, its condition's status and reason) as the API
+    server has them."""
+    got = json.loads(lab.kubectl(lab.endpoint, "get", "node", node, "-o", "json").stdout)
+    taints = [
+        f"{t['key']}:{t['effect']}"
+        for t in got["spec"].get("taints") or []
+        if t["key"] == "cloud58.io/overloaded"
+    ]
+    found = [c for c in got["status"].get("conditions") or [] if c["type"] == "CloudFiftyEightOverloaded"]
+    return (taints, *((found[0]["status"], found[0]["reason"]) if found else (None, None)))
+
+
+def test_a_cpu_burner_pod_overloads_its_minion_until_it_is_deleted(lab):
+    """Host overload protection (docs/node-protection.md) with a real CPU burner: a pod on one
+    minion runs the lab image's /burn with three threads per CPU of this machine, so on every
+    CPU one of its threads waits (PSI's "some" is per CPU: with one thread more than the CPUs,
+    the minion's pressure stayed near 65 %, measured). cloud58-overload (site.yml's agents
+    stage) reads its node's CPU pressure; in the lab that is the minion container's own cgroup
+    (the unified hierarchy's cpu.pressure, the format of /proc/pressure/cpu, which is this whole
+    machine's). The burner's Node gets the taint cloud58.io/overloaded:NoSchedule and the condition
+    CloudFiftyEightOverloaded True from its agent; with the pod deleted, both go again."""
+    hot = lab.minions[0]
+    name = f"burn-{hot}"
+    clear = ([], "False", "LoadBelowThreshold")
+    # A minion busy with an earlier test (site.yml's runs) may still be in its window.
+    assert (
+        _wait(f"{hot} clear before the burner", lambda: _overload_state(lab, hot) == clear and clear) == clear
+    )
+    lab.kubectl(lab.endpoint, "create", "serviceaccount", "default", "--namespace", "default", check=False)
+    pod = _pause_pod(lab, name, hot)
+    pod["spec"]["terminationGracePeriodSeconds"] = 1
+    pod["spec"]["containers"][0]["command"] = ["/burn", str(3 * (os.cpu_count() or 1))]
+    lab.kubectl(lab.endpoint, "apply", "-f", "-", input_text=json.dumps(pod))
+    overloaded = (["cloud58.io/overloaded:NoSchedule"], "True", "LoadAboveThreshold")
+    try:
+        found = _wait(
+            f"{hot} tainted by its overload agent",
+            lambda: _overload_state(lab, hot) == overloaded and overloaded,
+            detail=lambda: (
+                "the minion's cpu.pressure: "
+                + lab.exec(hot, ["cat", "/sys/fs/cgroup/unified/cpu.pressure"], check=False).stdout.strip()
+            ),
+        )
+    finally:
+        lab.kubectl(lab.endpoint, "delete", "pod", "-n", "default", name, "--wait=true", check=False)
+    assert found == overloaded
+    assert (
+        _wait(f"{hot} clear once the burner is gone", lambda: _overload_state(lab, hot) == clear and clear)
+        == clear
+    )
+
+
 # On a minion: the host PID of a pod's container through containerd (the CRI's k8s.io
 # namespace, the labels the CRI sets), "" while it has no running task.
 _CONTAINER_PID = (
