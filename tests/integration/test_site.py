@@ -385,14 +385,16 @@ def test_a_director_whose_sync_cannot_tell_its_cluster_fails_in_the_preflight(ex
 
 
 @pytest.mark.parametrize(
-    ("ports", "error"),
+    ("groups", "error"),
     [
         pytest.param(
             # lab2's directors agree on another port than the default, which is allowed
             {
-                "lab1-lvs2": {"lvs_director_exporter_port": 9111},
-                "lab2-lvs1": {"lvs_director_exporter_port": 9112},
-                "lab2-lvs2": {"lvs_director_exporter_port": 9112},
+                "lvs": {
+                    "lab1-lvs2": {"lvs_director_exporter_port": 9111},
+                    "lab2-lvs1": {"lvs_director_exporter_port": 9112},
+                    "lab2-lvs2": {"lvs_director_exporter_port": 9112},
+                }
             },
             "datacenter lab1: lvs_director_exporter_port differs between its LVS directors "
             '({"lab1-lvs1": 9110, "lab1-lvs2": 9111}); its Prometheus scrapes them all on one port '
@@ -402,23 +404,42 @@ def test_a_director_whose_sync_cannot_tell_its_cluster_fails_in_the_preflight(ex
         pytest.param(
             # both run the sync (inventories/lab/group_vars/lvs); lab1's on one port of their own
             {
-                "lab1-lvs1": {"lvs_director_sync_metrics_port": 9700},
-                "lab1-lvs2": {"lvs_director_sync_metrics_port": 9700},
-                "lab2-lvs2": {"lvs_director_sync_metrics_port": 9701},
+                "lvs": {
+                    "lab1-lvs1": {"lvs_director_sync_metrics_port": 9700},
+                    "lab1-lvs2": {"lvs_director_sync_metrics_port": 9700},
+                    "lab2-lvs2": {"lvs_director_sync_metrics_port": 9701},
+                }
             },
             "datacenter lab2: lvs_director_sync_metrics_port differs between its LVS directors "
             '({"lab2-lvs1": 9658, "lab2-lvs2": 9701}); its Prometheus scrapes their cloud58-lvs-sync on one '
             "port (job lvs-sync): give them one value",
             id="lvs-sync",
         ),
+        pytest.param(
+            # a second ingress node in lab1, its gateway's sync on another port
+            {
+                "minions": {
+                    "lab1-w2": {
+                        "labels": {"function": "ingress"},
+                        "haproxy_gateway_sync_metrics_port": "9701",
+                    }
+                }
+            },
+            "datacenter lab1: haproxy_gateway_sync_metrics_port differs between its ingress gateways "
+            '({"lab1-w1": 9665, "lab1-w2": 9701}); its Prometheus scrapes their cloud58-gateway-sync on one '
+            "port (job gateway-sync): give them one value",
+            id="gateway-sync",
+        ),
     ],
 )
-def test_directors_of_a_datacenter_on_two_ports_fail_in_the_preflight(tmp_path, ports, error):
-    """The monitoring stage scrapes a datacenter's directors on one port per job (lvs: the
-    exporters, lvs-sync: cloud58-lvs-sync's counters): directors that disagree stop the whole
-    site.yml in its preflight, naming the datacenter and each director's port."""
+def test_hosts_of_a_datacenter_on_two_metrics_ports_fail_in_the_preflight(tmp_path, groups, error):
+    """The monitoring stage scrapes the programs that each host serves on a port of its own
+    (lvs: the directors' exporters, lvs-sync, gateway-sync) on one port per job and
+    datacenter: hosts that disagree stop the whole site.yml in its preflight, naming the
+    datacenter and each host's port."""
     overlay = tmp_path / "ports.yml"
-    overlay.write_text(yaml.safe_dump({"all": {"children": {"lvs": {"hosts": ports}}}}))
+    children = {group: {"hosts": hosts} for group, hosts in groups.items()}
+    overlay.write_text(yaml.safe_dump({"all": {"children": children}}))
     run = _site("-i", str(overlay))
     assert run.returncode == 2, run.stdout[-4000:] + run.stderr
     assert re.findall(r"^\[ERROR\]: (.*)$", run.stdout, re.M) == [f"Task failed: Action failed: {error}"]

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: cloud58 platform team
 # Apache License 2.0
-"""The prometheus_* filters: thin adapters, one AnsibleFilterError per bad input."""
+"""The prometheus_* and metrics_port* filters: thin adapters, one AnsibleFilterError per bad input."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.cloud58.platform.plugins.filter.monitoring import (
     FilterModule,
+    metrics_port,
+    metrics_port_problems,
     prometheus_args,
     prometheus_client_files,
     prometheus_config,
@@ -30,6 +32,8 @@ def plan():
 
 def test_filters_are_registered():
     assert sorted(FilterModule().filters()) == [
+        "metrics_port",
+        "metrics_port_problems",
         "prometheus_args",
         "prometheus_client_files",
         "prometheus_config",
@@ -78,6 +82,34 @@ def test_prometheus_args():
     )
 
 
+def test_metrics_port_is_the_hosts_one_port():
+    assert (
+        metrics_port(
+            ["a", "b"],
+            "lvs",
+            {"a": {"lvs_director_exporter_port": 9200}, "b": {"lvs_director_exporter_port": 9200}},
+        )
+        == 9200
+    )
+    assert metrics_port([], "gateway-sync", {}) == 9665
+
+
+def test_metrics_port_problems_compare_only_the_directors_that_run_the_sync(plan):
+    # the inventory's text "yes" for lvs_director_sync counts as on, as Ansible's bool does
+    hostvars = {
+        "lab1-lvs1": {"lvs_director_sync": "yes", "lvs_director_sync_metrics_port": 9700},
+        "lab1-lvs2": {"lvs_director_sync": False, "lvs_director_sync_metrics_port": 9800},
+        "lab2-lvs1": {"lvs_director_sync": True, "lvs_director_sync_metrics_port": 9700},
+        "lab2-lvs2": {"lvs_director_sync": "yes"},
+    }
+    assert metrics_port_problems(plan, hostvars) == [
+        "datacenter lab2: lvs_director_sync_metrics_port differs between its LVS directors "
+        '({"lab2-lvs1": 9700, "lab2-lvs2": 9658}); its Prometheus scrapes their cloud58-lvs-sync on one '
+        "port (job lvs-sync): give them one value"
+    ]
+    assert metrics_port_problems(plan, {d: {} for d in hostvars}, gateway_hosts=["lab1-w1"]) == []
+
+
 def test_prometheus_hosts(plan):
     assert prometheus_hosts(plan) == ["lab1-m1", "lab2-m1"]
 
@@ -112,6 +144,30 @@ def test_prometheus_hosts(plan):
             "prometheus_extra_rules: prometheus_extra_rules_files: 'rules/cloud58-alerts.yml':"
             " cloud58-alerts.yml is the name of a platform rules file",
             id="extra-rules-platform-name",
+        ),
+        pytest.param(
+            lambda plan: metrics_port(["m1", "m2"], "consul-sync", {"m2": {"consul_sync_metrics_port": 1}}),
+            "metrics_port(consul-sync): consul_sync_metrics_port differs between its consul sync hosts "
+            '({"m1": 9664, "m2": 1}); its Prometheus scrapes their cloud58-consul-sync on one port '
+            "(job consul-sync): give them one value",
+            id="port-disagreed",
+        ),
+        pytest.param(
+            lambda plan: metrics_port(["w1"], "gateway", {}),
+            "metrics_port(gateway): job 'gateway' has no per-host port; known: lvs, lvs-sync, consul-sync, "
+            "gateway-sync",
+            id="port-unknown-job",
+        ),
+        pytest.param(
+            lambda plan: metrics_port_problems(plan, {"lab1-lvs1": {"lvs_director_exporter_port": "x"}}),
+            "metrics_port_problems: host lab1-lvs1: lvs_director_exporter_port: expected a port 0-65535, "
+            "got 'x'",
+            id="problems-not-a-port",
+        ),
+        pytest.param(
+            lambda plan: metrics_port_problems(["lab1"], {}),
+            "metrics_port_problems: expected the plan (a mapping with 'datacenters' and 'hosts'), got list",
+            id="problems-not-a-plan",
         ),
         pytest.param(
             lambda plan: prometheus_hosts("plan"),
