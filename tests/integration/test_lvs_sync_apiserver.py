@@ -136,7 +136,8 @@ class Lab:
         for metric, labels, value in re.findall(r"^(cloud58_lvs_\w+)\{(.*)\} (\d+)$", text, re.M):
             fields = dict(re.findall(r'(\w+)="([^"]*)"', labels))
             assert fields["director"] == DIRECTOR
-            if fields["vip"] == VIP:  # not the series of lab1-k8s-api's masters
+            # not the series of lab1-k8s-api's masters, nor the failed API calls
+            if fields.get("vip") == VIP:
                 out[(metric, fields["realserver"], fields["port"])] = int(value)
         return out
 

@@ -6,12 +6,18 @@ in cluster ``c2`` of ``kube_clusters``; a client certificate of that cluster's C
 stage copies to the directors) is the sync's credential. With it the calls the sync makes
 (list and watch Services and EndpointSlices in every namespace) succeed, a watch sees an
 EndpointSlice the test creates, and every write, and every read of another resource, is
-refused (403). The objects are removed after.
+refused (403). The objects are removed after. Without a binding, the program's lists are
+refused and its /metrics counts them.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import time
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -23,12 +29,15 @@ from ansible_collections.cloud58.platform.plugins.module_utils.controlplane.pki_
     LVS_SYNC_CERT,
     LVS_SYNC_USER,
 )
+from ansible_collections.cloud58.platform.plugins.module_utils.topology import build_plan, load_inventory
+from cloud58_lab.netlab import stop_process
 from cloud58_lab.pki import CertificateAuthority
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 RENDERED = REPO / "clusters/lab1-k8s"
+PROGRAM = REPO / "collections/ansible_collections/cloud58/platform/roles/lvs_director/files/cloud58-lvs-sync"
 NAME = "cloud58-lvs-sync"
 FILES = [
     "22_clusterrole_cloud58-lvs-sync.yaml",
@@ -175,3 +184,104 @@ def test_the_identity_is_refused_anything_else(clients, call, message):
         403,
         message.replace("{ns}", clients.namespace),
     )
+
+
+def test_a_refused_list_is_counted_on_the_syncs_metrics_while_it_retries(kube_clusters, tmp_path):
+    """Before the gitops stage binds its ClusterRole, the sync's lists are refused (403) and it
+    retries with backoff (docs/lvs.md). Its /metrics answers from its start and counts each
+    refusal by call and status, so the refusals show beside the journal. The identity here is a
+    certificate of the cluster's CA that no binding names; ``nft`` is ``false``: nothing gets as
+    far as the data plane."""
+    admin = config.new_client_from_config(config_file=str(kube_clusters.kubeconfig), context="c2")
+    cert_file, key_file = (
+        CertificateAuthority.load(kube_clusters["c2"].pki)
+        .issue("cloud58:lvs-sync-unbound", client=True)
+        .write(tmp_path, "unbound")
+    )
+    kubeconfig = tmp_path / "unbound.kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [
+                    {
+                        "name": "c2",
+                        "cluster": {
+                            "server": admin.configuration.host,
+                            "certificate-authority": admin.configuration.ssl_ca_cert,
+                        },
+                    }
+                ],
+                "users": [
+                    {
+                        "name": "unbound",
+                        "user": {"client-certificate": str(cert_file), "client-key": str(key_file)},
+                    }
+                ],
+                "contexts": [{"name": "c2", "context": {"cluster": "c2", "user": "unbound"}}],
+                "current-context": "c2",
+            }
+        )
+    )
+    admin.close()
+    plan = build_plan(load_inventory(str(REPO / "inventories/lab"))).as_dict()
+    settings = tmp_path / "lvs-sync.json"
+    settings.write_text(
+        json.dumps(
+            {
+                "director": "lab1-lvs1",
+                "lvs": plan["datacenters"]["lab1"]["lvs"],
+                "kubeconfig": str(kubeconfig),
+                "nft": ["false"],
+                "retries": 50,
+                "metrics_port": 0,
+            }
+        )
+    )
+    log = tmp_path / "sync.log"
+    env = dict(os.environ, PYTHONPATH=str(REPO / "collections"))
+    with log.open("w") as out:
+        # As the unit runs it: Debian's python3 and its python3-kubernetes (make setup).
+        proc = subprocess.Popen(
+            ["/usr/bin/python3", str(PROGRAM), "--config", str(settings)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    series = 'cloud58_lvs_sync_api_errors_total{director="lab1-lvs1",call="list",status="403"} '
+
+    def refusals():
+        found = re.search(r"metrics on (http://\S+)", log.read_text())
+        if not found:
+            return None
+        with urllib.request.urlopen(found.group(1), timeout=10) as response:
+            lines = [line for line in response.read().decode().splitlines() if not line.startswith("#")]
+        return (
+            lines
+            if len(lines) == 1 and lines[0].startswith(series) and int(lines[0].split()[-1]) >= 2
+            else None
+        )
+
+    try:
+        lines = _wait_for(refusals)
+        assert lines is not None, log.read_text()[-2000:]
+        assert proc.poll() is None, log.read_text()[-2000:]
+        assert "list attempt 1 of 50 through" in log.read_text()
+    finally:
+        problems = stop_process(proc, timeout=10)
+    assert problems == []
+
+
+def _wait_for(probe, timeout=60.0):
+    """``probe()`` once it is not None, else None after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            found = probe()
+        except OSError:
+            found = None
+        if found is not None:
+            return found
+        time.sleep(0.2)
+    return None

@@ -318,6 +318,22 @@ def stats_counters(data, table=STATS_TABLE):
     return out
 
 
+API_ERRORS = "cloud58_lvs_sync_api_errors_total"
+
+
+def api_errors_text(errors, director):
+    """The sync's failed calls to the API server in the Prometheus text format: ``errors`` is
+    {(call, status): count}, call ``list`` or ``watch``, status the HTTP status or ``error``
+    (no HTTP answer); one series per pair, in order."""
+    lines = [
+        f"# HELP {API_ERRORS} Calls to the API server that failed, by call and HTTP status (error: none).",
+        f"# TYPE {API_ERRORS} counter",
+    ]
+    for (call, status), count in sorted(errors.items()):
+        lines.append(f'{API_ERRORS}{{director="{director}",call="{call}",status="{status}"}} {count}')
+    return "\n".join(lines) + "\n"
+
+
 def prometheus_text(counters, director):
     """The counters in the Prometheus text format, one series per VIP and realserver."""
     lines = []

@@ -9,6 +9,7 @@ import pytest
 from ansible_collections.cloud58.platform.plugins.module_utils.lvs.fullnat import director_state
 from ansible_collections.cloud58.platform.plugins.module_utils.lvs.sync import (
     announcement,
+    api_errors_text,
     prometheus_text,
     ready_endpoints,
     realservers,
@@ -483,6 +484,30 @@ def test_stats_counters_to_prometheus_text():
         "# TYPE cloud58_lvs_from_realserver_packets_total counter\n"
         f"cloud58_lvs_from_realserver_packets_total{{{labels}}} 7\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("errors", "series"),
+    [
+        pytest.param({}, [], id="none"),
+        pytest.param(
+            {("watch", "error"): 1, ("list", "403"): 3, ("list", "error"): 2},
+            [
+                'cloud58_lvs_sync_api_errors_total{director="d1",call="list",status="403"} 3',
+                'cloud58_lvs_sync_api_errors_total{director="d1",call="list",status="error"} 2',
+                'cloud58_lvs_sync_api_errors_total{director="d1",call="watch",status="error"} 1',
+            ],
+            id="sorted-by-call-and-status",
+        ),
+    ],
+)
+def test_api_errors_text(errors, series):
+    assert api_errors_text(errors, "d1").splitlines() == [
+        "# HELP cloud58_lvs_sync_api_errors_total Calls to the API server that failed, by call and HTTP "
+        "status (error: none).",
+        "# TYPE cloud58_lvs_sync_api_errors_total counter",
+        *series,
+    ]
 
 
 # ---- the healthy set for BIRD (issue #14 item 2) ----------------------------------------------
