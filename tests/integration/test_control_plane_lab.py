@@ -1793,6 +1793,34 @@ def _opted_in_deployment(lab, host: str, namespace: str, name: str, policy: str,
     }
 
 
+# On a minion: how many of three ICMP echo requests to sys.argv[1] are answered (1 s each).
+_ECHOES = (
+    "import os,socket,struct,sys,time\n"
+    "def packet(seq):\n"
+    "    body=struct.pack('!HH',os.getpid()&0xffff,seq)+b'cloud58!'\n"
+    "    words=struct.unpack('!8H',struct.pack('!BBH',8,0,0)+body)\n"
+    "    total=sum(words);total=(total>>16)+(total&0xffff);total+=total>>16\n"
+    "    return struct.pack('!BBH',8,0,~total&0xffff)+body\n"
+    "sock=socket.socket(socket.AF_INET,socket.SOCK_RAW,socket.IPPROTO_ICMP)\n"
+    "answered=0\n"
+    "for seq in range(3):\n"
+    "    sock.sendto(packet(seq),(sys.argv[1],0))\n"
+    "    end=time.monotonic()+1\n"
+    "    while time.monotonic()<end:\n"
+    "        sock.settimeout(max(end-time.monotonic(),0.01))\n"
+    "        try:\n"
+    "            data,peer=sock.recvfrom(2048)\n"
+    "        except socket.timeout:\n"
+    "            break\n"
+    "        head=(data[0]&15)*4\n"
+    "        kind,_,_,ident,got=struct.unpack('!BBHHH',data[head:head+8])\n"
+    "        if kind==0 and ident==os.getpid()&0xffff and got==seq and peer[0]==sys.argv[1]:\n"
+    "            answered+=1\n"
+    "            break\n"
+    "print(answered)\n"
+)
+
+
 def test_a_crashing_container_leaves_its_crash_site_and_its_pod_is_replaced(lab):
     """site.yml's agents stage runs cloud58-crashkeeper on the minions, and the
     container_runtime stage has containerd pass the pod annotation cloud58.io/crash into the
@@ -1801,7 +1829,9 @@ def test_a_crashing_container_leaves_its_crash_site_and_its_pod_is_replaced(lab)
     the site (manifest, the container's log with the dump, the writable layer's listing), takes
     the pod's veth down, and marks the pod Failed through the API with its own certificate
     (ClusterRole cloud58-crashkeeper: patch of pods/status); the ReplicaSet's replacement
-    becomes Ready."""
+    becomes Ready. The cut is measured: the minion's echo requests to the pod's address, all
+    three answered before the crash (its sandbox answers while it lives), none once the site is
+    kept."""
     host = lab.minions[-1]
     namespace, name = f"cloud58-labcrash-{os.getpid()}", "crashy"
     policy = json.dumps({"app": name, "dump": ["/say", "no dump: the process has exited"]})
@@ -1820,7 +1850,12 @@ def test_a_crashing_container_leaves_its_crash_site_and_its_pod_is_replaced(lab)
         lab.kubectl(lab.endpoint, "create", "serviceaccount", "default", "-n", namespace, check=False)
         lab.kubectl(lab.endpoint, "apply", "-f", "-", input_text=json.dumps(deployment))
         running = _wait(f"{name} ready on {host}", lambda: [p for p in pods() if ready(p)])
-        first = running[0]["metadata"]["name"]
+        first, address = running[0]["metadata"]["name"], running[0]["status"]["podIP"]
+
+        def echoes() -> str:
+            return lab.exec(host, ["python3", "-c", _ECHOES, address]).stdout.strip()
+
+        assert echoes() == "3"
 
         def container_pid():
             argv = ["python3", "-c", _CONTAINER_PID, namespace, first, "app"]
@@ -1838,6 +1873,7 @@ def test_a_crashing_container_leaves_its_crash_site_and_its_pod_is_replaced(lab)
             return json.loads(found) if found.strip() else None
 
         manifest = _wait("the crash site's manifest", site)
+        assert echoes() == "0"
         assert (manifest["pod"], manifest["container"], manifest["exit_code"]) == (
             f"{namespace}/{first}",
             "app",
