@@ -149,6 +149,8 @@ STAND_INS = (
     "pod network: a bridge + host-local CNI configuration over each minion's block (calico-node's CNI)",
     "pause image: localhost/cloud58/pause built from images/pause (the registry mirror)",
     "BGP fabric: FRR routers and BIRD speakers in network namespaces, not yet wired to the host containers",
+    "node CPU pressure for cloud58-overload: each minion container's own cgroup "
+    "(/sys/fs/cgroup/unified/cpu.pressure; /proc/pressure is the whole machine's)",
 )
 
 
