@@ -41,6 +41,7 @@ from kubernetes import client, config
 from cloud58_lab import programs
 from cloud58_lab.consulsync import SYNC_RULES, Consul
 from cloud58_lab.netlab import free_ports, wait_until
+from cloud58_lab.pki import CertificateAuthority
 
 pytestmark = pytest.mark.slow
 
@@ -664,3 +665,79 @@ def test_a_bad_configuration_is_one_line_before_anything_is_contacted(tmp_path, 
     where = "" if "{token}" in message else f"{path}: "
     line = f"ERROR {where}{message.format(token=tmp_path / 'token')}\n"
     assert (out.returncode, out.stdout, out.stderr) == (1, "", line)
+
+
+def test_refused_lists_are_counted_on_metrics_from_the_start(kube_clusters, tmp_path):
+    """Before the gitops stage binds its ClusterRole the sync's lists are refused (403) and
+    retried with backoff; its /metrics answers from its start and counts each failed list, so
+    the refusals show beside its log. The identity is a certificate of the cluster's CA that
+    no binding names; no Consul is needed before a list succeeds (the address is closed)."""
+    admin = config.new_client_from_config(config_file=str(kube_clusters.kubeconfig), context="c1")
+    server, ca = admin.configuration.host, admin.configuration.ssl_ca_cert
+    admin.close()
+    cert, key = (
+        CertificateAuthority.load(kube_clusters["c1"].pki)
+        .issue("cloud58:consul-sync-unbound", client=True)
+        .write(tmp_path, "unbound")
+    )
+    kubeconfig = tmp_path / "unbound.kubeconfig"
+    kubeconfig.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c1", "cluster": {"server": server, "certificate-authority": ca}}],
+                "users": [
+                    {"name": "unbound", "user": {"client-certificate": str(cert), "client-key": str(key)}}
+                ],
+                "contexts": [{"name": "c1", "context": {"cluster": "c1", "user": "unbound"}}],
+                "current-context": "c1",
+            }
+        )
+    )
+    token = tmp_path / "token"
+    token.write_text("not-used-before-a-list\n")
+    settings = tmp_path / "consul-sync.json"
+    settings.write_text(
+        json.dumps(
+            {
+                "cluster": CLUSTER,
+                "datacenter": DATACENTER,
+                "kubeconfig": str(kubeconfig),
+                "consul_address": f"http://127.0.0.1:{free_ports(1)[0]}",
+                "token_file": str(token),
+                "retries": 50,
+                "metrics_port": 0,
+            }
+        )
+    )
+    log = tmp_path / "sync.log"
+    env = dict(os.environ, PYTHONPATH=str(REPO / "collections"))
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, str(PROGRAM), "--config", str(settings)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+
+    def failures():
+        found = re.search(r"metrics on (http://\S+)", log.read_text())
+        if not found:
+            return None
+        with urllib.request.urlopen(found.group(1), timeout=10) as response:
+            got = dict(
+                re.findall(
+                    r'^cloud58_consul_sync_(\w+)\{cluster="c1"\} (\d+)$', response.read().decode(), re.M
+                )
+            )
+        return got if int(got["kube_list_failures_total"]) >= 2 else None
+
+    try:
+        got = wait_until(failures, WAIT, interval=0.2, what="two refused lists on /metrics")
+        assert proc.poll() is None, log.read_text()[-2000:]
+        assert {k: v for k, v in got.items() if k != "kube_list_failures_total" and v != "0"} == {}
+        assert ": 403 Forbidden: services is forbidden: " in log.read_text()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

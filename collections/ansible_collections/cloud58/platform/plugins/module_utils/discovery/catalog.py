@@ -302,6 +302,8 @@ class RateLimit:
 METRICS = (
     ("events_total", "counter", "Watch events of Services and EndpointSlices received."),
     ("relists_total", "counter", "Full lists again after a watch expired (410 Gone)."),
+    ("kube_list_failures_total", "counter", "Lists the API server refused or that failed (each retried)."),
+    ("kube_watch_failures_total", "counter", "Watches that failed before their end (each started again)."),
     ("reconciles_total", "counter", "Reconciliations of Consul's catalog with the cluster."),
     ("requests_total", "counter", "HTTP requests to Consul (reads and transactions)."),
     ("txn_total", "counter", "Transactions (/v1/txn) Consul accepted."),

@@ -347,14 +347,16 @@ def test_plan_batches_at_most_the_txn_limit_keeping_service_and_check_together(c
 
 
 def test_prometheus_text():
-    text = prometheus_text({"txn_total": 3, "instances": 2}, "c1")
+    text = prometheus_text({"txn_total": 3, "instances": 2, "kube_list_failures_total": 4}, "c1")
     assert 'cloud58_consul_sync_txn_total{cluster="c1"} 3\n' in text
+    assert 'cloud58_consul_sync_kube_list_failures_total{cluster="c1"} 4\n' in text
+    assert 'cloud58_consul_sync_kube_watch_failures_total{cluster="c1"} 0\n' in text
     assert 'cloud58_consul_sync_instances{cluster="c1"} 2\n' in text
     assert 'cloud58_consul_sync_deregistered_total{cluster="c1"} 0\n' in text
     assert 'cloud58_consul_sync_relists_total{cluster="c1"} 0\n' in text
     assert "# TYPE cloud58_consul_sync_instances gauge\n" in text
     assert "# TYPE cloud58_consul_sync_relists_total counter\n" in text
-    assert text.count("# TYPE ") == 12
+    assert text.count("# TYPE ") == 14
 
 
 @pytest.mark.parametrize(
