@@ -1,4 +1,5 @@
-"""Verify the log store, the shippers and Prometheus of the observability scenario (testinfra).
+"""Verify node-exporter, the log store, the shippers and Prometheus of the observability
+scenario (testinfra).
 
 Every HTTP request is made inside the containers (python3 of the node image) to the services
 the roles started; nothing leaves them.
@@ -64,6 +65,38 @@ def _logsql(query: str) -> list[dict]:
     status, body = _fetch(M1, f"{STORE}/select/logsql/query", f"query={query}")
     assert status == 200, body
     return [json.loads(line) for line in body.splitlines() if line.strip()]
+
+
+# ---- node-exporter -------------------------------------------------------------------------
+@pytest.mark.parametrize(("host", "name"), NODES)
+def test_node_exporter_runs_with_the_roles_flags(host, name):
+    service = host.service("prometheus-node-exporter")
+    assert (service.is_enabled, service.is_running) == (True, True)
+    defaults = host.file("/etc/default/prometheus-node-exporter").content_string
+    assert [line for line in defaults.splitlines() if line.startswith("ARGS=")] == [
+        'ARGS="--web.listen-address=:9100 --collector.textfile.directory=/var/lib/prometheus/node-exporter '
+        '--web.disable-exporter-metrics"'
+    ]
+
+
+@pytest.mark.parametrize(("host", "name"), NODES)
+def test_node_exporter_serves_a_textfile_series_and_not_its_own(host, name):
+    """A *.prom file in the textfile directory (the agents' way in) is served at the next scrape;
+    the operator's extra flag has dropped the exporter's own process_* series."""
+    value = uuid.uuid4().int % 1000
+    probe = "/var/lib/prometheus/node-exporter/molecule.prom"
+    host.check_output(
+        f"printf 'cloud58_molecule_probe %d\\n' {value} > {probe}.tmp && mv {probe}.tmp {probe}"
+    )
+    try:
+        status, body = _fetch(host, "http://127.0.0.1:9100/metrics")
+        assert status == 200
+        lines = body.splitlines()
+        assert f"cloud58_molecule_probe {value}" in lines
+        assert [line for line in lines if line.startswith("node_uname_info{")] != []
+        assert [line for line in lines if line.startswith("process_start_time_seconds")] == []
+    finally:
+        host.check_output(f"rm -f {probe}")
 
 
 # ---- log store ----------------------------------------------------------------------------
