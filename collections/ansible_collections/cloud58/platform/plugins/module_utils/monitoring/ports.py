@@ -90,8 +90,10 @@ def port_problem(job, datacenter, hosts, host_vars: Mapping) -> str:
 def _differs(job, datacenter, ports) -> str:
     program = PROGRAM_PORTS[job]
     where = f"datacenter {datacenter}: " if datacenter else ""
+    # hosts by name: the same line whatever order the inventory gives them in
+    listed = json.dumps(ports, sort_keys=True)
     return (
-        f"{where}{program.variable} differs between its {program.hosts} ({json.dumps(ports)}); "
+        f"{where}{program.variable} differs between its {program.hosts} ({listed}); "
         f"its Prometheus scrapes {program.scraped} on one port (job {job}): give them one value"
     )
 

@@ -105,6 +105,12 @@ def test_hosts_that_disagree_have_no_agreed_port():
     )
 
 
+def test_port_problem_lists_the_hosts_by_name():
+    host_vars = {"lab1-w2": {"haproxy_gateway_sync_metrics_port": 9701}}
+    problem = port_problem("gateway-sync", "lab1", ["lab1-w2", "lab1-w1"], host_vars)
+    assert '({"lab1-w1": 9665, "lab1-w2": 9701})' in problem
+
+
 def test_port_problem_names_the_datacenter_only_when_they_disagree():
     assert port_problem("lvs", "lab1", ["lab1-lvs1", "lab1-lvs2"], {}) == ""
     assert port_problem(
