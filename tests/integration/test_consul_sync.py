@@ -41,7 +41,6 @@ from kubernetes import client, config
 from cloud58_lab import programs
 from cloud58_lab.consulsync import SYNC_RULES, Consul
 from cloud58_lab.netlab import free_ports, wait_until
-from cloud58_lab.pki import CertificateAuthority
 
 pytestmark = pytest.mark.slow
 
@@ -667,34 +666,12 @@ def test_a_bad_configuration_is_one_line_before_anything_is_contacted(tmp_path, 
     assert (out.returncode, out.stdout, out.stderr) == (1, "", line)
 
 
-def test_refused_lists_are_counted_on_metrics_from_the_start(kube_clusters, tmp_path):
+def test_refused_lists_are_counted_on_metrics_from_the_start(unbound_kubeconfig, tmp_path):
     """Before the gitops stage binds its ClusterRole the sync's lists are refused (403) and
     retried with backoff; its /metrics answers from its start and counts each failed list, so
     the refusals show beside its log. The identity is a certificate of the cluster's CA that
     no binding names; no Consul is needed before a list succeeds (the address is closed)."""
-    admin = config.new_client_from_config(config_file=str(kube_clusters.kubeconfig), context="c1")
-    server, ca = admin.configuration.host, admin.configuration.ssl_ca_cert
-    admin.close()
-    cert, key = (
-        CertificateAuthority.load(kube_clusters["c1"].pki)
-        .issue("cloud58:consul-sync-unbound", client=True)
-        .write(tmp_path, "unbound")
-    )
-    kubeconfig = tmp_path / "unbound.kubeconfig"
-    kubeconfig.write_text(
-        json.dumps(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "c1", "cluster": {"server": server, "certificate-authority": ca}}],
-                "users": [
-                    {"name": "unbound", "user": {"client-certificate": str(cert), "client-key": str(key)}}
-                ],
-                "contexts": [{"name": "c1", "context": {"cluster": "c1", "user": "unbound"}}],
-                "current-context": "c1",
-            }
-        )
-    )
+    kubeconfig = unbound_kubeconfig("c1", "cloud58:consul-sync-unbound")
     token = tmp_path / "token"
     token.write_text("not-used-before-a-list\n")
     settings = tmp_path / "consul-sync.json"

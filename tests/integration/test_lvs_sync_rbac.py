@@ -186,45 +186,13 @@ def test_the_identity_is_refused_anything_else(clients, call, message):
     )
 
 
-def test_a_refused_list_is_counted_on_the_syncs_metrics_while_it_retries(kube_clusters, tmp_path):
+def test_a_refused_list_is_counted_on_the_syncs_metrics_while_it_retries(unbound_kubeconfig, tmp_path):
     """Before the gitops stage binds its ClusterRole, the sync's lists are refused (403) and it
     retries with backoff (docs/lvs.md). Its /metrics answers from its start and counts each
     refusal by call and status, so the refusals show beside the journal. The identity here is a
     certificate of the cluster's CA that no binding names; ``nft`` is ``false``: nothing gets as
     far as the data plane."""
-    admin = config.new_client_from_config(config_file=str(kube_clusters.kubeconfig), context="c2")
-    cert_file, key_file = (
-        CertificateAuthority.load(kube_clusters["c2"].pki)
-        .issue("cloud58:lvs-sync-unbound", client=True)
-        .write(tmp_path, "unbound")
-    )
-    kubeconfig = tmp_path / "unbound.kubeconfig"
-    kubeconfig.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [
-                    {
-                        "name": "c2",
-                        "cluster": {
-                            "server": admin.configuration.host,
-                            "certificate-authority": admin.configuration.ssl_ca_cert,
-                        },
-                    }
-                ],
-                "users": [
-                    {
-                        "name": "unbound",
-                        "user": {"client-certificate": str(cert_file), "client-key": str(key_file)},
-                    }
-                ],
-                "contexts": [{"name": "c2", "context": {"cluster": "c2", "user": "unbound"}}],
-                "current-context": "c2",
-            }
-        )
-    )
-    admin.close()
+    kubeconfig = unbound_kubeconfig("c2", "cloud58:lvs-sync-unbound")
     plan = build_plan(load_inventory(str(REPO / "inventories/lab"))).as_dict()
     settings = tmp_path / "lvs-sync.json"
     settings.write_text(
