@@ -507,6 +507,24 @@ def _spawn(args: list[str], log: Path) -> subprocess.Popen:
         )
 
 
+def start_logged(argv: list, log: Path, env: dict | None = None) -> subprocess.Popen:
+    """Start ``argv`` with its stdout and stderr in the file ``log``."""
+    with log.open("w") as out:
+        return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
+
+
+def logged_metrics(log: Path) -> str | None:
+    """The text of the ``/metrics`` a program announced in its log (``metrics on http://...``,
+    the project's services say it once bound), or None before it has."""
+    found = re.search(r"metrics on (http://\S+)", log.read_text())
+    if not found:
+        return None
+    import urllib.request
+
+    with urllib.request.urlopen(found.group(1), timeout=10) as response:
+        return response.read().decode()
+
+
 def stop_process(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 5) -> list[str]:
     """Signal one process by its PID, wait ``timeout`` s; SIGKILL when it does not go away.
     What is left, as problems (a process that survived SIGKILL); [] when it is gone."""

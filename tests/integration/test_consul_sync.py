@@ -40,7 +40,7 @@ from kubernetes import client, config
 
 from cloud58_lab import programs
 from cloud58_lab.consulsync import SYNC_RULES, Consul
-from cloud58_lab.netlab import free_ports, wait_until
+from cloud58_lab.netlab import free_ports, logged_metrics, start_logged, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -183,9 +183,8 @@ class Lab:
             api.create_namespaced_endpoint_slice(self.namespace, body)
 
     def metrics(self):
-        url = re.search(r"metrics on (http://\S+)", self.log.read_text()).group(1)
-        with urllib.request.urlopen(url, timeout=10) as response:
-            text = response.read().decode()
+        text = logged_metrics(self.log)
+        assert text is not None, self.log.read_text()[-2000:]
         return {
             name: int(value)
             for name, value in re.findall(r'^cloud58_consul_sync_(\w+)\{cluster="c1"\} (\d+)$', text, re.M)
@@ -690,24 +689,13 @@ def test_refused_lists_are_counted_on_metrics_from_the_start(unbound_kubeconfig,
     )
     log = tmp_path / "sync.log"
     env = dict(os.environ, PYTHONPATH=str(REPO / "collections"))
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, str(PROGRAM), "--config", str(settings)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
+    proc = start_logged([sys.executable, str(PROGRAM), "--config", str(settings)], log, env)
 
     def failures():
-        found = re.search(r"metrics on (http://\S+)", log.read_text())
-        if not found:
+        text = logged_metrics(log)
+        if text is None:
             return None
-        with urllib.request.urlopen(found.group(1), timeout=10) as response:
-            got = dict(
-                re.findall(
-                    r'^cloud58_consul_sync_(\w+)\{cluster="c1"\} (\d+)$', response.read().decode(), re.M
-                )
-            )
+        got = dict(re.findall(r'^cloud58_consul_sync_(\w+)\{cluster="c1"\} (\d+)$', text, re.M))
         return got if int(got["kube_list_failures_total"]) >= 2 else None
 
     try:

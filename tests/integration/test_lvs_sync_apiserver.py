@@ -27,7 +27,6 @@ import re
 import signal
 import subprocess
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -38,7 +37,7 @@ from ansible_collections.cloud58.platform.plugins.module_utils.lvs.announce impo
 from ansible_collections.cloud58.platform.plugins.module_utils.lvs.fullnat import read_table
 from ansible_collections.cloud58.platform.plugins.module_utils.topology import build_plan, load_inventory
 from cloud58_lab import programs
-from cloud58_lab.netlab import NetLab, run_prefix, stop_process
+from cloud58_lab.netlab import NetLab, logged_metrics, run_prefix, stop_process
 
 pytestmark = pytest.mark.slow
 
@@ -129,9 +128,7 @@ class Lab:
     def metrics(self):
         """The sync's /metrics for the VIP 198.18.2.10: {(metric, realserver, port): value}."""
         self.wait_for_log("metrics on http://")
-        url = re.search(r"metrics on (http://\S+)", self.log.read_text()).group(1)
-        with urllib.request.urlopen(url, timeout=10) as response:
-            text = response.read().decode()
+        text = logged_metrics(self.log)
         out = {}
         for metric, labels, value in re.findall(r"^(cloud58_lvs_\w+)\{(.*)\} (\d+)$", text, re.M):
             fields = dict(re.findall(r'(\w+)="([^"]*)"', labels))

@@ -14,10 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import subprocess
-import time
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -30,7 +26,7 @@ from ansible_collections.cloud58.platform.plugins.module_utils.controlplane.pki_
     LVS_SYNC_USER,
 )
 from ansible_collections.cloud58.platform.plugins.module_utils.topology import build_plan, load_inventory
-from cloud58_lab.netlab import stop_process
+from cloud58_lab.netlab import logged_metrics, start_logged, stop_process, wait_until
 from cloud58_lab.pki import CertificateAuthority
 
 pytestmark = pytest.mark.slow
@@ -209,22 +205,15 @@ def test_a_refused_list_is_counted_on_the_syncs_metrics_while_it_retries(unbound
     )
     log = tmp_path / "sync.log"
     env = dict(os.environ, PYTHONPATH=str(REPO / "collections"))
-    with log.open("w") as out:
-        # As the unit runs it: Debian's python3 and its python3-kubernetes (make setup).
-        proc = subprocess.Popen(
-            ["/usr/bin/python3", str(PROGRAM), "--config", str(settings)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
+    # As the unit runs it: Debian's python3 and its python3-kubernetes (make setup).
+    proc = start_logged(["/usr/bin/python3", str(PROGRAM), "--config", str(settings)], log, env)
     series = 'cloud58_lvs_sync_api_errors_total{director="lab1-lvs1",call="list",status="403"} '
 
     def refusals():
-        found = re.search(r"metrics on (http://\S+)", log.read_text())
-        if not found:
+        text = logged_metrics(log)
+        if text is None:
             return None
-        with urllib.request.urlopen(found.group(1), timeout=10) as response:
-            lines = [line for line in response.read().decode().splitlines() if not line.startswith("#")]
+        lines = [line for line in text.splitlines() if not line.startswith("#")]
         return (
             lines
             if len(lines) == 1 and lines[0].startswith(series) and int(lines[0].split()[-1]) >= 2
@@ -232,24 +221,11 @@ def test_a_refused_list_is_counted_on_the_syncs_metrics_while_it_retries(unbound
         )
 
     try:
-        lines = _wait_for(refusals)
-        assert lines is not None, log.read_text()[-2000:]
+        lines = wait_until(refusals, 60, interval=0.2, what="two refused lists on /metrics")
+        # the one series: the lists' 403s, no other failure
+        assert [line.rsplit(" ", 1)[0] for line in lines] == [series.rstrip()]
         assert proc.poll() is None, log.read_text()[-2000:]
         assert "list attempt 1 of 50 through" in log.read_text()
     finally:
         problems = stop_process(proc, timeout=10)
     assert problems == []
-
-
-def _wait_for(probe, timeout=60.0):
-    """``probe()`` once it is not None, else None after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            found = probe()
-        except OSError:
-            found = None
-        if found is not None:
-            return found
-        time.sleep(0.2)
-    return None

@@ -19,11 +19,9 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -31,7 +29,7 @@ import pytest
 from kubernetes import client, config
 
 from ansible_collections.cloud58.platform.plugins.module_utils.node import podwatch, shaper
-from cloud58_lab.netlab import NetLab, run_prefix, stop_process
+from cloud58_lab.netlab import NetLab, logged_metrics, run_prefix, stop_process
 
 pytestmark = pytest.mark.slow
 
@@ -117,9 +115,8 @@ class Lab:
         return root[0]["options"]["rate"] if root and root[0]["kind"] == "tbf" else None
 
     def metrics(self):
-        url = re.search(r"metrics on (http://\S+)", self.log.read_text()).group(1)
-        with urllib.request.urlopen(url, timeout=10) as response:
-            text = response.read().decode()
+        text = logged_metrics(self.log)
+        assert text is not None, self.log.read_text()[-2000:]
         return [line for line in text.splitlines() if f'pod="{self.namespace}/' in line]
 
 
