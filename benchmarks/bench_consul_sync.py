@@ -56,7 +56,7 @@ from kubernetes import client, config  # noqa: E402
 from cloud58_lab import programs  # noqa: E402
 from cloud58_lab.consulapi import single_server_config  # noqa: E402
 from cloud58_lab.controlplane import start_clusters  # noqa: E402
-from cloud58_lab.netlab import free_ports  # noqa: E402
+from cloud58_lab.netlab import free_ports, logged_metrics  # noqa: E402
 
 PROGRAM = (
     REPO / "collections/ansible_collections/cloud58/platform/roles/consul_sync/files/cloud58-consul-sync"
@@ -150,9 +150,9 @@ def naive_register(consul, service, not_ready=None):
 
 
 def metrics(log):
-    url = re.search(r"metrics on (http://\S+)", log.read_text()).group(1)
-    with urllib.request.urlopen(url, timeout=10) as response:
-        text = response.read().decode()
+    text = logged_metrics(log)
+    if text is None:
+        raise SystemExit(f"bench_consul_sync: the sync announced no /metrics in {log}")
     return {k: int(v) for k, v in re.findall(r"^cloud58_consul_sync_(\w+)\{[^}]*\} (\d+)$", text, re.M)}
 
 
