@@ -5,7 +5,8 @@ one of its pods: ``h0`` on the host side, ``eth0`` in the pod, addresses inside
 198.18.0.0/15. The agent's program (``agents/cloud58_netshaper.py``) runs in the host
 namespace the way it runs on a node. A Python sender streams TCP for a moment and the
 receiver measures the rate after a warm-up: into the pod (host sends) and out of the pod
-(pod sends). Measured rates must stay within 10 % of the limit; a changed limit applies on
+(pod sends). Measured rates must stay within 10 % of the limit (a figure below is measured again,
+up to three times: the load of a shared machine only lowers it); a changed limit applies on
 the same veth pair without touching the pod; removing it gives back full speed.
 
 The tests share one pair and run in file order: limit, change, remove.
@@ -145,6 +146,17 @@ class Pair:
                     proc.kill()
                     proc.wait()
 
+    def shaped_rate(self, direction: str, limit: int, tries: int = 3) -> float:
+        """The rate under a limit. tbf caps it, and a machine busy elsewhere can only lower a
+        window's figure: a figure below the band is measured again, up to ``tries`` times, and
+        the highest returned; a figure above it is returned at once."""
+        figures = []
+        for _ in range(tries):
+            figures.append(self.rate(direction))
+            if figures[-1] >= (1 - TOLERANCE) * limit:
+                break
+        return max(figures)
+
 
 @pytest.fixture(scope="module")
 def pair():
@@ -166,7 +178,7 @@ def test_limit_applies_both_directions(pair):
     result = pair.apply(ingress="20M", egress="30M")
     assert result["changed"] is True
     assert result["applied"] == {"ingress": 20_000_000, "egress": 30_000_000}
-    ingress, egress = pair.rate("ingress"), pair.rate("egress")
+    ingress, egress = pair.shaped_rate("ingress", 20_000_000), pair.shaped_rate("egress", 30_000_000)
     assert (_within(ingress, 20_000_000), _within(egress, 30_000_000)) == (True, True), (ingress, egress)
 
 
@@ -182,7 +194,7 @@ def test_changed_limit_applies_in_place_on_the_running_pair(pair):
         f"tc qdisc replace dev {VETH} root tbf rate 50000000bit burst 65536 latency 50000us",
         f"tc qdisc replace dev {ifb} root tbf rate 20000000bit burst 65536 latency 50000us",
     ]
-    ingress, egress = pair.rate("ingress"), pair.rate("egress")
+    ingress, egress = pair.shaped_rate("ingress", 50_000_000), pair.shaped_rate("egress", 20_000_000)
     assert (_within(ingress, 50_000_000), _within(egress, 20_000_000)) == (True, True), (ingress, egress)
 
 
@@ -251,7 +263,7 @@ def test_a_redirect_to_a_deleted_ifb_is_made_anew_under_a_name_of_ours(pair):
         f"redirect dev {ifb}",
     ]
     assert pair.run_in_host(["ip", "link", "show", "dev", "*"])[0] != 0
-    egress = pair.rate("egress")
+    egress = pair.shaped_rate("egress", 20_000_000)
     assert _within(egress, 20_000_000), egress
 
 
