@@ -12,6 +12,8 @@ namespace, as on a node:
 * ``watch`` follows containerd's events: a container that exits leaves a site with its logs,
   its layer and its core file (no dump: nothing left to exec into), and its ``/metrics``
   counts that exit;
+* old sites go, oldest first, beyond ``--max-sites``, ``--max-bytes`` and, while a dump is
+  written, before the disk passes ``--min-free-bytes`` (a tmpfs that other files fill);
 * a bad annotation and a budget larger than the disk fail with one line, nothing written.
 
 Marking the pod Failed through the API server: tests/integration/test_crashkeeper_replacement.py.
@@ -340,22 +342,58 @@ def test_an_oversized_budget_does_not_even_make_the_root(node, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_old_sites_go_first_when_the_budget_is_full(node, tmp_path):
-    """Three captures of one pod with room for two sites: the oldest is deleted, the newest kept."""
-    node.lab.start(
-        "retained", "exec sleep 1000", "shop/shop-7d9c-klmno", annotations={"cloud58.io/crash": DUMP}
-    )
-    sites, deleted = [], []
+# What makes room for the third of three sites of about 1 MiB each: (the agent's extra
+# arguments, MiB of a tmpfs under the root, MiB that other files fill on it). The tmpfs case
+# is a disk that something else fills: 5 MiB free, 2 MiB of it the floor, so the third dump
+# reaches the floor before its end.
+RETENTION = {
+    "max-sites": (["--max-sites", "2"], None, 0),
+    "max-bytes": (["--max-bytes", "2560K"], None, 0),
+    "free-space floor": (["--max-bytes", "4M", "--min-free-bytes", "2M"], 8, 3),
+}
+
+
+@pytest.fixture
+def crash_root(request, tmp_path):
+    """The root the agent keeps sites under: on a tmpfs of its own when the case asks for one."""
+    _extra, tmpfs_mib, filler_mib = RETENTION[request.node.callspec.params["case"]]
+    if tmpfs_mib is None:
+        yield tmp_path
+        return
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={tmpfs_mib}m", "c58crash", disk], check=True)
+    try:
+        (disk / "other").write_bytes(b"o" * (filler_mib << 20))
+        yield disk / "crash"
+    finally:
+        subprocess.run(["umount", disk], check=True)
+
+
+@pytest.mark.parametrize("case", sorted(RETENTION))
+def test_old_sites_go_first_when_the_budget_is_full(node, crash_root, case):
+    """Three captures of one pod with room for two sites: the oldest is deleted, the newest kept,
+    every dump whole. Under a free-space floor the oldest goes while the third dump is written,
+    before the disk passes the floor, never after."""
+    extra = RETENTION[case][0]
+    cid = f"retained-{case.replace(' ', '-')}"
+    node.lab.start(cid, "exec sleep 1000", f"shop/{cid}", annotations={"cloud58.io/crash": DUMP})
+    sites, deleted, dumps, floor_kept = [], [], [], []
     for _ in range(3):
-        argv = node.agent_argv("capture", "--container-id", "retained", "--max-sites", "2")
-        argv[argv.index("--root") + 1] = str(tmp_path)
-        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        argv = node.agent_argv("capture", "--container-id", cid)
+        argv[argv.index("--root") + 1] = str(crash_root)
+        done = subprocess.run([*argv, *extra], capture_output=True, text=True, check=False)
         assert (done.returncode, done.stderr) == (0, "")
         result = json.loads(done.stdout)
         sites.append(result["site"])
         deleted.append(result["deleted"])
+        dumps.append(result["manifest"]["dump"])
+        disk = os.statvfs(crash_root)
+        floor_kept.append(disk.f_bavail * disk.f_frsize >= 2 << 20)
     assert deleted == [[], [], [sites[0]]]
-    assert sorted(str(p) for p in (tmp_path / "shop_shop-7d9c-klmno").iterdir()) == sites[1:]
+    assert dumps == ["completed, exit status 0"] * 3
+    assert floor_kept == [True] * 3
+    assert sorted(str(p) for p in (crash_root / f"shop_{cid}").iterdir()) == sites[1:]
 
 
 # (the dump's policy, the agent's extra arguments, what the manifest says of the dump)

@@ -111,19 +111,19 @@ class Keeper:
         extra: dict = {}
         if live is not None:  # dumped while its liveness probe failed: the same site, completed
             site, earlier = live
-            self.retain(protect=site)
+            deleted = self.retain(protect=site)
             started = earlier["started"]
             files = [(f["name"], f["size"], f["sha256"]) for f in earlier["files"]]
             dump = earlier["dump"]
             extra = {"liveness": earlier["liveness"], "dumped": earlier["finished"], "exited": True}
         else:
-            self.retain()  # room first: the budget as it stands, before this site is written
+            deleted = self.retain()  # room first: the budget as it stands, before this site is written
             now = _utc_now()
             started, site = _iso(now), crash.site_path(self.args.root, namespace, pod_name, now)
             os.makedirs(site)
             files = []
             if status == "RUNNING":
-                dump = self._dump(cid, policy, site, files)
+                dump = self._dump(cid, policy, site, files, deleted)
             else:
                 dump = f"not run: the container's task is {status.lower()} (nothing left to exec into)"
         self._logs(namespace, pod_name, container, site, files)
@@ -149,7 +149,7 @@ class Keeper:
             **extra,
         )
         _write_manifest(site, document)
-        deleted = self.retain(protect=site)
+        deleted += self.retain(protect=site)
         failed = None
         if self.api is not None:
             failed = self.api.mark_failed(
@@ -182,12 +182,12 @@ class Keeper:
             return {**base, "container_id": cid, "skipped": f"no annotation {crash.ANNOTATION}"}
         if self._live_site(failure.namespace, failure.pod, cid) is not None:
             return {**base, "container_id": cid, "skipped": "dumped already at an earlier failure"}
-        self.retain()
+        deleted = self.retain()
         started = _utc_now()
         site = crash.site_path(self.args.root, failure.namespace, failure.pod, started)
         os.makedirs(site)
         files: list = []
-        dump = self._dump(cid, policy, site, files)
+        dump = self._dump(cid, policy, site, files, deleted)
         document = crash.manifest(
             pod,
             failure.container,
@@ -208,7 +208,7 @@ class Keeper:
             "container_id": cid,
             "site": site,
             "manifest": document,
-            "deleted": self.retain(protect=site),
+            "deleted": deleted + self.retain(protect=site),
         }
 
     def _live_site(self, namespace: str, pod: str, cid: str):
@@ -225,11 +225,12 @@ class Keeper:
                 return os.path.dirname(path), doc
         return None
 
-    def _dump(self, cid: str, policy: crash.Policy, site: str, files: list) -> str:
-        """Run the dump inside the container; stop it at its time limit or when the budget is full."""
+    def _dump(self, cid: str, policy: crash.Policy, site: str, files: list, deleted: list) -> str:
+        """Run the dump inside the container; stop it at its time limit or when the budget is full.
+        Before the dump would pass the free-space floor or the byte budget, the oldest sites go
+        (their paths added to ``deleted``); it stops when none is left to delete."""
         exec_id = f"c58crash-{os.getpid()}-{time.monotonic_ns()}"
-        disk = os.statvfs(self.args.root)
-        room = min(self.budget.max_bytes, disk.f_bavail * disk.f_frsize - self.budget.min_free_bytes)
+        room = self._room(0)
         out_path, err_path = os.path.join(site, "dump"), os.path.join(site, "dump.stderr")
         digest, size, outcome = hashlib.sha256(), 0, "completed"
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
@@ -251,6 +252,8 @@ class Keeper:
                 chunk = os.read(proc.stdout.fileno(), CHUNK)
                 if not chunk:
                     break
+                if size + len(chunk) > room and self._make_room(policy.app, size, len(chunk), deleted):
+                    room = self._room(size)
                 if size + len(chunk) > room:
                     outcome = f"stopped at {size} bytes: the budget or the free-space floor is reached"
                     break
@@ -269,6 +272,24 @@ class Keeper:
         files.append(("dump", size, digest.hexdigest()))
         files.append(_file_entry(site, "dump.stderr"))
         return outcome if outcome != "completed" else f"completed, exit status {code}"
+
+    def _room(self, written: int) -> int:
+        """How many bytes a dump that has ``written`` so far may reach."""
+        disk = os.statvfs(self.args.root)
+        free = disk.f_bavail * disk.f_frsize
+        return min(self.budget.max_bytes, free - self.budget.min_free_bytes + written)
+
+    def _make_room(self, app: str, written: int, more: int, deleted: list) -> bool:
+        """Delete the oldest sites that keep ``more`` bytes of a dump from being written; whether
+        any went. None goes for a dump that would not fit with every old site gone."""
+        sites, _keep = self.sites()
+        disk = os.statvfs(self.args.root)
+        free_at_most = disk.f_bavail * disk.f_frsize + written + sum(s.size for s in sites)
+        if not crash.fits(self.budget, free_at_most, written + more):
+            return False
+        gone = self.retain(growing=(app, written, written + more))
+        deleted += gone
+        return bool(gone)
 
     def _logs(self, namespace: str, pod: str, container: str, site: str, files: list) -> None:
         pattern = os.path.join(self.args.pod_logs, f"{namespace}_{pod}_*", container, "*.log*")
@@ -358,16 +379,23 @@ class Keeper:
         sites, _keep = self.sites()
         return crash.metrics_text(self.counts, len(sites), sum(s.size for s in sites), self.budget)
 
-    def retain(self, protect: str | None = None) -> list[str]:
+    def retain(self, protect: str | None = None, growing: tuple[str, int, int] | None = None) -> list[str]:
+        """Delete the oldest sites beyond the budget; their paths. ``protect``: a site just written,
+        counted like any other but never deleted. ``growing``: (app, bytes written, bytes wanted)
+        of a dump still being written, which has no manifest yet."""
         sites, keep = self.sites()
         new = [s for s in sites if s.path == protect]
         old = [s for s in sites if s.path != protect]
         disk = os.statvfs(self.args.root)
         free = disk.f_bavail * disk.f_frsize
-        if new:  # the new site counts like any other, but is never the one deleted
-            keep = {a: k - (1 if a == new[0].app else 0) for a, k in keep.items()}
-            free += new[0].size
-        doomed = crash.plan_retention(old, self.budget, free, keep, new[0].size if new else 0)
+        incoming = 0
+        if new:
+            growing = (new[0].app, new[0].size, new[0].size)
+        if growing:  # the new site counts like any other, but is never the one deleted
+            app, written, incoming = growing
+            keep = {a: k - (1 if a == app else 0) for a, k in keep.items()}
+            free += written
+        doomed = crash.plan_retention(old, self.budget, free, keep, incoming)
         for site in doomed:
             shutil.rmtree(site.path, ignore_errors=True)
             parent = os.path.dirname(site.path)
