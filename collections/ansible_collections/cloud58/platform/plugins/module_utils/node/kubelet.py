@@ -34,9 +34,18 @@ _SELF_LABEL_ALLOWED = {
 }
 _SELF_LABEL_PREFIXES_ALLOWED = ("kubelet.kubernetes.io/", "node.kubernetes.io/")
 
+TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+
 _NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$")
 _VALUE = re.compile(r"^([A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?)?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+
+
+def _is_label_key(key: str) -> bool:
+    prefix, _sep, name = key.rpartition("/")
+    return bool(_NAME.match(name)) and (
+        not prefix or (len(prefix) <= 253 and bool(_DNS_SUBDOMAIN.match(prefix)))
+    )
 
 
 def label_problems(key, value):
@@ -149,6 +158,33 @@ def system_reserved(vcpus, memtotal_mb):
     return cpu, memory
 
 
+def taint_problems(taints) -> list:
+    """What is wrong with a list of taints a kubelet registers its Node with: each a mapping
+    of ``key`` (a label key), ``effect`` (one of TAINT_EFFECTS) and an optional ``value``."""
+    if not isinstance(taints, (list, tuple)):
+        return [f"taints {taints!r} is not a list of {{key, effect}} mappings"]
+    problems = []
+    for index, taint in enumerate(taints):
+        where = f"taint {index + 1} {taint!r}"
+        if not isinstance(taint, dict):
+            problems.append(f"{where} is not a mapping of key, effect and value")
+            continue
+        unknown = sorted(set(taint) - {"key", "effect", "value"})
+        if unknown:
+            problems.append(f"{where}: unknown fields {unknown}; a taint has key, effect and value")
+        key = taint.get("key")
+        if not isinstance(key, str) or not _is_label_key(key):
+            problems.append(f"{where}: key {key!r} is not a label key (prefix/name)")
+        if taint.get("effect") not in TAINT_EFFECTS:
+            problems.append(
+                f"{where}: effect {taint.get('effect')!r} is not one of {', '.join(TAINT_EFFECTS)}"
+            )
+        value = taint.get("value", "")
+        if not isinstance(value, str) or not _VALUE.match(value):
+            problems.append(f"{where}: value {value!r} is not a label value")
+    return problems
+
+
 def eviction_memory_mb(memtotal_mb):
     """Hard eviction threshold for memory.available: 1% of memory, 100..1024 MiB."""
     return max(100, min(1024, memtotal_mb // 100))
@@ -214,6 +250,7 @@ def kubelet_configuration(  # noqa: PLR0917 - one argument per field the plan de
     extra=None,
     function=None,
     pod_pids_limits=None,
+    taints=(),
 ):
     """The KubeletConfiguration of one node, as a dict.
 
@@ -232,6 +269,8 @@ def kubelet_configuration(  # noqa: PLR0917 - one argument per field the plan de
     authentication or authorization and no client CA; anonymous requests stay refused.
     ``pod_pids_limits``: {node function: podPidsLimit} (see :func:`pod_pids_limit`), looked up
     with the plan's ``function`` label of the node; None leaves podPidsLimit out.
+    ``taints``: what the Node is registered with (``registerWithTaints``), each
+    ``{key, effect[, value]}``; see :func:`taint_problems`.
     """
     problems = []
     for field, value, low in (
@@ -267,10 +306,13 @@ def kubelet_configuration(  # noqa: PLR0917 - one argument per field the plan de
             "boot the host with cgroup v2 (systemd.unified_cgroup_hierarchy=1) or set "
             "kubelet_fail_cgroup_v1: false"
         )
+    problems += taint_problems(taints)
     pids_limit = None
     if pod_pids_limits is not None:
         pids_limit = pod_pids_limit(host, function, pod_pids_limits)
-    for key in ("maxPods", "cgroupDriver", "staticPodPath") + (("podPidsLimit",) if pids_limit else ()):
+    decided = ("maxPods", "cgroupDriver", "staticPodPath")
+    decided += (("podPidsLimit",) if pids_limit else ()) + (("registerWithTaints",) if taints else ())
+    for key in decided:
         if extra and key in extra:
             problems.append(f"extra field {key!r} would override the plan; change the plan instead")
     if problems:
@@ -322,6 +364,8 @@ def kubelet_configuration(  # noqa: PLR0917 - one argument per field the plan de
     }
     if pids_limit is not None:
         config["podPidsLimit"] = pids_limit
+    if taints:
+        config["registerWithTaints"] = [dict(sorted(t.items())) for t in taints]
     if cluster_dns:
         config["clusterDNS"] = [str(a) for a in cluster_dns]
     config["failCgroupV1"] = bool(fail_cgroup_v1) and not container

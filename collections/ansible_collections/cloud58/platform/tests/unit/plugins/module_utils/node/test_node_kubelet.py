@@ -172,6 +172,68 @@ def test_container_node_relaxes_what_a_container_cannot_give():
     assert "cgroupsPerQOS" not in config  # the kubelet's default, true
 
 
+def test_taints_register_the_node_with_them_in_key_order():
+    taints = [
+        {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"},
+        {"effect": "NoExecute", "value": "gpu", "key": "cloud58.io/dedicated"},
+    ]
+    assert _config(taints=taints)["registerWithTaints"] == [
+        {"effect": "NoSchedule", "key": "node-role.kubernetes.io/control-plane"},
+        {"effect": "NoExecute", "key": "cloud58.io/dedicated", "value": "gpu"},
+    ]
+    assert "registerWithTaints" not in _config()
+
+
+@pytest.mark.parametrize(
+    ("taints", "problem"),
+    [
+        pytest.param(
+            [{"key": "a/b", "effect": "NoRun"}],
+            "taint 1 {'key': 'a/b', 'effect': 'NoRun'}: effect 'NoRun' is not one of "
+            "NoSchedule, PreferNoSchedule, NoExecute",
+            id="effect",
+        ),
+        pytest.param(
+            [{"key": "Bad_Prefix/x", "effect": "NoSchedule"}],
+            "taint 1 {'key': 'Bad_Prefix/x', 'effect': 'NoSchedule'}: key 'Bad_Prefix/x' is not a "
+            "label key (prefix/name)",
+            id="key",
+        ),
+        pytest.param(
+            [{"key": "a", "effect": "NoSchedule"}, {"key": "b", "effect": "NoSchedule", "value": "x y"}],
+            "taint 2 {'key': 'b', 'effect': 'NoSchedule', 'value': 'x y'}: value 'x y' is not a label value",
+            id="value",
+        ),
+        pytest.param(
+            [{"key": "a", "effect": "NoSchedule", "operator": "Exists"}],
+            "taint 1 {'key': 'a', 'effect': 'NoSchedule', 'operator': 'Exists'}: unknown fields "
+            "['operator']; a taint has key, effect and value",
+            id="unknown-field",
+        ),
+        pytest.param(
+            ["a:NoSchedule"], "taint 1 'a:NoSchedule' is not a mapping of key, effect and value", id="string"
+        ),
+        pytest.param(
+            {"key": "a", "effect": "NoSchedule"},
+            "taints {'key': 'a', 'effect': 'NoSchedule'} is not a list of {key, effect} mappings",
+            id="not-a-list",
+        ),
+    ],
+)
+def test_a_bad_taint_is_named_with_what_is_wrong(taints, problem):
+    with pytest.raises(NodePlanError) as err:
+        _config(taints=taints)
+    assert err.value.problems == [problem]
+
+
+def test_extra_config_may_not_override_the_taints():
+    with pytest.raises(NodePlanError) as err:
+        _config(taints=[{"key": "a", "effect": "NoSchedule"}], extra={"registerWithTaints": []})
+    assert err.value.problems == [
+        "extra field 'registerWithTaints' would override the plan; change the plan instead"
+    ]
+
+
 def test_standalone_kubelet_has_no_webhook_and_refuses_anonymous():
     config = _config(standalone=True)
     assert config["authentication"] == {"anonymous": {"enabled": False}, "webhook": {"enabled": False}}
