@@ -144,8 +144,8 @@ def _stop_pids(procs: list[dict]) -> list[str]:
 
 # What the lab runs in place of a production part, shown by `status` (docs/control-plane.md).
 STAND_INS = (
-    "control plane static pods: podman kube play of the manifests the control_plane role wrote "
-    "(the masters' kubelets run standalone; issue 13 item 2)",
+    "control plane images: localhost/cloud58/<component>:<version> built from the pinned binaries, "
+    "imported into the masters' containerd (the registry mirror)",
     "pod network: a bridge + host-local CNI configuration over each minion's block (calico-node's CNI)",
     "pause image: localhost/cloud58/pause built from images/pause (the registry mirror)",
     "BGP fabric: FRR routers and BIRD speakers in network namespaces, not yet wired to the host containers",
@@ -263,7 +263,7 @@ def up(
             if labs is not None:
                 labs[dc] = dclab
             out(f"lab: {dc}: {len(dclab.hosts)} hosts ({', '.join(dclab.hosts)}); playbooks/site.yml on them")
-            timings = dclab.provision(sync=labs is not None, out=lambda m: out(f"lab: {m}"))
+            timings = dclab.provision(out=lambda m: out(f"lab: {m}"))
             recap = nodes.recap(dclab.first_run.stdout)
             state["datacenters"][dc].update(
                 cluster=dclab.cluster["name"],
@@ -313,8 +313,6 @@ def up(
         _write_state(state_dir, state)
     except Exception as e:
         out(f"lab: start failed, removing what was started: {e}")
-        for dclab in (labs or {}).values():
-            dclab.stop_sync()
         down(state_dir, out=out)
         if isinstance(
             e, LabError | staticpods.StaticPodLabError | controlplane.ControlPlaneError | TimeoutError

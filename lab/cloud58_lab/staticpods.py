@@ -1,46 +1,32 @@
-"""A lab datacenter's control plane, run for real from the manifests the roles write.
+"""A lab datacenter, provisioned through the front door and run by real kubelets.
 
-Why not the kubelet: the pinned kubelet (v1.36) refuses this machine's cgroup v1 hierarchy
-("kubelet is configured to not run on a host using cgroup v1"), and the containerd Debian 12
-ships (1.6) is older than what that kubelet supports. So the lab does what a kubelet on each
-master would do, with podman:
+* every host of the datacenter (masters, minions, LVS directors) is a podman container from
+  the node image (systemd) on a podman network that is the datacenter's node network, at
+  the host's address from the plan (198.18.0.0/15 only); :meth:`StaticPodLab.add_host` adds
+  one the inventory lacks (a scale-out);
+* ``playbooks/site.yml`` converges those containers (connection
+  ``cloud58.lab.podman_nsenter``, or mitogen's setns) exactly as it converges real hosts:
+  containerd (Debian's) and the pinned kubelet on masters and minions, the control plane's
+  PKI, static pod manifests, kubeconfigs and audit policy, HAProxy from Debian, and the rest;
+* each master's kubelet runs the control plane from the manifests the ``control_plane`` role
+  wrote in ``/etc/kubernetes/manifests`` (etcd, events etcd, apiserver, controller-manager,
+  scheduler), executes their probes, and registers the master's Node (tainted
+  ``node-role.kubernetes.io/control-plane:NoSchedule``) with its mirror pods;
+* the minions' kubelets join with a client certificate from the cluster PKI (site.yml's
+  ``join`` stage) and register Nodes with the plan's labels through a master's
+  ``api_endpoint``.
 
-* every master of the datacenter is a podman container from the node image (systemd) on a
-  podman network that is the datacenter's node network, at the master's address from the
-  plan (198.18.0.0/15 only);
-* ``playbooks/control-plane.yml`` converges those containers (connection
-  ``cloud58.lab.podman_nsenter``) exactly as it converges real masters: PKI, manifests,
-  kubeconfigs, audit policy, HAProxy from Debian;
-* with ``with_nodes``, every other host of the datacenter (minions, LVS directors) is a
-  container on the same network too, so that ``playbooks/site.yml`` provisions the whole
-  datacenter; :meth:`StaticPodLab.add_host` adds one the inventory lacks (a scale-out);
-* :meth:`StaticPodLab.play` reads each master's ``/etc/kubernetes/manifests/*.yaml`` and
-  runs it with ``podman kube play`` inside the master's network (and UTS) namespace, which
-  is the meaning of ``hostNetwork: true`` on that master. Only what a kubelet derives is
-  changed: the pod is named ``<name>-<node>`` (as a mirror pod is), its host name is the
-  node's (as a host-network pod's is), and every ``hostPath`` is resolved inside the
-  master's root file system. Images, commands, flags, probes' targets and mounts are the
-  manifest's;
-* the images ``localhost/cloud58/<component>:<version>`` are built from the same pinned
-  binaries (``FROM scratch`` plus the static binary), tagged with the version the binary
-  reports, so a manifest at another version finds no image.
-
-podman does not run the probes here (its health checks need systemd timers on the host,
-which this machine lacks); the lab test calls every probe's URL itself from inside the
-master.
-
-The minions run the real thing: containerd (Debian's, installed by the container_runtime
-role) and the pinned kubelet, joined by site.yml's ``join`` stage with a client
-certificate from the cluster PKI, registering Nodes with the plan's labels through a
-master's ``api_endpoint``. Every host container has a private cgroup namespace and a tmpfs
-on /var/lib/containerd (overlayfs cannot stack its snapshots on the container's overlay
-root). Two stand-ins give the minions what production nodes get elsewhere, both named in
-docs/control-plane.md: :meth:`StaticPodLab.prepare_nodes` writes a bridge + host-local CNI
-configuration over the node's block of its rack's pool (calico-node's CNI in production)
-and imports the lab's pause image (the operator's registry mirror in production). The
-masters' kubelets run standalone on an empty manifest directory while the stand-in above
-runs the control plane. Everything this module creates is named ``<prefix>-...`` and removed by exact name
-in :meth:`StaticPodLab.close`.
+Every host container has a private cgroup namespace and a tmpfs on /var/lib/containerd
+(overlayfs cannot stack its snapshots on the container's overlay root). Two stand-ins give
+the nodes what production nodes get elsewhere, both named in docs/control-plane.md:
+:meth:`StaticPodLab.prepare_nodes` writes a bridge + host-local CNI configuration over the
+node's block of its rack's pool (calico-node's CNI in production), and imports into
+containerd the images no registry serves here (the operator's registry mirror in
+production): the lab's pause image on every node, and on the masters the control plane's
+images ``localhost/cloud58/<component>:<version>``, built from the same pinned binaries
+(``FROM scratch`` plus the static binary) and tagged with the version the binary reports,
+so a manifest at another version finds no image. Everything this module creates is named
+``<prefix>-...`` and removed by exact name in :meth:`StaticPodLab.close`.
 """
 
 from __future__ import annotations
@@ -55,11 +41,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -84,8 +69,10 @@ PAUSE_SOURCE = REPO / "images/pause"
 # hybrid; PSI is kept per cgroup there whatever the controllers).
 OVERLOAD_SOURCE = "/sys/fs/cgroup/unified/cpu.pressure"
 CNI_CONFLIST = "/etc/cni/net.d/10-cloud58-lab.conflist"
-# The masters' kubelets read static pods from here: nothing, while podman kube play runs them.
-MASTER_KUBELET_MANIFESTS = "/etc/kubernetes/lab-kubelet-manifests"
+# The masters' kubelets read static pods from here (the kubelet and control_plane roles' default).
+MANIFESTS = "/etc/kubernetes/manifests"
+# A manifest the lab takes out of MANIFESTS to stop its pod is kept here until it goes back.
+HELD_MANIFESTS = "/etc/kubernetes/lab-held-manifests"
 ENDPOINT_PORT = 8443  # api_endpoint's default
 CONSUL_VERSION = "1.14.11"  # the pin of upstream/consul/go.mod, which make setup-consul builds
 _PODMAN_TIMEOUT = 300
@@ -104,21 +91,6 @@ OWNER_LABEL = "cloud58.io/owner"
 # `make lab` exits and leaves its lab up until `make lab-down`: the network names the state
 # file that records it, and remove_leftovers keeps such a lab while that file exists.
 KEEPER_LABEL = "cloud58.io/kept-by"
-
-
-class SyncFailures:
-    """What a kubelet-like sync loop failed to start, pass after pass. A manifest that
-    failed and is missing from a later pass's failures has been played since: it moves
-    from ``pending`` to ``retried``."""
-
-    def __init__(self) -> None:
-        self.pending: dict = {}
-        self.retried: list = []
-
-    def note(self, failing: dict) -> None:
-        """``failing``: the last pass's failures, message by (host, manifest)."""
-        self.retried.extend(entry for key, entry in self.pending.items() if key not in failing)
-        self.pending = dict(failing)
 
 
 class StaticPodLabError(RuntimeError):
@@ -218,6 +190,22 @@ def build_images(bin_dir: Path, workdir: Path, env: dict, registry: str = REGIST
     return images
 
 
+def save_archives(images: dict, workdir: Path, env: dict) -> dict:
+    """``{component: oci archive}`` of ``images`` (``{component: image}``), for ``ctr images
+    import`` on the masters; an archive of the same image id is reused."""
+    archives = {}
+    for component, image in sorted(images.items()):
+        image_id = _run(["podman", "image", "inspect", "--format", "{{.Id}}", image], env=env).stdout.strip()
+        archive = workdir / f"{component}-{image_id[:16]}.oci.tar"
+        if not archive.exists():
+            _run(
+                ["podman", "save", "--quiet", "--format", "oci-archive", "--output", str(archive), image],
+                env=env,
+            )
+        archives[component] = archive
+    return archives
+
+
 def build_pause_image(workdir: Path, env: dict, registry: str = REGISTRY) -> tuple[str, Path]:
     """``(image, oci archive)`` of the pause image built from images/pause; an image of the
     same source is reused. The tag is the source's digest."""
@@ -276,10 +264,7 @@ class Master:
     name: str
     address: str
     container: str
-    pods: list = field(default_factory=list)
     stopped: bool = False
-    # file name -> digest of the manifest last played, as a kubelet remembers it
-    played: dict = field(default_factory=dict)
 
     def pid(self, env) -> int:
         out = _run(["podman", "inspect", "--format", "{{.State.Pid}}", self.container], env=env).stdout
@@ -349,6 +334,8 @@ class StaticPodLab:
         self.pki_dir = self.workdir / "pki"
         self.env = dict(os.environ, CONTAINERS_CONF=str(lab_containers_conf(self.workdir)))
         self.images: dict = {}
+        self.image_archives: dict = {}
+        self._held: dict = {}  # (host, pod name) -> manifest file stop_pod kept aside
         self.pause_image, self.pause_archive = "", None
         self._network_created = False
         # The operator's mirror (Consul's binary, served once the network exists) and the
@@ -369,11 +356,11 @@ class StaticPodLab:
 
     def start(self, timeout: float = 120) -> None:
         """Images, the datacenter network and booted host containers."""
-        # podman kube play runs these itself; name a missing one before the first container starts.
-        programs.require("podman", "conmon", "runc", "catatonit", "nsenter")
+        # Name a missing program before the first container starts.
+        programs.require("podman", "conmon", "runc", "nsenter")
         self.images = build_images(self.bin_dir, self.workdir, self.env)
-        if self.nodes_hosts:
-            self.pause_image, self.pause_archive = build_pause_image(self.workdir, self.env)
+        self.image_archives = save_archives(self.images, self.workdir, self.env)
+        self.pause_image, self.pause_archive = build_pause_image(self.workdir, self.env)
         gateway = self.nodes.broadcast_address - 1
         taken = {m.address for m in self.hosts.values()}
         if str(gateway) in taken:
@@ -401,18 +388,15 @@ class StaticPodLab:
         # The hosts reach this machine at the network's gateway once a container is on it.
         self.mirror = Mirror(self.workdir / "mirror", {"consul": programs.path("consul")}, str(gateway))
 
-    def provision(
-        self, *, sync: bool = False, api_timeout: float = 240, out=print, site_args: tuple = ()
-    ) -> dict:
+    def provision(self, *, api_timeout: float = 300, out=print, site_args: tuple = ()) -> dict:
         """The datacenter through the front door, from empty hosts to a serving API with
         joined minions: host containers, ``site.yml`` (first run without waiting for health),
-        the node stand-ins, the masters' static pods, the API through a master's
-        api_endpoint, and a second ``site.yml`` (health, identity object). Keeps both runs
-        (``first_run``, ``second_run``) and ``endpoint`` (a kubeconfig through that balancer);
-        returns the seconds each step took. ``sync``: replay changed manifests from then on,
-        as a kubelet does (a test's lab; ``make lab`` exits and leaves none running).
-        ``site_args``: more arguments of both site.yml runs (``--skip-tags …``).
-        Raises StaticPodLabError naming the step and the run's log."""
+        the node stand-ins (the images on the masters too), the API through a master's
+        api_endpoint once the masters' kubelets run the control plane, and a second
+        ``site.yml`` (health, identity object). Keeps both runs (``first_run``,
+        ``second_run``) and ``endpoint`` (a kubeconfig through that balancer); returns the
+        seconds each step took. ``site_args``: more arguments of both site.yml runs
+        (``--skip-tags …``). Raises StaticPodLabError naming the step and the run's log."""
         timings = {}
 
         def step(name: str, started: float) -> None:
@@ -430,15 +414,14 @@ class StaticPodLab:
         self.prepare_nodes()
         step("site.yml from empty hosts", started)
         started = time.monotonic()
-        self.play()
-        if sync:
-            self.start_sync()
+        self.prepare_masters()
         self.endpoint = self.kubeconfig_via(sorted(self.masters)[1], ENDPOINT_PORT)
         deadline = time.monotonic() + api_timeout
         while self.kubectl(self.endpoint, "get", "--raw", "/readyz", check=False).stdout != "ok":
             if time.monotonic() > deadline:
                 raise StaticPodLabError(
-                    f"{self.dc}: the API did not answer through {self.endpoint} in {api_timeout:.0f}s"
+                    f"{self.dc}: the API did not answer through {self.endpoint} in {api_timeout:.0f}s; "
+                    f"the masters:\n{self._kubelet_states()}"
                 )
             time.sleep(1)
         step("static pods and the API", started)
@@ -525,9 +508,6 @@ class StaticPodLab:
             }
             for m in self.hosts.values()
         }
-        for name in self.masters:
-            # Standalone on an empty directory: the stand-in runs the control plane (#13 item 2).
-            hosts[name].update(kubelet_kubeconfig="", kubelet_static_pod_path=MASTER_KUBELET_MANIFESTS)
         overlay = {"all": {"hosts": hosts}}
         if self.added:
             overlay["all"]["children"] = {group: {"hosts": added} for group, added in self.added.items()}
@@ -660,8 +640,9 @@ class StaticPodLab:
 
     def prepare_nodes(self, hosts: Iterable[str] | None = None) -> None:
         """What a production node gets from calico-node and the registry mirror, for the lab's
-        minions: a CNI configuration over the node's pod block (bridge + host-local), and the
-        pause image in containerd. Needs containerd running (after site.yml's nodes stage)."""
+        minions (by default) and masters: a CNI configuration over the node's pod block (bridge
+        + host-local), and the pause image in containerd. Needs containerd running (after
+        site.yml's nodes stage)."""
         for host in hosts or self.minions:
             block = self.pod_block(host)
             conflist = {
@@ -691,19 +672,27 @@ class StaticPodLab:
                 ["sh", "-c", f"mkdir -p {os.path.dirname(CNI_CONFLIST)} && cat > {CNI_CONFLIST}"],
                 input_text=json.dumps(conflist, indent=2, sort_keys=True) + "\n",
             )
-            _run(
-                [
-                    "podman",
-                    "cp",
-                    str(self.pause_archive),
-                    f"{self.hosts[host].container}:/var/tmp/pause.oci.tar",
-                ],
-                env=self.env,
-            )
-            self.exec(host, ["ctr", "--namespace", "k8s.io", "images", "import", "/var/tmp/pause.oci.tar"])
-            self.exec(host, ["rm", "-f", "/var/tmp/pause.oci.tar"])
+            self._import(host, self.pause_archive)
 
-    # -- the kubelet's part ---------------------------------------------------------------
+    def prepare_masters(self) -> None:
+        """The node stand-ins on the masters, and the control plane's images in their
+        containerd; then each master's kubelet restarts, so that it starts the static pods at
+        once rather than at the end of the image-pull back-off it entered while site.yml
+        wrote the manifests (up to 5 minutes)."""
+        self.prepare_nodes(self.masters)
+        for host in self.masters:
+            for archive in self.image_archives.values():
+                self._import(host, archive)
+            self.exec(host, ["systemctl", "restart", "kubelet.service"])
+
+    def _import(self, host: str, archive: Path) -> None:
+        """An OCI archive into the host's containerd (namespace k8s.io, the CRI's)."""
+        inside = f"/var/tmp/{archive.name}"
+        _run(["podman", "cp", str(archive), f"{self.hosts[host].container}:{inside}"], env=self.env)
+        self.exec(host, ["ctr", "--namespace", "k8s.io", "images", "import", inside], timeout=300)
+        self.exec(host, ["rm", "-f", inside])
+
+    # -- the static pods ------------------------------------------------------------------
 
     def rootfs(self, host: str) -> Path:
         return Path(_run(["podman", "mount", self.masters[host].container], env=self.env).stdout.strip())
@@ -712,156 +701,50 @@ class StaticPodLab:
         directory = self.rootfs(host) / "etc/kubernetes/manifests"
         return {p.name: yaml.safe_load(p.read_text()) for p in sorted(directory.glob("*.yaml"))}
 
-    def _localize(self, host: str, pod: dict, root: Path) -> dict:
-        """What the kubelet of ``host`` would run: mirror-pod name, host paths in its root."""
-        pod = json.loads(json.dumps(pod))
-        pod["metadata"]["name"] = f"{pod['metadata']['name']}-{host}"
-        # A hostNetwork pod sees the node's host name (leader election identities carry it);
-        # podman would give it the pod's name.
-        pod["spec"]["hostname"] = host
-        for volume in pod["spec"].get("volumes", []):
-            hp = volume.get("hostPath")
-            if not hp:
-                continue
-            inside = root / hp["path"].lstrip("/")
-            kind = hp.get("type", "")
-            if kind == "DirectoryOrCreate":
-                inside.mkdir(parents=True, exist_ok=True)
-            elif kind == "Directory" and not inside.is_dir():
-                raise StaticPodLabError(f"{host}: hostPath {hp['path']} is not a directory")
-            elif kind == "File" and not inside.is_file():
-                raise StaticPodLabError(f"{host}: hostPath {hp['path']} is not a file")
-            hp["path"] = str(inside)
-        return pod
-
-    def play(self, hosts: Iterable[str] | None = None) -> list:
-        """Start every manifest of the masters that is new or changed since it was last
-        played (replacing the pod, as a kubelet does); returns the pods (re)started.
-
-        Each pod on its own, as a kubelet: one that fails to start does not hold up the
-        others; every failure is raised together at the end, and tried again next time."""
-        started = []
-        failures = []
-        self.last_failures = {}
-        for host in hosts or self.masters:
-            m = self.masters[host]
-            if m.stopped:
-                continue
-            root = self.rootfs(host)
-            pid = m.pid(self.env)
-            directory = self.workdir / "played" / host
-            directory.mkdir(parents=True, exist_ok=True)
-            for file, pod in self.manifests(host).items():
-                digest = hashlib.sha256(json.dumps(pod, sort_keys=True).encode()).hexdigest()
-                if m.played.get(file) == digest:
-                    continue
-                local = self._localize(host, pod, root)
-                path = directory / file
-                path.write_text(yaml.safe_dump(local, sort_keys=True))
-                name = local["metadata"]["name"]
-                if name not in m.pods:
-                    m.pods.append(name)
-                try:
-                    _run(
-                        [
-                            "nsenter",
-                            f"--net=/proc/{pid}/ns/net",
-                            f"--uts=/proc/{pid}/ns/uts",
-                            "podman",
-                            "kube",
-                            "play",
-                            "--build=false",
-                            "--replace",
-                            str(path),
-                        ],
-                        env=self.env,
-                        cwd=self.workdir,
-                    )
-                except StaticPodLabError as e:
-                    # --replace has removed the pod that ran: whatever the manifest says next
-                    # (this version again, or the previous one back) is played next pass.
-                    m.played.pop(file, None)
-                    failures.append(f"{host} {file}: {e}")
-                    self.last_failures[(host, file)] = failures[-1]
-                    continue
-                # Only once it runs: a pod that failed to start is tried again at the next
-                # pass (a transient podman failure must not leave it down for good).
-                m.played[file] = digest
-                started.append(name)
-        if failures:
-            raise StaticPodLabError("\n".join(failures))
-        return started
-
-    def start_sync(self, interval: float = 2.0) -> None:
-        """Watch the masters' manifest directories like a kubelet: a changed manifest is
-        played again within ``interval`` seconds, and one that failed to start is tried
-        again at every pass, as a kubelet retries. ``sync_errors`` holds the failures not
-        yet mended by a later pass; ``sync_failures.retried`` the ones that were."""
-        self.sync_failures = SyncFailures()
-        self._sync_stop = threading.Event()
-
-        def loop():
-            while not self._sync_stop.wait(interval):
-                with contextlib.suppress(StaticPodLabError):  # each one is in last_failures
-                    self.play()
-                self.sync_failures.note(self.last_failures)
-
-        self._sync_thread = threading.Thread(target=loop, name=f"staticpods-{self.dc}", daemon=True)
-        self._sync_thread.start()
-
-    @property
-    def sync_errors(self) -> list:
-        """Failures not yet mended by a later pass."""
-        return list(self.sync_failures.pending.values())
-
-    def stop_sync(self) -> None:
-        if getattr(self, "_sync_thread", None) is not None:
-            self._sync_stop.set()
-            self._sync_thread.join(timeout=_PODMAN_TIMEOUT)
-            self._sync_thread = None
-
     def pod_states(self) -> dict:
-        out = _run(["podman", "pod", "ps", "--format", "json"], env=self.env).stdout
-        ours = {p for m in self.masters.values() for p in m.pods}
-        return {p["Name"]: p["Status"] for p in json.loads(out or "[]") if p["Name"] in ours}
+        """``{mirror pod: phase}`` of the masters' static pods, as their kubelets report them
+        to the API server."""
+        out = self.kubectl(self.endpoint, "get", "pods", "--namespace", "kube-system", "-o", "json").stdout
+        return {
+            p["metadata"]["name"]: p["status"].get("phase", "")
+            for p in json.loads(out)["items"]
+            if "kubernetes.io/config.mirror" in (p["metadata"].get("annotations") or {})
+        }
 
     def stop_pod(self, host: str, name: str) -> None:
-        """Static pod ``name`` (its manifest's name) of ``host`` stops, its manifest kept: a
-        crashed pod before the kubelet restarts it (:meth:`restart_pod`)."""
-        self._stop_pod(f"{name}-{host}")
+        """Static pod ``name`` (its manifest's name) of ``host`` stops: its manifest leaves the
+        kubelet's directory (kept aside), and the kubelet stops the pod."""
+        files = [f for f, pod in self.manifests(host).items() if pod["metadata"]["name"] == name]
+        if len(files) != 1:
+            raise StaticPodLabError(f"{host}: no single manifest of pod {name!r} in {MANIFESTS}: {files}")
+        self.exec(
+            host, ["sh", "-c", f"mkdir -p {HELD_MANIFESTS} && mv {MANIFESTS}/{files[0]} {HELD_MANIFESTS}/"]
+        )
+        self._held[(host, name)] = files[0]
 
     def restart_pod(self, host: str, name: str) -> None:
-        """The kubelet's restart of a stopped static pod: its manifest is played again, by the
-        next sync pass when the lab syncs, else at once."""
-        m = self.masters[host]
-        for file, pod in self.manifests(host).items():
-            if pod["metadata"]["name"] == name:
-                m.played.pop(file, None)
-        if getattr(self, "_sync_thread", None) is None:
-            self.play([host])
+        """The manifest :meth:`stop_pod` kept aside goes back: the kubelet starts the pod again."""
+        file = self._held.pop((host, name))
+        self.exec(host, ["mv", f"{HELD_MANIFESTS}/{file}", f"{MANIFESTS}/{file}"])
 
     def stop_master(self, host: str) -> None:
-        """A master goes down: its static pods, HAProxy and the host itself."""
+        """A master goes down: the host itself, with its kubelet, static pods and HAProxy."""
         m = self.masters[host]
         m.stopped = True
-        for pod in m.pods:
-            self._stop_pod(pod)
         _run(["podman", "stop", "--time", "10", m.container], env=self.env)
 
-    def _stop_pod(self, pod: str) -> None:
-        """``podman pod stop``, tried twice: under load, podman 4.3 has failed (exit 125, "runc
-        kill" exit 1) on a container that was exiting at that moment. Stopped is what counts:
-        the pod's state is read back after a failure."""
-        errors = []
-        for _ in range(2):
-            result = _run(["podman", "pod", "stop", "--time", "10", pod], env=self.env, check=False)
-            if result.returncode == 0:
-                return
-            errors.append(result.stderr.strip()[-1500:])
-            inspect = ["podman", "pod", "inspect", "--format", "{{.State}}", pod]
-            if _run(inspect, env=self.env, check=False).stdout.strip() in ("Exited", "Stopped"):
-                return
-        raise StaticPodLabError(f"podman pod stop {pod} failed twice:\n" + "\n".join(errors))
+    def _kubelet_states(self) -> str:
+        """Per master: containerd's tasks (id, status) and the kubelet's last log lines."""
+        parts = []
+        for host in self.masters:
+            tasks = self.exec(host, ["ctr", "--namespace", "k8s.io", "tasks", "ls"], check=False)
+            log = self.exec(
+                host, ["journalctl", "-u", "kubelet", "-n", "8", "--no-pager", "-o", "cat"], check=False
+            )
+            parts.append(
+                f"{host} tasks:\n{tasks.stdout.strip()}\n{host} kubelet:\n{log.stdout.strip()[-2000:]}"
+            )
+        return "\n".join(parts)
 
     # -- queries --------------------------------------------------------------------------
 
@@ -934,23 +817,13 @@ class StaticPodLab:
     # -- cleanup --------------------------------------------------------------------------
 
     def close(self) -> list:
-        """Remove every pod, host container and the network, by exact name; returns
+        """Remove every host container and the network, by exact name; returns
         what could not be removed (empty when all went)."""
         problems = []
-        self.stop_sync()
         # down() builds a lab by name only, without a mirror.
         if getattr(self, "mirror", None) is not None:
             self.mirror.close()
             self.mirror = None
-        pods = [pod for m in self.masters.values() for pod in m.pods]
-        if pods:
-            r = _run(
-                ["podman", "pod", "rm", "--force", "--ignore", "--time", "5", *pods],
-                check=False,
-                env=self.env,
-            )
-            if r.returncode != 0:
-                problems.append(f"pods {', '.join(pods)}: {r.stderr.strip()}")
         for m in self.masters.values():
             with contextlib.suppress(StaticPodLabError):
                 _run(["podman", "umount", m.container], check=False, env=self.env)
@@ -980,8 +853,6 @@ class StaticPodLab:
 
 
 # ---- command line (make lab) ----------------------------------------------------------
-
-_COMPONENTS = ("etcd", "etcd-events", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
 
 
 def lab_plan() -> dict:
@@ -1025,16 +896,14 @@ def keeper(datacenter: str, env: dict | None = None) -> str | None:
 
 
 def down(datacenter: str, workdir: Path) -> list:
-    """Remove a datacenter's pods, masters and network, by the names ``up`` gives them."""
+    """Remove a datacenter's host containers and network, by the names ``up`` gives them."""
     lab = StaticPodLab.__new__(StaticPodLab)
     lab.dc, lab.plan, lab.workdir = datacenter, lab_plan(), Path(workdir)
     clusters = [c for c in lab.plan["clusters"].values() if c["datacenter"] == datacenter]
     lab.cluster = clusters[0]
     lab.network = f"c58cp-{datacenter}"
     lab.masters = {
-        e["name"]: Master(
-            e["name"], e["address"], f"c58cp-{e['name']}", [f"{c}-{e['name']}" for c in _COMPONENTS]
-        )
+        e["name"]: Master(e["name"], e["address"], f"c58cp-{e['name']}")
         for e in lab.cluster["api"]["endpoints"]
     }
     # Every other host of the datacenter too: `podman rm --ignore` skips those not started.

@@ -550,13 +550,13 @@ def test_prometheus_finds_node_exporter_on_every_host_and_the_minions_kubelets_a
     stage cloud58-podlogs (its counters on every address, job podlogs); with the kubelets of
     the minions (Prometheus' client certificate, ClusterRole of clusters/) and the other node
     agents on them (cloud58-netshaper, cloud58-overload, cloud58-crashkeeper), those targets are
-    up; so is cloud58-signals on every node of the cluster, the masters too (site.yml's agents
-    stage runs it alone there). The masters' targets of the kubelet and node agents' jobs are
-    not checked: their kubelets run standalone in the lab, and no other agent runs there."""
+    up; so are the masters' kubelets, which run the control plane, and cloud58-signals on every
+    node of the cluster, the masters too (site.yml's agents stage runs it alone there). The
+    masters' targets of the other node agents' jobs are not checked: no other agent runs there."""
     minions = dict.fromkeys(sorted(lab.minions), "up")
     every_host = dict.fromkeys(sorted(lab.hosts), "up")
     only = {job: lab.minions for job in JOBS_UP[2:]}
-    only["signals"] = lab.cluster["nodes"]
+    only["signals"] = only["kubelet"] = lab.cluster["nodes"]
     found = _wait(
         "node, podlogs, kubelet, signals and the node agents' targets up",
         lambda: _targets_up(lab, JOBS_UP, only),
@@ -564,7 +564,7 @@ def test_prometheus_finds_node_exporter_on_every_host_and_the_minions_kubelets_a
     assert found == {
         "node": every_host,
         "podlogs": every_host,
-        "kubelet": minions,
+        "kubelet": dict.fromkeys(sorted(lab.cluster["nodes"]), "up"),
         "signals": dict.fromkeys(sorted(lab.cluster["nodes"]), "up"),
         "netshaper": minions,
         "overload": minions,
@@ -809,11 +809,12 @@ def test_prometheus_scrapes_haproxys_exporter_on_the_masters_and_the_ingress_gat
 
 
 def test_a_stopped_etcd_member_is_down_for_prometheus_until_it_runs_again(lab):
-    """The alert rules' input, live: with one member's etcd pod stopped, up{job="etcd"} is 0
-    for that member and 1 for the others; restarted (its manifest played again, as the kubelet
-    does), all three are up and healthy."""
+    """The alert rules' input, live: with one member's etcd manifest taken out of its master's
+    static pod directory, the kubelet stops the pod and its mirror pod goes; up{job="etcd"} is
+    0 for that member and 1 for the others. With the manifest back, the kubelet starts it
+    again: all three are up and healthy."""
     host = f"{lab.dc}-m3"
-    assert f"etcd-{host}" in lab.masters[host].pods
+    assert lab.pod_states()[f"etcd-{host}"] == "Running"
     expected_down = {h: ("0" if h == host else "1") for h in lab.masters}
 
     def down():
@@ -825,8 +826,9 @@ def test_a_stopped_etcd_member_is_down_for_prometheus_until_it_runs_again(lab):
     lab.stop_pod(host, "etcd")
     try:
         assert _wait("up == 0 for the stopped etcd member", down) == expected_down
+        assert _wait("the mirror pod gone", lambda: f"etcd-{host}" not in lab.pod_states()) is True
     finally:
-        lab.restart_pod(host, "etcd")  # as the kubelet restarts it: the manifest played again
+        lab.restart_pod(host, "etcd")  # the manifest back: the kubelet starts the pod again
 
     def back():
         found = _up(lab, 'job="etcd"')
@@ -844,8 +846,7 @@ def test_prometheus_scrapes_the_control_plane_with_its_own_certificates(lab):
     etcd and events etcd member over TLS with the etcd client certificate the cluster PKI
     issued to it, and every apiserver's, controller-manager's and scheduler's /metrics as user
     cloud58:prometheus, which only the ClusterRole of clusters/ (reconciled) allows; the last
-    two serve on the master's address (a scrape from another host). The jobs whose targets are
-    not up in the lab are named in docs/monitoring.md (the masters' standalone kubelets)."""
+    two serve on the master's address (a scrape from another host)."""
     host = f"{lab.dc}-m1"
     jobs = ("etcd", "etcd-events", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
     scraped = functools.partial(_targets_up, lab, jobs)
@@ -1155,7 +1156,9 @@ def test_each_minions_node_carries_the_load_its_own_agents_measured(lab):
         assert abs(float(found[host][1]["cloud58.io/load-memory-1m"]) - used) < 5.0, (host, used, found[host])
 
 
-def test_every_static_pod_is_running(lab):
+def test_every_static_pod_is_running_and_ready_by_its_kubelets_probes(lab):
+    """The masters' kubelets run the five static pods each and report them as mirror pods:
+    Running, and Ready, which only the kubelet's readiness probes make them."""
     states = lab.pod_states()
     expected = {
         f"{c}-{h}"
@@ -1164,6 +1167,21 @@ def test_every_static_pod_is_running(lab):
     }
     assert set(states) == expected
     assert {s for s in states.values()} == {"Running"}
+
+    def unready():
+        pods = json.loads(lab.kubectl(lab.endpoint, "get", "pods", "-n", "kube-system", "-o", "json").stdout)
+        return sorted(
+            p["metadata"]["name"]
+            for p in pods["items"]
+            if p["metadata"]["name"] in expected
+            and not any(
+                c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", [])
+            )
+        )
+
+    assert (
+        _wait("every static pod Ready", lambda: unready() == [] or None, timeout=120, detail=unready) is True
+    )
 
 
 def test_every_probe_answers(lab):
@@ -1408,15 +1426,9 @@ def test_renewal_restarts_every_pod_with_renewed_certificates(lab):
         )
 
     _wait("every master serving its renewed certificates", serving_renewed, timeout=120)
-
-    # A pod podman failed to replace is played again at the next pass, as a kubelet
-    # retries; what must not be left is one that still fails.
-    def all_played():
-        if lab.sync_errors:
-            raise AssertionError(lab.sync_errors)
-        return True
-
-    _wait("every renewed static pod played", all_played, timeout=60)
+    _wait(
+        "every static pod running again", lambda: set(lab.pod_states().values()) == {"Running"}, timeout=120
+    )
     assert lab.kubectl(lab.endpoint, "get", "--raw", "/readyz").stdout == "ok"
 
 
@@ -1509,8 +1521,30 @@ def _assert_joined(lab, names: list) -> None:
 
 def test_minions_register_ready_nodes_with_the_plan_labels(lab):
     _assert_joined(lab, lab.minions)
-    # The masters' kubelets stay standalone in the lab (the stand-in runs their static pods).
-    assert sorted(_nodes(lab)) == sorted(lab.minions)
+    assert sorted(_nodes(lab)) == sorted([*lab.masters, *lab.minions])
+
+
+def test_masters_register_ready_nodes_tainted_for_the_control_plane_alone(lab):
+    """The masters' kubelets, which run the control plane, register Nodes too: Ready, with the
+    plan's labels, and the control plane's taint, so that the scheduler places no other pod
+    there."""
+    nodes = _wait(
+        "Ready master Nodes",
+        lambda: (
+            (found := _nodes(lab)) and all(m in found and _ready(found[m]) for m in lab.masters) and found
+        ),
+    )
+    for name in lab.masters:
+        node = nodes[name]
+        rack = lab.plan["hosts"][name]["rack"]
+        labels = node["metadata"]["labels"]
+        assert {k: v for k, v in labels.items() if k.startswith("topology.kubernetes.io/")} == {
+            "topology.kubernetes.io/region": lab.dc,
+            "topology.kubernetes.io/zone": rack,
+        }
+        assert node["spec"].get("taints") == [
+            {"effect": "NoSchedule", "key": "node-role.kubernetes.io/control-plane"}
+        ]
 
 
 # clusters/<cluster>/cluster.yml: node_annotations of the minions, which reconcile wrote.
@@ -2132,7 +2166,7 @@ def test_remove_node_drains_deletes_and_cleans_a_minion(lab):
     nothing in check mode, everything for real, nothing the second time."""
     host = f"{lab.dc}-w2"
     before = sorted(_nodes(lab))
-    assert before == sorted(lab.minions)  # the planned ones and the scale-out's
+    assert before == sorted([*lab.masters, *lab.minions])  # the scale-out minion too
     variables = {"remove_node": host, "kubeconfig": lab.state["kubeconfig"]}
 
     check = lab.ansible_playbook("remove-node.yml", variables, "--check", "--diff")
