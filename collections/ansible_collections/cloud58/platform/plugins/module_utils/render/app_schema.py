@@ -20,6 +20,7 @@ import os
 import re
 
 from ..kube.quantity import QUANTITY_PATTERN, parse_quantity
+from .discovery import consul_label, consul_spec_problems
 from .errors import AppSpecError, RenderError
 from .vips import vip_label, vip_spec_problems
 
@@ -143,6 +144,36 @@ VIP_SCHEMA = {
                 "The pods need the client's address by TOA (the annotation `lvs.cloud58.io/toa`; "
                 "the role `toa` is configured from the inventory, nothing reads the annotation yet)."
             ),
+        },
+    },
+}
+# Registration in Consul (docs/service-discovery.md): rendered as the Service annotations
+# cloud58-consul-sync selects on (render/discovery.py).
+CONSUL_SCHEMA = {
+    "type": ["object", "null"],
+    "additionalProperties": False,
+    "required": ["service"],
+    "default": None,
+    "description": (
+        "Register the app's Service in Consul: cloud58-consul-sync writes its ready endpoints "
+        "(the `http` port) into the catalog of the cluster's datacenter as instances of `service`, "
+        "which HAProxy gateways and other datacenters find there. One Consul service belongs to one "
+        "app. Rendered as the Service annotations `consul.cloud58.io/service`, "
+        "`consul.cloud58.io/port` and `consul.cloud58.io/version` (when set); null: not registered."
+    ),
+    "properties": {
+        "service": {
+            "type": "string",
+            "pattern": "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",
+            "description": "The Consul service name: a DNS label (a-z, 0-9, '-', at most 63).",
+            "examples": ["checkout"],
+        },
+        "version": {
+            "type": ["string", "null"],
+            "minLength": 1,
+            "default": None,
+            "description": "The instances' tag `version=<version>`; null: none.",
+            "examples": ["1.4.2"],
         },
     },
 }
@@ -457,6 +488,7 @@ APP_SCHEMA = {
         "pids_limit": PIDS_LIMIT_SCHEMA,
         "crash": CRASH_SCHEMA,
         "vip": VIP_SCHEMA,
+        "consul": CONSUL_SCHEMA,
         "clusters": {
             "type": "object",
             "minProperties": 1,
@@ -510,6 +542,12 @@ def _path(parts) -> str:
 def _message(error, instance=None) -> str:
     if list(error.absolute_path)[:1] == ["vip"]:
         return f"{vip_label(instance)}: {_vip_message(error)}"
+    if list(error.absolute_path)[:1] == ["consul"]:
+        if error.validator == "pattern" and list(error.absolute_path) == ["consul", "service"]:
+            return (
+                f"{consul_label(instance)}: {error.instance!r} is not a DNS label (a-z, 0-9, '-', at most 63)"
+            )
+        return f"{consul_label(instance)}: {error.message}"
     if error.validator == "not" and error.schema.get("not", {}).get("pattern") == ":latest$":
         return f"{error.instance!r} uses the tag latest; pin a version or a digest"
     if error.validator == "not" and "enum" in error.schema.get("not", {}):
@@ -577,6 +615,7 @@ def semantic_problems(rel: str, stem: str, spec: dict) -> list[str]:
         )
     problems.extend(bandwidth_problems(rel, spec["bandwidth"]))
     problems.extend(vip_spec_problems(rel, spec))
+    problems.extend(consul_spec_problems(rel, spec))
     return problems
 
 

@@ -17,6 +17,7 @@ from fractions import Fraction
 
 from ..kube.quantity import parse_quantity
 from ..node.crash import spec_annotations as crash_annotations
+from .discovery import consul_annotations
 from .platform import APP_PRIORITY_CLASS, TEAM_LABEL, meta
 from .targets import NODE_LABEL_FUNCTION, NODE_LABEL_RACK, ClusterTarget
 from .vips import VIP_PORT_NAME, vip_annotations
@@ -112,7 +113,7 @@ def app_objects(spec: dict, target: ClusterTarget, share: dict) -> list[dict]:
             {
                 "apiVersion": "v1",
                 "kind": "Service",
-                "metadata": meta(name, cluster, ns, labels, vip and vip_annotations(vip)),
+                "metadata": meta(name, cluster, ns, labels, _service_annotations(spec)),
                 "spec": {
                     "type": spec["service"]["type"],
                     "selector": {APP_LABEL: name},
@@ -157,6 +158,16 @@ def app_objects(spec: dict, target: ClusterTarget, share: dict) -> list[dict]:
         }
     )
     return objs
+
+
+def _service_annotations(spec: dict) -> dict | None:
+    """The Service's annotations: the VIP's (cloud58-lvs-sync) and Consul's (cloud58-consul-sync)."""
+    out = {}
+    if spec.get("vip") is not None:
+        out.update(vip_annotations(spec["vip"]))
+    if spec.get("consul") is not None:
+        out.update(consul_annotations(spec["consul"]))
+    return out or None
 
 
 def _deployment_spec(spec: dict, target: ClusterTarget, share: dict, labels: dict, config_hash: str) -> dict:

@@ -17,6 +17,7 @@ from ..bgp import BgpError, calico_node_annotations, calico_objects
 from ..kube.clusters_format import CLUSTER_FILE, dump_yaml
 from ..kube.objects import object_key
 from .apps import app_objects, namespace_quota, racks_in, replica_plan
+from .discovery import consul_claim_problems
 from .errors import AppSpecError, RenderError
 from .file_names import file_name
 from .platform import business_namespace_objects, lvs_sync_rbac, platform_objects
@@ -170,6 +171,7 @@ def _check_against_plan(specs: list[tuple[str, dict]], targets: dict) -> None:
                 f"namespace {spec['namespace']!r} (rule: one-team-per-namespace)"
             )
     problems.extend(vip_plan_problems(specs, targets))
+    problems.extend(consul_claim_problems(specs))
     if problems:
         raise AppSpecError(problems)
 
