@@ -146,8 +146,10 @@ def _stop_pids(procs: list[dict]) -> list[str]:
 STAND_INS = (
     "control plane images: localhost/cloud58/<component>:<version> built from the pinned binaries, "
     "imported into the masters' containerd (the registry mirror)",
-    "pod network: a bridge + host-local CNI configuration over each minion's block (calico-node's CNI)",
+    "pod network: a bridge + host-local CNI configuration over each node's block (calico-node's CNI), "
+    "and routes to the other nodes' blocks over the node network (what BIRD learns over BGP)",
     "pause image: localhost/cloud58/pause built from images/pause (the registry mirror)",
+    "the demo app's image (apps/echo.yaml): the pause image with /echo as its entrypoint (the registry mirror)",
     "BGP fabric: FRR routers and BIRD speakers in network namespaces, not yet wired to the host containers",
     "node CPU pressure for cloud58-overload: each minion container's own cgroup "
     "(/sys/fs/cgroup/unified/cpu.pressure; /proc/pressure is the whole machine's)",

@@ -65,6 +65,8 @@ IMAGE_BINARIES = {
 }
 _VERSION_ARG = {"etcd": "--version"}
 PAUSE_SOURCE = REPO / "images/pause"
+# The demo app whose image the lab builds from the pause image's /echo (images/pause/README.md).
+ECHO_APP = REPO / "apps/echo.yaml"
 # A lab host's own CPU pressure: its container's cgroup in the unified hierarchy (cgroup v1
 # hybrid; PSI is kept per cgroup there whatever the controllers).
 OVERLOAD_SOURCE = "/sys/fs/cgroup/unified/cpu.pressure"
@@ -222,19 +224,43 @@ def build_pause_image(workdir: Path, env: dict, registry: str = REGISTRY) -> tup
         build_env = dict(env, CGO_ENABLED="0", GOTOOLCHAIN="local", GOFLAGS="-mod=mod", GOWORK="off")
         # pause; say: a lab pod's known line in its container log; burn: a lab pod's CPU load
         # (images/pause/README.md).
-        for name, package in (("pause", "."), ("say", "./say"), ("burn", "./burn")):
+        for name, package in (("pause", "."), ("say", "./say"), ("burn", "./burn"), ("echo", "./echo")):
             _run(
                 [go, "build", "-trimpath", "-ldflags", "-s -w", "-o", str(context / name), package],
                 env=build_env,
                 cwd=PAUSE_SOURCE,
             )
         (context / "Containerfile").write_text(
-            "FROM scratch\nCOPY pause /pause\nCOPY say /say\nCOPY burn /burn\nUSER 65535:65535\n"
+            "FROM scratch\nCOPY pause /pause\nCOPY say /say\nCOPY burn /burn\nCOPY echo /echo\n"
+            "USER 65535:65535\n"
             'ENTRYPOINT ["/pause"]\n'
             f'LABEL cloud58.source-sha256="{digest}"\n'
         )
         _run(["podman", "build", "--quiet", "--tag", image, str(context)], env=env)
         shutil.rmtree(context)
+    if not archive.exists():
+        _run(
+            ["podman", "save", "--quiet", "--format", "oci-archive", "--output", str(archive), image], env=env
+        )
+    return image, archive
+
+
+def build_echo_image(pause_image: str, workdir: Path, env: dict) -> tuple[str, Path]:
+    """``(image, oci archive)`` of the demo app ``apps/echo.yaml`` names: the pause image with
+    ``/echo`` as its entrypoint, tagged with the app's image reference (no registry serves
+    it here). An image built from the same pause image is reused."""
+    image = yaml.safe_load(ECHO_APP.read_text())["image"]
+    label = '{{index .Labels "cloud58.pause-image"}}'
+    found = _run(["podman", "image", "inspect", "--format", label, image], check=False, env=env)
+    if found.returncode != 0 or found.stdout.strip() != pause_image:
+        context = workdir / "image-echo"
+        context.mkdir(parents=True, exist_ok=True)
+        (context / "Containerfile").write_text(
+            f'FROM {pause_image}\nENTRYPOINT ["/echo"]\nLABEL cloud58.pause-image="{pause_image}"\n'
+        )
+        _run(["podman", "build", "--quiet", "--tag", image, str(context)], env=env)
+        shutil.rmtree(context)
+    archive = workdir / f"echo-{pause_image.rsplit(':', 1)[1]}.oci.tar"
     if not archive.exists():
         _run(
             ["podman", "save", "--quiet", "--format", "oci-archive", "--output", str(archive), image], env=env
@@ -337,6 +363,8 @@ class StaticPodLab:
         self.image_archives: dict = {}
         self._held: dict = {}  # (host, pod name) -> manifest file stop_pod kept aside
         self.pause_image, self.pause_archive = "", None
+        self.echo_image, self.echo_archive = "", None
+        self._prepared: list = []  # the nodes prepare_nodes has prepared, in that order
         self._network_created = False
         # The operator's mirror (Consul's binary, served once the network exists) and the
         # secrets an operator keeps in Ansible Vault, new for every lab; site.yml gets them in
@@ -361,6 +389,7 @@ class StaticPodLab:
         self.images = build_images(self.bin_dir, self.workdir, self.env)
         self.image_archives = save_archives(self.images, self.workdir, self.env)
         self.pause_image, self.pause_archive = build_pause_image(self.workdir, self.env)
+        self.echo_image, self.echo_archive = build_echo_image(self.pause_image, self.workdir, self.env)
         gateway = self.nodes.broadcast_address - 1
         taken = {m.address for m in self.hosts.values()}
         if str(gateway) in taken:
@@ -641,9 +670,11 @@ class StaticPodLab:
     def prepare_nodes(self, hosts: Iterable[str] | None = None) -> None:
         """What a production node gets from calico-node and the registry mirror, for the lab's
         minions (by default) and masters: a CNI configuration over the node's pod block (bridge
-        + host-local), and the pause image in containerd. Needs containerd running (after
-        site.yml's nodes stage)."""
-        for host in hosts or self.minions:
+        + host-local), the routes to the other nodes' blocks (:meth:`route_pod_blocks`), and
+        the pause image in containerd, with the demo app's image on a minion. Needs containerd
+        running (after site.yml's nodes stage)."""
+        hosts = list(hosts or self.minions)
+        for host in hosts:
             block = self.pod_block(host)
             conflist = {
                 "cniVersion": "1.0.0",
@@ -673,6 +704,24 @@ class StaticPodLab:
                 input_text=json.dumps(conflist, indent=2, sort_keys=True) + "\n",
             )
             self._import(host, self.pause_archive)
+            if host not in self.masters:
+                self._import(host, self.echo_archive)
+            if host not in self._prepared:
+                self._prepared.append(host)
+        self.route_pod_blocks()
+
+    def route_pod_blocks(self) -> None:
+        """On every prepared node, a route to each other prepared node's pod block through that
+        node's address on the node network: what the nodes' BIRD speakers learn over BGP in
+        production (issue 13 item 4), written by hand."""
+        for host in self._prepared:
+            script = "".join(
+                f"ip route replace {self.pod_block(other)} via {self.hosts[other].address}\n"
+                for other in self._prepared
+                if other != host
+            )
+            if script:
+                self.exec(host, ["sh", "-ec", script])
 
     def prepare_masters(self) -> None:
         """The node stand-ins on the masters, and the control plane's images in their

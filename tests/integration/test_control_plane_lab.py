@@ -506,6 +506,162 @@ def test_consul_sync_registers_a_services_endpoint_with_identities_of_its_own(la
         lab.kubectl(lab.endpoint, "delete", "namespace", namespace, "--wait=true", check=False, timeout=180)
 
 
+# Inside the ingress node: ``count`` GETs of a URL, one "<status> <body>" line each.
+_GETS = (
+    "import sys,urllib.request,urllib.error\n"
+    "for _ in range(int(sys.argv[2])):\n"
+    "    try:\n"
+    "        r=urllib.request.urlopen(sys.argv[1],timeout=5); print(r.status, r.read().decode().strip())\n"
+    "    except urllib.error.HTTPError as e:\n"
+    "        print(e.code, '')\n"
+    "    except OSError as e:\n"
+    "        print(0, e)\n"
+)
+
+
+def _ready_pods(lab, namespace: str, selector: str) -> dict:
+    """{pod name: address} of the pods of ``selector`` that are Ready."""
+    pods = json.loads(
+        lab.kubectl(lab.endpoint, "get", "pods", "-n", namespace, "-l", selector, "-o", "json").stdout
+    )
+    return {
+        p["metadata"]["name"]: p["status"]["podIP"]
+        for p in pods["items"]
+        if p["metadata"].get("deletionTimestamp") is None
+        and any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", []))
+    }
+
+
+def test_scaling_a_deployment_moves_consul_and_the_gateway_with_it(lab):
+    """The whole discovery path, fed by Kubernetes: a Deployment of the demo app's image whose
+    Service is marked for Consul as `web`, the ingress gateway's service. Scaled 1 → 3 → 1,
+    cloud58-consul-sync keeps exactly the Ready pods' addresses passing in Consul's catalog
+    (node k8s-<cluster>), and cloud58-gateway-sync the ingress node's HAProxy: requests to the
+    gateway's frontend are answered by exactly those pods, on both racks' minions."""
+    host, cluster = lab.cluster["masters"][0], lab.cluster["name"]
+    gateway = f"{lab.dc}-w1"
+    management = lab.secrets["consul_acl_management_token"]
+    name, namespace = "labscale", f"cloud58-labscale-{os.getpid()}"
+    message = f"scaled-{os.getpid()}-{time.time_ns()}"
+    selector = f"app={name}"
+    objects = {
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": [
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": name, "namespace": namespace},
+                "spec": {
+                    "replicas": 1,
+                    "selector": {"matchLabels": {"app": name}},
+                    "template": {
+                        "metadata": {"labels": {"app": name}},
+                        "spec": {
+                            "automountServiceAccountToken": False,
+                            # Over both racks for sure: the minions the pods may go to (a
+                            # minion the overload agent tainted too) are the only domains.
+                            "topologySpreadConstraints": [
+                                {
+                                    "maxSkew": 1,
+                                    "topologyKey": "topology.kubernetes.io/zone",
+                                    "whenUnsatisfiable": "DoNotSchedule",
+                                    "labelSelector": {"matchLabels": {"app": name}},
+                                    "nodeTaintsPolicy": "Honor",
+                                }
+                            ],
+                            "tolerations": [
+                                {"key": "cloud58.io/overloaded", "operator": "Exists", "effect": "NoSchedule"}
+                            ],
+                            "containers": [
+                                {
+                                    "name": "echo",
+                                    "image": lab.echo_image,
+                                    "imagePullPolicy": "Never",
+                                    "env": [{"name": "ECHO_MESSAGE", "value": message}],
+                                    "ports": [{"name": "http", "containerPort": 8080}],
+                                    "readinessProbe": {
+                                        "httpGet": {"path": "/", "port": "http"},
+                                        "periodSeconds": 1,
+                                    },
+                                }
+                            ],
+                        },
+                    },
+                },
+            },
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {
+                    "name": name,
+                    "namespace": namespace,
+                    "annotations": {"consul.cloud58.io/service": "web"},
+                },
+                "spec": {
+                    "selector": {"app": name},
+                    "ports": [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}],
+                },
+            },
+        ],
+    }
+
+    def passing() -> dict:
+        out = lab.exec(
+            host, ["python3", "-c", _CONSUL_GET, "/v1/health/service/web?passing=true"], input_text=management
+        ).stdout
+        return {
+            e["Service"]["Address"]: e["Service"]["Port"]
+            for e in json.loads(out)
+            if e["Node"]["Node"] == f"k8s-{cluster}"
+        }
+
+    def answering(pods: dict) -> set:
+        out = lab.exec(
+            gateway,
+            ["python3", "-c", _GETS, f"http://{lab.hosts[gateway].address}:8080/", str(3 * len(pods))],
+        )
+        return {
+            line.split(" from ", 1)[1]
+            for line in out.stdout.splitlines()
+            if line.startswith(f"200 {message} from ")
+        }
+
+    lab.kubectl(lab.endpoint, "create", "namespace", namespace)
+    lab.kubectl(lab.endpoint, "create", "serviceaccount", "default", "-n", namespace, check=False)
+    try:
+        lab.kubectl(lab.endpoint, "apply", "-f", "-", input_text=json.dumps(objects))
+        nodes_seen = set()
+        for replicas in (1, 3, 1):
+            lab.kubectl(lab.endpoint, "scale", "deployment", name, "-n", namespace, f"--replicas={replicas}")
+
+            def followed(replicas=replicas):
+                pods = _ready_pods(lab, namespace, selector)
+                if len(pods) != replicas:
+                    raise AssertionError(f"{len(pods)} Ready pods")
+                in_consul = passing()
+                if in_consul != dict.fromkeys(pods.values(), 8080):
+                    raise AssertionError(f"Consul {in_consul} against the pods {pods}")
+                answered = answering(pods)
+                if answered != set(pods):
+                    raise AssertionError(f"the gateway's answers came from {answered}, the pods are {pods}")
+                return pods
+
+            # Every 3 s: the gateway limits a client to 100 requests in 10 s.
+            pods = _wait(
+                f"Consul and the gateway following {replicas} Ready pod(s)", followed, timeout=300, interval=3
+            )
+            placed = json.loads(
+                lab.kubectl(lab.endpoint, "get", "pods", "-n", namespace, "-l", selector, "-o", "json").stdout
+            )
+            nodes_seen |= {p["spec"]["nodeName"] for p in placed["items"] if p["metadata"]["name"] in pods}
+        # The three pods spread over both racks' minions: the gateway reached the other rack too.
+        assert {lab.plan["hosts"][n]["rack"] for n in nodes_seen} == {f"{lab.dc}-r1", f"{lab.dc}-r2"}
+    finally:
+        # Waited for: a pod left on the minion would stop remove-node.yml's drain.
+        lab.kubectl(lab.endpoint, "delete", "namespace", namespace, "--wait=true", check=False, timeout=180)
+
+
 # The jobs whose every target is up in the lab (beside etcd, etcd-events and kube-apiserver).
 JOBS_UP = ("node", "podlogs", "kubelet", "signals", "netshaper", "overload", "crashkeeper")
 # Inside the Prometheus host: every active target as [job, host label, health, last error].
@@ -1599,6 +1755,57 @@ _TBF_ON_NODE = (
     "        out.append([kind,q['kind'],q['options']['rate']])\n"
     "print(json.dumps(sorted(out)))\n"
 )
+
+
+def test_the_echo_deployment_from_apps_answers_http_from_a_pod_in_another_rack(lab):
+    """The Deployment rendered from apps/echo.yaml, which `make lab` reconciled, runs real
+    containers (the demo app's image is the lab's stand-in, images/pause/echo): once its pod
+    is Ready by the kubelet's probes, it answers, from an address of its node's block, a pod
+    on a minion of the other rack with the app's ECHO_MESSAGE, across the node network."""
+    lab.kubectl(lab.endpoint, "create", "serviceaccount", "default", "--namespace", "default", check=False)
+    pods = _wait(
+        "the echo Deployment's pods Ready",
+        lambda: _ready_pods(lab, "lab-demo", "app.kubernetes.io/name=echo"),
+    )
+    placed = json.loads(
+        lab.kubectl(
+            lab.endpoint, "get", "pods", "-n", "lab-demo", "-l", "app.kubernetes.io/name=echo", "-o", "json"
+        ).stdout
+    )
+    node_of = {p["metadata"]["name"]: p["spec"]["nodeName"] for p in placed["items"]}
+    answers, clients = {}, []
+    try:
+        for index, (pod, address) in enumerate(sorted(pods.items())):
+            node = node_of[pod]
+            assert ipaddress.ip_address(address) in ipaddress.ip_network(lab.pod_block(node))
+            rack = lab.plan["hosts"][node]["rack"]
+            other = next(
+                m for m in lab.minions if (lab.plan["hosts"].get(m) or {}).get("rack") not in (None, rack)
+            )
+            client = f"echo-client-{index}-{os.getpid()}"
+            clients.append(client)
+            spec = _pause_pod(lab, client, other)
+            spec["spec"]["restartPolicy"] = "Never"
+            spec["spec"]["containers"] = [
+                {
+                    "name": "get",
+                    "image": lab.echo_image,
+                    "imagePullPolicy": "Never",
+                    "args": ["get", f"http://{address}:8080/"],
+                }
+            ]
+            lab.kubectl(lab.endpoint, "apply", "-f", "-", input_text=json.dumps(spec))
+
+            def done(client=client):
+                got = json.loads(lab.kubectl(lab.endpoint, "get", "pod", client, "-o", "json").stdout)
+                return got["status"].get("phase") in ("Succeeded", "Failed") and got["status"]["phase"]
+
+            phase = _wait(f"{client} on {other} done", done)
+            answers[pod] = (phase, lab.kubectl(lab.endpoint, "logs", client).stdout)
+    finally:
+        for client in clients:
+            lab.kubectl(lab.endpoint, "delete", "pod", client, "--wait=true", check=False, timeout=120)
+    assert answers == {pod: ("Succeeded", f"200 hello from cloud58 from {pod}\n") for pod in pods}
 
 
 def test_a_pods_bandwidth_annotations_shape_its_veth_through_the_cni_chain(lab):
