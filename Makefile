@@ -110,8 +110,12 @@ molecule: setup-venv setup-image ## every molecule scenario: create, converge, i
 molecule-ci: setup-venv setup-image ## the molecule scenarios make test runs (MOLECULE_CI)
 	@scripts/ci/molecule.sh $(MOLECULE_CI)
 
+# Niced: in `make test` the benchmarks share the two cores with the lab, whose overload test
+# needs a minion whose own CPU pressure is low before its burner starts (in the fresh clone
+# of c3a4820 the minion stayed overloaded for 240 s while the benchmarks ran beside it). Each
+# benchmark compares figures measured in the same run; alone (`make bench`) nice changes nothing.
 bench: setup-venv setup-upstream setup-consul setup-victorialogs ## benchmarks: print figures and ratios to the baselines (CLOUD58_BENCH_SIZE=ci: smaller)
-	@scripts/ci/bench.sh
+	@nice -n 10 scripts/ci/bench.sh
 
 ## ---- the lab --------------------------------------------------------------------------
 lab: setup ## build and run the embedded lab cloud (inventories/lab) and print its status
