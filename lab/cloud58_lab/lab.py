@@ -149,7 +149,8 @@ STAND_INS = (
     "pod network: a bridge + host-local CNI configuration over each node's block (calico-node's CNI), "
     "and routes to the other nodes' blocks over the node network (what BIRD learns over BGP)",
     "pause image: localhost/cloud58/pause built from images/pause (the registry mirror)",
-    "the demo app's image (apps/echo.yaml): the pause image with /echo as its entrypoint (the registry mirror)",
+    "the demo app's image (apps/echo.yaml): the pause image with /echo as its entrypoint "
+    "(the registry mirror)",
     "BGP fabric: FRR routers and BIRD speakers in network namespaces, not yet wired to the host containers",
     "node CPU pressure for cloud58-overload: each minion container's own cgroup "
     "(/sys/fs/cgroup/unified/cpu.pressure; /proc/pressure is the whole machine's)",
