@@ -227,8 +227,9 @@ class Keeper:
 
     def _dump(self, cid: str, policy: crash.Policy, site: str, files: list, deleted: list) -> str:
         """Run the dump inside the container; stop it at its time limit or when the budget is full.
-        Before the dump would pass the free-space floor or the byte budget, the oldest sites go
-        (their paths added to ``deleted``); it stops when none is left to delete."""
+        Before the dump would pass the free-space floor, the oldest sites go (their paths added
+        to ``deleted``); it stops at ``--max-bytes``, or at the floor once no old site is left
+        to delete."""
         exec_id = f"c58crash-{os.getpid()}-{time.monotonic_ns()}"
         room = self._room(0)
         out_path, err_path = os.path.join(site, "dump"), os.path.join(site, "dump.stderr")
