@@ -253,12 +253,15 @@ class Keeper:
                 chunk = os.read(proc.stdout.fileno(), CHUNK)
                 if not chunk:
                     break
+                if size + len(chunk) > room:  # the disk as it is now, as the retention plan sees it
+                    room = self._room(size)
                 if size + len(chunk) > room and self._make_room(policy.app, size, len(chunk), deleted):
                     room = self._room(size)
                 if size + len(chunk) > room:
                     outcome = f"stopped at {size} bytes: the budget or the free-space floor is reached"
                     break
                 out.write(chunk)
+                out.flush()  # on the disk before the next statvfs counts it
                 digest.update(chunk)
                 size += len(chunk)
             selector.close()
