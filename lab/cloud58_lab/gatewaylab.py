@@ -9,6 +9,8 @@ and benchmarks/bench_haproxy_converge.py.
 * :class:`Backend`: an HTTP server in a thread that answers every request with its own name
   (``/healthz`` too) and counts the requests it served; its ``status`` (200) is the status of
   every request but ``/healthz``, which always answers 200: a bad instance that passes its checks.
+* :class:`HeldBackend`: an HTTP server in a thread that holds each request until the test
+  releases them, counting how many were inside it at once.
 * :class:`TcpBackend`: a TCP server in a thread that greets every connection with its name and
   closes it (a protocol where the server speaks first); it can stop listening (connections
   refused) and listen again on the same port.
@@ -210,6 +212,58 @@ class Backend:
         self.thread.start()
 
     def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class HeldBackend:
+    """An HTTP server on ``address`` that holds every request but ``/healthz`` until ``gate`` is
+    set, then answers it (200) with its name: a slow instance whose requests the test releases.
+    ``active`` counts the requests inside the server, ``most`` the highest that count reached,
+    ``served`` the requests answered; ``/healthz`` answers 200 at once and counts in none."""
+
+    def __init__(self, name: str, address: str) -> None:
+        self.name, self.active, self.most, self.served = name, 0, 0, 0
+        self.gate = threading.Event()
+        self._lock = threading.Lock()
+        backend = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.0"
+
+            def do_GET(self):
+                if self.path != "/healthz":
+                    backend._enter()
+                    try:
+                        backend.gate.wait(WAIT)
+                    finally:
+                        backend._leave()
+                body = backend.name.encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = _Server((address, 0), Handler)
+        self.address, self.port = address, self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def _enter(self) -> None:
+        with self._lock:
+            self.active += 1
+            self.most = max(self.most, self.active)
+
+    def _leave(self) -> None:
+        with self._lock:
+            self.active -= 1
+            self.served += 1
+
+    def stop(self) -> None:
+        self.gate.set()
         self.server.shutdown()
         self.server.server_close()
 
