@@ -537,7 +537,12 @@ def test_scaling_a_deployment_moves_consul_and_the_gateway_with_it(lab):
     Service is marked for Consul as `web`, the ingress gateway's service. Scaled 1 → 3 → 1,
     cloud58-consul-sync keeps exactly the Ready pods' addresses passing in Consul's catalog
     (node k8s-<cluster>), and cloud58-gateway-sync the ingress node's HAProxy: requests to the
-    gateway's frontend are answered by exactly those pods, on both racks' minions."""
+    gateway's frontend are answered by exactly those pods, on both racks' minions.
+
+    At 3, one pod is turned not-ready while it runs (its /ready answers 503, so the kubelet's
+    readiness probe fails): its endpoint stays in the EndpointSlice with ready false, its
+    instance stays registered in Consul but not passing, and the gateway stops sending it
+    requests; ready again, it is back in all three."""
     host, cluster = lab.cluster["masters"][0], lab.cluster["name"]
     gateway = f"{lab.dc}-w1"
     management = lab.secrets["consul_acl_management_token"]
@@ -581,7 +586,7 @@ def test_scaling_a_deployment_moves_consul_and_the_gateway_with_it(lab):
                                     "env": [{"name": "ECHO_MESSAGE", "value": message}],
                                     "ports": [{"name": "http", "containerPort": 8080}],
                                     "readinessProbe": {
-                                        "httpGet": {"path": "/", "port": "http"},
+                                        "httpGet": {"path": "/ready", "port": "http"},
                                         "periodSeconds": 1,
                                     },
                                 }
@@ -606,14 +611,37 @@ def test_scaling_a_deployment_moves_consul_and_the_gateway_with_it(lab):
         ],
     }
 
-    def passing() -> dict:
+    def passing(only_passing: bool = True) -> dict:
+        query = "?passing=true" if only_passing else ""
         out = lab.exec(
-            host, ["python3", "-c", _CONSUL_GET, "/v1/health/service/web?passing=true"], input_text=management
+            host, ["python3", "-c", _CONSUL_GET, f"/v1/health/service/web{query}"], input_text=management
         ).stdout
         return {
             e["Service"]["Address"]: e["Service"]["Port"]
             for e in json.loads(out)
             if e["Node"]["Node"] == f"k8s-{cluster}"
+        }
+
+    def slice_readiness() -> dict:
+        """{address: ready} of the Service's EndpointSlices."""
+        slices = json.loads(
+            lab.kubectl(
+                lab.endpoint,
+                "get",
+                "endpointslices",
+                "-n",
+                namespace,
+                "-l",
+                f"kubernetes.io/service-name={name}",
+                "-o",
+                "json",
+            ).stdout
+        )
+        return {
+            address: endpoint["conditions"].get("ready")
+            for item in slices["items"]
+            for endpoint in item.get("endpoints") or []
+            for address in endpoint["addresses"]
         }
 
     def answering(pods: dict) -> set:
@@ -655,11 +683,72 @@ def test_scaling_a_deployment_moves_consul_and_the_gateway_with_it(lab):
                 lab.kubectl(lab.endpoint, "get", "pods", "-n", namespace, "-l", selector, "-o", "json").stdout
             )
             nodes_seen |= {p["spec"]["nodeName"] for p in placed["items"] if p["metadata"]["name"] in pods}
+            if replicas == 3:
+                nodes = {p["metadata"]["name"]: p["spec"]["nodeName"] for p in placed["items"]}
+                _not_ready_and_back(
+                    lab, pods, nodes, passing=passing, slice_readiness=slice_readiness, answering=answering
+                )
         # The three pods spread over both racks' minions: the gateway reached the other rack too.
         assert {lab.plan["hosts"][n]["rack"] for n in nodes_seen} == {f"{lab.dc}-r1", f"{lab.dc}-r2"}
     finally:
         # Waited for: a pod left on the minion would stop remove-node.yml's drain.
         lab.kubectl(lab.endpoint, "delete", "namespace", namespace, "--wait=true", check=False, timeout=180)
+
+
+# Inside a node: PUT argv[2] to argv[1] (the demo app's /ready), then its status and body.
+_PUT = (
+    "import sys,urllib.request\n"
+    "r=urllib.request.urlopen(urllib.request.Request(sys.argv[1],data=sys.argv[2].encode(),method='PUT'),"
+    "timeout=10)\n"
+    "print(r.status, r.read().decode().strip())\n"
+)
+
+
+def _not_ready_and_back(lab, pods: dict, nodes: dict, *, passing, slice_readiness, answering) -> None:
+    """The first of ``pods`` (name: address) turned not-ready from its node, then ready again;
+    each time, the EndpointSlice, Consul and the gateway's answers follow."""
+    pod = sorted(pods)[0]
+    address = pods[pod]
+    others = {n: a for n, a in pods.items() if n != pod}
+    url = f"http://{address}:8080/ready"
+    assert lab.exec(nodes[pod], ["python3", "-c", _PUT, url, "no"]).stdout.strip() == "200 ready: no"
+
+    def followed_not_ready():
+        readiness = slice_readiness()
+        if readiness != {**dict.fromkeys(others.values(), True), address: False}:
+            raise AssertionError(f"the EndpointSlice's readiness {readiness}")
+        in_consul, registered = passing(), passing(only_passing=False)
+        if (in_consul, registered) != (
+            dict.fromkeys(others.values(), 8080),
+            dict.fromkeys(pods.values(), 8080),
+        ):
+            raise AssertionError(f"passing in Consul {in_consul}, registered {registered}")
+        answered = answering(others)
+        if answered != set(others):
+            raise AssertionError(f"the gateway's answers came from {answered}, the ready pods are {others}")
+        return True
+
+    _wait(
+        f"{pod} not-ready in the EndpointSlice, in Consul and at the gateway",
+        followed_not_ready,
+        timeout=300,
+        interval=3,
+    )
+    assert lab.exec(nodes[pod], ["python3", "-c", _PUT, url, "yes"]).stdout.strip() == "200 ready: yes"
+
+    def followed_ready_again():
+        readiness = slice_readiness()
+        if readiness != dict.fromkeys(pods.values(), True):
+            raise AssertionError(f"the EndpointSlice's readiness {readiness}")
+        in_consul = passing()
+        if in_consul != dict.fromkeys(pods.values(), 8080):
+            raise AssertionError(f"passing in Consul {in_consul}")
+        answered = answering(pods)
+        if answered != set(pods):
+            raise AssertionError(f"the gateway's answers came from {answered}, the pods are {pods}")
+        return True
+
+    _wait(f"{pod} ready again everywhere", followed_ready_again, timeout=300, interval=3)
 
 
 # The jobs whose every target is up in the lab (beside etcd, etcd-events and kube-apiserver).

@@ -4,6 +4,10 @@
 // "$ECHO_MESSAGE from <host name>" (a pod's host name is the pod's name), and on SIGTERM it
 // stops taking connections and finishes the requests in flight.
 //
+// GET /ready is its readiness: 200 "ready", or 503 "not ready" after a PUT /ready with the
+// body "no" (a PUT with "yes" makes it ready again; either answers 200 "ready: <body>", any
+// other body 400). A lab test turns a running pod not-ready this way, without removing it.
+//
 // `echo get URL` is its client instead: one GET of URL, then the status and the body on
 // standard output; exit 0 on 200, else 1. A lab pod runs it to reach another pod.
 package main
@@ -15,6 +19,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -32,12 +38,36 @@ func main() {
 	if err != nil {
 		host = "unknown"
 	}
+	var notReady atomic.Bool
+	mux := http.NewServeMux()
+	mux.HandleFunc("/ready", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut {
+			body, _ := io.ReadAll(io.LimitReader(r.Body, 16))
+			switch strings.TrimSpace(string(body)) {
+			case "yes":
+				notReady.Store(false)
+			case "no":
+				notReady.Store(true)
+			default:
+				http.Error(w, "the body is yes or no", http.StatusBadRequest)
+				return
+			}
+			fmt.Fprintf(w, "ready: %s\n", strings.TrimSpace(string(body)))
+			return
+		}
+		if notReady.Load() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintf(w, "%s from %s\n", message, host)
+	})
 	server := &http.Server{
 		Addr:              ":" + port,
 		ReadHeaderTimeout: 5 * time.Second,
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-			fmt.Fprintf(w, "%s from %s\n", message, host)
-		}),
+		Handler:           mux,
 	}
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
