@@ -72,7 +72,7 @@ lock: ## re-resolve requirements.in into the fully pinned requirements.txt
 # CI stops a run at 90 minutes; at CI_BUDGET seconds after make started (setup included)
 # tiers.sh stops the tiers still running and reports them, so the run names the slow tier.
 LAB_TESTS := tests/integration/test_control_plane_lab.py
-MOLECULE_CI := default kernel_tuning container_runtime kubelet node_agents observability
+MOLECULE_CI := default kernel_tuning container_runtime kubelet node_agents observability haproxy_gateway
 CI_START := $(shell date +%s)
 CI_BUDGET ?= 5100
 test: setup ## every tier: lint, sanity, unit, integration, network, molecule (MOLECULE_CI), benchmarks (CI size)
