@@ -26,6 +26,8 @@ the plan's addresses (198.18.0.0/15):
 * a cluster that left the plan of its datacenter loses its sync token and policy, one of a
   datacenter the inventory does not plan keeps them, and a sync policy written before the
   description recorded the datacenter gets the new description;
+* a host that left the plan loses its agent token (one of a datacenter the inventory does not
+  plan, and one made by hand, are kept);
 * a second run changes nothing;
 * lab2's servers replicate lab1's ACL tokens with the role's replication token; with lab1's
   servers stopped, a server of lab2 still resolves a sync token and registers with it;
@@ -598,6 +600,35 @@ def test_a_cluster_that_left_the_plan_loses_its_sync_token_and_old_policies_get_
         "lab1-m1", "GET", "/v1/acl/policy/name/cloud58-consul-sync-bj1-k8s", token=work.token
     )
     assert work.request("lab1-m1", "DELETE", f"/v1/acl/policy/{policy['ID']}", token=work.token)[0] == 200
+
+
+def test_a_host_that_left_the_plan_loses_its_agent_token(work, net):
+    """The agent token of a lab1 host that left the plan (as the role made it) is revoked; the one
+    of a bj1 host (a datacenter this inventory does not plan) and one made by hand are kept."""
+    gone, other = agent_token(work.token, "lab1", "lab1-w9"), agent_token(work.token, "bj1", "bj1-w1")
+    by_hand = {"AccessorID": str(uuid.uuid4()), "SecretID": str(uuid.uuid4())}
+    for token, node, dc, description in (
+        (gone, "lab1-w9", "lab1", "cloud58 agent token of lab1-w9"),
+        (other, "bj1-w1", "bj1", "cloud58 agent token of bj1-w1"),
+        (by_hand, "lab1-w8", "lab1", "lab1-w8, made by hand"),
+    ):
+        body = {**token, "Description": description, "NodeIdentities": [{"NodeName": node, "Datacenter": dc}]}
+        assert work.request("lab1-m1", "PUT", "/v1/acl/token", body, token=work.token)[0] == 200
+
+    stats, failed, _diffs, stdout = work.play(consul_create_tokens=True)
+    assert (stats, failed) == ({h: {"changed": 1 if h == "lab1-m1" else 0, "failures": 0} for h in HOSTS}, {})
+    assert [s for s in (*_secrets(work), gone["SecretID"]) if s in stdout] == []
+    statuses = [
+        work.request("lab1-m1", "GET", f"/v1/acl/token/{t['AccessorID']}", token=work.token)[0]
+        for t in (gone, other, by_hand)
+    ]
+    assert statuses == [403, 200, 200]  # Consul 1.14: "ACL not found" is 403
+    # the revoked token no longer reads anything: ACLs are default-deny
+    assert work.request("lab1-m1", "GET", "/v1/agent/self", token=gone["SecretID"])[0] == 403
+    # the two kept, made by this test, go: the next test's run must find nothing to do
+    for token in (other, by_hand):
+        path = f"/v1/acl/token/{token['AccessorID']}"
+        assert work.request("lab1-m1", "DELETE", path, token=work.token)[0] == 200
 
 
 def test_a_second_run_changes_nothing(work, net):

@@ -6,7 +6,8 @@ and the checks of the consul role's inputs.
 
 Documented in consul_node_config.yml, consul_tls_names.yml, consul_problem.yml,
 consul_agent_token.yml, consul_dns_token.yml, consul_prometheus_token.yml, consul_gateway_token.yml,
-consul_replication_token.yml, consul_sync_token.yml and consul_stale_sync_policies.yml next to
+consul_replication_token.yml, consul_sync_token.yml, consul_stale_sync_policies.yml and
+consul_stale_agent_tokens.yml next to
 this file, as ansible-doc reads them.
 """
 
@@ -25,6 +26,7 @@ from ansible_collections.cloud58.platform.plugins.module_utils.consul import (
     REPLICATION_RULES,
     ConsulError,
     agent_token,
+    agent_token_description,
     dns_token,
     gateway_token,
     install_problem,
@@ -32,6 +34,7 @@ from ansible_collections.cloud58.platform.plugins.module_utils.consul import (
     prometheus_token,
     replication_token,
     secrets_problem,
+    stale_agent_tokens,
     stale_sync_policies,
     sync_policy_description,
     sync_token,
@@ -46,11 +49,20 @@ def consul_node_config(plan, host, settings=None, primary_datacenter=None):
         raise AnsibleFilterError(f"consul_node_config: {e}") from e
 
 
-def consul_agent_token(management_token, datacenter, node):
+def consul_agent_token(management_token, datacenter, node, described=False):
+    """The node's agent token; ``described``: with the ``Description`` the role gives it."""
     try:
-        return agent_token(management_token, datacenter, node)
+        token = agent_token(management_token, datacenter, node)
     except ConsulError as e:
         raise AnsibleFilterError(f"consul_agent_token: {e}") from e
+    return {**token, "Description": agent_token_description(node)} if described else token
+
+
+def consul_stale_agent_tokens(tokens, plan, management_token):
+    try:
+        return stale_agent_tokens(tokens, plan, management_token)
+    except ConsulError as e:
+        raise AnsibleFilterError(f"consul_stale_agent_tokens: {e}") from e
 
 
 def consul_dns_token(management_token):
@@ -130,6 +142,7 @@ class FilterModule:
             "consul_problem": consul_problem,
             "consul_prometheus_token": consul_prometheus_token,
             "consul_replication_token": consul_replication_token,
+            "consul_stale_agent_tokens": consul_stale_agent_tokens,
             "consul_stale_sync_policies": consul_stale_sync_policies,
             "consul_sync_token": consul_sync_token,
             "consul_tls_names": consul_tls_names,

@@ -16,6 +16,8 @@ nothing of the planner is imported.
 * :func:`agent_token`: the IDs of a node's agent token, derived from the management token, so
   the role writes the token into the agent's secrets file before Consul runs and creates it
   through the API afterwards, storing nothing more than the management token;
+  :func:`agent_token_description` is the description it gets, and :func:`stale_agent_tokens`
+  finds the agent tokens of hosts that left the plan;
 * :func:`dns_token`: the IDs of the one token of DNS lookups (policy :data:`DNS_RULES`, read
   of nodes, services and prepared queries), derived the same way; the agents use it as their
   default token, so ``*.service.<domain>`` resolves under ACLs default-deny;
@@ -225,6 +227,48 @@ def agent_token(management_token: str, datacenter: str, node: str) -> dict:
         "AccessorID": _derived_uuid(management_token, f"cloud58 consul agent accessor {datacenter} {node}"),
         "SecretID": _derived_uuid(management_token, f"cloud58 consul agent secret {datacenter} {node}"),
     }
+
+
+def agent_token_description(node: str) -> str:
+    """The description of node ``node``'s agent token, which :func:`stale_agent_tokens` reads back."""
+    return f"cloud58 agent token of {node}"
+
+
+_AGENT_DESCRIPTION = re.compile(r"^cloud58 agent token of (?P<node>\S+)$")
+
+
+def stale_agent_tokens(tokens, plan, management_token: str) -> list[dict]:
+    """The agent tokens to revoke, from Consul's ``/v1/acl/tokens`` list: those of hosts that
+    left the plan.
+
+    A token is stale when it is one the role made (its description is
+    :func:`agent_token_description` of a node, its one node identity names that node in a
+    datacenter of ``plan``, and its AccessorID is :func:`agent_token`'s for them) and the plan
+    has no host of that name in that datacenter. Each site.yml run sees one datacenter's
+    inventory, so a token of another datacenter's node is never stale here, and a token made by
+    hand (another description or AccessorID) is never touched. Returns ``[{"AccessorID", "node",
+    "datacenter"}]`` sorted by datacenter and node.
+    """
+    if not isinstance(tokens, list):
+        raise ConsulError(f"stale agent tokens: Consul's token list is not a list: {type(tokens).__name__}")
+    hosts = _hosts(plan)
+    datacenters = set((plan.get("datacenters") or {}) if isinstance(plan, dict) else ())
+    planned = {(h.get("datacenter"), name) for name, h in hosts.items() if isinstance(h, dict)}
+    stale = []
+    for token in tokens:
+        if not isinstance(token, dict):
+            continue
+        found = _AGENT_DESCRIPTION.match(str(token.get("Description") or ""))
+        identities = token.get("NodeIdentities") or []
+        if found is None or len(identities) != 1 or not isinstance(identities[0], dict):
+            continue
+        node, datacenter = identities[0].get("NodeName"), identities[0].get("Datacenter")
+        if node != found["node"] or datacenter not in datacenters or (datacenter, node) in planned:
+            continue
+        if token.get("AccessorID") != agent_token(management_token, datacenter, node)["AccessorID"]:
+            continue
+        stale.append({"AccessorID": token["AccessorID"], "node": node, "datacenter": datacenter})
+    return sorted(stale, key=lambda t: (t["datacenter"], t["node"]))
 
 
 def _named_token(management_token: str, kind: str) -> dict:

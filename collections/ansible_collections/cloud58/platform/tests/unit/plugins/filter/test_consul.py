@@ -41,6 +41,7 @@ def test_filters_are_registered():
         "consul_problem",
         "consul_prometheus_token",
         "consul_replication_token",
+        "consul_stale_agent_tokens",
         "consul_stale_sync_policies",
         "consul_sync_token",
         "consul_tls_names",
@@ -184,6 +185,81 @@ def test_stale_sync_policies_refuse_an_answer_that_is_not_a_list(plan):
     assert str(caught.value) == (
         "consul_stale_sync_policies: stale sync policies: Consul's policy list is not a list: dict"
     )
+
+
+MANAGEMENT = "6f1b8ad4-5c4e-4b1a-9d0e-3a1f2b3c4d5e"
+
+
+def _agent(node: str, datacenter: str, description: str | None = None, accessor: str | None = None) -> dict:
+    """A token of /v1/acl/tokens as the consul role creates a node's agent token."""
+    return {
+        "AccessorID": accessor or agent_token(MANAGEMENT, datacenter, node)["AccessorID"],
+        "Description": f"cloud58 agent token of {node}" if description is None else description,
+        "NodeIdentities": [{"NodeName": node, "Datacenter": datacenter}],
+    }
+
+
+def test_the_described_agent_token_carries_the_roles_description():
+    assert FILTERS["consul_agent_token"](MANAGEMENT, "lab1", "lab1-w1", described=True) == {
+        **agent_token(MANAGEMENT, "lab1", "lab1-w1"),
+        "Description": "cloud58 agent token of lab1-w1",
+    }
+
+
+def test_stale_agent_tokens_are_those_of_this_plans_datacenters_whose_host_left(plan):
+    tokens = [
+        {"AccessorID": "00000000-0000-0000-0000-000000000002", "Description": "Anonymous Token"},
+        _agent("lab1-w1", "lab1"),  # in the plan
+        _agent("lab2-m1", "lab2"),  # in the plan
+        _agent("lab1-w9", "lab1"),  # left the plan
+        _agent("lab2-w7", "lab2"),  # left the plan
+        _agent("bj1-w1", "bj1"),  # another inventory's datacenter
+        _agent("lab1-w8", "lab1", description="made by hand for lab1-w8"),
+        _agent("lab1-w6", "lab1", accessor="0f1b8ad4-5c4e-4b1a-9d0e-3a1f2b3c4d5e"),  # not derived
+        _agent("lab1-w5", "lab1", description="cloud58 agent token of lab1-w4"),  # names another node
+        {**_agent("lab1-w3", "lab1"), "NodeIdentities": []},
+        # lab1-w1's name in lab2: no host of lab2
+        _agent("lab1-w1", "lab2"),
+    ]
+    assert FILTERS["consul_stale_agent_tokens"](tokens, plan, MANAGEMENT) == [
+        {
+            "AccessorID": agent_token(MANAGEMENT, "lab1", "lab1-w9")["AccessorID"],
+            "node": "lab1-w9",
+            "datacenter": "lab1",
+        },
+        {
+            "AccessorID": agent_token(MANAGEMENT, "lab2", "lab1-w1")["AccessorID"],
+            "node": "lab1-w1",
+            "datacenter": "lab2",
+        },
+        {
+            "AccessorID": agent_token(MANAGEMENT, "lab2", "lab2-w7")["AccessorID"],
+            "node": "lab2-w7",
+            "datacenter": "lab2",
+        },
+    ]
+
+
+@pytest.mark.parametrize(
+    ("tokens", "message"),
+    [
+        (
+            {"AccessorID": "x"},
+            "consul_stale_agent_tokens: stale agent tokens: Consul's token list is not a list: dict",
+        ),
+        (
+            [_agent("lab1-w9", "lab1")],
+            "consul_stale_agent_tokens: consul agent token: the management token is not a UUID; "
+            "the value is not shown",
+        ),
+    ],
+    ids=["not a list", "bad management token"],
+)
+def test_stale_agent_tokens_refuse_bad_input(plan, tokens, message):
+    management = MANAGEMENT if isinstance(tokens, dict) else "not-a-uuid"
+    with pytest.raises(AnsibleFilterError) as caught:
+        FILTERS["consul_stale_agent_tokens"](tokens, plan, management)
+    assert str(caught.value) == message
 
 
 def test_replication_token_carries_its_policy():
