@@ -175,7 +175,43 @@ class _Server(http.server.ThreadingHTTPServer):
         """HAProxy's health checks close the connection before the answer is sent: not an error."""
 
 
-class Backend:
+class _HttpBackend:
+    """An HTTP/1.0 server in a thread on ``address`` (a loopback address, 127.0.0.0/8; port
+    chosen by the kernel) that answers each GET with the status :meth:`status_of` gives its path
+    and the backend's name as the body."""
+
+    def __init__(self, name: str, address: str) -> None:
+        self.name = name
+        backend = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.0"
+
+            def do_GET(self):
+                status = backend.status_of(self.path)
+                body = backend.name.encode()
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = _Server((address, 0), Handler)
+        self.address, self.port = address, self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def status_of(self, path: str) -> int:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Backend(_HttpBackend):
     """An HTTP server on ``address`` (a loopback address, 127.0.0.0/8) that answers every request
     (200) with its name and counts them; each backend on an address of its own, as instances
     on different hosts are (Consul's SRV answers name an instance by its address). Setting
@@ -184,88 +220,51 @@ class Backend:
     ``/healthz``."""
 
     def __init__(self, name: str, address: str) -> None:
-        self.name, self.hits, self.first_hit, self.status = name, 0, None, 200
+        self.hits, self.first_hit, self.status = 0, None, 200
         self.served: list[int | str] = []
-        backend = self
+        super().__init__(name, address)
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.0"
-
-            def do_GET(self):
-                if self.path != "/healthz":
-                    backend.hits += 1
-                    if backend.first_hit is None:
-                        backend.first_hit = time.monotonic()
-                body = backend.name.encode()
-                backend.served.append("check" if self.path == "/healthz" else backend.status)
-                self.send_response(200 if self.path == "/healthz" else backend.status)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = _Server((address, 0), Handler)
-        self.address, self.port = address, self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def status_of(self, path: str) -> int:
+        if path == "/healthz":
+            self.served.append("check")
+            return 200
+        self.hits += 1
+        if self.first_hit is None:
+            self.first_hit = time.monotonic()
+        status = self.status
+        self.served.append(status)
+        return status
 
 
-class HeldBackend:
+class HeldBackend(_HttpBackend):
     """An HTTP server on ``address`` that holds every request but ``/healthz`` until ``gate`` is
     set, then answers it (200) with its name: a slow instance whose requests the test releases.
     ``active`` counts the requests inside the server, ``most`` the highest that count reached,
     ``served`` the requests answered; ``/healthz`` answers 200 at once and counts in none."""
 
     def __init__(self, name: str, address: str) -> None:
-        self.name, self.active, self.most, self.served = name, 0, 0, 0
+        self.active, self.most, self.served = 0, 0, 0
         self.gate = threading.Event()
         self._lock = threading.Lock()
-        backend = self
+        super().__init__(name, address)
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.0"
-
-            def do_GET(self):
-                if self.path != "/healthz":
-                    backend._enter()
-                    try:
-                        backend.gate.wait(WAIT)
-                    finally:
-                        backend._leave()
-                body = backend.name.encode()
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = _Server((address, 0), Handler)
-        self.address, self.port = address, self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def _enter(self) -> None:
+    def status_of(self, path: str) -> int:
+        if path == "/healthz":
+            return 200
         with self._lock:
             self.active += 1
             self.most = max(self.most, self.active)
-
-    def _leave(self) -> None:
-        with self._lock:
-            self.active -= 1
-            self.served += 1
+        try:
+            self.gate.wait(WAIT)
+        finally:
+            with self._lock:
+                self.active -= 1
+                self.served += 1
+        return 200
 
     def stop(self) -> None:
         self.gate.set()
-        self.server.shutdown()
-        self.server.server_close()
+        super().stop()
 
 
 class TcpBackend:

@@ -655,6 +655,16 @@ def test_scaling_a_deployment_moves_consul_and_the_gateway_with_it(lab):
             if line.startswith(f"200 {message} from ")
         }
 
+    def follows(pods: dict) -> None:
+        """AssertionError (for _wait) unless exactly ``pods`` (name: address) pass in Consul and
+        answer through the gateway."""
+        in_consul = passing()
+        if in_consul != dict.fromkeys(pods.values(), 8080):
+            raise AssertionError(f"Consul {in_consul} against the pods {pods}")
+        answered = answering(pods)
+        if answered != set(pods):
+            raise AssertionError(f"the gateway's answers came from {answered}, the pods are {pods}")
+
     lab.kubectl(lab.endpoint, "create", "namespace", namespace)
     lab.kubectl(lab.endpoint, "create", "serviceaccount", "default", "-n", namespace, check=False)
     try:
@@ -667,12 +677,7 @@ def test_scaling_a_deployment_moves_consul_and_the_gateway_with_it(lab):
                 pods = _ready_pods(lab, namespace, selector)
                 if len(pods) != replicas:
                     raise AssertionError(f"{len(pods)} Ready pods")
-                in_consul = passing()
-                if in_consul != dict.fromkeys(pods.values(), 8080):
-                    raise AssertionError(f"Consul {in_consul} against the pods {pods}")
-                answered = answering(pods)
-                if answered != set(pods):
-                    raise AssertionError(f"the gateway's answers came from {answered}, the pods are {pods}")
+                follows(pods)
                 return pods
 
             # Every 3 s: the gateway limits a client to 100 requests in 10 s.
@@ -686,7 +691,12 @@ def test_scaling_a_deployment_moves_consul_and_the_gateway_with_it(lab):
             if replicas == 3:
                 nodes = {p["metadata"]["name"]: p["spec"]["nodeName"] for p in placed["items"]}
                 _not_ready_and_back(
-                    lab, pods, nodes, passing=passing, slice_readiness=slice_readiness, answering=answering
+                    lab,
+                    pods,
+                    nodes,
+                    follows=follows,
+                    registered=lambda: passing(only_passing=False),
+                    slice_readiness=slice_readiness,
                 )
         # The three pods spread over both racks' minions: the gateway reached the other rack too.
         assert {lab.plan["hosts"][n]["rack"] for n in nodes_seen} == {f"{lab.dc}-r1", f"{lab.dc}-r2"}
@@ -704,9 +714,11 @@ _PUT = (
 )
 
 
-def _not_ready_and_back(lab, pods: dict, nodes: dict, *, passing, slice_readiness, answering) -> None:
+def _not_ready_and_back(lab, pods: dict, nodes: dict, *, follows, registered, slice_readiness) -> None:
     """The first of ``pods`` (name: address) turned not-ready from its node, then ready again;
-    each time, the EndpointSlice, Consul and the gateway's answers follow."""
+    each time, the EndpointSlice (``slice_readiness``: address: ready), Consul (``registered``:
+    every instance, passing or not) and ``follows`` (the passing instances and the gateway's
+    answers) follow."""
     pod = sorted(pods)[0]
     address = pods[pod]
     others = {n: a for n, a in pods.items() if n != pod}
@@ -717,15 +729,10 @@ def _not_ready_and_back(lab, pods: dict, nodes: dict, *, passing, slice_readines
         readiness = slice_readiness()
         if readiness != {**dict.fromkeys(others.values(), True), address: False}:
             raise AssertionError(f"the EndpointSlice's readiness {readiness}")
-        in_consul, registered = passing(), passing(only_passing=False)
-        if (in_consul, registered) != (
-            dict.fromkeys(others.values(), 8080),
-            dict.fromkeys(pods.values(), 8080),
-        ):
-            raise AssertionError(f"passing in Consul {in_consul}, registered {registered}")
-        answered = answering(others)
-        if answered != set(others):
-            raise AssertionError(f"the gateway's answers came from {answered}, the ready pods are {others}")
+        instances = registered()
+        if instances != dict.fromkeys(pods.values(), 8080):
+            raise AssertionError(f"registered in Consul {instances}")
+        follows(others)
         return True
 
     _wait(
@@ -740,12 +747,7 @@ def _not_ready_and_back(lab, pods: dict, nodes: dict, *, passing, slice_readines
         readiness = slice_readiness()
         if readiness != dict.fromkeys(pods.values(), True):
             raise AssertionError(f"the EndpointSlice's readiness {readiness}")
-        in_consul = passing()
-        if in_consul != dict.fromkeys(pods.values(), 8080):
-            raise AssertionError(f"passing in Consul {in_consul}")
-        answered = answering(pods)
-        if answered != set(pods):
-            raise AssertionError(f"the gateway's answers came from {answered}, the pods are {pods}")
+        follows(pods)
         return True
 
     _wait(f"{pod} ready again everywhere", followed_ready_again, timeout=300, interval=3)
