@@ -10,13 +10,22 @@
   objects (``node_speaker_config``), the block blackholes of the lab's IPAM, and one pod
   namespace per host wired the Calico way (proxy ARP, /32 route on a ``cali`` interface).
 
+``FabricLab(..., bridge=..., containers=...)`` builds the same routers for the lab's host
+containers (``make lab``): each rack's ToRs join the podman network's bridge that the
+containers of every rack share (the ToRs keep their rack's prefix length, so a node reaches
+only its own ToRs on-link), and each Kubernetes node's BIRD runs in that container's network
+namespace, as calico-node's BIRD runs in the host's, with the same derived configuration. The
+containers' own CNI configuration holds the pod addresses; BIRD announces the blocks and
+installs what the ToRs tell it. The LVS directors are peers of the ToRs too, with their own
+BIRD (the ``lvs_director`` role's).
+
 ``summary()`` returns sessions and learned routes per router for people (``make lab``).
 """
 
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import jinja2
@@ -60,9 +69,24 @@ class FabricLab:
     """The routers and hosts of ``fabric`` in ``net``; hosts speak for ``cluster``'s Calico objects."""
 
     def __init__(
-        self, fabric, plan, cluster: str, objects: list, net: NetLab, *, options=None, node_timers=None
+        self,
+        fabric,
+        plan,
+        cluster: str,
+        objects: list,
+        net: NetLab,
+        *,
+        options=None,
+        node_timers=None,
+        bridge: str | None = None,
+        containers: dict | None = None,
     ):
+        """``bridge`` and ``containers`` (``{host: PID of its container's first process}``):
+        the racks are that root-namespace bridge and the hosts those containers (see the
+        module's docstring); without them, namespaces of the lab's own."""
         self.fabric = fabric
+        self.bridge = bridge
+        self.containers = dict(containers or {})
         self.cluster = cluster
         self.objects = objects
         self.net = net
@@ -81,13 +105,18 @@ class FabricLab:
             net.exec(core.name, "ip", "address", "add", f"{core.address}/32", "dev", "lo")
         blocks = block_assignment(self.fabric, self.cluster)
         for rack in self.fabric.racks:
-            switch = f"{rack.name}-sw"
-            net.add_switch(switch)
             prefixlen = ipaddress.ip_network(rack.node_subnet).prefixlen
-            members = [(t.name, t.address) for t in rack.tors] + [(n.name, n.address) for n in rack.nodes]
-            for index, (name, address) in enumerate(members):
-                net.add_namespace(name)
-                net.attach(switch, name, "eth0", f"{address}/{prefixlen}", port=f"p{index}")
+            if self.bridge:
+                for tor in rack.tors:
+                    net.add_namespace(tor.name)
+                    net.attach_bridge(self.bridge, tor.name, "eth0", f"{tor.address}/{prefixlen}")
+            else:
+                switch = f"{rack.name}-sw"
+                net.add_switch(switch)
+                members = [(t.name, t.address) for t in rack.tors] + [(n.name, n.address) for n in rack.nodes]
+                for index, (name, address) in enumerate(members):
+                    net.add_namespace(name)
+                    net.attach(switch, name, "eth0", f"{address}/{prefixlen}", port=f"p{index}")
             for tor in rack.tors:
                 for index, uplink in enumerate(tor.uplinks):
                     core_if = f"to-{tor.name}"[-15:]
@@ -100,6 +129,10 @@ class FabricLab:
                         addr_b=f"{uplink.core_address}/{uplink.prefixlen}",
                     )
             for index, node in enumerate(sorted(rack.nodes, key=lambda n: n.name)):
+                if self.bridge:
+                    if node.cluster == self.cluster and "lvs" not in node.roles:
+                        self._adopt(node, blocks.get(node.name, []))
+                    continue
                 node_blocks = blocks.get(node.name, [])
                 pod = f"{node.name}-pod"
                 pod_address = (
@@ -116,6 +149,40 @@ class FabricLab:
         for host in self.hosts.values():
             self.start_host(host.name)
         return self
+
+    def _adopt(self, node, blocks: list) -> None:
+        """Kubernetes node ``node``, a host container: its namespace joins the lab."""
+        if node.name not in self.containers:
+            raise ValueError(f"{node.name}: no host container given for this node of {self.cluster}")
+        self.net.adopt_namespace(node.name, self.containers[node.name])
+        self.hosts[node.name] = HostInLab(node.name, node.rack, node.address, blocks, "", "")
+
+    def add_node(self, name: str, rack: str, address: str, labels: dict, pid: int) -> None:
+        """A minion that joined after the fabric started (a scale-out), in the container of
+        ``pid``: the rack's ToRs get the configuration ``tor_router`` renders with it (the lines
+        it adds, through vtysh, so that no other session drops), its AS is its rack's (what
+        reconcile annotates on its Node), and its BIRD starts with its block."""
+        siblings = [
+            n for n in self.fabric.rack(rack).nodes if n.cluster == self.cluster and "lvs" not in n.roles
+        ]
+        if not siblings:
+            raise ValueError(f"{name}: rack {rack} has no node of {self.cluster} to take the AS from")
+        node = replace(siblings[0], name=name, address=address, labels=tuple(sorted(labels.items())))
+        racks = tuple(replace(r, nodes=(*r.nodes, node)) if r.name == rack else r for r in self.fabric.racks)
+        self.fabric = replace(self.fabric, racks=racks)
+        self.annotations[name] = dict(self.annotations[siblings[0].name])
+        self.containers[name] = pid
+        for tor in self.fabric.rack(rack).tors:
+            before = render_frr(self.configs[tor.name]).splitlines()
+            self.configs[tor.name] = router_config(self.fabric, tor.name, self.options)
+            text = render_frr(self.configs[tor.name])
+            added = [line.strip() for line in text.splitlines() if line not in before]
+            if not added or not all(line.startswith(f"neighbor {address} ") for line in added):
+                raise ValueError(f"{tor.name}: adding {name} changes more than its neighbor lines: {added}")
+            self.net.configure_frr(tor.name, [f"router bgp {tor.asn}", *added], text)
+        self._adopt(node, block_assignment(self.fabric, self.cluster)[name])
+        self.start_host(name)
+        wait_until(lambda: self.established(name), 60, 0.5, f"{name}: its BGP sessions Established")
 
     def node_facts(self, name: str) -> dict:
         node = next(n for n in self.fabric.nodes() if n.name == name)
@@ -201,10 +268,20 @@ class FabricLab:
 
 
 def start_datacenter(
-    net: NetLab, inventory: str, datacenter: str, cluster: str, *, hosts=None, options=None
+    net: NetLab,
+    inventory: str,
+    datacenter: str,
+    cluster: str,
+    *,
+    hosts=None,
+    options=None,
+    bridge: str | None = None,
+    containers: dict | None = None,
 ) -> FabricLab:
     """Plan ``inventory``, then bring ``datacenter``'s ToRs, cores and hosts (all, or ``hosts``)
-    up in ``net`` with the rendered configs, and wait until the fabric converged."""
+    up in ``net`` with the rendered configs, and wait until the fabric converged. With
+    ``bridge`` and ``containers``, the hosts are the lab's host containers (the module's
+    docstring), and the LVS directors peer with the ToRs too."""
     from ansible_collections.cloud58.platform.plugins.module_utils.bgp import calico_objects, fabric_from_plan
     from ansible_collections.cloud58.platform.plugins.module_utils.topology import build_plan, load_inventory
 
@@ -212,8 +289,10 @@ def start_datacenter(
     fabric = fabric_from_plan(plan, datacenter)
     if hosts is not None:
         fabric = fabric.with_nodes(hosts)
-    # only Kubernetes nodes of the cluster speak Calico's BGP in the lab
-    fabric = fabric.with_nodes([n.name for n in fabric.nodes(cluster)])
+    # only Kubernetes nodes of the cluster speak Calico's BGP in the lab; the directors of
+    # the host containers speak for their VIPs
+    directors = [n.name for n in fabric.nodes() if "lvs" in n.roles] if bridge else []
+    fabric = fabric.with_nodes([n.name for n in fabric.nodes(cluster)] + directors)
     lab = FabricLab(
         fabric,
         plan,
@@ -227,6 +306,8 @@ def start_datacenter(
             **(options or {}),
         },
         node_timers={"connect_retry": 2},
+        bridge=bridge,
+        containers=containers,
     )
     lab.build()
     try:

@@ -9,8 +9,9 @@ staticpods.py: the control plane the ``control_plane`` role installs, reached th
 ``api_endpoint`` balancer; minions with containerd and a real kubelet that join the
 cluster). Then it installs the Calico CRDs (crds/calico/: in production they come with
 the Calico release), renders and reconciles the lab clusters through those APIs, brings
-up the BGP fabric (FRR ToRs and cores, BIRD node speakers) in network namespaces, and
-prints a status table naming every stand-in still in use.
+up the BGP fabric on the host containers (FRR ToRs and cores in network namespaces, the ToRs
+on the datacenter's podman network; BIRD in each node container's namespace, announcing its
+pod block), and prints a status table naming every stand-in still in use.
 Everything started is recorded in ``.cache/lab/state.json``; ``down`` removes the host
 containers and networks by their exact names, ends each fabric process by the PID recorded
 there (only while its start time still matches) and deletes each namespace by its exact
@@ -146,12 +147,14 @@ def _stop_pids(procs: list[dict]) -> list[str]:
 STAND_INS = (
     "control plane images: localhost/cloud58/<component>:<version> built from the pinned binaries, "
     "imported into the masters' containerd (the registry mirror)",
-    "pod network: a bridge + host-local CNI configuration over each node's block (calico-node's CNI), "
-    "and routes to the other nodes' blocks over the node network (what BIRD learns over BGP)",
+    "pod network: a bridge + host-local CNI configuration over each node's block (calico-node's CNI)",
+    "calico-node's BIRD: BIRD 2 started by the lab in each node container's network namespace, with "
+    "the configuration calico-node derives from the rendered Calico objects (cloud58_lab.calico_bird)",
     "pause image: localhost/cloud58/pause built from images/pause (the registry mirror)",
     "the demo app's image (apps/echo.yaml): the pause image with /echo as its entrypoint "
     "(the registry mirror)",
-    "BGP fabric: FRR routers and BIRD speakers in network namespaces, not yet wired to the host containers",
+    "ToRs and cores: FRR in network namespaces with the configs tor_router renders, the ToRs on the "
+    "datacenter's podman network (the racks' switches)",
     "node CPU pressure for cloud58-overload: each minion container's own cgroup "
     "(/sys/fs/cgroup/unified/cpu.pressure; /proc/pressure is the whole machine's)",
 )
@@ -252,6 +255,7 @@ def up(
         image = node_image()
         state["inotify_restore"] = nodes.raise_inotify_instances(out=lambda m: out(f"lab: {m}"))
         kubeconfigs = []
+        started: dict = {}  # dc -> its StaticPodLab
         for dc in dcs:
             workdir = state_dir / "datacenters" / dc
             state["datacenters"][dc] = {"workdir": str(workdir)}
@@ -263,6 +267,7 @@ def up(
             dclab = staticpods.StaticPodLab(
                 dc, plan, workdir, bin_dir(), image, with_nodes=True, kept_by=kept_by, mitogen=True
             )
+            started[dc] = dclab
             if labs is not None:
                 labs[dc] = dclab
             out(f"lab: {dc}: {len(dclab.hosts)} hosts ({', '.join(dclab.hosts)}); playbooks/site.yml on them")
@@ -300,15 +305,13 @@ def up(
         if result.get("failed_clusters"):
             raise LabError(f"reconcile failed for {', '.join(result['failed_clusters'])}")
 
-        out("lab: bringing up the BGP fabric (FRR ToRs and cores, BIRD nodes)")
-        from cloud58_lab.bgplab import start_datacenter
-
+        out("lab: bringing up the BGP fabric on the host containers (FRR ToRs and cores, BIRD on the nodes)")
         net = NetLab(prefix=net_prefix, workdir=state_dir / "net")
         state["net"] = _net_state(net)
         summaries = {}
         for name in clusters:
             dc = plan["clusters"][name]["datacenter"]
-            fabric = start_datacenter(net, str(inventory), dc, name)
+            fabric = started[dc].join_fabric(net, str(inventory))
             state["net"] = _net_state(net)
             _write_state(state_dir, state)
             summaries[dc] = fabric.summary()

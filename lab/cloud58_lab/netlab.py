@@ -6,6 +6,12 @@ A :class:`NetLab` owns everything it creates and removes it again, even after a 
   ``c58t-4711-``), each with ``lo`` up and IPv4 forwarding on;
 * L2 segments: a namespace holding one Linux bridge; members join it through a veth pair
   created *inside* the namespaces (``ip -n``), so no name ever touches the root namespace;
+* or, to meet the lab's host containers, an existing bridge of the root namespace (a podman
+  network's): a member joins it through a veth whose root end is named after the run's
+  prefix and goes with the member's namespace (:meth:`NetLab.attach_bridge`);
+* another process's namespace under a lab name (``ip netns attach``; a host container's, so
+  that a speaker runs in it): deleting the name leaves the namespace to its owner
+  (:meth:`NetLab.adopt_namespace`);
 * point-to-point links (veth pairs) between two namespaces;
 * FRR (``zebra`` + ``bgpd``, optionally ``bfdd``) and BIRD 2 processes, started in the
   foreground through ``ip netns exec`` so that the PID the lab records is the daemon's
@@ -26,6 +32,7 @@ refuses any other.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import ipaddress
 import json
 import os
@@ -186,6 +193,14 @@ class NetLab:
         self.exec(name, "sysctl", "-qw", "net.ipv4.fib_multipath_hash_policy=1")
         return full
 
+    def adopt_namespace(self, name: str, pid: int) -> str:
+        """The network namespace of process ``pid`` (a host container's first process) as
+        member ``name``. Nothing in it is changed; :meth:`close` only removes the name."""
+        full = self.ns(name)
+        _run(["ip", "netns", "attach", full, str(pid)])
+        self.namespaces.append(full)
+        return full
+
     def exec(
         self, name: str, *args: str, check: bool = True, timeout: float = 30
     ) -> subprocess.CompletedProcess:
@@ -203,29 +218,31 @@ class NetLab:
 
     def attach(self, switch: str, member: str, ifname: str, address: str, port: str | None = None) -> None:
         """Connect ``member`` to the bridge of ``switch`` through interface ``ifname`` with ``address``."""
-        iface = check_lab_address(address)
         port = port or _short(member)
-        _check_ifname(ifname)
         _check_ifname(port)
-        _run(
-            [
-                "ip",
-                "-n",
-                self.ns(member),
-                "link",
-                "add",
-                ifname,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                port,
-                "netns",
-                self.ns(switch),
-            ]
-        )
+        self._join(member, ifname, address, port, self.ns(switch))
         self.exec(switch, "ip", "link", "set", port, "master", "br0")
         self.exec(switch, "ip", "link", "set", port, "up")
+
+    def attach_bridge(self, bridge: str, member: str, ifname: str, address: str) -> str:
+        """Connect ``member`` to ``bridge``, a bridge of the root namespace, through interface
+        ``ifname`` with ``address``. The root end's name comes from the run's prefix and the
+        member's name (unique on the machine); it is deleted with the member's namespace.
+        Returns that name."""
+        port = "c58b" + hashlib.sha256(self.ns(member).encode()).hexdigest()[:10]
+        # the peer goes to this process's own namespace, where the bridge is
+        self._join(member, ifname, address, port, str(os.getpid()))
+        _run(["ip", "link", "set", port, "master", bridge])
+        _run(["ip", "link", "set", port, "up"])
+        return port
+
+    def _join(self, member: str, ifname: str, address: str, port: str, port_netns: str) -> None:
+        """A veth from ``member`` (``ifname``, up, with ``address``) to ``port`` in
+        ``port_netns`` (a namespace name or a PID), which the caller plugs in."""
+        iface = check_lab_address(address)
+        _check_ifname(ifname)
+        args = ["ip", "-n", self.ns(member), "link", "add", ifname, "type", "veth", "peer", "name", port]
+        _run([*args, "netns", port_netns])
         self.exec(member, "ip", "address", "add", str(iface), "dev", ifname)
         self.exec(member, "ip", "link", "set", ifname, "up")
 
@@ -380,6 +397,20 @@ class NetLab:
         router = self.routers[name]
         out = _run(["vtysh", "--vty_socket", str(router.directory), "-c", command]).stdout
         return json.loads(out) if as_json else out
+
+    def configure_frr(self, name: str, commands: list[str], config: str) -> None:
+        """Apply ``commands`` (configuration mode, in order) to running FRR router ``name``,
+        as an operator does with vtysh, and keep ``config`` (the whole text they lead to) as
+        its frr.conf."""
+        router = self.routers[name]
+        args = ["vtysh", "--vty_socket", str(router.directory), "-c", "configure terminal"]
+        for command in commands:
+            args += ["-c", command]
+        out = _run(args, check=False)
+        # vtysh exits 0 even when a line is refused; FRR says so on stdout
+        if out.returncode != 0 or "% " in out.stdout:
+            raise NetLabError(f"{name}: vtysh refused {commands}: {out.stdout.strip()} {out.stderr.strip()}")
+        (router.directory / "frr.conf").write_text(config)
 
     def birdc(self, name: str, command: str) -> str:
         router = self.routers[name]

@@ -131,6 +131,11 @@ _TABLE = (
         "the log tests write journal files from export format",
     ),
     _apt("nft", "nftables", "the LVS directors' full-NAT data plane in the network tier"),
+    _apt(
+        "iptables",
+        "iptables",
+        "the lab keeps its fabric's traffic out of the podman network's masquerade (nat table)",
+    ),
     _apt("haproxy", "haproxy", "checks rendered haproxy.cfg files (haproxy -c)"),
     _apt("socat", "socat", "the haproxy_gateway role's reload drop-in saves the servers' state with it"),
     _apt("keepalived", "keepalived", "checks rendered keepalived.conf files (--config-test)"),

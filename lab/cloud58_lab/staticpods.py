@@ -364,7 +364,7 @@ class StaticPodLab:
         self._held: dict = {}  # (host, pod name) -> manifest file stop_pod kept aside
         self.pause_image, self.pause_archive = "", None
         self.echo_image, self.echo_archive = "", None
-        self._prepared: list = []  # the nodes prepare_nodes has prepared, in that order
+        self.fabric = None  # the BGP fabric on these containers, once join_fabric ran
         self._network_created = False
         # The operator's mirror (Consul's binary, served once the network exists) and the
         # secrets an operator keeps in Ansible Vault, new for every lab; site.yml gets them in
@@ -668,11 +668,12 @@ class StaticPodLab:
         return str(dict(zip(nodes, blocks, strict=False))[host])
 
     def prepare_nodes(self, hosts: Iterable[str] | None = None) -> None:
-        """What a production node gets from calico-node and the registry mirror, for the lab's
-        minions (by default) and masters: a CNI configuration over the node's pod block (bridge
-        + host-local), the routes to the other nodes' blocks (:meth:`route_pod_blocks`), and
-        the pause image in containerd, with the demo app's image on a minion. Needs containerd
-        running (after site.yml's nodes stage)."""
+        """What a production node gets from calico-node's CNI and the registry mirror, for the
+        lab's minions (by default) and masters: a CNI configuration over the node's pod block
+        (bridge + host-local) and the pause image in containerd, with the demo app's image on a
+        minion. Needs containerd running (after site.yml's nodes stage). The routes to the
+        other nodes' blocks come from each node's BIRD once the BGP fabric runs
+        (:meth:`join_fabric`); a node added after that (a scale-out) joins it here."""
         hosts = list(hosts or self.minions)
         for host in hosts:
             block = self.pod_block(host)
@@ -706,22 +707,85 @@ class StaticPodLab:
             self._import(host, self.pause_archive)
             if host not in self.masters:
                 self._import(host, self.echo_archive)
-            if host not in self._prepared:
-                self._prepared.append(host)
-        self.route_pod_blocks()
+            added = self.added.get("minions", {}).get(host)
+            if self.fabric is not None and added is not None and host not in self.fabric.hosts:
+                self.fabric.add_node(
+                    host,
+                    added["rack"],
+                    added["address"],
+                    self.node_labels(host),
+                    self.hosts[host].pid(self.env),
+                )
 
-    def route_pod_blocks(self) -> None:
-        """On every prepared node, a route to each other prepared node's pod block through that
-        node's address on the node network: what the nodes' BIRD speakers learn over BGP in
-        production (issue 13 item 4), written by hand."""
-        for host in self._prepared:
-            script = "".join(
-                f"ip route replace {self.pod_block(other)} via {self.hosts[other].address}\n"
-                for other in self._prepared
-                if other != host
-            )
-            if script:
-                self.exec(host, ["sh", "-ec", script])
+    def node_labels(self, host: str) -> dict:
+        """The Kubernetes labels of ``host`` that the Calico objects' node selectors read: the
+        plan's, or for a scale-out minion the ones the kubelet role registers it with, made
+        from its inventory entry."""
+        if host in self.plan["hosts"]:
+            return dict(self.plan["hosts"][host]["node_labels"])
+        from ansible_collections.cloud58.platform.plugins.module_utils.node.kubelet import node_labels
+
+        entry = self.added["minions"][host]
+        return node_labels(host, self.dc, entry["rack"], dict(entry.get("labels") or {}))
+
+    def bridge(self, check: bool = True) -> str:
+        """The Linux bridge of the datacenter's podman network (root namespace); with
+        ``check=False``, "" when the network is gone."""
+        out = _run(
+            ["podman", "network", "inspect", self.network, "--format", "{{.NetworkInterface}}"],
+            check=check,
+            env=self.env,
+        )
+        return out.stdout.strip() if out.returncode == 0 else ""
+
+    def join_fabric(self, net, inventory: str):
+        """The datacenter's BGP fabric on the host containers (``bgplab.start_datacenter`` with
+        this network's bridge and the containers' namespaces), converged; kept as ``fabric`` so
+        that a scale-out minion joins it."""
+        from cloud58_lab.bgplab import start_datacenter
+
+        containers = {h: self.hosts[h].pid(self.env) for h in self.cluster["nodes"] if h in self.hosts}
+        # podman's network masquerades what its containers send out of the node network, and
+        # the kernel's br_netfilter applies that to bridged frames too: a node's packet to
+        # another rack's pod would leave for its ToR from the bridge's address. In the fabric
+        # nothing is translated, as between real racks.
+        _run(["iptables", "-t", "nat", "-I", *self._fabric_nat_rule()])
+        self.fabric = start_datacenter(
+            net, inventory, self.dc, self.cluster["name"], bridge=self.bridge(), containers=containers
+        )
+        return self.fabric
+
+    def _fabric_nat_rule(self) -> list:
+        """The nat rule (chain first) that keeps the node network's traffic to the lab's
+        addresses untranslated (:meth:`join_fabric`)."""
+        return [
+            "POSTROUTING",
+            "-s",
+            str(self.nodes),
+            "-d",
+            str(LAB_NETWORK),
+            "-m",
+            "comment",
+            "--comment",
+            f"{self.network}: routed by the lab's BGP fabric",
+            "-j",
+            "RETURN",
+        ]
+
+    def _remove_fabric_ports(self) -> None:
+        """The nat rule of :meth:`join_fabric`, and the bridge ports the fabric added
+        (``NetLab.attach_bridge``: ``c58b…``), before the containers and the network go: the
+        bridge podman removes then holds nothing of the fabric."""
+        for _ in range(8):  # every copy of the rule, by its exact text
+            if _run(["iptables", "-t", "nat", "-D", *self._fabric_nat_rule()], check=False).returncode != 0:
+                break
+        bridge = self.bridge(check=False) if self._network_created else ""
+        if not bridge:
+            return
+        out = _run(["ip", "-j", "link", "show", "master", bridge], check=False).stdout
+        for link in json.loads(out) if out.strip() else []:
+            if link["ifname"].startswith("c58b"):
+                _run(["ip", "link", "delete", link["ifname"]], check=False)
 
     def prepare_masters(self) -> None:
         """The node stand-ins on the masters, and the control plane's images in their
@@ -876,6 +940,12 @@ class StaticPodLab:
         for m in self.masters.values():
             with contextlib.suppress(StaticPodLabError):
                 _run(["podman", "umount", m.container], check=False, env=self.env)
+        # The fabric's processes and namespaces first (a scale-out minion's BIRD is not in the
+        # state file that `down` reads), then what it left on this network.
+        if getattr(self, "fabric", None) is not None:
+            problems += self.fabric.net.close()
+            self.fabric = None
+        self._remove_fabric_ports()
         containers = [m.container for m in self.hosts.values()]
         # podman 4.3 races a container that stops by itself within --time: its SIGKILL finds
         # it stopped ("container state improper") and the rm fails. Try again what is left.
@@ -950,6 +1020,7 @@ def down(datacenter: str, workdir: Path) -> list:
     lab.dc, lab.plan, lab.workdir = datacenter, lab_plan(), Path(workdir)
     clusters = [c for c in lab.plan["clusters"].values() if c["datacenter"] == datacenter]
     lab.cluster = clusters[0]
+    lab.nodes = ipaddress.ip_network(lab.plan["datacenters"][datacenter]["networks"]["nodes"])
     lab.network = f"c58cp-{datacenter}"
     lab.masters = {
         e["name"]: Master(e["name"], e["address"], f"c58cp-{e['name']}")

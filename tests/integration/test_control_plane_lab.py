@@ -11,7 +11,10 @@ addresses and AS numbers, not in any code path, and each lab costs about ten min
 the CI's ninety. CLOUD58_LAB_DCS="lab1 lab2" runs both (one after the other):
 
 * the status table names the cluster, its endpoint, version and identity, and the stand-ins;
-  every router and node speaker of the fabric has all its BGP sessions up;
+  every router and node speaker of the fabric has all its BGP sessions up, the fabric running
+  on the host containers (ToRs on their network, each node's BIRD in its namespace): a minion
+  routes the other rack's pod block through its two ToRs, the core the API VIP through the
+  four ToRs, and cross-rack requests are answered again once a stopped ToR's hold time ran out;
 * site.yml from empty hosts: every host changes, none fails; the run's output holds no key
   material; the second run changes only the identity object (created once the API answers);
 * a minion added to the inventory is provisioned by `site.yml --limit <it>` alone: no other
@@ -51,6 +54,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -233,12 +237,66 @@ def test_make_lab_prints_the_status_table_and_its_stand_ins(lab):
 
 def test_the_bgp_fabric_has_every_session_established(lab):
     # lab/cloud58_lab/bgplab.py prints one line per router (FRR) and per node speaker (BIRD)
-    # of the datacenter: ten in each lab datacenter.
+    # of the datacenter: ten in each lab datacenter. Each ToR's sessions are its rack's two
+    # nodes (a master and a minion, in the host containers), its rack's director and the core.
     sessions = [re.match(r"\s*(\S+): (\d+)/(\d+) sessions Established", line) for line in lab.lines]
     sessions = [m.groups() for m in sessions if m]
     assert len(sessions) == 10
     assert [s for s in sessions if s[1] != s[2] or s[1] == "0"] == []
+    tors = {name: up for name, up, _ in sessions if "-tor" in name}
+    racks = {"r1": "5", "r2": "4"}  # r1: m1, m3, w1, lvs1 and the core; r2: m2, w2, lvs2 and the core
+    assert tors == {f"{lab.dc}-{rack}-tor{i}": up for rack, up in racks.items() for i in (1, 2)}
     assert len(_namespaces(lab.net_prefix)) > 5
+
+
+def _datacenter_yaml(dc: str) -> dict:
+    """The datacenter as inventories/lab writes it (read here, not through the planner)."""
+    text = (REPO / "inventories/lab/group_vars/all/datacenters.yml").read_text()
+    return yaml.safe_load(text)["cloud58_datacenters"][dc]
+
+
+def test_nodes_learn_the_other_racks_blocks_and_the_core_the_announced_vip(lab):
+    """The fabric on the host containers (issue 13 item 4): each minion's BIRD, configured as
+    calico-node derives it, installs the block of the minion of the other rack as one kernel
+    route through both ToRs of its own rack; and the core router learns the API VIP, which
+    both directors announce (it has realservers), through the four ToRs (ECMP over both
+    racks), and not the ingress VIP (no realservers yet)."""
+    racks = _datacenter_yaml(lab.dc)["racks"]
+    net = lab.fabric.net
+    routes = {}
+    for minion in (f"{lab.dc}-w1", f"{lab.dc}-w2"):
+        other = f"{lab.dc}-w2" if minion.endswith("w1") else f"{lab.dc}-w1"
+        block = lab.pod_block(other)
+        kernel = json.loads(lab.exec(minion, ["ip", "-j", "route", "show", "exact", block]).stdout)
+        routes[minion] = (
+            [r.get("protocol") for r in kernel],
+            net.kernel_nexthops(minion, block),
+        )
+    tors_of = {
+        host: sorted(t["address"] for t in racks[lab.plan["hosts"][host]["rack"]]["tors"]) for host in routes
+    }
+    assert routes == {host: (["bird"], tors_of[host]) for host in routes}
+
+    api, ingress = VIPS[lab.dc]
+    core = _datacenter_yaml(lab.dc)["bgp"]["core_routers"][0]["name"]
+    uplinks = {  # each ToR's addresses on its links to the core (interfaces up0, up1, ...)
+        tor["name"]: {
+            a["local"]
+            for link in net.ip_json(tor["name"], "-4", "address", "show")
+            if link["ifname"].startswith("up")
+            for a in link["addr_info"]
+        }
+        for rack in racks.values()
+        for tor in rack["tors"]
+    }
+
+    def four_hops():
+        hops = net.kernel_nexthops(core, f"{api}/32")
+        return hops if len(hops) == 4 else None
+
+    hops = _wait(f"{core}: the API VIP through four next hops", four_hops, timeout=60)
+    assert sorted(tor for tor, addresses in uplinks.items() if addresses & set(hops)) == sorted(uplinks)
+    assert net.kernel_nexthops(core, f"{ingress}/32") == []
 
 
 # The plan of inventories/lab: each datacenter's two VIPs, both on both of its directors; the
@@ -248,9 +306,8 @@ VIPS = {"lab1": ("198.18.2.1", "198.18.2.10"), "lab2": ("198.19.2.1", "198.19.2.
 
 def test_the_directors_hold_their_vips_nat_them_and_announce_the_healthy_one(lab):
     """site.yml's lvs stage on each director: the VIPs on lo, the full-NAT table, BIRD running
-    with the /32 of the VIP that has realservers and not of the one without (its ToRs live in
-    the fabric's namespaces, not on the containers' network: the sessions themselves are
-    test_vip_announcement.py's)."""
+    with the /32 of the VIP that has realservers and not of the one without (what the core
+    learns of them: test_nodes_learn_the_other_racks_blocks_and_the_core_the_announced_vip)."""
     api, ingress = VIPS[lab.dc]
     directors = sorted(h for h in lab.hosts if h.startswith(f"{lab.dc}-lvs"))
     assert directors == [f"{lab.dc}-lvs1", f"{lab.dc}-lvs2"]
@@ -875,9 +932,8 @@ def test_prometheus_has_each_directors_bgp_sessions_as_its_bird_reports_them(lab
     """The LVS exporter also reads the director's BIRD (its control socket): the datacenter's
     Prometheus has cloud58_bgp_speaker_up 1 per director, and per director and ToR of the plan
     cloud58_bgp_session_up, 1 exactly when `birdc show protocols` on the director says
-    Established (the series BgpSessionDown pages on). In this lab the directors' ToRs live in
-    the fabric's namespaces, which the containers do not reach: every session is 0 here, as
-    BIRD says."""
+    Established (the series BgpSessionDown pages on). The lab's ToRs are on the directors'
+    network: every session is up, and 1."""
     directors = sorted(h for h in lab.hosts if h in lab.plan["datacenters"][lab.dc]["lvs"]["directors"])
 
     def bird_says() -> dict:
@@ -909,6 +965,7 @@ def test_prometheus_has_each_directors_bgp_sessions_as_its_bird_reports_them(lab
         (d, p["name"], p["address"]) for d in directors for p in lab.plan["hosts"][d]["bgp"]["peers"]
     )
     assert len(found) == 4  # two directors, two ToRs each
+    assert set(found.values()) == {"1"}
     speakers = {m["director"]: value for m, value in _query(lab, "cloud58_bgp_speaker_up")}
     assert speakers == dict.fromkeys(directors, "1")
 
@@ -1852,7 +1909,8 @@ def test_the_echo_deployment_from_apps_answers_http_from_a_pod_in_another_rack(l
     """The Deployment rendered from apps/echo.yaml, which `make lab` reconciled, runs real
     containers (the demo app's image is the lab's stand-in, images/pause/echo): once its pod
     is Ready by the kubelet's probes, it answers, from an address of its node's block, a pod
-    on a minion of the other rack with the app's ECHO_MESSAGE, across the node network."""
+    on a minion of the other rack with the app's ECHO_MESSAGE, through the ToRs (the route
+    each node's BIRD learnt from them)."""
     lab.kubectl(lab.endpoint, "create", "serviceaccount", "default", "--namespace", "default", check=False)
     pods = _wait(
         "the echo Deployment's pods Ready",
@@ -1897,6 +1955,75 @@ def test_the_echo_deployment_from_apps_answers_http_from_a_pod_in_another_rack(l
         for client in clients:
             lab.kubectl(lab.endpoint, "delete", "pod", client, "--wait=true", check=False, timeout=120)
     assert answers == {pod: ("Succeeded", f"200 hello from cloud58 from {pod}\n") for pod in pods}
+
+
+def test_cross_rack_traffic_survives_a_stopped_tor(lab):
+    """Issue 13 item 6 on the lab's fabric: a minion sends HTTP requests to the echo pod in the
+    other rack through the ToR its kernel picks of its two; that ToR is powered off (links
+    down, then FRR killed: its peers hear nothing and wait out the hold time, 9 s from the
+    plan's BGP options). The minion's route keeps the other ToR alone, the core's route to
+    the minion's block too, and every request is answered again. The ToR then comes back and
+    the route has both again. The seconds until the routes converged are printed, not
+    asserted."""
+    from cloud58_lab.bgplab import render_frr
+
+    net = lab.fabric.net
+    pods = _ready_pods(lab, "lab-demo", "app.kubernetes.io/name=echo")
+    placed = json.loads(
+        lab.kubectl(
+            lab.endpoint, "get", "pods", "-n", "lab-demo", "-l", "app.kubernetes.io/name=echo", "-o", "json"
+        ).stdout
+    )
+    pod, address = sorted(pods.items())[0]
+    node = next(p["spec"]["nodeName"] for p in placed["items"] if p["metadata"]["name"] == pod)
+    racks = _datacenter_yaml(lab.dc)["racks"]
+    client = next(m for m in (f"{lab.dc}-w1", f"{lab.dc}-w2") if m != node)
+    rack = lab.plan["hosts"][client]["rack"]
+    tors = {t["address"]: t["name"] for t in racks[rack]["tors"]}
+    block = lab.pod_block(node)
+    assert net.kernel_nexthops(client, block) == sorted(tors)
+    used = json.loads(lab.exec(client, ["ip", "-j", "route", "get", address]).stdout)[0]["gateway"]
+    dead, alive = tors[used], next(a for a in tors if a != used)
+    core = _datacenter_yaml(lab.dc)["bgp"]["core_routers"][0]["name"]
+    client_block = lab.pod_block(client)
+    alive_uplinks = {
+        a["local"]
+        for link in net.ip_json(tors[alive], "-4", "address", "show")
+        if link["ifname"].startswith("up")
+        for a in link["addr_info"]
+    }
+
+    def answered() -> int:
+        out = lab.exec(client, ["python3", "-c", _GETS, f"http://{address}:8080/", "12"], timeout=120).stdout
+        return sum(1 for line in out.splitlines() if line == f"200 hello from cloud58 from {pod}")
+
+    assert answered() == 12
+    started = time.monotonic()
+    net.set_links(dead, up=False)
+    net.stop_router(dead, signal.SIGKILL)
+    try:
+        _wait(
+            f"{client}: the route to {block} through {tors[alive]} alone",
+            lambda: net.kernel_nexthops(client, block) == [alive],
+            timeout=90,
+            interval=0.5,
+        )
+        _wait(
+            f"{core}: the route to {client_block} through {tors[alive]} alone",
+            lambda: (hops := set(net.kernel_nexthops(core, client_block))) and hops <= alive_uplinks,
+            timeout=90,
+            interval=0.5,
+        )
+        converged = time.monotonic() - started
+        assert answered() == 12
+    finally:
+        net.set_links(dead, up=True)
+        net.start_frr(dead, render_frr(lab.fabric.configs[dead]))
+        _wait(f"{dead} back with every session", lambda: lab.fabric.established(dead), timeout=180)
+    _wait(
+        f"{client}: both ToRs again", lambda: net.kernel_nexthops(client, block) == sorted(tors), timeout=60
+    )
+    print(f"\nroutes converged {converged:.1f}s after {dead} stopped")
 
 
 def test_a_pods_bandwidth_annotations_shape_its_veth_through_the_cni_chain(lab):
@@ -2438,8 +2565,36 @@ def test_scale_out_runs_site_yml_on_the_new_minion_alone(lab):
     assert lab.exec(name, ["systemctl", "is-active", "containerd"], check=False).stdout.strip() == "active"
     assert lab.exec(name, ["sysctl", "-n", "net.ipv4.ip_forward"]).stdout.strip() == "1"
     # And site.yml's join stage gave it a client certificate of its own: it registers.
+    net = lab.fabric.net
+    tors = [t["name"] for t in _datacenter_yaml(lab.dc)["racks"][host_vars["rack"]]["tors"]]
+    uptimes = {t: _bgp_uptimes(net, t) for t in tors}
     lab.prepare_nodes([name])
     _assert_joined(lab, [name])
+    # It joins the fabric too: its rack's ToRs peer with it (their sessions with the other
+    # hosts kept, not restarted), and the other rack's minion routes its block through its own
+    # two ToRs.
+    assert net.sessions(name) == dict.fromkeys(
+        (t["address"] for t in _datacenter_yaml(lab.dc)["racks"][host_vars["rack"]]["tors"]), "Established"
+    )
+    for tor in tors:
+        after = _bgp_uptimes(net, tor)
+        assert {p: after[p] >= up for p, up in uptimes[tor].items()} == dict.fromkeys(uptimes[tor], True)
+        assert net.sessions(tor)[host_vars["address"]] == "Established"
+    other = f"{lab.dc}-w2"
+    other_tors = sorted(
+        t["address"] for t in _datacenter_yaml(lab.dc)["racks"][lab.plan["hosts"][other]["rack"]]["tors"]
+    )
+    _wait(
+        f"{other}: a route to {name}'s block through its ToRs",
+        lambda: net.kernel_nexthops(other, lab.pod_block(name)) == other_tors,
+        timeout=60,
+    )
+
+
+def _bgp_uptimes(net, router: str) -> dict:
+    """{peer address: seconds its session has been up} of FRR router ``router``."""
+    peers = net.vtysh(router, "show bgp ipv4 unicast summary json", as_json=True).get("peers", {})
+    return {address: info["peerUptimeMsec"] / 1000 for address, info in peers.items()}
 
 
 # What the kubelet role and the join stage wrote on a node, and remove-node.yml takes away
