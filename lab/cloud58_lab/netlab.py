@@ -314,6 +314,10 @@ class NetLab:
         zserv = directory / "zserv.api"
         empty = directory / "empty.conf"
         empty.write_text("")
+        # A restart after a kill finds the dead daemons' sockets and PID files: removed first,
+        # so that the waits below see the new daemons' own (else vtysh may reach none of them).
+        for stale in [zserv, *(directory / f"{d}.{kind}" for d in daemons for kind in ("vty", "pid"))]:
+            stale.unlink(missing_ok=True)
         for daemon in daemons:
             # Each daemon starts empty; the integrated config is then applied through vtysh,
             # the way `vtysh -b` applies /etc/frr/frr.conf on a real router.

@@ -986,8 +986,9 @@ def test_lvs_sync_puts_a_services_pod_behind_its_vip_on_every_director(lab):
     reconcile applied its ClusterRole, a Service that claims the ingress VIP (annotation
     lvs.cloud58.io/vip) and selects a pod on a minion (the real kubelet; the slice written by the
     real EndpointSlice controller) puts the pod's address and port behind that VIP in each
-    director's table, the API VIP keeping its masters, and each director's BIRD announces the VIP;
-    deleting the Service empties the VIP and withdraws it."""
+    director's table, the API VIP keeping its masters, and each director's BIRD announces the VIP,
+    which the core router then reaches through the four ToRs; deleting the Service empties the
+    VIP and withdraws it, from the core too: the sync, BIRD and the ToRs on one path."""
     directors = [f"{lab.dc}-lvs1", f"{lab.dc}-lvs2"]
     api, ingress = VIPS[lab.dc]
     base = "/etc/cloud58/lvs-sync"
@@ -1027,11 +1028,25 @@ def test_lvs_sync_puts_a_services_pod_behind_its_vip_on_every_director(lab):
 
         return probe
 
+    core = _datacenter_yaml(lab.dc)["bgp"]["core_routers"][0]["name"]
+
+    def core_hops(count: int):
+        def probe():
+            hops = lab.fabric.net.kernel_nexthops(core, f"{ingress}/32")
+            if len(hops) != count:
+                raise AssertionError(hops)
+            return True
+
+        return probe
+
+    assert core_hops(0)()
     try:
         address = _serve_a_pod(lab, name, namespace, lab.minions[0], {"lvs.cloud58.io/vip": vip_name})
         _wait(f"{address}:8080 behind {ingress} on {', '.join(directors)}", behind([f"{address} . 8080"]))
+        _wait(f"{core}: {ingress} through the four ToRs", core_hops(4), timeout=60)
         lab.kubectl(lab.endpoint, "delete", "service", "-n", namespace, name, "--wait=true")
         _wait(f"{ingress} empty again on {', '.join(directors)}", behind([]))
+        _wait(f"{core}: {ingress} withdrawn", core_hops(0), timeout=60)
     finally:
         # Waited for: a pod left on the minion would stop remove-node.yml's drain.
         lab.kubectl(lab.endpoint, "delete", "namespace", namespace, "--wait=true", check=False, timeout=180)
