@@ -255,6 +255,16 @@ def _datacenter_yaml(dc: str) -> dict:
     return yaml.safe_load(text)["cloud58_datacenters"][dc]
 
 
+def _uplink_addresses(net, tor: str) -> set:
+    """ToR ``tor``'s addresses on its links to the core (interfaces up0, up1, ...), read live."""
+    return {
+        a["local"]
+        for link in net.ip_json(tor, "-4", "address", "show")
+        if link["ifname"].startswith("up")
+        for a in link["addr_info"]
+    }
+
+
 def test_nodes_learn_the_other_racks_blocks_and_the_core_the_announced_vip(lab):
     """The fabric on the host containers (issue 13 item 4): each minion's BIRD, configured as
     calico-node derives it, installs the block of the minion of the other rack as one kernel
@@ -279,15 +289,8 @@ def test_nodes_learn_the_other_racks_blocks_and_the_core_the_announced_vip(lab):
 
     api, ingress = VIPS[lab.dc]
     core = _datacenter_yaml(lab.dc)["bgp"]["core_routers"][0]["name"]
-    uplinks = {  # each ToR's addresses on its links to the core (interfaces up0, up1, ...)
-        tor["name"]: {
-            a["local"]
-            for link in net.ip_json(tor["name"], "-4", "address", "show")
-            if link["ifname"].startswith("up")
-            for a in link["addr_info"]
-        }
-        for rack in racks.values()
-        for tor in rack["tors"]
+    uplinks = {
+        tor["name"]: _uplink_addresses(net, tor["name"]) for rack in racks.values() for tor in rack["tors"]
     }
 
     def four_hops():
@@ -2001,12 +2004,7 @@ def test_cross_rack_traffic_survives_a_stopped_tor(lab):
     dead, alive = tors[used], next(a for a in tors if a != used)
     core = _datacenter_yaml(lab.dc)["bgp"]["core_routers"][0]["name"]
     client_block = lab.pod_block(client)
-    alive_uplinks = {
-        a["local"]
-        for link in net.ip_json(tors[alive], "-4", "address", "show")
-        if link["ifname"].startswith("up")
-        for a in link["addr_info"]
-    }
+    alive_uplinks = _uplink_addresses(net, tors[alive])
 
     def answered() -> int:
         out = lab.exec(client, ["python3", "-c", _GETS, f"http://{address}:8080/", "12"], timeout=120).stdout
