@@ -52,8 +52,8 @@ lock: ## re-resolve requirements.in into the fully pinned requirements.txt
 ## ---- tests ------------------------------------------------------------------------
 # Two lanes side by side (2 cores); scripts/ci/tiers.sh says what the lanes share. One lab
 # datacenter per run: the lab test starts lab1 the way `make lab` does and runs every lab
-# test on it. One lane: the lab test, the other integration tests, then sanity; the other:
-# lint, network, the benchmarks, unit, then the molecule scenarios of MOLECULE_CI. The fresh-clone
+# test on it. One lane: the lab test, the other integration tests, sanity, then unit; the other:
+# lint, network, the benchmarks, then the molecule scenarios of MOLECULE_CI. The fresh-clone
 # run of ab2d863 (2026-12-05, lanes lab, sanity, unit, molecule-ci | lint, network,
 # integration-rest, bench) took lab 2,789 s, sanity 152, unit 257, molecule-ci 341 | lint 78,
 # network 1,160, integration-rest 852, bench 1,519: the second lane was the longer. Since the
@@ -66,7 +66,10 @@ lock: ## re-resolve requirements.in into the fully pinned requirements.txt
 # roles' first run under mitogen) and the node_agents role test runs under mitogen. Fresh
 # clone of 83ce7a4 (this machine slower that day: the lab's first site.yml 355 s alone against
 # 261): lab 2,031 s, integration-rest 714, sanity 57, unit 150 (2,952 s) | lint 55, network
-# 984, bench 1,321, molecule-ci 301 (2,661 s); so unit moved to the second lane too.
+# 984, bench 1,321, molecule-ci 301 (2,661 s); so unit moved to the second lane too. The CI
+# run of 5b86a92 found the machine slower again (sanity 384 s, molecule-ci 973): lab 2,547 s,
+# integration-rest 947, sanity 384 (3,878 s) | lint 50, network 1,356, bench 1,681, unit 245,
+# molecule-ci 973 (4,305 s), 72 minutes in all; unit went back to the first lane.
 # make molecule runs every scenario;
 # control_plane and node_stack apply what the lab test runs through site.yml.
 # CI stops a run at 90 minutes; at CI_BUDGET seconds after make started (setup included)
@@ -77,8 +80,8 @@ CI_START := $(shell date +%s)
 CI_BUDGET ?= 5100
 test: setup ## every tier: lint, sanity, unit, integration, network, molecule (MOLECULE_CI), benchmarks (CI size)
 	@CLOUD58_BENCH_SIZE=ci CLOUD58_CI_DEADLINE=$$(($(CI_START) + $(CI_BUDGET))) \
-	  scripts/ci/tiers.sh --lanes "integration-lab integration-rest sanity" \
-	  "lint network bench unit molecule-ci"
+	  scripts/ci/tiers.sh --lanes "integration-lab integration-rest sanity unit" \
+	  "lint network bench molecule-ci"
 
 lint: setup-venv ## ruff, import contracts (.importlinter, docs/architecture.md) and ansible-lint (production profile)
 	ruff check .

@@ -2251,6 +2251,29 @@ def _crash_condition(status: dict) -> tuple:
     )
 
 
+def _crash_diagnosis(lab, host: str, namespace: str) -> str:
+    """What to read when a crashed pod is not Failed and replaced: each pod's phase, its
+    containers' states and restarts and the crash condition; what cloud58-crashkeeper said of
+    its captures (pod_failed) and errors; what the kubelet logged of the namespace's pods (a
+    phase it wrote over, a sandbox it could not start)."""
+    out = lab.kubectl(lab.endpoint, "get", "pods", "-n", namespace, "-o", "json", check=False).stdout
+    pods = {}
+    for pod in json.loads(out)["items"] if out.strip() else []:
+        status = pod.get("status", {})
+        containers = [
+            (c.get("restartCount"), sorted(c.get("state", {})), c.get("ready"))
+            for c in status.get("containerStatuses") or []
+        ]
+        pods[pod["metadata"]["name"]] = (status.get("phase"), containers, _crash_condition(status)[:2])
+
+    def journal(unit: str) -> list:
+        text = lab.exec(host, ["journalctl", "--no-pager", "-o", "cat", "-u", unit], check=False).stdout
+        return [line[:400] for line in text.splitlines() if namespace in line or "Traceback" in line]
+
+    agent, kubelet = journal("cloud58-crashkeeper")[-6:], journal("kubelet")[-8:]
+    return f"pods {pods}; the agent: {agent}; the kubelet: {kubelet}"
+
+
 def _opted_in_deployment(lab, host: str, namespace: str, name: str, policy: str, **container) -> dict:
     """A Deployment of one pod on ``host`` that opted in (``cloud58.io/crash``: ``policy``) and
     runs the lab's /pause; ``container`` adds fields to its container (a probe)."""
@@ -2382,7 +2405,11 @@ def test_a_crashing_container_leaves_its_crash_site_and_its_pod_is_replaced(lab)
                 else None
             )
 
-        phase, condition, replacements = _wait("the pod Failed and a replacement ready", failed_and_replaced)
+        phase, condition, replacements = _wait(
+            "the pod Failed and a replacement ready",
+            failed_and_replaced,
+            detail=lambda: _crash_diagnosis(lab, host, namespace),
+        )
         assert (phase, condition[:2], len(replacements)) == ("Failed", ("True", "CrashPreserved"), 1)
         assert f"crash site /var/lib/cloud58/crash/{namespace}_{first}/" in condition[2]
     finally:
@@ -2449,16 +2476,9 @@ def test_a_failing_liveness_probe_is_dumped_live_and_its_kill_completes_the_site
             pod = {p["metadata"]["name"]: p for p in pods()}.get(first, {}).get("status", {})
             return (pod.get("phase"), _crash_condition(pod)[:2]) if pod.get("phase") == "Failed" else None
 
-        def why_not() -> str:
-            """The pods' phases and what the agent said of its captures (pod_failed) and errors."""
-            phases = {p["metadata"]["name"]: p.get("status", {}).get("phase") for p in pods()}
-            journal = lab.exec(
-                host, ["journalctl", "--no-pager", "-o", "cat", "-u", "cloud58-crashkeeper"], check=False
-            ).stdout
-            said = [line[:400] for line in journal.splitlines() if namespace in line or "Traceback" in line]
-            return f"pods {phases}; the agent: {said[-6:]}"
-
-        assert _wait(f"{first} marked Failed", marked, detail=why_not) == (
+        assert _wait(
+            f"{first} marked Failed", marked, detail=lambda: _crash_diagnosis(lab, host, namespace)
+        ) == (
             "Failed",
             ("True", "CrashPreserved"),
         )

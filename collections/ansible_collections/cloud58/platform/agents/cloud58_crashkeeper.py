@@ -14,7 +14,9 @@ containerd's ``pod_annotations``), it
    files found there into ``<root>/<namespace>_<pod>/<UTC time>/`` with ``manifest.json``,
 3. takes the pod's veth down on the host side, so no traffic reaches it,
 4. marks the pod Failed through the API server (with ``--kubeconfig``), so its ReplicaSet
-   replaces it, and deletes the oldest crash sites beyond the node's budget.
+   replaces it, and marks it again if the kubelet writes an older phase over the mark within
+   ``--guard-seconds`` (crash.guard_delays), and deletes the oldest crash sites beyond the
+   node's budget.
 
 A container that hangs does not exit: the kubelet kills it once its liveness probe has failed
 failureThreshold times in a row, and by then there is nothing left to exec into. So ``watch``
@@ -151,14 +153,27 @@ class Keeper:
         _write_manifest(site, document)
         deleted += self.retain(protect=site)
         failed = None
+        result = {"site": site, "manifest": document, "deleted": deleted}
         if self.api is not None:
-            failed = self.api.mark_failed(
-                namespace, pod_name, crash.failed_status(container, exit_code, site, finished, veth)
-            )
-        result = {"site": site, "manifest": document, "deleted": deleted, "pod_failed": failed}
+            body = crash.failed_status(container, exit_code, site, finished, veth)
+            failed = self.api.mark_failed(namespace, pod_name, body)
+            if failed == "Failed" and self.args.guard_seconds > 0:
+                guard = threading.Thread(
+                    target=self._keep_failed, args=(namespace, pod_name, body, result), daemon=True
+                )
+                guard.start()
+                if self.args.command == "capture":  # one capture: its result once the guard ends
+                    guard.join()
+        result["pod_failed"] = failed
         if live is not None:
             result["completed_live_site"] = True
         return result
+
+    def _keep_failed(self, namespace: str, pod_name: str, body: dict, result: dict) -> None:
+        """The guard of a marked pod (crash.guard_delays): counted, logged, and in ``result``."""
+        again = self.api.keep_failed(namespace, pod_name, body, crash.guard_delays(self.args.guard_seconds))
+        self.counts.marks["marked_again"] += again
+        result["marked_again"] = again
 
     def dump_live(self, failure: crash.ProbeFailure) -> dict:
         """Dump a container whose liveness probe failed while it still runs: a site with the dump
@@ -562,6 +577,36 @@ class _PodApi:
                 delay = self._retry(f"pod {namespace}/{name}: marking it Failed", what, delay, 8)
         return f"not marked after {self.ATTEMPTS} attempts: {what}"
 
+    def keep_failed(self, namespace: str, name: str, body: dict, delays: list) -> int:
+        """Read the pod's phase after each of ``delays``; when it is no longer Failed (the kubelet
+        wrote an older status over it: crash.guard_delays), mark it again, with its UID as the
+        precondition (a pod of the same name made since is left alone). How often it was."""
+        path = f"/api/v1/namespaces/{namespace}/pods/{name}"
+        again = 0
+        for delay in delays:
+            time.sleep(delay)
+            try:
+                pod = self.api.get(path)
+            except apiclient.ApiError as e:
+                if e.status == 404:  # deleted: nothing left to keep Failed
+                    return again
+                continue
+            except Exception:  # a lost connection: read again at the next pause
+                continue
+            phase = (pod.get("status") or {}).get("phase")
+            if phase == "Failed":
+                continue
+            print(
+                f"{PROGRAM}: pod {namespace}/{name}: its phase went back to {phase} after it was "
+                "marked Failed (a status the kubelet made before it saw the mark); marking it again",
+                file=sys.stderr,
+                flush=True,
+            )
+            uid = (pod.get("metadata") or {}).get("uid")
+            if self.mark_failed(namespace, name, {**body, "metadata": {"uid": uid}}) == "Failed":
+                again += 1
+        return again
+
 
 def _run_checked(argv: list[str]) -> str:
     done = subprocess.run(argv, capture_output=True, text=True, check=False)
@@ -608,6 +653,12 @@ def _size(value: str) -> int:
         raise argparse.ArgumentTypeError(f"{value!r} is not a size in bytes (like 10G, 512M)") from None
 
 
+def _seconds(value: str) -> int:
+    if not value.isdigit():
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of seconds (0 or more)")
+    return int(value)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog=PROGRAM, description=__doc__.splitlines()[0])
     common = argparse.ArgumentParser(add_help=False)
@@ -622,6 +673,13 @@ def main(argv=None) -> int:
     )
     common.add_argument("--kubeconfig", help="mark the pod Failed through this API server; none: do not")
     common.add_argument("--context", help="the kubeconfig's context; default: its current one")
+    common.add_argument(
+        "--guard-seconds",
+        type=_seconds,
+        default=crash.GUARD_SECONDS,
+        help="after marking a pod Failed, read its phase again this long and mark it again if it "
+        "went back; 0: do not",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     capture_p = sub.add_parser("capture", parents=[common], help="keep one container's crash site now")
     capture_p.add_argument("--container-id", required=True)

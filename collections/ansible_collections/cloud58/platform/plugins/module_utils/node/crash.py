@@ -259,6 +259,25 @@ def failed_status(container: str, exit_code, site: str, now: datetime.datetime, 
     }
 
 
+# The kubelet writes a pod's status from the copy of the pod it last saw: a status made before
+# the agent's patch reached that copy and sent after it has phase Running again (the kubelet
+# holds a terminal phase only once its own copy has it, and the API server takes the change).
+# Then the pod stays Running and its ReplicaSet never replaces it. So the agent reads the phase
+# again for a while after marking it, and marks it once more each time it went back.
+GUARD_SECONDS = 30
+
+
+def guard_delays(seconds: int) -> list[int]:
+    """The pauses between the reads of a marked pod's phase within ``seconds``: 1 s, then
+    doubling up to 15 s (reads at 1, 3, 7, 15, 30 s for 30); none for 0."""
+    delays, elapsed, delay = [], 0, 1
+    while elapsed + delay <= seconds:
+        delays.append(delay)
+        elapsed += delay
+        delay = min(delay * 2, 15)
+    return delays
+
+
 # -- containerd ------------------------------------------------------------------------------
 # The labels the CRI puts on every container of a pod.
 POD_NAMESPACE_LABEL = "io.kubernetes.pod.namespace"
@@ -399,7 +418,9 @@ def container_filter(namespace: str, pod: str, container: str) -> str:
 DUMP_OUTCOMES = ("completed", "stopped", "not_run")
 EXIT_RESULTS = ("captured", "skipped", "failed")
 PROBE_RESULTS = ("dumped", "skipped", "failed")
-MARK_RESULTS = ("failed", "not_marked")
+# failed: marked; not_marked: the API server refused; marked_again: a marked pod whose phase
+# the kubelet wrote back (see guard_delays), marked once more.
+MARK_RESULTS = ("failed", "not_marked", "marked_again")
 
 
 def dump_outcome(text: str) -> str:
@@ -466,7 +487,8 @@ def metrics_text(counts: Counts, sites: int, size: int, budget: Budget) -> str:
             exposition.family(
                 "cloud58_crashkeeper_pod_marks_total",
                 "counter",
-                "Pods marked Failed through the API server, and those the API server refused.",
+                "Pods marked Failed through the API server, those the API server refused, and "
+                "marked pods marked again after the kubelet wrote an older phase over the mark.",
                 [({"result": r}, counts.marks[r]) for r in MARK_RESULTS],
             ),
             exposition.family(

@@ -551,7 +551,7 @@ def test_counts_record_live_dumps_and_the_exits_that_complete_them():
         {"dumped": 1, "skipped": 1, "failed": 0},
         {"captured": 1, "skipped": 0, "failed": 0},
         {"completed": 1, "stopped": 0, "not_run": 0},  # one dump: the live one
-        {"failed": 1, "not_marked": 0},
+        {"failed": 1, "not_marked": 0, "marked_again": 0},
     )
 
 
@@ -572,15 +572,30 @@ def test_counts_record_each_kind_of_capture_result():
     assert (counts.exits, counts.dumps, counts.marks) == (
         {"captured": 3, "skipped": 1, "failed": 0},
         {"completed": 1, "stopped": 1, "not_run": 1},
-        {"failed": 1, "not_marked": 1},
+        {"failed": 1, "not_marked": 1, "marked_again": 0},
     )
+
+
+@pytest.mark.parametrize(
+    ("seconds", "delays"),
+    [
+        (0, []),
+        (1, [1]),
+        (2, [1]),
+        (3, [1, 2]),
+        (30, [1, 2, 4, 8, 15]),
+        (60, [1, 2, 4, 8, 15, 15, 15]),
+    ],
+)
+def test_guard_delays(seconds, delays):
+    assert crash.guard_delays(seconds) == delays
 
 
 def test_metrics_text():
     counts = crash.Counts(
         exits={"captured": 3, "skipped": 5, "failed": 1},
         dumps={"completed": 2, "stopped": 0, "not_run": 1},
-        marks={"failed": 3, "not_marked": 0},
+        marks={"failed": 3, "not_marked": 0, "marked_again": 1},
         probes={"dumped": 1, "skipped": 6, "failed": 0},
         deleted=2,
         last_capture=1796400000.1234,
@@ -606,10 +621,12 @@ def test_metrics_text():
         'cloud58_crashkeeper_dumps_total{outcome="stopped"} 0\n'
         'cloud58_crashkeeper_dumps_total{outcome="not_run"} 1\n'
         "# HELP cloud58_crashkeeper_pod_marks_total Pods marked Failed through the API server, "
-        "and those the API server refused.\n"
+        "those the API server refused, and marked pods marked again after the kubelet wrote an "
+        "older phase over the mark.\n"
         "# TYPE cloud58_crashkeeper_pod_marks_total counter\n"
         'cloud58_crashkeeper_pod_marks_total{result="failed"} 3\n'
         'cloud58_crashkeeper_pod_marks_total{result="not_marked"} 0\n'
+        'cloud58_crashkeeper_pod_marks_total{result="marked_again"} 1\n'
         "# HELP cloud58_crashkeeper_sites_deleted_total Crash sites deleted to stay within the budget.\n"
         "# TYPE cloud58_crashkeeper_sites_deleted_total counter\n"
         "cloud58_crashkeeper_sites_deleted_total 2\n"
