@@ -273,6 +273,7 @@ def test_watch_keeps_the_site_of_a_container_that_exited(node):
         'cloud58_crashkeeper_dumps_total{outcome="not_run"}': "1",
         'cloud58_crashkeeper_pod_marks_total{result="failed"}': "0",  # no --kubeconfig here
         'cloud58_crashkeeper_pod_marks_total{result="not_marked"}': "0",
+        'cloud58_crashkeeper_pod_marks_total{result="marked_again"}': "0",
         "cloud58_crashkeeper_sites_deleted_total": "0",
         "cloud58_crashkeeper_sites": str(len(kept)),
         "cloud58_crashkeeper_bytes": str(

@@ -198,6 +198,7 @@ def test_crashkeeper_serves_its_budget_and_counters():
         'cloud58_crashkeeper_dumps_total{outcome="not_run"}': "0",
         'cloud58_crashkeeper_pod_marks_total{result="failed"}': "0",
         'cloud58_crashkeeper_pod_marks_total{result="not_marked"}': "0",
+        'cloud58_crashkeeper_pod_marks_total{result="marked_again"}': "0",
         "cloud58_crashkeeper_sites_deleted_total": "0",
         "cloud58_crashkeeper_sites": "0",
         "cloud58_crashkeeper_bytes": "0",
