@@ -464,15 +464,37 @@ def _pause_pod(lab, name: str, minion: str, namespace: str = "default", **metada
     }
 
 
-def _serve_a_pod(lab, name: str, namespace: str, minion: str, annotations: dict) -> str:
+def _get_once(lab, name: str, node: str, namespace: str, url: str) -> tuple:
+    """A pod ``name`` on ``node`` that runs ``/echo get url`` once (the echo image, restart
+    Never); (its phase once it ended, its log: the status and the body)."""
+    spec = _pause_pod(lab, name, node, namespace)
+    spec["spec"]["restartPolicy"] = "Never"
+    spec["spec"]["containers"] = [
+        {"name": "get", "image": lab.echo_image, "imagePullPolicy": "Never", "args": ["get", url]}
+    ]
+    lab.kubectl(lab.endpoint, "apply", "-f", "-", input_text=json.dumps(spec))
+
+    def ended():
+        got = json.loads(lab.kubectl(lab.endpoint, "get", "pod", "-n", namespace, name, "-o", "json").stdout)
+        return got["status"].get("phase") in ("Succeeded", "Failed") and got["status"]["phase"]
+
+    phase = _wait(f"{name} on {node} done", ended)
+    return phase, lab.kubectl(lab.endpoint, "logs", "-n", namespace, name).stdout
+
+
+def _serve_a_pod(lab, name: str, namespace: str, minion: str, annotations: dict, *, command=None) -> str:
     """A pod on ``minion`` (the real kubelet) and a Service ``name`` (port 80 to 8080, with
     ``annotations``) selecting it, in a new ``namespace``: the real EndpointSlice controller
-    writes the slice a sync reads. Returns the pod's address once it runs."""
+    writes the slice a sync reads. The pod runs /pause, or ``command`` (``["/echo"]``: an HTTP
+    server on 8080). Returns the pod's address once it runs."""
+    pod = _pause_pod(lab, name, minion, namespace, labels={"app": name})
+    if command:
+        pod["spec"]["containers"][0]["command"] = command
     objects = {
         "apiVersion": "v1",
         "kind": "List",
         "items": [
-            _pause_pod(lab, name, minion, namespace, labels={"app": name}),
+            pod,
             {
                 "apiVersion": "v1",
                 "kind": "Service",
@@ -990,8 +1012,13 @@ def test_lvs_sync_puts_a_services_pod_behind_its_vip_on_every_director(lab):
     lvs.cloud58.io/vip) and selects a pod on a minion (the real kubelet; the slice written by the
     real EndpointSlice controller) puts the pod's address and port behind that VIP in each
     director's table, the API VIP keeping its masters, and each director's BIRD announces the VIP,
-    which the core router then reaches through the four ToRs; deleting the Service empties the
-    VIP and withdraws it, from the core too: the sync, BIRD and the ToRs on one path."""
+    which the core router then reaches through the four ToRs. Then real requests: from a minion
+    of each rack to the VIP, through that rack's ToRs to the rack's director, whose full NAT
+    sends them to the pod (a route its BIRD learned from the ToRs) from one of its local
+    addresses, which the pod (/echo's /peer: the address accept() gave it) answers through the
+    fabric (the range the director announces); and from a pod on the minion of the other rack,
+    whose answer reaches it from the director through the ToRs too. Deleting the Service empties the VIP and
+    withdraws it, from the core too: the sync, BIRD, the ToRs and the data plane on one path."""
     directors = [f"{lab.dc}-lvs1", f"{lab.dc}-lvs2"]
     api, ingress = VIPS[lab.dc]
     base = "/etc/cloud58/lvs-sync"
@@ -1044,15 +1071,50 @@ def test_lvs_sync_puts_a_services_pod_behind_its_vip_on_every_director(lab):
 
     assert core_hops(0)()
     try:
-        address = _serve_a_pod(lab, name, namespace, lab.minions[0], {"lvs.cloud58.io/vip": vip_name})
+        address = _serve_a_pod(
+            lab, name, namespace, lab.minions[0], {"lvs.cloud58.io/vip": vip_name}, command=["/echo"]
+        )
         _wait(f"{address}:8080 behind {ingress} on {', '.join(directors)}", behind([f"{address} . 8080"]))
         _wait(f"{core}: {ingress} through the four ToRs", core_hops(4), timeout=60)
+        planned = lab.plan["datacenters"][lab.dc]["lvs"]["directors"]
+        for client in lab.minions:
+            rack = lab.plan["hosts"][client]["rack"]
+            [director] = [d for d in directors if planned[d]["rack"] == rack]
+            local = ipaddress.ip_network(planned[director]["local_addresses"]["cidr"])
+
+            def peer(client=client):
+                answer = lab.exec(client, ["python3", "-c", _GET, f"http://{ingress}/peer"], check=False)
+                if answer.returncode != 0:
+                    raise AssertionError(answer.stdout + answer.stderr)
+                return ipaddress.ip_address(answer.stdout.strip().rsplit(":", 1)[0])
+
+            seen = _wait(f"{client}: an answer from {ingress}:80", peer, timeout=60)
+            assert seen in local, (client, director, str(seen), str(local))
+        # a client in a pod of the other rack: its request and the answer both cross the ToRs
+        # (the director reaches the client's block by the route it learned from them)
+        other = next(
+            m
+            for m in lab.minions
+            if lab.plan["hosts"][m]["rack"] != lab.plan["hosts"][lab.minions[0]]["rack"]
+        )
+        [director] = [d for d in directors if planned[d]["rack"] == lab.plan["hosts"][other]["rack"]]
+        phase, said = _get_once(lab, f"{name}-client", other, namespace, f"http://{ingress}/peer")
+        status, _, body = said.partition(" ")
+        local = ipaddress.ip_network(planned[director]["local_addresses"]["cidr"])
+        assert (phase, status) == ("Succeeded", "200"), said
+        assert ipaddress.ip_address(body.strip().rsplit(":", 1)[0]) in local, (director, said)
         lab.kubectl(lab.endpoint, "delete", "service", "-n", namespace, name, "--wait=true")
         _wait(f"{ingress} empty again on {', '.join(directors)}", behind([]))
         _wait(f"{core}: {ingress} withdrawn", core_hops(0), timeout=60)
     finally:
         # Waited for: a pod left on the minion would stop remove-node.yml's drain.
         lab.kubectl(lab.endpoint, "delete", "namespace", namespace, "--wait=true", check=False, timeout=180)
+
+
+# Inside a host: the body of a GET of sys.argv[1] (5 s), exit 1 on an error.
+_GET = (
+    "import sys,urllib.request\nprint(urllib.request.urlopen(sys.argv[1],timeout=5).read().decode(),end='')\n"
+)
 
 
 # Inside a host: the value of one series of a /metrics page, as the program itself serves it.
@@ -1951,24 +2013,7 @@ def test_the_echo_deployment_from_apps_answers_http_from_a_pod_in_another_rack(l
             )
             client = f"echo-client-{index}-{os.getpid()}"
             clients.append(client)
-            spec = _pause_pod(lab, client, other)
-            spec["spec"]["restartPolicy"] = "Never"
-            spec["spec"]["containers"] = [
-                {
-                    "name": "get",
-                    "image": lab.echo_image,
-                    "imagePullPolicy": "Never",
-                    "args": ["get", f"http://{address}:8080/"],
-                }
-            ]
-            lab.kubectl(lab.endpoint, "apply", "-f", "-", input_text=json.dumps(spec))
-
-            def done(client=client):
-                got = json.loads(lab.kubectl(lab.endpoint, "get", "pod", client, "-o", "json").stdout)
-                return got["status"].get("phase") in ("Succeeded", "Failed") and got["status"]["phase"]
-
-            phase = _wait(f"{client} on {other} done", done)
-            answers[pod] = (phase, lab.kubectl(lab.endpoint, "logs", client).stdout)
+            answers[pod] = _get_once(lab, client, other, "default", f"http://{address}:8080/")
     finally:
         for client in clients:
             lab.kubectl(lab.endpoint, "delete", "pod", client, "--wait=true", check=False, timeout=120)

@@ -4,12 +4,14 @@ One rack of a fabric built in the test (eBGP scheme, rack AS 65111, ToR AS 65121
 runs FRR with the configuration the role tor_router renders (``router_config`` through its
 ``frr.conf.j2``), two LVS directors run BIRD with the configuration ``announce.bird_config``
 renders. The rack's second ToR exists in the fabric (every rack has two) but is not
-started. Namespaces ``c58vip-<pid>-*`` on one bridge; every address is inside
-198.18.0.0/15.
+started. A node of the rack (BIRD, hand-written: a static pod block) gives the ToR a pod
+route. Namespaces ``c58vip-<pid>-*`` on one bridge; every address is inside 198.18.0.0/15.
 
-The tests share one lab and run in file order: both directors announce (two next hops),
-one withdraws by a new healthy set and ``birdc configure`` (one next hop, no session
-restart), a hand-written config announces prefixes outside the VIP range (refused).
+The tests share one lab and run in file order: both directors announce the VIP (two next
+hops) and each its own local-address range, and learn the pod route (in their kernels);
+one withdraws the VIP by a new healthy set and ``birdc configure`` (one next hop, no session
+restart, its local addresses still announced), a hand-written config announces prefixes
+outside the VIP and local-address ranges (refused).
 """
 
 from __future__ import annotations
@@ -17,7 +19,14 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.cloud58.platform.plugins.module_utils.bgp import router_config
-from ansible_collections.cloud58.platform.plugins.module_utils.bgp.fabric import Fabric, Node, Rack, Tor
+from ansible_collections.cloud58.platform.plugins.module_utils.bgp.fabric import (
+    ClusterNet,
+    Fabric,
+    Node,
+    PodPool,
+    Rack,
+    Tor,
+)
 from ansible_collections.cloud58.platform.plugins.module_utils.lvs.announce import bird_config
 from cloud58_lab.bgplab import render_frr
 from cloud58_lab.netlab import NetLab, run_prefix, wait_until
@@ -29,6 +38,10 @@ TOR_ADDRESS = "198.18.0.1"
 DIRECTORS = {"lvs1": "198.18.0.31", "lvs2": "198.18.0.32"}
 VIP = "198.18.2.10"
 VIP_POOL = "198.18.2.0/27"
+LOCAL_POOL = "198.18.2.32/27"
+LOCAL = {"lvs1": "198.18.2.32/28", "lvs2": "198.18.2.48/28"}  # as the planner aligns them
+NODE, NODE_ADDRESS = "w1", "198.18.0.21"
+BLOCK = "198.18.16.0/26"  # the node's pod block, in the rack's pool 198.18.16.0/23
 RACK_ASN = 65111
 TOR_ASN = 65121
 OPTIONS = {"keepalive": 3, "hold": 9, "connect_retry": 2, "soft_reconfiguration": True}
@@ -44,17 +57,27 @@ FABRIC = Fabric(
             node_subnet="198.18.0.0/26",
             node_asn=RACK_ASN,
             tors=(Tor(TOR, "r1", TOR_ADDRESS, TOR_ASN), Tor("tor2", "r1", "198.18.0.2", TOR_ASN)),
-            nodes=tuple(
-                Node(name, "r1", address, RACK_ASN, roles=("lvs",)) for name, address in DIRECTORS.items()
+            nodes=(
+                *(Node(name, "r1", address, RACK_ASN, roles=("lvs",)) for name, address in DIRECTORS.items()),
+                Node(NODE, "r1", NODE_ADDRESS, RACK_ASN, cluster="vt-k8s", roles=("minion",)),
             ),
+            pod_pools=(PodPool("vt-k8s", "r1", "198.18.16.0/23", 26),),
         ),
     ),
     nodes_network="198.18.0.0/24",
     vip_pool=VIP_POOL,
+    clusters=(ClusterNet("vt-k8s", "198.18.16.0/21", "198.18.8.0/24", 26),),
+    local_address_pool=LOCAL_POOL,
 )
 LVS = {
     "directors": {
-        name: {"name": name, "address": address, "vips": ["web"]} for name, address in DIRECTORS.items()
+        name: {
+            "name": name,
+            "address": address,
+            "vips": ["web"],
+            "local_addresses": {"cidr": LOCAL[name], "count": 16},
+        }
+        for name, address in DIRECTORS.items()
     },
     "vips": {
         "web": {
@@ -68,8 +91,19 @@ LVS = {
 }
 BGP = {"asn": RACK_ASN, "peers": [{"name": TOR, "address": TOR_ADDRESS, "asn": TOR_ASN}]}
 
+
+def _exporting_session(router_id: str) -> str:
+    """A hand-written BIRD's session with the ToR that exports every route it has."""
+    return (
+        f"protocol bgp tor_tor1 {{\n\tlocal {router_id} as {RACK_ASN};\n"
+        f"\tneighbor {TOR_ADDRESS} as {TOR_ASN};\n"
+        "\thold time 9;\n\tkeepalive time 3;\n\tconnect retry time 2;\n"
+        "\tipv4 {\n\t\timport none;\n\t\texport all;\n\t\tnext hop self;\n\t};\n}\n"
+    )
+
+
 # What no director may announce: a host route outside the VIP pool, the pool itself, a
-# default route. Hand-written: the renderer never produces them.
+# range outside the local-address pool. Hand-written: the renderer never produces them.
 BAD_CONFIG = f"""\
 router id {DIRECTORS["lvs2"]};
 protocol device {{
@@ -78,21 +112,22 @@ protocol static bad {{
 \tipv4;
 \troute 198.18.3.1/32 blackhole;
 \troute {VIP_POOL} blackhole;
+\troute 198.18.2.64/28 blackhole;
 \troute 198.18.2.11/32 blackhole;
 }}
-protocol bgp tor_tor1 {{
-\tlocal {DIRECTORS["lvs2"]} as {RACK_ASN};
-\tneighbor {TOR_ADDRESS} as {TOR_ASN};
-\thold time 9;
-\tkeepalive time 3;
-\tconnect retry time 2;
-\tipv4 {{
-\t\timport none;
-\t\texport all;
-\t\tnext hop self;
-\t}};
+""" + _exporting_session(DIRECTORS["lvs2"])
+
+
+# The node's BIRD: its pod block, as calico-node announces it (hand-written, the minimum).
+NODE_CONFIG = f"""\
+router id {NODE_ADDRESS};
+protocol device {{
 }}
-"""
+protocol static pod_block {{
+\tipv4;
+\troute {BLOCK} blackhole;
+}}
+""" + _exporting_session(NODE_ADDRESS)
 
 
 def _director_conf(name, healthy=None):
@@ -109,9 +144,12 @@ def net():
         for index, (name, address) in enumerate(sorted(DIRECTORS.items()), start=1):
             lab.add_namespace(name)
             lab.attach("sw", name, "eth0", f"{address}/26", port=f"p{index}")
+        lab.add_namespace(NODE)
+        lab.attach("sw", NODE, "eth0", f"{NODE_ADDRESS}/26", port=f"p{len(DIRECTORS) + 1}")
         lab.start_frr(TOR, render_frr(router_config(FABRIC, TOR, OPTIONS)))
         for name in sorted(DIRECTORS):
             lab.start_bird(name, _director_conf(name))
+        lab.start_bird(NODE, NODE_CONFIG)
         yield lab
     finally:
         problems = lab.close()
@@ -131,15 +169,30 @@ def _established(net, peer):
 
 def test_both_directors_announce_the_vip_and_the_tor_installs_two_next_hops(net):
     wait_until(
-        lambda: net.sessions(TOR) == {address: "Established" for address in DIRECTORS.values()},
+        lambda: net.sessions(TOR) == {a: "Established" for a in [*DIRECTORS.values(), NODE_ADDRESS]},
         60,
-        what="ToR sessions with both directors",
+        what="ToR sessions with both directors and the node",
     )
     wait_until(lambda: len(net.kernel_nexthops(TOR, f"{VIP}/32")) == 2, 30, what="two next hops for the VIP")
     assert net.kernel_nexthops(TOR, f"{VIP}/32") == ["198.18.0.31", "198.18.0.32"]
     # the rack subnet is the ToR's own network statement
-    assert net.bgp_prefixes(TOR) == {"198.18.0.0/26", f"{VIP}/32"}
-    assert net.received_prefixes(TOR, DIRECTORS["lvs1"]) == {f"{VIP}/32"}
+    assert net.bgp_prefixes(TOR) == {"198.18.0.0/26", f"{VIP}/32", *LOCAL.values(), BLOCK}
+    assert net.received_prefixes(TOR, DIRECTORS["lvs1"]) == {f"{VIP}/32", LOCAL["lvs1"]}
+    # each local-address range to the director that owns it, and only there
+    assert {name: net.kernel_nexthops(TOR, LOCAL[name]) for name in DIRECTORS} == {
+        name: [address] for name, address in DIRECTORS.items()
+    }
+
+
+def test_the_directors_learn_the_pod_route_and_nothing_else(net):
+    wait_until(lambda: all(net.kernel_nexthops(name, BLOCK) for name in DIRECTORS), 30, what="the pod route")
+    # the node itself: it shares the rack subnet with the ToR's session to the director, so
+    # the ToR passes its next hop on unchanged (FRR, eBGP third-party next hop)
+    assert {name: net.kernel_nexthops(name, BLOCK) for name in DIRECTORS} == {
+        name: [NODE_ADDRESS] for name in DIRECTORS
+    }
+    # the ToR's filter C58-TO-DIRECTORS: no VIP, no local range of the other director
+    assert {name: net.bgp_prefixes(name) for name in DIRECTORS} == {name: {BLOCK} for name in DIRECTORS}
 
 
 def test_a_director_without_healthy_realservers_withdraws_without_restarting_bird_or_the_session(net):
@@ -148,7 +201,7 @@ def test_a_director_without_healthy_realservers_withdraws_without_restarting_bir
     assert _reconfigure(net, "lvs1", _director_conf("lvs1", healthy=[])) == "Reconfigured"
     wait_until(lambda: len(net.kernel_nexthops(TOR, f"{VIP}/32")) == 1, 30, what="one next hop left")
     assert net.kernel_nexthops(TOR, f"{VIP}/32") == ["198.18.0.32"]
-    assert net.received_prefixes(TOR, DIRECTORS["lvs1"]) == set()
+    assert net.received_prefixes(TOR, DIRECTORS["lvs1"]) == {LOCAL["lvs1"]}
     assert net.routers["lvs1"].pids == pids
     assert _established(net, DIRECTORS["lvs1"]) == ("Established", 1)
 
@@ -163,14 +216,15 @@ def test_the_director_announces_again_when_the_vip_is_healthy(net):
 def test_the_tor_refuses_what_is_not_a_vip_host_route(net):
     # other protocols and filters: BIRD restarts what changed
     assert _reconfigure(net, "lvs2", BAD_CONFIG) == "Reconfiguration in progress"
-    received = {"198.18.3.1/32", VIP_POOL, "198.18.2.11/32"}
+    received = {"198.18.3.1/32", VIP_POOL, "198.18.2.64/28", "198.18.2.11/32"}
     wait_until(
         lambda: net.received_prefixes(TOR, DIRECTORS["lvs2"]) == received, 30, what="the bad routes sent"
     )
     wait_until(lambda: len(net.kernel_nexthops(TOR, f"{VIP}/32")) == 1, 30, what="the VIP from lvs1 only")
-    assert net.bgp_prefixes(TOR) == {"198.18.0.0/26", f"{VIP}/32", "198.18.2.11/32"}
+    assert net.bgp_prefixes(TOR) == {"198.18.0.0/26", f"{VIP}/32", "198.18.2.11/32", LOCAL["lvs1"], BLOCK}
     assert net.kernel_nexthops(TOR, "198.18.3.1/32") == []
     assert net.kernel_nexthops(TOR, VIP_POOL) == []
+    assert net.kernel_nexthops(TOR, "198.18.2.64/28") == []
     # lvs2 no longer announces the VIP (its static protocol is gone): lvs1 alone carries it.
     assert net.kernel_nexthops(TOR, f"{VIP}/32") == ["198.18.0.31"]
     assert net.kernel_nexthops(TOR, "198.18.2.11/32") == ["198.18.0.32"]

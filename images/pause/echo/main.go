@@ -61,6 +61,11 @@ func main() {
 		}
 		fmt.Fprintln(w, "ready")
 	})
+	mux.HandleFunc("/peer", func(w http.ResponseWriter, r *http.Request) {
+		// the address the connection came from, as accept() gave it: behind a full-NAT
+		// director a local address of that director, or the client's own with TOA
+		fmt.Fprintln(w, r.RemoteAddr)
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintf(w, "%s from %s\n", message, host)
 	})

@@ -111,6 +111,7 @@ class Fabric:
     nodes_network: str
     vip_pool: str
     clusters: tuple = ()
+    local_address_pool: str | None = None  # the LVS directors' full-NAT local addresses
 
     # ---- look-ups ---------------------------------------------------------------------------
     def rack(self, name: str) -> Rack:
@@ -296,6 +297,7 @@ def fabric_from_plan(plan, datacenter: str) -> Fabric:
         nodes_network=dc["networks"]["nodes"],
         vip_pool=dc["networks"]["vip_pool"],
         clusters=tuple(clusters),
+        local_address_pool=dc["networks"].get("local_address_pool"),
     ).check()
 
 

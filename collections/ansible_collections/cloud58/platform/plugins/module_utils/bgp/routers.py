@@ -17,11 +17,13 @@ has the long form):
   use two AS numbers);
 * prefix filters, on every session and in both directions, accept only what belongs there:
   from the nodes the rack's pod pools (blocks and /32s, never the pool itself) and the
-  service ranges; from the directors only /32s inside the datacenter's VIP pool (and the
-  directors learn nothing); a default route is denied explicitly, everything else by the
-  final deny. Towards the core a ToR sends its rack's pools, its rack subnet and
-  the VIP / service ranges; it accepts from the core the datacenter's pod CIDRs, node
-  subnets and VIP / service ranges.
+  service ranges; from the directors only /32s inside the datacenter's VIP pool and their
+  ranges inside its local-address pool (full NAT: the realservers answer a director's local
+  addresses), and the directors learn the datacenter's pod routes (their realservers and
+  clients); a default route is denied explicitly, everything else by the final deny.
+  Towards the core a ToR sends its rack's pools, its rack subnet and the VIP /
+  local-address / service ranges; it accepts from the core the datacenter's pod CIDRs, node
+  subnets and VIP / local-address / service ranges.
 """
 
 from __future__ import annotations
@@ -73,8 +75,11 @@ def _prefix_list(name: str, entries: list) -> dict:
 
 
 def _service_entries(fabric: Fabric, options: dict, vips: bool = True) -> list:
-    """VIPs (when ``vips``: the LVS directors announce them) and the service ranges Calico advertises."""
+    """VIPs and local addresses (when ``vips``: the LVS directors announce them) and the
+    service ranges Calico advertises."""
     entries = [_entry(fabric.vip_pool, le=32, why="datacenter VIPs")] if vips else []
+    if vips and fabric.local_address_pool:
+        entries.append(_entry(fabric.local_address_pool, le=32, why="LVS local addresses"))
     for cidr in options["service_loadbalancer_ips"]:
         entries.append(_entry(cidr, le=32, why="Service LoadBalancer IPs"))
     for cidr in options["service_external_ips"]:
@@ -171,13 +176,18 @@ def tor_config(fabric: Fabric, tor: Tor, options: dict) -> dict:
     peer_groups = [nodes_group, cores_group]
     if directors:
         # A director announces the /32 of each VIP it serves while the VIP has healthy
-        # realservers; exactly those /32s are accepted. Directors learn nothing: they reach
-        # their realservers through the rack's gateway.
+        # realservers, and its range of local addresses (full NAT: a realserver answers the
+        # local address the director gave the connection); exactly those are accepted.
+        # Directors learn the datacenter's pod routes: their realservers, and clients in pods.
+        directors_in = [_entry(fabric.vip_pool, ge=32, le=32, why="VIP /32s of the datacenter")]
+        if fabric.local_address_pool:
+            directors_in.append(_entry(fabric.local_address_pool, le=32, why="LVS local-address ranges"))
         prefix_lists += [
+            _prefix_list(PL_DIRECTORS_IN, directors_in),
             _prefix_list(
-                PL_DIRECTORS_IN, [_entry(fabric.vip_pool, ge=32, le=32, why="VIP /32s of the datacenter")]
+                PL_DIRECTORS_OUT,
+                [_entry(c.pod_cidr, le=32, why=f"cluster {c.name} pods") for c in fabric.clusters],
             ),
-            _prefix_list(PL_DIRECTORS_OUT, []),
         ]
         peer_groups.append(
             {
@@ -186,8 +196,10 @@ def tor_config(fabric: Fabric, tor: Tor, options: dict) -> dict:
                 "description": f"LVS directors of rack {rack.name}",
                 "listen_range": None,
                 "route_reflector_client": reflector,
-                "as_override": False,
-                "next_hop_self": False,
+                # The pod routes they learn carry the rack's AS (the nodes'), which is theirs:
+                # as for the nodes, eBGP needs as-override, iBGP the ToR as next hop.
+                "as_override": not reflector,
+                "next_hop_self": reflector,
                 "soft_reconfiguration": options["soft_reconfiguration"],
                 "bfd": False,
                 "prefix_list_in": PL_DIRECTORS_IN,

@@ -4,10 +4,14 @@
 """VIP announcement: the BIRD 2 configuration with which an LVS director announces its VIPs.
 
 A director announces the /32 of each of its VIPs that has at least one healthy realserver,
-by eBGP (iBGP in ``route_reflector`` datacenters) to the ToRs of its rack, and learns
-nothing from them. The ToRs accept exactly /32s inside the datacenter's VIP pool from their
-directors (``module_utils/bgp/routers.py``) and spread the VIP over every director that
-announces it (ECMP).
+and its range of full-NAT local addresses (the plan's ``local_addresses.cidr``: realservers
+answer those addresses, so the answers must reach this director and no other), by eBGP
+(iBGP in ``route_reflector`` datacenters) to the ToRs of its rack. From them it learns the
+datacenter's pod routes and installs them in the kernel (one route with both ToRs as next
+hops): the way to realservers and clients in pods. The ToRs accept exactly /32s inside the
+datacenter's VIP pool and ranges inside its local-address pool from their directors, send
+them the pod routes only (``module_utils/bgp/routers.py``), and spread a VIP over every
+director that announces it (ECMP).
 
 The healthy set is an input: a list of VIP addresses (the health checker writes it, for
 example ``/run/cloud58/lvs-healthy.json`` as ``{"healthy_vips": ["198.18.2.10"]}``); without
@@ -21,13 +25,16 @@ Pure: plain data in, text out; :class:`~.plan.LvsError` names the field and the 
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 
 from .plan import LvsError, check_director, director_vips, ipv4
 
 STATIC = "cloud58_vips"
+LOCAL_STATIC = "cloud58_local_addresses"
 EXPORT_FILTER = "cloud58_vips_out"
+KERNEL = "cloud58_kernel"
 TIMER_DEFAULTS = {"hold": 9, "keepalive": 3, "connect_retry": 2}
 
 
@@ -102,6 +109,21 @@ def _peers(bgp, director):
     return asn, sorted(peers, key=lambda p: (ipv4(p[1], "peer"), p[0]))
 
 
+def local_range(entry, director):
+    """The network of the director's local addresses (the plan's ``local_addresses.cidr``), or
+    None when the plan gives it none (the ``fnat`` and ``nftables`` data planes then refuse the
+    director; the announcement alone does not need it)."""
+    pool = (entry or {}).get("local_addresses")
+    if not pool:
+        return None
+    field = f"lvs.directors.{director}.local_addresses.cidr"
+    try:
+        network = ipaddress.IPv4Network(pool.get("cidr"))
+    except (ipaddress.AddressValueError, ipaddress.NetmaskValueError, ValueError, TypeError) as e:
+        raise LvsError(f"{field}: {pool.get('cidr')!r} is not an IPv4 network") from e
+    return str(network)
+
+
 def bird_config(
     lvs, director, bgp, *, healthy=None, realservers=None, options=None, healthy_source="healthy"
 ):
@@ -115,6 +137,7 @@ def bird_config(
     asn, peers = _peers(bgp, director)
     timers = _timers(options)
     router_id = ipv4(lvs["directors"][director].get("address"), f"lvs.directors.{director}.address")
+    local = local_range(lvs["directors"][director], director)
     lines = [
         f"# BIRD 2 configuration of LVS director {director}: VIP announcement to the ToRs of its rack.",
         "# Managed by cloud58.platform.lvs_director; edit the inventory or the healthy set, not this file.",
@@ -125,16 +148,39 @@ def bird_config(
         "protocol device {",
         "}",
         "",
-        "# The VIPs with at least one healthy realserver. Blackholes exported to BGP only: there is",
-        "# no kernel protocol, the VIPs themselves sit on lo.",
+        "# The VIPs with at least one healthy realserver. Blackholes exported to BGP only (the",
+        "# kernel protocol takes BGP routes alone): the VIPs themselves sit on lo.",
         f"protocol static {STATIC} {{",
         "\tipv4;",
         *(f"\troute {address}/32 blackhole;" for address in announced),
         "}",
         "",
+    ]
+    if local:
+        lines += [
+            "# The local addresses of this director's full NAT, announced while BIRD runs: the",
+            "# realservers' answers to them come back here, where conntrack undoes the NAT.",
+            f"protocol static {LOCAL_STATIC} {{",
+            "\tipv4;",
+            f"\troute {local} blackhole;",
+            "}",
+            "",
+        ]
+    lines += [
         f"filter {EXPORT_FILTER} {{",
         f'\tif proto = "{STATIC}" && net.len = 32 then accept;',
+        *([f'\tif proto = "{LOCAL_STATIC}" && net = {local} then accept;'] if local else []),
         "\treject;",
+        "}",
+        "",
+        "# What the ToRs send (the datacenter's pod routes, their filter C58-TO-DIRECTORS) goes into",
+        "# the kernel; equal routes from both ToRs become one route with two next hops.",
+        f"protocol kernel {KERNEL} {{",
+        "\tmerge paths yes;",
+        "\tipv4 {",
+        "\t\timport none;",
+        "\t\texport where source = RTS_BGP;",
+        "\t};",
         "}",
         "",
     ]
@@ -148,9 +194,10 @@ def bird_config(
             f"\tkeepalive time {timers['keepalive']};",
             f"\tconnect retry time {timers['connect_retry']};",
             "\tipv4 {",
-            "\t\timport none;",
+            "\t\timport all;",
             f"\t\texport filter {EXPORT_FILTER};",
             "\t\tnext hop self;",
+            "\t\tgateway direct;",
             "\t};",
             "}",
             "",

@@ -542,10 +542,12 @@ class _Deriver:
         """Inputs of the ToR and core router configs: sessions, links, announced networks.
 
         A ToR announces its rack subnet and accepts from its hosts ``host_prefixes`` (the
-        rack's pod pools, and the VIP pool when a director is in the rack) up to /32.
+        rack's pod pools, and the VIP and local-address pools when a director is in the rack)
+        up to /32.
         """
         fabric = dc.networks.get("fabric")
         vip_pool = dc.networks.get("vip_pool")
+        local_pool = dc.networks.get("local_address_pool")
         cores = sorted(
             (c for c in (dc.bgp.get("core_routers") or []) if c and c["name"] and c["address"]),
             key=lambda c: c["name"],
@@ -611,13 +613,11 @@ class _Deriver:
                             "multihop": False,
                         }
                     )
+                directors_here = any("lvs" in h.roles for h in rack.hosts)
                 host_prefixes = sorted(
                     {pool["cidr"] for key, pool in pools.items() if key[1] == rack_name}
-                    | (
-                        {dc.networks["vip_pool"].text}
-                        if vip_pool and any("lvs" in h.roles for h in rack.hosts)
-                        else set()
-                    ),
+                    | ({vip_pool.text} if vip_pool and directors_here else set())
+                    | ({local_pool.text} if local_pool and directors_here else set()),
                     key=_cidr_key,
                 )
                 tors[tor["name"]] = {

@@ -81,6 +81,7 @@ def test_tor_filters_accept_only_the_rack_pool_from_nodes(plan):
         ("permit", "198.18.16.0/23", 26, 32),
         ("permit", "198.18.0.0/26", None, None),
         ("permit", "198.18.2.0/27", None, 32),
+        ("permit", "198.18.2.32/27", None, 32),
         ("deny", "0.0.0.0/0", None, 32),
     ]
 
@@ -183,9 +184,11 @@ DIRECTOR_LINES = {
     "lab1-r1-tor1": """\
 ip prefix-list C58-FROM-DIRECTORS seq 10 deny 0.0.0.0/0
 ip prefix-list C58-FROM-DIRECTORS seq 20 permit 198.18.2.0/27 ge 32 le 32
-ip prefix-list C58-FROM-DIRECTORS seq 30 deny 0.0.0.0/0 le 32
+ip prefix-list C58-FROM-DIRECTORS seq 30 permit 198.18.2.32/27 le 32
+ip prefix-list C58-FROM-DIRECTORS seq 40 deny 0.0.0.0/0 le 32
 ip prefix-list C58-TO-DIRECTORS seq 10 deny 0.0.0.0/0
-ip prefix-list C58-TO-DIRECTORS seq 20 deny 0.0.0.0/0 le 32
+ip prefix-list C58-TO-DIRECTORS seq 20 permit 198.18.16.0/21 le 32
+ip prefix-list C58-TO-DIRECTORS seq 30 deny 0.0.0.0/0 le 32
 route-map C58-FROM-DIRECTORS permit 10
  match ip address prefix-list C58-FROM-DIRECTORS
 route-map C58-TO-DIRECTORS permit 10
@@ -197,14 +200,17 @@ route-map C58-TO-DIRECTORS permit 10
  neighbor 198.18.0.31 peer-group DIRECTORS
  neighbor 198.18.0.31 description lab1-lvs1
   neighbor DIRECTORS activate
+  neighbor DIRECTORS as-override
   neighbor DIRECTORS route-map C58-FROM-DIRECTORS in
   neighbor DIRECTORS route-map C58-TO-DIRECTORS out""",
     "lab2-r1-tor1": """\
 ip prefix-list C58-FROM-DIRECTORS seq 10 deny 0.0.0.0/0
 ip prefix-list C58-FROM-DIRECTORS seq 20 permit 198.19.2.0/27 ge 32 le 32
-ip prefix-list C58-FROM-DIRECTORS seq 30 deny 0.0.0.0/0 le 32
+ip prefix-list C58-FROM-DIRECTORS seq 30 permit 198.19.2.32/27 le 32
+ip prefix-list C58-FROM-DIRECTORS seq 40 deny 0.0.0.0/0 le 32
 ip prefix-list C58-TO-DIRECTORS seq 10 deny 0.0.0.0/0
-ip prefix-list C58-TO-DIRECTORS seq 20 deny 0.0.0.0/0 le 32
+ip prefix-list C58-TO-DIRECTORS seq 20 permit 198.19.16.0/21 le 32
+ip prefix-list C58-TO-DIRECTORS seq 30 deny 0.0.0.0/0 le 32
 route-map C58-FROM-DIRECTORS permit 10
  match ip address prefix-list C58-FROM-DIRECTORS
 route-map C58-TO-DIRECTORS permit 10
@@ -217,13 +223,14 @@ route-map C58-TO-DIRECTORS permit 10
  neighbor 198.19.0.31 description lab2-lvs1
   neighbor DIRECTORS activate
   neighbor DIRECTORS route-reflector-client
+  neighbor DIRECTORS next-hop-self
   neighbor DIRECTORS route-map C58-FROM-DIRECTORS in
   neighbor DIRECTORS route-map C58-TO-DIRECTORS out""",
 }
 
 
 @pytest.mark.parametrize("router", sorted(DIRECTOR_LINES), ids=["ebgp", "route-reflector"])
-def test_tor_accepts_only_vip_host_routes_from_the_directors_of_its_rack(plan, router):
+def test_tor_accepts_vips_and_local_addresses_from_its_directors_and_sends_them_pod_routes(plan, router):
     config = router_config(fabric_from_plan(plan, router.split("-")[0]), router)
     lines = [line for line in _rendered(config).splitlines() if "DIRECTORS" in line or "-lvs" in line]
     assert "\n".join(lines) == DIRECTOR_LINES[router]

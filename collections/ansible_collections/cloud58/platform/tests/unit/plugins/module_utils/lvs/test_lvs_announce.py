@@ -13,7 +13,17 @@ from ansible_collections.cloud58.platform.plugins.module_utils.lvs.announce impo
 
 LVS = {
     "directors": {
-        "d1": {"name": "d1", "address": "198.18.0.31", "vips": ["web", "api", "idle"]},
+        "d1": {
+            "name": "d1",
+            "address": "198.18.0.31",
+            "vips": ["web", "api", "idle"],
+            "local_addresses": {
+                "cidr": "198.18.2.32/28",
+                "first": "198.18.2.32",
+                "last": "198.18.2.47",
+                "count": 16,
+            },
+        },
         "d2": {"name": "d2", "address": "198.18.0.32", "vips": ["other"]},
     },
     "vips": {
@@ -65,17 +75,35 @@ router id 198.18.0.31;
 protocol device {
 }
 
-# The VIPs with at least one healthy realserver. Blackholes exported to BGP only: there is
-# no kernel protocol, the VIPs themselves sit on lo.
+# The VIPs with at least one healthy realserver. Blackholes exported to BGP only (the
+# kernel protocol takes BGP routes alone): the VIPs themselves sit on lo.
 protocol static cloud58_vips {
 \tipv4;
 \troute 198.18.2.1/32 blackhole;
 \troute 198.18.2.10/32 blackhole;
 }
 
+# The local addresses of this director's full NAT, announced while BIRD runs: the
+# realservers' answers to them come back here, where conntrack undoes the NAT.
+protocol static cloud58_local_addresses {
+\tipv4;
+\troute 198.18.2.32/28 blackhole;
+}
+
 filter cloud58_vips_out {
 \tif proto = "cloud58_vips" && net.len = 32 then accept;
+\tif proto = "cloud58_local_addresses" && net = 198.18.2.32/28 then accept;
 \treject;
+}
+
+# What the ToRs send (the datacenter's pod routes, their filter C58-TO-DIRECTORS) goes into
+# the kernel; equal routes from both ToRs become one route with two next hops.
+protocol kernel cloud58_kernel {
+\tmerge paths yes;
+\tipv4 {
+\t\timport none;
+\t\texport where source = RTS_BGP;
+\t};
 }
 
 protocol bgp tor_r1_tor1 {
@@ -86,9 +114,10 @@ protocol bgp tor_r1_tor1 {
 \tkeepalive time 2;
 \tconnect retry time 1;
 \tipv4 {
-\t\timport none;
+\t\timport all;
 \t\texport filter cloud58_vips_out;
 \t\tnext hop self;
+\t\tgateway direct;
 \t};
 }
 
@@ -100,9 +129,10 @@ protocol bgp tor_r1_tor2 {
 \tkeepalive time 2;
 \tconnect retry time 1;
 \tipv4 {
-\t\timport none;
+\t\timport all;
 \t\texport filter cloud58_vips_out;
 \t\tnext hop self;
+\t\tgateway direct;
 \t};
 }
 """
@@ -118,6 +148,18 @@ def test_an_empty_healthy_set_leaves_an_empty_static_protocol_and_the_same_sessi
     text = bird_config(LVS, "d1", BGP, healthy=[], options=OPTIONS)
     assert text == EXPECTED.replace(
         "\troute 198.18.2.1/32 blackhole;\n\troute 198.18.2.10/32 blackhole;\n", ""
+    )
+
+
+def test_a_director_without_local_addresses_announces_its_vips_alone():
+    lvs = {
+        **LVS,
+        "directors": {**LVS["directors"], "d1": {**LVS["directors"]["d1"], "local_addresses": None}},
+    }
+    text = bird_config(lvs, "d1", BGP, options=OPTIONS)
+    local = EXPECTED[EXPECTED.index("# The local addresses") : EXPECTED.index("filter cloud58_vips_out")]
+    assert text == EXPECTED.replace(local, "").replace(
+        '\tif proto = "cloud58_local_addresses" && net = 198.18.2.32/28 then accept;\n', ""
     )
 
 
@@ -166,6 +208,18 @@ def test_announced_vips(healthy, realservers, expected):
             "hosts.d1.bgp.peers[0].asn: 0 is not an AS number",
         ),
         ({"options": {"hold": 0}}, "bgp_options.hold: 0 is not a positive number of seconds"),
+        (
+            {
+                "lvs": {
+                    **LVS,
+                    "directors": {
+                        **LVS["directors"],
+                        "d1": {**LVS["directors"]["d1"], "local_addresses": {"cidr": "198.18.2.33/28"}},
+                    },
+                }
+            },
+            "lvs.directors.d1.local_addresses.cidr: '198.18.2.33/28' is not an IPv4 network",
+        ),
     ],
     ids=[
         "foreign-vip",
@@ -177,6 +231,7 @@ def test_announced_vips(healthy, realservers, expected):
         "bad-asn",
         "bad-peer-asn",
         "bad-timer",
+        "bad-local-range",
     ],
 )
 def test_bad_input_is_named(kwargs, message):

@@ -521,8 +521,8 @@ def test_tor_config_inputs(base_plan):
         ("dc1-core1", "198.18.1.0", 65100, "core"),
     ]
     assert list(tor["announce"]) == ["198.18.0.0/26"]
-    # the rack's pod pool, and the VIP pool because a director is in the rack
-    assert list(tor["host_prefixes"]) == ["198.18.2.0/27", "198.18.16.0/23"]
+    # the rack's pod pool, and the VIP and local-address pools because a director is in the rack
+    assert list(tor["host_prefixes"]) == ["198.18.2.0/27", "198.18.2.32/27", "198.18.16.0/23"]
 
 
 def test_core_config_inputs_peer_with_every_tor_and_the_other_datacenters(base_plan):
