@@ -158,22 +158,29 @@ class Keeper:
             body = crash.failed_status(container, exit_code, site, finished, veth)
             failed = self.api.mark_failed(namespace, pod_name, body)
             if failed == "Failed" and self.args.guard_seconds > 0:
+                # one capture: its result once the guard ends; watch: the result is printed at
+                # once, and the guard only counts (it never touches a result being printed)
+                alone = self.args.command == "capture"
                 guard = threading.Thread(
-                    target=self._keep_failed, args=(namespace, pod_name, body, result), daemon=True
+                    target=self._keep_failed,
+                    args=(namespace, pod_name, body, result if alone else None),
+                    daemon=True,
                 )
                 guard.start()
-                if self.args.command == "capture":  # one capture: its result once the guard ends
+                if alone:
                     guard.join()
         result["pod_failed"] = failed
         if live is not None:
             result["completed_live_site"] = True
         return result
 
-    def _keep_failed(self, namespace: str, pod_name: str, body: dict, result: dict) -> None:
-        """The guard of a marked pod (crash.guard_delays): counted, logged, and in ``result``."""
+    def _keep_failed(self, namespace: str, pod_name: str, body: dict, result) -> None:
+        """The guard of a marked pod (crash.guard_delays): counted, logged, and in ``result``
+        when one is given."""
         again = self.api.keep_failed(namespace, pod_name, body, crash.guard_delays(self.args.guard_seconds))
         self.counts.marks["marked_again"] += again
-        result["marked_again"] = again
+        if result is not None:
+            result["marked_again"] = again
 
     def dump_live(self, failure: crash.ProbeFailure) -> dict:
         """Dump a container whose liveness probe failed while it still runs: a site with the dump
