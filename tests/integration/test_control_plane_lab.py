@@ -1017,8 +1017,9 @@ def test_lvs_sync_puts_a_services_pod_behind_its_vip_on_every_director(lab):
     sends them to the pod (a route its BIRD learned from the ToRs) from one of its local
     addresses, which the pod (/echo's /peer: the address accept() gave it) answers through the
     fabric (the range the director announces); and from a pod on the minion of the other rack,
-    whose answer reaches it from the director through the ToRs too. Deleting the Service empties the VIP and
-    withdraws it, from the core too: the sync, BIRD, the ToRs and the data plane on one path."""
+    whose answer reaches it from the director through the ToRs too. Deleting the Service empties
+    the VIP and withdraws it, from the core too: the sync, BIRD, the ToRs and the data plane on
+    one path."""
     directors = [f"{lab.dc}-lvs1", f"{lab.dc}-lvs2"]
     api, ingress = VIPS[lab.dc]
     base = "/etc/cloud58/lvs-sync"
