@@ -48,6 +48,9 @@ PROGRAM = gatewaylab.GATEWAY_SYNC
 NAMES = ("r1", "r2", "r3")
 SLOTS = 4
 COMMAND = re.compile(r"^INFO web: (set server .*)$", re.M)
+PASS = re.compile(
+    r"^INFO web: (\d+) passing instance\(s\) of web \(index \d+\), (\d+) command\(s\) sent$", re.M
+)
 RELOAD = re.compile(
     r"^INFO web: HAProxy worker (\d+) replaced (\d+) \(a reload\), (\d+) command\(s\) sent$", re.M
 )
@@ -155,8 +158,13 @@ class Lab:
         state = parse_servers_state(self.gateway.admin("show servers state web"), "web")
         return {(s.address, s.port): s.name for s in state if s.in_service}
 
-    def wait_slots(self, names) -> dict[tuple[str, int], str]:
+    def wait_slots(self, names, passing: int | None = None) -> dict[tuple[str, int], str]:
+        """The slots once they hold ``names`` and the program has logged the pass that set them:
+        it logs each command after HAProxy took it, and the pass's summary after its commands,
+        so the last summary naming ``passing`` instances (default: one per name) means every
+        command of that pass is in the log."""
         want = {(self.backends[n].address, self.backends[n].port) for n in names}
+        passing = len(names) if passing is None else passing
 
         def right():
             if self.sync.proc.poll() is not None:
@@ -164,9 +172,12 @@ class Lab:
                     f"cloud58-gateway-sync exited ({self.sync.proc.returncode}):\n{self.sync.log()}"
                 )
             slots = self.slots()
-            return slots if set(slots) == want else None
+            logged = [count for count, _ in PASS.findall(self.sync.log())][-1:] == [str(passing)]
+            return slots if set(slots) == want and logged else None
 
-        return gatewaylab.wait_for(right, f"the slots in service to be {sorted(names)}")
+        return gatewaylab.wait_for(
+            right, f"the slots in service to be {sorted(names)}, {passing} passing instance(s) logged"
+        )
 
     def answers(self, count: int) -> set[tuple[int, str]]:
         return {gatewaylab.get(self.port) for _ in range(count)}
@@ -374,7 +385,6 @@ def test_bad_configuration_and_silent_consul_exit_1_with_one_line_per_error(lab)
 OVERFLOW = re.compile(
     r"^WARNING web: (\d+) passing instance\(s\) beyond the backend's slots, not served: (.*)$", re.M
 )
-PASS = re.compile(r"^INFO web: (\d+) passing instance\(s\) of web \(index \d+\), (\d+) command", re.M)
 UNUSABLE = re.compile(r"^WARNING web: instance (\S+) of web left out: (.*)$", re.M)
 
 
@@ -391,7 +401,7 @@ def test_instances_beyond_the_slots_wait_for_a_free_one_and_an_unusable_one_is_l
     done = len(lab.sync.commands())
     for name in extra:  # in address order: any answer that holds r5 holds r4
         lab.consul.register("web", name, lab.backends[name].address, lab.backends[name].port)
-    slots = lab.wait_slots((*NAMES, "r4"))
+    slots = lab.wait_slots((*NAMES, "r4"), passing=6)
     r4, r5, r6 = (lab.backends[name] for name in extra)
     assert {key: slot for key, slot in slots.items() if key in before} == before
     r4_slot = slots[(r4.address, r4.port)]
@@ -414,7 +424,7 @@ def test_instances_beyond_the_slots_wait_for_a_free_one_and_an_unusable_one_is_l
     r1_slot = slots[(r1.address, r1.port)]
     done = len(lab.sync.commands())
     lab.consul.deregister("r1")
-    lab.wait_slots(("r2", "r3", "r4", "r5"))
+    lab.wait_slots(("r2", "r3", "r4", "r5"), passing=5)
     assert lab.sync.commands()[done:] == [
         f"set server web/{r1_slot} state maint",
         f"set server web/{r1_slot} addr {r5.address} port {r5.port}",
