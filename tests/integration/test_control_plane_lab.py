@@ -1077,17 +1077,12 @@ def test_lvs_sync_puts_a_services_pod_behind_its_vip_on_every_director(lab):
         )
         _wait(f"{address}:8080 behind {ingress} on {', '.join(directors)}", behind([f"{address} . 8080"]))
         _wait(f"{core}: {ingress} through the four ToRs", core_hops(4), timeout=60)
-        planned = lab.plan["datacenters"][lab.dc]["lvs"]["directors"]
         for client in lab.minions:
-            rack = lab.plan["hosts"][client]["rack"]
-            [director] = [d for d in directors if planned[d]["rack"] == rack]
-            local = ipaddress.ip_network(planned[director]["local_addresses"]["cidr"])
+            director, local = _rack_director_range(lab, directors, client)
 
             def peer(client=client):
-                answer = lab.exec(client, ["python3", "-c", _GET, f"http://{ingress}/peer"], check=False)
-                if answer.returncode != 0:
-                    raise AssertionError(answer.stdout + answer.stderr)
-                return ipaddress.ip_address(answer.stdout.strip().rsplit(":", 1)[0])
+                said = lab.exec(client, ["python3", "-c", _GETS, f"http://{ingress}/peer", "1"]).stdout
+                return _answer_peer(said)
 
             seen = _wait(f"{client}: an answer from {ingress}:80", peer, timeout=60)
             assert seen in local, (client, director, str(seen), str(local))
@@ -1098,12 +1093,10 @@ def test_lvs_sync_puts_a_services_pod_behind_its_vip_on_every_director(lab):
             for m in lab.minions
             if lab.plan["hosts"][m]["rack"] != lab.plan["hosts"][lab.minions[0]]["rack"]
         )
-        [director] = [d for d in directors if planned[d]["rack"] == lab.plan["hosts"][other]["rack"]]
+        director, local = _rack_director_range(lab, directors, other)
         phase, said = _get_once(lab, f"{name}-client", other, namespace, f"http://{ingress}/peer")
-        status, _, body = said.partition(" ")
-        local = ipaddress.ip_network(planned[director]["local_addresses"]["cidr"])
-        assert (phase, status) == ("Succeeded", "200"), said
-        assert ipaddress.ip_address(body.strip().rsplit(":", 1)[0]) in local, (director, said)
+        assert phase == "Succeeded", said
+        assert _answer_peer(said) in local, (director, said)
         lab.kubectl(lab.endpoint, "delete", "service", "-n", namespace, name, "--wait=true")
         _wait(f"{ingress} empty again on {', '.join(directors)}", behind([]))
         _wait(f"{core}: {ingress} withdrawn", core_hops(0), timeout=60)
@@ -1112,10 +1105,20 @@ def test_lvs_sync_puts_a_services_pod_behind_its_vip_on_every_director(lab):
         lab.kubectl(lab.endpoint, "delete", "namespace", namespace, "--wait=true", check=False, timeout=180)
 
 
-# Inside a host: the body of a GET of sys.argv[1] (5 s), exit 1 on an error.
-_GET = (
-    "import sys,urllib.request\nprint(urllib.request.urlopen(sys.argv[1],timeout=5).read().decode(),end='')\n"
-)
+def _rack_director_range(lab, directors: list, host: str) -> tuple:
+    """(the director of ``host``'s rack, that director's local-address range) from the plan."""
+    planned = lab.plan["datacenters"][lab.dc]["lvs"]["directors"]
+    [director] = [d for d in directors if planned[d]["rack"] == lab.plan["hosts"][host]["rack"]]
+    return director, ipaddress.ip_network(planned[director]["local_addresses"]["cidr"])
+
+
+def _answer_peer(said: str):
+    """The address in a "200 <address>:<port>" line (_GETS or the echo image's get, of /peer);
+    an AssertionError with the line for any other status."""
+    status, _, body = said.strip().partition(" ")
+    if status != "200":
+        raise AssertionError(said)
+    return ipaddress.ip_address(body.rsplit(":", 1)[0])
 
 
 # Inside a host: the value of one series of a /metrics page, as the program itself serves it.
