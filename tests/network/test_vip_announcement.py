@@ -3,18 +3,24 @@
 One rack of a fabric built in the test (eBGP scheme, rack AS 65111, ToR AS 65121): the ToR
 runs FRR with the configuration the role tor_router renders (``router_config`` through its
 ``frr.conf.j2``), two LVS directors run BIRD with the configuration ``announce.bird_config``
-renders. The rack's second ToR exists in the fabric (every rack has two) but is not
-started. A node of the rack (BIRD, hand-written: a static pod block) gives the ToR a pod
-route. Namespaces ``c58vip-<pid>-*`` on one bridge; every address is inside 198.18.0.0/15.
+renders and full NAT in nftables (``fullnat.render_ruleset``, the table the module
+nft_fullnat writes). The rack's second ToR exists in the fabric (every rack has two) but is
+not started. A node of the rack (BIRD, hand-written: a static pod block, the local ranges
+learned) holds the VIP's realserver, a pod wired as Calico wires it; a client has a link of
+its own to the ToR. Namespaces ``c58vip-<pid>-*``; every address is inside 198.18.0.0/15.
 
 The tests share one lab and run in file order: both directors announce the VIP (two next
-hops) and each its own local-address range, and learn the pod route (in their kernels);
-one withdraws the VIP by a new healthy set and ``birdc configure`` (one next hop, no session
-restart, its local addresses still announced), a hand-written config announces prefixes
-outside the VIP and local-address ranges (refused).
+hops) and each its own local-address range, and learn the pod route (in their kernels); one
+client's connections spread over both directors and reach the pod from their local
+addresses; one director withdraws the VIP by a new healthy set and ``birdc configure`` (one
+next hop, no session restart, its local addresses still announced, every connection through
+the other); a director cut off is dropped after the hold time; a hand-written config
+announces prefixes outside the VIP and local-address ranges (refused).
 """
 
 from __future__ import annotations
+
+import ipaddress
 
 import pytest
 
@@ -28,6 +34,10 @@ from ansible_collections.cloud58.platform.plugins.module_utils.bgp.fabric import
     Tor,
 )
 from ansible_collections.cloud58.platform.plugins.module_utils.lvs.announce import bird_config
+from ansible_collections.cloud58.platform.plugins.module_utils.lvs.fullnat import (
+    director_state,
+    render_ruleset,
+)
 from cloud58_lab.bgplab import render_frr
 from cloud58_lab.netlab import NetLab, run_prefix, wait_until
 
@@ -42,6 +52,9 @@ LOCAL_POOL = "198.18.2.32/27"
 LOCAL = {"lvs1": "198.18.2.32/28", "lvs2": "198.18.2.48/28"}  # as the planner aligns them
 NODE, NODE_ADDRESS = "w1", "198.18.0.21"
 BLOCK = "198.18.16.0/26"  # the node's pod block, in the rack's pool 198.18.16.0/23
+POD, POD_PORT = "198.18.16.5", 8080  # the VIP's realserver: a pod of the node's block
+CLIENT, CLIENT_GATEWAY = "198.18.6.2", "198.18.6.1"  # a client on a link of its own to the ToR
+CONNECTIONS = 32  # all on one director by chance: 2 in 2**32
 RACK_ASN = 65111
 TOR_ASN = 65121
 OPTIONS = {"keepalive": 3, "hold": 9, "connect_retry": 2, "soft_reconfiguration": True}
@@ -75,7 +88,11 @@ LVS = {
             "name": name,
             "address": address,
             "vips": ["web"],
-            "local_addresses": {"cidr": LOCAL[name], "count": 16},
+            "local_addresses": {
+                "cidr": LOCAL[name],
+                "first": LOCAL[name].split("/")[0],
+                "count": 16,
+            },
         }
         for name, address in DIRECTORS.items()
     },
@@ -85,20 +102,21 @@ LVS = {
             "address": VIP,
             "ports": [80],
             "directors": sorted(DIRECTORS),
-            "real_servers": [{"address": "198.18.5.2", "port": 8080, "vip_port": 80}],
+            "real_servers": [{"address": POD, "port": POD_PORT, "vip_port": 80}],
         }
     },
 }
 BGP = {"asn": RACK_ASN, "peers": [{"name": TOR, "address": TOR_ADDRESS, "asn": TOR_ASN}]}
 
 
-def _exporting_session(router_id: str) -> str:
-    """A hand-written BIRD's session with the ToR that exports every route it has."""
+def _exporting_session(router_id: str, imports: str = "none") -> str:
+    """A hand-written BIRD's session with the ToR that exports every route it has and
+    imports ``imports`` (a BIRD import clause)."""
     return (
         f"protocol bgp tor_tor1 {{\n\tlocal {router_id} as {RACK_ASN};\n"
         f"\tneighbor {TOR_ADDRESS} as {TOR_ASN};\n"
         "\thold time 9;\n\tkeepalive time 3;\n\tconnect retry time 2;\n"
-        "\tipv4 {\n\t\timport none;\n\t\texport all;\n\t\tnext hop self;\n\t};\n}\n"
+        f"\tipv4 {{\n\t\timport {imports};\n\t\texport all;\n\t\tnext hop self;\n\t}};\n}}\n"
     )
 
 
@@ -118,20 +136,47 @@ protocol static bad {{
 """ + _exporting_session(DIRECTORS["lvs2"])
 
 
-# The node's BIRD: its pod block, as calico-node announces it (hand-written, the minimum).
+# The node's BIRD: its pod block, as calico-node announces it, and the directors' local
+# ranges learned into its kernel (a realserver answers a local address); hand-written.
 NODE_CONFIG = f"""\
 router id {NODE_ADDRESS};
 protocol device {{
+}}
+protocol kernel {{
+\tipv4 {{ export where source = RTS_BGP; }};
 }}
 protocol static pod_block {{
 \tipv4;
 \troute {BLOCK} blackhole;
 }}
-""" + _exporting_session(NODE_ADDRESS)
+""" + _exporting_session(NODE_ADDRESS, f"where net ~ [ {LOCAL_POOL}+ ]")
 
 
 def _director_conf(name, healthy=None):
     return bird_config(LVS, name, BGP, healthy=healthy, options=OPTIONS)
+
+
+def _director_data_plane(lab, name):
+    """Director ``name``'s full NAT in nftables (the table the module nft_fullnat writes, the
+    plan's realserver: the pod) and its default route through the ToR, as on a real rack."""
+    ruleset = lab.workdir / f"{name}.nft"
+    ruleset.write_text(render_ruleset(director_state(LVS, name)))
+    lab.exec(name, "nft", "-f", str(ruleset))
+    lab.exec(name, "ip", "route", "replace", "default", "via", TOR_ADDRESS)
+
+
+def _carried_by(net, count=CONNECTIONS):
+    """``count`` connections of the client to the VIP: {director whose local address the pod
+    saw: connections}, None for a connection that failed."""
+    ranges = {name: ipaddress.ip_network(cidr) for name, cidr in LOCAL.items()}
+    carried = {}
+    for _ in range(count):
+        answer = net.tcp_request("client", VIP, 80)
+        name, _, peer = (answer or "").partition(" ")
+        assert name in ("pod", ""), answer
+        director = next((d for d, r in ranges.items() if peer and ipaddress.ip_address(peer) in r), None)
+        carried[director] = carried.get(director, 0) + 1
+    return carried
 
 
 @pytest.fixture(scope="module")
@@ -146,8 +191,16 @@ def net():
             lab.attach("sw", name, "eth0", f"{address}/26", port=f"p{index}")
         lab.add_namespace(NODE)
         lab.attach("sw", NODE, "eth0", f"{NODE_ADDRESS}/26", port=f"p{len(DIRECTORS) + 1}")
+        lab.add_pod(NODE, "pod", POD, "calipod0")
+        lab.start_tcp_echo("pod", POD, POD_PORT, with_peer=True)
+        lab.add_namespace("client", forwarding=False)
+        lab.link(
+            "client", TOR, if_a="eth0", if_b="client0", addr_a=f"{CLIENT}/30", addr_b=f"{CLIENT_GATEWAY}/30"
+        )
+        lab.exec("client", "ip", "route", "add", "default", "via", CLIENT_GATEWAY)
         lab.start_frr(TOR, render_frr(router_config(FABRIC, TOR, OPTIONS)))
         for name in sorted(DIRECTORS):
+            _director_data_plane(lab, name)
             lab.start_bird(name, _director_conf(name))
         lab.start_bird(NODE, NODE_CONFIG)
         yield lab
@@ -195,6 +248,21 @@ def test_the_directors_learn_the_pod_route_and_nothing_else(net):
     assert {name: net.bgp_prefixes(name) for name in DIRECTORS} == {name: {BLOCK} for name in DIRECTORS}
 
 
+def test_one_clients_connections_spread_over_both_directors_by_full_nat(net):
+    """The ToR hashes each connection's ports (fib_multipath_hash_policy=1) over its two next
+    hops for the VIP; each director rewrites it to the pod and to one of its own local
+    addresses, and the pod's answer goes back through the director that carried it."""
+    wait_until(
+        lambda: all(net.kernel_nexthops(NODE, cidr) for cidr in LOCAL.values()), 30, what="the local ranges"
+    )
+    assert {cidr: net.kernel_nexthops(NODE, cidr) for cidr in LOCAL.values()} == {
+        LOCAL[name]: [address] for name, address in DIRECTORS.items()
+    }
+    carried = _carried_by(net)
+    assert sorted(carried, key=str) == ["lvs1", "lvs2"], carried
+    assert sum(carried.values()) == CONNECTIONS
+
+
 def test_a_director_without_healthy_realservers_withdraws_without_restarting_bird_or_the_session(net):
     pids = net.routers["lvs1"].pids
     # "Reconfigured" at once: only the static protocol changed, no protocol restarts.
@@ -204,6 +272,8 @@ def test_a_director_without_healthy_realservers_withdraws_without_restarting_bir
     assert net.received_prefixes(TOR, DIRECTORS["lvs1"]) == {LOCAL["lvs1"]}
     assert net.routers["lvs1"].pids == pids
     assert _established(net, DIRECTORS["lvs1"]) == ("Established", 1)
+    # the client's every connection now through lvs2
+    assert _carried_by(net) == {"lvs2": CONNECTIONS}
 
 
 def test_the_director_announces_again_when_the_vip_is_healthy(net):
@@ -211,6 +281,25 @@ def test_the_director_announces_again_when_the_vip_is_healthy(net):
     wait_until(lambda: len(net.kernel_nexthops(TOR, f"{VIP}/32")) == 2, 30, what="two next hops again")
     assert net.kernel_nexthops(TOR, f"{VIP}/32") == ["198.18.0.31", "198.18.0.32"]
     assert _established(net, DIRECTORS["lvs1"]) == ("Established", 1)
+
+
+def test_a_director_cut_off_is_dropped_after_the_hold_time_and_the_other_carries_everything(net):
+    """lvs1's link down (a dead machine says nothing to its peers): the ToR keeps its next hop
+    until the hold time (9 s) ends, then the client's connections all go through lvs2.
+    Connections lvs1 carried are lost: nftables keeps no state another director could take."""
+    net.set_links("lvs1", up=False)
+    try:
+        wait_until(
+            lambda: net.kernel_nexthops(TOR, f"{VIP}/32") == [DIRECTORS["lvs2"]], 30, what="lvs1 dropped"
+        )
+        # dropped with the session, which only the hold timer ends here (no BFD)
+        assert net.sessions(TOR)[DIRECTORS["lvs1"]] != "Established"
+        assert _carried_by(net) == {"lvs2": CONNECTIONS}
+    finally:
+        net.set_links("lvs1", up=True)
+        net.exec("lvs1", "ip", "route", "replace", "default", "via", TOR_ADDRESS)
+    wait_until(lambda: len(net.kernel_nexthops(TOR, f"{VIP}/32")) == 2, 60, what="lvs1 back")
+    assert net.kernel_nexthops(TOR, f"{VIP}/32") == ["198.18.0.31", "198.18.0.32"]
 
 
 def test_the_tor_refuses_what_is_not_a_vip_host_route(net):
