@@ -1,17 +1,18 @@
 """LVS directors announce their healthy VIPs to the ToR by BGP; the ToR spreads them by ECMP.
 
-One rack of a fabric built in the test (eBGP scheme, rack AS 65111, ToR AS 65121): the ToR
-runs FRR with the configuration the role tor_router renders (``router_config`` through its
-``frr.conf.j2``), two LVS directors run BIRD with the configuration ``announce.bird_config``
+One rack of a fabric built in the test (eBGP scheme, rack AS 65111, ToR AS 65121, core AS
+65100): the ToR and the core run FRR with the configurations the role tor_router renders
+(``router_config`` through its ``frr.conf.j2``, with the option ``client_prefixes``), two
+LVS directors run BIRD with the configuration ``announce.bird_config``
 renders and full NAT in nftables (``fullnat.render_ruleset``, the table the module
 nft_fullnat writes). The rack's second ToR exists in the fabric (every rack has two) but is
 not started. A node of the rack (BIRD, hand-written: a static pod block, the local ranges
-learned) holds the VIP's realserver, a pod wired as Calico wires it; a client has a link of
-its own to the ToR. Namespaces ``c58vip-<pid>-*``; every address is inside 198.18.0.0/15.
+learned) holds the VIP's realserver, a pod wired as Calico wires it; a client sits behind
+the core, which originates its prefix. Namespaces ``c58vip-<pid>-*``; every address is inside 198.18.0.0/15.
 
 The tests share one lab and run in file order: both directors announce the VIP (two next
-hops) and each its own local-address range, and learn the pod route (in their kernels); one
-client's connections spread over both directors and reach the pod from their local
+hops) and each its own local-address range, and learn the pod route and the client's (in
+their kernels); the client's connections spread over both directors and reach the pod from their local
 addresses; one director withdraws the VIP by a new healthy set and ``birdc configure`` (one
 next hop, no session restart, its local addresses still announced, every connection through
 the other); a director cut off is dropped after the hold time; a hand-written config
@@ -27,11 +28,13 @@ import pytest
 from ansible_collections.cloud58.platform.plugins.module_utils.bgp import router_config
 from ansible_collections.cloud58.platform.plugins.module_utils.bgp.fabric import (
     ClusterNet,
+    Core,
     Fabric,
     Node,
     PodPool,
     Rack,
     Tor,
+    Uplink,
 )
 from ansible_collections.cloud58.platform.plugins.module_utils.lvs.announce import bird_config
 from ansible_collections.cloud58.platform.plugins.module_utils.lvs.fullnat import (
@@ -53,23 +56,36 @@ LOCAL = {"lvs1": "198.18.2.32/28", "lvs2": "198.18.2.48/28"}  # as the planner a
 NODE, NODE_ADDRESS = "w1", "198.18.0.21"
 BLOCK = "198.18.16.0/26"  # the node's pod block, in the rack's pool 198.18.16.0/23
 POD, POD_PORT = "198.18.16.5", 8080  # the VIP's realserver: a pod of the node's block
-CLIENT, CLIENT_GATEWAY = "198.18.6.2", "198.18.6.1"  # a client on a link of its own to the ToR
+CORE, CORE_ASN = "core1", 65100
+UPLINK = Uplink(CORE, tor_address="198.18.1.0", core_address="198.18.1.1")
+# A client outside the datacenter, behind the core: its prefix is the core's to announce (its
+# upstream's, in a real datacenter), and the option client_prefixes lets it through.
+CLIENT_NET, CLIENT, CLIENT_GATEWAY = "198.18.6.0/30", "198.18.6.2", "198.18.6.1"
 CONNECTIONS = 32  # all on one director by chance: 2 in 2**32
 RACK_ASN = 65111
 TOR_ASN = 65121
-OPTIONS = {"keepalive": 3, "hold": 9, "connect_retry": 2, "soft_reconfiguration": True}
+OPTIONS = {
+    "keepalive": 3,
+    "hold": 9,
+    "connect_retry": 2,
+    "soft_reconfiguration": True,
+    "client_prefixes": [CLIENT_NET],
+}
 
 FABRIC = Fabric(
     datacenter="vt",
     mode="ebgp",
-    core_asn=65100,
-    cores=(),
+    core_asn=CORE_ASN,
+    cores=(Core(CORE, "198.18.1.255", CORE_ASN),),
     racks=(
         Rack(
             name="r1",
             node_subnet="198.18.0.0/26",
             node_asn=RACK_ASN,
-            tors=(Tor(TOR, "r1", TOR_ADDRESS, TOR_ASN), Tor("tor2", "r1", "198.18.0.2", TOR_ASN)),
+            tors=(
+                Tor(TOR, "r1", TOR_ADDRESS, TOR_ASN, uplinks=(UPLINK,)),
+                Tor("tor2", "r1", "198.18.0.2", TOR_ASN),
+            ),
             nodes=(
                 *(Node(name, "r1", address, RACK_ASN, roles=("lvs",)) for name, address in DIRECTORS.items()),
                 Node(NODE, "r1", NODE_ADDRESS, RACK_ASN, cluster="vt-k8s", roles=("minion",)),
@@ -158,11 +174,11 @@ def _director_conf(name, healthy=None):
 
 def _director_data_plane(lab, name):
     """Director ``name``'s full NAT in nftables (the table the module nft_fullnat writes, the
-    plan's realserver: the pod) and its default route through the ToR, as on a real rack."""
+    plan's realserver: the pod). No default route: it answers the client by the route to the
+    client's prefix its BIRD learns from the ToR."""
     ruleset = lab.workdir / f"{name}.nft"
     ruleset.write_text(render_ruleset(director_state(LVS, name)))
     lab.exec(name, "nft", "-f", str(ruleset))
-    lab.exec(name, "ip", "route", "replace", "default", "via", TOR_ADDRESS)
 
 
 def _carried_by(net, count=CONNECTIONS):
@@ -193,12 +209,26 @@ def net():
         lab.attach("sw", NODE, "eth0", f"{NODE_ADDRESS}/26", port=f"p{len(DIRECTORS) + 1}")
         lab.add_pod(NODE, "pod", POD, "calipod0")
         lab.start_tcp_echo("pod", POD, POD_PORT, with_peer=True)
+        lab.add_namespace(CORE)
+        lab.link(
+            TOR,
+            CORE,
+            if_a="core0",
+            if_b="tor0",
+            addr_a=f"{UPLINK.tor_address}/31",
+            addr_b=f"{UPLINK.core_address}/31",
+        )
         lab.add_namespace("client", forwarding=False)
         lab.link(
-            "client", TOR, if_a="eth0", if_b="client0", addr_a=f"{CLIENT}/30", addr_b=f"{CLIENT_GATEWAY}/30"
+            "client", CORE, if_a="eth0", if_b="client0", addr_a=f"{CLIENT}/30", addr_b=f"{CLIENT_GATEWAY}/30"
         )
         lab.exec("client", "ip", "route", "add", "default", "via", CLIENT_GATEWAY)
         lab.start_frr(TOR, render_frr(router_config(FABRIC, TOR, OPTIONS)))
+        core_conf = render_frr(router_config(FABRIC, CORE, OPTIONS))
+        lab.start_frr(CORE, core_conf)
+        # the client's prefix, originated where a real core learns it from its upstream
+        originate = [f"router bgp {CORE_ASN}", "address-family ipv4 unicast", f"network {CLIENT_NET}"]
+        lab.configure_frr(CORE, originate, core_conf)
         for name in sorted(DIRECTORS):
             _director_data_plane(lab, name)
             lab.start_bird(name, _director_conf(name))
@@ -222,14 +252,19 @@ def _established(net, peer):
 
 def test_both_directors_announce_the_vip_and_the_tor_installs_two_next_hops(net):
     wait_until(
-        lambda: net.sessions(TOR) == {a: "Established" for a in [*DIRECTORS.values(), NODE_ADDRESS]},
+        lambda: (
+            net.sessions(TOR)
+            == {a: "Established" for a in [*DIRECTORS.values(), NODE_ADDRESS, UPLINK.core_address]}
+        ),
         60,
-        what="ToR sessions with both directors and the node",
+        what="ToR sessions with both directors, the node and the core",
     )
     wait_until(lambda: len(net.kernel_nexthops(TOR, f"{VIP}/32")) == 2, 30, what="two next hops for the VIP")
     assert net.kernel_nexthops(TOR, f"{VIP}/32") == ["198.18.0.31", "198.18.0.32"]
+    wait_until(lambda: net.kernel_nexthops(TOR, CLIENT_NET), 30, what="the client's prefix from the core")
+    assert net.kernel_nexthops(TOR, CLIENT_NET) == [UPLINK.core_address]
     # the rack subnet is the ToR's own network statement
-    assert net.bgp_prefixes(TOR) == {"198.18.0.0/26", f"{VIP}/32", *LOCAL.values(), BLOCK}
+    assert net.bgp_prefixes(TOR) == {"198.18.0.0/26", f"{VIP}/32", *LOCAL.values(), BLOCK, CLIENT_NET}
     assert net.received_prefixes(TOR, DIRECTORS["lvs1"]) == {f"{VIP}/32", LOCAL["lvs1"]}
     # each local-address range to the director that owns it, and only there
     assert {name: net.kernel_nexthops(TOR, LOCAL[name]) for name in DIRECTORS} == {
@@ -237,15 +272,27 @@ def test_both_directors_announce_the_vip_and_the_tor_installs_two_next_hops(net)
     }
 
 
-def test_the_directors_learn_the_pod_route_and_nothing_else(net):
-    wait_until(lambda: all(net.kernel_nexthops(name, BLOCK) for name in DIRECTORS), 30, what="the pod route")
+def test_the_directors_learn_the_pod_route_and_the_clients_and_nothing_else(net):
+    wait_until(
+        lambda: all(
+            net.kernel_nexthops(name, BLOCK) and net.kernel_nexthops(name, CLIENT_NET) for name in DIRECTORS
+        ),
+        30,
+        what="the pod route and the client's",
+    )
     # the node itself: it shares the rack subnet with the ToR's session to the director, so
     # the ToR passes its next hop on unchanged (FRR, eBGP third-party next hop)
     assert {name: net.kernel_nexthops(name, BLOCK) for name in DIRECTORS} == {
         name: [NODE_ADDRESS] for name in DIRECTORS
     }
+    # the client's prefix from the core, through the ToR
+    assert {name: net.kernel_nexthops(name, CLIENT_NET) for name in DIRECTORS} == {
+        name: [TOR_ADDRESS] for name in DIRECTORS
+    }
     # the ToR's filter C58-TO-DIRECTORS: no VIP, no local range of the other director
-    assert {name: net.bgp_prefixes(name) for name in DIRECTORS} == {name: {BLOCK} for name in DIRECTORS}
+    assert {name: net.bgp_prefixes(name) for name in DIRECTORS} == {
+        name: {BLOCK, CLIENT_NET} for name in DIRECTORS
+    }
 
 
 def test_one_clients_connections_spread_over_both_directors_by_full_nat(net):
@@ -297,7 +344,6 @@ def test_a_director_cut_off_is_dropped_after_the_hold_time_and_the_other_carries
         assert _carried_by(net) == {"lvs2": CONNECTIONS}
     finally:
         net.set_links("lvs1", up=True)
-        net.exec("lvs1", "ip", "route", "replace", "default", "via", TOR_ADDRESS)
     wait_until(lambda: len(net.kernel_nexthops(TOR, f"{VIP}/32")) == 2, 60, what="lvs1 back")
     assert net.kernel_nexthops(TOR, f"{VIP}/32") == ["198.18.0.31", "198.18.0.32"]
 
@@ -310,7 +356,14 @@ def test_the_tor_refuses_what_is_not_a_vip_host_route(net):
         lambda: net.received_prefixes(TOR, DIRECTORS["lvs2"]) == received, 30, what="the bad routes sent"
     )
     wait_until(lambda: len(net.kernel_nexthops(TOR, f"{VIP}/32")) == 1, 30, what="the VIP from lvs1 only")
-    assert net.bgp_prefixes(TOR) == {"198.18.0.0/26", f"{VIP}/32", "198.18.2.11/32", LOCAL["lvs1"], BLOCK}
+    assert net.bgp_prefixes(TOR) == {
+        "198.18.0.0/26",
+        f"{VIP}/32",
+        "198.18.2.11/32",
+        LOCAL["lvs1"],
+        BLOCK,
+        CLIENT_NET,
+    }
     assert net.kernel_nexthops(TOR, "198.18.3.1/32") == []
     assert net.kernel_nexthops(TOR, VIP_POOL) == []
     assert net.kernel_nexthops(TOR, "198.18.2.64/28") == []

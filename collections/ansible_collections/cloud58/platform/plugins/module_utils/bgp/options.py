@@ -44,6 +44,14 @@ DEFAULTS = {
     # Calico: CIDRs of Service externalIPs and LoadBalancer IPs that nodes may advertise.
     "service_external_ips": [],
     "service_loadbalancer_ips": [],
+    # Prefixes of the clients outside the datacenter that reach its VIPs through the core
+    # routers (a campus, another datacenter, the Internet edge; 0.0.0.0/0 for a default
+    # route), as the cores' upstream announces them. The cores pass exactly these to the
+    # ToRs and the ToRs to the LVS directors, so a director's full-NAT answer goes back
+    # through the fabric. None by default: then the fabric's filters refuse any route from
+    # the cores that is not the datacenter's own. A prefix inside a range of the datacenter
+    # is a planner error.
+    "client_prefixes": [],
     # Calico: the default AS a node speaks with when it has no projectcalico.org/ASNumber
     # annotation. No ToR accepts it, so an unannotated node never peers by mistake.
     "calico_default_asn": 64512,

@@ -23,7 +23,11 @@ has the long form):
   clients); a default route is denied explicitly, everything else by the final deny.
   Towards the core a ToR sends its rack's pools, its rack subnet and the VIP /
   local-address / service ranges; it accepts from the core the datacenter's pod CIDRs, node
-  subnets and VIP / local-address / service ranges.
+  subnets and VIP / local-address / service ranges;
+* the option ``client_prefixes`` (clients outside the datacenter, behind the cores) adds
+  exactly those prefixes to what a core sends its ToRs, what a ToR accepts from the cores
+  and what it sends its directors; a default route among them replaces the explicit deny
+  of those three filters.
 """
 
 from __future__ import annotations
@@ -69,7 +73,10 @@ def _numbered(entries: list) -> list:
 
 
 def _prefix_list(name: str, entries: list) -> dict:
-    entries = [_entry(DEFAULT_ROUTE, action="deny", why="never a default route"), *entries]
+    if not any(
+        (e["action"], e["prefix"], e["ge"], e["le"]) == ("permit", DEFAULT_ROUTE, None, None) for e in entries
+    ):
+        entries = [_entry(DEFAULT_ROUTE, action="deny", why="never a default route"), *entries]
     entries.append(_entry(DEFAULT_ROUTE, le=32, action="deny", why="nothing else"))
     return {"name": name, "entries": _numbered(entries)}
 
@@ -88,6 +95,11 @@ def _service_entries(fabric: Fabric, options: dict, vips: bool = True) -> list:
         for cluster in fabric.clusters:
             entries.append(_entry(cluster.service_cidr, le=32, why=f"cluster {cluster.name} service IPs"))
     return entries
+
+
+def _client_entries(options: dict) -> list:
+    """The clients behind the cores, each exactly (no longer prefixes inside it)."""
+    return [_entry(cidr, why="clients behind the cores") for cidr in options["client_prefixes"]]
 
 
 def _pool_entries(pools, why: str) -> list:
@@ -141,7 +153,8 @@ def tor_config(fabric: Fabric, tor: Tor, options: dict) -> dict:
         PL_CORES_IN,
         [_entry(c.pod_cidr, le=32, why=f"cluster {c.name} pods") for c in fabric.clusters]
         + [_entry(fabric.nodes_network, le=32, why="hosts of other racks")]
-        + services,
+        + services
+        + _client_entries(options),
     )
     nodes_group = {
         "name": "NODES",
@@ -178,7 +191,8 @@ def tor_config(fabric: Fabric, tor: Tor, options: dict) -> dict:
         # A director announces the /32 of each VIP it serves while the VIP has healthy
         # realservers, and its range of local addresses (full NAT: a realserver answers the
         # local address the director gave the connection); exactly those are accepted.
-        # Directors learn the datacenter's pod routes: their realservers, and clients in pods.
+        # Directors learn the datacenter's pod routes (their realservers, and clients in pods)
+        # and the clients behind the cores: where their full-NAT answers go.
         directors_in = [_entry(fabric.vip_pool, ge=32, le=32, why="VIP /32s of the datacenter")]
         if fabric.local_address_pool:
             directors_in.append(_entry(fabric.local_address_pool, le=32, why="LVS local-address ranges"))
@@ -186,7 +200,8 @@ def tor_config(fabric: Fabric, tor: Tor, options: dict) -> dict:
             _prefix_list(PL_DIRECTORS_IN, directors_in),
             _prefix_list(
                 PL_DIRECTORS_OUT,
-                [_entry(c.pod_cidr, le=32, why=f"cluster {c.name} pods") for c in fabric.clusters],
+                [_entry(c.pod_cidr, le=32, why=f"cluster {c.name} pods") for c in fabric.clusters]
+                + _client_entries(options),
             ),
         ]
         peer_groups.append(
@@ -298,7 +313,10 @@ def core_config(fabric: Fabric, core: Core, options: dict) -> dict:
         "networks": [],
         "loopback": core.address,
         "interfaces": interfaces,
-        "prefix_lists": [_prefix_list(PL_TORS_IN, fabric_routes), _prefix_list(PL_TORS_OUT, fabric_routes)],
+        "prefix_lists": [
+            _prefix_list(PL_TORS_IN, fabric_routes),
+            _prefix_list(PL_TORS_OUT, fabric_routes + _client_entries(options)),
+        ],
         "peer_groups": [group],
         "neighbors": neighbors,
     }

@@ -14,6 +14,7 @@ later rules skip what they cannot judge, so one mistake is reported once.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
 from ..bgp.options import option_problems
@@ -75,6 +76,7 @@ class _ModelReader:
         options = self.read_bgp_options(inventory, clusters)
         for dc in dcs.values():
             dc.bgp_options = options
+        self.check_client_prefixes(inventory, dcs, clusters, options)
         self.read_hosts(inventory, dcs, own_racks, clusters)
         self.report_clusterless()
         for group, suggestion in find_role_group_typos(inventory.groups):
@@ -190,6 +192,34 @@ class _ModelReader:
                     ),
                 )
         return options
+
+    def check_client_prefixes(self, inventory, dcs, clusters, options):
+        """Clients behind the cores (``client_prefixes``) lie outside every datacenter of the
+        inventory: a prefix inside one of its ranges would send that range to the cores."""
+        ranges = []
+        for dc in dcs.values():
+            for field in ("nodes", "fabric", "vip_pool", "local_address_pool"):
+                net = dc.networks.get(field)
+                if net is not None:
+                    ranges.append((net, dc.where(), f"networks.{field}"))
+        for cluster in clusters.values():
+            for field in ("pod_cidr", "service_cidr"):
+                net = getattr(cluster, field)
+                if net is not None:
+                    ranges.append((net, cluster.where(), field))
+        for index, text in enumerate(options["client_prefixes"]):
+            prefix = ipaddress.ip_network(text)
+            first, last = int(prefix.network_address), int(prefix.broadcast_address)
+            for net, where, field in ranges:
+                if net.first <= first and last <= net.last:
+                    self.add(
+                        "subnet-overlap",
+                        self.inventory_where(inventory),
+                        f"{BGP_OPTIONS_VAR}.client_prefixes[{index}]",
+                        text,
+                        f"inside {where} {field} {net.text}; clients behind the core routers are "
+                        "outside the datacenters",
+                    )
 
     def read_rack(self, dc, name, raw, own_racks):
         why = name_problem(name)

@@ -136,6 +136,7 @@ def test_core_peers_with_every_tor_by_its_own_as(plan):
         ),
         ({"maximum_path": 4}, "option maximum_path = 4: unknown BGP option; did you mean 'maximum_paths'?"),
         ({"fixed_ip_reservations": []}, "option fixed_ip_reservations = []: expected a mapping"),
+        ({"client_prefixes": "0.0.0.0/0"}, "option client_prefixes = '0.0.0.0/0': expected a list of CIDRs"),
     ],
     ids=[
         "keepalive",
@@ -146,6 +147,7 @@ def test_core_peers_with_every_tor_by_its_own_as(plan):
         "host-bits",
         "misspelt",
         "not-mapping",
+        "clients-not-list",
     ],
 )
 def test_bad_options_are_named(options, message):
@@ -237,6 +239,56 @@ def test_tor_accepts_vips_and_local_addresses_from_its_directors_and_sends_them_
     assert config["maximum_paths"] == 8
 
 
+FROM_CORES = [
+    ("deny", "0.0.0.0/0", None, None),
+    ("permit", "198.18.16.0/21", None, 32),
+    ("permit", "198.18.0.0/24", None, 32),
+    ("permit", "198.18.2.0/27", None, 32),
+    ("permit", "198.18.2.32/27", None, 32),
+    ("deny", "0.0.0.0/0", None, 32),
+]
+TO_DIRECTORS = [
+    ("deny", "0.0.0.0/0", None, None),
+    ("permit", "198.18.16.0/21", None, 32),
+    ("deny", "0.0.0.0/0", None, 32),
+]
+
+TWO_CLIENTS = [("permit", "198.18.6.0/24", None, None), ("permit", "198.18.7.0/25", None, None)]
+
+
+@pytest.mark.parametrize(
+    ("clients", "from_cores", "to_directors"),
+    [
+        ([], FROM_CORES, TO_DIRECTORS),
+        (
+            ["198.18.6.0/24", "198.18.7.0/25"],
+            [*FROM_CORES[:-1], *TWO_CLIENTS, FROM_CORES[-1]],
+            [*TO_DIRECTORS[:-1], *TWO_CLIENTS, TO_DIRECTORS[-1]],
+        ),
+        (
+            ["0.0.0.0/0"],
+            [*FROM_CORES[1:-1], ("permit", "0.0.0.0/0", None, None), FROM_CORES[-1]],
+            [TO_DIRECTORS[1], ("permit", "0.0.0.0/0", None, None), TO_DIRECTORS[-1]],
+        ),
+    ],
+    ids=["none", "two-prefixes", "default-route"],
+)
+def test_clients_behind_the_cores_go_from_the_cores_to_the_directors_and_nowhere_else(
+    plan, clients, from_cores, to_directors
+):
+    fabric = fabric_from_plan(plan, "lab1")
+    plain = router_config(fabric, "lab1-r1-tor1")
+    tor = router_config(fabric, "lab1-r1-tor1", {"client_prefixes": clients})
+    assert (_entries(tor, "C58-FROM-CORES"), _entries(tor, "C58-TO-DIRECTORS")) == (from_cores, to_directors)
+    others = ["C58-FROM-NODES", "C58-TO-NODES", "C58-TO-CORES", "C58-FROM-DIRECTORS"]
+    assert [_entries(tor, n) for n in others] == [_entries(plain, n) for n in others]
+    assert [_entries(plain, n)[0] for n in others] == [("deny", "0.0.0.0/0", None, None)] * 4
+    # the core sends them to the ToRs and accepts them from none
+    core = router_config(fabric, "lab1-core1", {"client_prefixes": clients})
+    assert _entries(core, "C58-TO-TORS") == from_cores
+    assert _entries(core, "C58-FROM-TORS") == FROM_CORES
+
+
 def test_tor_of_a_rack_without_directors_has_no_director_group(plan):
     fabric = fabric_from_plan(plan, "lab1").with_nodes(["lab1-m1", "lab1-w1"])
     config = router_config(fabric, "lab1-r1-tor1")
@@ -252,7 +304,16 @@ def test_tor_of_a_rack_without_directors_has_no_director_group(plan):
 
 @pytest.mark.parametrize("router", ["lab1-r1-tor1", "lab1-core1", "lab2-r2-tor2"])
 @pytest.mark.parametrize(
-    "options", [{}, {"bfd": True, "node_neighbors": "listen_range", "graceful_restart": True}]
+    "options",
+    [
+        {},
+        {
+            "bfd": True,
+            "node_neighbors": "listen_range",
+            "graceful_restart": True,
+            "client_prefixes": ["198.18.6.0/24", "0.0.0.0/0"],
+        },
+    ],
 )
 def test_rendered_frr_conf_passes_vtysh_syntax_check(plan, tmp_path, router, options):
     jinja2 = pytest.importorskip("jinja2")
