@@ -209,6 +209,15 @@ class _ModelReader:
                     ranges.append((net, cluster.where(), field))
         for index, text in enumerate(options["client_prefixes"]):
             prefix = ipaddress.ip_network(text)
+            if prefix.version != 4:
+                self.add(
+                    "malformed-cidr",
+                    self.inventory_where(inventory),
+                    f"{BGP_OPTIONS_VAR}.client_prefixes[{index}]",
+                    text,
+                    "not an IPv4 prefix; the fabric's prefix filters are IPv4",
+                )
+                continue
             first, last = int(prefix.network_address), int(prefix.broadcast_address)
             for net, where, field in ranges:
                 if net.first <= first and last <= net.last:

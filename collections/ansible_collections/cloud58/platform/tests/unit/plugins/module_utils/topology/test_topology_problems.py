@@ -1169,7 +1169,15 @@ CASES = [
         id="malformed-cidr-bgp-option",
     ),
     pytest.param(
-        _bgp_options(client_prefixes=["203.0.113.0/24", "198.18.16.0/24", "0.0.0.0/0", "198.18.2.8/29"]),
+        _bgp_options(
+            client_prefixes=[
+                "203.0.113.0/24",
+                "198.18.16.0/24",
+                "0.0.0.0/0",
+                "198.18.2.8/29",
+                "2001:db8::/32",
+            ]
+        ),
         [
             "inventory: cloud58_bgp_options.client_prefixes[1] = '198.18.16.0/24': inside datacenter "
             "'dc1', cluster 'dc1-k8s' pod_cidr 198.18.16.0/21; clients behind the core routers are "
@@ -1177,8 +1185,10 @@ CASES = [
             "inventory: cloud58_bgp_options.client_prefixes[3] = '198.18.2.8/29': inside datacenter "
             "'dc1' networks.vip_pool 198.18.2.0/27; clients behind the core routers are outside the "
             "datacenters [subnet-overlap]",
+            "inventory: cloud58_bgp_options.client_prefixes[4] = '2001:db8::/32': not an IPv4 prefix; the "
+            "fabric's prefix filters are IPv4 [malformed-cidr]",
         ],
-        id="client-prefix-inside-a-datacenter",
+        id="client-prefix-inside-a-datacenter-or-ipv6",
     ),
     pytest.param(
         _bgp_options(fixed_ip_reservations={"dc1-k8z": {"legacy": ["198.18.16.5"]}}),
