@@ -2,21 +2,21 @@
 
 One rack of a fabric built in the test (eBGP scheme, rack AS 65111, ToR AS 65121, core AS
 65100): the ToR and the core run FRR with the configurations the role tor_router renders
-(``router_config`` through its ``frr.conf.j2``, with the option ``client_prefixes``), two
-LVS directors run BIRD with the configuration ``announce.bird_config``
-renders and full NAT in nftables (``fullnat.render_ruleset``, the table the module
-nft_fullnat writes). The rack's second ToR exists in the fabric (every rack has two) but is
-not started. A node of the rack (BIRD, hand-written: a static pod block, the local ranges
-learned) holds the VIP's realserver, a pod wired as Calico wires it; a client sits behind
-the core, which originates its prefix. Namespaces ``c58vip-<pid>-*``; every address is inside 198.18.0.0/15.
+(``router_config`` through its ``frr.conf.j2``, with the option ``client_prefixes``); two
+LVS directors run BIRD with the configuration ``announce.bird_config`` renders and full NAT
+in nftables (``fullnat.render_ruleset``, the table the module nft_fullnat writes). The
+rack's second ToR exists in the fabric (every rack has two) but is not started. A node of
+the rack (BIRD, hand-written: a static pod block, the local ranges learned) holds the VIP's
+realserver, a pod wired as Calico wires it; a client sits behind the core, which originates
+its prefix. Namespaces ``c58vip-<pid>-*``; every address is inside 198.18.0.0/15.
 
 The tests share one lab and run in file order: both directors announce the VIP (two next
 hops) and each its own local-address range, and learn the pod route and the client's (in
-their kernels); the client's connections spread over both directors and reach the pod from their local
-addresses; one director withdraws the VIP by a new healthy set and ``birdc configure`` (one
-next hop, no session restart, its local addresses still announced, every connection through
-the other); a director cut off is dropped after the hold time; a hand-written config
-announces prefixes outside the VIP and local-address ranges (refused).
+their kernels); the client's connections spread over both directors and reach the pod from
+their local addresses; one director withdraws the VIP by a new healthy set and ``birdc
+configure`` (one next hop, no session restart, its local addresses still announced, every
+connection through the other); a director cut off is dropped after the hold time; a
+hand-written config announces prefixes outside the VIP and local-address ranges (refused).
 """
 
 from __future__ import annotations
