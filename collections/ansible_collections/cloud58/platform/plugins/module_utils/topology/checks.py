@@ -196,17 +196,7 @@ class _ModelReader:
     def check_client_prefixes(self, inventory, dcs, clusters, options):
         """Clients behind the cores (``client_prefixes``) lie outside every datacenter of the
         inventory: a prefix inside one of its ranges would send that range to the cores."""
-        ranges = []
-        for dc in dcs.values():
-            for field in ("nodes", "fabric", "vip_pool", "local_address_pool"):
-                net = dc.networks.get(field)
-                if net is not None:
-                    ranges.append((net, dc.where(), f"networks.{field}"))
-        for cluster in clusters.values():
-            for field in ("pod_cidr", "service_cidr"):
-                net = getattr(cluster, field)
-                if net is not None:
-                    ranges.append((net, cluster.where(), field))
+        ranges = _datacenter_ranges(dcs.values(), clusters.values())
         for index, text in enumerate(options["client_prefixes"]):
             prefix = ipaddress.ip_network(text)
             if prefix.version != 4:
@@ -829,21 +819,12 @@ class _ModelReader:
         self.check_duplicate_names()
 
     def check_overlaps(self):
-        top = []
+        top = _datacenter_ranges(self.model.datacenters.values(), self.model.clusters.values())
         racks = []
         for dc in self.model.datacenters.values():
-            for field in ("nodes", "fabric", "vip_pool", "local_address_pool"):
-                net = dc.networks.get(field)
-                if net is not None:
-                    top.append((net, dc.where(), f"networks.{field}"))
             for rack in dc.racks.values():
                 if rack.node_subnet is not None:
                     racks.append((rack.node_subnet, rack.where(), "node_subnet"))
-        for cluster in self.model.clusters.values():
-            for field in ("pod_cidr", "service_cidr"):
-                net = getattr(cluster, field)
-                if net is not None:
-                    top.append((net, cluster.where(), field))
         for items in (top, racks):
             for (net, where, field), (other, other_where, other_field) in _overlapping_pairs(items):
                 self.add(
@@ -991,6 +972,23 @@ class _ModelReader:
                     )
                 else:
                     endpoints[key] = cluster.name
+
+
+def _datacenter_ranges(datacenters, clusters):
+    """(net, where, field) of every datacenter-wide range: the datacenters' networks and the
+    clusters' pod and service CIDRs."""
+    ranges = []
+    for dc in datacenters:
+        for field in ("nodes", "fabric", "vip_pool", "local_address_pool"):
+            net = dc.networks.get(field)
+            if net is not None:
+                ranges.append((net, dc.where(), f"networks.{field}"))
+    for cluster in clusters:
+        for field in ("pod_cidr", "service_cidr"):
+            net = getattr(cluster, field)
+            if net is not None:
+                ranges.append((net, cluster.where(), field))
+    return ranges
 
 
 def _overlapping_pairs(items):
