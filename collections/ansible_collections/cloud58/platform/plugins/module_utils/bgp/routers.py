@@ -97,6 +97,11 @@ def _service_entries(fabric: Fabric, options: dict, vips: bool = True) -> list:
     return entries
 
 
+def _pod_cidr_entries(fabric: Fabric) -> list:
+    """Each cluster's whole pod CIDR, blocks and /32s inside it too."""
+    return [_entry(c.pod_cidr, le=32, why=f"cluster {c.name} pods") for c in fabric.clusters]
+
+
 def _client_entries(options: dict) -> list:
     """The clients behind the cores, each exactly (no longer prefixes inside it)."""
     return [_entry(cidr, why="clients behind the cores") for cidr in options["client_prefixes"]]
@@ -139,7 +144,7 @@ def tor_config(fabric: Fabric, tor: Tor, options: dict) -> dict:
     # Nodes learn the datacenter's pod routes, VIPs and service ranges (ECMP over both ToRs).
     nodes_out = _prefix_list(
         PL_NODES_OUT,
-        [_entry(c.pod_cidr, le=32, why=f"cluster {c.name} pods") for c in fabric.clusters] + services,
+        _pod_cidr_entries(fabric) + services,
     )
     cores_out = _prefix_list(
         PL_CORES_OUT,
@@ -151,10 +156,12 @@ def tor_config(fabric: Fabric, tor: Tor, options: dict) -> dict:
     )
     cores_in = _prefix_list(
         PL_CORES_IN,
-        [_entry(c.pod_cidr, le=32, why=f"cluster {c.name} pods") for c in fabric.clusters]
-        + [_entry(fabric.nodes_network, le=32, why="hosts of other racks")]
-        + services
-        + _client_entries(options),
+        [
+            *_pod_cidr_entries(fabric),
+            _entry(fabric.nodes_network, le=32, why="hosts of other racks"),
+            *services,
+            *_client_entries(options),
+        ],
     )
     nodes_group = {
         "name": "NODES",
@@ -200,8 +207,7 @@ def tor_config(fabric: Fabric, tor: Tor, options: dict) -> dict:
             _prefix_list(PL_DIRECTORS_IN, directors_in),
             _prefix_list(
                 PL_DIRECTORS_OUT,
-                [_entry(c.pod_cidr, le=32, why=f"cluster {c.name} pods") for c in fabric.clusters]
-                + _client_entries(options),
+                _pod_cidr_entries(fabric) + _client_entries(options),
             ),
         ]
         peer_groups.append(
@@ -257,11 +263,11 @@ def tor_config(fabric: Fabric, tor: Tor, options: dict) -> dict:
 
 def core_config(fabric: Fabric, core: Core, options: dict) -> dict:
     services = _service_entries(fabric, options)
-    fabric_routes = (
-        [_entry(c.pod_cidr, le=32, why=f"cluster {c.name} pods") for c in fabric.clusters]
-        + [_entry(fabric.nodes_network, le=32, why="rack subnets")]
-        + services
-    )
+    fabric_routes = [
+        *_pod_cidr_entries(fabric),
+        _entry(fabric.nodes_network, le=32, why="rack subnets"),
+        *services,
+    ]
     group = {
         "name": "TORS",
         "remote_as": None,  # each ToR neighbor carries its own AS: stricter than "external"
